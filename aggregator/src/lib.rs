@@ -1,0 +1,1 @@
+//! teiten-aggregator (work in progress).

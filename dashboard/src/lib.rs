@@ -1,0 +1,1 @@
+//! teiten-dashboard (work in progress).

@@ -1,0 +1,1 @@
+//! teiten-iodef (work in progress).
