@@ -1,0 +1,1 @@
+//! A private ClickHouse server for tests: own data directory, loopback, a free port.
