@@ -1,1 +1,21 @@
-//! teiten-iodef (work in progress).
+//! # teiten-iodef
+//!
+//! IODEF v2 (RFC 7970) and v1 (RFC 5070): a typed model generated from the official schemas,
+//! a reader with precise diagnostics and a lenient mode, a writer whose output always
+//! validates, streaming in constant memory, and a validator.
+
+mod check;
+mod document;
+mod error;
+mod read;
+mod types;
+mod write;
+
+pub mod v1;
+pub mod v2;
+
+pub use crate::document::{Document, Loaded};
+pub use crate::error::{Diagnostic, Error, Location, Severity};
+pub use crate::read::{Limits, ReadOptions, Version};
+pub use crate::types::{AnyAttribute, AnyElement, DateTime, ExtensionContent, Float, Portlist};
+pub use crate::write::WriteOptions;

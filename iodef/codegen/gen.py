@@ -1,0 +1,922 @@
+#!/usr/bin/env python3
+"""Generate the typed IODEF model (structs, enums, reader, writer, checks) from the XSD.
+
+Usage: python3 iodef/codegen/gen.py   (from the workspace root)
+
+Writes iodef/src/v2/model.rs and iodef/src/v1/model.rs. The generated files are committed;
+re-run this script only when the generator changes. Standard library only.
+"""
+import os
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+XS = "{http://www.w3.org/2001/XMLSchema}"
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMAS = os.path.join(HERE, "..", "..", "..", "shared", "conformance", "iodef", "schemas")
+
+FOREIGN = {
+    "sci": ("Sci", "urn:ietf:params:xml:ns:iodef-sci-1.0"),
+    "enum": ("Enum", "urn:ietf:params:xml:ns:iodef-enum-1.0"),
+    "ds": ("Ds", "http://www.w3.org/2000/09/xmldsig#"),
+}
+
+RUST_KEYWORDS = {"virtual", "abstract", "override", "priv", "typeof", "unsized", "yield", "async", "await", "dyn", "try", "macro", "crate", "super", "const", "extern", "false", "true", "for", "if", "else", "while", "return", "break", "continue", "mut", "pub", "unsafe", "type", "ref", "use", "match", "impl", "fn", "mod", "self", "where", "in", "as",
+                 "loop", "move", "static", "struct", "trait", "enum", "let", "box", "final"}
+
+# Text-only element types whose lexical space needs trimming before checking (xs whitespace
+# "collapse"); strings are kept verbatim.
+SIMPLE = {
+    "xs:string": ("String", "string"),
+    "xs:normalizedString": ("String", "string"),
+    "xs:token": ("String", "string"),
+    "xs:anyURI": ("String", "string"),
+    "xs:ID": ("String", "id"),
+    "xs:IDREF": ("String", "id"),
+    "xs:NMTOKEN": ("String", "string"),
+    "xs:language": ("String", "string"),
+    "xs:hexBinary": ("String", "string"),
+    "xs:base64Binary": ("String", "string"),
+    "xs:dateTime": ("DateTime", "datetime"),
+    "xs:integer": ("i64", "integer"),
+    "xs:float": ("Float", "float"),
+    "iodef:PositiveFloatType": ("Float", "positive_float"),
+    "iodef:PortlistType": ("Portlist", "portlist"),
+    "iodef:TimezoneType": ("String", "timezone"),
+}
+
+
+def snake(name):
+    name = name.replace("IODEF-", "Iodef").replace(":", "_")
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    s = s.replace("-", "_").lower()
+    if s in RUST_KEYWORDS:
+        s = "kind" if s == "type" else s + "_"
+    return s
+
+
+def pascal(name):
+    parts = re.split(r"[^A-Za-z0-9]+", name)
+    out = "".join(p[:1].upper() + p[1:] for p in parts if p)
+    if out[:1].isdigit():
+        out = "V" + out
+    return out
+
+
+def local(q):
+    return q.split(":", 1)[1] if ":" in q else q
+
+
+def prefix(q):
+    return q.split(":", 1)[0] if ":" in q else ""
+
+
+def occurs(el):
+    mn = int(el.get("minOccurs", "1"))
+    mx = el.get("maxOccurs", "1")
+    mx = -1 if mx == "unbounded" else int(mx)
+    return mn, mx
+
+
+class Enum:
+    def __init__(self, name, values):
+        self.name = name
+        self.values = [v for v in values if v != "ext-value"]
+        self.has_ext = "ext-value" in values
+        self.default = None
+
+
+class Attr:
+    pass
+
+
+class Field:
+    """One child particle: an element (kind 'elem') or a choice (kind 'choice')."""
+    pass
+
+
+class Class:
+    def __init__(self, name, xml_name):
+        self.name = name
+        self.xml_name = xml_name
+        self.attrs = []
+        self.fields = []
+        self.text = None  # (rust type, parse kind) for simple content
+        self.mixed_any = False
+        self.any_children = False
+        self.repeat_seq = None  # name of the item struct when the sequence itself repeats
+        self.fixed = []
+
+
+class Gen:
+    def __init__(self, path, version):
+        self.version = version
+        self.tree = ET.parse(path).getroot()
+        self.gelems = {e.get("name"): e for e in self.tree.findall(XS + "element")}
+        self.ctypes = {e.get("name"): e for e in self.tree.findall(XS + "complexType")}
+        self.stypes = {e.get("name"): e for e in self.tree.findall(XS + "simpleType")}
+        self.enums = {}
+        self.classes = {}
+        self.class_of_ctype = {}
+        self.choice_enums = []  # (enum name, [(variant, xml name, rust type, is_vec, ns)])
+        self.items = []
+
+    # ---- simple types ----
+    def enum_for(self, sname, el, owner, attr):
+        if el is None:
+            return None
+        r = el.find(XS + "restriction")
+        if r is None:
+            return None
+        vals = [e.get("value") for e in r.findall(XS + "enumeration")]
+        if not vals:
+            return None
+        if sname:
+            name = pascal(re.sub(r"-type$", "", sname))
+        else:
+            name = owner + pascal(attr)
+        if name in self.enums:
+            if self.enums[name].values + (["ext-value"] if self.enums[name].has_ext else []) != \
+                    [v for v in vals if v != "ext-value"] + (["ext-value"] if "ext-value" in vals else []):
+                name = owner + pascal(attr)
+        if name not in self.enums:
+            self.enums[name] = Enum(name, vals)
+        return name
+
+    def simple_of(self, t):
+        """Rust type and parse kind for a simple type reference, or None if complex."""
+        if t in SIMPLE:
+            return SIMPLE[t]
+        if t.startswith("iodef:"):
+            n = local(t)
+            if n in self.stypes:
+                st = self.stypes[n]
+                r = st.find(XS + "restriction")
+                if r is not None and r.findall(XS + "enumeration"):
+                    return (self.enum_for(n, st, "", ""), "enum")
+                if r is not None and r.get("base") in SIMPLE:
+                    return SIMPLE[r.get("base")]
+        if t in self.stypes:
+            return self.simple_of("iodef:" + t)
+        return None
+
+    # ---- attributes ----
+    def attrs_of(self, node, owner):
+        self._fixed = []
+        out = []
+        for a in node.findall(XS + "attribute"):
+            at = Attr()
+            if a.get("ref") == "xml:lang":
+                at.xml = "xml:lang"
+                at.field = "lang"
+                at.rtype, at.kind = "String", "string"
+                at.required = False
+            else:
+                at.xml = a.get("name")
+                at.field = snake(at.xml)
+                t = a.get("type")
+                if t is None:
+                    st = a.find(XS + "simpleType")
+                    en = self.enum_for(None, st, owner, at.xml)
+                    at.rtype, at.kind = (en, "enum") if en else ("String", "string")
+                else:
+                    tt = t if ":" in t else "iodef:" + t
+                    s = self.simple_of(tt)
+                    if s is None:
+                        raise SystemExit("unknown attribute type %s" % t)
+                    at.rtype, at.kind = s
+                at.required = a.get("use") == "required"
+            at.default = a.get("default")
+            at.fixed = a.get("fixed")
+            at.ext = None
+            out.append(at)
+        names = {a.xml: a for a in out}
+        keep = []
+        for a in out:
+            if a.kind == "enum" and self.enums[a.rtype].has_ext:
+                comp = names.get("ext-" + a.xml)
+                if comp is None:
+                    print("warning: %s@%s has ext-value but no ext- companion" % (owner, a.xml),
+                          file=sys.stderr)
+                a.ext = "ext-" + a.xml
+            if a.xml.startswith("ext-") and a.xml[4:] in names and names[a.xml[4:]].kind == "enum" \
+                    and self.enums[names[a.xml[4:]].rtype].has_ext:
+                continue
+            if a.fixed is not None:
+                self._fixed.append((a.xml, a.fixed))
+                continue
+            if a.xml == "category" and owner == "Address" and a.default:
+                self.enums[a.rtype].default = a.default
+            keep.append(a)
+        return keep
+
+    # ---- classes ----
+    def class_for_ctype(self, tname):
+        if tname in self.class_of_ctype:
+            return self.class_of_ctype[tname]
+        cname = pascal(re.sub(r"Type$", "", tname))
+        if tname == "ExtensionType":
+            cname = "ExtensionData"
+        self.class_of_ctype[tname] = cname
+        self.build_class(cname, self.ctypes[tname], tname)
+        return cname
+
+    def elem_target(self, el, owner):
+        """For an element declaration or ref: (xml name, ns key, rust type, parse kind)."""
+        ref = el.get("ref")
+        if ref is not None:
+            p = prefix(ref)
+            n = local(ref)
+            if p in FOREIGN:
+                return n, FOREIGN[p][0], "AnyElement", "any"
+            decl = self.gelems[n]
+        else:
+            n = el.get("name")
+            decl = el
+        t = decl.get("type")
+        if t is not None:
+            if n == "Port" and t == "xs:integer":
+                return n, "Iodef", "u16", "port"
+            s = self.simple_of(t)
+            if s is not None:
+                return n, "Iodef", s[0], s[1]
+            return n, "Iodef", self.class_for_ctype(local(t)), "class"
+        ct = decl.find(XS + "complexType")
+        if ct is None:
+            return n, "Iodef", "String", "string"
+        cname = "Document" if n == "IODEF-Document" else pascal(n)
+        key = ("elem", n, id(decl))
+        if key not in self.classes_by_decl:
+            if cname in self.classes:
+                cname = owner + cname
+            self.classes_by_decl[key] = cname
+            self.build_class(cname, ct, n)
+        return n, "Iodef", self.classes_by_decl[key], "class"
+
+    def build_class(self, cname, ct, xml_name):
+        c = Class(cname, xml_name)
+        self.classes[cname] = c
+        sc = ct.find(XS + "simpleContent")
+        if sc is not None:
+            ext = sc.find(XS + "extension")
+            base = ext.get("base")
+            c.text = self.simple_of(base) or ("String", "string")
+            c.attrs = self.attrs_of(ext, cname)
+            c.fixed = self._fixed
+            return
+        c.attrs = self.attrs_of(ct, cname)
+        c.fixed = self._fixed
+        if ct.get("mixed") == "true":
+            if ct.find(".//" + XS + "any") is not None:
+                c.mixed_any = True
+            else:
+                c.text = ("String", "string")
+            return
+        seq = ct.find(XS + "sequence")
+        ch = ct.find(XS + "choice")
+        if seq is None and ch is None:
+            return
+        if seq is None:
+            self.add_choice(c, ch, 0)
+            return
+        if seq.find(XS + "any") is not None:
+            c.any_children = True
+            return
+        mn, mx = occurs(seq)
+        if mx != 1:
+            # A repeating sequence: an item struct holding one round of the sequence.
+            item = Class(cname + "Item", None)
+            self.classes[item.name] = item
+            self.fill_seq(item, seq)
+            c.repeat_seq = item.name
+            return
+        self.fill_seq(c, seq)
+
+    def fill_seq(self, c, seq):
+        idx = 0
+        for part in seq:
+            if part.tag == XS + "element":
+                f = Field()
+                f.kind = "elem"
+                f.xml, f.ns, f.rtype, f.pkind = self.elem_target(part, c.name)
+                f.min, f.max = occurs(part)
+                f.idx = idx
+                f.field = snake(f.xml)
+                c.fields.append(f)
+            elif part.tag == XS + "choice":
+                self.add_choice(c, part, idx)
+            elif part.tag == XS + "sequence":
+                raise SystemExit("nested sequence in %s" % c.name)
+            idx += 1
+
+    def add_choice(self, c, ch, idx):
+        f = Field()
+        f.kind = "choice"
+        f.min, f.max = occurs(ch)
+        f.idx = idx
+        variants = []
+        for alt in ch:
+            if alt.tag != XS + "element":
+                raise SystemExit("complex choice in %s" % c.name)
+            xml, ns, rtype, pkind = self.elem_target(alt, c.name)
+            amn, amx = occurs(alt)
+            if amn == 0:
+                f.min = 0
+            is_vec = amx != 1 and f.max == 1
+            variants.append((pascal(xml), xml, rtype, pkind, is_vec, ns))
+        names = [v[1] for v in variants]
+        f.rtype = c.name + "Choice"
+        if len(c.fields) and any(x.kind == "choice" for x in c.fields):
+            f.rtype = c.name + "Choice" + str(idx)
+        f.field = "choice" if f.rtype.endswith("Choice") else "choice" + str(idx)
+        f.variants = variants
+        f.xml = "|".join(names)
+        self.choice_enums.append((f.rtype, variants))
+        c.fields.append(f)
+
+    def run(self):
+        self.classes_by_decl = {}
+        self.elem_target(self.gelems["IODEF-Document"], "")
+
+
+# ---------------------------------------------------------------- emit
+
+
+def field_type(f):
+    if f.max != 1:
+        return "Vec<%s>" % f.rtype
+    return "Option<%s>" % f.rtype
+
+
+def is_address_category(a, cname):
+    return a.xml == "category" and cname == "Address" and a.default is not None
+
+
+def attr_type(a, cname):
+    if is_address_category(a, cname):
+        return a.rtype
+    return "Option<%s>" % a.rtype
+
+
+def rust_str(v):
+    return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def parse_simple(kind, rtype, src, what):
+    """Rust expression of type Option<rtype> (errors propagate with `?`)."""
+    if kind == "string":
+        return "Some(%s.to_owned())" % src
+    if kind == "enum":
+        return "p.enum_value::<%s>(%s, %s)?" % (rtype, src, what)
+    return "p.value_%s(%s, %s)?" % (kind, src, what)
+
+
+def leaf_write(kind, expr, name):
+    if kind in ("string", "timezone", "id"):
+        return "w.leaf(%s, %s)?" % (name, expr)
+    if kind == "enum":
+        return "w.leaf(%s, %s.as_str())?" % (name, expr)
+    if kind == "any":
+        return "w.any(%s)?" % expr
+    if kind == "class":
+        return "%s.write(w, %s)?" % (expr, name)
+    return "w.leaf_display(%s, %s)?" % (name, expr)
+
+
+def check_value(kind, expr, name):
+    if kind in ("string", "timezone"):
+        return "{ c.text(%s, %s); }" % (expr, name)
+    if kind == "id":
+        return "{ c.ncname(%s, %s); }" % (expr, name)
+    if kind == "positive_float":
+        return "{ c.positive(%s, %s); }" % (expr, name)
+    if kind == "float":
+        return "{ c.float(%s, %s); }" % (expr, name)
+    if kind == "enum":
+        return "{ c.ext(%s.ext(), %s); }" % (expr, name)
+    if kind == "any":
+        return "{ c.any(%s, %s); }" % (expr, name)
+    if kind == "class":
+        return "{ c.enter(%s); %s.check(c); c.leave(); }" % (name, expr)
+    return ""
+
+
+def emit(gen, out_path, ns_uri, version_label, hooks):
+    L = []
+    w = L.append
+    w("// @generated by iodef/codegen/gen.py from %s. Do not edit by hand." % version_label)
+    w("")
+    w("// Generated readers, writers and checks share one signature per kind of class, so some")
+    w("// parameters go unused in classes without attributes or children.")
+    w("#![allow(unused_variables)]")
+    w("")
+    w("use std::io::{self, BufRead, Write};")
+    w("")
+    w("use crate::check::Checker;")
+    w("use crate::error::Error;")
+    w("use crate::read::{Attrs, Ns, Parser};")
+    w("#[allow(unused_imports)]")
+    w("use crate::types::{AnyElement, DateTime, ExtensionContent, Float, Portlist, XmlEnum};")
+    w("use crate::write::XmlOut;")
+    w("")
+    w("/// XML namespace of this version.")
+    w("pub const NAMESPACE: &str = %s;" % rust_str(ns_uri))
+    w("")
+    for en in sorted(gen.enums.values(), key=lambda e: e.name):
+        emit_enum(w, gen, en)
+    for name, variants in gen.choice_enums:
+        w("/// One alternative of a schema `choice`.")
+        w("#[derive(Debug, Clone, PartialEq)]")
+        w("pub enum %s {" % name)
+        for vn, xml, rtype, pkind, is_vec, ns in variants:
+            w("    /// `%s`" % xml)
+            w("    %s(%s)," % (vn, "Vec<%s>" % rtype if is_vec else rtype))
+        w("}")
+        w("")
+        w("impl %s {" % name)
+        w("    fn write<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {")
+        w("        match self {")
+        for vn, xml, rtype, pkind, is_vec, ns in variants:
+            if is_vec:
+                w("            Self::%s(list) => { for x in list { %s; } }" % (vn, leaf_write(pkind, "x", rust_str(xml))))
+            else:
+                w("            Self::%s(x) => %s," % (vn, leaf_write(pkind, "x", rust_str(xml))))
+        w("        }")
+        w("        Ok(())")
+        w("    }")
+        w("    fn check(&self, c: &mut Checker) {")
+        w("        match self {")
+        for vn, xml, rtype, pkind, is_vec, ns in variants:
+            cv = check_value(pkind, "x", rust_str(xml)) or "{ let _ = x; }"
+            if is_vec:
+                w("            Self::%s(list) => { for x in list { %s } }" % (vn, cv))
+            else:
+                w("            Self::%s(x) => %s" % (vn, cv))
+        w("        }")
+        w("    }")
+        w("}")
+        w("")
+    for c in sorted(gen.classes.values(), key=lambda c: c.name):
+        emit_struct(w, gen, c, hooks)
+    with open(out_path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def emit_enum(w, gen, en):
+    w("/// Enumeration `%s`%s." % (en.name, " with its `ext-value` companion" if en.has_ext else ""))
+    w("#[derive(Debug, Clone, PartialEq, Eq, Hash%s)]" % (", Default" if en.default else ""))
+    w("#[non_exhaustive]")
+    w("pub enum %s {" % en.name)
+    seen = set()
+    variants = []
+    for v in en.values:
+        vn = pascal(v)
+        while vn in seen:
+            vn += "X"
+        seen.add(vn)
+        variants.append((vn, v))
+        w("    /// `%s`" % v)
+        if en.default == v:
+            w("    #[default]")
+        w("    %s," % vn)
+    if en.has_ext:
+        w("    /// `ext-value`: the value is carried in the companion `ext-` attribute.")
+        w("    Ext(String),")
+    w("}")
+    w("")
+    w("impl %s {" % en.name)
+    w("    /// Every value defined by the schema (without `ext-value`).")
+    w("    pub const ALL: &'static [%s] = &[%s];" % (en.name, ", ".join("Self::" + vn for vn, _ in variants)))
+    w("    /// The attribute value as written in XML (`ext-value` for an extension).")
+    w("    pub fn as_str(&self) -> &str {")
+    w("        match self {")
+    for vn, v in variants:
+        w("            Self::%s => %s," % (vn, rust_str(v)))
+    if en.has_ext:
+        w("            Self::Ext(_) => \"ext-value\",")
+    w("        }")
+    w("    }")
+    w("    /// The extension value (the `ext-` attribute), for an extension.")
+    w("    pub fn ext(&self) -> Option<&str> {")
+    if en.has_ext:
+        w("        match self {")
+        w("            Self::Ext(s) => Some(s),")
+        w("            _ => None,")
+        w("        }")
+    else:
+        w("        None")
+    w("    }")
+    w("}")
+    w("")
+    w("impl XmlEnum for %s {" % en.name)
+    w("    fn from_xml(s: &str) -> Option<Self> {")
+    w("        Some(match s {")
+    for vn, v in variants:
+        w("            %s => Self::%s," % (rust_str(v), vn))
+    if en.has_ext:
+        w("            \"ext-value\" => Self::Ext(String::new()),")
+    w("            _ => return None,")
+    w("        })")
+    w("    }")
+    w("    fn set_ext(&mut self, s: String) -> bool {")
+    if en.has_ext:
+        w("        if let Self::Ext(v) = self {")
+        w("            *v = s;")
+        w("            true")
+        w("        } else {")
+        w("            false")
+        w("        }")
+    else:
+        w("        let _ = s;")
+        w("        false")
+    w("    }")
+    w("    fn ext_value(s: String) -> Option<Self> {")
+    w("        %s" % ("Some(Self::Ext(s))" if en.has_ext else "let _ = s;\n        None"))
+    w("    }")
+    w("    fn as_xml(&self) -> &str {")
+    w("        self.as_str()")
+    w("    }")
+    w("    fn allowed() -> &'static str {")
+    w("        %s" % rust_str(", ".join(en.values + (["ext-value"] if en.has_ext else []))))
+    w("    }")
+    w("}")
+    w("")
+
+
+def order_string(c):
+    parts = []
+    for f in c.fields:
+        suffix = {(1, 1): "", (0, 1): "?", (0, -1): "*", (1, -1): "+"}.get((f.min, f.max), "*")
+        if f.kind == "choice":
+            parts.append("(%s)%s" % (" | ".join(v[1] for v in f.variants), suffix))
+        else:
+            parts.append(f.xml + suffix)
+    return ", ".join(parts)
+
+
+def emit_struct(w, gen, c, hooks):
+    if c.xml_name:
+        w("/// The `%s` class." % c.xml_name)
+    else:
+        w("/// One round of a repeating sequence.")
+    w("#[derive(Debug, Clone, PartialEq, Default)]")
+    w("pub struct %s {" % c.name)
+    for a in c.attrs:
+        w("    /// Attribute `%s`%s." % (a.xml, " (required)" if a.required else (" (schema default `%s`)" % a.default if a.default else "")))
+        w("    pub %s: %s," % (a.field, attr_type(a, c.name)))
+    if c.text:
+        w("    /// Element content.")
+        w("    pub value: %s," % ("String" if c.text[0] == "String" else "Option<%s>" % c.text[0]))
+    if c.mixed_any:
+        w("    /// Mixed content: text and elements of any namespace.")
+        w("    pub content: Vec<ExtensionContent>,")
+    if c.any_children:
+        w("    /// Child elements of any namespace.")
+        w("    pub content: Vec<AnyElement>,")
+    if c.repeat_seq:
+        w("    /// The rounds of the repeating sequence.")
+        w("    pub items: Vec<%s>," % c.repeat_seq)
+    for f in c.fields:
+        req = " (required)" if f.min >= 1 else ""
+        w("    /// Child `%s`%s." % (f.xml, req))
+        w("    pub %s: %s," % (f.field, field_type(f)))
+    w("}")
+    w("")
+    w("impl %s {" % c.name)
+    if c.fields:
+        w("    /// Schema order of the children.")
+        w("    pub(crate) const ORDER: &'static str = %s;" % rust_str(order_string(c)))
+    # ---- read_attrs
+    if c.xml_name is not None:
+        w("    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {")
+        for a in c.attrs:
+            if a.ext:
+                w("        let mut ext_%s: Option<String> = None;" % a.field)
+        w("        for (k, v) in attrs.iter() {")
+        w("            match k {")
+        for a in c.attrs:
+            if is_address_category(a, c.name):
+                w("                %s => {" % rust_str(a.xml))
+                w("                    if let Some(x) = %s {" % parse_simple(a.kind, a.rtype, "v", rust_str(a.xml)))
+                w("                        self.%s = x;" % a.field)
+                w("                    }")
+                w("                }")
+            else:
+                w("                %s => self.%s = %s," % (rust_str(a.xml), a.field, parse_simple(a.kind, a.rtype, "v", rust_str(a.xml))))
+            if a.ext:
+                w("                %s => ext_%s = Some(v.to_owned())," % (rust_str(a.ext), a.field))
+        for name, val in c.fixed:
+            w("                %s => p.fixed_attr(v, %s, %s)?," % (rust_str(name), rust_str(val), rust_str(name)))
+        w("                _ => p.attr_unexpected(k)?,")
+        w("            }")
+        w("        }")
+        w("        p.recycle(attrs);")
+        for a in c.attrs:
+            if a.ext:
+                if is_address_category(a, c.name):
+                    w("        p.pair_ext_req(&mut self.%s, ext_%s, %s, %s)?;" % (a.field, a.field, rust_str(a.xml), rust_str(a.ext)))
+                else:
+                    w("        p.pair_ext(&mut self.%s, ext_%s, %s, %s)?;" % (a.field, a.field, rust_str(a.xml), rust_str(a.ext)))
+        for a in c.attrs:
+            if a.required:
+                w("        if self.%s.is_none() {" % a.field)
+                w("            p.missing_attr(%s)?;" % rust_str(a.xml))
+                w("        }")
+        w("        Ok(())")
+        w("    }")
+    # ---- read_child
+    if c.fields:
+        w("    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {")
+        table = []
+        for f in c.fields:
+            alts = f.variants if f.kind == "choice" else [(None, f.xml, f.rtype, f.pkind, False, f.ns)]
+            for alt in alts:
+                table.append((f, alt))
+        w("        let k: u8 = match (p.child_ns(), p.child_local()) {")
+        for i, (f, alt) in enumerate(table):
+            w("            (Ns::%s, b%s) => %d," % (alt[5], rust_str(alt[1]), i))
+        w("            _ => 255,")
+        w("        };")
+        w("        match k {")
+        for i, (f, alt) in enumerate(table):
+            vn, xml, rtype, pkind, is_vec, ns = alt
+            w("            %d => {" % i)
+            w("                if !p.order(pos, %d, %s, Self::ORDER)? {" % (f.idx, rust_str(xml)))
+            w("                    return Ok(());")
+            w("                }")
+            w("                if let Some(v) = %s {" % read_expr(pkind, rtype, xml))
+            if f.kind == "elem":
+                if f.max != 1:
+                    w("                    self.%s.push(v);" % f.field)
+                else:
+                    w("                    if self.%s.is_some() {" % f.field)
+                    w("                        p.duplicate(%s)?;" % rust_str(xml))
+                    w("                    } else {")
+                    w("                        self.%s = Some(v);" % f.field)
+                    w("                    }")
+            else:
+                if f.max != 1:
+                    w("                    self.%s.push(%s::%s(v));" % (f.field, f.rtype, vn))
+                elif is_vec:
+                    w("                    match &mut self.%s {" % f.field)
+                    w("                        Some(%s::%s(list)) => list.push(v)," % (f.rtype, vn))
+                    w("                        Some(_) => p.duplicate(%s)?," % rust_str(xml))
+                    w("                        None => self.%s = Some(%s::%s(vec![v]))," % (f.field, f.rtype, vn))
+                    w("                    }")
+                else:
+                    w("                    if self.%s.is_some() {" % f.field)
+                    w("                        p.duplicate(%s)?;" % rust_str(xml))
+                    w("                    } else {")
+                    w("                        self.%s = Some(%s::%s(v));" % (f.field, f.rtype, vn))
+                    w("                    }")
+            w("                }")
+            w("            }")
+        w("            _ => p.unexpected_child(Self::ORDER)?,")
+        w("        }")
+        w("        Ok(())")
+        w("    }")
+        w("    pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {")
+        for f in c.fields:
+            if f.min >= 1:
+                cond = "self.%s.is_empty()" % f.field if f.max != 1 else "self.%s.is_none()" % f.field
+                w("        if %s {" % cond)
+                w("            p.missing(%s, Self::ORDER)?;" % rust_str(f.xml))
+                w("        }")
+        w("        Ok(())")
+        w("    }")
+    # ---- read
+    if c.xml_name is not None:
+        w("    pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {")
+        w("        let mut out = Self::default();")
+        w("        out.read_attrs(p, attrs)?;")
+        if c.text:
+            w("        let text = p.read_text()?;")
+            if c.text[0] == "String":
+                w("        out.value = text;")
+            else:
+                w("        out.value = %s;" % parse_simple(c.text[1], c.text[0], "&text", '"content"'))
+        elif c.mixed_any:
+            w("        out.content = p.read_mixed()?;")
+        elif c.any_children:
+            w("        out.content = p.read_any_children()?;")
+        elif c.repeat_seq:
+            w("        let mut cur: Option<%s> = None;" % c.repeat_seq)
+            w("        let mut pos = 0usize;")
+            w("        while p.next_child()? {")
+            w("            if %s::starts_round(p) && cur.as_ref().is_some_and(|c| c.round_started()) {" % c.repeat_seq)
+            w("                out.items.extend(cur.take());")
+            w("                pos = 0;")
+            w("            }")
+            w("            cur.get_or_insert_with(Default::default).read_child(p, &mut pos)?;")
+            w("        }")
+            w("        out.items.extend(cur.take());")
+            w("        for item in &mut out.items {")
+            w("            item.finish(p)?;")
+            w("        }")
+            w("        if out.items.is_empty() {")
+            w("            p.missing(\"child element\", %s::ORDER)?;" % c.repeat_seq)
+            w("        }")
+        elif c.fields:
+            w("        let mut pos = 0usize;")
+            w("        while p.next_child()? {")
+            w("            out.read_child(p, &mut pos)?;")
+            w("        }")
+            w("        out.finish(p)?;")
+        else:
+            w("        p.expect_empty()?;")
+        w("        Ok(out)")
+        w("    }")
+    else:
+        first = c.fields[0]
+        names = first.variants if first.kind == "choice" else [(None, first.xml, None, None, None, first.ns)]
+        w("    fn starts_round<R: BufRead>(p: &Parser<R>) -> bool {")
+        w("        p.child_ns() == Ns::Iodef && matches!(p.child_local(), %s)" % " | ".join("b%s" % rust_str(v[1]) for v in names))
+        w("    }")
+        w("    fn round_started(&self) -> bool {")
+        w("        self.%s.%s" % (first.field, "is_some()" if first.max == 1 else "is_empty() == false"))
+        w("    }")
+    # ---- write
+    if c.xml_name is not None:
+        w("    pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {")
+        for name, val in c.fixed:
+            w("        w.attr(%s, %s)?;" % (rust_str(name), rust_str(val)))
+        for a in c.attrs:
+            if is_address_category(a, c.name):
+                w("        {")
+                w("            let v = &self.%s;" % a.field)
+            else:
+                w("        if let Some(v) = &self.%s {" % a.field)
+            if a.kind == "enum":
+                w("            w.attr(%s, v.as_str())?;" % rust_str(a.xml))
+                if a.ext:
+                    w("            if let Some(e) = v.ext() {")
+                    w("                w.attr(%s, e)?;" % rust_str(a.ext))
+                    w("            }")
+            elif a.kind in ("string", "id", "timezone"):
+                w("            w.attr(%s, v)?;" % rust_str(a.xml))
+            else:
+                w("            w.attr_display(%s, v)?;" % rust_str(a.xml))
+            w("        }")
+        w("        Ok(())")
+        w("    }")
+    w("    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {")
+    w("        let _ = (&w, from, to);")
+    if c.text:
+        w("        if from == 0 {")
+        if c.text[0] == "String":
+            w("            w.text(&self.value)?;")
+        else:
+            w("            if let Some(v) = &self.value {")
+            w("                w.text_display(v)?;")
+            w("            }")
+        w("        }")
+    if c.mixed_any:
+        w("        if from == 0 {")
+        w("            w.mixed(&self.content)?;")
+        w("        }")
+    if c.any_children:
+        w("        if from == 0 {")
+        w("            for x in &self.content {")
+        w("                w.any(x)?;")
+        w("            }")
+        w("        }")
+    if c.repeat_seq:
+        w("        if from == 0 {")
+        w("            for item in &self.items {")
+        w("                item.write_children(w, 0, usize::MAX)?;")
+        w("            }")
+        w("        }")
+    for f in c.fields:
+        w("        if (from..to).contains(&%d) {" % f.idx)
+        if f.kind == "choice":
+            if f.max != 1:
+                w("            for x in &self.%s {" % f.field)
+            else:
+                w("            if let Some(x) = &self.%s {" % f.field)
+            w("                x.write(w)?;")
+            w("            }")
+        else:
+            if f.max != 1:
+                w("            for x in &self.%s {" % f.field)
+            else:
+                w("            if let Some(x) = &self.%s {" % f.field)
+            w("                %s;" % leaf_write(f.pkind, "x", rust_str(f.xml)))
+            w("            }")
+        w("        }")
+    w("        Ok(())")
+    w("    }")
+    if c.xml_name is not None:
+        w("    pub(crate) fn write<W: Write>(&self, w: &mut XmlOut<W>, name: &str) -> io::Result<()> {")
+        w("        w.start(name)?;")
+        w("        self.write_attrs(w)?;")
+        w("        self.write_children(w, 0, usize::MAX)?;")
+        w("        w.end(name)")
+        w("    }")
+    # ---- check
+    w("    pub(crate) fn check(&self, c: &mut Checker) {")
+    for a in c.attrs:
+        if a.required:
+            w("        if self.%s.is_none() {" % a.field)
+            w("            c.missing_attr(%s);" % rust_str(a.xml))
+            w("        }")
+        cv = check_value(a.kind, "v", rust_str(a.xml))
+        if cv:
+            if is_address_category(a, c.name):
+                w("        {")
+                w("            let v = &self.%s;" % a.field)
+            else:
+                w("        if let Some(v) = &self.%s {" % a.field)
+            w("            %s" % cv)
+            w("        }")
+    if c.text:
+        if c.text[0] == "String":
+            w("        c.text(&self.value, \"content\");")
+        else:
+            cv = check_value(c.text[1], "v", '"content"')
+            if cv:
+                w("        if let Some(v) = &self.value {")
+                w("            %s" % cv)
+                w("        }")
+            else:
+                w("        if self.value.is_none() {")
+                w("            c.missing(\"content\");")
+                w("        }")
+    if c.mixed_any:
+        w("        c.mixed(&self.content);")
+    if c.any_children:
+        w("        for x in &self.content {")
+        w("            c.any(x, \"content\");")
+        w("        }")
+    if c.repeat_seq:
+        w("        if self.items.is_empty() {")
+        w("            c.missing(\"child element\");")
+        w("        }")
+        w("        for x in &self.items {")
+        w("            x.check(c);")
+        w("        }")
+    for f in c.fields:
+        if f.min >= 1:
+            cond = "self.%s.is_empty()" % f.field if f.max != 1 else "self.%s.is_none()" % f.field
+            w("        if %s {" % cond)
+            w("            c.missing(%s);" % rust_str(f.xml))
+            w("        }")
+        if f.kind == "choice":
+            cv = "x.check(c);"
+        else:
+            cv = check_value(f.pkind, "x", rust_str(f.xml))
+        if cv:
+            if f.max != 1 and f.kind == "elem" and f.pkind == "class":
+                w("        for (i, x) in self.%s.iter().enumerate() {" % f.field)
+                w("            c.enter_at(%s, i);" % rust_str(f.xml))
+                w("            x.check(c);")
+                w("            c.leave();")
+                w("        }")
+                continue
+            if f.max != 1:
+                w("        for x in &self.%s {" % f.field)
+            else:
+                w("        if let Some(x) = &self.%s {" % f.field)
+            w("            %s" % cv)
+            w("        }")
+    if c.name in hooks:
+        w("        c.%s(self);" % hooks[c.name])
+    w("    }")
+    w("}")
+    w("")
+
+
+def read_expr(pkind, rtype, xml):
+    if pkind == "class":
+        return "p.child(%s::read)?" % rtype
+    if pkind == "any":
+        return "p.child(Parser::read_any_element)?"
+    if pkind == "string":
+        return "p.child(Parser::read_text_only)?"
+    if pkind == "enum":
+        return "p.child(|p, a| {\n                    let t = p.read_text_only(a)?;\n                    p.enum_value::<%s>(&t, %s)\n                })?\n                .flatten()" % (rtype, rust_str(xml))
+    return "p.child(|p, a| {\n                    let t = p.read_text_only(a)?;\n                    p.value_%s(&t, %s)\n                })?\n                .flatten()" % (pkind, rust_str(xml))
+
+
+HOOKS = {
+    "v2": {"Node": "hook_v2_node", "Address": "hook_v2_address", "Service": "hook_v2_service"},
+    "v1": {"Address": "hook_v1_address", "Service": "hook_v1_service"},
+}
+
+
+def main():
+    for version, xsd, ns, outdir in (
+        ("v2", "iodef-2.0.xsd", "urn:ietf:params:xml:ns:iodef-2.0", "v2"),
+        ("v1", "iodef-1.0.xsd", "urn:ietf:params:xml:ns:iodef-1.0", "v1"),
+    ):
+        g = Gen(os.path.join(SCHEMAS, xsd), version)
+        g.run()
+        label = "IODEF %s (%s)" % ("2.0, RFC 7970" if version == "v2" else "1.0, RFC 5070", xsd)
+        out = os.path.join(HERE, "..", "src", outdir, "model.rs")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        emit(g, out, ns, label, HOOKS[version])
+        print("%s: %d classes, %d enums, %d choices" % (version, len(g.classes), len(g.enums), len(g.choice_enums)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+//! Semantic checks over the typed model: what the schema requires plus the RFC text's stronger
+//! rules (ext-value pairing, Node content, Service ip-protocol, addresses per category).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::error::{Diagnostic, Location, Severity};
+use crate::types::{AnyElement, ExtensionContent, Float};
+use crate::{v1, v2};
+
+pub(crate) struct Checker {
+    path: String,
+    marks: Vec<usize>,
+    pub(crate) diags: Vec<Diagnostic>,
+}
+
+impl Checker {
+    pub(crate) fn new(root: &str) -> Self {
+        Checker {
+            path: root.to_owned(),
+            marks: Vec::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    pub(crate) fn enter(&mut self, name: &str) {
+        self.marks.push(self.path.len());
+        self.path.push('/');
+        self.path.push_str(name);
+    }
+
+    pub(crate) fn enter_at(&mut self, name: &str, i: usize) {
+        self.enter(name);
+        self.path.push('[');
+        self.path.push_str(&(i + 1).to_string());
+        self.path.push(']');
+    }
+
+    pub(crate) fn leave(&mut self) {
+        if let Some(l) = self.marks.pop() {
+            self.path.truncate(l);
+        }
+    }
+
+    fn push(&mut self, severity: Severity, message: String) {
+        self.diags.push(Diagnostic {
+            severity,
+            location: Location {
+                path: self.path.clone(),
+                line: 0,
+                column: 0,
+            },
+            message,
+        });
+    }
+
+    pub(crate) fn error(&mut self, message: String) {
+        self.push(Severity::Error, message);
+    }
+
+    pub(crate) fn missing(&mut self, name: &str) {
+        if name == "content" {
+            self.error("missing required content".into());
+        } else {
+            self.error(format!("missing required element `{name}`"));
+        }
+    }
+
+    pub(crate) fn missing_attr(&mut self, name: &str) {
+        self.error(format!("missing required attribute `{name}`"));
+    }
+
+    pub(crate) fn text(&mut self, s: &str, name: &str) {
+        if let Some(c) = s.chars().find(|&c| !crate::types::xml_char(c)) {
+            self.error(format!(
+                "{name}: character U+{:04X} cannot be represented in XML 1.0",
+                c as u32
+            ));
+        }
+    }
+
+    pub(crate) fn ncname(&mut self, s: &str, name: &str) {
+        if !crate::types::ncname(s) {
+            self.error(format!("{name}: `{s}` is not a valid XML NCName (xs:ID)"));
+        }
+    }
+
+    pub(crate) fn positive(&mut self, f: &Float, name: &str) {
+        if f.0.is_nan() || f.0 <= 0.0 {
+            self.error(format!("{name}: value must be greater than 0"));
+        }
+        self.float(f, name);
+    }
+
+    pub(crate) fn float(&mut self, f: &Float, name: &str) {
+        if f.0.is_finite() && f.0.abs() > f64::from(f32::MAX) {
+            self.error(format!("{name}: value out of the xs:float range"));
+        }
+    }
+
+    pub(crate) fn ext(&mut self, ext: Option<&str>, name: &str) {
+        if let Some(e) = ext {
+            if e.is_empty() {
+                self.error(format!(
+                    "attribute `{name}`=\"ext-value\" requires a non-empty `ext-{name}`"
+                ));
+            }
+            self.text(e, name);
+        }
+    }
+
+    pub(crate) fn any(&mut self, e: &AnyElement, name: &str) {
+        if !crate::types::ncname(&e.name) {
+            self.error(format!("{name}: `{}` is not a valid element name", e.name));
+        }
+        for a in &e.attributes {
+            if !crate::types::ncname(&a.name) {
+                self.error(format!(
+                    "{name}: `{}` is not a valid attribute name",
+                    a.name
+                ));
+            }
+            self.text(&a.value, name);
+        }
+        self.mixed(&e.content);
+    }
+
+    pub(crate) fn mixed(&mut self, content: &[ExtensionContent]) {
+        for c in content {
+            match c {
+                ExtensionContent::Text(t) => self.text(t, "content"),
+                ExtensionContent::Element(e) => self.any(e, "content"),
+            }
+        }
+    }
+
+    pub(crate) fn hook_v2_node(&mut self, n: &v2::Node) {
+        if n.choice.is_empty() {
+            self.error(
+                "`Node` must contain at least one `Address` or `DomainData` (RFC 7970 section 3.18, erratum 4930)"
+                    .into(),
+            );
+        }
+    }
+
+    pub(crate) fn hook_v2_address(&mut self, a: &v2::Address) {
+        use v2::AddressCategory as C;
+        let kind = match &a.category {
+            C::Ipv4Addr => Kind::V4,
+            C::Ipv4Net => Kind::V4Net,
+            C::Ipv6Addr => Kind::V6,
+            C::Ipv6Net => Kind::V6Net,
+            C::Asn => Kind::Asn,
+            C::EMail => Kind::Email,
+            C::Mac => Kind::Mac,
+            _ => Kind::Other,
+        };
+        self.address(&a.value, a.category.as_str(), kind);
+    }
+
+    pub(crate) fn hook_v1_address(&mut self, a: &v1::Address) {
+        use v1::AddressCategory as C;
+        let kind = match &a.category {
+            C::Ipv4Addr => Kind::V4,
+            C::Ipv4Net => Kind::V4Net,
+            C::Ipv6Addr => Kind::V6,
+            C::Ipv6Net => Kind::V6Net,
+            C::Asn => Kind::Asn,
+            C::EMail => Kind::Email,
+            C::Mac => Kind::Mac,
+            _ => Kind::Other,
+        };
+        self.address(&a.value, a.category.as_str(), kind);
+    }
+
+    fn address(&mut self, raw: &str, category: &str, kind: Kind) {
+        let v = raw.trim();
+        let ok = match kind {
+            Kind::V4 => v.parse::<Ipv4Addr>().is_ok(),
+            Kind::V6 => v.parse::<Ipv6Addr>().is_ok(),
+            Kind::V4Net => prefix::<Ipv4Addr>(v, 32),
+            Kind::V6Net => prefix::<Ipv6Addr>(v, 128),
+            Kind::Asn => !v.is_empty() && v.parse::<u32>().is_ok(),
+            Kind::Email => v.contains('@') && !v.starts_with('@') && !v.ends_with('@'),
+            Kind::Mac => {
+                let parts: Vec<&str> = v.split([':', '-']).collect();
+                parts.len() == 6
+                    && parts
+                        .iter()
+                        .all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()))
+            }
+            Kind::Other => !v.is_empty(),
+        };
+        if !ok {
+            self.error(format!(
+                "`Address` value `{raw}` is not valid for category `{category}`"
+            ));
+        }
+    }
+
+    pub(crate) fn hook_v2_service(&mut self, s: &v2::Service) {
+        let needs = s.port.is_some()
+            || s.portlist.is_some()
+            || s.proto_type.is_some()
+            || s.proto_code.is_some();
+        self.service(s.ip_protocol, needs, "ip-protocol");
+    }
+
+    pub(crate) fn hook_v1_service(&mut self, s: &v1::Service) {
+        let needs = s.choice.is_some() || s.proto_type.is_some() || s.proto_code.is_some();
+        self.service(s.ip_protocol, needs, "ip_protocol");
+    }
+
+    fn service(&mut self, proto: Option<i64>, needs: bool, name: &str) {
+        match proto {
+            None if needs => self.error(format!(
+                "`Service` with Port, Portlist, ProtoType or ProtoCode requires attribute `{name}`"
+            )),
+            Some(p) if !(0..=255).contains(&p) => {
+                self.error(format!(
+                    "attribute `{name}` must be an IANA protocol number 0-255, found {p}"
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+enum Kind {
+    V4,
+    V6,
+    V4Net,
+    V6Net,
+    Asn,
+    Email,
+    Mac,
+    Other,
+}
+
+fn prefix<T: std::str::FromStr>(v: &str, max: u8) -> bool {
+    match v.split_once('/') {
+        Some((a, p)) => {
+            a.parse::<T>().is_ok()
+                && !p.is_empty()
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && p.parse::<u8>().is_ok_and(|n| n <= max)
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,1154 @@
+//! The pull parser under the generated readers: namespaces, caps, locations, lenient recovery.
+//!
+//! No DTD is processed and no entity other than the five predefined ones and character
+//! references is expanded: a `<!DOCTYPE` is refused outright, which defeats billion-laughs and
+//! XXE documents before any expansion could happen.
+
+use std::io::{self, BufRead};
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+use crate::error::{Diagnostic, Error, Location, Severity};
+use crate::types::{AnyAttribute, AnyElement, DateTime, ExtensionContent, Float, Portlist, XmlEnum};
+
+/// Caps on hostile input. Every cap is checked while reading, so memory stays bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum input size in bytes (default: unlimited, `u64::MAX`; streaming keeps memory flat).
+    pub max_bytes: u64,
+    /// Maximum element nesting depth (default 64; real IODEF needs about 15).
+    pub max_depth: u32,
+    /// Maximum number of elements in the document (default: unlimited).
+    pub max_elements: u64,
+    /// Maximum size in bytes of one token (tag, text run, comment) and of one text value
+    /// (default 16 MiB). This bounds the reader's buffer.
+    pub max_token_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: u64::MAX,
+            max_depth: 64,
+            max_elements: u64::MAX,
+            max_token_bytes: 16 << 20,
+        }
+    }
+}
+
+/// How to read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Lenient mode: record schema and semantic problems as diagnostics, skip the offending
+    /// element or attribute and go on. Malformed XML and refused constructs still stop reading.
+    pub lenient: bool,
+    /// Caps on hostile input.
+    pub limits: Limits,
+}
+
+impl ReadOptions {
+    /// Strict reading with default caps.
+    pub fn strict() -> Self {
+        ReadOptions::default()
+    }
+    /// Lenient reading with default caps.
+    pub fn lenient() -> Self {
+        ReadOptions {
+            lenient: true,
+            ..ReadOptions::default()
+        }
+    }
+}
+
+/// A `BufRead` that counts bytes, lines and columns and enforces the byte caps.
+pub(crate) struct Counting<R> {
+    inner: R,
+    pos: u64,
+    line: u64,
+    line_start: u64,
+    token_start: u64,
+    max_bytes: u64,
+    max_token: u64,
+    hit: Option<(&'static str, u64)>,
+}
+
+impl<R: BufRead> io::Read for Counting<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let b = self.fill_buf()?;
+            let n = b.len().min(out.len());
+            out[..n].copy_from_slice(&b[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos.saturating_sub(self.token_start) > self.max_token {
+            self.hit = Some(("max_token_bytes", self.max_token));
+            return Err(io::Error::other("token size cap"));
+        }
+        if self.pos > self.max_bytes {
+            self.hit = Some(("max_bytes", self.max_bytes));
+            return Err(io::Error::other("input size cap"));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(b) = self.inner.fill_buf() {
+            let b = &b[..amt.min(b.len())];
+            let mut last = None;
+            for i in memchr::memchr_iter(b'\n', b) {
+                self.line += 1;
+                last = Some(i);
+            }
+            if let Some(i) = last {
+                self.line_start = self.pos + i as u64 + 1;
+            }
+        }
+        self.pos += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+/// Known namespaces of child elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ns {
+    Iodef,
+    Sci,
+    Enum,
+    Ds,
+    Other,
+    None,
+}
+
+const NS_V1: &[u8] = b"urn:ietf:params:xml:ns:iodef-1.0";
+const NS_V2: &[u8] = b"urn:ietf:params:xml:ns:iodef-2.0";
+const NS_XML: &[u8] = b"http://www.w3.org/XML/1998/namespace";
+
+/// Attributes of one start tag, namespace declarations removed; qualified names are
+/// `xml:lang` for the XML namespace and `{uri}local` for any other namespace.
+#[derive(Debug, Default)]
+pub(crate) struct Attrs {
+    buf: String,
+    items: Vec<(usize, usize, usize)>,
+}
+
+impl Attrs {
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.items.clear();
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.items.iter().map(move |&(k, v, end)| {
+            let r = (&self.buf[start..k], &self.buf[k..v]);
+            start = end.max(v);
+            r
+        })
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+enum Ev {
+    Start,
+    End,
+    Text,
+    Eof,
+}
+
+/// The document's IODEF version, told apart by the root element's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// IODEF 1.00, RFC 5070, `urn:ietf:params:xml:ns:iodef-1.0`.
+    V1,
+    /// IODEF 2.00, RFC 7970, `urn:ietf:params:xml:ns:iodef-2.0`.
+    V2,
+}
+
+impl Version {
+    /// The namespace URI of this version.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Version::V1 => crate::v1::NAMESPACE,
+            Version::V2 => crate::v2::NAMESPACE,
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Version::V1 => "IODEF v1 (RFC 5070)",
+            Version::V2 => "IODEF v2 (RFC 7970)",
+        })
+    }
+}
+
+pub(crate) struct Parser<R: BufRead> {
+    reader: NsReader<Counting<R>>,
+    buf: Vec<u8>,
+    lenient: bool,
+    limits: Limits,
+    pub(crate) diags: Vec<Diagnostic>,
+    iodef_ns: &'static [u8],
+    child_ns: Ns,
+    child_uri: Vec<u8>,
+    child_local: Vec<u8>,
+    child_attrs: Attrs,
+    attr_pool: Vec<Attrs>,
+    text: String,
+    path: String,
+    marks: Vec<(usize, u64, u64)>,
+    depth: u32,
+    elements: u64,
+    ev_line: u64,
+    ev_col: u64,
+}
+
+impl<R: BufRead> Parser<R> {
+    /// Read the prolog and the root start tag.
+    pub(crate) fn open(inner: R, opts: &ReadOptions) -> Result<(Self, Version, Attrs), Error> {
+        let counting = Counting {
+            inner,
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            token_start: 0,
+            max_bytes: opts.limits.max_bytes,
+            max_token: opts.limits.max_token_bytes,
+            hit: None,
+        };
+        let mut reader = NsReader::from_reader(counting);
+        {
+            let c = reader.config_mut();
+            c.expand_empty_elements = true;
+            c.check_end_names = true;
+            c.trim_text_start = false;
+            c.trim_text_end = false;
+        }
+        let mut p = Parser {
+            reader,
+            buf: Vec::with_capacity(4096),
+            lenient: opts.lenient,
+            limits: opts.limits,
+            diags: Vec::new(),
+            iodef_ns: NS_V2,
+            child_ns: Ns::None,
+            child_uri: Vec::new(),
+            child_local: Vec::new(),
+            child_attrs: Attrs::default(),
+            attr_pool: Vec::new(),
+            text: String::new(),
+            path: String::new(),
+            marks: Vec::new(),
+            depth: 0,
+            elements: 0,
+            ev_line: 1,
+            ev_col: 1,
+        };
+        loop {
+            match p.next_event()? {
+                Ev::Start => break,
+                Ev::Text => {
+                    if !p.text.trim_matches(is_ws).is_empty() {
+                        return Err(p.syntax("text before the root element"));
+                    }
+                }
+                Ev::End => return Err(p.syntax("unexpected end tag")),
+                Ev::Eof => return Err(p.syntax("no root element (empty or truncated input)")),
+            }
+        }
+        let version = match (p.child_uri.as_slice(), p.child_local.as_slice()) {
+            (NS_V2, b"IODEF-Document") => Version::V2,
+            (NS_V1, b"IODEF-Document") => Version::V1,
+            _ => {
+                let found = format!(
+                    "{{{}}}{}",
+                    String::from_utf8_lossy(&p.child_uri),
+                    String::from_utf8_lossy(&p.child_local)
+                );
+                return Err(Error::NotIodef {
+                    location: p.child_location(),
+                    found,
+                });
+            }
+        };
+        p.iodef_ns = if version == Version::V1 { NS_V1 } else { NS_V2 };
+        p.child_ns = Ns::Iodef;
+        let attrs = p.enter();
+        Ok((p, version, attrs))
+    }
+
+    /// After the root end tag: only comments, PIs and whitespace may follow.
+    pub(crate) fn close(&mut self) -> Result<(), Error> {
+        self.leave();
+        loop {
+            match self.next_event()? {
+                Ev::Eof => return Ok(()),
+                Ev::Text if self.text.trim_matches(is_ws).is_empty() => {}
+                _ => return Err(self.syntax("content after the root element")),
+            }
+        }
+    }
+
+    pub(crate) fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.diags)
+    }
+
+    fn location_now(&self) -> Location {
+        let c = self.reader.get_ref();
+        Location {
+            path: self.path.clone(),
+            line: c.line,
+            column: c.pos - c.line_start + 1,
+        }
+    }
+
+    fn syntax(&self, message: impl Into<String>) -> Error {
+        Error::Syntax {
+            location: self.location_now(),
+            message: message.into(),
+        }
+    }
+
+    fn child_location(&self) -> Location {
+        let mut path = self.path.clone();
+        path.push('/');
+        path.push_str(&String::from_utf8_lossy(&self.child_local));
+        Location {
+            path,
+            line: self.ev_line,
+            column: self.ev_col,
+        }
+    }
+
+    fn here(&self) -> Location {
+        let (line, column) = self.marks.last().map_or((0, 0), |m| (m.1, m.2));
+        Location {
+            path: self.path.clone(),
+            line,
+            column,
+        }
+    }
+
+    fn current_name(&self) -> &str {
+        let start = self.path.rfind('/').map_or(0, |i| i + 1);
+        &self.path[start..]
+    }
+
+    fn map_xml_err(&mut self, e: quick_xml::Error) -> Error {
+        if let Some((limit, cap)) = self.reader.get_ref().hit {
+            return Error::Limit {
+                location: self.location_now(),
+                limit,
+                cap,
+            };
+        }
+        match e {
+            quick_xml::Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
+            quick_xml::Error::Encoding(e) => self.syntax(format!("invalid UTF-8: {e}")),
+            other => self.syntax(other.to_string()),
+        }
+    }
+
+    /// Read one event, keep what the callers need, and enforce the caps.
+    fn next_event(&mut self) -> Result<Ev, Error> {
+        loop {
+            self.buf.clear();
+            {
+                let c = self.reader.get_mut();
+                c.token_start = c.pos;
+            }
+            let (line, col) = {
+                let c = self.reader.get_ref();
+                (c.line, c.pos - c.line_start + 1)
+            };
+            self.ev_line = line;
+            self.ev_col = col;
+            let res = self.reader.read_resolved_event_into(&mut self.buf);
+            let (ns, ev) = match res {
+                Ok(x) => x,
+                Err(e) => return Err(self.map_xml_err(e)),
+            };
+            match ev {
+                Event::Start(e) => {
+                    self.depth += 1;
+                    self.elements += 1;
+                    if self.depth > self.limits.max_depth {
+                        let cap = u64::from(self.limits.max_depth);
+                        return Err(Error::Limit {
+                            location: self.location_now(),
+                            limit: "max_depth",
+                            cap,
+                        });
+                    }
+                    if self.elements > self.limits.max_elements {
+                        return Err(Error::Limit {
+                            location: self.location_now(),
+                            limit: "max_elements",
+                            cap: self.limits.max_elements,
+                        });
+                    }
+                    self.child_uri.clear();
+                    self.child_ns = match ns {
+                        ResolveResult::Bound(n) => {
+                            self.child_uri.extend_from_slice(n.0);
+                            if n.0 == self.iodef_ns {
+                                Ns::Iodef
+                            } else {
+                                match n.0 {
+                                    b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
+                                    b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
+                                    b"http://www.w3.org/2000/09/xmldsig#" => Ns::Ds,
+                                    _ => Ns::Other,
+                                }
+                            }
+                        }
+                        ResolveResult::Unbound => Ns::None,
+                        ResolveResult::Unknown(p) => {
+                            let p = String::from_utf8_lossy(&p).into_owned();
+                            return Err(self.syntax(format!("undeclared namespace prefix `{p}`")));
+                        }
+                    };
+                    self.child_local.clear();
+                    self.child_local.extend_from_slice(e.local_name().as_ref());
+                    if std::str::from_utf8(&self.child_local).is_err() {
+                        return Err(self.syntax("invalid UTF-8 in element name"));
+                    }
+                    self.child_attrs.clear();
+                    for a in e.attributes() {
+                        let a = match a {
+                            Ok(a) => a,
+                            Err(err) => return Err(self.syntax(err.to_string())),
+                        };
+                        let key = a.key;
+                        if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
+                            continue;
+                        }
+                        let (rns, local) = self.reader.resolve_attribute(key);
+                        let qual = match rns {
+                            ResolveResult::Unbound => None,
+                            ResolveResult::Bound(n) if n.0 == NS_XML => Some(Err(())),
+                            ResolveResult::Bound(n) => Some(Ok(n.0.to_vec())),
+                            ResolveResult::Unknown(p) => {
+                                let p = String::from_utf8_lossy(&p).into_owned();
+                                return Err(
+                                    self.syntax(format!("undeclared namespace prefix `{p}`"))
+                                );
+                            }
+                        };
+                        let Ok(local) = std::str::from_utf8(local.as_ref()) else {
+                            return Err(self.syntax("invalid UTF-8 in attribute name"));
+                        };
+                        let attrs = &mut self.child_attrs;
+                        match qual {
+                            None => {}
+                            Some(Err(())) => attrs.buf.push_str("xml:"),
+                            Some(Ok(uri)) => {
+                                attrs.buf.push('{');
+                                match std::str::from_utf8(&uri) {
+                                    Ok(u) => attrs.buf.push_str(u),
+                                    Err(_) => {
+                                        return Err(self.syntax("invalid UTF-8 in namespace"))
+                                    }
+                                }
+                                attrs.buf.push('}');
+                            }
+                        }
+                        attrs.buf.push_str(local);
+                        let k = attrs.buf.len();
+                        let raw = a.value.as_ref();
+                        if memchr::memchr3(b'\t', b'\n', b'\r', raw).is_some() {
+                            // Attribute-value normalisation (XML 1.0 section 3.3.3).
+                            let mut norm = Vec::with_capacity(raw.len());
+                            let mut i = 0;
+                            while i < raw.len() {
+                                match raw[i] {
+                                    b'\r' if raw.get(i + 1) == Some(&b'\n') => {
+                                        norm.push(b' ');
+                                        i += 1;
+                                    }
+                                    b'\t' | b'\n' | b'\r' => norm.push(b' '),
+                                    c => norm.push(c),
+                                }
+                                i += 1;
+                            }
+                            let a2 = quick_xml::events::attributes::Attribute {
+                                key,
+                                value: norm.into(),
+                            };
+                            let v = unescape_attr(&a2);
+                            match v {
+                                Ok(v) => self.child_attrs.buf.push_str(&v),
+                                Err(m) => return Err(self.forbidden_or_syntax(m)),
+                            }
+                        } else {
+                            match unescape_attr(&a) {
+                                Ok(v) => self.child_attrs.buf.push_str(&v),
+                                Err(m) => return Err(self.forbidden_or_syntax(m)),
+                            }
+                        }
+                        let v = self.child_attrs.buf.len();
+                        self.child_attrs.items.push((k, v, v));
+                    }
+                    return Ok(Ev::Start);
+                }
+                Event::End(_) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    return Ok(Ev::End);
+                }
+                Event::Text(t) => {
+                    self.text.clear();
+                    match t.xml10_content() {
+                        Ok(s) => self.text.push_str(&s),
+                        Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
+                    }
+                    return Ok(Ev::Text);
+                }
+                Event::CData(t) => {
+                    self.text.clear();
+                    match t.xml10_content() {
+                        Ok(s) => self.text.push_str(&s),
+                        Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
+                    }
+                    return Ok(Ev::Text);
+                }
+                Event::GeneralRef(r) => {
+                    self.text.clear();
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) if crate::types::xml_char(c) => {
+                            self.text.push(c);
+                            return Ok(Ev::Text);
+                        }
+                        Ok(Some(_)) => {
+                            return Err(self.syntax("character reference to a forbidden character"))
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(self.syntax(e.to_string())),
+                    }
+                    let c = match r.as_ref() {
+                        b"amp" => '&',
+                        b"lt" => '<',
+                        b"gt" => '>',
+                        b"quot" => '"',
+                        b"apos" => '\'',
+                        other => {
+                            let name = String::from_utf8_lossy(other).into_owned();
+                            return Err(Error::Forbidden {
+                                location: self.location_now(),
+                                message: format!(
+                                    "entity reference `&{name};`: entities are not expanded (no DTD processing)"
+                                ),
+                            });
+                        }
+                    };
+                    self.text.push(c);
+                    return Ok(Ev::Text);
+                }
+                Event::Decl(d) => {
+                    let enc = match d.encoding() {
+                        Some(Ok(e)) => Some(e.to_ascii_lowercase()),
+                        Some(Err(e)) => {
+                            let m = e.to_string();
+                            return Err(self.syntax(m));
+                        }
+                        None => None,
+                    };
+                    if let Some(enc) = enc {
+                        if enc != b"utf-8" && enc != b"us-ascii" && enc != b"utf8" {
+                            let e = String::from_utf8_lossy(&enc).into_owned();
+                            return Err(self.syntax(format!(
+                                "unsupported encoding `{e}`: only UTF-8 is accepted"
+                            )));
+                        }
+                    }
+                }
+                Event::DocType(_) => {
+                    return Err(Error::Forbidden {
+                        location: Location {
+                            path: self.path.clone(),
+                            line: self.ev_line,
+                            column: self.ev_col,
+                        },
+                        message: "document type declaration (DTD): DTDs and entity declarations are not processed".into(),
+                    });
+                }
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Empty(_) => return Err(self.syntax("internal: empty element not expanded")),
+                Event::Eof => {
+                    if self.depth > 0 {
+                        return Err(self.syntax(format!(
+                            "unexpected end of input inside `{}` (truncated document)",
+                            self.current_name()
+                        )));
+                    }
+                    return Ok(Ev::Eof);
+                }
+            }
+        }
+    }
+
+    fn forbidden_or_syntax(&self, m: String) -> Error {
+        if m.starts_with("entity") {
+            Error::Forbidden {
+                location: self.child_location(),
+                message: m,
+            }
+        } else {
+            Error::Syntax {
+                location: self.child_location(),
+                message: m,
+            }
+        }
+    }
+
+    /// Push the pending child on the path and hand out its attributes.
+    fn enter(&mut self) -> Attrs {
+        let len = self.path.len();
+        self.path.push('/');
+        // Checked to be UTF-8 in next_event.
+        self.path
+            .push_str(std::str::from_utf8(&self.child_local).unwrap_or("?"));
+        self.marks.push((len, self.ev_line, self.ev_col));
+        let fresh = self.attr_pool.pop().unwrap_or_default();
+        std::mem::replace(&mut self.child_attrs, fresh)
+    }
+
+    fn leave(&mut self) {
+        if let Some((len, _, _)) = self.marks.pop() {
+            self.path.truncate(len);
+        }
+    }
+
+    pub(crate) fn recycle(&mut self, mut a: Attrs) {
+        a.clear();
+        if self.attr_pool.len() < 64 {
+            self.attr_pool.push(a);
+        }
+    }
+
+    /// Skip events until the depth is back to `target`.
+    fn skip_to(&mut self, target: u32) -> Result<(), Error> {
+        while self.depth > target {
+            if let Ev::Eof = self.next_event()? {
+                return Err(self.syntax("unexpected end of input (truncated document)"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Record (lenient) or return (strict) a schema or semantic error.
+    fn invalid(&mut self, location: Location, message: String) -> Result<(), Error> {
+        let e = Error::Invalid { location, message };
+        if self.lenient {
+            self.diags.push(e.into_diagnostic());
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    pub(crate) fn warn(&mut self, location: Location, message: String) {
+        self.diags.push(Diagnostic {
+            severity: Severity::Warning,
+            location,
+            message,
+        });
+    }
+
+    /// Read a child element with `f`; in lenient mode a recoverable error drops the child.
+    pub(crate) fn child<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, Attrs) -> Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
+        let d = self.depth;
+        let attrs = self.enter();
+        match f(self, attrs) {
+            Ok(v) => {
+                self.leave();
+                Ok(Some(v))
+            }
+            Err(e) if self.lenient && e.is_recoverable() => {
+                self.diags.push(e.into_diagnostic());
+                self.skip_to(d.saturating_sub(1))?;
+                self.leave();
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn child_ns(&self) -> Ns {
+        self.child_ns
+    }
+
+    pub(crate) fn child_local(&self) -> &[u8] {
+        &self.child_local
+    }
+
+    pub(crate) fn is_child(&self, name: &[u8]) -> bool {
+        self.child_ns == Ns::Iodef && self.child_local == name
+    }
+
+    /// Advance to the next child start tag (`true`) or the end of the current element.
+    pub(crate) fn next_child(&mut self) -> Result<bool, Error> {
+        loop {
+            match self.next_event()? {
+                Ev::Start => return Ok(true),
+                Ev::End => return Ok(false),
+                Ev::Text => {
+                    if !self.text.trim_matches(is_ws).is_empty() {
+                        let msg = format!(
+                            "character content is not allowed in `{}` (element-only content)",
+                            self.current_name()
+                        );
+                        let loc = self.here();
+                        self.invalid(loc, msg)?;
+                    }
+                }
+                Ev::Eof => return Err(self.syntax("unexpected end of input (truncated document)")),
+            }
+        }
+    }
+
+    /// The pending child is not expected at this position: report it and skip it.
+    pub(crate) fn order(
+        &mut self,
+        pos: &mut usize,
+        idx: usize,
+        name: &str,
+        order: &str,
+    ) -> Result<bool, Error> {
+        if idx < *pos {
+            let msg = format!(
+                "element `{name}` is not expected here in `{}` (out of order; expected order: {order})",
+                self.current_name()
+            );
+            let loc = self.child_location();
+            self.invalid(loc, msg)?;
+            self.skip_to(self.depth.saturating_sub(1))?;
+            return Ok(false);
+        }
+        *pos = idx;
+        Ok(true)
+    }
+
+    pub(crate) fn unexpected_child(&mut self, order: &str) -> Result<(), Error> {
+        let name = String::from_utf8_lossy(&self.child_local).into_owned();
+        let what = match self.child_ns {
+            Ns::Iodef => format!("element `{name}`"),
+            _ => format!(
+                "element `{{{}}}{name}`",
+                String::from_utf8_lossy(&self.child_uri)
+            ),
+        };
+        let expected = if order.is_empty() { "no child elements" } else { order };
+        let msg = format!(
+            "{what} is not allowed in `{}` (expected: {expected})",
+            self.current_name()
+        );
+        let loc = self.child_location();
+        self.invalid(loc, msg)?;
+        self.skip_to(self.depth.saturating_sub(1))
+    }
+
+    pub(crate) fn duplicate(&mut self, name: &str) -> Result<(), Error> {
+        let msg = format!(
+            "element `{name}` may appear at most once here in `{}`",
+            self.current_name()
+        );
+        let loc = self.here();
+        self.invalid(loc, msg)
+    }
+
+    pub(crate) fn missing(&mut self, name: &str, order: &str) -> Result<(), Error> {
+        let msg = format!(
+            "missing required element `{name}` in `{}` (expected: {order})",
+            self.current_name()
+        );
+        let loc = self.here();
+        self.invalid(loc, msg)
+    }
+
+    pub(crate) fn missing_attr(&mut self, name: &str) -> Result<(), Error> {
+        let msg = format!(
+            "missing required attribute `{name}` on `{}`",
+            self.current_name()
+        );
+        let loc = self.here();
+        self.invalid(loc, msg)
+    }
+
+    pub(crate) fn attr_unexpected(&mut self, k: &str) -> Result<(), Error> {
+        // xsi:schemaLocation and friends are allowed everywhere and carry no information.
+        if k.starts_with("{http://www.w3.org/2001/XMLSchema-instance}") {
+            return Ok(());
+        }
+        let msg = format!(
+            "attribute `{k}` is not allowed on `{}`",
+            self.current_name()
+        );
+        let loc = self.here();
+        self.invalid(loc, msg)
+    }
+
+    pub(crate) fn fixed_attr(&mut self, v: &str, fixed: &str, name: &str) -> Result<(), Error> {
+        if v.trim_matches(is_ws) != fixed {
+            let msg = format!("attribute `{name}` must be `{fixed}`, found `{v}`");
+            let loc = self.here();
+            self.invalid(loc, msg)?;
+        }
+        Ok(())
+    }
+
+    fn bad_value(&mut self, v: &str, name: &str, what: &str) -> Result<(), Error> {
+        let target = if name == "content" {
+            format!("content of `{}`", self.current_name())
+        } else if name.chars().next().is_some_and(char::is_uppercase) {
+            format!("element `{name}`")
+        } else {
+            format!("attribute `{name}` of `{}`", self.current_name())
+        };
+        let msg = format!("invalid value `{v}` for {target}: {what}");
+        let loc = self.here();
+        self.invalid(loc, msg)
+    }
+
+    pub(crate) fn enum_value<E: XmlEnum>(&mut self, v: &str, name: &str) -> Result<Option<E>, Error> {
+        match E::from_xml(v.trim_matches(is_ws)) {
+            Some(e) => Ok(Some(e)),
+            None => {
+                let what = format!("expected one of: {}", E::allowed());
+                self.bad_value(v, name, &what)?;
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn pair_ext<E: XmlEnum>(
+        &mut self,
+        slot: &mut Option<E>,
+        ext: Option<String>,
+        name: &str,
+        ext_name: &str,
+    ) -> Result<(), Error> {
+        match slot {
+            Some(e) => self.pair_ext_req(e, ext, name, ext_name),
+            None => {
+                if ext.is_some() {
+                    let msg = format!(
+                        "attribute `{ext_name}` is ignored: `{name}` is not `ext-value`"
+                    );
+                    let loc = self.here();
+                    self.warn(loc, msg);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn pair_ext_req<E: XmlEnum>(
+        &mut self,
+        slot: &mut E,
+        ext: Option<String>,
+        name: &str,
+        ext_name: &str,
+    ) -> Result<(), Error> {
+        let is_ext = slot.as_xml() == "ext-value";
+        match (is_ext, ext) {
+            (true, Some(s)) if !s.is_empty() => {
+                slot.set_ext(s);
+            }
+            (true, _) => {
+                let msg = format!(
+                    "attribute `{name}`=\"ext-value\" requires a non-empty `{ext_name}` (RFC 7970 section 5.1.1)"
+                );
+                let loc = self.here();
+                self.invalid(loc, msg)?;
+            }
+            (false, Some(_)) => {
+                let msg = format!(
+                    "attribute `{ext_name}` is ignored: `{name}` is not `ext-value`"
+                );
+                let loc = self.here();
+                self.warn(loc, msg);
+            }
+            (false, None) => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) fn value_datetime(&mut self, v: &str, name: &str) -> Result<Option<DateTime>, Error> {
+        match DateTime::parse(v) {
+            Some(d) => Ok(Some(d)),
+            None => {
+                self.bad_value(v, name, "expected xs:dateTime (YYYY-MM-DDThh:mm:ss[.f][Z|+hh:mm])")?;
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn value_integer(&mut self, v: &str, name: &str) -> Result<Option<i64>, Error> {
+        let t = v.trim_matches(is_ws);
+        let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+        if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+            if let Ok(n) = t.parse::<i64>() {
+                return Ok(Some(n));
+            }
+        }
+        self.bad_value(v, name, "expected an integer")?;
+        Ok(None)
+    }
+
+    pub(crate) fn value_port(&mut self, v: &str, name: &str) -> Result<Option<u16>, Error> {
+        let t = v.trim_matches(is_ws);
+        let digits = t.strip_prefix('+').unwrap_or(t);
+        if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
+            if let Ok(n) = digits.trim_start_matches('0').parse::<u16>() {
+                return Ok(Some(n));
+            }
+            if digits.bytes().all(|c| c == b'0') {
+                return Ok(Some(0));
+            }
+        }
+        self.bad_value(v, name, "expected a port number 0-65535")?;
+        Ok(None)
+    }
+
+    pub(crate) fn value_float(&mut self, v: &str, name: &str) -> Result<Option<Float>, Error> {
+        match Float::parse(v) {
+            Some(f) => Ok(Some(f)),
+            None => {
+                self.bad_value(v, name, "expected xs:float")?;
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn value_positive_float(
+        &mut self,
+        v: &str,
+        name: &str,
+    ) -> Result<Option<Float>, Error> {
+        match Float::parse(v) {
+            Some(f) if f.0 > 0.0 => Ok(Some(f)),
+            _ => {
+                self.bad_value(v, name, "expected a float greater than 0")?;
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn value_portlist(&mut self, v: &str, name: &str) -> Result<Option<Portlist>, Error> {
+        match Portlist::parse(v) {
+            Some(p) => Ok(Some(p)),
+            None => {
+                self.bad_value(
+                    v,
+                    name,
+                    "expected a Portlist like `22,80,8000-8080` (no spaces, ports 0-65535, ascending ranges)",
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn value_timezone(&mut self, v: &str, name: &str) -> Result<Option<String>, Error> {
+        let t = v.trim_matches(is_ws);
+        let b = t.as_bytes();
+        let ok = t == "Z"
+            || (b.len() == 6
+                && (b[0] == b'+' || b[0] == b'-')
+                && b[3] == b':'
+                && matches!((b[1], b[2]), (b'0', b'0'..=b'9') | (b'1', b'0'..=b'4'))
+                && (b'0'..=b'5').contains(&b[4])
+                && b[5].is_ascii_digit());
+        if ok {
+            Ok(Some(t.to_owned()))
+        } else {
+            self.bad_value(v, name, "expected a timezone `Z` or `+hh:mm`")?;
+            Ok(None)
+        }
+    }
+
+    pub(crate) fn value_id(&mut self, v: &str, name: &str) -> Result<Option<String>, Error> {
+        let t = v.trim_matches(is_ws);
+        if crate::types::ncname(t) {
+            Ok(Some(t.to_owned()))
+        } else {
+            self.bad_value(v, name, "expected an XML NCName (xs:ID)")?;
+            Ok(None)
+        }
+    }
+
+    /// Text of the current element; child elements are errors.
+    pub(crate) fn read_text(&mut self) -> Result<String, Error> {
+        let mut out = String::new();
+        loop {
+            match self.next_event()? {
+                Ev::Text => {
+                    if (out.len() + self.text.len()) as u64 > self.limits.max_token_bytes {
+                        return Err(Error::Limit {
+                            location: self.here(),
+                            limit: "max_token_bytes",
+                            cap: self.limits.max_token_bytes,
+                        });
+                    }
+                    out.push_str(&self.text);
+                }
+                Ev::End => return Ok(out),
+                Ev::Start => {
+                    let msg = format!(
+                        "element `{}` is not allowed in `{}` (text-only content)",
+                        String::from_utf8_lossy(&self.child_local),
+                        self.current_name()
+                    );
+                    let loc = self.child_location();
+                    self.invalid(loc, msg)?;
+                    self.skip_to(self.depth.saturating_sub(1))?;
+                }
+                Ev::Eof => return Err(self.syntax("unexpected end of input (truncated document)")),
+            }
+        }
+    }
+
+    /// A text-only child without attributes.
+    pub(crate) fn read_text_only(&mut self, a: Attrs) -> Result<String, Error> {
+        if !a.is_empty() {
+            let names: Vec<String> = a.iter().map(|(k, _)| k.to_owned()).collect();
+            self.recycle(a);
+            let msg = format!(
+                "attributes {names:?} are not allowed on `{}`",
+                self.current_name()
+            );
+            let loc = self.here();
+            self.invalid(loc, msg)?;
+        } else {
+            self.recycle(a);
+        }
+        self.read_text()
+    }
+
+    pub(crate) fn expect_empty(&mut self) -> Result<(), Error> {
+        while self.next_child()? {
+            self.unexpected_child("")?;
+        }
+        Ok(())
+    }
+
+    /// Mixed content of any namespace.
+    pub(crate) fn read_mixed(&mut self) -> Result<Vec<ExtensionContent>, Error> {
+        let mut out = Vec::new();
+        let mut size = 0u64;
+        loop {
+            match self.next_event()? {
+                Ev::Text => {
+                    size += self.text.len() as u64;
+                    if size > self.limits.max_token_bytes {
+                        return Err(Error::Limit {
+                            location: self.here(),
+                            limit: "max_token_bytes",
+                            cap: self.limits.max_token_bytes,
+                        });
+                    }
+                    if let Some(ExtensionContent::Text(t)) = out.last_mut() {
+                        t.push_str(&self.text);
+                    } else {
+                        out.push(ExtensionContent::Text(self.text.clone()));
+                    }
+                }
+                Ev::Start => {
+                    if let Some(e) = self.child(Self::read_any_element)? {
+                        out.push(ExtensionContent::Element(e));
+                    }
+                }
+                Ev::End => return Ok(out),
+                Ev::Eof => return Err(self.syntax("unexpected end of input (truncated document)")),
+            }
+        }
+    }
+
+    /// Child elements of any namespace (whitespace between them is dropped).
+    pub(crate) fn read_any_children(&mut self) -> Result<Vec<crate::types::AnyElement>, Error> {
+        let mut out = Vec::new();
+        while self.next_child()? {
+            if let Some(e) = self.child(Self::read_any_element)? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The current element (just entered) as a generic tree.
+    pub(crate) fn read_any_element(&mut self, a: Attrs) -> Result<AnyElement, Error> {
+        let namespace = if self.child_uri.is_empty() {
+            None
+        } else {
+            Some(String::from_utf8_lossy(&self.child_uri).into_owned())
+        };
+        let name = self.current_name().to_owned();
+        let attributes = a
+            .iter()
+            .map(|(k, v)| {
+                let (namespace, name) = if let Some(l) = k.strip_prefix("xml:") {
+                    (Some(String::from_utf8_lossy(NS_XML).into_owned()), l)
+                } else if let Some(rest) = k.strip_prefix('{') {
+                    match rest.split_once('}') {
+                        Some((ns, l)) => (Some(ns.to_owned()), l),
+                        None => (None, k),
+                    }
+                } else {
+                    (None, k)
+                };
+                AnyAttribute {
+                    namespace,
+                    name: name.to_owned(),
+                    value: v.to_owned(),
+                }
+            })
+            .collect();
+        self.recycle(a);
+        let content = self.read_mixed()?;
+        Ok(AnyElement {
+            namespace,
+            name,
+            attributes,
+            content,
+        })
+    }
+}
+
+fn is_ws(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+fn unescape_attr(a: &quick_xml::events::attributes::Attribute<'_>) -> Result<String, String> {
+    match a.unescape_value() {
+        Ok(v) => {
+            if let Some(c) = v.chars().find(|&c| !crate::types::xml_char(c)) {
+                return Err(format!("forbidden character U+{:04X} in attribute value", c as u32));
+            }
+            Ok(v.into_owned())
+        }
+        Err(quick_xml::Error::Escape(e)) => {
+            let s = e.to_string();
+            if s.contains("nrecognized") || s.contains("entity") {
+                Err(format!(
+                    "entity reference in attribute value refused ({s}): entities are not expanded (no DTD processing)"
+                ))
+            } else {
+                Err(s)
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,292 @@
+//! A small, fast XML emitter: escaping, optional indentation, namespaces for foreign content.
+
+use std::fmt::{self, Write as _};
+use std::io::{self, Write};
+
+use crate::types::{AnyElement, ExtensionContent};
+
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// How to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Indent nested elements by two spaces (default `true`). Mixed content is never indented.
+    pub indent: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { indent: true }
+    }
+}
+
+pub(crate) struct XmlOut<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    indent: bool,
+    /// Nesting depth of open elements.
+    depth: usize,
+    /// Whether a start tag is open (`<X a="b"` without `>` yet).
+    open: bool,
+    /// Whether the innermost open element has element children (for closing indentation).
+    had_child: Vec<bool>,
+    /// Inside mixed content, indentation is off.
+    raw: usize,
+    default_ns: &'static str,
+    scratch: String,
+    pub(crate) written: u64,
+}
+
+impl<W: Write> XmlOut<W> {
+    pub(crate) fn new(out: W, opts: WriteOptions, default_ns: &'static str) -> Self {
+        XmlOut {
+            out,
+            buf: Vec::with_capacity(1 << 16),
+            indent: opts.indent,
+            depth: 0,
+            open: false,
+            had_child: Vec::new(),
+            raw: 0,
+            default_ns,
+            scratch: String::new(),
+            written: 0,
+        }
+    }
+
+    pub(crate) fn declaration(&mut self) -> io::Result<()> {
+        self.buf
+            .extend_from_slice(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+        if self.indent {
+            self.buf.push(b'\n');
+        }
+        Ok(())
+    }
+
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.buf.len() >= 1 << 16 {
+            self.flush_buf()?;
+        }
+        Ok(())
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()?;
+        self.out.flush()
+    }
+
+    pub(crate) fn into_inner(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.out)
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    fn close_open(&mut self) {
+        if self.open {
+            self.buf.push(b'>');
+            self.open = false;
+        }
+    }
+
+    fn newline(&mut self) {
+        if self.indent && self.raw == 0 {
+            self.buf.push(b'\n');
+            for _ in 0..self.depth {
+                self.buf.extend_from_slice(b"  ");
+            }
+        }
+    }
+
+    pub(crate) fn start(&mut self, name: &str) -> io::Result<()> {
+        self.maybe_flush()?;
+        self.close_open();
+        if let Some(h) = self.had_child.last_mut() {
+            *h = true;
+        }
+        if self.depth > 0 {
+            self.newline();
+        }
+        self.buf.push(b'<');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.open = true;
+        self.depth += 1;
+        self.had_child.push(false);
+        Ok(())
+    }
+
+    pub(crate) fn end(&mut self, name: &str) -> io::Result<()> {
+        self.depth -= 1;
+        let had_child = self.had_child.pop().unwrap_or(false);
+        if self.open {
+            self.buf.extend_from_slice(b"/>");
+            self.open = false;
+        } else {
+            if had_child {
+                self.newline();
+            }
+            self.buf.extend_from_slice(b"</");
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.push(b'>');
+        }
+        if self.depth == 0 && self.indent {
+            self.buf.push(b'\n');
+        }
+        Ok(())
+    }
+
+    pub(crate) fn attr(&mut self, name: &str, value: &str) -> io::Result<()> {
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"=\"");
+        escape(&mut self.buf, value, true);
+        self.buf.push(b'"');
+        Ok(())
+    }
+
+    pub(crate) fn attr_display(&mut self, name: &str, value: &dyn fmt::Display) -> io::Result<()> {
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{value}");
+        let s = std::mem::take(&mut self.scratch);
+        self.attr(name, &s)?;
+        self.scratch = s;
+        Ok(())
+    }
+
+    pub(crate) fn text(&mut self, value: &str) -> io::Result<()> {
+        self.close_open();
+        escape(&mut self.buf, value, false);
+        Ok(())
+    }
+
+    pub(crate) fn text_display(&mut self, value: &dyn fmt::Display) -> io::Result<()> {
+        self.close_open();
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{value}");
+        self.buf.extend_from_slice(self.scratch.as_bytes());
+        Ok(())
+    }
+
+    pub(crate) fn leaf(&mut self, name: &str, value: &str) -> io::Result<()> {
+        self.start(name)?;
+        if !value.is_empty() {
+            self.text(value)?;
+        }
+        self.end(name)
+    }
+
+    pub(crate) fn leaf_display(&mut self, name: &str, value: &dyn fmt::Display) -> io::Result<()> {
+        self.start(name)?;
+        self.text_display(value)?;
+        self.end(name)
+    }
+
+    /// Mixed content (text and foreign elements), never indented: whitespace is content here.
+    pub(crate) fn mixed(&mut self, content: &[ExtensionContent]) -> io::Result<()> {
+        self.close_open();
+        self.raw += 1;
+        let ns = self.default_ns;
+        let r = self.mixed_inner(content, ns);
+        self.raw -= 1;
+        if let Some(h) = self.had_child.last_mut() {
+            *h = false;
+        }
+        r
+    }
+
+    fn mixed_inner(&mut self, content: &[ExtensionContent], ns: &str) -> io::Result<()> {
+        for c in content {
+            match c {
+                ExtensionContent::Text(t) => self.text(t)?,
+                ExtensionContent::Element(e) => self.any_in(e, ns)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A foreign element whose parent is an IODEF element; its content is written verbatim.
+    pub(crate) fn any(&mut self, e: &AnyElement) -> io::Result<()> {
+        let ns = self.default_ns;
+        self.any_in(e, ns)
+    }
+
+    fn any_in(&mut self, e: &AnyElement, parent_ns: &str) -> io::Result<()> {
+        self.start(&e.name)?;
+        self.raw += 1;
+        let r = self.any_body(e, parent_ns);
+        self.raw -= 1;
+        r?;
+        if let Some(h) = self.had_child.last_mut() {
+            *h = false;
+        }
+        self.end(&e.name)
+    }
+
+    fn any_body(&mut self, e: &AnyElement, parent_ns: &str) -> io::Result<()> {
+        let ns = e.namespace.as_deref().unwrap_or("");
+        if ns != parent_ns {
+            self.attr("xmlns", ns)?;
+        }
+        for (n, a) in e.attributes.iter().enumerate() {
+            match a.namespace.as_deref() {
+                None => self.attr(&a.name, &a.value)?,
+                Some(XML_NS) => {
+                    let q = format!("xml:{}", a.name);
+                    self.attr(&q, &a.value)?;
+                }
+                Some(uri) => {
+                    let p = format!("xmlns:a{n}");
+                    self.attr(&p, uri)?;
+                    let q = format!("a{n}:{}", a.name);
+                    self.attr(&q, &a.value)?;
+                }
+            }
+        }
+        self.mixed_inner(&e.content, ns)
+    }
+}
+
+/// Escape for XML 1.0 text or attribute values so that a reader gets `s` back exactly.
+fn escape(buf: &mut Vec<u8>, s: &str, attr: bool) {
+    let b = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let rep: &[u8] = match c {
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'&' => b"&amp;",
+            b'"' if attr => b"&quot;",
+            b'\r' => b"&#13;",
+            b'\n' if attr => b"&#10;",
+            b'\t' if attr => b"&#9;",
+            _ => continue,
+        };
+        buf.extend_from_slice(&b[last..i]);
+        buf.extend_from_slice(rep);
+        last = i + 1;
+    }
+    buf.extend_from_slice(&b[last..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escaping() {
+        let mut b = Vec::new();
+        escape(&mut b, "a<b>&\"c\"\r\n\t", true);
+        assert_eq!(b, b"a&lt;b&gt;&amp;&quot;c&quot;&#13;&#10;&#9;");
+        b.clear();
+        escape(&mut b, "x\"\n\r", false);
+        assert_eq!(b, b"x\"\n&#13;");
+    }
+}

@@ -1,0 +1,86 @@
+//! Helpers shared by the integration tests: the conformance corpus and xmllint.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `../shared/conformance` relative to the workspace root.
+pub fn conformance() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance"))
+}
+
+pub fn examples() -> PathBuf {
+    conformance().join("iodef/examples")
+}
+
+pub fn schema(version: iodef::Version) -> PathBuf {
+    let name = match version {
+        iodef::Version::V1 => "iodef-1.0.xsd",
+        iodef::Version::V2 => "iodef-2.0.xsd",
+    };
+    conformance().join("iodef/schemas").join(name)
+}
+
+/// Run `xmllint --nonet --noout --schema SCHEMA FILE`; `Err(stderr)` when invalid.
+/// Panics (fails the test) when xmllint cannot be run: the tests never pass silently.
+pub fn xmllint(version: iodef::Version, file: &Path) -> Result<(), String> {
+    let out = Command::new("xmllint")
+        .arg("--nonet")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(schema(version))
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("xmllint is required for these tests (Debian package libxml2-utils): {e}")
+        });
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Validate bytes with xmllint (through a temporary file).
+pub fn xmllint_bytes(version: iodef::Version, xml: &[u8]) -> Result<(), String> {
+    let mut f = tempfile::Builder::new()
+        .suffix(".xml")
+        .tempfile()
+        .expect("temp file");
+    std::io::Write::write_all(&mut f, xml).expect("write temp file");
+    xmllint(version, f.path())
+}
+
+/// Rows of EXPECTED-xmllint.tsv: (example path relative to iodef/, schema file, valid).
+pub fn expected() -> Vec<(String, String, bool)> {
+    let text = std::fs::read_to_string(examples().join("EXPECTED-xmllint.tsv"))
+        .expect("EXPECTED-xmllint.tsv");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            let file = cols.next()?.to_owned();
+            let schema = cols.next()?.to_owned();
+            let valid = cols.next()? == "VALID";
+            Some((file, schema, valid))
+        })
+        .collect()
+}
+
+/// Every example document.
+pub fn all_examples() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![examples()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("examples dir") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "xml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

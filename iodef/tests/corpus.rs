@@ -1,0 +1,131 @@
+//! The whole conformance corpus: valid documents load losslessly and write back valid;
+//! invalid ones get precise diagnostics and load leniently.
+
+mod common;
+
+use iodef::{Document, ReadOptions, Version, WriteOptions};
+
+/// Which schema (by root namespace) a file is valid against, per EXPECTED-xmllint.tsv.
+fn expected_valid(rel: &str, version: Version) -> Option<bool> {
+    let schema = match version {
+        Version::V1 => "iodef-1.0.xsd",
+        Version::V2 => "iodef-2.0.xsd",
+    };
+    common::expected()
+        .into_iter()
+        .find(|(f, s, _)| f == &format!("examples/{rel}") && s == schema)
+        .map(|(_, _, v)| v)
+}
+
+#[test]
+fn corpus() {
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    let mut valid_seen = 0;
+    let mut invalid_seen = 0;
+    for path in common::all_examples() {
+        let rel = path
+            .strip_prefix(common::examples())
+            .expect("under examples")
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(&path).expect("read example");
+        let strict = Document::from_slice(&bytes, &ReadOptions::strict());
+        if rel.starts_with("rfc6545/") {
+            // RID messages (RFC 6545) are not IODEF documents: a clear refusal.
+            match strict {
+                Err(iodef::Error::NotIodef { location, found }) => {
+                    assert!(found.contains("iodef-rid-2.0"), "{rel}: {found}");
+                    assert!(location.line >= 1, "{rel}");
+                }
+                other => failures.push(format!("{rel}: expected NotIodef, got {other:?}")),
+            }
+            continue;
+        }
+        let lenient = Document::from_slice(&bytes, &ReadOptions::lenient());
+        let version = match (&strict, &lenient) {
+            (Ok(l), _) | (_, Ok(l)) => l.document.version(),
+            (Err(e), Err(_)) => {
+                failures.push(format!("{rel}: neither strict nor lenient load: {e}"));
+                continue;
+            }
+        };
+        let Some(schema_valid) = expected_valid(&rel, version) else {
+            failures.push(format!("{rel}: not in EXPECTED-xmllint.tsv"));
+            continue;
+        };
+        if schema_valid {
+            valid_seen += 1;
+            let loaded = match strict {
+                Ok(l) => l,
+                Err(e) => {
+                    failures.push(format!("{rel}: valid per xmllint but strict read failed: {e}"));
+                    continue;
+                }
+            };
+            let text_errors: Vec<_> = loaded
+                .document
+                .check()
+                .into_iter()
+                .filter(|d| d.severity == iodef::Severity::Error)
+                .collect();
+            if !text_errors.is_empty() {
+                // Schema-valid but breaking the RFC text: the writer refuses it, the validator
+                // says why. Record it; the document must still round-trip through lenient use.
+                report.push(format!("{rel}: schema-valid, text rules: {}", text_errors[0]));
+                continue;
+            }
+            let out = match loaded.document.to_xml(WriteOptions::default()) {
+                Ok(o) => o,
+                Err(e) => {
+                    failures.push(format!("{rel}: write failed: {e}"));
+                    continue;
+                }
+            };
+            if let Err(e) = common::xmllint_bytes(version, out.as_bytes()) {
+                failures.push(format!("{rel}: written document fails xmllint: {e}"));
+                continue;
+            }
+            let back = Document::from_slice(out.as_bytes(), &ReadOptions::strict())
+                .expect("re-read own output");
+            if back.document != loaded.document {
+                failures.push(format!("{rel}: round trip changed the document"));
+            }
+            // Compact output too.
+            let compact = loaded
+                .document
+                .to_xml(WriteOptions { indent: false })
+                .expect("compact write");
+            let back2 = Document::from_slice(compact.as_bytes(), &ReadOptions::strict())
+                .expect("re-read compact output");
+            if back2.document != loaded.document {
+                failures.push(format!("{rel}: compact round trip changed the document"));
+            }
+        } else {
+            invalid_seen += 1;
+            match strict {
+                Ok(_) => failures.push(format!("{rel}: invalid per xmllint but strict read accepted it")),
+                Err(e) => {
+                    let loc = e.location().cloned().unwrap_or_default();
+                    if loc.line == 0 || loc.path.is_empty() {
+                        failures.push(format!("{rel}: diagnostic without location: {e}"));
+                    }
+                    report.push(format!("{rel}: {e}"));
+                }
+            }
+            match lenient {
+                Ok(l) => {
+                    if l.diagnostics.is_empty() {
+                        failures.push(format!("{rel}: lenient load reported nothing"));
+                    }
+                }
+                Err(e) => failures.push(format!("{rel}: lenient load failed: {e}")),
+            }
+        }
+    }
+    for r in &report {
+        println!("{r}");
+    }
+    assert!(valid_seen >= 20 && invalid_seen >= 6, "{valid_seen} valid, {invalid_seen} invalid");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
