@@ -1,1 +1,170 @@
-//! A network-namespace lab: two namespaces joined by a veth pair, addresses from 198.18.0.0/15.
+//! A network-namespace lab: two namespaces joined by a veth pair, addresses from 198.18.0.0/15
+//! only. The *scanner* side holds 198.18.0.1 and routes the dark prefix 198.18.1.0/24 (and the
+//! unmonitored 198.18.2.0/24) to the *sensor* side, which holds only its management address
+//! 198.18.0.2: nothing answers in the dark prefix, as on a real darknet.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The scanner side's address.
+pub const SCANNER_IP: &str = "198.18.0.1";
+/// The sensor side's management address (not monitored).
+pub const SENSOR_IP: &str = "198.18.0.2";
+/// The dark prefix the sensor monitors.
+pub const DARK: &str = "198.18.1.0/24";
+/// A prefix routed to the sensor side but not monitored.
+pub const UNMONITORED: &str = "198.18.2.0/24";
+
+/// Two namespaces and a veth pair, removed on drop.
+pub struct Lab {
+    /// The scanner namespace.
+    pub scanner_ns: String,
+    /// The sensor namespace.
+    pub sensor_ns: String,
+    /// The scanner side's interface.
+    pub scanner_if: String,
+    /// The sensor side's interface (capture here).
+    pub sensor_if: String,
+}
+
+fn ip(args: &[&str]) {
+    crate::run_ok(Command::new("ip").args(args));
+}
+
+impl Lab {
+    /// Creates the lab (needs root and iproute2).
+    pub fn new() -> Lab {
+        crate::require_tool("ip", "iproute2");
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let lab = Lab {
+            scanner_ns: format!("tt-scan-{id}"),
+            sensor_ns: format!("tt-sens-{id}"),
+            scanner_if: "tt-scan".into(),
+            sensor_if: "tt-dark".into(),
+        };
+        ip(&["netns", "add", &lab.scanner_ns]);
+        ip(&["netns", "add", &lab.sensor_ns]);
+        let tmp_a = format!("tta{id}");
+        let tmp_b = format!("ttb{id}");
+        ip(&[
+            "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b,
+        ]);
+        ip(&[
+            "link",
+            "set",
+            &tmp_a,
+            "netns",
+            &lab.scanner_ns,
+            "name",
+            &lab.scanner_if,
+        ]);
+        ip(&[
+            "link",
+            "set",
+            &tmp_b,
+            "netns",
+            &lab.sensor_ns,
+            "name",
+            &lab.sensor_if,
+        ]);
+        lab.ns_ip(
+            &lab.scanner_ns,
+            &["addr", "add", "198.18.0.1/24", "dev", &lab.scanner_if],
+        );
+        lab.ns_ip(
+            &lab.sensor_ns,
+            &["addr", "add", "198.18.0.2/24", "dev", &lab.sensor_if],
+        );
+        for (ns, dev) in [
+            (&lab.scanner_ns, &lab.scanner_if),
+            (&lab.sensor_ns, &lab.sensor_if),
+        ] {
+            lab.ns_ip(ns, &["link", "set", dev, "up"]);
+            lab.ns_ip(ns, &["link", "set", "lo", "up"]);
+        }
+        for net in [DARK, UNMONITORED] {
+            lab.ns_ip(&lab.scanner_ns, &["route", "add", net, "via", SENSOR_IP]);
+        }
+        // Resolve the gateway once so the first probe is not held back by ARP.
+        let _ = lab
+            .in_scanner("ping")
+            .args(["-c", "1", "-W", "2", SENSOR_IP])
+            .output();
+        lab
+    }
+
+    fn ns_ip(&self, ns: &str, args: &[&str]) {
+        let mut full = vec!["-n", ns];
+        full.extend_from_slice(args);
+        ip(&full);
+    }
+
+    /// A command that will run inside the scanner namespace.
+    pub fn in_scanner(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.scanner_ns, program]);
+        c
+    }
+
+    /// A command that will run inside the sensor namespace.
+    pub fn in_sensor(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.sensor_ns, program]);
+        c
+    }
+
+    /// The MAC address of the sensor side's interface (the scanners' next hop).
+    pub fn sensor_mac(&self) -> String {
+        let out = crate::run_ok(
+            self.in_sensor("cat")
+                .arg(format!("/sys/class/net/{}/address", self.sensor_if)),
+        );
+        out.trim().to_owned()
+    }
+
+    /// Starts a packet capture on the scanner side (what the scanners really sent), writing
+    /// `path`; stop it with [`stop`].
+    pub fn record_sent(&self, path: &std::path::Path, filter: &str) -> Child {
+        crate::require_tool("tcpdump", "tcpdump");
+        let child = self
+            .in_scanner("tcpdump")
+            .args(["-i", &self.scanner_if, "-n", "-U", "-Q", "out", "-w"])
+            .arg(path)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump starts");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        child
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.scanner_ns, &self.sensor_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Sends SIGTERM to a child and waits for it, returning its output.
+pub fn stop(mut child: Child) -> std::process::Output {
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.try_wait();
+    child.wait_with_output().expect("child output")
+}

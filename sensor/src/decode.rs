@@ -480,7 +480,10 @@ mod tests {
             assert_eq!((e.proto, e.sport, e.dport), (17, 5353, 161), "{tags:x?}");
         }
         let err = decode(LinkType::Ethernet, 0, &eth(&[0x8100; 5], 0x0800, &ip)).unwrap_err();
-        assert!(err.to_string().contains("more than 4 stacked VLAN tags"), "{err}");
+        assert!(
+            err.to_string().contains("more than 4 stacked VLAN tags"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -519,7 +522,10 @@ mod tests {
 
     #[test]
     fn icmp_type_and_code() {
-        let e = dec(LinkType::Raw, &V4::new(1).packet(&[3, 13, 0, 0, 0, 0, 0, 0]));
+        let e = dec(
+            LinkType::Raw,
+            &V4::new(1).packet(&[3, 13, 0, 0, 0, 0, 0, 0]),
+        );
         assert_eq!((e.sport, e.dport), (3, 13));
         let e = dec(LinkType::Raw, &v6(58, &[], &[128, 0, 0, 0, 0, 1, 0, 1]));
         assert_eq!((e.proto, e.sport, e.dport, e.ttl), (58, 128, 0, 64));
