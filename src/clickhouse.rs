@@ -1,1 +1,288 @@
 //! A private ClickHouse server for tests: own data directory, loopback, a free port.
+//!
+//! [`Server::start`] writes a config into a fresh temporary directory, starts
+//! `clickhouse-server` on free loopback ports (HTTP and native TCP), waits until it answers
+//! `/ping`, and kills it and removes the directory when dropped. [`Server::kill`] and
+//! [`Server::restart`] stop and start the same server (same data, same ports) for fault tests;
+//! [`Server::cluster`] starts several servers that each know all of them as the shards of one
+//! cluster, for `Distributed` tables.
+//!
+//! The binary is `$TEITEN_CLICKHOUSE_SERVER`, else `clickhouse-server` from `PATH`, `/usr/sbin`
+//! or `/usr/bin` (Debian's package `clickhouse-server`). No binary is an error that says so:
+//! a test that needs ClickHouse fails, it never skips.
+//!
+//! Std only, so that the harness adds no dependency to the crate.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a server may take to answer its first `/ping`.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running private ClickHouse server.
+#[derive(Debug)]
+pub struct Server {
+    dir: PathBuf,
+    binary: PathBuf,
+    http_port: u16,
+    tcp_port: u16,
+    child: Option<Child>,
+}
+
+/// Where the server binary is, with a clear error when it is missing.
+fn find_binary() -> io::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TEITEN_CLICKHOUSE_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push("/usr/sbin".into());
+    dirs.push("/usr/bin".into());
+    dirs.into_iter()
+        .map(|d| d.join("clickhouse-server"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "clickhouse-server not found in PATH, /usr/sbin or /usr/bin (install it with \
+                 `apt-get install clickhouse-server`, or set TEITEN_CLICKHOUSE_SERVER)",
+            )
+        })
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn unique_dir(prefix: &str) -> io::Result<PathBuf> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The shards of a test cluster: `(host, native TCP port)` per shard, one replica each.
+fn remote_servers_xml(cluster: &str, shards: &[u16]) -> String {
+    let mut xml = format!("<remote_servers><{cluster}>");
+    for port in shards {
+        let _ = write!(
+            xml,
+            "<shard><replica><host>127.0.0.1</host><port>{port}</port></replica></shard>"
+        );
+    }
+    let _ = write!(xml, "</{cluster}></remote_servers>");
+    xml
+}
+
+impl Server {
+    /// Starts a single server on free ports.
+    pub fn start() -> io::Result<Server> {
+        Server::start_with(free_port()?, free_port()?, "")
+    }
+
+    /// Starts `n` servers; each one's config names all of them, in order, as the shards of
+    /// `cluster`.
+    pub fn cluster(cluster: &str, n: usize) -> io::Result<Vec<Server>> {
+        let ports: Vec<(u16, u16)> = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<io::Result<_>>()?;
+        let tcp: Vec<u16> = ports.iter().map(|p| p.1).collect();
+        let extra = remote_servers_xml(cluster, &tcp);
+        ports
+            .into_iter()
+            .map(|(http, tcp)| Server::start_with(http, tcp, &extra))
+            .collect()
+    }
+
+    fn start_with(http_port: u16, tcp_port: u16, extra_xml: &str) -> io::Result<Server> {
+        let binary = find_binary()?;
+        let dir = unique_dir("teiten-clickhouse")?;
+        let d = dir.display();
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/server.err.log</errorlog><console>0</console></logger>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp_port}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <max_concurrent_queries>200</max_concurrent_queries>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  {extra_xml}
+</yandex>
+"#
+        );
+        std::fs::write(dir.join("config.xml"), config)?;
+        std::fs::write(
+            dir.join("users.xml"),
+            r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default></default></quotas>
+</yandex>
+"#,
+        )?;
+        let mut server = Server {
+            dir,
+            binary,
+            http_port,
+            tcp_port,
+            child: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// Starts the server again (same data directory and ports) after [`Server::kill`], and
+    /// waits until it answers.
+    pub fn restart(&mut self) -> io::Result<()> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let out = std::fs::File::create(self.dir.join("stdout.log"))?;
+        let child = Command::new(&self.binary)
+            .arg(format!(
+                "--config-file={}",
+                self.dir.join("config.xml").display()
+            ))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("starting {}: {e}", self.binary.display()))
+            })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok((200, body)) = self.http("GET", "/ping", b"") {
+                if body.starts_with(b"Ok.") {
+                    return Ok(());
+                }
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    return Err(io::Error::other(format!(
+                        "clickhouse-server exited with {status} during start-up; log: {}",
+                        self.log_tail()
+                    )));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "clickhouse-server did not answer within {START_TIMEOUT:?}; log: {}",
+                        self.log_tail()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would; [`Server::restart`] brings it back.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The server's HTTP interface, e.g. `http://127.0.0.1:34567`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The native TCP port (for `clickhouse-client --port`).
+    pub fn tcp_port(&self) -> u16 {
+        self.tcp_port
+    }
+
+    /// The server's private directory (data, logs, config).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs one statement over HTTP and returns the body (TabSeparated), or the server's error
+    /// text as an error.
+    pub fn query(&self, sql: &str) -> io::Result<String> {
+        let (status, body) = self.http("POST", "/", sql.as_bytes())?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status == 200 {
+            Ok(text)
+        } else {
+            Err(io::Error::other(format!(
+                "ClickHouse answered {status} to `{sql}`: {text}"
+            )))
+        }
+    }
+
+    /// A minimal HTTP/1.0 exchange (the server closes the connection after answering).
+    fn http(&self, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port))?;
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )?;
+        s.write_all(body)?;
+        s.shutdown(Shutdown::Write)?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp)?;
+        let head_end = resp
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| io::Error::other("HTTP answer without a header end"))?;
+        let status = std::str::from_utf8(&resp[..head_end])
+            .ok()
+            .and_then(|h| h.split(' ').nth(1))
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| io::Error::other("HTTP answer without a status"))?;
+        Ok((status, resp[head_end + 4..].to_vec()))
+    }
+
+    fn log_tail(&self) -> String {
+        let mut text = String::new();
+        for f in ["server.err.log", "stdout.log"] {
+            if let Ok(s) = std::fs::read_to_string(self.dir.join(f)) {
+                let start = s.len().saturating_sub(2000);
+                text.push_str(s.get(start..).unwrap_or(""));
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,465 @@
+//! The TOML config: a serde struct with defaults, then [`Config::validate`] before any I/O.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The config file as written (`aggregator.example.toml` shows every field).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the ingest API, metrics and health endpoints listen on.
+    /// Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the events go.
+    #[serde(default)]
+    pub clickhouse: ClickHouseConfig,
+    /// Limits on what sensors may send.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// How rows are grouped into INSERT statements.
+    #[serde(default)]
+    pub insert: InsertConfig,
+    /// The IP-to-country database.
+    #[serde(default)]
+    pub geo: GeoConfig,
+    /// How long data is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// The sensor registry cache.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+/// `[clickhouse]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP URL of the server (or, in cluster mode, of the node that takes inserts and queries).
+    /// Default `http://127.0.0.1:8123`.
+    #[serde(default = "default_ch_url")]
+    pub url: String,
+    /// User name. Default `default`.
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Password. Default empty.
+    #[serde(default)]
+    pub password: String,
+    /// Database holding teiten's tables: letters, digits and `_`. Default `teiten`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Cluster mode: the cluster name from the servers' `remote_servers` config. Default none
+    /// (single server).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Cluster mode: the HTTP URL of every node, for schema migrations and retention (each node
+    /// holds its own shard tables). Default empty; required with `cluster`.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Cluster mode: use ReplicatedMergeTree (needs ZooKeeper and the `{shard}`/`{replica}`
+    /// macros on every server). Default false.
+    #[serde(default)]
+    pub replicated: bool,
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest request body accepted, in bytes (answer 413 above). Default 16 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest decompressed batch, in bytes (answer 413 above). Default 64 MiB.
+    #[serde(default = "default_max_decoded")]
+    pub max_decoded_bytes: usize,
+    /// Most events in one batch (answer 413 above). Default 1,000,000.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// Most events held in memory waiting for ClickHouse, over all sensors; above it sensors get
+    /// 503 with Retry-After. Default 4,000,000.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_events: usize,
+    /// Seconds a request waits for its batch to be committed before answering 503. Default 30.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout_secs: u64,
+    /// The Retry-After value sent with 503, in seconds. Default 5.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u64,
+}
+
+/// `[insert]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsertConfig {
+    /// Most rows in one INSERT. Default 1,000,000.
+    #[serde(default = "default_insert_rows")]
+    pub max_rows: u64,
+    /// Most uncompressed bytes in one INSERT. Default 256 MiB.
+    #[serde(default = "default_insert_bytes")]
+    pub max_bytes: u64,
+    /// Longest time an INSERT stays open while batches keep arriving, in milliseconds; an
+    /// INSERT also ends as soon as no batch is waiting. Default 1000.
+    #[serde(default = "default_insert_period")]
+    pub period_ms: u64,
+    /// Timeout of one INSERT (sending and ending), in seconds. Default 30.
+    #[serde(default = "default_insert_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// `[geo]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoConfig {
+    /// Tor-format IPv4 ranges (`start,end,CC`, integers). Default `/usr/share/tor/geoip`.
+    #[serde(default = "default_geoip4")]
+    pub ipv4: PathBuf,
+    /// Tor-format IPv6 ranges. Default `/usr/share/tor/geoip6`.
+    #[serde(default = "default_geoip6")]
+    pub ipv6: PathBuf,
+    /// A MaxMind-format `.mmdb` (GeoLite2-Country or compatible); when set it is used instead
+    /// of the tor files. Default none.
+    #[serde(default)]
+    pub mmdb: Option<PathBuf>,
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days of raw events (`scan_events`, `sensor_reports`) kept. Default 90.
+    #[serde(default = "default_raw_days")]
+    pub raw_days: u32,
+    /// Days of rollups kept. Default 730.
+    #[serde(default = "default_rollup_days")]
+    pub rollup_days: u32,
+    /// Seconds between two retention runs (the first runs at start). Default 3600.
+    #[serde(default = "default_retention_interval")]
+    pub interval_secs: u64,
+}
+
+/// `[registry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Seconds between two reloads of the sensor registry from ClickHouse (a revocation takes
+    /// effect within this time). Default 10.
+    #[serde(default = "default_refresh")]
+    pub refresh_secs: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_ch_url() -> String {
+    "http://127.0.0.1:8123".into()
+}
+fn default_user() -> String {
+    "default".into()
+}
+fn default_database() -> String {
+    "teiten".into()
+}
+fn default_max_body() -> usize {
+    16 << 20
+}
+fn default_max_decoded() -> usize {
+    64 << 20
+}
+fn default_max_events() -> usize {
+    1_000_000
+}
+fn default_max_pending() -> usize {
+    4_000_000
+}
+fn default_ack_timeout() -> u64 {
+    30
+}
+fn default_retry_after() -> u64 {
+    5
+}
+fn default_insert_rows() -> u64 {
+    1_000_000
+}
+fn default_insert_bytes() -> u64 {
+    256 << 20
+}
+fn default_insert_period() -> u64 {
+    1000
+}
+fn default_insert_timeout() -> u64 {
+    30
+}
+fn default_geoip4() -> PathBuf {
+    "/usr/share/tor/geoip".into()
+}
+fn default_geoip6() -> PathBuf {
+    "/usr/share/tor/geoip6".into()
+}
+fn default_raw_days() -> u32 {
+    90
+}
+fn default_rollup_days() -> u32 {
+    730
+}
+fn default_retention_interval() -> u64 {
+    3600
+}
+fn default_refresh() -> u64 {
+    10
+}
+
+macro_rules! default_via_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                // An empty table takes every field's default.
+                toml::from_str("").expect("all fields have defaults")
+            }
+        }
+    )*};
+}
+default_via_serde!(
+    ClickHouseConfig,
+    IngestConfig,
+    InsertConfig,
+    GeoConfig,
+    RetentionConfig,
+    RegistryConfig
+);
+
+/// A config that passed [`Config::validate`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The checked config.
+    pub config: Config,
+    /// `ingest.ack_timeout_secs`.
+    pub ack_timeout: Duration,
+    /// `insert.period_ms`.
+    pub insert_period: Duration,
+    /// `insert.timeout_secs`.
+    pub insert_timeout: Duration,
+    /// `retention.interval_secs`.
+    pub retention_interval: Duration,
+    /// `registry.refresh_secs`.
+    pub registry_refresh: Duration,
+}
+
+impl Config {
+    /// Reads and parses a config file (unknown fields are errors).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|source| Error::ConfigParse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks every rule that needs no I/O.
+    pub fn validate(self) -> Result<Settings> {
+        fn bad(field: &'static str, reason: impl Into<String>) -> Error {
+            Error::ConfigInvalid {
+                field,
+                reason: reason.into(),
+            }
+        }
+        let ch = &self.clickhouse;
+        check_url(&ch.url).map_err(|r| bad("clickhouse.url", r))?;
+        if !is_identifier(&ch.database) {
+            return Err(bad(
+                "clickhouse.database",
+                "must be 1 to 64 ASCII letters, digits or '_', not starting with a digit",
+            ));
+        }
+        match &ch.cluster {
+            Some(name) => {
+                if !is_identifier(name) {
+                    return Err(bad(
+                        "clickhouse.cluster",
+                        "must be 1 to 64 ASCII letters, digits or '_'",
+                    ));
+                }
+                if ch.nodes.is_empty() {
+                    return Err(bad(
+                        "clickhouse.nodes",
+                        "cluster mode needs the HTTP URL of every node",
+                    ));
+                }
+                for n in &ch.nodes {
+                    check_url(n).map_err(|r| bad("clickhouse.nodes", r))?;
+                }
+            }
+            None => {
+                if !ch.nodes.is_empty() || ch.replicated {
+                    return Err(bad(
+                        "clickhouse.cluster",
+                        "`nodes` and `replicated` need a cluster name",
+                    ));
+                }
+            }
+        }
+        let i = &self.ingest;
+        if i.max_body_bytes < 64 {
+            return Err(bad("ingest.max_body_bytes", "must be at least 64"));
+        }
+        if i.max_decoded_bytes < 64 {
+            return Err(bad("ingest.max_decoded_bytes", "must be at least 64"));
+        }
+        if i.max_events == 0 {
+            return Err(bad("ingest.max_events", "must be at least 1"));
+        }
+        if i.max_pending_events < i.max_events {
+            return Err(bad(
+                "ingest.max_pending_events",
+                format!(
+                    "must be at least ingest.max_events ({}), or no full batch could ever be taken",
+                    i.max_events
+                ),
+            ));
+        }
+        if i.ack_timeout_secs == 0 || i.retry_after_secs == 0 {
+            return Err(bad(
+                "ingest.ack_timeout_secs",
+                "ack_timeout_secs and retry_after_secs must be at least 1",
+            ));
+        }
+        let ins = &self.insert;
+        if ins.max_rows == 0 || ins.max_bytes == 0 {
+            return Err(bad(
+                "insert.max_rows",
+                "max_rows and max_bytes must be at least 1",
+            ));
+        }
+        if ins.period_ms == 0 || ins.timeout_secs == 0 {
+            return Err(bad(
+                "insert.period_ms",
+                "period_ms and timeout_secs must be at least 1",
+            ));
+        }
+        let r = &self.retention;
+        if r.raw_days == 0 || r.rollup_days == 0 {
+            return Err(bad(
+                "retention.raw_days",
+                "raw_days and rollup_days must be at least 1",
+            ));
+        }
+        if r.interval_secs == 0 {
+            return Err(bad("retention.interval_secs", "must be at least 1"));
+        }
+        if self.registry.refresh_secs == 0 {
+            return Err(bad("registry.refresh_secs", "must be at least 1"));
+        }
+        Ok(Settings {
+            ack_timeout: Duration::from_secs(self.ingest.ack_timeout_secs),
+            insert_period: Duration::from_millis(self.insert.period_ms),
+            insert_timeout: Duration::from_secs(self.insert.timeout_secs),
+            retention_interval: Duration::from_secs(self.retention.interval_secs),
+            registry_refresh: Duration::from_secs(self.registry.refresh_secs),
+            config: self,
+        })
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("`{url}` is not an http:// or https:// URL"))
+    }
+}
+
+/// A safe SQL identifier: it is put into DDL as is.
+pub(crate) fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.as_bytes()[0].is_ascii_digit()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let text = include_str!("../aggregator.example.toml");
+        let s = Config::parse(text).unwrap().validate().unwrap();
+        assert_eq!(s.config.retention.raw_days, 90);
+        assert_eq!(s.config.retention.rollup_days, 730);
+    }
+
+    #[test]
+    fn empty_config_takes_defaults() {
+        let s = Config::parse("").unwrap().validate().unwrap();
+        assert_eq!(s.config.clickhouse.database, "teiten");
+        assert_eq!(s.config.listen.port(), 8080);
+        assert_eq!(s.config.geo.ipv4, PathBuf::from("/usr/share/tor/geoip"));
+    }
+
+    #[test]
+    fn unknown_field_is_an_error() {
+        let err = Config::parse("[ingest]\nmax_body = 3\n").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_body`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_database_name() {
+        let err = Config::parse("[clickhouse]\ndatabase = \"a;b\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("config field `clickhouse.database` is invalid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cluster_needs_nodes() {
+        let err = Config::parse("[clickhouse]\ncluster = \"c\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config field `clickhouse.nodes` is invalid: cluster mode needs the HTTP URL of every node"
+        );
+    }
+
+    #[test]
+    fn pending_must_hold_one_batch() {
+        let err = Config::parse("[ingest]\nmax_events = 10\nmax_pending_events = 5\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("ingest.max_pending_events"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_retention_rejected() {
+        let err = Config::parse("[retention]\nraw_days = 0\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("retention.raw_days"), "{err}");
+    }
+}

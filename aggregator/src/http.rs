@@ -1,0 +1,306 @@
+//! The HTTP API: batch ingest, health and metrics.
+//!
+//! `POST /api/v1/batches` (`Authorization: Bearer <token>`, `Content-Type:
+//! application/x-teiten-batch`, body from `teiten_wire::encode`) answers:
+//! - 200 with an [`Ack`] once the batch is committed (or was committed before);
+//! - 401 unknown, revoked or missing token; 403 the token belongs to another sensor;
+//! - 413 body, decompressed batch or event count over the limits; 415 wrong content type;
+//! - 400 not a batch (bad magic, corrupt compression, undecodable payload); 422 a batch that
+//!   breaks a rule of the format;
+//! - 503 with `Retry-After` when ClickHouse is slow or down, or the batch is being written by
+//!   another request.
+//!
+//! Every refusal has a JSON body `{"error": reason, "detail": text}`, is logged with the cause
+//! (never the token) and counted by reason.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use teiten_wire::{Ack, AckStatus, Limits, WireError, CONTENT_TYPE, INGEST_PATH};
+
+use crate::geo::{Geo, UNKNOWN};
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::registry::{Auth, Cache};
+use crate::store::{Enriched, Outcome, Store, StoreError};
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<Store>,
+    /// Authentication.
+    pub registry: Arc<Cache>,
+    /// Country lookups.
+    pub geo: Geo,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Decoding limits.
+    pub limits: Limits,
+    /// Largest body accepted.
+    pub max_body_bytes: usize,
+    /// Retry-After seconds for 503.
+    pub retry_after_secs: u64,
+}
+
+/// Builds the HTTP app (tests call it without a socket).
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(INGEST_PATH, post(ingest))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        // The ingest handler enforces its own limit with a reason in the answer.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// A refused request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Reject {
+    /// No valid token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token is not the batch's sensor's.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Wrong content type.
+    #[error("content type must be {CONTENT_TYPE}")]
+    UnsupportedMediaType,
+    /// Over a size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Not decodable.
+    #[error("{0}")]
+    Malformed(WireError),
+    /// Decodable, but breaks a rule.
+    #[error("{0}")]
+    Invalid(WireError),
+    /// Retry later.
+    #[error("{0}")]
+    Unavailable(StoreError),
+}
+
+impl Reject {
+    /// The metric label and JSON `error` value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Reject::Unauthorized(_) => "unauthorized",
+            Reject::Forbidden(_) => "forbidden",
+            Reject::UnsupportedMediaType => "unsupported_media_type",
+            Reject::TooLarge(_) => "too_large",
+            Reject::Malformed(_) => "malformed",
+            Reject::Invalid(_) => "invalid",
+            Reject::Unavailable(StoreError::Busy) => "busy",
+            Reject::Unavailable(StoreError::InFlight) => "in_flight",
+            Reject::Unavailable(StoreError::ShuttingDown) => "shutting_down",
+            Reject::Unavailable(_) => "unavailable",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Reject::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Reject::Forbidden(_) => StatusCode::FORBIDDEN,
+            Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reject::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::Malformed(_) => StatusCode::BAD_REQUEST,
+            Reject::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Detail for the client: never internals of ClickHouse.
+    fn detail(&self) -> String {
+        match self {
+            Reject::Unavailable(StoreError::ClickHouse(_)) => {
+                "storage is unavailable, retry later".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A refusal on its way out, with what it needs to answer.
+struct Refusal {
+    reject: Reject,
+    sensor: Option<String>,
+    metrics: Arc<Metrics>,
+    retry_after: u64,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let r = &self.reject;
+        self.metrics
+            .rejected
+            .get_or_create(&ReasonLabel { reason: r.reason() })
+            .inc();
+        let sensor = self.sensor.as_deref().unwrap_or("-");
+        match r {
+            Reject::Unavailable(StoreError::ClickHouse(e)) => {
+                tracing::error!(sensor, reason = r.reason(), error = %e, "Batch not stored")
+            }
+            Reject::Unavailable(_) => {
+                tracing::warn!(sensor, reason = r.reason(), error = %r, "Batch deferred")
+            }
+            _ => tracing::warn!(sensor, reason = r.reason(), error = %r, "Batch rejected"),
+        }
+        let body = Json(serde_json::json!({"error": r.reason(), "detail": r.detail()}));
+        let mut resp = (r.status(), body).into_response();
+        if let Reject::Unavailable(e) = r {
+            let secs = if matches!(e, StoreError::InFlight) {
+                1
+            } else {
+                self.retry_after
+            };
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn ingest(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let mut sensor = None;
+    match ingest_inner(&st, &headers, body, &mut sensor).await {
+        Ok(ack) => Json(ack).into_response(),
+        Err(reject) => Refusal {
+            reject,
+            sensor,
+            metrics: st.metrics.clone(),
+            retry_after: st.retry_after_secs,
+        }
+        .into_response(),
+    }
+}
+
+async fn ingest_inner(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    sensor: &mut Option<String>,
+) -> Result<Ack, Reject> {
+    let Some(token) = bearer(headers) else {
+        return Err(Reject::Unauthorized(
+            "missing bearer token in Authorization".into(),
+        ));
+    };
+    let who = match st.registry.authenticate(token).await {
+        Auth::Sensor(id) => id,
+        Auth::Revoked(id) => {
+            *sensor = Some(id);
+            return Err(Reject::Unauthorized("sensor is revoked".into()));
+        }
+        Auth::Unknown => return Err(Reject::Unauthorized("unknown token".into())),
+    };
+    *sensor = Some(who.clone());
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.split(';').next().map(str::trim) != Some(CONTENT_TYPE) {
+        return Err(Reject::UnsupportedMediaType);
+    }
+    let max = st.max_body_bytes;
+    let too_large = || Reject::TooLarge(format!("body is larger than {max} bytes"));
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max as u64 {
+            return Err(too_large());
+        }
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| too_large())?;
+    let limits = st.limits;
+    let geo = st.geo.current();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let batch = teiten_wire::decode(&bytes, limits)?;
+        let mut unknown = 0u32;
+        let countries = batch
+            .events
+            .iter()
+            .map(|e| {
+                geo.lookup(e.src).unwrap_or_else(|| {
+                    unknown += 1;
+                    UNKNOWN
+                })
+            })
+            .collect();
+        Ok::<_, WireError>(Enriched {
+            batch,
+            countries,
+            unknown,
+        })
+    })
+    .await
+    .map_err(|e| Reject::Malformed(WireError::Invalid(format!("decoder failed: {e}"))))?;
+    let data = decoded.map_err(|e| match e {
+        WireError::TooLarge { .. } | WireError::TooManyEvents { .. } => {
+            Reject::TooLarge(e.to_string())
+        }
+        WireError::Invalid(_) => Reject::Invalid(e),
+        _ => Reject::Malformed(e),
+    })?;
+    if data.batch.id.sensor_id != who {
+        return Err(Reject::Forbidden(format!(
+            "token of sensor {who} used for a batch of sensor {}",
+            data.batch.id.sensor_id
+        )));
+    }
+    st.metrics.geo_unknown.inc_by(u64::from(data.unknown));
+    let seq = data.batch.id.seq;
+    match st.store.submit(data).await {
+        Ok(Outcome::Stored(n)) => Ok(Ack {
+            seq,
+            status: AckStatus::Stored,
+            stored: n,
+        }),
+        Ok(Outcome::Duplicate) => Ok(Ack {
+            seq,
+            status: AckStatus::Duplicate,
+            stored: 0,
+        }),
+        Err(e) => Err(Reject::Unavailable(e)),
+    }
+}
+
+async fn health(State(st): State<Arc<AppState>>) -> Response {
+    if st.store.ping().await {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "clickhouse unavailable"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}

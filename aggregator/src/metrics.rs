@@ -1,0 +1,131 @@
+//! Prometheus metrics, served as text on `/metrics`. Labels are bounded: a rejection reason
+//! is one of a fixed set, never a sensor id or an address.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The label of a rejection.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// One of [`crate::http::Reject::reason`]'s values.
+    pub reason: &'static str,
+}
+
+/// Every metric the aggregator exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Batches stored (new).
+    pub batches_stored: Counter,
+    /// Batches acknowledged as duplicates (already stored).
+    pub batches_duplicate: Counter,
+    /// Events stored.
+    pub events_stored: Counter,
+    /// Batches rejected, by reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Seconds per INSERT statement.
+    pub insert_seconds: Histogram,
+    /// INSERT statements that failed.
+    pub insert_errors: Counter,
+    /// Events decoded and waiting for ClickHouse.
+    pub pending_events: Gauge,
+    /// Events whose source country was unknown.
+    pub geo_unknown: Counter,
+    /// Geo database reloads that succeeded.
+    pub geo_reloads: Counter,
+    /// Partitions dropped by retention.
+    pub partitions_dropped: Counter,
+    /// Events re-inserted when repairing a partly stored batch.
+    pub events_repaired: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("teiten_aggregator");
+        let m = Metrics {
+            batches_stored: Counter::default(),
+            batches_duplicate: Counter::default(),
+            events_stored: Counter::default(),
+            rejected: Family::default(),
+            insert_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            insert_errors: Counter::default(),
+            pending_events: Gauge::default(),
+            geo_unknown: Counter::default(),
+            geo_reloads: Counter::default(),
+            partitions_dropped: Counter::default(),
+            events_repaired: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "batches_stored",
+            "Batches stored in ClickHouse",
+            m.batches_stored.clone(),
+        );
+        registry.register(
+            "batches_duplicate",
+            "Re-sent batches acknowledged without storing them again",
+            m.batches_duplicate.clone(),
+        );
+        registry.register(
+            "events_stored",
+            "Events stored in ClickHouse",
+            m.events_stored.clone(),
+        );
+        registry.register(
+            "batches_rejected",
+            "Batches refused, by reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "insert_seconds",
+            "Duration of one INSERT into ClickHouse",
+            m.insert_seconds.clone(),
+        );
+        registry.register(
+            "insert_errors",
+            "INSERT statements that failed",
+            m.insert_errors.clone(),
+        );
+        registry.register(
+            "pending_events",
+            "Events decoded and waiting to be committed",
+            m.pending_events.clone(),
+        );
+        registry.register(
+            "geo_unknown",
+            "Events whose source country is unknown",
+            m.geo_unknown.clone(),
+        );
+        registry.register("geo_reloads", "Geo database reloads", m.geo_reloads.clone());
+        registry.register(
+            "partitions_dropped",
+            "Day partitions dropped by retention",
+            m.partitions_dropped.clone(),
+        );
+        registry.register(
+            "events_repaired",
+            "Events inserted to complete a partly stored batch",
+            m.events_repaired.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,97 @@
+//! Retention: drops the day partitions older than the configured number of days, on every node.
+
+use clickhouse::Client;
+
+use crate::error::{Error, Result};
+use crate::queries;
+use crate::schema::{storage_name, Layout, RAW_TABLES, ROLLUP_TABLES};
+
+/// The civil date (year, month, day) of a day number since 1970-01-01 (proleptic Gregorian).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The oldest day (as YYYYMMDD) kept when keeping `days` days up to the day of `now` (Unix
+/// seconds, UTC): partitions of earlier days are dropped.
+pub fn first_kept_day(now: i64, days: u32) -> u32 {
+    let today = now.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(today - i64::from(days) + 1);
+    (y * 10_000) as u32 + m * 100 + d
+}
+
+/// Drops expired partitions of the raw and rollup tables through `client` (one node) and
+/// returns `table/partition` for each one dropped.
+pub async fn run_once(
+    client: &Client,
+    db: &str,
+    layout: &Layout,
+    now: i64,
+    raw_days: u32,
+    rollup_days: u32,
+) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
+    let plan = RAW_TABLES
+        .iter()
+        .map(|t| (*t, raw_days))
+        .chain(ROLLUP_TABLES.iter().map(|t| (*t, rollup_days)));
+    for (logical, days) in plan {
+        let table = storage_name(layout, logical);
+        let keep_from = first_kept_day(now, days);
+        let parts: Vec<String> = client
+            .query(queries::TABLE_PARTITIONS)
+            .bind(db)
+            .bind(&table)
+            .fetch_all()
+            .await
+            .map_err(Error::ch(format!("listing partitions of {db}.{table}")))?;
+        for p in parts {
+            // Day partitions are YYYYMMDD; anything else is not ours to drop.
+            let Ok(day) = p.parse::<u32>() else { continue };
+            if day >= keep_from {
+                continue;
+            }
+            let sql = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
+            client
+                .query(&sql)
+                .bind(day)
+                .execute()
+                .await
+                .map_err(Error::ch(format!(
+                    "dropping partition {day} of {db}.{table}"
+                )))?;
+            tracing::info!(table = %table, partition = day, "Expired partition dropped");
+            dropped.push(format!("{table}/{day}"));
+        }
+    }
+    Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_413), (2025, 11, 21));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn keep_window() {
+        // 2026-11-22 00:16 UTC
+        let now = 1_795_306_560;
+        assert_eq!(civil_from_days(now / 86_400), (2026, 11, 22));
+        assert_eq!(first_kept_day(now, 1), 20_261_122);
+        assert_eq!(first_kept_day(now, 90), 20_260_825);
+    }
+}

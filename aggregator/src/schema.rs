@@ -1,0 +1,325 @@
+//! The ClickHouse schema as an ordered list of idempotent migration steps.
+//!
+//! Every DDL statement of the project is written here (every other statement is in
+//! [`crate::queries`]), so that the compatibility test can run all of them on current ClickHouse
+//! (`scripts/chdb_compat.py`, chdb-core) while the other tests run them on 18.16.
+//!
+//! Portability rules (18.16 and 26.x): no IPv4/IPv6 column types (addresses are
+//! `FixedString(16)`, IPv4 as IPv4-mapped IPv6), no `LowCardinality`, no TTL, no codecs, no
+//! `DateTime64` (time is `ts DateTime` plus `usec UInt32`), no `SimpleAggregateFunction`.
+//!
+//! Layouts:
+//! - single server: the tables below under their own names;
+//! - cluster: every storage table is `<name>_local` on each node ((Replicated)MergeTree), and
+//!   `<name>` is a `Distributed` table over the cluster's shards, so readers use the same names
+//!   in both layouts. The materialized views sit on each node, between the local tables.
+
+use crate::config::ClickHouseConfig;
+
+/// The oldest server the schema and queries are written for.
+pub const MIN_SERVER_VERSION: (u32, u32) = (18, 16);
+
+/// How the tables are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// One server.
+    Single,
+    /// Shards of a cluster named in the servers' `remote_servers`.
+    Cluster {
+        /// The cluster name.
+        name: String,
+        /// ReplicatedMergeTree family (ZooKeeper, `{shard}` and `{replica}` macros).
+        replicated: bool,
+    },
+}
+
+impl Layout {
+    /// The layout a config asks for.
+    pub fn from_config(ch: &ClickHouseConfig) -> Layout {
+        match &ch.cluster {
+            Some(name) => Layout::Cluster {
+                name: name.clone(),
+                replicated: ch.replicated,
+            },
+            None => Layout::Single,
+        }
+    }
+}
+
+/// One migration step: the object it creates and its idempotent DDL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Name of the table or view the step creates (checked in `system.tables`); empty for the
+    /// database itself (checked in `system.databases`).
+    pub object: String,
+    /// The statement (`CREATE ... IF NOT EXISTS`).
+    pub sql: String,
+}
+
+/// Columns of the raw events table, in insert order (see [`crate::store::EventRow`]).
+const SCAN_EVENTS_COLUMNS: &str = "\
+    sensor_id String, \
+    epoch UInt64, \
+    batch_seq UInt64, \
+    idx UInt32, \
+    ts DateTime, \
+    usec UInt32, \
+    proto UInt8, \
+    src FixedString(16), \
+    dst FixedString(16), \
+    sport UInt16, \
+    dport UInt16, \
+    tcp_flags UInt16, \
+    ttl UInt8, \
+    ip_id UInt32, \
+    ip_len UInt32, \
+    tcp_seq UInt32, \
+    window UInt16, \
+    class Enum8('scan' = 0, 'backscatter' = 1, 'other' = 2), \
+    tags UInt8, \
+    country FixedString(2)";
+
+const ROLLUP_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    dport UInt16, \
+    country FixedString(2), \
+    sensor_id String, \
+    packets AggregateFunction(count), \
+    sources AggregateFunction(uniq, FixedString(16))";
+
+const SENSORS_COLUMNS: &str = "\
+    sensor_id String, \
+    token_sha256 String, \
+    revoked UInt8, \
+    changed DateTime, \
+    version UInt64";
+
+const SENSOR_REPORTS_COLUMNS: &str = "\
+    sensor_id String, \
+    epoch UInt64, \
+    batch_seq UInt64, \
+    received DateTime, \
+    sealed_us Int64, \
+    events UInt32, \
+    unknown_country UInt32, \
+    packets_captured UInt64, \
+    kernel_drops UInt64, \
+    events_recorded UInt64, \
+    filtered UInt64, \
+    malformed UInt64, \
+    spool_bytes UInt64, \
+    spool_dropped_events UInt64";
+
+/// A storage table: name, columns, engine family and its argument, partition, order.
+struct Storage {
+    name: &'static str,
+    columns: &'static str,
+    /// `MergeTree`, `AggregatingMergeTree` or `ReplacingMergeTree`.
+    engine: &'static str,
+    /// Engine argument (the version column of ReplacingMergeTree), empty for none.
+    engine_arg: &'static str,
+    partition: &'static str,
+    order: &'static str,
+    /// Sharding expression for the Distributed table.
+    shard_key: &'static str,
+}
+
+const STORAGE: &[Storage] = &[
+    Storage {
+        name: "scan_events",
+        columns: SCAN_EVENTS_COLUMNS,
+        engine: "MergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(ts)",
+        order: "(sensor_id, epoch, batch_seq, idx)",
+        // A batch lands on one shard, so it is stored (and checked) in one place.
+        shard_key: "cityHash64(sensor_id, epoch, batch_seq)",
+    },
+    Storage {
+        name: "scan_rollup_5m",
+        columns: ROLLUP_COLUMNS,
+        engine: "AggregatingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, proto, dport, country, sensor_id)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_rollup_1h",
+        columns: ROLLUP_COLUMNS,
+        engine: "AggregatingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, proto, dport, country, sensor_id)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "sensors",
+        columns: SENSORS_COLUMNS,
+        engine: "ReplacingMergeTree",
+        engine_arg: "version",
+        partition: "tuple()",
+        order: "sensor_id",
+        shard_key: "cityHash64(sensor_id)",
+    },
+    Storage {
+        name: "sensor_reports",
+        columns: SENSOR_REPORTS_COLUMNS,
+        engine: "MergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(received)",
+        order: "(sensor_id, received)",
+        shard_key: "cityHash64(sensor_id)",
+    },
+];
+
+/// Rollup views: (view, target table, bucket function).
+const ROLLUPS: &[(&str, &str, &str)] = &[
+    ("scan_rollup_5m_mv", "scan_rollup_5m", "toStartOfFiveMinute"),
+    ("scan_rollup_1h_mv", "scan_rollup_1h", "toStartOfHour"),
+];
+
+/// Tables whose day partitions retention drops, with the kind of data they hold.
+pub const RAW_TABLES: &[&str] = &["scan_events", "sensor_reports"];
+/// Rollup tables (kept longer).
+pub const ROLLUP_TABLES: &[&str] = &["scan_rollup_5m", "scan_rollup_1h"];
+
+/// The table that holds a logical table's rows on this node (`<name>_local` in a cluster).
+pub fn storage_name(layout: &Layout, name: &str) -> String {
+    match layout {
+        Layout::Single => name.to_owned(),
+        Layout::Cluster { .. } => format!("{name}_local"),
+    }
+}
+
+fn engine(layout: &Layout, db: &str, s: &Storage) -> String {
+    match layout {
+        Layout::Cluster {
+            replicated: true, ..
+        } => {
+            let mut args = format!(
+                "'/clickhouse/tables/{{shard}}/{db}/{}_local', '{{replica}}'",
+                s.name
+            );
+            if !s.engine_arg.is_empty() {
+                args.push_str(", ");
+                args.push_str(s.engine_arg);
+            }
+            format!("Replicated{}({args})", s.engine)
+        }
+        _ if s.engine_arg.is_empty() => s.engine.to_owned(),
+        _ => format!("{}({})", s.engine, s.engine_arg),
+    }
+}
+
+/// The ordered migration steps for database `db` (a checked identifier).
+pub fn steps(db: &str, layout: &Layout) -> Vec<Step> {
+    let mut out = vec![Step {
+        object: String::new(),
+        sql: format!("CREATE DATABASE IF NOT EXISTS {db}"),
+    }];
+    for s in STORAGE {
+        let table = storage_name(layout, s.name);
+        out.push(Step {
+            sql: format!(
+                "CREATE TABLE IF NOT EXISTS {db}.{table} ({}) ENGINE = {} PARTITION BY {} ORDER BY {}",
+                s.columns,
+                engine(layout, db, s),
+                s.partition,
+                s.order
+            ),
+            object: table,
+        });
+        if let Layout::Cluster { name: cluster, .. } = layout {
+            out.push(Step {
+                object: s.name.to_owned(),
+                sql: format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{} ({}) ENGINE = Distributed({cluster}, {db}, {}_local, {})",
+                    s.name, s.columns, s.name, s.shard_key
+                ),
+            });
+        }
+    }
+    for (view, target, bucket) in ROLLUPS {
+        let source = storage_name(layout, "scan_events");
+        let target = storage_name(layout, target);
+        out.push(Step {
+            object: (*view).to_owned(),
+            sql: format!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view} TO {db}.{target} AS \
+                 SELECT {bucket}(ts) AS bucket, proto, dport, country, sensor_id, \
+                 countState() AS packets, uniqState(src) AS sources \
+                 FROM {db}.{source} GROUP BY bucket, proto, dport, country, sensor_id"
+            ),
+        });
+    }
+    out
+}
+
+/// Parses `version()` output into (major, minor).
+pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.trim().split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_layout_order_and_names() {
+        let s = steps("teiten", &Layout::Single);
+        let names: Vec<&str> = s.iter().map(|s| s.object.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "",
+                "scan_events",
+                "scan_rollup_5m",
+                "scan_rollup_1h",
+                "sensors",
+                "sensor_reports",
+                "scan_rollup_5m_mv",
+                "scan_rollup_1h_mv"
+            ]
+        );
+        assert!(s.iter().all(|s| s.sql.contains("IF NOT EXISTS")));
+        assert!(s[1].sql.contains("PARTITION BY toYYYYMMDD(ts)"));
+    }
+
+    #[test]
+    fn cluster_layout_has_local_and_distributed() {
+        let l = Layout::Cluster {
+            name: "c1".into(),
+            replicated: true,
+        };
+        let s = steps("db", &l);
+        let ev = s.iter().find(|s| s.object == "scan_events_local").unwrap();
+        assert!(
+            ev.sql
+                .contains("ReplicatedMergeTree('/clickhouse/tables/{shard}/db/scan_events_local', '{replica}')"),
+            "{}",
+            ev.sql
+        );
+        let sensors = s.iter().find(|s| s.object == "sensors_local").unwrap();
+        assert!(sensors.sql.contains("ReplicatedReplacingMergeTree("));
+        assert!(sensors.sql.contains("'{replica}', version)"));
+        let d = s.iter().find(|s| s.object == "scan_events").unwrap();
+        assert!(d
+            .sql
+            .contains("Distributed(c1, db, scan_events_local, cityHash64("));
+        let mv = s.iter().find(|s| s.object == "scan_rollup_1h_mv").unwrap();
+        assert!(mv.sql.contains("TO db.scan_rollup_1h_local"));
+        assert!(mv.sql.contains("FROM db.scan_events_local"));
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("18.16.1"), Some((18, 16)));
+        assert_eq!(parse_version("26.9.1.1\n"), Some((26, 9)));
+        assert_eq!(parse_version("x"), None);
+    }
+}

@@ -1,0 +1,195 @@
+//! Running the aggregator: clients, migrations, the HTTP server, background tasks, signals and
+//! an orderly shutdown (stop accepting, let open requests finish, end the open INSERTs).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clickhouse::Client;
+use teiten_wire::Limits;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{ClickHouseConfig, Settings};
+use crate::error::{Error, Result};
+use crate::geo::{Geo, GeoDb};
+use crate::http::{app, AppState};
+use crate::metrics::Metrics;
+use crate::migrate::migrate;
+use crate::registry::Cache;
+use crate::retention;
+use crate::schema::Layout;
+use crate::store::Store;
+
+/// How long the writer may take to end its INSERTs at shutdown.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A client for `url` with the config's credentials, RowBinary without schema validation
+/// (18.16 lacks RowBinaryWithNamesAndTypes) and, in cluster mode, synchronous Distributed
+/// inserts (so that an acknowledged batch is on its shard).
+pub fn client_for(ch: &ClickHouseConfig, url: &str) -> Client {
+    let mut c = Client::default()
+        .with_url(url)
+        .with_user(&ch.user)
+        .with_validation(false);
+    if !ch.password.is_empty() {
+        c = c.with_password(&ch.password);
+    }
+    if ch.cluster.is_some() {
+        c = c.with_option("insert_distributed_sync", "1");
+    }
+    c
+}
+
+/// The client for inserts and queries, with the database set.
+pub fn client(ch: &ClickHouseConfig) -> Client {
+    client_for(ch, &ch.url).with_database(&ch.database)
+}
+
+/// Applies the schema on the server, or on every node in cluster mode.
+pub async fn migrate_all(ch: &ClickHouseConfig) -> Result<Vec<String>> {
+    let layout = Layout::from_config(ch);
+    let mut applied = Vec::new();
+    let nodes = if ch.nodes.is_empty() {
+        vec![ch.url.clone()]
+    } else {
+        ch.nodes.clone()
+    };
+    for url in &nodes {
+        for step in migrate(&client_for(ch, url), &ch.database, &layout).await? {
+            applied.push(format!("{url}: {step}"));
+        }
+    }
+    Ok(applied)
+}
+
+/// Runs retention once on the server or every node.
+pub async fn retention_all(settings: &Settings) -> Result<Vec<String>> {
+    let ch = &settings.config.clickhouse;
+    let r = &settings.config.retention;
+    let layout = Layout::from_config(ch);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let nodes = if ch.nodes.is_empty() {
+        vec![ch.url.clone()]
+    } else {
+        ch.nodes.clone()
+    };
+    let mut dropped = Vec::new();
+    for url in &nodes {
+        let c = client_for(ch, url);
+        dropped.extend(
+            retention::run_once(&c, &ch.database, &layout, now, r.raw_days, r.rollup_days).await?,
+        );
+    }
+    Ok(dropped)
+}
+
+/// Serves until SIGTERM or SIGINT; a second signal exits at once.
+pub async fn serve(settings: Settings) -> Result<()> {
+    let cfg = settings.config.clone();
+    let applied = migrate_all(&cfg.clickhouse).await?;
+    tracing::info!(steps = applied.len(), "Schema is up to date");
+    let metrics = Arc::new(Metrics::new());
+    let geo = Geo::new(GeoDb::load(&cfg.geo)?);
+    tracing::info!(db = ?geo.current(), "Geo database loaded");
+    let client = client(&cfg.clickhouse);
+    let registry = Arc::new(Cache::new(client.clone(), &cfg.clickhouse.database));
+    let sensors = registry.refresh().await?;
+    tracing::info!(sensors, "Sensor registry loaded");
+    let (store, writer, stop_writer) = Store::start(client, &settings, metrics.clone());
+    let state = Arc::new(AppState {
+        store,
+        registry: registry.clone(),
+        geo: geo.clone(),
+        metrics: metrics.clone(),
+        limits: Limits {
+            max_decoded_bytes: cfg.ingest.max_decoded_bytes,
+            max_events: cfg.ingest.max_events,
+        },
+        max_body_bytes: cfg.ingest.max_body_bytes,
+        retry_after_secs: cfg.ingest.retry_after_secs,
+    });
+
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| Error::Io { what, source }
+    };
+    let mut hup = signal(SignalKind::hangup()).map_err(io("installing the SIGHUP handler"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(io("installing the SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io("installing the SIGINT handler"))?;
+
+    let geo_cfg = cfg.geo.clone();
+    let reload_metrics = metrics.clone();
+    let reloader = tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match geo.reload(&geo_cfg) {
+                Ok(()) => {
+                    reload_metrics.geo_reloads.inc();
+                    tracing::info!(db = ?geo.current(), "Geo database reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Geo reload failed; keeping the loaded database")
+                }
+            }
+        }
+    });
+    let refresh_every = settings.registry_refresh;
+    let refresher = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(refresh_every).await;
+            if let Err(e) = registry.refresh().await {
+                tracing::warn!(error = %e, "Sensor registry refresh failed");
+            }
+        }
+    });
+    let retention_settings = settings.clone();
+    let retention_metrics = metrics.clone();
+    let retainer = tokio::spawn(async move {
+        loop {
+            match retention_all(&retention_settings).await {
+                Ok(d) => {
+                    retention_metrics.partitions_dropped.inc_by(d.len() as u64);
+                }
+                Err(e) => tracing::error!(error = %e, "Retention run failed"),
+            }
+            tokio::time::sleep(retention_settings.retention_interval).await;
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(io(&format!("binding {}", cfg.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("reading the local address"))?;
+    tracing::info!(%addr, "Listening");
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("Shutting down: no new requests, finishing open ones");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("Second signal: exiting now");
+            std::process::exit(2);
+        });
+    };
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(io("serving HTTP"))?;
+    reloader.abort();
+    refresher.abort();
+    retainer.abort();
+    let _ = stop_writer.send(()).await;
+    match tokio::time::timeout(DRAIN_DEADLINE, writer).await {
+        Ok(_) => tracing::info!("Open inserts finished; stopped"),
+        Err(_) => tracing::error!("Writer did not finish within {DRAIN_DEADLINE:?}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,603 @@
+//! Storing batches in ClickHouse, exactly once.
+//!
+//! # The guarantee
+//! Every event row carries its batch's `(sensor_id, epoch, batch_seq)` and its index `idx` in
+//! the batch, and `scan_events` is ordered by those columns. The events table itself is
+//! therefore the deduplication state: it survives aggregator crashes and restarts, and is
+//! shared by aggregators running side by side.
+//!
+//! For every batch that this process has not itself seen committed, the aggregator asks
+//! ClickHouse how many rows of it are stored ([`crate::queries::BATCH_ROWS`]) before writing:
+//! - all of them: the batch is acknowledged as a duplicate;
+//! - none: all events are written;
+//! - some (an INSERT that died half-way: ClickHouse commits an INSERT block by block and part by
+//!   part, so a crash can leave a prefix of a batch): the stored indexes are read and only the
+//!   missing events are written.
+//!
+//! A batch is acknowledged only after the INSERT holding its rows ended successfully. While a
+//! batch is being written, a second copy of it (the sensor timed out and re-sent it) is answered
+//! 503 so that it cannot be written twice. Rows reach the rollups through materialized views
+//! fired by the same INSERT.
+//!
+//! Limits of the guarantee: two aggregators receiving the same batch *at the same moment*
+//! (a sensor failing over while the first is still writing) can both find it absent; the
+//! sensor's request timeout must exceed `insert.timeout_secs` + `ingest.ack_timeout_secs`.
+//! A crash between ClickHouse writing a part of `scan_events` and writing the views' parts
+//! leaves those rows out of the rollups (the raw table stays exact). Empty batches (counters
+//! only) cannot be recognised again; a re-sent one adds one more `sensor_reports` row.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clickhouse::inserter::Inserter;
+use clickhouse::{Client, Row};
+use serde::Serialize;
+use teiten_wire::{Batch, BatchId};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::geo::address_bytes;
+use crate::metrics::Metrics;
+use crate::queries;
+
+/// One row of `scan_events`; fields in the table's column order.
+#[derive(Debug, Row, Serialize)]
+pub(crate) struct EventRow<'a> {
+    sensor_id: &'a str,
+    epoch: u64,
+    batch_seq: u64,
+    idx: u32,
+    ts: u32,
+    usec: u32,
+    proto: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+    sport: u16,
+    dport: u16,
+    tcp_flags: u16,
+    ttl: u8,
+    ip_id: u32,
+    ip_len: u32,
+    tcp_seq: u32,
+    window: u16,
+    class: i8,
+    tags: u8,
+    country: [u8; 2],
+}
+
+/// One row of `sensor_reports`: a batch's counters as the sensor reported them.
+#[derive(Debug, Row, Serialize)]
+pub(crate) struct ReportRow {
+    sensor_id: String,
+    epoch: u64,
+    batch_seq: u64,
+    received: u32,
+    sealed_us: i64,
+    events: u32,
+    unknown_country: u32,
+    packets_captured: u64,
+    kernel_drops: u64,
+    events_recorded: u64,
+    filtered: u64,
+    malformed: u64,
+    spool_bytes: u64,
+    spool_dropped_events: u64,
+}
+
+/// A decoded batch with the source country of each event.
+#[derive(Debug)]
+pub struct Enriched {
+    /// The batch.
+    pub batch: Batch,
+    /// `countries[i]` is the country of `batch.events[i]`'s source.
+    pub countries: Vec<[u8; 2]>,
+    /// How many of them are unknown.
+    pub unknown: u32,
+}
+
+/// How a batch was acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored now, with this many events (fewer than the batch's when a partly stored batch
+    /// was completed).
+    Stored(u64),
+    /// Stored before.
+    Duplicate,
+}
+
+/// Why a batch was not acknowledged; the sensor should retry later in every case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Too many events are waiting for ClickHouse.
+    #[error("too many events waiting for ClickHouse")]
+    Busy,
+    /// Another copy of this batch is being written now.
+    #[error("this batch is being stored by another request")]
+    InFlight,
+    /// ClickHouse failed or is unreachable.
+    #[error(transparent)]
+    ClickHouse(#[from] Error),
+    /// No answer from the writer within the acknowledgement timeout.
+    #[error("the batch was not committed within {0:?}")]
+    Timeout(Duration),
+    /// The aggregator is shutting down.
+    #[error("the aggregator is shutting down")]
+    ShuttingDown,
+}
+
+type Key = (String, u64, u64);
+
+struct Job {
+    data: Enriched,
+    /// Indexes already stored (a repair), or none.
+    skip: Option<HashSet<u32>>,
+    done: oneshot::Sender<Result<u64>>,
+    _permit: OwnedSemaphorePermit,
+    _inflight: InflightGuard,
+}
+
+struct InflightGuard {
+    shared: Arc<Shared>,
+    key: Key,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.shared
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// Seqs remembered as committed per (sensor, epoch).
+const RECENT_SEQS: usize = 32;
+/// (sensor, epoch) pairs remembered; beyond it the memory is cleared (ClickHouse still knows).
+const RECENT_KEYS: usize = 100_000;
+
+#[derive(Default)]
+struct Shared {
+    inflight: Mutex<HashSet<Key>>,
+    committed: Mutex<HashMap<(String, u64), VecDeque<u64>>>,
+    healthy: AtomicBool,
+}
+
+impl Shared {
+    fn is_committed(&self, id: &BatchId) -> bool {
+        let c = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        c.get(&(id.sensor_id.clone(), id.epoch))
+            .is_some_and(|q| q.contains(&id.seq))
+    }
+
+    fn mark_committed(&self, id: &BatchId) {
+        let mut c = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= RECENT_KEYS {
+            c.clear();
+        }
+        let q = c.entry((id.sensor_id.clone(), id.epoch)).or_default();
+        if !q.contains(&id.seq) {
+            if q.len() >= RECENT_SEQS {
+                q.pop_front();
+            }
+            q.push_back(id.seq);
+        }
+    }
+}
+
+/// The storage side of the aggregator: deduplication, backpressure and the writer task.
+pub struct Store {
+    client: Client,
+    db: String,
+    tx: mpsc::Sender<Job>,
+    pending: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    ack_timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("db", &self.db).finish()
+    }
+}
+
+/// The writer task's handle: wait on it after [`Store::shutdown`].
+pub type WriterHandle = tokio::task::JoinHandle<()>;
+
+impl Store {
+    /// Starts the writer task. `client` must have the database set.
+    pub fn start(
+        client: Client,
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+    ) -> (Arc<Store>, WriterHandle, mpsc::Sender<()>) {
+        let cfg = &settings.config;
+        let (tx, rx) = mpsc::channel(4096);
+        let (stop_tx, stop_rx) = mpsc::channel(1);
+        let shared = Arc::new(Shared::default());
+        shared.healthy.store(true, Ordering::Relaxed);
+        let writer = Writer {
+            client: client.clone(),
+            max_rows: cfg.insert.max_rows,
+            max_bytes: cfg.insert.max_bytes,
+            period: settings.insert_period,
+            timeout: settings.insert_timeout,
+            shared: shared.clone(),
+            metrics: metrics.clone(),
+        };
+        let handle = tokio::spawn(writer.run(rx, stop_rx));
+        let store = Store {
+            client,
+            db: cfg.clickhouse.database.clone(),
+            tx,
+            pending: Arc::new(Semaphore::new(cfg.ingest.max_pending_events)),
+            shared,
+            metrics,
+            ack_timeout: settings.ack_timeout,
+        };
+        (Arc::new(store), handle, stop_tx)
+    }
+
+    /// Whether the last ClickHouse operation succeeded.
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether ClickHouse answers a trivial query within two seconds.
+    pub async fn ping(&self) -> bool {
+        let q = self.client.query("SELECT 1").fetch_one::<u8>();
+        let ok = matches!(
+            tokio::time::timeout(Duration::from_secs(2), q).await,
+            Ok(Ok(1))
+        );
+        self.shared.healthy.store(ok, Ordering::Relaxed);
+        ok
+    }
+
+    /// Stores a batch exactly once and returns once it is committed.
+    pub async fn submit(&self, data: Enriched) -> Result<Outcome, StoreError> {
+        let id = data.batch.id.clone();
+        if self.shared.is_committed(&id) {
+            self.metrics.batches_duplicate.inc();
+            return Ok(Outcome::Duplicate);
+        }
+        let key: Key = (id.sensor_id.clone(), id.epoch, id.seq);
+        if !self
+            .shared
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone())
+        {
+            return Err(StoreError::InFlight);
+        }
+        let guard = InflightGuard {
+            shared: self.shared.clone(),
+            key,
+        };
+        let n = data.batch.events.len();
+        let skip = if n == 0 {
+            None
+        } else {
+            match self.stored_rows(&id).await? {
+                0 => None,
+                s if s as usize >= n => {
+                    if s as usize > n {
+                        tracing::error!(
+                            sensor = %id.sensor_id, epoch = id.epoch, seq = id.seq, stored = s, events = n,
+                            "Batch has more rows stored than it holds"
+                        );
+                    }
+                    self.shared.mark_committed(&id);
+                    self.metrics.batches_duplicate.inc();
+                    return Ok(Outcome::Duplicate);
+                }
+                s => {
+                    tracing::warn!(
+                        sensor = %id.sensor_id, epoch = id.epoch, seq = id.seq, stored = s, events = n,
+                        "Batch is partly stored; writing the missing events"
+                    );
+                    Some(self.stored_indexes(&id).await?)
+                }
+            }
+        };
+        let to_write = n - skip.as_ref().map_or(0, |s| s.len());
+        let permits = u32::try_from(to_write.max(1)).map_err(|_| StoreError::Busy)?;
+        let permit = match self.pending.clone().try_acquire_many_owned(permits) {
+            Ok(p) => p,
+            Err(TryAcquireError::NoPermits) => return Err(StoreError::Busy),
+            Err(TryAcquireError::Closed) => return Err(StoreError::ShuttingDown),
+        };
+        let (done, wait) = oneshot::channel();
+        let job = Job {
+            data,
+            skip,
+            done,
+            _permit: permit,
+            _inflight: guard,
+        };
+        self.metrics.pending_events.inc_by(to_write as i64);
+        if let Err(e) = self.tx.try_send(job) {
+            self.metrics.pending_events.dec_by(to_write as i64);
+            return Err(match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StoreError::ShuttingDown,
+            });
+        }
+        match tokio::time::timeout(self.ack_timeout, wait).await {
+            Ok(Ok(Ok(stored))) => Ok(Outcome::Stored(stored)),
+            Ok(Ok(Err(e))) => Err(StoreError::ClickHouse(e)),
+            Ok(Err(_)) => Err(StoreError::ShuttingDown),
+            Err(_) => Err(StoreError::Timeout(self.ack_timeout)),
+        }
+    }
+
+    async fn stored_rows(&self, id: &BatchId) -> Result<u64> {
+        let r = self
+            .client
+            .query(&queries::sql(queries::BATCH_ROWS, &self.db))
+            .bind(&id.sensor_id)
+            .bind(id.epoch)
+            .bind(id.seq)
+            .fetch_one::<u64>()
+            .await
+            .map_err(Error::ch("checking whether a batch is stored"));
+        self.shared.healthy.store(r.is_ok(), Ordering::Relaxed);
+        r
+    }
+
+    async fn stored_indexes(&self, id: &BatchId) -> Result<HashSet<u32>> {
+        let v = self
+            .client
+            .query(&queries::sql(queries::BATCH_INDEXES, &self.db))
+            .bind(&id.sensor_id)
+            .bind(id.epoch)
+            .bind(id.seq)
+            .fetch_all::<u32>()
+            .await
+            .map_err(Error::ch(
+                "reading the stored events of a partly stored batch",
+            ))?;
+        Ok(v.into_iter().collect())
+    }
+}
+
+struct Writer {
+    client: Client,
+    max_rows: u64,
+    max_bytes: u64,
+    period: Duration,
+    timeout: Duration,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+}
+
+/// The outcome of ending an events INSERT.
+fn ended(
+    r: std::result::Result<clickhouse::inserter::Quantities, clickhouse::error::Error>,
+) -> Result<()> {
+    r.map(|_| ()).map_err(Error::ch("inserting events"))
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
+impl Writer {
+    fn events_inserter(&self) -> Inserter<EventRow<'static>> {
+        self.client
+            .inserter("scan_events")
+            .with_max_rows(self.max_rows)
+            .with_max_bytes(self.max_bytes)
+            .with_period(Some(self.period))
+            .with_timeouts(Some(self.timeout), Some(self.timeout))
+    }
+
+    fn reports_inserter(&self) -> Inserter<ReportRow> {
+        self.client
+            .inserter("sensor_reports")
+            .with_period(Some(Duration::from_secs(1)))
+            .with_timeouts(Some(self.timeout), Some(self.timeout))
+    }
+
+    /// Receives jobs and writes them; an INSERT ends when its limits are reached or when no
+    /// job is waiting, and its jobs are answered then. After `stop`, takes no new job, drains
+    /// the queue and ends the open INSERTs.
+    async fn run(self, mut rx: mpsc::Receiver<Job>, mut stop: mpsc::Receiver<()>) {
+        let mut events = self.events_inserter();
+        let mut reports = self.reports_inserter();
+        let mut open: Vec<(Job, u64)> = Vec::new();
+        let mut started: Option<Instant> = None;
+        let mut stopping = false;
+        loop {
+            let job = if !open.is_empty() {
+                match rx.try_recv() {
+                    Ok(j) => Some(j),
+                    Err(_) => {
+                        let r = events.force_commit().await;
+                        self.finish(&mut open, &mut started, ended(r), &mut events);
+                        self.flush_reports(&mut reports, false).await;
+                        continue;
+                    }
+                }
+            } else if stopping {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    j = rx.recv() => j,
+                    _ = stop.recv() => {
+                        stopping = true;
+                        rx.close();
+                        continue;
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                        self.flush_reports(&mut reports, false).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(job) = job else { break };
+            started.get_or_insert_with(Instant::now);
+            match self.write_job(&mut events, &mut reports, &job).await {
+                Ok(n) => open.push((job, n)),
+                Err(e) => {
+                    // The open INSERT is aborted with everything written into it.
+                    open.push((job, 0));
+                    self.finish(&mut open, &mut started, Err(e), &mut events);
+                    reports = self.reports_inserter();
+                    continue;
+                }
+            }
+            match events.commit().await {
+                Ok(q) if q.transactions > 0 || q.rows > 0 => {
+                    self.finish(&mut open, &mut started, Ok(()), &mut events);
+                }
+                Ok(_) => {}
+                Err(e) => self.finish(&mut open, &mut started, ended(Err(e)), &mut events),
+            }
+        }
+        if !open.is_empty() {
+            let r = events.force_commit().await;
+            self.finish(&mut open, &mut started, ended(r), &mut events);
+        }
+        self.flush_reports(&mut reports, true).await;
+        if let Err(e) = events.end().await {
+            tracing::error!(error = %e, "Ending the events INSERT failed");
+        }
+        tracing::info!("Writer stopped");
+    }
+
+    async fn flush_reports(&self, reports: &mut Inserter<ReportRow>, force: bool) {
+        let r = if force {
+            reports.force_commit().await
+        } else {
+            reports.commit().await
+        };
+        if let Err(e) = r {
+            self.metrics.insert_errors.inc();
+            tracing::error!(error = %e, "Inserting sensor reports failed");
+            *reports = self.reports_inserter();
+        }
+    }
+
+    /// Answers the jobs of the INSERT that just ended.
+    fn finish(
+        &self,
+        open: &mut Vec<(Job, u64)>,
+        started: &mut Option<Instant>,
+        result: Result<()>,
+        events: &mut Inserter<EventRow<'static>>,
+    ) {
+        if let Some(t) = started.take() {
+            self.metrics
+                .insert_seconds
+                .observe(t.elapsed().as_secs_f64());
+        }
+        self.shared.healthy.store(result.is_ok(), Ordering::Relaxed);
+        match &result {
+            Ok(()) => {}
+            Err(e) => {
+                self.metrics.insert_errors.inc();
+                tracing::error!(error = %e, batches = open.len(), "INSERT failed; its batches will be re-sent");
+                *events = self.events_inserter();
+            }
+        }
+        for (job, n) in open.drain(..) {
+            self.metrics.pending_events.dec_by(
+                (job.data.batch.events.len() - job.skip.as_ref().map_or(0, |s| s.len())) as i64,
+            );
+            let answer = match &result {
+                Ok(()) => {
+                    self.shared.mark_committed(&job.data.batch.id);
+                    self.metrics.batches_stored.inc();
+                    self.metrics.events_stored.inc_by(n);
+                    if job.skip.is_some() {
+                        self.metrics.events_repaired.inc_by(n);
+                    }
+                    Ok(n)
+                }
+                Err(e) => Err(Error::ClickHouse {
+                    what: "inserting events".into(),
+                    source: clickhouse::error::Error::Custom(e.to_string()),
+                }),
+            };
+            // The request may have timed out and gone; the batch is committed regardless.
+            let _ = job.done.send(answer);
+        }
+    }
+
+    async fn write_job(
+        &self,
+        events: &mut Inserter<EventRow<'static>>,
+        reports: &mut Inserter<ReportRow>,
+        job: &Job,
+    ) -> Result<u64> {
+        let b = &job.data.batch;
+        let mut written = 0u64;
+        for (i, (e, country)) in b.events.iter().zip(&job.data.countries).enumerate() {
+            let idx = i as u32;
+            if job.skip.as_ref().is_some_and(|s| s.contains(&idx)) {
+                continue;
+            }
+            let secs = e.ts_us.div_euclid(1_000_000);
+            let row = EventRow {
+                sensor_id: &b.id.sensor_id,
+                epoch: b.id.epoch,
+                batch_seq: b.id.seq,
+                idx,
+                ts: u32::try_from(secs).unwrap_or(u32::MAX),
+                usec: e.ts_us.rem_euclid(1_000_000) as u32,
+                proto: e.proto,
+                src: address_bytes(e.src),
+                dst: address_bytes(e.dst),
+                sport: e.sport,
+                dport: e.dport,
+                tcp_flags: e.tcp_flags,
+                ttl: e.ttl,
+                ip_id: e.ip_id,
+                ip_len: e.ip_len,
+                tcp_seq: e.seq,
+                window: e.window,
+                class: e.class as u8 as i8,
+                tags: e.tags.bits(),
+                country: *country,
+            };
+            events
+                .write(&row)
+                .await
+                .map_err(Error::ch("writing events"))?;
+            written += 1;
+        }
+        let s = &b.stats;
+        let report = ReportRow {
+            sensor_id: b.id.sensor_id.clone(),
+            epoch: b.id.epoch,
+            batch_seq: b.id.seq,
+            received: unix_now(),
+            sealed_us: b.sealed_us,
+            events: u32::try_from(b.events.len()).unwrap_or(u32::MAX),
+            unknown_country: job.data.unknown,
+            packets_captured: s.packets_captured,
+            kernel_drops: s.kernel_drops,
+            events_recorded: s.events_recorded,
+            filtered: s.filtered,
+            malformed: s.malformed,
+            spool_bytes: s.spool_bytes,
+            spool_dropped_events: s.spool_dropped_events,
+        };
+        if let Err(e) = reports.write(&report).await {
+            self.metrics.insert_errors.inc();
+            tracing::error!(error = %e, "Writing a sensor report failed");
+            *reports = self.reports_inserter();
+        }
+        Ok(written)
+    }
+}
