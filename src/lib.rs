@@ -5,6 +5,7 @@
 pub mod clickhouse;
 pub mod lab;
 pub mod pcapgen;
+pub mod receiver;
 
 use std::path::PathBuf;
 

@@ -185,12 +185,13 @@ pub fn run_stdout(
 }
 
 /// Captures `input` and ships it as configured in `cfg`, until `stop` is set (live) or the file
-/// is read and every batch acknowledged (file; or `stop`). On stop the open batch is sealed into
+/// is read and every batch acknowledged (file; or `stop`). Without an input it only delivers
+/// what is spooled, and returns once the spool is empty (or on `stop`). On stop the open batch is sealed into
 /// the spool and the shipper gets `drain` to deliver what it can; the rest stays spooled for the
 /// next run.
 pub fn run_ship(
     cfg: &Valid,
-    input: &Input,
+    input: Option<&Input>,
     stop: &Arc<AtomicBool>,
     drain: Duration,
 ) -> anyhow::Result<Summary> {
@@ -245,17 +246,23 @@ pub fn run_ship(
             .name("batch".into())
             .spawn(move || batcher::run(rx, &spool, &metrics, bounds))?
     };
-    let sources = spawn_sources(
-        input,
-        Some(cfg.monitored.clone()),
-        &cfg.capture,
-        &metrics,
-        stop,
-        tx,
-    );
-    let result = sources.and_then(join_sources);
+    let result = match input {
+        Some(input) => spawn_sources(
+            input,
+            Some(cfg.monitored.clone()),
+            &cfg.capture,
+            &metrics,
+            stop,
+            tx,
+        )
+        .and_then(join_sources),
+        None => {
+            drop(tx);
+            Ok(())
+        }
+    };
     let _ = batcher.join();
-    if result.is_ok() && matches!(input, Input::File(_)) {
+    if result.is_ok() && !matches!(input, Some(Input::Live(_))) {
         // A replay is done when everything it read is acknowledged.
         while !stop.load(Ordering::Relaxed) && !spool.wait_empty(Duration::from_millis(200)) {}
     }

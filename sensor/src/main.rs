@@ -28,6 +28,9 @@ struct Cli {
     /// Capture on this interface (overrides the config's `interface`).
     #[arg(short, long, value_name = "IF")]
     interface: Option<String>,
+    /// Capture nothing: deliver what is in the spool, then exit.
+    #[arg(long, conflicts_with_all = ["read", "interface", "stdout"])]
+    drain_only: bool,
     /// Print events as JSON lines on standard output instead of shipping them.
     #[arg(long)]
     stdout: bool,
@@ -88,6 +91,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // A second signal while the first is being handled exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+    }
+    if cli.drain_only {
+        let Some(cfg) = cfg else {
+            anyhow::bail!("--drain-only needs --config");
+        };
+        let drain = Duration::from_secs(cli.drain_secs);
+        teiten_sensor::run_ship(&cfg, None, &stop, drain)?;
+        return Ok(());
+    }
     let input = match (
         &cli.read,
         &cli.interface,
@@ -100,14 +119,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "nothing to capture: give --interface IF, --read FILE, or `interface` in the config"
         ),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // A second signal while the first is being handled exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
     if cli.stdout {
         let monitored = if !cli.prefixes.is_empty() {
             Some(Monitored::new(&cli.prefixes))
@@ -130,6 +141,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let Some(cfg) = cfg else {
         anyhow::bail!("shipping needs --config (or use --stdout to print events)");
     };
-    teiten_sensor::run_ship(&cfg, &input, &stop, Duration::from_secs(cli.drain_secs))?;
+    teiten_sensor::run_ship(
+        &cfg,
+        Some(&input),
+        &stop,
+        Duration::from_secs(cli.drain_secs),
+    )?;
     Ok(())
 }
