@@ -149,14 +149,24 @@ fn join_sources(handles: Vec<thread::JoinHandle<Result<(), CaptureError>>>) -> a
     first_err.map_or(Ok(()), Err)
 }
 
-/// Prints every event of `input` as a JSON line on standard output (troubleshooting), keeping
-/// only traffic to `monitored` when given.
-pub fn run_stdout(
+/// What a local (not shipping) run does with events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// Print each as a JSON line on standard output.
+    Print,
+    /// Only count them (for a quick look at a file, and benchmarks).
+    Count,
+}
+
+/// Runs `input` through the pipeline without shipping (troubleshooting): prints or counts every
+/// event, keeping only traffic to `monitored` when given.
+pub fn run_local(
     input: &Input,
     sensor_id: &str,
     monitored: Option<Monitored>,
     capture: &CaptureConfig,
     stop: &Arc<AtomicBool>,
+    mode: Local,
 ) -> anyhow::Result<Summary> {
     use std::io::Write;
     let metrics = Arc::new(Metrics::default());
@@ -166,7 +176,7 @@ pub fn run_stdout(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut write_result = Ok(());
     for chunk in rx {
-        if write_result.is_ok() {
+        if mode == Local::Print && write_result.is_ok() {
             write_result =
                 output::write_events(&mut out, sensor_id, &chunk).and_then(|()| out.flush());
             if write_result.is_err() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ipnet::IpNet;
-use teiten_sensor::{Config, Input, Monitored};
+use teiten_sensor::{Config, Input, Local, Monitored};
 
 /// teiten's sensor: records packets arriving on dark prefixes and ships them to the aggregator.
 ///
@@ -34,7 +34,10 @@ struct Cli {
     /// Print events as JSON lines on standard output instead of shipping them.
     #[arg(long)]
     stdout: bool,
-    /// With --stdout: keep only traffic to these prefixes (default: the config's, or everything).
+    /// Count events instead of printing or shipping them; print the totals as JSON.
+    #[arg(long, conflicts_with = "stdout")]
+    count: bool,
+    /// With --stdout or --count: keep only traffic to these prefixes (default: the config's, or everything).
     #[arg(long = "prefix", value_name = "CIDR")]
     prefixes: Vec<IpNet>,
     /// How long to keep delivering spooled batches after SIGTERM, in seconds.
@@ -119,7 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "nothing to capture: give --interface IF, --read FILE, or `interface` in the config"
         ),
     };
-    if cli.stdout {
+    if cli.stdout || cli.count {
         let monitored = if !cli.prefixes.is_empty() {
             Some(Monitored::new(&cli.prefixes))
         } else {
@@ -127,7 +130,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
         let capture = cfg.as_ref().map(|c| c.capture.clone()).unwrap_or_default();
         let sensor = cfg.as_ref().map_or("-", |c| c.sensor_id.as_str());
-        let summary = teiten_sensor::run_stdout(&input, sensor, monitored, &capture, &stop)?;
+        let mode = if cli.count { Local::Count } else { Local::Print };
+        let summary = teiten_sensor::run_local(&input, sensor, monitored, &capture, &stop, mode)?;
+        if cli.count {
+            println!(
+                "{{\"packets\":{},\"events\":{},\"filtered\":{},\"malformed\":{},\"kernel_drops\":{}}}",
+                summary.packets, summary.events, summary.filtered, summary.malformed, summary.kernel_drops
+            );
+        }
         tracing::info!(
             packets = summary.packets,
             events = summary.events,
