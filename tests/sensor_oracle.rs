@@ -79,7 +79,8 @@ fn tshark(file: &Path) -> Vec<Fields> {
             let c: Vec<&str> = line.split(',').collect();
             assert_eq!(c.len(), fields.len(), "tshark line {line:?}");
             let (secs, frac) = c[0].split_once('.').expect("epoch has a fraction");
-            let ts_us = secs.parse::<i64>().unwrap() * 1_000_000 + frac[..6].parse::<i64>().unwrap();
+            let ts_us =
+                secs.parse::<i64>().unwrap() * 1_000_000 + frac[..6].parse::<i64>().unwrap();
             let v6 = !c[14].is_empty();
             let proto = if v6 { num(c[17]) } else { num(c[1]) };
             let (sport, dport) = if proto == 1 {
@@ -92,8 +93,14 @@ fn tshark(file: &Path) -> Vec<Fields> {
             Fields {
                 ts_us,
                 proto,
-                src: if v6 { c[14] } else { c[2] }.parse::<IpAddr>().unwrap().to_string(),
-                dst: if v6 { c[15] } else { c[5] }.parse::<IpAddr>().unwrap().to_string(),
+                src: if v6 { c[14] } else { c[2] }
+                    .parse::<IpAddr>()
+                    .unwrap()
+                    .to_string(),
+                dst: if v6 { c[15] } else { c[5] }
+                    .parse::<IpAddr>()
+                    .unwrap()
+                    .to_string(),
                 sport,
                 dport,
                 tcp_flags: num(c[10]),
@@ -116,8 +123,18 @@ fn sensor(file: &Path) -> Vec<Fields> {
         .map(|line| {
             let v: Value = serde_json::from_str(line).expect("one JSON object per line");
             for key in [
-                "ts_us", "proto", "src", "sport", "dst", "dport", "tcp_flags", "ttl", "ip_id",
-                "seq", "class", "tags",
+                "ts_us",
+                "proto",
+                "src",
+                "sport",
+                "dst",
+                "dport",
+                "tcp_flags",
+                "ttl",
+                "ip_id",
+                "seq",
+                "class",
+                "tags",
             ] {
                 assert!(v.get(key).is_some(), "key {key} missing in {line}");
             }
@@ -163,7 +180,11 @@ fn every_lab_capture_matches_tshark() {
         .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
         .collect();
     files.sort();
-    assert!(files.len() >= 4, "lab captures missing in {}", dir.display());
+    assert!(
+        files.len() >= 4,
+        "lab captures missing in {}",
+        dir.display()
+    );
     let mut total = 0;
     for f in &files {
         total += compare(f);
@@ -206,14 +227,76 @@ fn generated_edge_cases_match_tshark() {
         window: 29200,
     };
     let specs = vec![
-        Spec { src: v4([45, 1, 2, 3]), dst: v4([198, 18, 1, 1]), ttl: 50, ip_id: 7, l4: tcp(0x002), vlans: 0 },
-        Spec { src: v4([45, 1, 2, 4]), dst: v4([198, 18, 1, 2]), ttl: 60, ip_id: 8, l4: tcp(0x012), vlans: 1 },
-        Spec { src: v4([45, 1, 2, 5]), dst: v4([198, 18, 1, 3]), ttl: 70, ip_id: 9, l4: tcp(0x1c2), vlans: 2 },
-        Spec { src: v4([45, 1, 2, 6]), dst: v4([198, 18, 1, 4]), ttl: 80, ip_id: 10, l4: L4::Udp { sport: 53, dport: 33434 }, vlans: 1 },
-        Spec { src: v4([45, 1, 2, 7]), dst: v4([198, 18, 1, 5]), ttl: 90, ip_id: 11, l4: L4::Icmp { ty: 8, code: 0 }, vlans: 0 },
-        Spec { src: v6("2a01:4f8::1"), dst: v6("2001:db8:1::5"), ttl: 64, ip_id: 0, l4: tcp(0x002), vlans: 0 },
-        Spec { src: v6("2a01:4f8::2"), dst: v6("2001:db8:1::6"), ttl: 63, ip_id: 0, l4: L4::Udp { sport: 1, dport: 161 }, vlans: 1 },
-        Spec { src: v6("2a01:4f8::3"), dst: v6("2001:db8:1::7"), ttl: 62, ip_id: 0, l4: L4::Icmp { ty: 128, code: 0 }, vlans: 2 },
+        Spec {
+            src: v4([45, 1, 2, 3]),
+            dst: v4([198, 18, 1, 1]),
+            ttl: 50,
+            ip_id: 7,
+            l4: tcp(0x002),
+            vlans: 0,
+        },
+        Spec {
+            src: v4([45, 1, 2, 4]),
+            dst: v4([198, 18, 1, 2]),
+            ttl: 60,
+            ip_id: 8,
+            l4: tcp(0x012),
+            vlans: 1,
+        },
+        Spec {
+            src: v4([45, 1, 2, 5]),
+            dst: v4([198, 18, 1, 3]),
+            ttl: 70,
+            ip_id: 9,
+            l4: tcp(0x1c2),
+            vlans: 2,
+        },
+        Spec {
+            src: v4([45, 1, 2, 6]),
+            dst: v4([198, 18, 1, 4]),
+            ttl: 80,
+            ip_id: 10,
+            l4: L4::Udp {
+                sport: 53,
+                dport: 33434,
+            },
+            vlans: 1,
+        },
+        Spec {
+            src: v4([45, 1, 2, 7]),
+            dst: v4([198, 18, 1, 5]),
+            ttl: 90,
+            ip_id: 11,
+            l4: L4::Icmp { ty: 8, code: 0 },
+            vlans: 0,
+        },
+        Spec {
+            src: v6("2a01:4f8::1"),
+            dst: v6("2001:db8:1::5"),
+            ttl: 64,
+            ip_id: 0,
+            l4: tcp(0x002),
+            vlans: 0,
+        },
+        Spec {
+            src: v6("2a01:4f8::2"),
+            dst: v6("2001:db8:1::6"),
+            ttl: 63,
+            ip_id: 0,
+            l4: L4::Udp {
+                sport: 1,
+                dport: 161,
+            },
+            vlans: 1,
+        },
+        Spec {
+            src: v6("2a01:4f8::3"),
+            dst: v6("2001:db8:1::7"),
+            ttl: 62,
+            ip_id: 0,
+            l4: L4::Icmp { ty: 128, code: 0 },
+            vlans: 2,
+        },
     ];
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.pcap");
