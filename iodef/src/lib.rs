@@ -5,6 +5,7 @@
 //! validates, streaming in constant memory, and a validator.
 
 mod check;
+mod convert;
 mod document;
 mod error;
 mod read;
@@ -14,6 +15,7 @@ mod write;
 pub mod v1;
 pub mod v2;
 
+pub use crate::convert::{to_v1, to_v2, Conversion};
 pub use crate::document::{Document, Loaded};
 pub use crate::error::{Diagnostic, Error, Location, Severity};
 pub use crate::read::{Limits, ReadOptions, Version};

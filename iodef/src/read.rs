@@ -11,7 +11,9 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
 use crate::error::{Diagnostic, Error, Location, Severity};
-use crate::types::{AnyAttribute, AnyElement, DateTime, ExtensionContent, Float, Portlist, XmlEnum};
+use crate::types::{
+    AnyAttribute, AnyElement, DateTime, ExtensionContent, Float, Portlist, XmlEnum,
+};
 
 /// Caps on hostile input. Every cap is checked while reading, so memory stays bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub struct Limits {
     /// Maximum size in bytes of one token (tag, text run, comment) and of one text value
     /// (default 16 MiB). This bounds the reader's buffer.
     pub max_token_bytes: u64,
+    /// Maximum number of diagnostics kept (default 10,000); further ones are counted only.
+    pub max_diagnostics: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +38,7 @@ impl Default for Limits {
             max_depth: 64,
             max_elements: u64::MAX,
             max_token_bytes: 16 << 20,
+            max_diagnostics: 10_000,
         }
     }
 }
@@ -199,6 +204,7 @@ pub(crate) struct Parser<R: BufRead> {
     lenient: bool,
     limits: Limits,
     pub(crate) diags: Vec<Diagnostic>,
+    dropped_diags: u64,
     iodef_ns: &'static [u8],
     child_ns: Ns,
     child_uri: Vec<u8>,
@@ -241,6 +247,7 @@ impl<R: BufRead> Parser<R> {
             lenient: opts.lenient,
             limits: opts.limits,
             diags: Vec::new(),
+            dropped_diags: 0,
             iodef_ns: NS_V2,
             child_ns: Ns::None,
             child_uri: Vec::new(),
@@ -457,9 +464,7 @@ impl<R: BufRead> Parser<R> {
                                 attrs.buf.push('{');
                                 match std::str::from_utf8(&uri) {
                                     Ok(u) => attrs.buf.push_str(u),
-                                    Err(_) => {
-                                        return Err(self.syntax("invalid UTF-8 in namespace"))
-                                    }
+                                    Err(_) => return Err(self.syntax("invalid UTF-8 in namespace")),
                                 }
                                 attrs.buf.push('}');
                             }
@@ -623,6 +628,15 @@ impl<R: BufRead> Parser<R> {
         std::mem::replace(&mut self.child_attrs, fresh)
     }
 
+    /// Enter the pending child by hand (the streaming reader); returns its attributes.
+    pub(crate) fn enter_child(&mut self) -> Attrs {
+        self.enter()
+    }
+
+    pub(crate) fn leave_child(&mut self) {
+        self.leave()
+    }
+
     fn leave(&mut self) {
         if let Some((len, _, _)) = self.marks.pop() {
             self.path.truncate(len);
@@ -650,7 +664,7 @@ impl<R: BufRead> Parser<R> {
     fn invalid(&mut self, location: Location, message: String) -> Result<(), Error> {
         let e = Error::Invalid { location, message };
         if self.lenient {
-            self.diags.push(e.into_diagnostic());
+            self.record(e.into_diagnostic());
             Ok(())
         } else {
             Err(e)
@@ -658,11 +672,25 @@ impl<R: BufRead> Parser<R> {
     }
 
     pub(crate) fn warn(&mut self, location: Location, message: String) {
-        self.diags.push(Diagnostic {
+        self.record(Diagnostic {
             severity: Severity::Warning,
             location,
             message,
         });
+    }
+
+    /// Keep a diagnostic, up to the cap; count the rest.
+    pub(crate) fn record(&mut self, d: Diagnostic) {
+        if self.diags.len() < self.limits.max_diagnostics {
+            self.diags.push(d);
+        } else {
+            self.dropped_diags += 1;
+        }
+    }
+
+    /// Diagnostics that were not kept because of the cap.
+    pub(crate) fn dropped_diagnostics(&self) -> u64 {
+        self.dropped_diags
     }
 
     /// Read a child element with `f`; in lenient mode a recoverable error drops the child.
@@ -678,7 +706,7 @@ impl<R: BufRead> Parser<R> {
                 Ok(Some(v))
             }
             Err(e) if self.lenient && e.is_recoverable() => {
-                self.diags.push(e.into_diagnostic());
+                self.record(e.into_diagnostic());
                 self.skip_to(d.saturating_sub(1))?;
                 self.leave();
                 Ok(None)
@@ -751,7 +779,11 @@ impl<R: BufRead> Parser<R> {
                 String::from_utf8_lossy(&self.child_uri)
             ),
         };
-        let expected = if order.is_empty() { "no child elements" } else { order };
+        let expected = if order.is_empty() {
+            "no child elements"
+        } else {
+            order
+        };
         let msg = format!(
             "{what} is not allowed in `{}` (expected: {expected})",
             self.current_name()
@@ -823,7 +855,11 @@ impl<R: BufRead> Parser<R> {
         self.invalid(loc, msg)
     }
 
-    pub(crate) fn enum_value<E: XmlEnum>(&mut self, v: &str, name: &str) -> Result<Option<E>, Error> {
+    pub(crate) fn enum_value<E: XmlEnum>(
+        &mut self,
+        v: &str,
+        name: &str,
+    ) -> Result<Option<E>, Error> {
         match E::from_xml(v.trim_matches(is_ws)) {
             Some(e) => Ok(Some(e)),
             None => {
@@ -845,9 +881,8 @@ impl<R: BufRead> Parser<R> {
             Some(e) => self.pair_ext_req(e, ext, name, ext_name),
             None => {
                 if ext.is_some() {
-                    let msg = format!(
-                        "attribute `{ext_name}` is ignored: `{name}` is not `ext-value`"
-                    );
+                    let msg =
+                        format!("attribute `{ext_name}` is ignored: `{name}` is not `ext-value`");
                     let loc = self.here();
                     self.warn(loc, msg);
                 }
@@ -876,9 +911,7 @@ impl<R: BufRead> Parser<R> {
                 self.invalid(loc, msg)?;
             }
             (false, Some(_)) => {
-                let msg = format!(
-                    "attribute `{ext_name}` is ignored: `{name}` is not `ext-value`"
-                );
+                let msg = format!("attribute `{ext_name}` is ignored: `{name}` is not `ext-value`");
                 let loc = self.here();
                 self.warn(loc, msg);
             }
@@ -887,11 +920,19 @@ impl<R: BufRead> Parser<R> {
         Ok(())
     }
 
-    pub(crate) fn value_datetime(&mut self, v: &str, name: &str) -> Result<Option<DateTime>, Error> {
+    pub(crate) fn value_datetime(
+        &mut self,
+        v: &str,
+        name: &str,
+    ) -> Result<Option<DateTime>, Error> {
         match DateTime::parse(v) {
             Some(d) => Ok(Some(d)),
             None => {
-                self.bad_value(v, name, "expected xs:dateTime (YYYY-MM-DDThh:mm:ss[.f][Z|+hh:mm])")?;
+                self.bad_value(
+                    v,
+                    name,
+                    "expected xs:dateTime (YYYY-MM-DDThh:mm:ss[.f][Z|+hh:mm])",
+                )?;
                 Ok(None)
             }
         }
@@ -948,7 +989,11 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
-    pub(crate) fn value_portlist(&mut self, v: &str, name: &str) -> Result<Option<Portlist>, Error> {
+    pub(crate) fn value_portlist(
+        &mut self,
+        v: &str,
+        name: &str,
+    ) -> Result<Option<Portlist>, Error> {
         match Portlist::parse(v) {
             Some(p) => Ok(Some(p)),
             None => {
@@ -1135,7 +1180,10 @@ fn unescape_attr(a: &quick_xml::events::attributes::Attribute<'_>) -> Result<Str
     match a.unescape_value() {
         Ok(v) => {
             if let Some(c) = v.chars().find(|&c| !crate::types::xml_char(c)) {
-                return Err(format!("forbidden character U+{:04X} in attribute value", c as u32));
+                return Err(format!(
+                    "forbidden character U+{:04X} in attribute value",
+                    c as u32
+                ));
             }
             Ok(v.into_owned())
         }

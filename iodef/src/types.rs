@@ -8,6 +8,7 @@ pub(crate) trait XmlEnum: Sized {
     fn set_ext(&mut self, s: String) -> bool;
     fn ext_value(s: String) -> Option<Self>;
     fn as_xml(&self) -> &str;
+    fn ext_str(&self) -> Option<&str>;
     fn allowed() -> &'static str;
 }
 
@@ -66,8 +67,9 @@ fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    b.iter()
-        .try_fold(0u32, |a, d| a.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+    b.iter().try_fold(0u32, |a, d| {
+        a.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
 }
 
 fn valid_datetime(s: &str) -> bool {
@@ -383,7 +385,10 @@ mod tests {
         for bad in ["", "22, 80", "70000", "80-22", "a", "1,", "-1"] {
             assert!(Portlist::parse(bad).is_none(), "{bad}");
         }
-        assert_eq!(Portlist::parse("0080").map(|p| p.to_string()), Some("80".into()));
+        assert_eq!(
+            Portlist::parse("0080").map(|p| p.to_string()),
+            Some("80".into())
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ fn corpus() {
             let loaded = match strict {
                 Ok(l) => l,
                 Err(e) => {
-                    failures.push(format!("{rel}: valid per xmllint but strict read failed: {e}"));
+                    failures.push(format!(
+                        "{rel}: valid per xmllint but strict read failed: {e}"
+                    ));
                     continue;
                 }
             };
@@ -72,7 +74,10 @@ fn corpus() {
             if !text_errors.is_empty() {
                 // Schema-valid but breaking the RFC text: the writer refuses it, the validator
                 // says why. Record it; the document must still round-trip through lenient use.
-                report.push(format!("{rel}: schema-valid, text rules: {}", text_errors[0]));
+                report.push(format!(
+                    "{rel}: schema-valid, text rules: {}",
+                    text_errors[0]
+                ));
                 continue;
             }
             let out = match loaded.document.to_xml(WriteOptions::default()) {
@@ -104,7 +109,9 @@ fn corpus() {
         } else {
             invalid_seen += 1;
             match strict {
-                Ok(_) => failures.push(format!("{rel}: invalid per xmllint but strict read accepted it")),
+                Ok(_) => failures.push(format!(
+                    "{rel}: invalid per xmllint but strict read accepted it"
+                )),
                 Err(e) => {
                     let loc = e.location().cloned().unwrap_or_default();
                     if loc.line == 0 || loc.path.is_empty() {
@@ -126,6 +133,89 @@ fn corpus() {
     for r in &report {
         println!("{r}");
     }
-    assert!(valid_seen >= 20 && invalid_seen >= 6, "{valid_seen} valid, {invalid_seen} invalid");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        valid_seen >= 20 && invalid_seen >= 6,
+        "{valid_seen} valid, {invalid_seen} invalid"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every valid corpus document converts to the other version, and the result validates.
+#[test]
+fn corpus_conversion() {
+    let mut failures = Vec::new();
+    let mut converted = 0;
+    for path in common::all_examples() {
+        let rel = path
+            .strip_prefix(common::examples())
+            .expect("under examples")
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(&path).expect("read example");
+        let Ok(loaded) = Document::from_slice(&bytes, &ReadOptions::strict()) else {
+            continue;
+        };
+        let from = loaded.document.version();
+        let to = match from {
+            Version::V1 => Version::V2,
+            Version::V2 => Version::V1,
+        };
+        let conv = loaded.document.convert(to);
+        assert_eq!(conv.value.version(), to);
+        let problems: Vec<_> = conv
+            .value
+            .check()
+            .into_iter()
+            .filter(|d| d.severity == iodef::Severity::Error)
+            .collect();
+        if !problems.is_empty() {
+            // Only documents that already break the text rules may stay invalid.
+            let source_ok = loaded
+                .document
+                .check()
+                .iter()
+                .all(|d| d.severity != iodef::Severity::Error);
+            if source_ok {
+                failures.push(format!(
+                    "{rel}: converted document invalid: {}",
+                    problems[0]
+                ));
+            }
+            continue;
+        }
+        let xml = conv.value.to_xml(WriteOptions::default()).expect("write");
+        if let Err(e) = common::xmllint_bytes(to, xml.as_bytes()) {
+            failures.push(format!("{rel}: converted to {to:?} fails xmllint: {e}"));
+            continue;
+        }
+        converted += 1;
+        println!("{rel}: {from:?} -> {to:?}, {} note(s)", conv.notes.len());
+        for n in conv.notes.iter().take(3) {
+            println!("    {n}");
+        }
+        // Converting back keeps what both versions share: at least incident IDs and times.
+        let back = conv.value.convert(from).value;
+        match (&loaded.document, &back) {
+            (Document::V1(a), Document::V1(b)) => {
+                for (x, y) in a.incident.iter().zip(&b.incident) {
+                    assert_eq!(x.incident_id, y.incident_id, "{rel}");
+                    assert_eq!(x.report_time, y.report_time, "{rel}");
+                }
+            }
+            (Document::V2(a), Document::V2(b)) => {
+                for (x, y) in a.incident.iter().zip(&b.incident) {
+                    assert_eq!(x.incident_id, y.incident_id, "{rel}");
+                    assert_eq!(x.start_time, y.start_time, "{rel}");
+                }
+            }
+            _ => failures.push(format!("{rel}: converting back changed the version")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(converted >= 20, "only {converted} documents converted");
 }

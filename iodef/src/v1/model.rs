@@ -123,6 +123,9 @@ impl XmlEnum for Action {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "nothing, contact-source-site, contact-target-site, contact-sender, investigate, block-host, block-network, block-port, rate-limit-host, rate-limit-network, rate-limit-port, remediate-other, status-triage, status-new-info, other, ext-value"
     }
@@ -216,6 +219,9 @@ impl XmlEnum for AddressCategory {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "asn, atm, e-mail, mac, ipv4-addr, ipv4-net, ipv4-net-mask, ipv6-addr, ipv6-net, ipv6-net-mask, ext-value"
     }
@@ -265,6 +271,9 @@ impl XmlEnum for AssessmentOccurrence {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "actual, potential"
@@ -327,6 +336,9 @@ impl XmlEnum for ConfidenceRating {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "low, medium, high, numeric, unknown"
@@ -400,6 +412,9 @@ impl XmlEnum for ContactRole {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "creator, admin, tech, irt, cc, ext-value"
     }
@@ -459,6 +474,9 @@ impl XmlEnum for ContactType {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "person, organization, ext-value"
@@ -551,6 +569,9 @@ impl XmlEnum for CounterType {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "byte, packet, flow, session, event, alert, message, host, site, organization, ext-value"
@@ -680,6 +701,9 @@ impl XmlEnum for Dtype {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "boolean, byte, character, date-time, integer, ntpstamp, portlist, real, string, file, path, frame, packet, ipv4-packet, ipv6-packet, url, csv, winreg, xml, ext-value"
     }
@@ -760,6 +784,9 @@ impl XmlEnum for Duration {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "second, minute, hour, day, month, quarter, year, ext-value"
     }
@@ -809,6 +836,9 @@ impl XmlEnum for ImpactCompletion {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "failed, succeeded"
@@ -906,6 +936,9 @@ impl XmlEnum for ImpactType {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "admin, dos, extortion, file, info-leak, misconfiguration, recon, policy, social-engineering, user, unknown, ext-value"
     }
@@ -973,6 +1006,9 @@ impl XmlEnum for IncidentPurpose {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "traceback, mitigation, reporting, other, ext-value"
@@ -1102,6 +1138,9 @@ impl XmlEnum for NodeRoleCategory {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "client, server-internal, server-public, www, mail, messaging, streaming, voice, file, ftp, p2p, name, directory, credential, print, application, database, infra, log, ext-value"
     }
@@ -1161,6 +1200,9 @@ impl XmlEnum for RecordPatternOffsetunit {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "line, byte, ext-value"
@@ -1225,6 +1267,9 @@ impl XmlEnum for RecordPatternType {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "regex, binary, xpath, ext-value"
@@ -1306,6 +1351,9 @@ impl XmlEnum for RegistryHandleRegistry {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "internic, apnic, arin, lacnic, ripe, afrinic, local, ext-value"
     }
@@ -1364,6 +1412,9 @@ impl XmlEnum for Restriction {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "default, public, need-to-know, private"
     }
@@ -1417,6 +1468,9 @@ impl XmlEnum for Severity {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "low, medium, high"
@@ -1490,6 +1544,9 @@ impl XmlEnum for SystemCategory {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "source, target, intermediate, sensor, infrastructure, ext-value"
     }
@@ -1543,6 +1600,9 @@ impl XmlEnum for SystemSpoofed {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "unknown, yes, no"
@@ -1607,6 +1667,9 @@ impl XmlEnum for TimeImpactMetric {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "labor, elapsed, downtime, ext-value"
@@ -2551,7 +2614,7 @@ pub struct Counter {
     /// Attribute `duration`.
     pub duration: Option<Duration>,
     /// Element content.
-    pub value: String,
+    pub value: Option<Float>,
 }
 
 impl Counter {
@@ -2580,7 +2643,7 @@ impl Counter {
         let mut out = Self::default();
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
-        out.value = text;
+        out.value = p.value_float(&text, "content")?;
         Ok(out)
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
@@ -2604,7 +2667,9 @@ impl Counter {
     pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
-            w.text(&self.value)?;
+            if let Some(v) = &self.value {
+                w.text_display(v)?;
+            }
         }
         Ok(())
     }
@@ -2627,7 +2692,9 @@ impl Counter {
         if let Some(v) = &self.duration {
             { c.ext(v.ext(), "duration"); }
         }
-        c.text(&self.value, "content");
+        if let Some(v) = &self.value {
+            { c.float(v, "content"); }
+        }
     }
 }
 
@@ -2643,6 +2710,8 @@ pub struct Document {
 }
 
 impl Document {
+    #[allow(dead_code)]
+    pub(crate) const INCIDENT_IDX: usize = 0;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Incident+";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
@@ -2772,6 +2841,8 @@ pub struct EventData {
 }
 
 impl EventData {
+    #[allow(dead_code)]
+    pub(crate) const EVENT_DATA_IDX: usize = 10;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*, DetectTime?, StartTime?, EndTime?, Contact*, Assessment?, Method*, Flow*, Expectation*, Record?, EventData*, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
@@ -3840,6 +3911,8 @@ pub struct Incident {
 }
 
 impl Incident {
+    #[allow(dead_code)]
+    pub(crate) const EVENT_DATA_IDX: usize = 11;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentID, AlternativeID?, RelatedActivity?, DetectTime?, StartTime?, EndTime?, ReportTime, Description*, Assessment+, Method*, Contact+, EventData*, History?, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {

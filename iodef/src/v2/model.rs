@@ -151,6 +151,9 @@ impl XmlEnum for Action {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "nothing, contact-source-site, contact-target-site, contact-sender, investigate, block-host, block-network, block-port, rate-limit-host, rate-limit-network, rate-limit-port, redirect-traffic, honeypot, upgrade-software, rebuild-asset, harden-asset, remediate-other, status-triage, status-new-info, watch-and-report, defined-coa, other, ext-value"
     }
@@ -252,6 +255,9 @@ impl XmlEnum for AddressCategory {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "asn, atm, e-mail, mac, ipv4-addr, ipv4-net, ipv4-net-masked, ipv4-net-mask, ipv6-addr, ipv6-net, ipv6-net-masked, site-uri, ext-value"
     }
@@ -301,6 +307,9 @@ impl XmlEnum for AssessmentOccurrence {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "actual, potential"
@@ -452,6 +461,9 @@ impl XmlEnum for BulkobservableType {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "asn, atm, e-mail, ipv4-addr, ipv4-net, ipv4-net-mask, ipv6-addr, ipv6-net, ipv6-net-mask, mac, site-uri, domain-name, domain-to-ipv4, domain-to-ipv6, domain-to-ipv4-timestamp, domain-to-ipv6-timestamp, ipv4-port, ipv6-port, windows-reg-key, file-hash, email-x-mailer, email-subject, http-user-agent, http-request-uri, mutex, file-path, user-name"
     }
@@ -523,6 +535,9 @@ impl XmlEnum for BusinessimpactSeverity {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "none, low, medium, high, unknown, ext-value"
@@ -628,6 +643,9 @@ impl XmlEnum for BusinessimpactType {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "breach-proprietary, breach-privacy, breach-credential, loss-of-integrity, loss-of-service, theft-financial, theft-service, degraded-reputation, asset-damage, asset-manipulation, legal, extortion, unknown, ext-value"
     }
@@ -699,6 +717,9 @@ impl XmlEnum for ConfidenceRating {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "low, medium, high, numeric, unknown, ext-value"
@@ -820,6 +841,9 @@ impl XmlEnum for ContactRole {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "creator, reporter, admin, tech, provider, user, billing, legal, abuse, irt, cc, cc-irt, leo, vendor, vendor-services, victim, victim-notified, ext-value"
     }
@@ -879,6 +903,9 @@ impl XmlEnum for ContactType {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "person, organization, ext-value"
@@ -943,6 +970,9 @@ impl XmlEnum for CounterType {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "counter, rate, average, ext-value"
@@ -1039,6 +1069,9 @@ impl XmlEnum for CounterUnit {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "byte, mbit, packet, flow, session, event, alert, message, host, site, organization, ext-value"
@@ -1168,6 +1201,9 @@ impl XmlEnum for DiscoverySource {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "nidps, hips, siem, av, third-party-monitoring, incident, os-log, application-log, device-log, network-flow, passive-dns, investigation, audit, internal-notification, external-notification, leo, partner, actor, unknown, ext-value"
     }
@@ -1260,6 +1296,9 @@ impl XmlEnum for DomaindataDomainStatus {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "reservedDelegation, assignedAndActive, assignedAndInactive, assignedAndOnHold, revoked, transferPending, registryLock, registrarLock, other, unknown, ext-value"
     }
@@ -1331,6 +1370,9 @@ impl XmlEnum for DomaindataSystemStatus {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "spoofed, fraudulent, innocent-hacked, innocent-hijacked, unknown, ext-value"
@@ -1464,6 +1506,9 @@ impl XmlEnum for Dtype {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "boolean, byte, bytes, character, date-time, integer, ntpstamp, portlist, real, string, file, path, frame, packet, ipv4-packet, ipv6-packet, url, csv, winreg, xml, ext-value"
     }
@@ -1544,6 +1589,9 @@ impl XmlEnum for Duration {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "second, minute, hour, day, month, quarter, year, ext-value"
     }
@@ -1603,6 +1651,9 @@ impl XmlEnum for EmailType {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "direct, hotline, ext-value"
@@ -1688,6 +1739,9 @@ impl XmlEnum for HashdataScope {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "file-contents, file-pe-section, file-pe-iat, file-pe-resource, file-pdf-object, email-hash, email-headers-hash, email-body-hash, ext-value"
     }
@@ -1759,6 +1813,9 @@ impl XmlEnum for IncidentPurpose {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "traceback, mitigation, reporting, watch, other, ext-value"
@@ -1832,6 +1889,9 @@ impl XmlEnum for IncidentStatus {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "new, in-progress, forwarded, resolved, future, ext-value"
     }
@@ -1889,6 +1949,9 @@ impl XmlEnum for IndicatorexpressionOperator {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "not, and, or, xor"
@@ -1965,6 +2028,9 @@ impl XmlEnum for KeyRegistryaction {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "add-key, add-value, delete-key, delete-value, modify-key, modify-value, ext-value"
@@ -2230,6 +2296,9 @@ impl XmlEnum for NoderoleCategory {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "client, client-enterprise, client-partner, client-remote, client-kiosk, client-mobile, server-internal, server-public, www, mail, webmail, messaging, streaming, voice, file, ftp, p2p, name, directory, credential, print, application, database, backup, dhcp, assessment, source-control, config-management, monitoring, infra, infra-firewall, infra-router, infra-switch, camera, proxy, remote-access, log, virtualization, pos, scada, scada-supervisory, sinkhole, honeypot, anonymization, c2-server, malware-distribution, drop-server, hop-point, reflector, phishing-site, spear-phishing-site, recruiting-site, fraudulent-site, ext-value"
     }
@@ -2290,6 +2359,9 @@ impl XmlEnum for PostaladdressType {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "street, mailing, ext-value"
     }
@@ -2349,6 +2421,9 @@ impl XmlEnum for RecordpatternOffsetunit {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "line, byte, ext-value"
@@ -2413,6 +2488,9 @@ impl XmlEnum for RecordpatternType {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "regex, binary, xpath, ext-value"
@@ -2493,6 +2571,9 @@ impl XmlEnum for RegistryhandleRegistry {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "internic, apnic, arin, lacnic, ripe, afrinic, local, ext-value"
@@ -2582,6 +2663,9 @@ impl XmlEnum for Restriction {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "default, public, partner, need-to-know, private, white, green, amber, red, ext-value"
     }
@@ -2635,6 +2719,9 @@ impl XmlEnum for Severity {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "low, medium, high"
@@ -2708,6 +2795,9 @@ impl XmlEnum for SoftwarereferenceDtype {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "bytes, integer, real, string, xml, ext-value"
     }
@@ -2771,6 +2861,9 @@ impl XmlEnum for SoftwarereferenceSpecName {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "custom, cpe, swid, ext-value"
@@ -2843,6 +2936,9 @@ impl XmlEnum for SystemCategory {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "source, target, intermediate, sensor, infrastructure, ext-value"
@@ -2920,6 +3016,9 @@ impl XmlEnum for SystemOwnership {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "organization, personal, partner, customer, no-relationship, unknown, ext-value"
     }
@@ -2969,6 +3068,9 @@ impl XmlEnum for SystemimpactCompletion {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "failed, succeeded"
@@ -3114,6 +3216,9 @@ impl XmlEnum for SystemimpactType {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "takeover-account, takeover-service, takeover-system, cps-manipulation, cps-damage, availability-data, availability-account, availability-service, availability-system, damaged-system, damaged-data, breach-proprietary, breach-privacy, breach-credential, breach-configuration, integrity-data, integrity-configuration, integrity-hardware, traffic-redirection, monitoring-traffic, monitoring-host, policy, unknown, ext-value"
     }
@@ -3182,6 +3287,9 @@ impl XmlEnum for TelephoneType {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "wired, mobile, fax, hotline, ext-value"
     }
@@ -3246,6 +3354,9 @@ impl XmlEnum for TimeimpactMetric {
     fn as_xml(&self) -> &str {
         self.as_str()
     }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
+    }
     fn allowed() -> &'static str {
         "labor, elapsed, downtime, ext-value"
     }
@@ -3299,6 +3410,9 @@ impl XmlEnum for YesNoUnknown {
     }
     fn as_xml(&self) -> &str {
         self.as_str()
+    }
+    fn ext_str(&self) -> Option<&str> {
+        self.ext()
     }
     fn allowed() -> &'static str {
         "yes, no, unknown"
@@ -5893,6 +6007,8 @@ pub struct Document {
 }
 
 impl Document {
+    #[allow(dead_code)]
+    pub(crate) const INCIDENT_IDX: usize = 0;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Incident+, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
@@ -6822,6 +6938,8 @@ pub struct EventData {
 }
 
 impl EventData {
+    #[allow(dead_code)]
+    pub(crate) const EVENT_DATA_IDX: usize = 13;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*, DetectTime?, StartTime?, EndTime?, RecoveryTime?, ReportTime?, Contact*, Discovery*, Assessment?, Method*, Flow*, Expectation*, Record?, EventData*, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
@@ -8778,6 +8896,8 @@ pub struct Incident {
 }
 
 impl Incident {
+    #[allow(dead_code)]
+    pub(crate) const EVENT_DATA_IDX: usize = 14;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentID, AlternativeID?, RelatedActivity*, DetectTime?, StartTime?, EndTime?, RecoveryTime?, ReportTime?, GenerationTime, Description*, Discovery*, Assessment*, Method*, Contact+, EventData*, IndicatorData?, History?, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {

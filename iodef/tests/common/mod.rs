@@ -6,7 +6,10 @@ use std::process::Command;
 
 /// `../shared/conformance` relative to the workspace root.
 pub fn conformance() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/conformance"
+    ))
 }
 
 pub fn examples() -> PathBuf {
