@@ -21,6 +21,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 use teiten_wire::{Ack, AckStatus, Limits, WireError, CONTENT_TYPE, INGEST_PATH};
 
 use crate::geo::{Geo, UNKNOWN};
@@ -215,20 +217,7 @@ async fn ingest_inner(
     if ct.split(';').next().map(str::trim) != Some(CONTENT_TYPE) {
         return Err(Reject::UnsupportedMediaType);
     }
-    let max = st.max_body_bytes;
-    let too_large = || Reject::TooLarge(format!("body is larger than {max} bytes"));
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
-            return Err(too_large());
-        }
-    }
-    let bytes: Bytes = axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = read_body(body, st.max_body_bytes).await?;
     let limits = st.limits;
     let geo = st.geo.current();
     let decoded = tokio::task::spawn_blocking(move || {
@@ -280,6 +269,41 @@ async fn ingest_inner(
         }),
         Err(e) => Err(Reject::Unavailable(e)),
     }
+}
+
+/// Most bytes of an oversized body read and thrown away before answering 413, so that a
+/// client still sending gets the answer rather than a broken connection.
+const DRAIN_CAP: usize = 256 << 20;
+
+/// Reads the body up to `max` bytes; beyond it keeps reading (without storing) up to
+/// [`DRAIN_CAP`] and refuses with 413.
+async fn read_body(body: Body, max: usize) -> Result<Bytes, Reject> {
+    let mut body = body;
+    let mut buf = BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(Reject::Malformed(WireError::Invalid(
+                "the request body could not be read".into(),
+            )));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= max {
+            buf.extend_from_slice(&data);
+        } else {
+            buf = BytesMut::new();
+            if seen > DRAIN_CAP {
+                break;
+            }
+        }
+    }
+    if seen > max {
+        return Err(Reject::TooLarge(format!("body is larger than {max} bytes")));
+    }
+    Ok(buf.freeze())
 }
 
 async fn health(State(st): State<Arc<AppState>>) -> Response {

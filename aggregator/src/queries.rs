@@ -40,9 +40,9 @@ pub const SENSORS_CURRENT: &str = "SELECT sensor_id, argMax(token_sha256, versio
 /// What sensors reported: last seen, events in the last 5 minutes, latest counters.
 pub const SENSOR_STATUS: &str = "SELECT sensor_id, toUInt32(max(received)) AS last_seen, \
      toUInt64(sumIf(events, received >= now() - 300)) AS events_5m, \
-     argMax(kernel_drops, sealed_us) AS kernel_drops, \
-     argMax(spool_bytes, sealed_us) AS spool_bytes, \
-     argMax(spool_dropped_events, sealed_us) AS spool_dropped_events, \
+     argMax(kernel_drops, (sealed_us, batch_seq)) AS kernel_drops, \
+     argMax(spool_bytes, (sealed_us, batch_seq)) AS spool_bytes, \
+     argMax(spool_dropped_events, (sealed_us, batch_seq)) AS spool_dropped_events, \
      toUInt64(sum(unknown_country)) AS unknown_country \
      FROM {db}.sensor_reports GROUP BY sensor_id ORDER BY sensor_id";
 

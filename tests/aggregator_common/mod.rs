@@ -1,0 +1,305 @@
+//! Shared by the aggregator's end-to-end tests: start the real `teiten-aggregator` binary
+//! against a private ClickHouse, register sensors with its CLI, build and post batches the way
+//! the sensor does.
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use teiten::clickhouse::{free_port, Server};
+use teiten_wire::{Batch, BatchId, Class, Event, SensorStats, Tags, CONTENT_TYPE, INGEST_PATH};
+
+/// A running aggregator process.
+pub struct Agg {
+    pub child: Option<Child>,
+    pub url: String,
+    pub config: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// Writes a config for ClickHouse at `ch_url`, database `db`, plus `extra` TOML sections.
+pub fn write_config(dir: &std::path::Path, ch_url: &str, db: &str, extra: &str) -> (PathBuf, u16) {
+    let port = free_port().expect("free port");
+    let text = format!(
+        "listen = \"127.0.0.1:{port}\"\n\n[clickhouse]\nurl = \"{ch_url}\"\ndatabase = \"{db}\"\n\n[registry]\nrefresh_secs = 1\n\n{extra}\n"
+    );
+    let path = dir.join("aggregator.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, port)
+}
+
+impl Agg {
+    /// Starts `teiten-aggregator serve` and waits until `/health` answers 200.
+    pub fn start(ch: &Server, db: &str, extra: &str) -> Agg {
+        Agg::start_url(&ch.url(), db, extra)
+    }
+
+    /// Same, with an explicit ClickHouse URL and extra config (cluster mode).
+    pub fn start_url(ch_url: &str, db: &str, extra: &str) -> Agg {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, port) = write_config(dir.path(), ch_url, db, extra);
+        let mut agg = Agg {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            config,
+            log: dir.path().join("aggregator.log"),
+            dir,
+        };
+        agg.restart();
+        agg
+    }
+
+    /// Starts the process again after [`Agg::kill`] or [`Agg::terminate`].
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "aggregator already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(teiten::bin("teiten-aggregator"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("teiten-aggregator starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = ureq::get(&format!("{}/health", self.url))
+                .timeout(Duration::from_secs(2))
+                .call()
+            {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!("aggregator exited with {status}:\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aggregator not healthy in 60 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("aggregator running");
+        let pid = c.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aggregator did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal by name (e.g. `HUP`).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Runs a CLI command with this config; returns (success, stdout + stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(teiten::bin("teiten-aggregator"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    /// `sensor add ID` and the printed token. Waits for the aggregator's registry refresh
+    /// (1 s in test configs) so that the token is known when this returns.
+    pub fn add_sensor(&self, id: &str) -> String {
+        let (ok, out) = self.cli(&["sensor", "add", id]);
+        assert!(ok, "sensor add failed: {out}");
+        std::thread::sleep(Duration::from_millis(1500));
+        out.lines()
+            .find(|l| l.starts_with("tt_"))
+            .unwrap_or_else(|| panic!("no token printed: {out}"))
+            .to_owned()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("{}/metrics", self.url))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+}
+
+impl Drop for Agg {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The answer to a POST: status, Retry-After, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+/// POSTs raw bytes as the sensor does. Connection errors are status 0.
+pub fn post_raw(url: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Answer {
+    let mut req = ureq::post(&format!("{url}{INGEST_PATH}"))
+        .timeout(Duration::from_secs(60))
+        .set("Content-Type", content_type);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => {
+            return Answer {
+                status: 0,
+                retry_after: None,
+                body: e.to_string(),
+            }
+        }
+    };
+    let status = resp.status();
+    let retry_after = resp.header("Retry-After").map(str::to_owned);
+    let mut body = String::new();
+    let _ = resp.into_reader().read_to_string(&mut body);
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// POSTs an encoded batch.
+pub fn post(url: &str, token: &str, batch: &Batch) -> Answer {
+    post_raw(url, Some(token), CONTENT_TYPE, &teiten_wire::encode(batch))
+}
+
+/// A batch of `n` events. Sources cycle over a few real prefixes (so the geo lookup has work)
+/// and IPv6 every 7th event; timestamps start at `ts_us`.
+pub fn batch(sensor: &str, epoch: u64, seq: u64, n: usize, ts_us: i64) -> Batch {
+    let events = (0..n)
+        .map(|i| {
+            let v6 = i % 7 == 6;
+            let (src, dst) = if v6 {
+                (
+                    IpAddr::V6(Ipv6Addr::new(
+                        0x2001,
+                        0x2,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        (i % 65536) as u16,
+                    )),
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+                )
+            } else {
+                (
+                    IpAddr::V4(Ipv4Addr::new(
+                        1,
+                        (i % 4) as u8,
+                        (i / 256 % 256) as u8,
+                        (i % 256) as u8,
+                    )),
+                    IpAddr::V4(Ipv4Addr::new(198, 18, 1, (i % 200) as u8)),
+                )
+            };
+            Event {
+                ts_us: ts_us + i as i64 * 10,
+                proto: if i % 5 == 0 { 17 } else { 6 },
+                src,
+                dst,
+                sport: 40000 + (i % 1000) as u16,
+                dport: [22u16, 23, 80, 443, 3389, 8080][i % 6],
+                tcp_flags: 2,
+                ttl: 54,
+                ip_id: 54321,
+                ip_len: 40,
+                seq: i as u32,
+                window: 1024,
+                class: Class::Scan,
+                tags: Tags::ZMAP,
+            }
+        })
+        .collect();
+    Batch {
+        id: BatchId {
+            sensor_id: sensor.into(),
+            epoch,
+            seq,
+        },
+        sealed_us: ts_us,
+        stats: SensorStats {
+            packets_captured: seq * 1000,
+            kernel_drops: seq,
+            events_recorded: seq * n as u64,
+            spool_bytes: 4096,
+            ..SensorStats::default()
+        },
+        events,
+    }
+}
+
+/// Now, in microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// A single number from a query.
+pub fn scalar(ch: &Server, sql: &str) -> u64 {
+    let out = ch.query(sql).unwrap();
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("`{sql}` returned `{out}`"))
+}

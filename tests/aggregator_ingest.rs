@@ -1,0 +1,296 @@
+//! The aggregator against a real ClickHouse 18.16 started by the harness: migrations,
+//! authentication, rejection of bad batches with the right status and reason, deduplication of
+//! re-sent batches, the sensor registry CLI, backpressure when ClickHouse is down, metrics and
+//! health, graceful shutdown.
+
+mod aggregator_common;
+
+use aggregator_common::*;
+use teiten::clickhouse::Server;
+use teiten_wire::CONTENT_TYPE;
+
+#[test]
+fn migrations_are_idempotent_and_check_the_version() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = write_config(dir.path(), &ch.url(), "t_migrate", "");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(teiten::bin("teiten-aggregator"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = run(&["migrate"]);
+    assert!(first.starts_with("8 step(s) applied"), "{first}");
+    let second = run(&["migrate"]);
+    assert_eq!(second.trim(), "0 step(s) applied");
+    let tables = ch
+        .query("SELECT name, engine FROM system.tables WHERE database = 't_migrate' ORDER BY name")
+        .unwrap();
+    assert_eq!(
+        tables,
+        "scan_events\tMergeTree\n\
+         scan_rollup_1h\tAggregatingMergeTree\n\
+         scan_rollup_1h_mv\tMaterializedView\n\
+         scan_rollup_5m\tAggregatingMergeTree\n\
+         scan_rollup_5m_mv\tMaterializedView\n\
+         sensor_reports\tMergeTree\n\
+         sensors\tReplacingMergeTree\n"
+    );
+    // A dropped view is recreated by the next run, and only it.
+    ch.query("DROP TABLE t_migrate.scan_rollup_1h_mv").unwrap();
+    let third = run(&["migrate"]);
+    assert!(third.starts_with("1 step(s) applied"), "{third}");
+    assert!(third.contains("t_migrate.scan_rollup_1h_mv"), "{third}");
+
+    // --check-config accepts this config and rejects an unknown field with its name.
+    let ok = run(&["--check-config"]);
+    assert!(ok.ends_with(": ok\n"), "{ok}");
+    std::fs::write(dir.path().join("bad.toml"), "[ingest]\nmax_body = 1\n").unwrap();
+    let out = std::process::Command::new(teiten::bin("teiten-aggregator"))
+        .args([
+            "--config",
+            dir.path().join("bad.toml").to_str().unwrap(),
+            "--check-config",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `max_body`"), "{err}");
+}
+
+#[test]
+fn ingest_authenticates_rejects_deduplicates_and_stores_exactly() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    let mut agg = Agg::start(
+        &ch,
+        "t_ingest",
+        "[ingest]\nmax_body_bytes = 200000\nmax_events = 5000\nmax_pending_events = 20000\n",
+    );
+    let tok_a = agg.add_sensor("tokyo-1");
+    let tok_b = agg.add_sensor("osaka-2");
+    // Adding an active sensor again is refused.
+    let (ok, out) = agg.cli(&["sensor", "add", "tokyo-1"]);
+    assert!(!ok && out.contains("already registered"), "{out}");
+
+    let now = now_us();
+    let url = agg.url.clone();
+    let mut expected = 0u64;
+
+    // A good batch is stored, and its re-sent copy (lost ack) is acknowledged as a duplicate.
+    let b1 = batch("tokyo-1", 11, 1, 1000, now);
+    let a = post(&url, &tok_a, &b1);
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body, r#"{"seq":1,"status":"stored","stored":1000}"#);
+    expected += 1000;
+    let a = post(&url, &tok_a, &b1);
+    assert_eq!(a.body, r#"{"seq":1,"status":"duplicate","stored":0}"#);
+
+    // Unauthenticated: no header, unknown token.
+    let b2 = batch("tokyo-1", 11, 2, 10, now);
+    let body = teiten_wire::encode(&b2);
+    let a = post_raw(&url, None, CONTENT_TYPE, &body);
+    assert_eq!(a.status, 401, "{a:?}");
+    assert!(a.body.contains(r#""error":"unauthorized""#), "{a:?}");
+    let a = post_raw(&url, Some("tt_0000"), CONTENT_TYPE, &body);
+    assert_eq!(
+        (a.status, a.body.contains("unknown token")),
+        (401, true),
+        "{a:?}"
+    );
+    // Another sensor's token: 403.
+    let a = post(&url, &tok_b, &b2);
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(a
+        .body
+        .contains("token of sensor osaka-2 used for a batch of sensor tokyo-1"));
+    // Wrong content type: 415.
+    let a = post_raw(&url, Some(&tok_a), "application/json", &body);
+    assert_eq!(a.status, 415, "{a:?}");
+    // Oversized body: 413, by Content-Length.
+    let a = post_raw(&url, Some(&tok_a), CONTENT_TYPE, &vec![0u8; 300_000]);
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(a.body.contains("body is larger than 200000 bytes"), "{a:?}");
+    // Too many events: 413 with the reason.
+    let a = post(&url, &tok_a, &batch("tokyo-1", 11, 2, 5001, now));
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(
+        a.body.contains("5001 events, more than the limit of 5000"),
+        "{a:?}"
+    );
+    // Malformed: not a batch, truncated compression.
+    let a = post_raw(&url, Some(&tok_a), CONTENT_TYPE, b"GET / HTTP/1.1");
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(a.body.contains("expected magic TTB1"), "{a:?}");
+    let a = post_raw(&url, Some(&tok_a), CONTENT_TYPE, &body[..body.len() / 2]);
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(a.body.contains("compression is corrupt"), "{a:?}");
+    // Breaks a rule: 422.
+    let mut bad = b2.clone();
+    bad.id.seq = 0;
+    let a = post(&url, &tok_a, &bad);
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.body.contains("seq must start at 1"), "{a:?}");
+
+    // Nothing accepted was lost, and the other sensor was not disturbed.
+    let a = post(&url, &tok_a, &b2);
+    assert_eq!(a.status, 200, "{a:?}");
+    expected += 10;
+    let a = post(&url, &tok_b, &batch("osaka-2", 5, 1, 777, now));
+    assert_eq!(a.status, 200, "{a:?}");
+    expected += 777;
+
+    // Revoked: 401 once the registry refreshed (1 s in this config).
+    let (ok, out) = agg.cli(&["sensor", "revoke", "osaka-2"]);
+    assert!(ok, "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let a = post(&url, &tok_b, &batch("osaka-2", 5, 2, 5, now));
+    assert_eq!(a.status, 401, "{a:?}");
+    assert!(a.body.contains("sensor is revoked"), "{a:?}");
+    assert!(
+        agg.log_text().contains("sensor=\"osaka-2\"") || agg.log_text().contains("sensor=osaka-2")
+    );
+    assert!(
+        !agg.log_text().contains(&tok_b[3..]),
+        "a token leaked into the log"
+    );
+
+    // The stored rows are exactly the accepted events, with the batch identity.
+    assert_eq!(
+        scalar(&ch, "SELECT count() FROM t_ingest.scan_events"),
+        expected
+    );
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT count() FROM (SELECT sensor_id, epoch, batch_seq, idx FROM t_ingest.scan_events \
+             GROUP BY sensor_id, epoch, batch_seq, idx HAVING count() > 1)"
+        ),
+        0
+    );
+    // Rollups filled by the views match the raw rows.
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT countMerge(packets) FROM t_ingest.scan_rollup_5m"
+        ),
+        expected
+    );
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT countMerge(packets) FROM t_ingest.scan_rollup_1h"
+        ),
+        expected
+    );
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT uniqMerge(sources) FROM t_ingest.scan_rollup_1h"
+        ),
+        scalar(&ch, "SELECT uniq(src) FROM t_ingest.scan_events")
+    );
+    // Fields round-trip: the first event of b1.
+    let row = ch
+        .query(
+            "SELECT replaceRegexpOne(IPv6NumToString(src), '^::ffff:', ''), \
+             IPv6NumToString(dst), proto, dport, toUInt64(ts) * 1000000 + usec, class, tags, ttl \
+             FROM t_ingest.scan_events WHERE sensor_id = 'tokyo-1' AND batch_seq = 1 AND idx = 0",
+        )
+        .unwrap();
+    let e = &b1.events[0];
+    assert_eq!(
+        row,
+        format!(
+            "{}\t::ffff:{}\t{}\t{}\t{}\tscan\t1\t54\n",
+            e.src, e.dst, e.proto, e.dport, e.ts_us
+        )
+    );
+
+    // The registry: list shows both, with what they reported.
+    let (ok, list) = agg.cli(&["sensor", "list"]);
+    assert!(ok, "{list}");
+    let tokyo = list.lines().find(|l| l.starts_with("tokyo-1")).unwrap();
+    assert!(tokyo.contains("active"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("osaka-2") && l.contains("revoked")),
+        "{list}"
+    );
+    // Kernel drops reported by the last batch (seq 2 => 2 in the test batch builder).
+    let cols: Vec<&str> = tokyo.split_whitespace().collect();
+    assert_eq!(cols[4], "2", "{list}");
+    assert_eq!(
+        scalar(&ch, "SELECT count() FROM t_ingest.sensor_reports"),
+        3,
+        "one report per stored batch"
+    );
+
+    // Metrics: counters by reason, duplicates absorbed.
+    let m = agg.metrics();
+    for needle in [
+        "teiten_aggregator_batches_stored_total 3",
+        "teiten_aggregator_batches_duplicate_total 1",
+        "teiten_aggregator_events_stored_total 1787",
+        "teiten_aggregator_batches_rejected_total{reason=\"unauthorized\"} 3",
+        "teiten_aggregator_batches_rejected_total{reason=\"forbidden\"} 1",
+        "teiten_aggregator_batches_rejected_total{reason=\"too_large\"} 2",
+        "teiten_aggregator_batches_rejected_total{reason=\"malformed\"} 2",
+        "teiten_aggregator_batches_rejected_total{reason=\"invalid\"} 1",
+        "teiten_aggregator_insert_seconds_count",
+    ] {
+        assert!(m.contains(needle), "metrics lack `{needle}`:\n{m}");
+    }
+
+    // Graceful shutdown exits 0.
+    let status = agg.terminate();
+    assert!(status.success(), "{status}\n{}", agg.log_text());
+    assert!(agg.log_text().contains("Open inserts finished; stopped"));
+}
+
+#[test]
+fn clickhouse_down_means_503_with_retry_after_then_recovery() {
+    let mut ch = Server::start().expect("private ClickHouse starts");
+    let agg = Agg::start(&ch, "t_backpressure", "[ingest]\nretry_after_secs = 7\n");
+    let tok = agg.add_sensor("s1");
+    let now = now_us();
+    assert_eq!(
+        post(&agg.url, &tok, &batch("s1", 1, 1, 100, now)).status,
+        200
+    );
+
+    ch.kill();
+    let b2 = batch("s1", 1, 2, 100, now);
+    let a = post(&agg.url, &tok, &b2);
+    assert_eq!(a.status, 503, "{a:?}");
+    assert_eq!(a.retry_after.as_deref(), Some("7"), "{a:?}");
+    assert!(a.body.contains("storage is unavailable"), "{a:?}");
+    let h = ureq::get(&format!("{}/health", agg.url)).call();
+    assert!(matches!(h, Err(ureq::Error::Status(503, _))), "{h:?}");
+
+    ch.restart().unwrap();
+    // The sensor retries after Retry-After; the batch is stored once.
+    let mut answer = post(&agg.url, &tok, &b2);
+    for _ in 0..50 {
+        if answer.status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        answer = post(&agg.url, &tok, &b2);
+    }
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        scalar(&ch, "SELECT count() FROM t_backpressure.scan_events"),
+        200
+    );
+    assert!(agg.metrics().contains("reason=\"unavailable\""));
+}
