@@ -814,7 +814,7 @@ def emit_struct(w, gen, c, hooks):
         w("        }")
     w("        Ok(())")
     w("    }")
-    if c.xml_name is not None:
+    if c.xml_name is not None and c.name != "Document":
         w("    pub(crate) fn write<W: Write>(&self, w: &mut XmlOut<W>, name: &str) -> io::Result<()> {")
         w("        w.start(name)?;")
         w("        self.write_attrs(w)?;")

@@ -10,7 +10,6 @@ use crate::{v1, v2};
 
 /// An IODEF document of either version.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Document {
     /// IODEF v1 (RFC 5070).
     V1(v1::Document),

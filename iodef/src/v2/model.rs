@@ -6098,12 +6098,6 @@ impl Document {
         }
         Ok(())
     }
-    pub(crate) fn write<W: Write>(&self, w: &mut XmlOut<W>, name: &str) -> io::Result<()> {
-        w.start(name)?;
-        self.write_attrs(w)?;
-        self.write_children(w, 0, usize::MAX)?;
-        w.end(name)
-    }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.lang {
             { c.text(v, "xml:lang"); }

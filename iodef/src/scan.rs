@@ -1,0 +1,259 @@
+//! Scan reports: the Incident and EventData a CSIRT sends a partner about scanning sources.
+//!
+//! # The target is never disclosed
+//!
+//! A destination port needs a target `System` with a `Node`, and a `Node` must hold an
+//! `Address` (RFC 7970 text and erratum). The sensor addresses must stay secret, so the target
+//! is written as the covering network of the source's family: `Address category="ipv4-net"`
+//! with value [`UNDISCLOSED_V4`] (`0.0.0.0/0`), or `category="ipv6-net"` with
+//! [`UNDISCLOSED_V6`] (`::/0`). That is a true statement (the target is somewhere in the
+//! Internet), valid against the schema and the text, parsed as a network by any consumer, and
+//! it reveals nothing. The target System also carries a Description saying so.
+//!
+//! Each event is one `EventData`: `DetectTime`, and a `Flow` with a source System (address,
+//! `Service ip-protocol` with the source port) and the target System (undisclosed address,
+//! `Service ip-protocol` with the destination port). Events of one source can be grouped under
+//! one parent `EventData` holding the source, the time span and one child `EventData` per
+//! event ([`ScanEvent::grouped`]).
+
+use std::net::IpAddr;
+
+use crate::types::DateTime;
+use crate::v2;
+
+/// Target address written for an IPv4 source: the sensor address is not disclosed.
+pub const UNDISCLOSED_V4: &str = "0.0.0.0/0";
+/// Target address written for an IPv6 source: the sensor address is not disclosed.
+pub const UNDISCLOSED_V6: &str = "::/0";
+
+const WITHHELD: &str = "Target address withheld by the reporting CSIRT";
+
+/// Builder of the Incident header of a scan report (everything but the EventData).
+#[derive(Debug, Clone)]
+pub struct ScanReport {
+    incident: v2::Incident,
+}
+
+impl ScanReport {
+    /// A scan report by the CSIRT `csirt` (its name, also the IncidentID namespace, e.g.
+    /// `csirt.example.org`) with incident number `incident_id`, generated at `generated`.
+    pub fn new(csirt: &str, incident_id: &str, generated: DateTime) -> Self {
+        let incident = v2::Incident {
+            purpose: Some(v2::IncidentPurpose::Reporting),
+            incident_id: Some(v2::IncidentID {
+                name: Some(csirt.to_owned()),
+                value: incident_id.to_owned(),
+                ..Default::default()
+            }),
+            generation_time: Some(generated),
+            description: vec![ml("Network scanning observed by our sensors")],
+            assessment: vec![v2::Assessment {
+                incident_category: vec![ml("scanning")],
+                choice: vec![v2::AssessmentChoice::SystemImpact(v2::SystemImpact {
+                    kind: Some(v2::SystemimpactType::Unknown),
+                    ..Default::default()
+                })],
+                ..Default::default()
+            }],
+            contact: vec![v2::Contact {
+                role: Some(v2::ContactRole::Creator),
+                kind: Some(v2::ContactType::Organization),
+                contact_name: vec![ml(csirt)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        ScanReport { incident }
+    }
+
+    /// Add the CSIRT's e-mail address to its Contact.
+    pub fn csirt_email(mut self, email: &str) -> Self {
+        if let Some(c) = self.incident.contact.first_mut() {
+            c.email.push(v2::Email {
+                email_to: Some(email.to_owned()),
+                ..Default::default()
+            });
+        }
+        self
+    }
+
+    /// Replace the Contact (role, type and at least a name are expected).
+    pub fn contact(mut self, contact: v2::Contact) -> Self {
+        self.incident.contact = vec![contact];
+        self
+    }
+
+    /// Set the Incident's `restriction`.
+    pub fn restriction(mut self, r: v2::Restriction) -> Self {
+        self.incident.restriction = Some(r);
+        self
+    }
+
+    /// Set the restriction from a TLP label (`clear`, `white`, `green`, `amber`,
+    /// `amber+strict`, `red`; case-insensitive, `TLP:` prefix allowed). TLP 1.0 colours map to
+    /// the schema's values; TLP 2.0 `clear` and `amber+strict` are written as
+    /// `restriction="ext-value" ext-restriction="..."`. `None` for an unknown label.
+    pub fn tlp(self, label: &str) -> Option<Self> {
+        let l = label.trim().to_ascii_lowercase();
+        let l = l.strip_prefix("tlp:").unwrap_or(&l);
+        let r = match l {
+            "white" => v2::Restriction::White,
+            "green" => v2::Restriction::Green,
+            "amber" => v2::Restriction::Amber,
+            "red" => v2::Restriction::Red,
+            "clear" | "amber+strict" => v2::Restriction::Ext(l.to_owned()),
+            _ => return None,
+        };
+        Some(self.restriction(r))
+    }
+
+    /// Replace the Incident's Description.
+    pub fn description(mut self, text: &str) -> Self {
+        self.incident.description = vec![ml(text)];
+        self
+    }
+
+    /// Set the Incident's StartTime and EndTime (e.g. the day covered by the report).
+    pub fn time_span(mut self, start: DateTime, end: DateTime) -> Self {
+        self.incident.start_time = Some(start);
+        self.incident.end_time = Some(end);
+        self
+    }
+
+    /// The Incident header, without EventData: pass it to
+    /// [`crate::StreamWriter::begin_incident`], then write one EventData per event or source.
+    pub fn incident(&self) -> v2::Incident {
+        self.incident.clone()
+    }
+}
+
+/// One observed scan packet or probe: source address and port, destination port, protocol,
+/// time. The destination address is deliberately not part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanEvent {
+    /// Source address (the scanner).
+    pub source: IpAddr,
+    /// Source port (TCP/UDP), if any.
+    pub source_port: Option<u16>,
+    /// Destination port (TCP/UDP), if any.
+    pub destination_port: Option<u16>,
+    /// IANA protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub protocol: u8,
+    /// When the event was seen.
+    pub time: DateTime,
+}
+
+impl ScanEvent {
+    /// A TCP probe.
+    pub fn tcp(source: IpAddr, source_port: u16, destination_port: u16, time: DateTime) -> Self {
+        ScanEvent {
+            source,
+            source_port: Some(source_port),
+            destination_port: Some(destination_port),
+            protocol: 6,
+            time,
+        }
+    }
+
+    /// A UDP probe.
+    pub fn udp(source: IpAddr, source_port: u16, destination_port: u16, time: DateTime) -> Self {
+        ScanEvent {
+            protocol: 17,
+            ..Self::tcp(source, source_port, destination_port, time)
+        }
+    }
+
+    /// The EventData for this single event.
+    pub fn event_data(&self) -> v2::EventData {
+        v2::EventData {
+            detect_time: Some(self.time.clone()),
+            flow: vec![v2::Flow {
+                system: vec![
+                    source_system(self.source, self.protocol, self.source_port),
+                    target_system(self.source, self.protocol, self.destination_port),
+                ],
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// One EventData for a source: its address, the time span of `events`, and one child
+    /// EventData per event (in the given order). Events from other sources are skipped.
+    /// `None` when no event has that source.
+    pub fn grouped(source: IpAddr, events: &[ScanEvent]) -> Option<v2::EventData> {
+        let mine: Vec<&ScanEvent> = events.iter().filter(|e| e.source == source).collect();
+        let start = mine.iter().map(|e| &e.time).min_by_key(|t| t.to_utc())?;
+        let end = mine.iter().map(|e| &e.time).max_by_key(|t| t.to_utc())?;
+        let mut system = source_system(source, 0, None);
+        system.service.clear();
+        Some(v2::EventData {
+            description: vec![ml(&format!("{} scan events from {source}", mine.len()))],
+            start_time: Some(start.clone()),
+            end_time: Some(end.clone()),
+            flow: vec![v2::Flow {
+                system: vec![system],
+            }],
+            event_data: mine.iter().map(|e| e.event_data()).collect(),
+            ..Default::default()
+        })
+    }
+}
+
+fn ml(s: &str) -> v2::MLString {
+    v2::MLString {
+        value: s.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn address(a: IpAddr) -> v2::Address {
+    v2::Address {
+        category: match a {
+            IpAddr::V4(_) => v2::AddressCategory::Ipv4Addr,
+            IpAddr::V6(_) => v2::AddressCategory::Ipv6Addr,
+        },
+        value: a.to_string(),
+        ..Default::default()
+    }
+}
+
+fn service(protocol: u8, port: Option<u16>) -> v2::Service {
+    v2::Service {
+        ip_protocol: Some(i64::from(protocol)),
+        port,
+        ..Default::default()
+    }
+}
+
+fn source_system(a: IpAddr, protocol: u8, port: Option<u16>) -> v2::System {
+    v2::System {
+        category: Some(v2::SystemCategory::Source),
+        node: Some(v2::Node {
+            choice: vec![v2::NodeChoice::Address(address(a))],
+            ..Default::default()
+        }),
+        service: vec![service(protocol, port)],
+        ..Default::default()
+    }
+}
+
+fn target_system(source: IpAddr, protocol: u8, port: Option<u16>) -> v2::System {
+    let (category, value) = match source {
+        IpAddr::V4(_) => (v2::AddressCategory::Ipv4Net, UNDISCLOSED_V4),
+        IpAddr::V6(_) => (v2::AddressCategory::Ipv6Net, UNDISCLOSED_V6),
+    };
+    v2::System {
+        category: Some(v2::SystemCategory::Target),
+        node: Some(v2::Node {
+            choice: vec![v2::NodeChoice::Address(v2::Address {
+                category,
+                value: value.to_owned(),
+                ..Default::default()
+            })],
+            ..Default::default()
+        }),
+        service: vec![service(protocol, port)],
+        description: vec![ml(WITHHELD)],
+        ..Default::default()
+    }
+}

@@ -1,0 +1,573 @@
+//! Streaming: write one Incident or EventData at a time, read one EventData at a time.
+//! Memory is bounded by the largest single EventData (and an Incident's header), never by
+//! the document.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Write};
+
+use crate::check::Checker;
+use crate::convert::{self, Notes};
+use crate::error::{Diagnostic, Error, Severity};
+use crate::read::{Parser, ReadOptions, Version};
+use crate::write::{WriteOptions, XmlOut};
+use crate::{v1, v2};
+
+/// Writes an IODEF document incrementally, in constant memory.
+///
+/// The model is always v2; for a v1 document ([`StreamWriter::with_version`]) every unit is
+/// converted on the fly and what v1 cannot carry is reported by
+/// [`StreamWriter::conversion_notes`]. Each unit is checked before anything of it is written:
+/// an invalid unit is refused with [`Error::Rejected`] and the output stays valid.
+///
+/// ```
+/// use iodef::{v2, StreamWriter, WriteOptions};
+/// # fn main() -> Result<(), iodef::Error> {
+/// let mut w = StreamWriter::new(Vec::new(), &v2::Document::default(), WriteOptions::default())?;
+/// let report = iodef::ScanReport::new("CSIRT-EXAMPLE", "2024-0001", iodef::DateTime::from_unix(1_700_000_000, 0).unwrap())
+///     .csirt_email("csirt@example.org");
+/// w.begin_incident(&report.incident())?;
+/// w.write_event_data(&iodef::ScanEvent::tcp("192.0.2.7".parse().unwrap(), 40000, 22,
+///     iodef::DateTime::from_unix(1_700_000_001, 0).unwrap()).event_data())?;
+/// w.end_incident()?;
+/// let xml = w.finish()?;
+/// assert!(String::from_utf8(xml).unwrap().contains("<Port>22</Port>"));
+/// # Ok(()) }
+/// ```
+pub struct StreamWriter<W: Write> {
+    out: XmlOut<W>,
+    version: Version,
+    tail: Option<Tail>,
+    incidents: usize,
+    events: usize,
+    doc_tail: Vec<v2::ExtensionData>,
+    notes: Vec<Diagnostic>,
+    broken: bool,
+}
+
+enum Tail {
+    V2(Box<v2::Incident>),
+    V1(Box<v1::Incident>),
+}
+
+impl<W: Write> StreamWriter<W> {
+    /// Start a v2 document. `header` gives the root's attributes; incidents already in it are
+    /// written at once, its `AdditionalData` at [`StreamWriter::finish`].
+    pub fn new(out: W, header: &v2::Document, opts: WriteOptions) -> Result<Self, Error> {
+        Self::with_version(out, header, Version::V2, opts)
+    }
+
+    /// Start a document of `version` (the model is v2; v1 output is converted unit by unit).
+    pub fn with_version(
+        out: W,
+        header: &v2::Document,
+        version: Version,
+        opts: WriteOptions,
+    ) -> Result<Self, Error> {
+        let mut w = StreamWriter {
+            out: XmlOut::new(out, opts, version.namespace()),
+            version,
+            tail: None,
+            incidents: 0,
+            events: 0,
+            doc_tail: header.additional_data.clone(),
+            notes: Vec::new(),
+            broken: false,
+        };
+        let mut c = Checker::new("");
+        c.enter("IODEF-Document");
+        for (i, x) in header.additional_data.iter().enumerate() {
+            c.enter_at("AdditionalData", i);
+            x.check(&mut c);
+            c.leave();
+        }
+        reject(c)?;
+        w.out.declaration()?;
+        w.out.start("IODEF-Document")?;
+        w.out.attr("xmlns", version.namespace())?;
+        match version {
+            Version::V2 => header.write_attrs(&mut w.out)?,
+            Version::V1 => {
+                let mut n = Notes::new("/IODEF-Document".into(), Version::V1);
+                let head = v2::Document {
+                    lang: header.lang.clone(),
+                    format_id: header.format_id.clone(),
+                    private_enum_name: header.private_enum_name.clone(),
+                    private_enum_id: header.private_enum_id.clone(),
+                    ..Default::default()
+                };
+                let conv = convert::to_v1(&head);
+                n.notes.extend(conv.notes);
+                if !header.additional_data.is_empty() {
+                    n.lost("IODEF-Document.AdditionalData");
+                }
+                w.notes.append(&mut n.notes);
+                conv.value.write_attrs(&mut w.out)?;
+            }
+        }
+        for inc in &header.incident {
+            w.write_incident(inc)?;
+        }
+        Ok(w)
+    }
+
+    fn guard(&self) -> Result<(), Error> {
+        if self.broken {
+            Err(Error::Misuse("a previous write failed; the output is incomplete"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn io<T>(&mut self, r: std::io::Result<T>) -> Result<T, Error> {
+        r.map_err(|e| {
+            self.broken = true;
+            Error::Io(e)
+        })
+    }
+
+    /// Write a whole Incident (with its EventData).
+    pub fn write_incident(&mut self, incident: &v2::Incident) -> Result<(), Error> {
+        self.begin_incident(incident)?;
+        self.end_incident()
+    }
+
+    /// Start an Incident: writes everything up to and including `incident.event_data`; the
+    /// parts that follow EventData (IndicatorData, History, AdditionalData) are written by
+    /// [`StreamWriter::end_incident`]. Write more EventData in between.
+    pub fn begin_incident(&mut self, incident: &v2::Incident) -> Result<(), Error> {
+        self.guard()?;
+        if self.tail.is_some() {
+            return Err(Error::Misuse("begin_incident inside an open Incident"));
+        }
+        let path = format!("/IODEF-Document/Incident[{}]", self.incidents + 1);
+        match self.version {
+            Version::V2 => {
+                let mut c = Checker::new("/IODEF-Document");
+                c.enter_at("Incident", self.incidents);
+                incident.check(&mut c);
+                reject(c)?;
+                let r = write_incident_head_v2(&mut self.out, incident);
+                self.io(r)?;
+                let mut tail = incident.clone();
+                tail.event_data = Vec::new();
+                self.tail = Some(Tail::V2(Box::new(tail)));
+            }
+            Version::V1 => {
+                let mut n = Notes::new(path, Version::V1);
+                let v = convert::incident_v2_to_v1(incident, &mut n);
+                let mut c = Checker::new("/IODEF-Document");
+                c.enter_at("Incident", self.incidents);
+                v.check(&mut c);
+                reject(c)?;
+                self.notes.append(&mut n.notes);
+                let r = write_incident_head_v1(&mut self.out, &v);
+                self.io(r)?;
+                let mut tail = v;
+                tail.event_data = Vec::new();
+                self.tail = Some(Tail::V1(Box::new(tail)));
+            }
+        }
+        self.events = incident.event_data.len();
+        self.incidents += 1;
+        Ok(())
+    }
+
+    /// Write one EventData into the open Incident.
+    pub fn write_event_data(&mut self, event: &v2::EventData) -> Result<(), Error> {
+        self.guard()?;
+        let mut c = Checker::new("");
+        c.enter_at("/IODEF-Document/Incident", self.incidents.saturating_sub(1));
+        c.enter_at("EventData", self.events);
+        match &self.tail {
+            None => return Err(Error::Misuse("write_event_data outside an Incident")),
+            Some(Tail::V2(_)) => {
+                event.check(&mut c);
+                reject(c)?;
+                let r = event.write(&mut self.out, "EventData");
+                self.io(r)?;
+            }
+            Some(Tail::V1(_)) => {
+                let path = format!(
+                    "/IODEF-Document/Incident[{}]/EventData[{}]",
+                    self.incidents,
+                    self.events + 1
+                );
+                let mut n = Notes::new(path, Version::V1);
+                let v = convert::event_data_v2_to_v1(event, &mut n);
+                v.check(&mut c);
+                reject(c)?;
+                self.notes.append(&mut n.notes);
+                let r = v.write(&mut self.out, "EventData");
+                self.io(r)?;
+            }
+        }
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Close the open Incident.
+    pub fn end_incident(&mut self) -> Result<(), Error> {
+        self.guard()?;
+        let r = match self.tail.take() {
+            None => return Err(Error::Misuse("end_incident without begin_incident")),
+            Some(Tail::V2(t)) => {
+                let from = v2::Incident::EVENT_DATA_IDX + 1;
+                t.write_children(&mut self.out, from, usize::MAX)
+                    .and_then(|()| self.out.end("Incident"))
+            }
+            Some(Tail::V1(t)) => {
+                let from = v1::Incident::EVENT_DATA_IDX + 1;
+                t.write_children(&mut self.out, from, usize::MAX)
+                    .and_then(|()| self.out.end("Incident"))
+            }
+        };
+        self.io(r)
+    }
+
+    /// Close the document and return the output. A document needs at least one Incident.
+    pub fn finish(mut self) -> Result<W, Error> {
+        self.guard()?;
+        if self.tail.is_some() {
+            self.end_incident()?;
+        }
+        if self.incidents == 0 {
+            return Err(Error::Rejected(vec![Diagnostic {
+                severity: Severity::Error,
+                location: crate::Location {
+                    path: "/IODEF-Document".into(),
+                    line: 0,
+                    column: 0,
+                },
+                message: "an IODEF document needs at least one `Incident`".into(),
+            }]));
+        }
+        if self.version == Version::V2 {
+            for a in std::mem::take(&mut self.doc_tail) {
+                let r = a.write(&mut self.out, "AdditionalData");
+                self.io(r)?;
+            }
+        }
+        let r = self.out.end("IODEF-Document");
+        self.io(r)?;
+        Ok(self.out.into_inner()?)
+    }
+
+    /// Bytes handed to the underlying writer so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.out.written
+    }
+
+    /// For v1 output: what could not be carried from the v2 model (warnings).
+    pub fn conversion_notes(&self) -> &[Diagnostic] {
+        &self.notes
+    }
+
+    /// Flush buffered output to the underlying writer.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        let r = self.out.flush();
+        self.io(r)
+    }
+
+    /// The underlying writer (e.g. to check how much was written to a file).
+    pub fn get_mut(&mut self) -> &mut W {
+        self.out.get_mut()
+    }
+}
+
+fn reject(c: Checker) -> Result<(), Error> {
+    let errors: Vec<Diagnostic> = c
+        .diags
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Rejected(errors))
+    }
+}
+
+fn write_incident_head_v2<W: Write>(w: &mut XmlOut<W>, i: &v2::Incident) -> std::io::Result<()> {
+    w.start("Incident")?;
+    i.write_attrs(w)?;
+    i.write_children(w, 0, v2::Incident::EVENT_DATA_IDX + 1)
+}
+
+fn write_incident_head_v1<W: Write>(w: &mut XmlOut<W>, i: &v1::Incident) -> std::io::Result<()> {
+    w.start("Incident")?;
+    i.write_attrs(w)?;
+    i.write_children(w, 0, v1::Incident::EVENT_DATA_IDX + 1)
+}
+
+/// One step of a streamed document.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StreamItem {
+    /// An Incident begins: everything that precedes its EventData (`event_data` is empty).
+    Incident(Box<v2::Incident>),
+    /// One top-level EventData of the current Incident (nested EventData stay inside it).
+    EventData(Box<v2::EventData>),
+    /// The Incident ends: all of it except `event_data` (including IndicatorData, History
+    /// and AdditionalData that follow the EventData).
+    IncidentEnd(Box<v2::Incident>),
+}
+
+enum Src {
+    V2 {
+        doc: v2::Document,
+        inc: Option<(v2::Incident, usize, bool)>,
+    },
+    V1 {
+        doc: v1::Document,
+        inc: Option<(v1::Incident, usize, bool)>,
+    },
+}
+
+/// Reads an IODEF document incrementally: one Incident header, then its EventData one at a
+/// time, then the Incident's end. v1 documents are converted to the v2 model on the fly; what
+/// could not be carried is reported as warnings among the diagnostics.
+///
+/// ```
+/// use iodef::{ReadOptions, StreamItem, StreamReader};
+/// let xml = r#"<IODEF-Document version="2.00" xmlns="urn:ietf:params:xml:ns:iodef-2.0">
+///   <Incident purpose="reporting"><IncidentID name="csirt.example">1</IncidentID>
+///   <GenerationTime>2024-01-01T00:00:00Z</GenerationTime>
+///   <Contact role="creator" type="organization"/></Incident></IODEF-Document>"#;
+/// let mut r = StreamReader::new(xml.as_bytes(), &ReadOptions::strict()).unwrap();
+/// let incident = r.next_incident().unwrap().unwrap();
+/// assert_eq!(incident.incident_id.unwrap().value, "1");
+/// assert!(r.next_incident().unwrap().is_none());
+/// ```
+pub struct StreamReader<R: BufRead> {
+    p: Parser<R>,
+    version: Version,
+    src: Src,
+    pos: usize,
+    queue: VecDeque<StreamItem>,
+    done: bool,
+    incidents: usize,
+    events: usize,
+    notes: Vec<Diagnostic>,
+}
+
+impl<R: BufRead> StreamReader<R> {
+    /// Open a document: reads the prolog and the root's start tag.
+    pub fn new(input: R, opts: &ReadOptions) -> Result<Self, Error> {
+        let (mut p, version, attrs) = Parser::open(input, opts)?;
+        let src = match version {
+            Version::V2 => {
+                let mut doc = v2::Document::default();
+                doc.read_attrs(&mut p, attrs)?;
+                Src::V2 { doc, inc: None }
+            }
+            Version::V1 => {
+                let mut doc = v1::Document::default();
+                doc.read_attrs(&mut p, attrs)?;
+                Src::V1 { doc, inc: None }
+            }
+        };
+        Ok(StreamReader {
+            p,
+            version,
+            src,
+            pos: 0,
+            queue: VecDeque::new(),
+            done: false,
+            incidents: 0,
+            events: 0,
+            notes: Vec::new(),
+        })
+    }
+
+    /// The version of the document being read.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The root's attributes (and, once the end is reached, its AdditionalData), in the v2
+    /// model.
+    pub fn header(&self) -> v2::Document {
+        match &self.src {
+            Src::V2 { doc, .. } => doc.clone(),
+            Src::V1 { doc, .. } => {
+                let head = v1::Document {
+                    lang: doc.lang.clone(),
+                    formatid: doc.formatid.clone(),
+                    incident: Vec::new(),
+                };
+                convert::to_v2(&head).value
+            }
+        }
+    }
+
+    /// Diagnostics so far (warnings; in lenient mode also the errors skipped over; for v1
+    /// input what the conversion could not carry). Taking them frees their memory.
+    pub fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
+        let mut d = self.p.take_diagnostics();
+        d.append(&mut self.notes);
+        d
+    }
+
+    /// Diagnostics dropped because of [`crate::Limits::max_diagnostics`].
+    pub fn dropped_diagnostics(&self) -> u64 {
+        self.p.dropped_diagnostics()
+    }
+
+    /// The next step, or `None` at the end of the document.
+    pub fn next_item(&mut self) -> Result<Option<StreamItem>, Error> {
+        loop {
+            if let Some(x) = self.queue.pop_front() {
+                return Ok(Some(x));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.step()?;
+        }
+    }
+
+    /// The next whole Incident with all its EventData (memory grows with that Incident only).
+    pub fn next_incident(&mut self) -> Result<Option<v2::Incident>, Error> {
+        let mut events = Vec::new();
+        while let Some(item) = self.next_item()? {
+            match item {
+                StreamItem::Incident(_) => events.clear(),
+                StreamItem::EventData(e) => events.push(*e),
+                StreamItem::IncidentEnd(mut i) => {
+                    i.event_data = events;
+                    return Ok(Some(*i));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn step(&mut self) -> Result<(), Error> {
+        let p = &mut self.p;
+        match &mut self.src {
+            Src::V2 { doc, inc } => match inc {
+                None => {
+                    if !p.next_child()? {
+                        if self.incidents == 0 {
+                            doc.finish(p)?;
+                        }
+                        p.close()?;
+                        self.done = true;
+                        return Ok(());
+                    }
+                    if p.is_child(b"Incident") {
+                        if !p.order(&mut self.pos, v2::Document::INCIDENT_IDX, "Incident", v2::Document::ORDER)? {
+                            return Ok(());
+                        }
+                        let attrs = p.enter_child();
+                        let mut i = v2::Incident::default();
+                        i.read_attrs(p, attrs)?;
+                        doc.incident.clear();
+                        *inc = Some((i, 0, false));
+                        self.events = 0;
+                    } else {
+                        doc.read_child(p, &mut self.pos)?;
+                        // Keep the document's Incident list empty: memory stays flat.
+                        doc.incident.clear();
+                    }
+                }
+                Some((i, ipos, head_sent)) => {
+                    if !p.next_child()? {
+                        i.finish(p)?;
+                        p.leave_child();
+                        let i = std::mem::take(i);
+                        if !*head_sent {
+                            self.queue.push_back(StreamItem::Incident(Box::new(i.clone())));
+                        }
+                        self.queue.push_back(StreamItem::IncidentEnd(Box::new(i)));
+                        *inc = None;
+                        self.incidents += 1;
+                        return Ok(());
+                    }
+                    if p.is_child(b"EventData") {
+                        if !p.order(ipos, v2::Incident::EVENT_DATA_IDX, "EventData", v2::Incident::ORDER)? {
+                            return Ok(());
+                        }
+                        if !*head_sent {
+                            self.queue.push_back(StreamItem::Incident(Box::new(i.clone())));
+                            *head_sent = true;
+                        }
+                        if let Some(e) = p.child(v2::EventData::read)? {
+                            self.queue.push_back(StreamItem::EventData(Box::new(e)));
+                            self.events += 1;
+                        }
+                    } else {
+                        i.read_child(p, ipos)?;
+                    }
+                }
+            },
+            Src::V1 { doc, inc } => match inc {
+                None => {
+                    if !p.next_child()? {
+                        if self.incidents == 0 {
+                            doc.finish(p)?;
+                        }
+                        p.close()?;
+                        self.done = true;
+                        return Ok(());
+                    }
+                    if p.is_child(b"Incident") {
+                        if !p.order(&mut self.pos, v1::Document::INCIDENT_IDX, "Incident", v1::Document::ORDER)? {
+                            return Ok(());
+                        }
+                        let attrs = p.enter_child();
+                        let mut i = v1::Incident::default();
+                        i.read_attrs(p, attrs)?;
+                        *inc = Some((i, 0, false));
+                        self.events = 0;
+                    } else {
+                        doc.read_child(p, &mut self.pos)?;
+                        doc.incident.clear();
+                    }
+                }
+                Some((i, ipos, head_sent)) => {
+                    let path = format!("/IODEF-Document/Incident[{}]", self.incidents + 1);
+                    if !p.next_child()? {
+                        i.finish(p)?;
+                        p.leave_child();
+                        let i = std::mem::take(i);
+                        let mut n = Notes::new(path, Version::V2);
+                        let v = convert::incident_v1_to_v2(&i, &mut n);
+                        self.notes.append(&mut n.notes);
+                        if !*head_sent {
+                            self.queue.push_back(StreamItem::Incident(Box::new(v.clone())));
+                        }
+                        self.queue.push_back(StreamItem::IncidentEnd(Box::new(v)));
+                        *inc = None;
+                        self.incidents += 1;
+                        return Ok(());
+                    }
+                    if p.is_child(b"EventData") {
+                        if !p.order(ipos, v1::Incident::EVENT_DATA_IDX, "EventData", v1::Incident::ORDER)? {
+                            return Ok(());
+                        }
+                        if !*head_sent {
+                            let mut n = Notes::new(path.clone(), Version::V2);
+                            let v = convert::incident_v1_to_v2(i, &mut n);
+                            self.queue.push_back(StreamItem::Incident(Box::new(v)));
+                            *head_sent = true;
+                        }
+                        if let Some(e) = p.child(v1::EventData::read)? {
+                            let mut n = Notes::new(
+                                format!("{path}/EventData[{}]", self.events + 1),
+                                Version::V2,
+                            );
+                            let v = convert::event_data_v1_to_v2(&e, &mut n);
+                            self.notes.append(&mut n.notes);
+                            self.queue.push_back(StreamItem::EventData(Box::new(v)));
+                            self.events += 1;
+                        }
+                    } else {
+                        i.read_child(p, ipos)?;
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+}
