@@ -303,3 +303,19 @@ pub fn scalar(ch: &Server, sql: &str) -> u64 {
         .parse()
         .unwrap_or_else(|_| panic!("`{sql}` returned `{out}`"))
 }
+
+/// Waits up to 10 s for a query to return `expected`.
+pub fn eventually(ch: &Server, sql: &str, expected: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = scalar(ch, sql);
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{sql}` returned {got}, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
