@@ -601,6 +601,8 @@ def emit_struct(w, gen, c, hooks):
         for a in c.attrs:
             if a.ext:
                 w("        let mut ext_%s: Option<String> = None;" % a.field)
+            if a.required:
+                w("        let mut seen_%s = false;" % a.field)
         w("        for (k, v) in attrs.iter() {")
         w("            match k {")
         for a in c.attrs:
@@ -609,6 +611,11 @@ def emit_struct(w, gen, c, hooks):
                 w("                    if let Some(x) = %s {" % parse_simple(a.kind, a.rtype, "v", rust_str(a.xml)))
                 w("                        self.%s = x;" % a.field)
                 w("                    }")
+                w("                }")
+            elif a.required:
+                w("                %s => {" % rust_str(a.xml))
+                w("                    seen_%s = true;" % a.field)
+                w("                    self.%s = %s;" % (a.field, parse_simple(a.kind, a.rtype, "v", rust_str(a.xml))))
                 w("                }")
             else:
                 w("                %s => self.%s = %s," % (rust_str(a.xml), a.field, parse_simple(a.kind, a.rtype, "v", rust_str(a.xml))))
@@ -628,7 +635,7 @@ def emit_struct(w, gen, c, hooks):
                     w("        p.pair_ext(&mut self.%s, ext_%s, %s, %s)?;" % (a.field, a.field, rust_str(a.xml), rust_str(a.ext)))
         for a in c.attrs:
             if a.required:
-                w("        if self.%s.is_none() {" % a.field)
+                w("        if !seen_%s {" % a.field)
                 w("            p.missing_attr(%s)?;" % rust_str(a.xml))
                 w("        }")
         w("        Ok(())")

@@ -10,6 +10,10 @@ use crate::{v1, v2};
 pub(crate) struct Checker {
     path: String,
     marks: Vec<usize>,
+    line: u64,
+    column: u64,
+    text_rules: bool,
+    schema_rules: bool,
     pub(crate) diags: Vec<Diagnostic>,
 }
 
@@ -18,8 +22,31 @@ impl Checker {
         Checker {
             path: root.to_owned(),
             marks: Vec::new(),
+            line: 0,
+            column: 0,
+            text_rules: true,
+            schema_rules: true,
             diags: Vec::new(),
         }
+    }
+
+    /// Report diagnostics at this line and column (the enclosing unit's start tag).
+    pub(crate) fn at(mut self, line: u64, column: u64) -> Self {
+        self.line = line;
+        self.column = column;
+        self
+    }
+
+    /// Check only the RFC text's rules (the lenient reader already reported schema problems).
+    pub(crate) fn text_only(mut self) -> Self {
+        self.schema_rules = false;
+        self
+    }
+
+    /// Check only what the schema requires, not the RFC text's stronger rules.
+    pub(crate) fn schema_only(mut self) -> Self {
+        self.text_rules = false;
+        self
     }
 
     pub(crate) fn enter(&mut self, name: &str) {
@@ -46,8 +73,8 @@ impl Checker {
             severity,
             location: Location {
                 path: self.path.clone(),
-                line: 0,
-                column: 0,
+                line: self.line,
+                column: self.column,
             },
             message,
         });
@@ -58,6 +85,9 @@ impl Checker {
     }
 
     pub(crate) fn missing(&mut self, name: &str) {
+        if !self.schema_rules {
+            return;
+        }
         if name == "content" {
             self.error("missing required content".into());
         } else {
@@ -66,10 +96,16 @@ impl Checker {
     }
 
     pub(crate) fn missing_attr(&mut self, name: &str) {
+        if !self.schema_rules {
+            return;
+        }
         self.error(format!("missing required attribute `{name}`"));
     }
 
     pub(crate) fn text(&mut self, s: &str, name: &str) {
+        if !self.schema_rules {
+            return;
+        }
         if let Some(c) = s.chars().find(|&c| !crate::types::xml_char(c)) {
             self.error(format!(
                 "{name}: character U+{:04X} cannot be represented in XML 1.0",
@@ -79,12 +115,18 @@ impl Checker {
     }
 
     pub(crate) fn ncname(&mut self, s: &str, name: &str) {
+        if !self.schema_rules {
+            return;
+        }
         if !crate::types::ncname(s) {
             self.error(format!("{name}: `{s}` is not a valid XML NCName (xs:ID)"));
         }
     }
 
     pub(crate) fn positive(&mut self, f: &Float, name: &str) {
+        if !self.schema_rules {
+            return;
+        }
         if f.0.is_nan() || f.0 <= 0.0 {
             self.error(format!("{name}: value must be greater than 0"));
         }
@@ -92,6 +134,9 @@ impl Checker {
     }
 
     pub(crate) fn float(&mut self, f: &Float, name: &str) {
+        if !self.schema_rules {
+            return;
+        }
         if f.0.is_finite() && f.0.abs() > f64::from(f32::MAX) {
             self.error(format!("{name}: value out of the xs:float range"));
         }
@@ -99,7 +144,7 @@ impl Checker {
 
     pub(crate) fn ext(&mut self, ext: Option<&str>, name: &str) {
         if let Some(e) = ext {
-            if e.is_empty() {
+            if e.is_empty() && self.text_rules {
                 self.error(format!(
                     "attribute `{name}`=\"ext-value\" requires a non-empty `ext-{name}`"
                 ));
@@ -109,6 +154,9 @@ impl Checker {
     }
 
     pub(crate) fn any(&mut self, e: &AnyElement, name: &str) {
+        if !self.schema_rules {
+            return;
+        }
         if !crate::types::ncname(&e.name) {
             self.error(format!("{name}: `{}` is not a valid element name", e.name));
         }
@@ -134,6 +182,9 @@ impl Checker {
     }
 
     pub(crate) fn hook_v2_node(&mut self, n: &v2::Node) {
+        if !self.text_rules {
+            return;
+        }
         if n.choice.is_empty() {
             self.error(
                 "`Node` must contain at least one `Address` or `DomainData` (RFC 7970 section 3.18, erratum 4930)"
@@ -143,6 +194,9 @@ impl Checker {
     }
 
     pub(crate) fn hook_v2_address(&mut self, a: &v2::Address) {
+        if !self.text_rules {
+            return;
+        }
         use v2::AddressCategory as C;
         let kind = match &a.category {
             C::Ipv4Addr => Kind::V4,
@@ -158,6 +212,9 @@ impl Checker {
     }
 
     pub(crate) fn hook_v1_address(&mut self, a: &v1::Address) {
+        if !self.text_rules {
+            return;
+        }
         use v1::AddressCategory as C;
         let kind = match &a.category {
             C::Ipv4Addr => Kind::V4,
@@ -198,6 +255,9 @@ impl Checker {
     }
 
     pub(crate) fn hook_v2_service(&mut self, s: &v2::Service) {
+        if !self.text_rules {
+            return;
+        }
         let needs = s.port.is_some()
             || s.portlist.is_some()
             || s.proto_type.is_some()
@@ -206,6 +266,9 @@ impl Checker {
     }
 
     pub(crate) fn hook_v1_service(&mut self, s: &v1::Service) {
+        if !self.text_rules {
+            return;
+        }
         let needs = s.choice.is_some() || s.proto_type.is_some() || s.proto_code.is_some();
         self.service(s.ip_protocol, needs, "ip_protocol");
     }

@@ -59,7 +59,10 @@ impl Document {
     /// Check the model against the schema's requirements and the RFC text's stronger rules.
     /// Paths carry 1-based positions; line and column are 0.
     pub fn check(&self) -> Vec<Diagnostic> {
-        let mut c = Checker::new("");
+        self.check_with(Checker::new(""))
+    }
+
+    fn check_with(&self, mut c: Checker) -> Vec<Diagnostic> {
         c.enter("IODEF-Document");
         match self {
             Document::V1(d) => d.check(&mut c),
@@ -71,8 +74,13 @@ impl Document {
     /// Write the document. Refuses (with [`Error::Rejected`], before writing anything) a model
     /// that does not pass [`Document::check`], so the output always validates.
     pub fn write<W: Write>(&self, out: W, opts: WriteOptions) -> Result<W, Error> {
+        let checker = if opts.text_rules {
+            Checker::new("")
+        } else {
+            Checker::new("").schema_only()
+        };
         let errors: Vec<Diagnostic> = self
-            .check()
+            .check_with(checker)
             .into_iter()
             .filter(|d| d.severity == Severity::Error)
             .collect();

@@ -715,6 +715,11 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
+    /// Line and column of the pending child's start tag.
+    pub(crate) fn child_start(&self) -> (u64, u64) {
+        (self.ev_line, self.ev_col)
+    }
+
     pub(crate) fn child_ns(&self) -> Ns {
         self.child_ns
     }

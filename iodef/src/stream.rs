@@ -35,6 +35,7 @@ use crate::{v1, v2};
 /// ```
 pub struct StreamWriter<W: Write> {
     out: XmlOut<W>,
+    text_rules: bool,
     version: Version,
     tail: Option<Tail>,
     incidents: usize,
@@ -65,6 +66,7 @@ impl<W: Write> StreamWriter<W> {
     ) -> Result<Self, Error> {
         let mut w = StreamWriter {
             out: XmlOut::new(out, opts, version.namespace()),
+            text_rules: opts.text_rules,
             version,
             tail: None,
             incidents: 0,
@@ -110,6 +112,14 @@ impl<W: Write> StreamWriter<W> {
         Ok(w)
     }
 
+    fn checker(&self, root: &str) -> Checker {
+        if self.text_rules {
+            Checker::new(root)
+        } else {
+            Checker::new(root).schema_only()
+        }
+    }
+
     fn guard(&self) -> Result<(), Error> {
         if self.broken {
             Err(Error::Misuse("a previous write failed; the output is incomplete"))
@@ -142,7 +152,7 @@ impl<W: Write> StreamWriter<W> {
         let path = format!("/IODEF-Document/Incident[{}]", self.incidents + 1);
         match self.version {
             Version::V2 => {
-                let mut c = Checker::new("/IODEF-Document");
+                let mut c = self.checker("/IODEF-Document");
                 c.enter_at("Incident", self.incidents);
                 incident.check(&mut c);
                 reject(c)?;
@@ -155,7 +165,7 @@ impl<W: Write> StreamWriter<W> {
             Version::V1 => {
                 let mut n = Notes::new(path, Version::V1);
                 let v = convert::incident_v2_to_v1(incident, &mut n);
-                let mut c = Checker::new("/IODEF-Document");
+                let mut c = self.checker("/IODEF-Document");
                 c.enter_at("Incident", self.incidents);
                 v.check(&mut c);
                 reject(c)?;
@@ -175,8 +185,8 @@ impl<W: Write> StreamWriter<W> {
     /// Write one EventData into the open Incident.
     pub fn write_event_data(&mut self, event: &v2::EventData) -> Result<(), Error> {
         self.guard()?;
-        let mut c = Checker::new("");
-        c.enter_at("/IODEF-Document/Incident", self.incidents.saturating_sub(1));
+        let mut c = self.checker("/IODEF-Document");
+        c.enter_at("Incident", self.incidents.saturating_sub(1));
         c.enter_at("EventData", self.events);
         match &self.tail {
             None => return Err(Error::Misuse("write_event_data outside an Incident")),
@@ -301,7 +311,6 @@ fn write_incident_head_v1<W: Write>(w: &mut XmlOut<W>, i: &v1::Incident) -> std:
 
 /// One step of a streamed document.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum StreamItem {
     /// An Incident begins: everything that precedes its EventData (`event_data` is empty).
     Incident(Box<v2::Incident>),
@@ -310,6 +319,16 @@ pub enum StreamItem {
     /// The Incident ends: all of it except `event_data` (including IndicatorData, History
     /// and AdditionalData that follow the EventData).
     IncidentEnd(Box<v2::Incident>),
+}
+
+/// A raw item of either version, before conversion.
+pub(crate) enum Raw {
+    V2Head(Box<v2::Incident>),
+    V2Event(Box<v2::EventData>),
+    V2End(Box<v2::Incident>),
+    V1Head(Box<v1::Incident>),
+    V1Event(Box<v1::EventData>),
+    V1End(Box<v1::Incident>),
 }
 
 enum Src {
@@ -321,6 +340,171 @@ enum Src {
         doc: v1::Document,
         inc: Option<(v1::Incident, usize, bool)>,
     },
+}
+
+/// The version-native streaming engine under [`StreamReader`] and [`crate::validate`].
+pub(crate) struct RawStream<R: BufRead> {
+    p: Parser<R>,
+    version: Version,
+    src: Src,
+    pos: usize,
+    queue: VecDeque<(Raw, u64, u64)>,
+    head_at: (u64, u64),
+    done: bool,
+    pub(crate) incidents: usize,
+    pub(crate) events: usize,
+}
+
+impl<R: BufRead> RawStream<R> {
+    pub(crate) fn new(input: R, opts: &ReadOptions) -> Result<Self, Error> {
+        let (mut p, version, attrs) = Parser::open(input, opts)?;
+        let src = match version {
+            Version::V2 => {
+                let mut doc = v2::Document::default();
+                doc.read_attrs(&mut p, attrs)?;
+                Src::V2 { doc, inc: None }
+            }
+            Version::V1 => {
+                let mut doc = v1::Document::default();
+                doc.read_attrs(&mut p, attrs)?;
+                Src::V1 { doc, inc: None }
+            }
+        };
+        Ok(RawStream {
+            p,
+            version,
+            src,
+            pos: 0,
+            queue: VecDeque::new(),
+            head_at: (0, 0),
+            done: false,
+            incidents: 0,
+            events: 0,
+        })
+    }
+
+    pub(crate) fn version(&self) -> Version {
+        self.version
+    }
+
+    pub(crate) fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
+        self.p.take_diagnostics()
+    }
+
+    pub(crate) fn dropped_diagnostics(&self) -> u64 {
+        self.p.dropped_diagnostics()
+    }
+
+    /// The next raw item with the line and column of its start tag.
+    pub(crate) fn next_raw(&mut self) -> Result<Option<(Raw, u64, u64)>, Error> {
+        loop {
+            if let Some(x) = self.queue.pop_front() {
+                return Ok(Some(x));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.step()?;
+        }
+    }
+
+    fn step(&mut self) -> Result<(), Error> {
+        let p = &mut self.p;
+        macro_rules! engine {
+            ($m:ident, $doc:expr, $inc:expr, $head:ident, $ev:ident, $end:ident) => {{
+                let doc = $doc;
+                let inc = $inc;
+                match inc {
+                    None => {
+                        if !p.next_child()? {
+                            if self.incidents == 0 {
+                                doc.finish(p)?;
+                            }
+                            p.close()?;
+                            self.done = true;
+                            return Ok(());
+                        }
+                        if p.is_child(b"Incident") {
+                            if !p.order(
+                                &mut self.pos,
+                                $m::Document::INCIDENT_IDX,
+                                "Incident",
+                                $m::Document::ORDER,
+                            )? {
+                                return Ok(());
+                            }
+                            let (line, col) = p.child_start();
+                            let attrs = p.enter_child();
+                            let mut i = $m::Incident::default();
+                            i.read_attrs(p, attrs)?;
+                            *inc = Some((i, 0, false));
+                            self.events = 0;
+                            self.head_at = (line, col);
+                        } else {
+                            doc.read_child(p, &mut self.pos)?;
+                            // Keep the document's Incident list empty: memory stays flat.
+                            doc.incident.clear();
+                        }
+                    }
+                    Some((i, ipos, head_sent)) => {
+                        let (hl, hc) = self.head_at;
+                        if !p.next_child()? {
+                            i.finish(p)?;
+                            p.leave_child();
+                            let i = std::mem::take(i);
+                            if !*head_sent {
+                                self.queue.push_back((Raw::$head(Box::new(i.clone())), hl, hc));
+                            }
+                            self.queue.push_back((Raw::$end(Box::new(i)), hl, hc));
+                            *inc = None;
+                            self.incidents += 1;
+                            return Ok(());
+                        }
+                        if p.is_child(b"EventData") {
+                            if !p.order(
+                                ipos,
+                                $m::Incident::EVENT_DATA_IDX,
+                                "EventData",
+                                $m::Incident::ORDER,
+                            )? {
+                                return Ok(());
+                            }
+                            if !*head_sent {
+                                self.queue.push_back((Raw::$head(Box::new(i.clone())), hl, hc));
+                                *head_sent = true;
+                            }
+                            let (line, col) = p.child_start();
+                            if let Some(e) = p.child($m::EventData::read)? {
+                                self.queue.push_back((Raw::$ev(Box::new(e)), line, col));
+                                self.events += 1;
+                            }
+                        } else {
+                            i.read_child(p, ipos)?;
+                        }
+                    }
+                }
+            }};
+        }
+        match &mut self.src {
+            Src::V2 { doc, inc } => engine!(v2, doc, inc, V2Head, V2Event, V2End),
+            Src::V1 { doc, inc } => engine!(v1, doc, inc, V1Head, V1Event, V1End),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn header_v2(&self) -> v2::Document {
+        match &self.src {
+            Src::V2 { doc, .. } => doc.clone(),
+            Src::V1 { doc, .. } => {
+                let head = v1::Document {
+                    lang: doc.lang.clone(),
+                    formatid: doc.formatid.clone(),
+                    incident: Vec::new(),
+                };
+                convert::to_v2(&head).value
+            }
+        }
+    }
 }
 
 /// Reads an IODEF document incrementally: one Incident header, then its EventData one at a
@@ -339,91 +523,74 @@ enum Src {
 /// assert!(r.next_incident().unwrap().is_none());
 /// ```
 pub struct StreamReader<R: BufRead> {
-    p: Parser<R>,
-    version: Version,
-    src: Src,
-    pos: usize,
-    queue: VecDeque<StreamItem>,
-    done: bool,
-    incidents: usize,
-    events: usize,
+    raw: RawStream<R>,
     notes: Vec<Diagnostic>,
 }
 
 impl<R: BufRead> StreamReader<R> {
     /// Open a document: reads the prolog and the root's start tag.
     pub fn new(input: R, opts: &ReadOptions) -> Result<Self, Error> {
-        let (mut p, version, attrs) = Parser::open(input, opts)?;
-        let src = match version {
-            Version::V2 => {
-                let mut doc = v2::Document::default();
-                doc.read_attrs(&mut p, attrs)?;
-                Src::V2 { doc, inc: None }
-            }
-            Version::V1 => {
-                let mut doc = v1::Document::default();
-                doc.read_attrs(&mut p, attrs)?;
-                Src::V1 { doc, inc: None }
-            }
-        };
         Ok(StreamReader {
-            p,
-            version,
-            src,
-            pos: 0,
-            queue: VecDeque::new(),
-            done: false,
-            incidents: 0,
-            events: 0,
+            raw: RawStream::new(input, opts)?,
             notes: Vec::new(),
         })
     }
 
     /// The version of the document being read.
     pub fn version(&self) -> Version {
-        self.version
+        self.raw.version()
     }
 
     /// The root's attributes (and, once the end is reached, its AdditionalData), in the v2
     /// model.
     pub fn header(&self) -> v2::Document {
-        match &self.src {
-            Src::V2 { doc, .. } => doc.clone(),
-            Src::V1 { doc, .. } => {
-                let head = v1::Document {
-                    lang: doc.lang.clone(),
-                    formatid: doc.formatid.clone(),
-                    incident: Vec::new(),
-                };
-                convert::to_v2(&head).value
-            }
-        }
+        self.raw.header_v2()
     }
 
     /// Diagnostics so far (warnings; in lenient mode also the errors skipped over; for v1
     /// input what the conversion could not carry). Taking them frees their memory.
     pub fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
-        let mut d = self.p.take_diagnostics();
+        let mut d = self.raw.take_diagnostics();
         d.append(&mut self.notes);
         d
     }
 
     /// Diagnostics dropped because of [`crate::Limits::max_diagnostics`].
     pub fn dropped_diagnostics(&self) -> u64 {
-        self.p.dropped_diagnostics()
+        self.raw.dropped_diagnostics()
     }
 
     /// The next step, or `None` at the end of the document.
     pub fn next_item(&mut self) -> Result<Option<StreamItem>, Error> {
-        loop {
-            if let Some(x) = self.queue.pop_front() {
-                return Ok(Some(x));
+        let Some((raw, _, _)) = self.raw.next_raw()? else {
+            return Ok(None);
+        };
+        let inc_path = format!("/IODEF-Document/Incident[{}]", self.raw.incidents + 1);
+        let mut n = Notes::new(inc_path, Version::V2);
+        let item = match raw {
+            Raw::V2Head(i) => StreamItem::Incident(i),
+            Raw::V2Event(e) => StreamItem::EventData(e),
+            Raw::V2End(i) => StreamItem::IncidentEnd(i),
+            Raw::V1Head(i) => {
+                // Notes for the Incident's own parts are reported once, at its end.
+                let mut quiet = Notes::new(String::new(), Version::V2);
+                StreamItem::Incident(Box::new(convert::incident_v1_to_v2(&i, &mut quiet)))
             }
-            if self.done {
-                return Ok(None);
+            Raw::V1Event(e) => {
+                StreamItem::EventData(Box::new(convert::event_data_v1_to_v2(&e, &mut n)))
             }
-            self.step()?;
-        }
+            Raw::V1End(i) => {
+                let mut n2 = Notes::new(
+                    format!("/IODEF-Document/Incident[{}]", self.raw.incidents),
+                    Version::V2,
+                );
+                let v = convert::incident_v1_to_v2(&i, &mut n2);
+                n.notes.append(&mut n2.notes);
+                StreamItem::IncidentEnd(Box::new(v))
+            }
+        };
+        self.notes.append(&mut n.notes);
+        Ok(Some(item))
     }
 
     /// The next whole Incident with all its EventData (memory grows with that Incident only).
@@ -440,134 +607,5 @@ impl<R: BufRead> StreamReader<R> {
             }
         }
         Ok(None)
-    }
-
-    fn step(&mut self) -> Result<(), Error> {
-        let p = &mut self.p;
-        match &mut self.src {
-            Src::V2 { doc, inc } => match inc {
-                None => {
-                    if !p.next_child()? {
-                        if self.incidents == 0 {
-                            doc.finish(p)?;
-                        }
-                        p.close()?;
-                        self.done = true;
-                        return Ok(());
-                    }
-                    if p.is_child(b"Incident") {
-                        if !p.order(&mut self.pos, v2::Document::INCIDENT_IDX, "Incident", v2::Document::ORDER)? {
-                            return Ok(());
-                        }
-                        let attrs = p.enter_child();
-                        let mut i = v2::Incident::default();
-                        i.read_attrs(p, attrs)?;
-                        doc.incident.clear();
-                        *inc = Some((i, 0, false));
-                        self.events = 0;
-                    } else {
-                        doc.read_child(p, &mut self.pos)?;
-                        // Keep the document's Incident list empty: memory stays flat.
-                        doc.incident.clear();
-                    }
-                }
-                Some((i, ipos, head_sent)) => {
-                    if !p.next_child()? {
-                        i.finish(p)?;
-                        p.leave_child();
-                        let i = std::mem::take(i);
-                        if !*head_sent {
-                            self.queue.push_back(StreamItem::Incident(Box::new(i.clone())));
-                        }
-                        self.queue.push_back(StreamItem::IncidentEnd(Box::new(i)));
-                        *inc = None;
-                        self.incidents += 1;
-                        return Ok(());
-                    }
-                    if p.is_child(b"EventData") {
-                        if !p.order(ipos, v2::Incident::EVENT_DATA_IDX, "EventData", v2::Incident::ORDER)? {
-                            return Ok(());
-                        }
-                        if !*head_sent {
-                            self.queue.push_back(StreamItem::Incident(Box::new(i.clone())));
-                            *head_sent = true;
-                        }
-                        if let Some(e) = p.child(v2::EventData::read)? {
-                            self.queue.push_back(StreamItem::EventData(Box::new(e)));
-                            self.events += 1;
-                        }
-                    } else {
-                        i.read_child(p, ipos)?;
-                    }
-                }
-            },
-            Src::V1 { doc, inc } => match inc {
-                None => {
-                    if !p.next_child()? {
-                        if self.incidents == 0 {
-                            doc.finish(p)?;
-                        }
-                        p.close()?;
-                        self.done = true;
-                        return Ok(());
-                    }
-                    if p.is_child(b"Incident") {
-                        if !p.order(&mut self.pos, v1::Document::INCIDENT_IDX, "Incident", v1::Document::ORDER)? {
-                            return Ok(());
-                        }
-                        let attrs = p.enter_child();
-                        let mut i = v1::Incident::default();
-                        i.read_attrs(p, attrs)?;
-                        *inc = Some((i, 0, false));
-                        self.events = 0;
-                    } else {
-                        doc.read_child(p, &mut self.pos)?;
-                        doc.incident.clear();
-                    }
-                }
-                Some((i, ipos, head_sent)) => {
-                    let path = format!("/IODEF-Document/Incident[{}]", self.incidents + 1);
-                    if !p.next_child()? {
-                        i.finish(p)?;
-                        p.leave_child();
-                        let i = std::mem::take(i);
-                        let mut n = Notes::new(path, Version::V2);
-                        let v = convert::incident_v1_to_v2(&i, &mut n);
-                        self.notes.append(&mut n.notes);
-                        if !*head_sent {
-                            self.queue.push_back(StreamItem::Incident(Box::new(v.clone())));
-                        }
-                        self.queue.push_back(StreamItem::IncidentEnd(Box::new(v)));
-                        *inc = None;
-                        self.incidents += 1;
-                        return Ok(());
-                    }
-                    if p.is_child(b"EventData") {
-                        if !p.order(ipos, v1::Incident::EVENT_DATA_IDX, "EventData", v1::Incident::ORDER)? {
-                            return Ok(());
-                        }
-                        if !*head_sent {
-                            let mut n = Notes::new(path.clone(), Version::V2);
-                            let v = convert::incident_v1_to_v2(i, &mut n);
-                            self.queue.push_back(StreamItem::Incident(Box::new(v)));
-                            *head_sent = true;
-                        }
-                        if let Some(e) = p.child(v1::EventData::read)? {
-                            let mut n = Notes::new(
-                                format!("{path}/EventData[{}]", self.events + 1),
-                                Version::V2,
-                            );
-                            let v = convert::event_data_v1_to_v2(&e, &mut n);
-                            self.notes.append(&mut n.notes);
-                            self.queue.push_back(StreamItem::EventData(Box::new(v)));
-                            self.events += 1;
-                        }
-                    } else {
-                        i.read_child(p, ipos)?;
-                    }
-                }
-            },
-        }
-        Ok(())
     }
 }

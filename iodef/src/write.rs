@@ -12,11 +12,29 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 pub struct WriteOptions {
     /// Indent nested elements by two spaces (default `true`). Mixed content is never indented.
     pub indent: bool,
+    /// Refuse models that break the RFC text's rules beyond the schema (default `true`): a
+    /// `Node` without address, ports without `ip-protocol`, an address that does not match its
+    /// category, `ext-value` without its `ext-` companion. With `false` only what the schema
+    /// requires is enforced (to re-emit schema-valid third-party documents unchanged).
+    pub text_rules: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { indent: true }
+        WriteOptions {
+            indent: true,
+            text_rules: true,
+        }
+    }
+}
+
+impl WriteOptions {
+    /// No indentation (smallest output).
+    pub fn compact() -> Self {
+        WriteOptions {
+            indent: false,
+            ..WriteOptions::default()
+        }
     }
 }
 

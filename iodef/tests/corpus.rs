@@ -99,7 +99,10 @@ fn corpus() {
             // Compact output too.
             let compact = loaded
                 .document
-                .to_xml(WriteOptions { indent: false })
+                .to_xml(WriteOptions {
+                    indent: false,
+                    ..opts
+                })
                 .expect("compact write");
             let back2 = Document::from_slice(compact.as_bytes(), &ReadOptions::strict())
                 .expect("re-read compact output");

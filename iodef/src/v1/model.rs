@@ -2172,14 +2172,18 @@ pub struct Confidence {
 
 impl Confidence {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_rating = false;
         for (k, v) in attrs.iter() {
             match k {
-                "rating" => self.rating = p.enum_value::<ConfidenceRating>(v, "rating")?,
+                "rating" => {
+                    seen_rating = true;
+                    self.rating = p.enum_value::<ConfidenceRating>(v, "rating")?;
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        if self.rating.is_none() {
+        if !seen_rating {
             p.missing_attr("rating")?;
         }
         Ok(())
@@ -2257,12 +2261,20 @@ impl Contact {
     pub(crate) const ORDER: &'static str = "ContactName?, Description*, RegistryHandle*, PostalAddress?, Email*, Telephone*, Fax?, Timezone?, Contact*, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_role: Option<String> = None;
+        let mut seen_role = false;
         let mut ext_kind: Option<String> = None;
+        let mut seen_kind = false;
         for (k, v) in attrs.iter() {
             match k {
-                "role" => self.role = p.enum_value::<ContactRole>(v, "role")?,
+                "role" => {
+                    seen_role = true;
+                    self.role = p.enum_value::<ContactRole>(v, "role")?;
+                }
                 "ext-role" => ext_role = Some(v.to_owned()),
-                "type" => self.kind = p.enum_value::<ContactType>(v, "type")?,
+                "type" => {
+                    seen_kind = true;
+                    self.kind = p.enum_value::<ContactType>(v, "type")?;
+                }
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
                 _ => p.attr_unexpected(k)?,
@@ -2271,10 +2283,10 @@ impl Contact {
         p.recycle(attrs);
         p.pair_ext(&mut self.role, ext_role, "role", "ext-role")?;
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
-        if self.role.is_none() {
+        if !seen_role {
             p.missing_attr("role")?;
         }
-        if self.kind.is_none() {
+        if !seen_kind {
             p.missing_attr("type")?;
         }
         Ok(())
@@ -2620,10 +2632,14 @@ pub struct Counter {
 impl Counter {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
+        let mut seen_kind = false;
         let mut ext_duration: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "type" => self.kind = p.enum_value::<CounterType>(v, "type")?,
+                "type" => {
+                    seen_kind = true;
+                    self.kind = p.enum_value::<CounterType>(v, "type")?;
+                }
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 "meaning" => self.meaning = Some(v.to_owned()),
                 "duration" => self.duration = p.enum_value::<Duration>(v, "duration")?,
@@ -2634,7 +2650,7 @@ impl Counter {
         p.recycle(attrs);
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         p.pair_ext(&mut self.duration, ext_duration, "duration", "ext-duration")?;
-        if self.kind.is_none() {
+        if !seen_kind {
             p.missing_attr("type")?;
         }
         Ok(())
@@ -2715,16 +2731,20 @@ impl Document {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Incident+";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_lang = false;
         for (k, v) in attrs.iter() {
             match k {
-                "lang" => self.lang = Some(v.to_owned()),
+                "lang" => {
+                    seen_lang = true;
+                    self.lang = Some(v.to_owned());
+                }
                 "formatid" => self.formatid = Some(v.to_owned()),
                 "version" => p.fixed_attr(v, "1.00", "version")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        if self.lang.is_none() {
+        if !seen_lang {
             p.missing_attr("lang")?;
         }
         Ok(())
@@ -3334,9 +3354,13 @@ pub struct ExtensionData {
 impl ExtensionData {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_dtype: Option<String> = None;
+        let mut seen_dtype = false;
         for (k, v) in attrs.iter() {
             match k {
-                "dtype" => self.dtype = p.enum_value::<Dtype>(v, "dtype")?,
+                "dtype" => {
+                    seen_dtype = true;
+                    self.dtype = p.enum_value::<Dtype>(v, "dtype")?;
+                }
                 "ext-dtype" => ext_dtype = Some(v.to_owned()),
                 "meaning" => self.meaning = Some(v.to_owned()),
                 "formatid" => self.formatid = Some(v.to_owned()),
@@ -3346,7 +3370,7 @@ impl ExtensionData {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.dtype, ext_dtype, "dtype", "ext-dtype")?;
-        if self.dtype.is_none() {
+        if !seen_dtype {
             p.missing_attr("dtype")?;
         }
         Ok(())
@@ -3607,17 +3631,21 @@ impl HistoryItem {
     pub(crate) const ORDER: &'static str = "DateTime, IncidentID?, Contact?, Description*, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_action: Option<String> = None;
+        let mut seen_action = false;
         for (k, v) in attrs.iter() {
             match k {
                 "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
-                "action" => self.action = p.enum_value::<Action>(v, "action")?,
+                "action" => {
+                    seen_action = true;
+                    self.action = p.enum_value::<Action>(v, "action")?;
+                }
                 "ext-action" => ext_action = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.action, ext_action, "action", "ext-action")?;
-        if self.action.is_none() {
+        if !seen_action {
             p.missing_attr("action")?;
         }
         Ok(())
@@ -3911,9 +3939,13 @@ impl Incident {
     pub(crate) const ORDER: &'static str = "IncidentID, AlternativeID?, RelatedActivity?, DetectTime?, StartTime?, EndTime?, ReportTime, Description*, Assessment+, Method*, Contact+, EventData*, History?, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_purpose: Option<String> = None;
+        let mut seen_purpose = false;
         for (k, v) in attrs.iter() {
             match k {
-                "purpose" => self.purpose = p.enum_value::<IncidentPurpose>(v, "purpose")?,
+                "purpose" => {
+                    seen_purpose = true;
+                    self.purpose = p.enum_value::<IncidentPurpose>(v, "purpose")?;
+                }
                 "ext-purpose" => ext_purpose = Some(v.to_owned()),
                 "lang" => self.lang = Some(v.to_owned()),
                 "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
@@ -3922,7 +3954,7 @@ impl Incident {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.purpose, ext_purpose, "purpose", "ext-purpose")?;
-        if self.purpose.is_none() {
+        if !seen_purpose {
             p.missing_attr("purpose")?;
         }
         Ok(())
@@ -4315,16 +4347,20 @@ pub struct IncidentID {
 
 impl IncidentID {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_name = false;
         for (k, v) in attrs.iter() {
             match k {
-                "name" => self.name = Some(v.to_owned()),
+                "name" => {
+                    seen_name = true;
+                    self.name = Some(v.to_owned());
+                }
                 "instance" => self.instance = Some(v.to_owned()),
                 "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        if self.name.is_none() {
+        if !seen_name {
             p.missing_attr("name")?;
         }
         Ok(())
@@ -4804,16 +4840,20 @@ pub struct NodeRole {
 impl NodeRole {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
+        let mut seen_category = false;
         for (k, v) in attrs.iter() {
             match k {
-                "category" => self.category = p.enum_value::<NodeRoleCategory>(v, "category")?,
+                "category" => {
+                    seen_category = true;
+                    self.category = p.enum_value::<NodeRoleCategory>(v, "category")?;
+                }
                 "ext-category" => ext_category = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.category, ext_category, "category", "ext-category")?;
-        if self.category.is_none() {
+        if !seen_category {
             p.missing_attr("category")?;
         }
         Ok(())
@@ -5224,10 +5264,14 @@ pub struct RecordPattern {
 impl RecordPattern {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
+        let mut seen_kind = false;
         let mut ext_offsetunit: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "type" => self.kind = p.enum_value::<RecordPatternType>(v, "type")?,
+                "type" => {
+                    seen_kind = true;
+                    self.kind = p.enum_value::<RecordPatternType>(v, "type")?;
+                }
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 "offset" => self.offset = p.value_integer(v, "offset")?,
                 "offsetunit" => self.offsetunit = p.enum_value::<RecordPatternOffsetunit>(v, "offsetunit")?,
@@ -5239,7 +5283,7 @@ impl RecordPattern {
         p.recycle(attrs);
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         p.pair_ext(&mut self.offsetunit, ext_offsetunit, "offsetunit", "ext-offsetunit")?;
-        if self.kind.is_none() {
+        if !seen_kind {
             p.missing_attr("type")?;
         }
         Ok(())
@@ -5612,14 +5656,18 @@ impl Service {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "(Port | Portlist)?, ProtoType?, ProtoCode?, ProtoField?, Application?";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_ip_protocol = false;
         for (k, v) in attrs.iter() {
             match k {
-                "ip_protocol" => self.ip_protocol = p.value_integer(v, "ip_protocol")?,
+                "ip_protocol" => {
+                    seen_ip_protocol = true;
+                    self.ip_protocol = p.value_integer(v, "ip_protocol")?;
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        if self.ip_protocol.is_none() {
+        if !seen_ip_protocol {
             p.missing_attr("ip_protocol")?;
         }
         Ok(())
@@ -6189,11 +6237,15 @@ pub struct TimeImpact {
 impl TimeImpact {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_metric: Option<String> = None;
+        let mut seen_metric = false;
         let mut ext_duration: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
-                "metric" => self.metric = p.enum_value::<TimeImpactMetric>(v, "metric")?,
+                "metric" => {
+                    seen_metric = true;
+                    self.metric = p.enum_value::<TimeImpactMetric>(v, "metric")?;
+                }
                 "ext-metric" => ext_metric = Some(v.to_owned()),
                 "duration" => self.duration = p.enum_value::<Duration>(v, "duration")?,
                 "ext-duration" => ext_duration = Some(v.to_owned()),
@@ -6203,7 +6255,7 @@ impl TimeImpact {
         p.recycle(attrs);
         p.pair_ext(&mut self.metric, ext_metric, "metric", "ext-metric")?;
         p.pair_ext(&mut self.duration, ext_duration, "duration", "ext-duration")?;
-        if self.metric.is_none() {
+        if !seen_metric {
             p.missing_attr("metric")?;
         }
         Ok(())

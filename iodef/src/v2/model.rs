@@ -4474,15 +4474,19 @@ impl BulkObservable {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "BulkObservableFormat?, BulkObservableList, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_kind = false;
         for (k, v) in attrs.iter() {
             match k {
-                "type" => self.kind = p.enum_value::<BulkobservableType>(v, "type")?,
+                "type" => {
+                    seen_kind = true;
+                    self.kind = p.enum_value::<BulkobservableType>(v, "type")?;
+                }
                 "ext-type" => self.ext_type = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        if self.kind.is_none() {
+        if !seen_kind {
             p.missing_attr("type")?;
         }
         Ok(())
@@ -5198,16 +5202,20 @@ pub struct Confidence {
 impl Confidence {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_rating: Option<String> = None;
+        let mut seen_rating = false;
         for (k, v) in attrs.iter() {
             match k {
-                "rating" => self.rating = p.enum_value::<ConfidenceRating>(v, "rating")?,
+                "rating" => {
+                    seen_rating = true;
+                    self.rating = p.enum_value::<ConfidenceRating>(v, "rating")?;
+                }
                 "ext-rating" => ext_rating = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.rating, ext_rating, "rating", "ext-rating")?;
-        if self.rating.is_none() {
+        if !seen_rating {
             p.missing_attr("rating")?;
         }
         Ok(())
@@ -5283,13 +5291,21 @@ impl Contact {
     pub(crate) const ORDER: &'static str = "ContactName*, ContactTitle*, Description*, RegistryHandle*, PostalAddress*, Email*, Telephone*, Timezone?, Contact*, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_role: Option<String> = None;
+        let mut seen_role = false;
         let mut ext_kind: Option<String> = None;
+        let mut seen_kind = false;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "role" => self.role = p.enum_value::<ContactRole>(v, "role")?,
+                "role" => {
+                    seen_role = true;
+                    self.role = p.enum_value::<ContactRole>(v, "role")?;
+                }
                 "ext-role" => ext_role = Some(v.to_owned()),
-                "type" => self.kind = p.enum_value::<ContactType>(v, "type")?,
+                "type" => {
+                    seen_kind = true;
+                    self.kind = p.enum_value::<ContactType>(v, "type")?;
+                }
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
@@ -5300,10 +5316,10 @@ impl Contact {
         p.pair_ext(&mut self.role, ext_role, "role", "ext-role")?;
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
-        if self.role.is_none() {
+        if !seen_role {
             p.missing_attr("role")?;
         }
-        if self.kind.is_none() {
+        if !seen_kind {
             p.missing_attr("type")?;
         }
         Ok(())
@@ -5594,13 +5610,21 @@ pub struct Counter {
 impl Counter {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
+        let mut seen_kind = false;
         let mut ext_unit: Option<String> = None;
+        let mut seen_unit = false;
         let mut ext_duration: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "type" => self.kind = p.enum_value::<CounterType>(v, "type")?,
+                "type" => {
+                    seen_kind = true;
+                    self.kind = p.enum_value::<CounterType>(v, "type")?;
+                }
                 "ext-type" => ext_kind = Some(v.to_owned()),
-                "unit" => self.unit = p.enum_value::<CounterUnit>(v, "unit")?,
+                "unit" => {
+                    seen_unit = true;
+                    self.unit = p.enum_value::<CounterUnit>(v, "unit")?;
+                }
                 "ext-unit" => ext_unit = Some(v.to_owned()),
                 "meaning" => self.meaning = Some(v.to_owned()),
                 "duration" => self.duration = p.enum_value::<Duration>(v, "duration")?,
@@ -5612,10 +5636,10 @@ impl Counter {
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         p.pair_ext(&mut self.unit, ext_unit, "unit", "ext-unit")?;
         p.pair_ext(&mut self.duration, ext_duration, "duration", "ext-duration")?;
-        if self.kind.is_none() {
+        if !seen_kind {
             p.missing_attr("type")?;
         }
-        if self.unit.is_none() {
+        if !seen_unit {
             p.missing_attr("unit")?;
         }
         Ok(())
@@ -7545,11 +7569,15 @@ pub struct ExtensionData {
 impl ExtensionData {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_dtype: Option<String> = None;
+        let mut seen_dtype = false;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
                 "name" => self.name = Some(v.to_owned()),
-                "dtype" => self.dtype = p.enum_value::<Dtype>(v, "dtype")?,
+                "dtype" => {
+                    seen_dtype = true;
+                    self.dtype = p.enum_value::<Dtype>(v, "dtype")?;
+                }
                 "ext-dtype" => ext_dtype = Some(v.to_owned()),
                 "meaning" => self.meaning = Some(v.to_owned()),
                 "formatid" => self.formatid = Some(v.to_owned()),
@@ -7562,7 +7590,7 @@ impl ExtensionData {
         p.recycle(attrs);
         p.pair_ext(&mut self.dtype, ext_dtype, "dtype", "ext-dtype")?;
         p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
-        if self.dtype.is_none() {
+        if !seen_dtype {
             p.missing_attr("dtype")?;
         }
         Ok(())
@@ -8378,16 +8406,20 @@ impl HashData {
     pub(crate) const ORDER: &'static str = "HashTargetID?, Hash*, FuzzyHash*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_scope: Option<String> = None;
+        let mut seen_scope = false;
         for (k, v) in attrs.iter() {
             match k {
-                "scope" => self.scope = p.enum_value::<HashdataScope>(v, "scope")?,
+                "scope" => {
+                    seen_scope = true;
+                    self.scope = p.enum_value::<HashdataScope>(v, "scope")?;
+                }
                 "ext-scope" => ext_scope = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.scope, ext_scope, "scope", "ext-scope")?;
-        if self.scope.is_none() {
+        if !seen_scope {
             p.missing_attr("scope")?;
         }
         Ok(())
@@ -8628,10 +8660,14 @@ impl HistoryItem {
     pub(crate) const ORDER: &'static str = "DateTime, IncidentID?, Contact?, Description*, DefinedCOA*, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_action: Option<String> = None;
+        let mut seen_action = false;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "action" => self.action = p.enum_value::<Action>(v, "action")?,
+                "action" => {
+                    seen_action = true;
+                    self.action = p.enum_value::<Action>(v, "action")?;
+                }
                 "ext-action" => ext_action = Some(v.to_owned()),
                 "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
@@ -8642,7 +8678,7 @@ impl HistoryItem {
         p.recycle(attrs);
         p.pair_ext(&mut self.action, ext_action, "action", "ext-action")?;
         p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
-        if self.action.is_none() {
+        if !seen_action {
             p.missing_attr("action")?;
         }
         Ok(())
@@ -8896,11 +8932,15 @@ impl Incident {
     pub(crate) const ORDER: &'static str = "IncidentID, AlternativeID?, RelatedActivity*, DetectTime?, StartTime?, EndTime?, RecoveryTime?, ReportTime?, GenerationTime, Description*, Discovery*, Assessment*, Method*, Contact+, EventData*, IndicatorData?, History?, AdditionalData*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_purpose: Option<String> = None;
+        let mut seen_purpose = false;
         let mut ext_status: Option<String> = None;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "purpose" => self.purpose = p.enum_value::<IncidentPurpose>(v, "purpose")?,
+                "purpose" => {
+                    seen_purpose = true;
+                    self.purpose = p.enum_value::<IncidentPurpose>(v, "purpose")?;
+                }
                 "ext-purpose" => ext_purpose = Some(v.to_owned()),
                 "status" => self.status = p.enum_value::<IncidentStatus>(v, "status")?,
                 "ext-status" => ext_status = Some(v.to_owned()),
@@ -8915,7 +8955,7 @@ impl Incident {
         p.pair_ext(&mut self.purpose, ext_purpose, "purpose", "ext-purpose")?;
         p.pair_ext(&mut self.status, ext_status, "status", "ext-status")?;
         p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
-        if self.purpose.is_none() {
+        if !seen_purpose {
             p.missing_attr("purpose")?;
         }
         Ok(())
@@ -9402,10 +9442,14 @@ pub struct IncidentID {
 
 impl IncidentID {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_name = false;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "name" => self.name = Some(v.to_owned()),
+                "name" => {
+                    seen_name = true;
+                    self.name = Some(v.to_owned());
+                }
                 "instance" => self.instance = Some(v.to_owned()),
                 "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
@@ -9414,7 +9458,7 @@ impl IncidentID {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
-        if self.name.is_none() {
+        if !seen_name {
             p.missing_attr("name")?;
         }
         Ok(())
@@ -10183,18 +10227,26 @@ pub struct IndicatorID {
 
 impl IndicatorID {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_name = false;
+        let mut seen_version = false;
         for (k, v) in attrs.iter() {
             match k {
-                "name" => self.name = Some(v.to_owned()),
-                "version" => self.version = Some(v.to_owned()),
+                "name" => {
+                    seen_name = true;
+                    self.name = Some(v.to_owned());
+                }
+                "version" => {
+                    seen_version = true;
+                    self.version = Some(v.to_owned());
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        if self.name.is_none() {
+        if !seen_name {
             p.missing_attr("name")?;
         }
-        if self.version.is_none() {
+        if !seen_version {
             p.missing_attr("version")?;
         }
         Ok(())
@@ -11039,16 +11091,20 @@ impl NodeRole {
     pub(crate) const ORDER: &'static str = "Description*";
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
+        let mut seen_category = false;
         for (k, v) in attrs.iter() {
             match k {
-                "category" => self.category = p.enum_value::<NoderoleCategory>(v, "category")?,
+                "category" => {
+                    seen_category = true;
+                    self.category = p.enum_value::<NoderoleCategory>(v, "category")?;
+                }
                 "ext-category" => ext_category = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.category, ext_category, "category", "ext-category")?;
-        if self.category.is_none() {
+        if !seen_category {
             p.missing_attr("category")?;
         }
         Ok(())
@@ -11460,14 +11516,18 @@ pub struct ObservableReference {
 
 impl ObservableReference {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let mut seen_uid_ref = false;
         for (k, v) in attrs.iter() {
             match k {
-                "uid-ref" => self.uid_ref = p.value_id(v, "uid-ref")?,
+                "uid-ref" => {
+                    seen_uid_ref = true;
+                    self.uid_ref = p.value_id(v, "uid-ref")?;
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        if self.uid_ref.is_none() {
+        if !seen_uid_ref {
             p.missing_attr("uid-ref")?;
         }
         Ok(())
@@ -12034,10 +12094,14 @@ pub struct RecordPattern {
 impl RecordPattern {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
+        let mut seen_kind = false;
         let mut ext_offsetunit: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "type" => self.kind = p.enum_value::<RecordpatternType>(v, "type")?,
+                "type" => {
+                    seen_kind = true;
+                    self.kind = p.enum_value::<RecordpatternType>(v, "type")?;
+                }
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 "offset" => self.offset = p.value_integer(v, "offset")?,
                 "offsetunit" => self.offsetunit = p.enum_value::<RecordpatternOffsetunit>(v, "offsetunit")?,
@@ -12049,7 +12113,7 @@ impl RecordPattern {
         p.recycle(attrs);
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         p.pair_ext(&mut self.offsetunit, ext_offsetunit, "offsetunit", "ext-offsetunit")?;
-        if self.kind.is_none() {
+        if !seen_kind {
             p.missing_attr("type")?;
         }
         Ok(())
@@ -13153,10 +13217,14 @@ pub struct SoftwareReference {
 impl SoftwareReference {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_spec_name: Option<String> = None;
+        let mut seen_spec_name = false;
         let mut ext_dtype: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "spec-name" => self.spec_name = p.enum_value::<SoftwarereferenceSpecName>(v, "spec-name")?,
+                "spec-name" => {
+                    seen_spec_name = true;
+                    self.spec_name = p.enum_value::<SoftwarereferenceSpecName>(v, "spec-name")?;
+                }
                 "ext-spec-name" => ext_spec_name = Some(v.to_owned()),
                 "dtype" => self.dtype = p.enum_value::<SoftwarereferenceDtype>(v, "dtype")?,
                 "ext-dtype" => ext_dtype = Some(v.to_owned()),
@@ -13166,7 +13234,7 @@ impl SoftwareReference {
         p.recycle(attrs);
         p.pair_ext(&mut self.spec_name, ext_spec_name, "spec-name", "ext-spec-name")?;
         p.pair_ext(&mut self.dtype, ext_dtype, "dtype", "ext-dtype")?;
-        if self.spec_name.is_none() {
+        if !seen_spec_name {
             p.missing_attr("spec-name")?;
         }
         Ok(())
@@ -13938,11 +14006,15 @@ pub struct TimeImpact {
 impl TimeImpact {
     pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
         let mut ext_metric: Option<String> = None;
+        let mut seen_metric = false;
         let mut ext_duration: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
-                "metric" => self.metric = p.enum_value::<TimeimpactMetric>(v, "metric")?,
+                "metric" => {
+                    seen_metric = true;
+                    self.metric = p.enum_value::<TimeimpactMetric>(v, "metric")?;
+                }
                 "ext-metric" => ext_metric = Some(v.to_owned()),
                 "duration" => self.duration = p.enum_value::<Duration>(v, "duration")?,
                 "ext-duration" => ext_duration = Some(v.to_owned()),
@@ -13952,7 +14024,7 @@ impl TimeImpact {
         p.recycle(attrs);
         p.pair_ext(&mut self.metric, ext_metric, "metric", "ext-metric")?;
         p.pair_ext(&mut self.duration, ext_duration, "duration", "ext-duration")?;
-        if self.metric.is_none() {
+        if !seen_metric {
             p.missing_attr("metric")?;
         }
         Ok(())
