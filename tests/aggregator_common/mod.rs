@@ -23,9 +23,20 @@ pub struct Agg {
 
 /// Writes a config for ClickHouse at `ch_url`, database `db`, plus `extra` TOML sections.
 pub fn write_config(dir: &std::path::Path, ch_url: &str, db: &str, extra: &str) -> (PathBuf, u16) {
+    write_config_with(dir, ch_url, db, "", extra)
+}
+
+/// Same, with more keys in `[clickhouse]` (cluster mode).
+pub fn write_config_with(
+    dir: &std::path::Path,
+    ch_url: &str,
+    db: &str,
+    ch_keys: &str,
+    extra: &str,
+) -> (PathBuf, u16) {
     let port = free_port().expect("free port");
     let text = format!(
-        "listen = \"127.0.0.1:{port}\"\n\n[clickhouse]\nurl = \"{ch_url}\"\ndatabase = \"{db}\"\n\n[registry]\nrefresh_secs = 1\n\n{extra}\n"
+        "listen = \"127.0.0.1:{port}\"\n\n[clickhouse]\nurl = \"{ch_url}\"\ndatabase = \"{db}\"\n{ch_keys}\n[registry]\nrefresh_secs = 1\n\n{extra}\n"
     );
     let path = dir.join("aggregator.toml");
     std::fs::write(&path, text).unwrap();
@@ -35,13 +46,19 @@ pub fn write_config(dir: &std::path::Path, ch_url: &str, db: &str, extra: &str) 
 impl Agg {
     /// Starts `teiten-aggregator serve` and waits until `/health` answers 200.
     pub fn start(ch: &Server, db: &str, extra: &str) -> Agg {
-        Agg::start_url(&ch.url(), db, extra)
+        Agg::start_url_with_clickhouse_keys(&ch.url(), db, "", extra)
     }
 
-    /// Same, with an explicit ClickHouse URL and extra config (cluster mode).
-    pub fn start_url(ch_url: &str, db: &str, extra: &str) -> Agg {
+    /// Same, with an explicit ClickHouse URL, more `[clickhouse]` keys and extra config
+    /// (cluster mode).
+    pub fn start_url_with_clickhouse_keys(
+        ch_url: &str,
+        db: &str,
+        ch_keys: &str,
+        extra: &str,
+    ) -> Agg {
         let dir = tempfile::tempdir().unwrap();
-        let (config, port) = write_config(dir.path(), ch_url, db, extra);
+        let (config, port) = write_config_with(dir.path(), ch_url, db, ch_keys, extra);
         let mut agg = Agg {
             child: None,
             url: format!("http://127.0.0.1:{port}"),

@@ -1,0 +1,67 @@
+//! Retention: raw day partitions older than `raw_days` and rollup partitions older than
+//! `rollup_days` are dropped, by the schedule inside `serve` and by `teiten-aggregator
+//! retention`; younger data stays.
+
+mod aggregator_common;
+
+use aggregator_common::*;
+use teiten::clickhouse::Server;
+
+const DAY_US: i64 = 86_400_000_000;
+
+#[test]
+fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    let agg = Agg::start(
+        &ch,
+        "t_ret",
+        "[retention]\nraw_days = 3\nrollup_days = 10\ninterval_secs = 1\n",
+    );
+    let tok = agg.add_sensor("r1");
+    let today = now_us() / DAY_US * DAY_US + 3_600_000_000;
+    // Batches of events from today, 5 days ago (raw expired, rollups kept) and 20 days ago
+    // (everything expired).
+    for (seq, days_ago) in [(1u64, 0i64), (2, 5), (3, 20)] {
+        let a = post(
+            &agg.url,
+            &tok,
+            &batch("r1", 1, seq, 300, today - days_ago * DAY_US),
+        );
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    // The schedule (every second here) drops what expired.
+    eventually(&ch, "SELECT count() FROM t_ret.scan_events", 300);
+    eventually(
+        &ch,
+        "SELECT countMerge(packets) FROM t_ret.scan_rollup_5m",
+        600,
+    );
+    eventually(
+        &ch,
+        "SELECT countMerge(packets) FROM t_ret.scan_rollup_1h",
+        600,
+    );
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT min(ts) >= toDateTime(today()) FROM t_ret.scan_events"
+        ),
+        1
+    );
+    assert!(agg
+        .metrics()
+        .contains("teiten_aggregator_partitions_dropped_total 4"));
+
+    // On demand: nothing left to drop, then old rows inserted directly are dropped.
+    let (ok, out) = agg.cli(&["retention"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("0 partition(s) dropped"), "{out}");
+    ch.query(
+        "INSERT INTO t_ret.sensor_reports (sensor_id, received) VALUES ('r1', now() - 86400 * 30)",
+    )
+    .unwrap();
+    let (ok, out) = agg.cli(&["retention"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("1 partition(s) dropped"), "{out}");
+    assert!(out.contains("sensor_reports/"), "{out}");
+}
