@@ -102,7 +102,15 @@ impl<R: BufRead> BufRead for Counting<R> {
             self.hit = Some(("max_bytes", self.max_bytes));
             return Err(io::Error::other("input size cap"));
         }
-        self.inner.fill_buf()
+        // Hand out no more than the caps allow, so a reader that buffers a whole token (or a
+        // whole in-memory input) comes back here and hits the check above.
+        let used = self.pos - self.token_start;
+        let allow = (self.max_token - used)
+            .min(self.max_bytes - self.pos)
+            .saturating_add(1);
+        let b = self.inner.fill_buf()?;
+        let n = usize::try_from(allow).map_or(b.len(), |a| b.len().min(a));
+        Ok(&b[..n])
     }
 
     fn consume(&mut self, amt: usize) {
