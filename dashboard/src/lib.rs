@@ -1,1 +1,27 @@
-//! teiten-dashboard (work in progress).
+//! teiten's dashboard: destination port, source region and per-port graphs drawn on the server
+//! (PNG and SVG, plotters) from the aggregator's rollups in ClickHouse, the tables and the JSON
+//! and CSV API behind them, rising-port trends, and a logged-in analyst view (sensor health,
+//! raw event search).
+//!
+//! Layout: [`config`] (TOML, validated before I/O), [`queries`] (every SQL statement),
+//! [`params`] (request parameters and their 400s), [`data`] (reading the rollups, the cache),
+//! [`chart`], [`export`], [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`http`]
+//! (`app()`), [`server`]. The API is documented in `dashboard/API.md` (served at `/api`).
+
+pub mod analyst;
+pub mod auth;
+pub mod chart;
+mod config;
+pub mod data;
+mod error;
+pub mod export;
+pub mod html;
+mod http;
+pub mod params;
+pub mod queries;
+mod server;
+
+pub use config::{AnalystConfig, CacheConfig, Config, LimitsConfig, Settings, TrendsConfig};
+pub use error::{Error, HttpError, Result};
+pub use http::{app, now, AppState};
+pub use server::{client, serve};

@@ -1,0 +1,437 @@
+//! The analyst view's data: sensor health and the raw event search.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use teiten_aggregator::{address_bytes, address_from_bytes};
+
+use crate::config::Config;
+use crate::data::{proto_name, Reader};
+use crate::error::{Error, HttpError, Result};
+use crate::html::esc;
+use crate::params::{iso, parse_time};
+use crate::queries::{self, sql, Rollup};
+
+/// One sensor's health.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SensorHealth {
+    /// Sensor id.
+    pub sensor_id: String,
+    /// Revoked in the registry.
+    pub revoked: bool,
+    /// Last report (Unix seconds), 0 if none in the last 30 days.
+    pub last_seen: u32,
+    /// Events per second over the last hour.
+    pub events_per_sec: f64,
+    /// Packets captured since the sensor started (last report).
+    pub packets_captured: u64,
+    /// Kernel drops since the sensor started (last report).
+    pub kernel_drops: u64,
+    /// Spool backlog in bytes (last report).
+    pub spool_bytes: u64,
+    /// Events the spool dropped (last report).
+    pub spool_dropped_events: u64,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct HealthRow {
+    sensor_id: String,
+    last_seen: u32,
+    events_1h: u64,
+    packets_captured: u64,
+    kernel_drops: u64,
+    spool_bytes: u64,
+    spool_dropped_events: u64,
+}
+
+/// Registered sensors with what their reports of the last 30 days say.
+pub async fn sensor_health(reader: &Reader, now: i64) -> Result<Vec<SensorHealth>> {
+    let registry: Vec<(String, u8, u32)> = reader
+        .client()
+        .query(&sql(queries::SENSOR_REGISTRY, reader.db(), Rollup::Hour))
+        .fetch_all()
+        .await
+        .map_err(Error::ch("reading the sensor registry"))?;
+    let rows: Vec<HealthRow> = reader
+        .client()
+        .query(&sql(queries::SENSOR_HEALTH, reader.db(), Rollup::Hour))
+        .bind(now - 3600)
+        .bind(now - 30 * 86_400)
+        .fetch_all()
+        .await
+        .map_err(Error::ch("reading sensor reports"))?;
+    let mut out: Vec<SensorHealth> = registry
+        .into_iter()
+        .map(|(sensor_id, revoked, _)| SensorHealth {
+            sensor_id,
+            revoked: revoked != 0,
+            last_seen: 0,
+            events_per_sec: 0.0,
+            packets_captured: 0,
+            kernel_drops: 0,
+            spool_bytes: 0,
+            spool_dropped_events: 0,
+        })
+        .collect();
+    for r in rows {
+        let i = match out.iter().position(|s| s.sensor_id == r.sensor_id) {
+            Some(i) => i,
+            None => {
+                out.push(SensorHealth {
+                    sensor_id: r.sensor_id.clone(),
+                    revoked: false,
+                    last_seen: 0,
+                    events_per_sec: 0.0,
+                    packets_captured: 0,
+                    kernel_drops: 0,
+                    spool_bytes: 0,
+                    spool_dropped_events: 0,
+                });
+                out.len() - 1
+            }
+        };
+        let s = &mut out[i];
+        s.last_seen = r.last_seen;
+        s.events_per_sec = r.events_1h as f64 / 3600.0;
+        s.packets_captured = r.packets_captured;
+        s.kernel_drops = r.kernel_drops;
+        s.spool_bytes = r.spool_bytes;
+        s.spool_dropped_events = r.spool_dropped_events;
+    }
+    Ok(out)
+}
+
+/// The sensor health table.
+pub fn health_html(rows: &[SensorHealth], now: i64) -> String {
+    let mut s = String::from(
+        "<table id=\"health\"><tr><th class=\"l\">Sensor</th><th class=\"l\">State</th>\
+         <th class=\"l\">Last seen (UTC)</th><th>Ago</th><th>Events/s (1 h)</th>\
+         <th>Captured</th><th>Kernel drops</th><th>Spool backlog (bytes)</th>\
+         <th>Spool dropped</th></tr>",
+    );
+    for r in rows {
+        let (seen, ago) = if r.last_seen == 0 {
+            ("never (30 days)".to_owned(), "—".to_owned())
+        } else {
+            let ago = (now - i64::from(r.last_seen)).max(0);
+            (iso(i64::from(r.last_seen)), format!("{} s", ago))
+        };
+        let state = if r.revoked {
+            "revoked"
+        } else if r.last_seen == 0 || now - i64::from(r.last_seen) > 600 {
+            "silent"
+        } else {
+            "reporting"
+        };
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{state}</td><td class=\"l\">{}</td>\
+             <td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.sensor_id),
+            esc(&seen),
+            esc(&ago),
+            r.events_per_sec,
+            r.packets_captured,
+            r.kernel_drops,
+            r.spool_bytes,
+            r.spool_dropped_events
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+/// The search form as sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearch {
+    /// Source address (IPv4 or IPv6).
+    pub src: Option<String>,
+    /// Destination port.
+    pub port: Option<String>,
+    /// Start (UTC; default 24 hours ago).
+    pub from: Option<String>,
+    /// End (exclusive; default now).
+    pub to: Option<String>,
+    /// Page number from 1.
+    pub page: Option<String>,
+    /// Rows per page.
+    pub rows: Option<String>,
+}
+
+/// A checked search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// Source address.
+    pub src: Option<IpAddr>,
+    /// Destination port.
+    pub port: Option<u16>,
+    /// Start, Unix seconds.
+    pub from: i64,
+    /// End, Unix seconds.
+    pub to: i64,
+    /// Page from 1.
+    pub page: u32,
+    /// Rows per page.
+    pub rows: u32,
+}
+
+impl Search {
+    /// Checks the form.
+    pub fn from_raw(raw: &RawSearch, config: &Config, now: i64) -> Result<Search, HttpError> {
+        let nonempty = |o: &Option<String>| o.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let src = match nonempty(&raw.src) {
+            Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
+                HttpError::bad(format!("src: {s:?} is not an IPv4 or IPv6 address"))
+            })?),
+            None => None,
+        };
+        let port = match nonempty(&raw.port) {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| {
+                HttpError::bad(format!("port: {p:?} is not a port number (0 to 65535)"))
+            })?),
+            None => None,
+        };
+        let to = match nonempty(&raw.to) {
+            Some(t) => parse_time("to", &t)?,
+            None => now + 1,
+        };
+        let from = match nonempty(&raw.from) {
+            Some(f) => parse_time("from", &f)?,
+            None => to - 86_400,
+        };
+        if from >= to {
+            return Err(HttpError::bad(format!(
+                "from ({}) must be before to ({})",
+                iso(from),
+                iso(to)
+            )));
+        }
+        if to - from > i64::from(config.limits.max_days) * 86_400 {
+            return Err(HttpError::bad(format!(
+                "from..to spans more than {} days",
+                config.limits.max_days
+            )));
+        }
+        let max_rows = config.limits.max_page;
+        let rows = match nonempty(&raw.rows) {
+            Some(r) => match r.parse::<u32>() {
+                Ok(n) if (1..=max_rows).contains(&n) => n,
+                _ => {
+                    return Err(HttpError::bad(format!(
+                        "rows: {r:?} is not a number from 1 to {max_rows}"
+                    )))
+                }
+            },
+            None => 50.min(max_rows),
+        };
+        let page = match nonempty(&raw.page) {
+            Some(p) => match p.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(HttpError::bad(format!("page: {p:?} is not a page number"))),
+            },
+            None => 1,
+        };
+        if u64::from(page - 1) * u64::from(rows) > u64::from(config.limits.max_offset) {
+            return Err(HttpError::bad(format!(
+                "page: paging stops at row {}; narrow the search",
+                config.limits.max_offset
+            )));
+        }
+        Ok(Search {
+            src,
+            port,
+            from,
+            to,
+            page,
+            rows,
+        })
+    }
+
+    /// The query string of a page of this search.
+    pub fn query_string(&self, page: u32) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = self.src {
+            pairs.push(("src", s.to_string()));
+        }
+        if let Some(p) = self.port {
+            pairs.push(("port", p.to_string()));
+        }
+        pairs.push(("from", iso(self.from)));
+        pairs.push(("to", iso(self.to)));
+        pairs.push(("rows", self.rows.to_string()));
+        pairs.push(("page", page.to_string()));
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    }
+}
+
+/// One raw event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventView {
+    /// Time, ISO 8601 UTC with microseconds.
+    pub time: String,
+    /// Sensor id.
+    pub sensor_id: String,
+    /// Protocol.
+    pub proto: String,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination (sensor) address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP flags.
+    pub tcp_flags: u16,
+    /// TTL.
+    pub ttl: u8,
+    /// scan, backscatter or other.
+    pub class: String,
+    /// Source country.
+    pub country: String,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct EventRow {
+    t: u32,
+    usec: u32,
+    sensor_id: String,
+    proto: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+    sport: u16,
+    dport: u16,
+    tcp_flags: u16,
+    ttl: u8,
+    class: String,
+    country: String,
+}
+
+/// One page of events, newest first, and whether there is another page.
+pub async fn search(reader: &Reader, s: &Search) -> Result<(Vec<EventView>, bool)> {
+    let src_hex = s
+        .src
+        .map(|a| hex::encode(address_bytes(a)))
+        .unwrap_or_else(|| "00".into());
+    let rows: Vec<EventRow> = reader
+        .client()
+        .query(&sql(queries::EVENT_SEARCH, reader.db(), Rollup::Hour))
+        .bind(s.from)
+        .bind(s.to)
+        .bind(u8::from(s.src.is_none()))
+        .bind(src_hex)
+        .bind(u8::from(s.port.is_none()))
+        .bind(s.port.unwrap_or(0))
+        .bind(u64::from(s.page - 1) * u64::from(s.rows))
+        .bind(s.rows + 1)
+        .fetch_all()
+        .await
+        .map_err(Error::ch("searching events"))?;
+    let more = rows.len() > s.rows as usize;
+    let out = rows
+        .into_iter()
+        .take(s.rows as usize)
+        .map(|r| EventView {
+            time: format!("{}.{:06}Z", &iso(i64::from(r.t))[..19], r.usec.min(999_999)),
+            sensor_id: r.sensor_id,
+            proto: proto_name(r.proto),
+            src: address_from_bytes(r.src),
+            dst: address_from_bytes(r.dst),
+            sport: r.sport,
+            dport: r.dport,
+            tcp_flags: r.tcp_flags,
+            ttl: r.ttl,
+            class: r.class,
+            country: r.country,
+        })
+        .collect();
+    Ok((out, more))
+}
+
+/// The search form (GET: it changes nothing) and the result table.
+pub fn search_html(s: &Search, rows: &[EventView], more: bool) -> String {
+    let mut h = format!(
+        "<form method=\"get\" action=\"/analyst/events\" id=\"search\">\
+         <label>Source <input name=\"src\" id=\"src\" value=\"{}\"></label> \
+         <label>Port <input name=\"port\" id=\"port\" size=\"6\" value=\"{}\"></label> \
+         <label>From <input name=\"from\" value=\"{}\"></label> \
+         <label>To <input name=\"to\" value=\"{}\"></label> \
+         <label>Rows <input name=\"rows\" size=\"4\" value=\"{}\"></label> \
+         <button type=\"submit\">Search</button></form>",
+        esc(&s.src.map(|a| a.to_string()).unwrap_or_default()),
+        s.port.map(|p| p.to_string()).unwrap_or_default(),
+        esc(&iso(s.from)),
+        esc(&iso(s.to)),
+        s.rows
+    );
+    let _ = write!(h, "<p>Page {}; {} events shown.</p>", s.page, rows.len());
+    h.push_str(
+        "<table id=\"events\"><tr><th class=\"l\">Time (UTC)</th><th class=\"l\">Sensor</th>\
+         <th class=\"l\">Proto</th><th class=\"l\">Source</th><th>Sport</th>\
+         <th class=\"l\">Destination</th><th>Dport</th><th>Flags</th><th>TTL</th>\
+         <th class=\"l\">Class</th><th class=\"l\">Country</th></tr>",
+    );
+    for r in rows {
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td>\
+             <td>0x{:02x}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            esc(&r.time),
+            esc(&r.sensor_id),
+            esc(&r.proto),
+            esc(&r.src.to_string()),
+            r.sport,
+            esc(&r.dst.to_string()),
+            r.dport,
+            r.tcp_flags,
+            r.ttl,
+            esc(&r.class),
+            esc(&r.country)
+        );
+    }
+    h.push_str("</table><p>");
+    if s.page > 1 {
+        let _ = write!(
+            h,
+            "<a id=\"prev\" href=\"/analyst/events?{}\">Previous page</a> ",
+            esc(&s.query_string(s.page - 1))
+        );
+    }
+    if more {
+        let _ = write!(
+            h,
+            "<a id=\"next\" href=\"/analyst/events?{}\">Next page</a>",
+            esc(&s.query_string(s.page + 1))
+        );
+    }
+    h.push_str("</p>");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(q: &str) -> Result<Search, String> {
+        let raw: RawSearch = serde_urlencoded::from_str(q).map_err(|e| e.to_string())?;
+        let c = Config::parse("", "t").unwrap();
+        Search::from_raw(&raw, &c, 1_763_769_600).map_err(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn search_rules() {
+        let s = check("src=192.0.2.1&port=23").unwrap();
+        assert_eq!(s.src, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!((s.page, s.rows), (1, 50));
+        assert!(check("src=1.2.3").unwrap_err().contains("not an IPv4 or IPv6"));
+        assert!(check("port=70000").unwrap_err().contains("not a port"));
+        assert!(check("rows=100000").unwrap_err().contains("rows"));
+        assert!(check("page=0").unwrap_err().contains("page"));
+        assert!(check("page=100000").unwrap_err().contains("paging stops"));
+        assert!(check("from=2025-11-22&to=2025-11-21").unwrap_err().contains("before"));
+        assert!(check("src=2001:db8::1").is_ok());
+    }
+}

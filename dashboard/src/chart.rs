@@ -1,0 +1,279 @@
+//! Charts drawn on the server with plotters, as PNG or SVG.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::data::GraphData;
+use crate::error::{Error, Result};
+use crate::params::iso;
+
+/// Chart width in pixels.
+pub const WIDTH: u32 = 1000;
+/// Chart height in pixels.
+pub const HEIGHT: u32 = 480;
+
+/// The font family every chart text uses (registered by [`load_font`]).
+const FAMILY: &str = "sans-serif";
+
+/// An image format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// PNG.
+    Png,
+    /// SVG.
+    Svg,
+}
+
+impl Format {
+    /// The media type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Png => "image/png",
+            Format::Svg => "image/svg+xml",
+        }
+    }
+    /// The file extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Png => "png",
+            Format::Svg => "svg",
+        }
+    }
+}
+
+/// Reads a TrueType font and registers it for all chart text. Call once at start-up.
+pub fn load_font(path: &std::path::Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Font {
+        path: path.display().to_string(),
+        message: format!("{e} (Debian: apt-get install fonts-dejavu-core)"),
+    })?;
+    // The font lives as long as the process (plotters keeps a &'static).
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    plotters::style::register_font(FAMILY, FontStyle::Normal, bytes).map_err(|_| Error::Font {
+        path: path.display().to_string(),
+        message: "not a TrueType/OpenType font".into(),
+    })
+}
+
+/// Line colours: distinct, readable on white.
+const COLOURS: [RGBColor; 21] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(57, 59, 121),
+    RGBColor(99, 121, 57),
+    RGBColor(140, 109, 49),
+    RGBColor(132, 60, 57),
+    RGBColor(123, 65, 115),
+    RGBColor(82, 84, 163),
+    RGBColor(181, 207, 107),
+    RGBColor(231, 186, 82),
+    RGBColor(214, 97, 107),
+    RGBColor(206, 109, 189),
+    RGBColor(0, 0, 0),
+];
+
+/// The colour of series `i` (also used by the HTML legend swatches).
+pub fn colour(i: usize) -> (u8, u8, u8) {
+    let c = COLOURS[i % COLOURS.len()];
+    (c.0, c.1, c.2)
+}
+
+/// Draws a graph.
+pub fn render(data: &GraphData, format: Format) -> Result<Vec<u8>> {
+    let fail = |message: String| Error::Chart {
+        what: data.graph.to_owned(),
+        message,
+    };
+    match format {
+        Format::Svg => {
+            let mut text = String::new();
+            {
+                let root = SVGBackend::with_string(&mut text, (WIDTH, HEIGHT)).into_drawing_area();
+                draw(&root, data).map_err(fail)?;
+            }
+            Ok(text.into_bytes())
+        }
+        Format::Png => {
+            let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+            {
+                let root =
+                    BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+                draw(&root, data).map_err(fail)?;
+            }
+            let mut out = Vec::new();
+            let mut enc = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            enc.set_compression(png::Compression::Fast);
+            let mut w = enc.write_header().map_err(|e| fail(e.to_string()))?;
+            w.write_image_data(&rgb).map_err(|e| fail(e.to_string()))?;
+            w.finish().map_err(|e| fail(e.to_string()))?;
+            Ok(out)
+        }
+    }
+}
+
+/// Short number labels: 1.2k, 3.4M.
+fn short(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if a >= 10.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let ymax = data
+        .series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .fold(0.0f64, f64::max);
+    let ymax = if ymax > 0.0 { ymax * 1.08 } else { 1.0 };
+    let (x0, x1) = (data.from, data.to.max(data.from + 1));
+    let day = data.to - data.from <= 2 * 86_400;
+    let caption = format!(
+        "{} — {}, {}, {} to {} UTC",
+        data.title,
+        data.proto,
+        data.sensors,
+        &iso(data.from)[..16].replace('T', " "),
+        &iso(data.to)[..16].replace('T', " ")
+    );
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FAMILY, 17))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, 0f64..ymax)
+        .map_err(e)?;
+    let fmt_x = move |t: &i64| {
+        let s = iso(*t);
+        if day {
+            format!("{} {}", &s[5..10], &s[11..16])
+        } else {
+            s[..10].to_owned()
+        }
+    };
+    let fmt_y = |v: &f64| short(*v);
+    chart
+        .configure_mesh()
+        .x_labels(8)
+        .y_labels(8)
+        .x_label_formatter(&fmt_x)
+        .y_label_formatter(&fmt_y)
+        .y_desc(data.unit.as_str())
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 13))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    for (i, s) in data.series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let points = data.times.iter().copied().zip(s.values.iter().copied());
+        chart
+            .draw_series(LineSeries::new(points, c.stroke_width(2)))
+            .map_err(e)?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
+    }
+    if data.series.is_empty() {
+        root.draw_text(
+            "No packets for this selection",
+            &(FAMILY, 20).into_font().color(&RGBColor(120, 120, 120)),
+            (WIDTH as i32 / 2 - 130, HEIGHT as i32 / 2),
+        )
+        .map_err(e)?;
+    } else {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font((FAMILY, 12))
+            .draw()
+            .map_err(e)?;
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Series;
+
+    fn data(series: usize) -> GraphData {
+        GraphData {
+            graph: "ports",
+            title: "Top destination ports".into(),
+            unit: "packets per sensor per hour".into(),
+            from: 1_763_683_200,
+            to: 1_763_683_200 + 86_400,
+            step: 3600,
+            mode: "avg",
+            proto: "tcp",
+            sensors: "all sensors".into(),
+            port: None,
+            times: (0..24).map(|i| 1_763_683_200 + i * 3600).collect(),
+            series: (0..series)
+                .map(|s| Series {
+                    name: format!("{}", 20 + s),
+                    total: Some(1.0),
+                    values: (0..24).map(|i| ((i * (s + 1)) % 17) as f64).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn font() {
+        load_font(std::path::Path::new(
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        ))
+        .expect("fonts-dejavu-core is installed");
+    }
+
+    #[test]
+    fn png_and_svg() {
+        font();
+        let png = render(&data(3), Format::Png).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let svg = String::from_utf8(render(&data(3), Format::Svg).unwrap()).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..60]);
+        assert!(svg.contains("Top destination ports"));
+        assert!(svg.contains("\n22\n</text>"), "legend names the ports");
+        assert!(svg.contains("polyline"));
+        let empty = String::from_utf8(render(&data(0), Format::Svg).unwrap()).unwrap();
+        assert!(empty.contains("No packets for this selection"));
+    }
+
+    #[test]
+    fn missing_font_is_a_clear_error() {
+        let e = load_font(std::path::Path::new("/nonexistent.ttf")).unwrap_err();
+        assert!(e.to_string().contains("fonts-dejavu-core"), "{e}");
+    }
+
+    #[test]
+    fn short_numbers() {
+        assert_eq!(short(0.0), "0");
+        assert_eq!(short(1500.0), "1.5k");
+        assert_eq!(short(2.5e6), "2.5M");
+        assert_eq!(short(0.25), "0.25");
+    }
+}

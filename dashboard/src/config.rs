@@ -1,0 +1,383 @@
+//! The TOML config: a serde struct with defaults, then [`Config::validate`] before any I/O.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use teiten_aggregator::ClickHouseConfig;
+
+use crate::error::{Error, Result};
+
+/// The config file as written (`dashboard/dashboard.example.toml` shows every field).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the dashboard listens on. Default `127.0.0.1:8090`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// TrueType font for chart text. Default
+    /// `/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf` (Debian `fonts-dejavu-core`).
+    #[serde(default = "default_font")]
+    pub font: PathBuf,
+    /// Where the data is: the same `[clickhouse]` section as the aggregator's (the dashboard
+    /// only reads).
+    #[serde(default)]
+    pub clickhouse: ClickHouseConfig,
+    /// Limits on what a request may ask for.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The per-query cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// The trends box on the front page.
+    #[serde(default)]
+    pub trends: TrendsConfig,
+    /// Named sensor groups usable as a filter: group name -> sensor ids. Default none.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// The analyst view (login). Default: no users, so nobody can log in.
+    #[serde(default)]
+    pub analyst: AnalystConfig,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest N of a top-N graph. Default 20.
+    #[serde(default = "default_max_top")]
+    pub max_top: u32,
+    /// Longest custom period, in days. Default 400.
+    #[serde(default = "default_max_days")]
+    pub max_days: u32,
+    /// Largest page of the raw event search, in rows. Default 500.
+    #[serde(default = "default_max_page")]
+    pub max_page: u32,
+    /// How far the raw event search may page, in rows. Default 100000.
+    #[serde(default = "default_max_offset")]
+    pub max_offset: u32,
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long a query's result (data and rendered charts) is reused, in seconds; 0 turns the
+    /// cache off. Default 60.
+    #[serde(default = "default_ttl")]
+    pub ttl_secs: u64,
+    /// Most cached entries. Default 1000.
+    #[serde(default = "default_entries")]
+    pub max_entries: usize,
+}
+
+/// `[trends]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendsConfig {
+    /// Days of baseline before the last 24 hours. Default 30.
+    #[serde(default = "default_baseline_days")]
+    pub baseline_days: u32,
+    /// A port rises when its last 24 hours are at least this many times its daily baseline
+    /// mean. Default 3.0.
+    #[serde(default = "default_min_ratio")]
+    pub min_ratio: f64,
+    /// ... and at least this many standard deviations above it. Default 3.0.
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+    /// ... and at least this many packets in the last 24 hours. Default 100.
+    #[serde(default = "default_min_packets")]
+    pub min_packets: u64,
+    /// Most ports shown. Default 10.
+    #[serde(default = "default_trend_rows")]
+    pub max_rows: u32,
+}
+
+/// `[analyst]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalystConfig {
+    /// Analysts: name -> argon2 PHC hash (`teiten-dashboard hash-password`). Default none.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    /// How long a session lasts, in seconds. Default 28800 (8 hours).
+    #[serde(default = "default_session")]
+    pub session_secs: u64,
+    /// Mark cookies `Secure` (browsers then send them over HTTPS and to localhost only). Turn
+    /// off only behind a trusted TLS-terminating proxy that speaks plain HTTP to the browser's
+    /// network... which should not exist. Default true.
+    #[serde(default = "default_true")]
+    pub secure_cookies: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8090))
+}
+fn default_font() -> PathBuf {
+    PathBuf::from("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+}
+fn default_max_top() -> u32 {
+    20
+}
+fn default_max_days() -> u32 {
+    400
+}
+fn default_max_page() -> u32 {
+    500
+}
+fn default_max_offset() -> u32 {
+    100_000
+}
+fn default_ttl() -> u64 {
+    60
+}
+fn default_entries() -> usize {
+    1000
+}
+fn default_baseline_days() -> u32 {
+    30
+}
+fn default_min_ratio() -> f64 {
+    3.0
+}
+fn default_min_score() -> f64 {
+    3.0
+}
+fn default_min_packets() -> u64 {
+    100
+}
+fn default_trend_rows() -> u32 {
+    10
+}
+fn default_session() -> u64 {
+    8 * 3600
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_top: default_max_top(),
+            max_days: default_max_days(),
+            max_page: default_max_page(),
+            max_offset: default_max_offset(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl_secs: default_ttl(),
+            max_entries: default_entries(),
+        }
+    }
+}
+
+impl Default for TrendsConfig {
+    fn default() -> Self {
+        TrendsConfig {
+            baseline_days: default_baseline_days(),
+            min_ratio: default_min_ratio(),
+            min_score: default_min_score(),
+            min_packets: default_min_packets(),
+            max_rows: default_trend_rows(),
+        }
+    }
+}
+
+impl Default for AnalystConfig {
+    fn default() -> Self {
+        AnalystConfig {
+            users: BTreeMap::new(),
+            session_secs: default_session(),
+            secure_cookies: true,
+        }
+    }
+}
+
+/// A config that passed [`Config::validate`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The config.
+    pub config: Config,
+    /// The cache lifetime.
+    pub cache_ttl: Duration,
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+/// Sensor ids and group names: what the filter accepts.
+pub(crate) fn is_sensor_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+impl Config {
+    /// Parses TOML text (`what` names its origin in errors).
+    pub fn parse(text: &str, what: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| Error::Config {
+            what: what.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks every rule that needs no I/O.
+    pub fn validate(self) -> Result<Settings> {
+        let bad = |message: String| Err(Error::Config {
+            what: "validation".to_owned(),
+            message,
+        });
+        if !is_identifier(&self.clickhouse.database) {
+            return bad(format!(
+                "clickhouse.database {:?}: letters, digits and _ only",
+                self.clickhouse.database
+            ));
+        }
+        if !self.clickhouse.url.starts_with("http://") && !self.clickhouse.url.starts_with("https://")
+        {
+            return bad(format!(
+                "clickhouse.url {:?}: must start with http:// or https://",
+                self.clickhouse.url
+            ));
+        }
+        if self.limits.max_top == 0 || self.limits.max_top > 100 {
+            return bad(format!(
+                "limits.max_top {}: between 1 and 100",
+                self.limits.max_top
+            ));
+        }
+        if self.limits.max_days == 0 || self.limits.max_days > 3660 {
+            return bad(format!(
+                "limits.max_days {}: between 1 and 3660",
+                self.limits.max_days
+            ));
+        }
+        if self.limits.max_page == 0 || self.limits.max_page > 10_000 {
+            return bad(format!(
+                "limits.max_page {}: between 1 and 10000",
+                self.limits.max_page
+            ));
+        }
+        if self.cache.max_entries == 0 {
+            return bad("cache.max_entries: at least 1".to_owned());
+        }
+        if self.trends.baseline_days == 0 || self.trends.baseline_days > 365 {
+            return bad(format!(
+                "trends.baseline_days {}: between 1 and 365",
+                self.trends.baseline_days
+            ));
+        }
+        if !(self.trends.min_ratio.is_finite() && self.trends.min_ratio >= 1.0) {
+            return bad("trends.min_ratio: a number of at least 1".to_owned());
+        }
+        if !self.trends.min_score.is_finite() {
+            return bad("trends.min_score: a finite number".to_owned());
+        }
+        for (name, members) in &self.groups {
+            if !is_sensor_name(name) {
+                return bad(format!(
+                    "groups.{name}: group names are letters, digits, '-', '_' and '.'"
+                ));
+            }
+            if members.is_empty() {
+                return bad(format!("groups.{name}: no sensors"));
+            }
+            if let Some(m) = members.iter().find(|m| !is_sensor_name(m)) {
+                return bad(format!("groups.{name}: bad sensor id {m:?}"));
+            }
+        }
+        for (name, hash) in &self.analyst.users {
+            if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+                return bad(format!("analyst.users: bad user name {name:?}"));
+            }
+            if let Err(e) = argon2::PasswordHash::new(hash) {
+                return bad(format!(
+                    "analyst.users.{name}: not an argon2 PHC hash ({e}); make one with \
+                     `teiten-dashboard hash-password`"
+                ));
+            }
+        }
+        if self.analyst.session_secs < 60 {
+            return bad("analyst.session_secs: at least 60".to_owned());
+        }
+        Ok(Settings {
+            cache_ttl: Duration::from_secs(self.cache.ttl_secs),
+            config: self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t")
+            .and_then(Config::validate)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let text = include_str!("../dashboard.example.toml");
+        let s = Config::parse(text, "example").unwrap().validate().unwrap();
+        assert_eq!(s.config.groups["japan"], ["tokyo-1", "osaka-1"]);
+        assert_eq!(s.config.analyst.users.len(), 1);
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Config::parse("", "t").unwrap().validate().unwrap();
+        assert_eq!(s.config.limits.max_top, 20);
+        assert_eq!(s.config.clickhouse.database, "teiten");
+        assert!(s.config.analyst.secure_cookies);
+    }
+
+    #[test]
+    fn unknown_field() {
+        assert!(err("colour = 1").contains("unknown field `colour`"));
+    }
+
+    #[test]
+    fn bad_database() {
+        assert!(err("[clickhouse]\ndatabase = \"a;b\"").contains("letters, digits and _"));
+    }
+
+    #[test]
+    fn bad_hash() {
+        assert!(err("[analyst.users]\nalice = \"plain\"").contains("not an argon2 PHC hash"));
+    }
+
+    #[test]
+    fn bad_group() {
+        assert!(err("[groups]\nx = []").contains("groups.x: no sensors"));
+        assert!(err("[groups]\nx = [\"a b\"]").contains("bad sensor id"));
+    }
+
+    #[test]
+    fn bad_top() {
+        assert!(err("[limits]\nmax_top = 0").contains("between 1 and 100"));
+    }
+}

@@ -1,0 +1,588 @@
+//! The numbers behind the graphs, read from the rollups, and the brief per-query cache.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clickhouse::Client;
+use serde::Serialize;
+
+use crate::config::TrendsConfig;
+use crate::error::{Error, Result};
+use crate::params::{GraphQuery, Mode};
+use crate::queries::{self, sql, Rollup};
+
+/// One line of a graph.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Series {
+    /// Port number, country code, `others`, `unknown` or `all regions`.
+    pub name: String,
+    /// Sum over the period (`null` for unique sources, which do not add up).
+    pub total: Option<f64>,
+    /// One value per entry of [`GraphData::times`].
+    pub values: Vec<f64>,
+}
+
+/// A graph's numbers: the table under it, the JSON API's answer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GraphData {
+    /// `ports`, `regions`, `port-packets` or `port-sources`.
+    pub graph: &'static str,
+    /// Human title.
+    pub title: String,
+    /// What the values count.
+    pub unit: String,
+    /// Start (Unix seconds, inclusive).
+    pub from: i64,
+    /// End (Unix seconds, exclusive).
+    pub to: i64,
+    /// Bucket width in seconds.
+    pub step: u32,
+    /// `avg` or `total`.
+    pub mode: &'static str,
+    /// `all`, `tcp`, `udp` or `icmp`.
+    pub proto: &'static str,
+    /// Which sensors.
+    pub sensors: String,
+    /// The port (per-port graphs).
+    pub port: Option<u16>,
+    /// Bucket starts (Unix seconds).
+    pub times: Vec<i64>,
+    /// The lines, largest first (`others` last).
+    pub series: Vec<Series>,
+}
+
+/// The per-port graph: packets and unique sources by region.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PortData {
+    /// Packets by source region.
+    pub packets: GraphData,
+    /// Unique source addresses by region, and over all regions.
+    pub sources: GraphData,
+}
+
+/// A port whose last day rose against its baseline.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Trend {
+    /// `tcp`, `udp`, `icmp`, `icmpv6` or the protocol number.
+    pub proto: String,
+    /// Destination port.
+    pub port: u16,
+    /// Packets in the last 24 hours.
+    pub last_day: u64,
+    /// Mean packets per day over the baseline.
+    pub baseline_mean: f64,
+    /// Last day / baseline mean (baseline mean floored at 1).
+    pub ratio: f64,
+    /// Standard deviations above the mean (deviation floored at sqrt(mean) + 1).
+    pub score: f64,
+}
+
+/// The trends box: rising ports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Trends {
+    /// End of the last day (Unix seconds, hour-aligned).
+    pub to: i64,
+    /// Days of baseline.
+    pub baseline_days: u32,
+    /// Rising ports, highest score first.
+    pub rising: Vec<Trend>,
+}
+
+/// Protocol name for tables.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Country label: `??` (unknown) becomes `unknown`, `''` (folded) `others`.
+fn region_name(c: &str) -> String {
+    match c {
+        "" => "others".into(),
+        "??" => "unknown".into(),
+        c => c.to_owned(),
+    }
+}
+
+/// A query with the common graph filter bound.
+fn graph_query(client: &Client, text: &str, q: &GraphQuery, before: &dyn Fn(clickhouse::query::Query) -> clickhouse::query::Query) -> clickhouse::query::Query {
+    let query = before(client.query(text));
+    bind_filter(query, q)
+}
+
+fn bind_filter(query: clickhouse::query::Query, q: &GraphQuery) -> clickhouse::query::Query {
+    let protos = q.proto.numbers();
+    let sensors = q.sensors.ids();
+    query
+        .bind(q.from)
+        .bind(q.to)
+        .bind(u8::from(protos.is_none()))
+        .bind(protos.unwrap_or_else(|| vec![0]))
+        .bind(u8::from(sensors.is_none()))
+        .bind(sensors.unwrap_or_else(|| vec![String::new()]))
+}
+
+/// Reads graphs from ClickHouse.
+#[derive(Clone)]
+pub struct Reader {
+    client: Client,
+    db: String,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").field("db", &self.db).finish()
+    }
+}
+
+impl Reader {
+    /// A reader of database `db` (a checked identifier).
+    pub fn new(client: Client, db: &str) -> Reader {
+        Reader {
+            client,
+            db: db.to_owned(),
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The database.
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    fn sql(&self, template: &str, rollup: Rollup) -> String {
+        sql(template, &self.db, rollup)
+    }
+
+    fn times(q: &GraphQuery) -> Vec<i64> {
+        (q.from..q.to).step_by(q.step as usize).collect()
+    }
+
+    fn index(q: &GraphQuery, t: u32) -> Option<usize> {
+        let t = i64::from(t);
+        (t >= q.from && t < q.to).then(|| ((t - q.from) / i64::from(q.step)) as usize)
+    }
+
+    /// Active sensors per bucket, for the per-sensor average.
+    async fn divisors(&self, q: &GraphQuery) -> Result<Option<Vec<f64>>> {
+        if q.mode == Mode::Total {
+            return Ok(None);
+        }
+        let sensors = q.sensors.ids();
+        let rows: Vec<(u32, u64)> = self
+            .client
+            .query(&self.sql(queries::ACTIVE_SENSORS, q.rollup))
+            .bind(q.step)
+            .bind(q.step)
+            .bind(q.from)
+            .bind(q.to)
+            .bind(u8::from(sensors.is_none()))
+            .bind(sensors.unwrap_or_else(|| vec![String::new()]))
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading active sensors"))?;
+        let mut out = vec![0.0; Self::times(q).len()];
+        for (t, n) in rows {
+            if let Some(i) = Self::index(q, t) {
+                out[i] = n as f64;
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn apply_divisors(series: &mut [Series], div: &Option<Vec<f64>>) {
+        if let Some(div) = div {
+            for s in series {
+                for (v, d) in s.values.iter_mut().zip(div) {
+                    *v = if *d > 0.0 { *v / d } else { 0.0 };
+                }
+                s.total = s.total.map(|_| s.values.iter().sum());
+            }
+        }
+    }
+
+    fn unit(q: &GraphQuery, what: &str) -> String {
+        let step = match q.step {
+            300 => "5 minutes".to_owned(),
+            3600 => "hour".to_owned(),
+            86_400 => "day".to_owned(),
+            s => format!("{} hours", s / 3600),
+        };
+        match q.mode {
+            Mode::PerSensor => format!("{what} per sensor per {step}"),
+            Mode::Total => format!("{what} per {step}"),
+        }
+    }
+
+    fn base(q: &GraphQuery, graph: &'static str, title: String, unit: String) -> GraphData {
+        GraphData {
+            graph,
+            title,
+            unit,
+            from: q.from,
+            to: q.to,
+            step: q.step,
+            mode: q.mode.name(),
+            proto: q.proto.name(),
+            sensors: q.sensors.label(),
+            port: q.port,
+            times: Self::times(q),
+            series: Vec::new(),
+        }
+    }
+
+    /// The destination port graph.
+    pub async fn ports(&self, q: &GraphQuery) -> Result<GraphData> {
+        let top: Vec<(u16, u64)> = graph_query(
+            &self.client,
+            &self.sql(queries::TOP_PORTS, q.rollup),
+            q,
+            &|x| x,
+        )
+        .bind(q.top)
+        .fetch_all()
+        .await
+        .map_err(Error::ch("reading the top ports"))?;
+        let n = Self::times(q).len();
+        let mut series: Vec<Series> = top
+            .iter()
+            .map(|(port, total)| Series {
+                name: port.to_string(),
+                total: Some(*total as f64),
+                values: vec![0.0; n],
+            })
+            .collect();
+        if !top.is_empty() {
+            let ports: Vec<u16> = top.iter().map(|(p, _)| *p).collect();
+            let pos: HashMap<u16, usize> = ports.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+            let rows: Vec<(u32, u16, u64)> = graph_query(
+                &self.client,
+                &self.sql(queries::PORT_SERIES, q.rollup),
+                q,
+                &|x| x.bind(q.step).bind(q.step),
+            )
+            .bind(ports)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the port series"))?;
+            for (t, port, packets) in rows {
+                if let (Some(i), Some(&s)) = (Self::index(q, t), pos.get(&port)) {
+                    series[s].values[i] += packets as f64;
+                }
+            }
+        }
+        Self::apply_divisors(&mut series, &self.divisors(q).await?);
+        let mut g = Self::base(
+            q,
+            "ports",
+            format!("Top {} destination ports", q.top),
+            Self::unit(q, "packets"),
+        );
+        g.series = series;
+        Ok(g)
+    }
+
+    async fn top_countries(&self, q: &GraphQuery) -> Result<Vec<(String, u64)>> {
+        graph_query(
+            &self.client,
+            &self.sql(queries::TOP_COUNTRIES, q.rollup),
+            q,
+            &|x| x,
+        )
+        .bind(u8::from(q.port.is_none()))
+        .bind(q.port.unwrap_or(0))
+        .bind(q.top)
+        .fetch_all()
+        .await
+        .map_err(Error::ch("reading the top countries"))
+    }
+
+    /// The source region graph: top N countries plus others.
+    pub async fn regions(&self, q: &GraphQuery) -> Result<GraphData> {
+        let top = self.top_countries(q).await?;
+        let names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
+        let rows: Vec<(u32, String, u64)> = graph_query(
+            &self.client,
+            &self.sql(queries::COUNTRY_SERIES, q.rollup),
+            q,
+            &|x| x.bind(q.step).bind(q.step).bind(names.clone()),
+        )
+        .fetch_all()
+        .await
+        .map_err(Error::ch("reading the country series"))?;
+        let mut series = self.fold_regions(q, &names, rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)));
+        for s in &mut series {
+            s.total = Some(s.values.iter().sum());
+        }
+        Self::apply_divisors(&mut series, &self.divisors(q).await?);
+        let mut g = Self::base(
+            q,
+            "regions",
+            format!("Top {} source regions and others", q.top),
+            Self::unit(q, "packets"),
+        );
+        g.series = series;
+        Ok(g)
+    }
+
+    /// Series per region in the order of `names`, then `others` if it has any value.
+    fn fold_regions<'a>(
+        &self,
+        q: &GraphQuery,
+        names: &[String],
+        rows: impl Iterator<Item = (u32, &'a str, f64)>,
+    ) -> Vec<Series> {
+        let n = Self::times(q).len();
+        let mut by: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for (t, c, v) in rows {
+            if let Some(i) = Self::index(q, t) {
+                by.entry(c).or_insert_with(|| vec![0.0; n])[i] += v;
+            }
+        }
+        let mut out: Vec<Series> = names
+            .iter()
+            .map(|c| Series {
+                name: region_name(c),
+                total: None,
+                values: by.remove(c.as_str()).unwrap_or_else(|| vec![0.0; n]),
+            })
+            .collect();
+        if let Some(values) = by.remove("") {
+            out.push(Series {
+                name: region_name(""),
+                total: None,
+                values,
+            });
+        }
+        out
+    }
+
+    /// The per-port graph: packets and unique sources by region.
+    pub async fn port(&self, q: &GraphQuery) -> Result<PortData> {
+        let port = q.port.unwrap_or(0);
+        let top = self.top_countries(q).await?;
+        let names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
+        let text = self.sql(queries::PORT_REGION_SERIES, q.rollup);
+        let first = bind_filter(
+            self.client
+                .query(&text)
+                .bind(q.step)
+                .bind(q.step)
+                .bind(names.clone()),
+            q,
+        )
+        .bind(port)
+        .bind(q.step)
+        .bind(q.step);
+        let rows: Vec<(u32, String, u64, u64)> = bind_filter(first, q)
+            .bind(port)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the per-port series"))?;
+        let regional = rows.iter().filter(|r| r.1 != "*");
+        let mut packets =
+            self.fold_regions(q, &names, regional.clone().map(|(t, c, p, _)| (*t, c.as_str(), *p as f64)));
+        for s in &mut packets {
+            s.total = Some(s.values.iter().sum());
+        }
+        Self::apply_divisors(&mut packets, &self.divisors(q).await?);
+        let mut sources =
+            self.fold_regions(q, &names, regional.map(|(t, c, _, s)| (*t, c.as_str(), *s as f64)));
+        let mut all = vec![0.0; Self::times(q).len()];
+        for (t, _, _, s) in rows.iter().filter(|r| r.1 == "*") {
+            if let Some(i) = Self::index(q, *t) {
+                all[i] = *s as f64;
+            }
+        }
+        sources.insert(
+            0,
+            Series {
+                name: "all regions".into(),
+                total: None,
+                values: all,
+            },
+        );
+        let mut p = Self::base(
+            q,
+            "port-packets",
+            format!("Port {port}: packets by source region"),
+            Self::unit(q, "packets"),
+        );
+        p.series = packets;
+        let mut s = Self::base(
+            q,
+            "port-sources",
+            format!("Port {port}: unique sources by source region"),
+            Self::unit(
+                &GraphQuery {
+                    mode: Mode::Total,
+                    ..q.clone()
+                },
+                "unique sources",
+            ),
+        );
+        s.mode = "total";
+        s.series = sources;
+        Ok(PortData {
+            packets: p,
+            sources: s,
+        })
+    }
+
+    /// Rising ports: the last 24 hours before `now` (rounded up to the hour) against the daily
+    /// mean of the baseline days before them.
+    pub async fn trends(&self, cfg: &TrendsConfig, now: i64) -> Result<Trends> {
+        let to = (now + 3599).div_euclid(3600) * 3600;
+        let days = i64::from(cfg.baseline_days);
+        let start = to - (days + 1) * 86_400;
+        let rows: Vec<(u8, u16, u64, u64, f64)> = self
+            .client
+            .query(&self.sql(queries::TRENDS, Rollup::Hour))
+            .bind(cfg.baseline_days)
+            .bind(cfg.baseline_days)
+            .bind(cfg.baseline_days)
+            .bind(start)
+            .bind(start)
+            .bind(to)
+            .bind(cfg.min_packets)
+            .bind(5000u32)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading trends"))?;
+        let mut rising: Vec<Trend> = rows
+            .into_iter()
+            .filter_map(|(proto, port, recent, base, base_sq)| {
+                let mean = base as f64 / days as f64;
+                let var = (base_sq / days as f64 - mean * mean).max(0.0);
+                let sd = var.sqrt().max(mean.sqrt() + 1.0);
+                let score = (recent as f64 - mean) / sd;
+                let ratio = recent as f64 / mean.max(1.0);
+                (ratio >= cfg.min_ratio && score >= cfg.min_score).then(|| Trend {
+                    proto: proto_name(proto),
+                    port,
+                    last_day: recent,
+                    baseline_mean: mean,
+                    ratio,
+                    score,
+                })
+            })
+            .collect();
+        rising.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.port.cmp(&b.port))
+                .then(a.proto.cmp(&b.proto))
+        });
+        rising.truncate(cfg.max_rows as usize);
+        Ok(Trends {
+            to,
+            baseline_days: cfg.baseline_days,
+            rising,
+        })
+    }
+
+    /// Known sensor ids.
+    pub async fn sensor_ids(&self) -> Result<BTreeSet<String>> {
+        let ids: Vec<String> = self
+            .client
+            .query(&self.sql(queries::SENSOR_IDS, Rollup::Hour))
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading sensor ids"))?;
+        Ok(ids.into_iter().collect())
+    }
+}
+
+/// A small TTL cache: entries older than the TTL are misses; when full, expired entries go
+/// first, then the oldest.
+#[derive(Debug)]
+pub struct Cache<V> {
+    ttl: Duration,
+    max: usize,
+    map: Mutex<HashMap<String, (Instant, Arc<V>)>>,
+}
+
+impl<V> Cache<V> {
+    /// A cache keeping entries for `ttl` (zero: never), at most `max`.
+    pub fn new(ttl: Duration, max: usize) -> Cache<V> {
+        Cache {
+            ttl,
+            max: max.max(1),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A fresh entry.
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Stores an entry.
+    pub fn put(&self, key: String, value: Arc<V>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.max && !map.contains_key(&key) {
+            let ttl = self.ttl;
+            map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= self.max {
+                if let Some(oldest) = map.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) {
+                    map.remove(&oldest);
+                }
+            }
+        }
+        map.insert(key, (Instant::now(), value));
+    }
+
+    /// Number of entries (fresh or not).
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_expires_and_bounds() {
+        let c: Cache<u32> = Cache::new(Duration::from_millis(50), 2);
+        c.put("a".into(), Arc::new(1));
+        c.put("b".into(), Arc::new(2));
+        c.put("c".into(), Arc::new(3));
+        assert_eq!(c.len(), 2);
+        assert!(c.get("a").is_none(), "oldest evicted");
+        assert_eq!(*c.get("c").unwrap(), 3);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(c.get("c").is_none(), "expired");
+        let off: Cache<u32> = Cache::new(Duration::ZERO, 2);
+        off.put("a".into(), Arc::new(1));
+        assert!(off.get("a").is_none());
+    }
+
+    #[test]
+    fn region_names() {
+        assert_eq!(region_name(""), "others");
+        assert_eq!(region_name("??"), "unknown");
+        assert_eq!(region_name("JP"), "JP");
+        assert_eq!(proto_name(58), "icmpv6");
+    }
+}

@@ -1,0 +1,621 @@
+//! The HTTP app: public pages, charts, the JSON/CSV API, login and the analyst view.
+//! [`app`] builds the router so that tests drive it without a socket.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use crate::analyst::{self, RawSearch, Search};
+use crate::auth::{self, Session, Sessions, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::chart::{self, Format};
+use crate::config::Settings;
+use crate::data::{Cache, GraphData, PortData, Reader, Trends};
+use crate::error::HttpError;
+use crate::export;
+use crate::html::{self, esc, page};
+use crate::params::{GraphQuery, RawParams};
+
+/// The API documentation served at `/api`.
+const API_DOC: &str = include_str!("../API.md");
+
+/// Shared by every handler.
+#[derive(Debug)]
+pub struct AppState {
+    /// The validated config.
+    pub settings: Settings,
+    /// ClickHouse.
+    pub reader: Reader,
+    /// Analyst sessions.
+    pub sessions: Sessions,
+    graphs: Cache<GraphData>,
+    ports: Cache<PortData>,
+    images: Cache<Vec<u8>>,
+    trends: Cache<Trends>,
+    sensors: Cache<BTreeSet<String>>,
+    /// The clock (Unix seconds); tests may fix it.
+    pub clock: fn() -> i64,
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl AppState {
+    /// State over a ClickHouse client (database from the config).
+    pub fn new(settings: Settings, client: clickhouse::Client) -> AppState {
+        let ttl = settings.cache_ttl;
+        let max = settings.config.cache.max_entries;
+        let reader = Reader::new(client, &settings.config.clickhouse.database);
+        let sessions = Sessions::new(std::time::Duration::from_secs(
+            settings.config.analyst.session_secs,
+        ));
+        AppState {
+            settings,
+            reader,
+            sessions,
+            graphs: Cache::new(ttl, max),
+            ports: Cache::new(ttl, max),
+            images: Cache::new(ttl, max),
+            trends: Cache::new(ttl, 4),
+            sensors: Cache::new(ttl, 1),
+            clock: now,
+        }
+    }
+}
+
+type St = State<Arc<AppState>>;
+
+/// The router.
+pub fn app(state: Arc<AppState>) -> Router {
+    let mut r = Router::new()
+        .route("/", get(front))
+        .route("/regions", get(regions_page))
+        .route("/port", get(port_page))
+        .route("/api", get(api_doc))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/api/v1/trends.json", get(trends_json))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/analyst", get(analyst_home))
+        .route("/analyst/events", get(analyst_events));
+    for graph in [Graph::Ports, Graph::Regions, Graph::PortPackets, Graph::PortSources] {
+        for format in [Format::Png, Format::Svg] {
+            r = r.route(
+                &format!("/chart/{}.{}", graph.name(), format.ext()),
+                get(move |s: St, q: RawQuery| chart(s, q, graph, format)),
+            );
+        }
+    }
+    for api in [Api::Ports, Api::Regions, Api::Port] {
+        for csv in [false, true] {
+            r = r.route(
+                &format!("/api/v1/{}.{}", api.name(), if csv { "csv" } else { "json" }),
+                get(move |s: St, q: RawQuery| api_data(s, q, api, csv)),
+            );
+        }
+    }
+    r.fallback(|| async { HttpError::NotFound })
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}
+
+/// A graph drawn as a chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Graph {
+    Ports,
+    Regions,
+    PortPackets,
+    PortSources,
+}
+
+impl Graph {
+    fn name(self) -> &'static str {
+        match self {
+            Graph::Ports => "ports",
+            Graph::Regions => "regions",
+            Graph::PortPackets => "port-packets",
+            Graph::PortSources => "port-sources",
+        }
+    }
+    fn needs_port(self) -> bool {
+        matches!(self, Graph::PortPackets | Graph::PortSources)
+    }
+}
+
+/// A data endpoint of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Ports,
+    Regions,
+    Port,
+}
+
+impl Api {
+    fn name(self) -> &'static str {
+        match self {
+            Api::Ports => "ports",
+            Api::Regions => "regions",
+            Api::Port => "port",
+        }
+    }
+}
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn known_sensors(state: &AppState) -> Result<Arc<BTreeSet<String>>, HttpError> {
+    if let Some(s) = state.sensors.get("ids") {
+        return Ok(s);
+    }
+    let ids = Arc::new(state.reader.sensor_ids().await?);
+    state.sensors.put("ids".into(), ids.clone());
+    Ok(ids)
+}
+
+/// Parses and checks graph parameters; reads the sensor list only when a sensor is named.
+async fn graph_query(
+    state: &AppState,
+    query: Option<&str>,
+    needs_port: bool,
+) -> Result<GraphQuery, HttpError> {
+    let raw = RawParams::parse(query)?;
+    let known = if raw.sensor.as_deref().is_some_and(|s| !s.is_empty()) {
+        known_sensors(state).await?
+    } else {
+        Arc::new(BTreeSet::new())
+    };
+    GraphQuery::from_raw(
+        &raw,
+        &state.settings.config,
+        &known,
+        (state.clock)(),
+        needs_port,
+    )
+}
+
+async fn ports_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, HttpError> {
+    cached(&state.graphs, q.cache_key("ports"), state.reader.ports(q)).await
+}
+
+async fn regions_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, HttpError> {
+    cached(&state.graphs, q.cache_key("regions"), state.reader.regions(q)).await
+}
+
+async fn port_data(state: &AppState, q: &GraphQuery) -> Result<Arc<PortData>, HttpError> {
+    cached(&state.ports, q.cache_key("port"), state.reader.port(q)).await
+}
+
+async fn cached<V>(
+    cache: &Cache<V>,
+    key: String,
+    fetch: impl std::future::Future<Output = crate::error::Result<V>>,
+) -> Result<Arc<V>, HttpError> {
+    if let Some(v) = cache.get(&key) {
+        return Ok(v);
+    }
+    let v = Arc::new(fetch.await?);
+    cache.put(key, v.clone());
+    Ok(v)
+}
+
+async fn chart(State(state): St, RawQuery(query): RawQuery, graph: Graph, format: Format) -> Response {
+    match chart_inner(&state, query.as_deref(), graph, format).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, format.content_type()),
+                (header::CACHE_CONTROL, "public, max-age=60"),
+            ],
+            bytes.as_ref().clone(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn chart_inner(
+    state: &AppState,
+    query: Option<&str>,
+    graph: Graph,
+    format: Format,
+) -> Result<Arc<Vec<u8>>, HttpError> {
+    let q = graph_query(state, query, graph.needs_port()).await?;
+    let key = format!("{}|{}", q.cache_key(graph.name()), format.ext());
+    if let Some(b) = state.images.get(&key) {
+        return Ok(b);
+    }
+    let data: GraphData = match graph {
+        Graph::Ports => ports_data(state, &q).await?.as_ref().clone(),
+        Graph::Regions => regions_data(state, &q).await?.as_ref().clone(),
+        Graph::PortPackets => port_data(state, &q).await?.packets.clone(),
+        Graph::PortSources => port_data(state, &q).await?.sources.clone(),
+    };
+    let bytes = tokio::task::spawn_blocking(move || chart::render(&data, format))
+        .await
+        .map_err(|e| {
+            HttpError::Internal(crate::error::Error::Chart {
+                what: graph.name().into(),
+                message: e.to_string(),
+            })
+        })??;
+    let bytes = Arc::new(bytes);
+    state.images.put(key, bytes.clone());
+    Ok(bytes)
+}
+
+async fn api_data(State(state): St, RawQuery(query): RawQuery, api: Api, csv: bool) -> Response {
+    let result: Result<(String, String), HttpError> = async {
+        let q = graph_query(&state, query.as_deref(), api == Api::Port).await?;
+        Ok(match api {
+            Api::Ports | Api::Regions => {
+                let g = if api == Api::Ports {
+                    ports_data(&state, &q).await?
+                } else {
+                    regions_data(&state, &q).await?
+                };
+                if csv {
+                    (export::csv(&g), api.name().to_owned())
+                } else {
+                    (to_json(g.as_ref())?, String::new())
+                }
+            }
+            Api::Port => {
+                let p = port_data(&state, &q).await?;
+                if csv {
+                    (export::port_csv(&p), format!("port-{}", q.port.unwrap_or(0)))
+                } else {
+                    (to_json(p.as_ref())?, String::new())
+                }
+            }
+        })
+    }
+    .await;
+    match result {
+        Ok((body, name)) if csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"teiten-{name}.csv\""),
+                ),
+                (header::CACHE_CONTROL, "public, max-age=60".to_owned()),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok((body, _)) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "public, max-age=60"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, HttpError> {
+    serde_json::to_string(v).map_err(|e| {
+        HttpError::Internal(crate::error::Error::Chart {
+            what: "json".into(),
+            message: e.to_string(),
+        })
+    })
+}
+
+async fn trends_data(state: &AppState) -> Result<Arc<Trends>, HttpError> {
+    let now = (state.clock)();
+    let key = format!("trends|{}", (now + 3599) / 3600);
+    cached(
+        &state.trends,
+        key,
+        state.reader.trends(&state.settings.config.trends, now),
+    )
+    .await
+}
+
+async fn trends_json(State(state): St) -> Response {
+    match trends_data(&state).await.and_then(|t| to_json(t.as_ref())) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn api_doc() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        API_DOC,
+    )
+        .into_response()
+}
+
+/// The logged-in analyst, for the menu.
+fn user_of(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    state.sessions.get(headers).map(|(_, s)| s)
+}
+
+async fn graph_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    which: Api,
+) -> Result<Response, HttpError> {
+    let q = graph_query(state, query, which == Api::Port).await?;
+    let sensors = known_sensors(state).await?;
+    let groups: Vec<String> = state.settings.config.groups.keys().cloned().collect();
+    let max_top = state.settings.config.limits.max_top;
+    let qs = q.query_string();
+    let (title, action) = match which {
+        Api::Ports => ("Destination ports", "/"),
+        Api::Regions => ("Source regions", "/regions"),
+        Api::Port => ("Per port", "/port"),
+    };
+    let mut body = String::new();
+    if which == Api::Ports {
+        body.push_str(&html::trends(&*trends_data(state).await?));
+    }
+    body.push_str(&html::filters(action, &q, &sensors, &groups, max_top));
+    match which {
+        Api::Ports => body.push_str(&html::graph(&*ports_data(state, &q).await?, "ports", "ports", &qs)),
+        Api::Regions => {
+            body.push_str(&html::graph(&*regions_data(state, &q).await?, "regions", "regions", &qs))
+        }
+        Api::Port => {
+            let p = port_data(state, &q).await?;
+            body.push_str(&html::graph(&p.packets, "port-packets", "port", &qs));
+            body.push_str(&html::graph(&p.sources, "port-sources", "port", &qs));
+        }
+    }
+    let user = user_of(state, headers);
+    Ok(html_response(
+        StatusCode::OK,
+        page(
+            title,
+            user.as_ref().map(|s| (s.user.as_str(), s.csrf.as_str())),
+            &body,
+        ),
+    ))
+}
+
+async fn front(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    graph_page(&state, &headers, q.as_deref(), Api::Ports)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn regions_page(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    graph_page(&state, &headers, q.as_deref(), Api::Regions)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn port_page(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    // Without a port, the page asks for one (the per-port graph needs it).
+    let has_port = q
+        .as_deref()
+        .map(|q| q.split('&').any(|kv| kv.starts_with("port=") && kv.len() > 5))
+        .unwrap_or(false);
+    if !has_port {
+        let user = user_of(&state, &headers);
+        return html_response(
+            StatusCode::OK,
+            page(
+                "Per port",
+                user.as_ref().map(|s| (s.user.as_str(), s.csrf.as_str())),
+                "<form method=\"get\" action=\"/port\"><label>Port <input name=\"port\" id=\"port\" \
+                 size=\"6\"></label> <button type=\"submit\">Show</button></form>",
+            ),
+        );
+    }
+    graph_page(&state, &headers, q.as_deref(), Api::Port)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn login_page(csrf: &str, message: Option<&str>) -> String {
+    page(
+        "Analyst login",
+        None,
+        &format!(
+            "{}<form method=\"post\" action=\"/login\" id=\"login\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <p><label>User <input name=\"user\" id=\"user\" autocomplete=\"username\"></label></p>\
+             <p><label>Password <input name=\"password\" id=\"password\" type=\"password\" \
+             autocomplete=\"current-password\"></label></p>\
+             <p><button type=\"submit\" id=\"submit\">Log in</button></p></form>",
+            message
+                .map(|m| format!("<p class=\"err\">{}</p>", esc(m)))
+                .unwrap_or_default(),
+            esc(csrf)
+        ),
+    )
+}
+
+fn login_form_response(state: &AppState, status: StatusCode, message: Option<&str>) -> Response {
+    let token = auth::random_token();
+    let mut res = html_response(status, login_page(&token, message));
+    let cookie = auth::set_cookie(
+        LOGIN_CSRF_COOKIE,
+        &token,
+        3600,
+        state.settings.config.analyst.secure_cookies,
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+async fn login_form(State(state): St, headers: HeaderMap) -> Response {
+    if state.sessions.get(&headers).is_some() {
+        return Redirect::to("/analyst").into_response();
+    }
+    login_form_response(&state, StatusCode::OK, None)
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login(State(state): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let cookie = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !auth::same_token(&cookie, &f.csrf) {
+        return HttpError::Forbidden("the login form expired or was not sent by this site; reload it")
+            .into_response();
+    }
+    let hash = state
+        .settings
+        .config
+        .analyst
+        .users
+        .get(&f.user)
+        .cloned();
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| auth::dummy_hash().to_owned());
+    let password = f.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password))
+        .await
+        .unwrap_or(false)
+        && known;
+    if !ok {
+        tracing::warn!(user = %f.user, "Login refused");
+        return login_form_response(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong user name or password."),
+        );
+    }
+    tracing::info!(user = %f.user, "Analyst logged in");
+    let token = state.sessions.create(&f.user);
+    let secure = state.settings.config.analyst.secure_cookies;
+    let mut res = Redirect::to("/analyst").into_response();
+    let ttl = state.sessions.ttl().as_secs();
+    for c in [
+        auth::set_cookie(SESSION_COOKIE, &token, ttl, secure),
+        auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(State(state): St, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    let Some((token, session)) = state.sessions.get(&headers) else {
+        return Redirect::to("/").into_response();
+    };
+    if !auth::same_token(&session.csrf, &f.csrf) {
+        return HttpError::Forbidden("missing or wrong CSRF token").into_response();
+    }
+    state.sessions.remove(&token);
+    tracing::info!(user = %session.user, "Analyst logged out");
+    let mut res = Redirect::to("/").into_response();
+    let c = auth::set_cookie(
+        SESSION_COOKIE,
+        "",
+        0,
+        state.settings.config.analyst.secure_cookies,
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// The session, or a redirect to the login page.
+fn require_analyst(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    state
+        .sessions
+        .get(headers)
+        .map(|(_, s)| s)
+        .ok_or_else(|| Redirect::to("/login").into_response())
+}
+
+async fn analyst_home(State(state): St, headers: HeaderMap) -> Response {
+    let session = match require_analyst(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = (state.clock)();
+    match analyst::sensor_health(&state.reader, now).await {
+        Ok(rows) => html_response(
+            StatusCode::OK,
+            page(
+                "Sensor health",
+                Some((&session.user, &session.csrf)),
+                &analyst::health_html(&rows, now),
+            ),
+        ),
+        Err(e) => HttpError::from(e).into_response(),
+    }
+}
+
+async fn analyst_events(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let session = match require_analyst(&state, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let result: Result<String, HttpError> = async {
+        let raw: RawSearch = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
+            .map_err(|e| HttpError::bad(format!("bad query string: {e}")))?;
+        let s = Search::from_raw(&raw, &state.settings.config, (state.clock)())?;
+        let (rows, more) = analyst::search(&state.reader, &s).await?;
+        Ok(analyst::search_html(&s, &rows, more))
+    }
+    .await;
+    match result {
+        Ok(body) => html_response(
+            StatusCode::OK,
+            page("Event search", Some((&session.user, &session.csrf)), &body),
+        ),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,91 @@
+//! `teiten-dashboard`: parse the command line, load and check the config, start tracing, run.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use teiten_dashboard::Config;
+
+#[derive(Parser)]
+#[command(name = "teiten-dashboard", version, about = "teiten's dashboard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the dashboard.
+    Serve {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Check the config and exit.
+        #[arg(long)]
+        check_config: bool,
+        /// Log as JSON lines.
+        #[arg(long)]
+        json_log: bool,
+    },
+    /// Read a password from standard input (first line) and print its argon2 hash for
+    /// `[analyst.users]`.
+    HashPassword,
+    /// Print every SQL statement with sample values (for the chdb compatibility check).
+    PrintSql {
+        /// The database name.
+        #[arg(long, default_value = "teiten")]
+        database: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                bail!("empty password on standard input");
+            }
+            println!("{}", teiten_dashboard::auth::hash_password(password)?);
+            Ok(())
+        }
+        Command::PrintSql { database } => {
+            for (what, sql) in teiten_dashboard::queries::all(&database) {
+                println!("-- {what}\n{sql};");
+            }
+            Ok(())
+        }
+        Command::Serve {
+            config,
+            check_config,
+            json_log,
+        } => {
+            let settings = Config::load(&config)
+                .and_then(Config::validate)
+                .with_context(|| format!("config {}", config.display()))?;
+            if check_config {
+                println!("config {} is valid", config.display());
+                return Ok(());
+            }
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into());
+            if json_log {
+                tracing_subscriber::fmt().json().with_env_filter(filter).init();
+            } else {
+                tracing_subscriber::fmt().with_env_filter(filter).init();
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?
+                .block_on(teiten_dashboard::serve(settings))
+                .context("dashboard failed")
+        }
+    }
+}
