@@ -323,15 +323,22 @@ proptest! {
     }
 
     #[test]
-    fn mutated_documents_never_panic(doc in document(), cut in any::<prop::sample::Index>(), byte in any::<u8>()) {
+    fn mutated_documents_never_panic(
+        doc in document(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
         let mut xml = Document::V2(doc).to_xml(WriteOptions::default()).expect("write").into_bytes();
-        let i = cut.index(xml.len());
-        xml[i] = byte;
+        for (cut, byte) in edits {
+            let i = cut.index(xml.len());
+            xml[i] = byte;
+        }
         for opts in [ReadOptions::strict(), ReadOptions::lenient()] {
             if let Ok(l) = Document::from_slice(&xml, &opts) {
                 // Whatever loads can be checked and, if valid, written.
                 if l.document.check().is_empty() {
-                    l.document.to_xml(WriteOptions::default()).expect("valid model writes");
+                    let out = l.document.to_xml(WriteOptions::default()).expect("valid model writes");
+                    let back = Document::from_slice(out.as_bytes(), &ReadOptions::strict()).expect("reads back");
+                    prop_assert_eq!(&back.document, &l.document);
                 }
             }
         }
