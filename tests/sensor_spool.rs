@@ -23,6 +23,15 @@ fn free_addr() -> SocketAddr {
 }
 
 fn config(dir: &Path, urls: &[SocketAddr], max_events: usize) -> PathBuf {
+    config_with_metrics(dir, urls, max_events, None)
+}
+
+fn config_with_metrics(
+    dir: &Path,
+    urls: &[SocketAddr],
+    max_events: usize,
+    metrics: Option<SocketAddr>,
+) -> PathBuf {
     let urls: Vec<String> = urls.iter().map(|a| format!("\"http://{a}\"")).collect();
     let path = dir.join("sensor.toml");
     std::fs::write(
@@ -31,9 +40,10 @@ fn config(dir: &Path, urls: &[SocketAddr], max_events: usize) -> PathBuf {
             "sensor_id = \"spool-test\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\
              [aggregator]\nurls = [{}]\ntoken = \"{TOKEN}\"\ntimeout_secs = 5\nretry_max_secs = 1\n\
              [spool]\ndir = \"{}\"\n[batch]\nmax_events = {max_events}\nmax_interval_ms = 200\n\
-             [metrics]\nlisten = \"\"\n",
+             [metrics]\nlisten = \"{}\"\n",
             urls.join(", "),
-            dir.join("spool").display()
+            dir.join("spool").display(),
+            metrics.map(|a| a.to_string()).unwrap_or_default()
         ),
     )
     .unwrap();
@@ -82,6 +92,15 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -166,11 +185,26 @@ fn failover_and_a_wrong_token_are_handled() {
     // A wrong token is retried (401), never dropped: the batches stay spooled.
     let other = Receiver::start("127.0.0.1:0".parse().unwrap(), "another-token");
     let dir2 = tempfile::tempdir().unwrap();
-    let cfg2 = config(dir2.path(), &[other.addr], 5000);
+    let metrics = free_addr();
+    let cfg2 = config_with_metrics(dir2.path(), &[other.addr], 5000, Some(metrics));
     let mut child = sensor(&["--read", file.to_str().unwrap()], &cfg2);
     wait_for("refusals", Duration::from_secs(30), || {
         other.received().unauthorized >= 2
     });
+    // The Prometheus endpoint tells the story: everything recorded, nothing acknowledged.
+    let text = http_get(metrics, "/metrics");
+    for line in [
+        "teiten_sensor_packets_captured_total 30000",
+        "teiten_sensor_events_recorded_total 30000",
+        "teiten_sensor_batches_sealed_total 6",
+        "teiten_sensor_batches_acked_total 0",
+        "teiten_sensor_spool_batches 6",
+        "teiten_sensor_kernel_drops_total 0",
+        "teiten_sensor_packets_malformed_total 0",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(text.contains("teiten_sensor_send_failures_total"));
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert!(status.success());
