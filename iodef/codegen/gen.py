@@ -411,6 +411,9 @@ def emit(gen, out_path, ns_uri, version_label, hooks):
     w("// Generated readers, writers and checks share one signature per kind of class, so some")
     w("// parameters go unused in classes without attributes or children.")
     w("#![allow(unused_variables)]")
+    w("// Schema `choice`s hold classes of very different sizes; boxing them would make the model")
+    w("// awkward to build and match on.")
+    w("#![allow(clippy::large_enum_variant, clippy::match_single_binding)]")
     w("")
     w("use std::io::{self, BufRead, Write};")
     w("")
@@ -941,20 +944,25 @@ def members(gen, c):
 SIMPLE_CLONE = {"String", "DateTime", "i64", "u16", "Float", "Portlist", "AnyElement", "ExtensionContent"}
 
 
+COPY = {"i64", "u16", "Float"}
+
+
 def conv_one(src_gen, dst_gen, s, d, direction, expr, what, shared):
-    """Rust expression Option<T> converting one value `expr` (a reference)."""
+    """(Rust expression, fallible) converting one value `expr` (a reference).
+
+    A fallible expression has type Option<T>, an infallible one type T."""
     (sname, scat, scard, srt, spk, sx) = s
     (dname, dcat, dcard, drt, dpk, dx) = d
     if spk == "enum" and dpk == "enum":
-        return "conv_enum::<%s::%s, %s::%s>(%s, n, %s)" % (direction[0], srt, direction[1], drt, expr, rust_str(what))
+        return ("conv_enum::<%s::%s, %s::%s>(%s, n, %s)" % (direction[0], srt, direction[1], drt, expr, rust_str(what)), True)
     if spk in ("class",) and dpk == "class" and srt == drt and srt in shared:
-        return "Some(%s_%s(%s, n))" % (direction[2], snake(srt), expr)
+        return ("%s_%s(%s, n)" % (direction[2], snake(srt), expr), False)
     if spk == "choice" and dpk == "choice" and (srt, drt) in CHOICE_PAIRS:
-        return "%s_%s(%s, n)" % (direction[2], snake(srt), expr)
-    if srt == drt and srt in SIMPLE_CLONE:
-        return "Some(%s.clone())" % expr
-    if srt == "String" and drt == "String":
-        return "Some(%s.clone())" % expr
+        return ("%s_%s(%s, n)" % (direction[2], snake(srt), expr), True)
+    if srt == drt and srt in COPY:
+        return ("*%s" % expr, False)
+    if srt == drt and (srt in SIMPLE_CLONE or srt == "String"):
+        return ("%s.clone()" % expr, False)
     return None
 
 
@@ -968,7 +976,9 @@ def emit_conversions(g1, g2, out_path):
     w("//! Structural v1 <-> v2 conversion: same-named classes and members are carried over,")
     w("//! everything else is reported as not carried. Hand-written fix-ups live in `convert.rs`.")
     w("")
-    w("#![allow(unused_variables, unused_mut, dead_code)]")
+    w("// Uniform generated shapes: not every conversion uses every helper or parameter, and")
+    w("// fields are filled one by one after `Default::default()`.")
+    w("#![allow(unused_variables, unused_mut, dead_code, clippy::field_reassign_with_default)]")
     w("")
     w("use super::{conv_enum, fixup, Notes};")
     w("use crate::{v1, v2};")
@@ -992,18 +1002,21 @@ def emit_conversions(g1, g2, out_path):
                 dv = dvars.get(vn)
                 expr = None
                 if dv is not None:
-                    s = (vn, "elem", "vec" if is_vec else "one", rtype, pkind, None)
-                    d = (vn, "elem", "vec" if dv[4] else "one", dv[2], dv[3], None)
-                    one = conv_one(sg, dg, s, d, direction, "v", xml, shared)
-                    if one is not None:
+                    s_ = (vn, "elem", "vec" if is_vec else "one", rtype, pkind, None)
+                    d_ = (vn, "elem", "vec" if dv[4] else "one", dv[2], dv[3], None)
+                    r = conv_one(sg, dg, s_, d_, direction, "v", xml, shared)
+                    if r is not None:
+                        one, fallible = r
                         if is_vec and dv[4]:
-                            expr = "Some(%s::%s::%s(x.iter().filter_map(|v| %s).collect()))" % (dm, ch, vn, one)
+                            m = "filter_map" if fallible else "map"
+                            expr = "Some(%s::%s::%s(x.iter().%s(|v| %s).collect()))" % (dm, ch, vn, m, one)
                         elif not is_vec and not dv[4]:
-                            expr = "(%s).map(%s::%s::%s)" % (one.replace("(v", "(x").replace(" v,", " x,") if False else "{ let v = x; %s }" % one, dm, ch, vn)
-                        elif is_vec and not dv[4]:
-                            expr = None
-                        else:
-                            expr = "({ let v = x; %s }).map(|v| %s::%s::%s(vec![v]))" % (one, dm, ch, vn)
+                            body = one.replace("(v,", "(x,").replace("(v)", "(x)")
+                            if body.startswith("*v"):
+                                body = "*x"
+                            elif body == "v.clone()":
+                                body = "x.clone()"
+                            expr = ("(%s).map(%s::%s::%s)" % (body, dm, ch, vn)) if fallible else ("Some(%s::%s::%s(%s))" % (dm, ch, vn, body))
                 if expr is None:
                     w("        %s::%s::%s(_) => {" % (sm, ch, vn))
                     w("            n.lost(%s);" % rust_str(xml))
@@ -1027,37 +1040,53 @@ def emit_conversions(g1, g2, out_path):
                 if s is None or s[1] != d[1] and not (s[1] in ("attr", "elem") and d[1] in ("attr", "elem")):
                     continue
                 what = "%s.%s" % (cname, d[0])
-                one = conv_one(sg, dg, s, d, direction, "v", what, shared)
-                if one is None:
+                r = conv_one(sg, dg, s, d, direction, "v", what, shared)
+                if r is None:
                     continue
+                one, fallible = r
                 used.add(d[0])
                 scard, dcard = s[2], d[2]
                 f = d[0]
+                bind = "let v = &x.%s;" % f
                 if scard == "one" and dcard == "one":
-                    w("    if let Some(v) = { let v = &x.%s; %s } {" % (f, one))
-                    w("        out.%s = v;" % f)
-                    w("    }")
+                    if fallible:
+                        w("    if let Some(v) = { %s %s } {" % (bind, one))
+                        w("        out.%s = v;" % f)
+                        w("    }")
+                    else:
+                        w("    out.%s = { %s %s };" % (f, bind, one))
                 elif scard == "one" and dcard == "opt":
-                    w("    out.%s = { let v = &x.%s; %s };" % (f, f, one))
+                    w("    out.%s = { %s %s };" % (f, bind, one if fallible else "Some(%s)" % one))
                 elif scard == "opt" and dcard == "one":
-                    w("    if let Some(v) = x.%s.as_ref().and_then(|v| %s) {" % (f, one))
+                    m = "and_then" if fallible else "map"
+                    w("    if let Some(v) = x.%s.as_ref().%s(|v| %s) {" % (f, m, one))
                     w("        out.%s = v;" % f)
                     w("    }")
                 elif scard == "opt" and dcard == "opt":
-                    w("    out.%s = x.%s.as_ref().and_then(|v| %s);" % (f, f, one))
+                    m = "and_then" if fallible else "map"
+                    if one == "v.clone()":
+                        w("    out.%s = x.%s.clone();" % (f, f))
+                    elif one == "*v":
+                        w("    out.%s = x.%s;" % (f, f))
+                    else:
+                        w("    out.%s = x.%s.as_ref().%s(|v| %s);" % (f, f, m, one))
                 elif dcard == "vec":
                     if scard == "one":
-                        w("    out.%s = { let v = &x.%s; %s }.into_iter().collect();" % (f, f, one))
+                        w("    out.%s = { %s %s }.into_iter().collect();" % (f, bind, one if fallible else "Some(%s)" % one))
+                    elif one == "v.clone()" and scard == "vec":
+                        w("    out.%s = x.%s.clone();" % (f, f))
                     else:
-                        w("    out.%s = x.%s.iter().filter_map(|v| %s).collect();" % (f, f, one))
+                        m = "filter_map" if fallible else "map"
+                        w("    out.%s = x.%s.iter().%s(|v| %s).collect();" % (f, f, m, one))
                 elif scard == "vec":
                     w("    if x.%s.len() > 1 {" % f)
                     w("        n.lost(%s);" % rust_str("%s.%s beyond the first" % (cname, f)))
                     w("    }")
+                    m = "and_then" if fallible else "map"
                     if dcard == "opt":
-                        w("    out.%s = x.%s.first().and_then(|v| %s);" % (f, f, one))
+                        w("    out.%s = x.%s.first().%s(|v| %s);" % (f, f, m, one))
                     else:
-                        w("    if let Some(v) = x.%s.first().and_then(|v| %s) {" % (f, one))
+                        w("    if let Some(v) = x.%s.first().%s(|v| %s) {" % (f, m, one))
                         w("        out.%s = v;" % f)
                         w("    }")
             for s in members(sg, sc):
@@ -1076,8 +1105,10 @@ def emit_conversions(g1, g2, out_path):
             w("    out")
             w("}")
             w("")
+    text = "\n".join(L) + "\n"
+    text = text.replace(".map(|v| v.clone())", ".cloned()")
     with open(out_path, "w") as f:
-        f.write("\n".join(L) + "\n")
+        f.write(text)
 
 
 FIXUPS = {
@@ -1118,6 +1149,10 @@ def main():
     out = os.path.join(HERE, "..", "src", "convert", "generated.rs")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     emit_conversions(gens["v1"], gens["v2"], out)
+    # Keep the committed files `cargo fmt` clean.
+    import subprocess
+    for f in ("v2/model.rs", "v1/model.rs", "convert/generated.rs"):
+        subprocess.run(["rustfmt", "--edition", "2021", os.path.join(HERE, "..", "src", f)], check=True)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,24 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::time::Instant;
 
-use iodef::{v2, DateTime, ReadOptions, ScanEvent, ScanReport, StreamItem, StreamReader, StreamWriter, WriteOptions};
+use iodef::{
+    v2, DateTime, ReadOptions, ScanEvent, ScanReport, StreamItem, StreamReader, StreamWriter,
+    WriteOptions,
+};
 
 /// The `i`-th generated scan event: varied sources, ports, protocols and times.
 fn event(i: u64) -> ScanEvent {
-    let src = std::net::Ipv4Addr::from(0xC633_6400_u32 ^ ((i as u32).wrapping_mul(2_654_435_761) & 0x00FF_FFFF));
-    let t = DateTime::from_unix(1_700_000_000 + (i / 3) as i64, 0).unwrap_or_else(|| unreachable_time());
-    let mut e = ScanEvent::tcp(src.into(), 1024 + (i % 60_000) as u16, [22, 23, 80, 443, 445, 3389, 8080][(i % 7) as usize], t);
-    if i % 5 == 0 {
+    let src = std::net::Ipv4Addr::from(
+        0xC633_6400_u32 ^ ((i as u32).wrapping_mul(2_654_435_761) & 0x00FF_FFFF),
+    );
+    let t = DateTime::from_unix(1_700_000_000 + (i / 3) as i64, 0).unwrap_or_else(unreachable_time);
+    let mut e = ScanEvent::tcp(
+        src.into(),
+        1024 + (i % 60_000) as u16,
+        [22, 23, 80, 443, 445, 3389, 8080][(i % 7) as usize],
+        t,
+    );
+    if i % 5 == 1 {
         e.protocol = 17;
     }
     e
@@ -34,10 +44,13 @@ fn write_doc<W: Write>(out: W, n: u64) -> io::Result<(W, u64)> {
         .csirt_email("csirt@example.org")
         .tlp("amber")
         .unwrap_or_else(|| std::process::exit(3));
-    let mut w = StreamWriter::new(out, &v2::Document::default(), WriteOptions::default()).map_err(io::Error::other)?;
-    w.begin_incident(&report.incident()).map_err(io::Error::other)?;
+    let mut w = StreamWriter::new(out, &v2::Document::default(), WriteOptions::default())
+        .map_err(io::Error::other)?;
+    w.begin_incident(&report.incident())
+        .map_err(io::Error::other)?;
     for i in 0..n {
-        w.write_event_data(&event(i).event_data()).map_err(io::Error::other)?;
+        w.write_event_data(&event(i).event_data())
+            .map_err(io::Error::other)?;
     }
     w.end_incident().map_err(io::Error::other)?;
     let bytes = w.bytes_written();
@@ -61,9 +74,13 @@ fn main() -> io::Result<()> {
     match args.get(1).map(String::as_str) {
         Some("generate") => {
             let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
-            let path = args.get(3).cloned().unwrap_or_else(|| "/tmp/scan.xml".into());
+            let path = args
+                .get(3)
+                .cloned()
+                .unwrap_or_else(|| "/tmp/scan.xml".into());
             let start = Instant::now();
-            let (mut f, bytes) = write_doc(BufWriter::with_capacity(1 << 20, File::create(&path)?), n)?;
+            let (mut f, bytes) =
+                write_doc(BufWriter::with_capacity(1 << 20, File::create(&path)?), n)?;
             f.flush()?;
             let s = start.elapsed().as_secs_f64();
             println!("generate {n} events -> {path}: {bytes} bytes in {s:.2} s ({:.0} MB/s), peak RSS {} MiB", bytes as f64 / s / 1e6, peak_rss_kib() / 1024);
@@ -81,11 +98,15 @@ fn main() -> io::Result<()> {
             );
         }
         Some("read") => {
-            let path = args.get(2).cloned().unwrap_or_else(|| "/tmp/scan.xml".into());
+            let path = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| "/tmp/scan.xml".into());
             let bytes = std::fs::metadata(&path)?.len();
             let start = Instant::now();
             let input = BufReader::with_capacity(1 << 16, File::open(&path)?);
-            let mut r = StreamReader::new(input, &ReadOptions::strict()).map_err(io::Error::other)?;
+            let mut r =
+                StreamReader::new(input, &ReadOptions::strict()).map_err(io::Error::other)?;
             let mut events = 0u64;
             let mut ports = 0u64;
             while let Some(item) = r.next_item().map_err(io::Error::other)? {

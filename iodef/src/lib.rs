@@ -24,6 +24,6 @@ pub use crate::error::{Diagnostic, Error, Location, Severity};
 pub use crate::read::{Limits, ReadOptions, Version};
 pub use crate::scan::{ScanEvent, ScanReport, UNDISCLOSED_V4, UNDISCLOSED_V6};
 pub use crate::stream::{StreamItem, StreamReader, StreamWriter};
-pub use crate::validate::{validate, Report, ValidateOptions};
 pub use crate::types::{AnyAttribute, AnyElement, DateTime, ExtensionContent, Float, Portlist};
+pub use crate::validate::{validate, Report, ValidateOptions};
 pub use crate::write::WriteOptions;

@@ -14,7 +14,11 @@ use iodef::{
 };
 
 #[derive(Parser)]
-#[command(name = "teiten-iodef", version, about = "Validate, convert and summarize IODEF (RFC 7970 v2, RFC 5070 v1) documents")]
+#[command(
+    name = "teiten-iodef",
+    version,
+    about = "Validate, convert and summarize IODEF (RFC 7970 v2, RFC 5070 v1) documents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -194,7 +198,8 @@ fn run(cli: &Cli) -> Result<bool> {
                 None => Box::new(BufWriter::new(io::stdout().lock())),
             };
             let target = Version::from(*to);
-            let mut w = StreamWriter::with_version(out, &r.header(), target, WriteOptions::default())?;
+            let mut w =
+                StreamWriter::with_version(out, &r.header(), target, WriteOptions::default())?;
             let mut open_incident = false;
             let mut notes = 0usize;
             loop {

@@ -122,7 +122,9 @@ impl<W: Write> StreamWriter<W> {
 
     fn guard(&self) -> Result<(), Error> {
         if self.broken {
-            Err(Error::Misuse("a previous write failed; the output is incomplete"))
+            Err(Error::Misuse(
+                "a previous write failed; the output is incomplete",
+            ))
         } else {
             Ok(())
         }
@@ -331,6 +333,8 @@ pub(crate) enum Raw {
     V1End(Box<v1::Incident>),
 }
 
+// One value per reader; boxing the v2 side would only add an indirection per element.
+#[allow(clippy::large_enum_variant)]
 enum Src {
     V2 {
         doc: v2::Document,
@@ -453,7 +457,8 @@ impl<R: BufRead> RawStream<R> {
                             p.leave_child();
                             let i = std::mem::take(i);
                             if !*head_sent {
-                                self.queue.push_back((Raw::$head(Box::new(i.clone())), hl, hc));
+                                self.queue
+                                    .push_back((Raw::$head(Box::new(i.clone())), hl, hc));
                             }
                             self.queue.push_back((Raw::$end(Box::new(i)), hl, hc));
                             *inc = None;
@@ -470,7 +475,8 @@ impl<R: BufRead> RawStream<R> {
                                 return Ok(());
                             }
                             if !*head_sent {
-                                self.queue.push_back((Raw::$head(Box::new(i.clone())), hl, hc));
+                                self.queue
+                                    .push_back((Raw::$head(Box::new(i.clone())), hl, hc));
                                 *head_sent = true;
                             }
                             let (line, col) = p.child_start();

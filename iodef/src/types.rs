@@ -109,6 +109,8 @@ fn valid_datetime(s: &str) -> bool {
     if !(1..=12).contains(&mo) || d == 0 || h > 23 || mi > 59 || sec > 59 {
         return false;
     }
+    // `is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.80.
+    #[allow(clippy::manual_is_multiple_of)]
     let leap = |y: u32| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     // Proleptic Gregorian; negative years: xs:dateTime (XSD 1.0) year -0001 is not a leap year
     // by this rule either way, keep it simple and use the same formula.

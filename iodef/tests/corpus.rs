@@ -75,7 +75,10 @@ fn corpus() {
             if !text_errors.is_empty() {
                 // Schema-valid but breaking the RFC text: the default writer refuses it, the
                 // validator says why; with `text_rules: false` it is re-emitted unchanged.
-                report.push(format!("{rel}: schema-valid, text rules: {}", text_errors[0]));
+                report.push(format!(
+                    "{rel}: schema-valid, text rules: {}",
+                    text_errors[0]
+                ));
                 assert!(matches!(
                     loaded.document.to_xml(WriteOptions::default()),
                     Err(iodef::Error::Rejected(_))

@@ -33,7 +33,12 @@ fn valid_report() -> Vec<u8> {
     w.begin_incident(&ScanReport::new("csirt.example", "1", t(0)).incident())
         .expect("incident");
     for i in 0..3 {
-        let e = ScanEvent::tcp("192.0.2.1".parse().expect("ip"), 1000 + i, 22, t(i64::from(i)));
+        let e = ScanEvent::tcp(
+            "192.0.2.1".parse().expect("ip"),
+            1000 + i,
+            22,
+            t(i64::from(i)),
+        );
         w.write_event_data(&e.event_data()).expect("event");
     }
     w.finish().expect("finish")
@@ -43,8 +48,15 @@ fn valid_report() -> Vec<u8> {
 fn billion_laughs_is_refused() {
     let mut x = String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n");
     for i in 1..10 {
-        let prev = if i == 1 { "lol".to_string() } else { format!("lol{}", i - 1) };
-        x.push_str(&format!("<!ENTITY lol{i} \"{}\">\n", format!("&{prev};").repeat(10)));
+        let prev = if i == 1 {
+            "lol".to_string()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        x.push_str(&format!(
+            "<!ENTITY lol{i} \"{}\">\n",
+            format!("&{prev};").repeat(10)
+        ));
     }
     x.push_str("]>\n<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">&lol9;</IODEF-Document>");
     match strict(x.as_bytes()) {
@@ -63,11 +75,17 @@ fn billion_laughs_is_refused() {
 fn xxe_is_refused() {
     let x = format!(
         "<?xml version=\"1.0\"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n{}",
-        doc("<AdditionalData dtype=\"string\">&xxe;</AdditionalData>").split_once('\n').expect("decl").1
+        doc("<AdditionalData dtype=\"string\">&xxe;</AdditionalData>")
+            .split_once('\n')
+            .expect("decl")
+            .1
     );
     assert!(matches!(strict(x.as_bytes()), Err(Error::Forbidden { .. })));
     // Without a DTD an undefined entity is refused too, in text and in attributes.
-    let y = doc("").replace("<IncidentID name=\"csirt.example\">1", "<IncidentID name=\"csirt.example\">&xxe;");
+    let y = doc("").replace(
+        "<IncidentID name=\"csirt.example\">1",
+        "<IncidentID name=\"csirt.example\">&xxe;",
+    );
     match strict(y.as_bytes()) {
         Err(Error::Forbidden { message, location }) => {
             assert!(message.contains("&xxe;"), "{message}");
@@ -87,10 +105,14 @@ fn xxe_is_refused() {
 fn predefined_entities_and_char_refs_are_fine() {
     let x = doc("<AdditionalData dtype=\"string\">a &amp; b &lt;c&gt; &#233;&#x263A; &quot;&apos;</AdditionalData>");
     let l = strict(x.as_bytes()).expect("valid");
-    let iodef::Document::V2(d) = l.document else { panic!("v2") };
+    let iodef::Document::V2(d) = l.document else {
+        panic!("v2")
+    };
     assert_eq!(
         d.incident[0].additional_data[0].content,
-        vec![iodef::ExtensionContent::Text("a & b <c> \u{e9}\u{263a} \"'".into())]
+        vec![iodef::ExtensionContent::Text(
+            "a & b <c> \u{e9}\u{263a} \"'".into()
+        )]
     );
     let bad = doc("<AdditionalData dtype=\"string\">&#0;</AdditionalData>");
     assert!(matches!(strict(bad.as_bytes()), Err(Error::Syntax { .. })));
@@ -105,7 +127,11 @@ fn deep_nesting_is_capped() {
         "</a>".repeat(depth)
     );
     match strict(doc(&body).as_bytes()) {
-        Err(Error::Limit { limit, cap, location }) => {
+        Err(Error::Limit {
+            limit,
+            cap,
+            location,
+        }) => {
             assert_eq!(limit, "max_depth");
             assert_eq!(cap, 64);
             assert!(location.line > 0);
@@ -143,7 +169,17 @@ fn size_element_and_token_caps() {
             ..Limits::default()
         }),
     );
-    assert!(matches!(r, Err(Error::Limit { limit: "max_bytes", .. })), "{:?}", r.as_ref().err());
+    assert!(
+        matches!(
+            r,
+            Err(Error::Limit {
+                limit: "max_bytes",
+                ..
+            })
+        ),
+        "{:?}",
+        r.as_ref().err()
+    );
     let r = Document::from_slice(
         &x,
         &small(Limits {
@@ -151,8 +187,21 @@ fn size_element_and_token_caps() {
             ..Limits::default()
         }),
     );
-    assert!(matches!(r, Err(Error::Limit { limit: "max_elements", .. })), "{:?}", r.as_ref().err());
-    let big = doc(&format!("<AdditionalData dtype=\"string\">{}</AdditionalData>", "x".repeat(3 << 20)));
+    assert!(
+        matches!(
+            r,
+            Err(Error::Limit {
+                limit: "max_elements",
+                ..
+            })
+        ),
+        "{:?}",
+        r.as_ref().err()
+    );
+    let big = doc(&format!(
+        "<AdditionalData dtype=\"string\">{}</AdditionalData>",
+        "x".repeat(3 << 20)
+    ));
     let r = Document::from_slice(
         big.as_bytes(),
         &small(Limits {
@@ -160,9 +209,22 @@ fn size_element_and_token_caps() {
             ..Limits::default()
         }),
     );
-    assert!(matches!(r, Err(Error::Limit { limit: "max_token_bytes", .. })), "{:?}", r.as_ref().err());
+    assert!(
+        matches!(
+            r,
+            Err(Error::Limit {
+                limit: "max_token_bytes",
+                ..
+            })
+        ),
+        "{:?}",
+        r.as_ref().err()
+    );
     // Many entity-separated text pieces add up to the same cap.
-    let pieces = doc(&format!("<AdditionalData dtype=\"string\">{}</AdditionalData>", "ab&amp;".repeat(500_000)));
+    let pieces = doc(&format!(
+        "<AdditionalData dtype=\"string\">{}</AdditionalData>",
+        "ab&amp;".repeat(500_000)
+    ));
     let r = Document::from_slice(
         pieces.as_bytes(),
         &small(Limits {
@@ -170,7 +232,17 @@ fn size_element_and_token_caps() {
             ..Limits::default()
         }),
     );
-    assert!(matches!(r, Err(Error::Limit { limit: "max_token_bytes", .. })), "{:?}", r.as_ref().err());
+    assert!(
+        matches!(
+            r,
+            Err(Error::Limit {
+                limit: "max_token_bytes",
+                ..
+            })
+        ),
+        "{:?}",
+        r.as_ref().err()
+    );
     let huge_tag = doc(&format!(
         "<AdditionalData dtype=\"string\" a=\"{}\">x</AdditionalData>",
         "y".repeat(3 << 20)
@@ -182,7 +254,11 @@ fn size_element_and_token_caps() {
             ..Limits::default()
         }),
     );
-    assert!(matches!(r, Err(Error::Limit { .. })), "{:?}", r.as_ref().err());
+    assert!(
+        matches!(r, Err(Error::Limit { .. })),
+        "{:?}",
+        r.as_ref().err()
+    );
 }
 
 #[test]
@@ -205,15 +281,18 @@ fn invalid_utf8_is_refused() {
     attr[i + 1] = 0x28;
     assert!(matches!(strict(&attr), Err(Error::Syntax { .. })));
     let mut name = doc("<Descr\u{e9}ption>x</Descr\u{e9}ption>").into_bytes();
-    for j in 0..name.len() {
-        if name[j] == 0xC3 {
-            name[j] = 0xFE;
+    for b in name.iter_mut() {
+        if *b == 0xC3 {
+            *b = 0xFE;
         }
     }
     assert!(strict(&name).is_err());
     // UTF-16 and other declared encodings are refused cleanly.
     let latin = doc("").replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"");
-    assert!(matches!(strict(latin.as_bytes()), Err(Error::Syntax { .. })));
+    assert!(matches!(
+        strict(latin.as_bytes()),
+        Err(Error::Syntax { .. })
+    ));
     let mut utf16 = vec![0xFF, 0xFE];
     for c in doc("").encode_utf16() {
         utf16.extend_from_slice(&c.to_le_bytes());
@@ -250,7 +329,12 @@ fn every_truncation_is_an_error() {
     assert!(matches!(err, Some(Error::Syntax { .. })), "{err:?}");
     let rep = validate(cut, &ValidateOptions::default());
     assert!(!rep.is_valid());
-    assert!(rep.diagnostics.last().expect("diag").message.contains("truncated"));
+    assert!(rep
+        .diagnostics
+        .last()
+        .expect("diag")
+        .message
+        .contains("truncated"));
 }
 
 #[test]
@@ -268,14 +352,20 @@ fn garbage_and_structure_errors() {
         b"\x00\x01\x02\xff\xfe",
         b"<IODEF-Document version=\"2.00\"></IODEF-Document>",
     ] {
-        assert!(strict(input).is_err(), "{:?}", String::from_utf8_lossy(input));
+        assert!(
+            strict(input).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
         let r = validate(input, &ValidateOptions::default());
         assert!(!r.is_valid());
         assert!(!r.diagnostics.is_empty());
     }
     // Wrong root.
     match strict(b"<html xmlns=\"http://www.w3.org/1999/xhtml\"/>") {
-        Err(Error::NotIodef { found, .. }) => assert_eq!(found, "{http://www.w3.org/1999/xhtml}html"),
+        Err(Error::NotIodef { found, .. }) => {
+            assert_eq!(found, "{http://www.w3.org/1999/xhtml}html")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -302,10 +392,15 @@ fn lenient_mode_loads_what_it_can() {
     assert!(all.contains("99999"), "{all}");
     assert!(all.contains("missing required element `Contact`"), "{all}");
     assert!(all.contains("line 4"), "{all}");
-    let iodef::Document::V2(d) = l.document else { panic!("v2") };
+    let iodef::Document::V2(d) = l.document else {
+        panic!("v2")
+    };
     let inc = &d.incident[0];
     // Leading whitespace in xs:dateTime is trimmed when reading.
-    assert_eq!(inc.generation_time.as_ref().map(|t| t.as_str()), Some("2024-01-01T00:00:00Z"));
+    assert_eq!(
+        inc.generation_time.as_ref().map(|t| t.as_str()),
+        Some("2024-01-01T00:00:00Z")
+    );
     assert_eq!(inc.event_data.len(), 1);
     assert!(inc.start_time.is_none());
 }

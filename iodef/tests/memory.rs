@@ -160,8 +160,12 @@ fn streaming_memory_is_flat() {
     // Writer into a sink.
     let (written, peak) = measure(|| {
         let t = DateTime::from_unix(1_700_000_000, 0).expect("time");
-        let mut w = StreamWriter::new(io::sink(), &v2::Document::default(), WriteOptions::default())
-            .expect("start");
+        let mut w = StreamWriter::new(
+            io::sink(),
+            &v2::Document::default(),
+            WriteOptions::default(),
+        )
+        .expect("start");
         w.begin_incident(&ScanReport::new("csirt.example", "1", t.clone()).incident())
             .expect("incident");
         for i in 0..N {
@@ -180,15 +184,28 @@ fn streaming_memory_is_flat() {
     });
     assert!(written > 10 << 20, "{written}");
     assert!(peak < BUDGET, "writer peak {peak} bytes");
-    println!("writer: {} MiB written, peak heap {} KiB", written >> 20, peak / 1024);
+    println!(
+        "writer: {} MiB written, peak heap {} KiB",
+        written >> 20,
+        peak / 1024
+    );
 
     // A billion-laughs document is refused before any expansion: bounded memory.
     let mut x = String::from("<!DOCTYPE lolz [<!ENTITY lol \"lol\">");
     for i in 1..10 {
-        let prev = if i == 1 { "lol".to_string() } else { format!("lol{}", i - 1) };
-        x.push_str(&format!("<!ENTITY lol{i} \"{}\">", format!("&{prev};").repeat(10)));
+        let prev = if i == 1 {
+            "lol".to_string()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        x.push_str(&format!(
+            "<!ENTITY lol{i} \"{}\">",
+            format!("&{prev};").repeat(10)
+        ));
     }
-    x.push_str("]><IODEF-Document xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">&lol9;</IODEF-Document>");
+    x.push_str(
+        "]><IODEF-Document xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">&lol9;</IODEF-Document>",
+    );
     let (r, peak) = measure(|| iodef::Document::from_slice(x.as_bytes(), &ReadOptions::lenient()));
     assert!(matches!(r, Err(iodef::Error::Forbidden { .. })));
     assert!(peak < 256 << 10, "billion laughs peak {peak}");

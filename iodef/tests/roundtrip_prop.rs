@@ -4,7 +4,10 @@ mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use iodef::{v2, AnyAttribute, AnyElement, DateTime, Document, ExtensionContent, Portlist, ReadOptions, Version, WriteOptions};
+use iodef::{
+    v2, AnyAttribute, AnyElement, DateTime, Document, ExtensionContent, Portlist, ReadOptions,
+    Version, WriteOptions,
+};
 use proptest::prelude::*;
 
 fn xml_char() -> impl Strategy<Value = char> {
@@ -28,15 +31,37 @@ fn nonempty(max: usize) -> impl Strategy<Value = String> {
 }
 
 fn ml() -> impl Strategy<Value = v2::MLString> {
-    (text(20), proptest::option::of(prop_oneof![Just("en".to_string()), Just("de-CH".to_string())]))
-        .prop_map(|(value, lang)| v2::MLString { value, lang, ..Default::default() })
+    (
+        text(20),
+        proptest::option::of(prop_oneof![
+            Just("en".to_string()),
+            Just("de-CH".to_string())
+        ]),
+    )
+        .prop_map(|(value, lang)| v2::MLString {
+            value,
+            lang,
+            ..Default::default()
+        })
 }
 
 fn datetime() -> impl Strategy<Value = DateTime> {
     prop_oneof![
-        (0i64..4_000_000_000, prop_oneof![Just(0u32), 0u32..1_000_000_000])
+        (
+            0i64..4_000_000_000,
+            prop_oneof![Just(0u32), 0u32..1_000_000_000]
+        )
             .prop_map(|(s, n)| DateTime::from_unix(s, n).expect("in range")),
-        (1970u32..2100, 1u32..13, 1u32..29, 0u32..24, 0u32..60, 0u32..60, -14i32..15, prop_oneof![Just(0u32), Just(30)])
+        (
+            1970u32..2100,
+            1u32..13,
+            1u32..29,
+            0u32..24,
+            0u32..60,
+            0u32..60,
+            -14i32..15,
+            prop_oneof![Just(0u32), Just(30)]
+        )
             .prop_map(|(y, mo, d, h, mi, s, oh, om)| {
                 let om = if oh.abs() == 14 { 0 } else { om };
                 let sign = if oh < 0 { '-' } else { '+' };
@@ -61,25 +86,45 @@ fn address() -> impl Strategy<Value = v2::Address> {
     prop_oneof![
         any::<u32>().prop_map(|a| (C::Ipv4Addr, Ipv4Addr::from(a).to_string())),
         any::<u128>().prop_map(|a| (C::Ipv6Addr, Ipv6Addr::from(a).to_string())),
-        (any::<u32>(), 0u8..=32).prop_map(|(a, p)| (C::Ipv4Net, format!("{}/{p}", Ipv4Addr::from(a)))),
-        (any::<u128>(), 0u8..=128).prop_map(|(a, p)| (C::Ipv6Net, format!("{}/{p}", Ipv6Addr::from(a)))),
+        (any::<u32>(), 0u8..=32)
+            .prop_map(|(a, p)| (C::Ipv4Net, format!("{}/{p}", Ipv4Addr::from(a)))),
+        (any::<u128>(), 0u8..=128)
+            .prop_map(|(a, p)| (C::Ipv6Net, format!("{}/{p}", Ipv6Addr::from(a)))),
         any::<u32>().prop_map(|a| (C::Asn, a.to_string())),
         "[a-z0-9.]{1,10}@[a-z0-9.]{1,10}".prop_map(|e| (C::EMail, e)),
-        any::<[u8; 6]>().prop_map(|m| (C::Mac, m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))),
+        any::<[u8; 6]>().prop_map(|m| (
+            C::Mac,
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        )),
         (nonempty(10), nonempty(12)).prop_map(|(e, v)| (C::Ext(e), v)),
     ]
-    .prop_map(|(category, value)| v2::Address { category, value, ..Default::default() })
+    .prop_map(|(category, value)| v2::Address {
+        category,
+        value,
+        ..Default::default()
+    })
 }
 
 fn portlist() -> impl Strategy<Value = Portlist> {
     proptest::collection::vec((any::<u16>(), 0u16..100), 1..4).prop_map(|v| {
-        Portlist::from_ranges(v.into_iter().map(|(a, d)| (a, a.saturating_add(d))).collect())
-            .expect("ascending")
+        Portlist::from_ranges(
+            v.into_iter()
+                .map(|(a, d)| (a, a.saturating_add(d)))
+                .collect(),
+        )
+        .expect("ascending")
     })
 }
 
 fn service() -> impl Strategy<Value = v2::Service> {
-    (0i64..256, proptest::option::of(any::<u16>()), proptest::option::of(portlist()))
+    (
+        0i64..256,
+        proptest::option::of(any::<u16>()),
+        proptest::option::of(portlist()),
+    )
         .prop_map(|(p, port, portlist)| v2::Service {
             ip_protocol: Some(p),
             port,
@@ -113,7 +158,11 @@ fn ncname() -> impl Strategy<Value = String> {
 
 fn any_element(depth: u32) -> BoxedStrategy<AnyElement> {
     let leaf = (
-        prop_oneof![Just(None), Just(Some("urn:example:ext".to_string())), Just(Some(v2::NAMESPACE.to_string()))],
+        prop_oneof![
+            Just(None),
+            Just(Some("urn:example:ext".to_string())),
+            Just(Some(v2::NAMESPACE.to_string()))
+        ],
         ncname(),
         proptest::option::of((ncname(), text(10))),
         proptest::option::of(nonempty(10)),
@@ -122,7 +171,11 @@ fn any_element(depth: u32) -> BoxedStrategy<AnyElement> {
             namespace,
             name,
             attributes: attr
-                .map(|(name, value)| AnyAttribute { namespace: None, name, value })
+                .map(|(name, value)| AnyAttribute {
+                    namespace: None,
+                    name,
+                    value,
+                })
                 .into_iter()
                 .collect(),
             content: t.map(ExtensionContent::Text).into_iter().collect(),
@@ -130,9 +183,13 @@ fn any_element(depth: u32) -> BoxedStrategy<AnyElement> {
     if depth == 0 {
         return leaf.boxed();
     }
-    (leaf, proptest::collection::vec(any_element(depth - 1), 0..3))
+    (
+        leaf,
+        proptest::collection::vec(any_element(depth - 1), 0..3),
+    )
         .prop_map(|(mut e, kids)| {
-            e.content.extend(kids.into_iter().map(ExtensionContent::Element));
+            e.content
+                .extend(kids.into_iter().map(ExtensionContent::Element));
             e
         })
         .boxed()
@@ -157,7 +214,11 @@ fn mixed() -> impl Strategy<Value = Vec<ExtensionContent>> {
 }
 
 fn additional_data() -> impl Strategy<Value = v2::ExtensionData> {
-    (proptest::sample::select(v2::Dtype::ALL.to_vec()), proptest::option::of(text(8)), mixed())
+    (
+        proptest::sample::select(v2::Dtype::ALL.to_vec()),
+        proptest::option::of(text(8)),
+        mixed(),
+    )
         .prop_map(|(dtype, meaning, content)| v2::ExtensionData {
             dtype: Some(dtype),
             meaning,
@@ -177,14 +238,16 @@ fn event_data(depth: u32) -> BoxedStrategy<v2::EventData> {
         ),
         proptest::collection::vec(additional_data(), 0..2),
     )
-        .prop_map(|(description, detect_time, start_time, flow, additional_data)| v2::EventData {
-            description,
-            detect_time,
-            start_time,
-            flow,
-            additional_data,
-            ..Default::default()
-        });
+        .prop_map(
+            |(description, detect_time, start_time, flow, additional_data)| v2::EventData {
+                description,
+                detect_time,
+                start_time,
+                flow,
+                additional_data,
+                ..Default::default()
+            },
+        );
     if depth == 0 {
         return base.boxed();
     }
@@ -211,7 +274,10 @@ fn contact() -> impl Strategy<Value = v2::Contact> {
             kind: Some(kind),
             contact_name,
             email: email
-                .map(|e| v2::Email { email_to: Some(e), ..Default::default() })
+                .map(|e| v2::Email {
+                    email_to: Some(e),
+                    ..Default::default()
+                })
                 .into_iter()
                 .collect(),
             ..Default::default()
@@ -230,38 +296,54 @@ fn incident() -> impl Strategy<Value = v2::Incident> {
         ),
         proptest::collection::vec(ml(), 0..2),
         proptest::collection::vec(
-            (proptest::collection::vec(ml(), 0..2), proptest::sample::select(v2::SystemimpactType::ALL.to_vec())),
+            (
+                proptest::collection::vec(ml(), 0..2),
+                proptest::sample::select(v2::SystemimpactType::ALL.to_vec()),
+            ),
             0..2,
         ),
         proptest::collection::vec(contact(), 1..3),
         proptest::collection::vec(event_data(1), 0..4),
         proptest::collection::vec(additional_data(), 0..2),
     )
-        .prop_map(|((purpose, restriction, id, name, gen, detect), description, assessment, contact, event_data, additional_data)| {
-            v2::Incident {
-                purpose: Some(purpose),
-                restriction,
-                incident_id: Some(v2::IncidentID { name: Some(name), value: id, ..Default::default() }),
-                generation_time: Some(gen),
-                detect_time: detect,
+        .prop_map(
+            |(
+                (purpose, restriction, id, name, gen, detect),
                 description,
-                assessment: assessment
-                    .into_iter()
-                    .map(|(cat, kind)| v2::Assessment {
-                        incident_category: cat,
-                        choice: vec![v2::AssessmentChoice::SystemImpact(v2::SystemImpact {
-                            kind: Some(kind),
-                            ..Default::default()
-                        })],
-                        ..Default::default()
-                    })
-                    .collect(),
+                assessment,
                 contact,
                 event_data,
                 additional_data,
-                ..Default::default()
-            }
-        })
+            )| {
+                v2::Incident {
+                    purpose: Some(purpose),
+                    restriction,
+                    incident_id: Some(v2::IncidentID {
+                        name: Some(name),
+                        value: id,
+                        ..Default::default()
+                    }),
+                    generation_time: Some(gen),
+                    detect_time: detect,
+                    description,
+                    assessment: assessment
+                        .into_iter()
+                        .map(|(cat, kind)| v2::Assessment {
+                            incident_category: cat,
+                            choice: vec![v2::AssessmentChoice::SystemImpact(v2::SystemImpact {
+                                kind: Some(kind),
+                                ..Default::default()
+                            })],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    contact,
+                    event_data,
+                    additional_data,
+                    ..Default::default()
+                }
+            },
+        )
 }
 
 fn document() -> impl Strategy<Value = v2::Document> {

@@ -21,7 +21,12 @@ fn events(n: usize) -> Vec<ScanEvent> {
             } else {
                 format!("198.51.100.{}", i % 5 + 1).parse().expect("v4")
             };
-            let mut e = ScanEvent::tcp(src, 40000 + i as u16, [22, 23, 80, 443, 3389][i % 5], t(i as i64));
+            let mut e = ScanEvent::tcp(
+                src,
+                40000 + i as u16,
+                [22, 23, 80, 443, 3389][i % 5],
+                t(i as i64),
+            );
             if i % 4 == 1 {
                 e.protocol = 17;
             }
@@ -131,12 +136,19 @@ fn scan_report_v1_output_validates_and_reads_back() {
 fn grouped_by_source_validates() {
     let evs = events(40);
     let sources: std::collections::BTreeSet<IpAddr> = evs.iter().map(|e| e.source).collect();
-    let mut w = StreamWriter::new(Vec::new(), &v2::Document::default(), WriteOptions::default())
-        .expect("start");
+    let mut w = StreamWriter::new(
+        Vec::new(),
+        &v2::Document::default(),
+        WriteOptions::default(),
+    )
+    .expect("start");
     w.begin_incident(&report().incident()).expect("incident");
     for s in &sources {
         let ed = ScanEvent::grouped(*s, &evs).expect("has events");
-        assert_eq!(ed.event_data.len(), evs.iter().filter(|e| e.source == *s).count());
+        assert_eq!(
+            ed.event_data.len(),
+            evs.iter().filter(|e| e.source == *s).count()
+        );
         w.write_event_data(&ed).expect("event");
     }
     let xml = w.finish().expect("finish");
@@ -151,8 +163,12 @@ fn grouped_by_source_validates() {
 
 #[test]
 fn writer_refuses_invalid_units_and_stays_valid() {
-    let mut w = StreamWriter::new(Vec::new(), &v2::Document::default(), WriteOptions::default())
-        .expect("start");
+    let mut w = StreamWriter::new(
+        Vec::new(),
+        &v2::Document::default(),
+        WriteOptions::default(),
+    )
+    .expect("start");
     let mut bad = report().incident();
     bad.contact.clear();
     match w.begin_incident(&bad) {
@@ -166,7 +182,8 @@ fn writer_refuses_invalid_units_and_stays_valid() {
         w.write_event_data(&events(1)[0].event_data()),
         Err(Error::Misuse(_))
     ));
-    w.begin_incident(&report().incident()).expect("valid incident");
+    w.begin_incident(&report().incident())
+        .expect("valid incident");
     let mut bad_event = events(1)[0].event_data();
     // Node without any address: the text forbids it.
     bad_event.flow[0].system[1].node = Some(v2::Node::default());
@@ -177,7 +194,10 @@ fn writer_refuses_invalid_units_and_stays_valid() {
     // Ports without ip-protocol.
     let mut bad_event = events(1)[0].event_data();
     bad_event.flow[0].system[0].service[0].ip_protocol = None;
-    assert!(matches!(w.write_event_data(&bad_event), Err(Error::Rejected(_))));
+    assert!(matches!(
+        w.write_event_data(&bad_event),
+        Err(Error::Rejected(_))
+    ));
     // ext-value without its companion cannot be expressed by the types except as Ext("").
     let mut inc = report().incident();
     inc.restriction = Some(v2::Restriction::Ext(String::new()));
@@ -190,8 +210,12 @@ fn writer_refuses_invalid_units_and_stays_valid() {
 
 #[test]
 fn empty_document_is_refused() {
-    let w = StreamWriter::new(Vec::new(), &v2::Document::default(), WriteOptions::default())
-        .expect("start");
+    let w = StreamWriter::new(
+        Vec::new(),
+        &v2::Document::default(),
+        WriteOptions::default(),
+    )
+    .expect("start");
     assert!(matches!(w.finish(), Err(Error::Rejected(_))));
 }
 

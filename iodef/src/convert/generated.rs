@@ -2,19 +2,33 @@
 //! Structural v1 <-> v2 conversion: same-named classes and members are carried over,
 //! everything else is reported as not carried. Hand-written fix-ups live in `convert.rs`.
 
-#![allow(unused_variables, unused_mut, dead_code)]
+// Uniform generated shapes: not every conversion uses every helper or parameter, and
+// fields are filled one by one after `Default::default()`.
+#![allow(
+    unused_variables,
+    unused_mut,
+    dead_code,
+    clippy::field_reassign_with_default
+)]
 
 use super::{conv_enum, fixup, Notes};
 use crate::{v1, v2};
 
-pub(super) fn v1_to_v2_assessment_choice(x: &v1::AssessmentChoice, n: &mut Notes) -> Option<v2::AssessmentChoice> {
+pub(super) fn v1_to_v2_assessment_choice(
+    x: &v1::AssessmentChoice,
+    n: &mut Notes,
+) -> Option<v2::AssessmentChoice> {
     match x {
         v1::AssessmentChoice::Impact(_) => {
             n.lost("Impact");
             None
         }
-        v1::AssessmentChoice::TimeImpact(x) => ({ let v = x; Some(v1_to_v2_time_impact(v, n)) }).map(v2::AssessmentChoice::TimeImpact),
-        v1::AssessmentChoice::MonetaryImpact(x) => ({ let v = x; Some(v1_to_v2_monetary_impact(v, n)) }).map(v2::AssessmentChoice::MonetaryImpact),
+        v1::AssessmentChoice::TimeImpact(x) => {
+            Some(v2::AssessmentChoice::TimeImpact(v1_to_v2_time_impact(x, n)))
+        }
+        v1::AssessmentChoice::MonetaryImpact(x) => Some(v2::AssessmentChoice::MonetaryImpact(
+            v1_to_v2_monetary_impact(x, n),
+        )),
     }
 }
 
@@ -24,45 +38,73 @@ pub(super) fn v1_to_v2_node_choice(x: &v1::NodeChoice, n: &mut Notes) -> Option<
             n.lost("NodeName");
             None
         }
-        v1::NodeChoice::Address(x) => ({ let v = x; Some(v1_to_v2_address(v, n)) }).map(v2::NodeChoice::Address),
+        v1::NodeChoice::Address(x) => Some(v2::NodeChoice::Address(v1_to_v2_address(x, n))),
     }
 }
 
 pub(super) fn v1_to_v2_address(x: &v1::Address, n: &mut Notes) -> v2::Address {
     let mut out = v2::Address::default();
-    if let Some(v) = { let v = &x.category; conv_enum::<v1::AddressCategory, v2::AddressCategory>(v, n, "Address.category") } {
+    if let Some(v) = {
+        let v = &x.category;
+        conv_enum::<v1::AddressCategory, v2::AddressCategory>(v, n, "Address.category")
+    } {
         out.category = v;
     }
-    out.vlan_name = x.vlan_name.as_ref().and_then(|v| Some(v.clone()));
-    out.vlan_num = x.vlan_num.as_ref().and_then(|v| Some(v.clone()));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.vlan_name = x.vlan_name.clone();
+    out.vlan_num = x.vlan_num;
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
 pub(super) fn v1_to_v2_alternative_id(x: &v1::AlternativeID, n: &mut Notes) -> v2::AlternativeID {
     let mut out = v2::AlternativeID::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "AlternativeID.restriction"));
-    out.incident_id = x.incident_id.iter().filter_map(|v| Some(v1_to_v2_incident_id(v, n))).collect();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "AlternativeID.restriction")
+    });
+    out.incident_id = x
+        .incident_id
+        .iter()
+        .map(|v| v1_to_v2_incident_id(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v1_to_v2_assessment(x: &v1::Assessment, n: &mut Notes) -> v2::Assessment {
     let mut out = v2::Assessment::default();
-    out.occurrence = x.occurrence.as_ref().and_then(|v| conv_enum::<v1::AssessmentOccurrence, v2::AssessmentOccurrence>(v, n, "Assessment.occurrence"));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Assessment.restriction"));
-    out.choice = x.choice.iter().filter_map(|v| v1_to_v2_assessment_choice(v, n)).collect();
-    out.counter = x.counter.iter().filter_map(|v| Some(v1_to_v2_counter(v, n))).collect();
-    out.confidence = x.confidence.as_ref().and_then(|v| Some(v1_to_v2_confidence(v, n)));
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.occurrence = x.occurrence.as_ref().and_then(|v| {
+        conv_enum::<v1::AssessmentOccurrence, v2::AssessmentOccurrence>(
+            v,
+            n,
+            "Assessment.occurrence",
+        )
+    });
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Assessment.restriction")
+    });
+    out.choice = x
+        .choice
+        .iter()
+        .filter_map(|v| v1_to_v2_assessment_choice(v, n))
+        .collect();
+    out.counter = x.counter.iter().map(|v| v1_to_v2_counter(v, n)).collect();
+    out.confidence = x.confidence.as_ref().map(|v| v1_to_v2_confidence(v, n));
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     fixup::v1_to_v2_assessment(x, &mut out, n);
     out
 }
 
 pub(super) fn v1_to_v2_confidence(x: &v1::Confidence, n: &mut Notes) -> v2::Confidence {
     let mut out = v2::Confidence::default();
-    out.rating = x.rating.as_ref().and_then(|v| conv_enum::<v1::ConfidenceRating, v2::ConfidenceRating>(v, n, "Confidence.rating"));
+    out.rating = x.rating.as_ref().and_then(|v| {
+        conv_enum::<v1::ConfidenceRating, v2::ConfidenceRating>(v, n, "Confidence.rating")
+    });
     if !x.value.is_empty() {
         n.lost("Confidence.value");
     }
@@ -71,16 +113,45 @@ pub(super) fn v1_to_v2_confidence(x: &v1::Confidence, n: &mut Notes) -> v2::Conf
 
 pub(super) fn v1_to_v2_contact(x: &v1::Contact, n: &mut Notes) -> v2::Contact {
     let mut out = v2::Contact::default();
-    out.role = x.role.as_ref().and_then(|v| conv_enum::<v1::ContactRole, v2::ContactRole>(v, n, "Contact.role"));
-    out.kind = x.kind.as_ref().and_then(|v| conv_enum::<v1::ContactType, v2::ContactType>(v, n, "Contact.kind"));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Contact.restriction"));
-    out.contact_name = x.contact_name.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.registry_handle = x.registry_handle.iter().filter_map(|v| Some(v1_to_v2_registry_handle(v, n))).collect();
-    out.postal_address = x.postal_address.iter().filter_map(|v| Some(v1_to_v2_postal_address(v, n))).collect();
-    out.timezone = x.timezone.as_ref().and_then(|v| Some(v.clone()));
-    out.contact = x.contact.iter().filter_map(|v| Some(v1_to_v2_contact(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.role = x
+        .role
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::ContactRole, v2::ContactRole>(v, n, "Contact.role"));
+    out.kind = x
+        .kind
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::ContactType, v2::ContactType>(v, n, "Contact.kind"));
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Contact.restriction"));
+    out.contact_name = x
+        .contact_name
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.registry_handle = x
+        .registry_handle
+        .iter()
+        .map(|v| v1_to_v2_registry_handle(v, n))
+        .collect();
+    out.postal_address = x
+        .postal_address
+        .iter()
+        .map(|v| v1_to_v2_postal_address(v, n))
+        .collect();
+    out.timezone = x.timezone.clone();
+    out.contact = x.contact.iter().map(|v| v1_to_v2_contact(v, n)).collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     if !x.email.is_empty() {
         n.lost("Contact.email");
     }
@@ -96,18 +167,24 @@ pub(super) fn v1_to_v2_contact(x: &v1::Contact, n: &mut Notes) -> v2::Contact {
 
 pub(super) fn v1_to_v2_counter(x: &v1::Counter, n: &mut Notes) -> v2::Counter {
     let mut out = v2::Counter::default();
-    out.kind = x.kind.as_ref().and_then(|v| conv_enum::<v1::CounterType, v2::CounterType>(v, n, "Counter.kind"));
-    out.meaning = x.meaning.as_ref().and_then(|v| Some(v.clone()));
-    out.duration = x.duration.as_ref().and_then(|v| conv_enum::<v1::Duration, v2::Duration>(v, n, "Counter.duration"));
-    out.value = x.value.as_ref().and_then(|v| Some(v.clone()));
+    out.kind = x
+        .kind
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::CounterType, v2::CounterType>(v, n, "Counter.kind"));
+    out.meaning = x.meaning.clone();
+    out.duration = x
+        .duration
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Duration, v2::Duration>(v, n, "Counter.duration"));
+    out.value = x.value;
     fixup::v1_to_v2_counter(x, &mut out, n);
     out
 }
 
 pub(super) fn v1_to_v2_document(x: &v1::Document, n: &mut Notes) -> v2::Document {
     let mut out = v2::Document::default();
-    out.lang = x.lang.as_ref().and_then(|v| Some(v.clone()));
-    out.incident = x.incident.iter().filter_map(|v| Some(v1_to_v2_incident(v, n))).collect();
+    out.lang = x.lang.clone();
+    out.incident = x.incident.iter().map(|v| v1_to_v2_incident(v, n)).collect();
     if x.formatid.is_some() {
         n.lost("Document.formatid");
     }
@@ -117,116 +194,211 @@ pub(super) fn v1_to_v2_document(x: &v1::Document, n: &mut Notes) -> v2::Document
 
 pub(super) fn v1_to_v2_event_data(x: &v1::EventData, n: &mut Notes) -> v2::EventData {
     let mut out = v2::EventData::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "EventData.restriction"));
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.detect_time = x.detect_time.as_ref().and_then(|v| Some(v.clone()));
-    out.start_time = x.start_time.as_ref().and_then(|v| Some(v.clone()));
-    out.end_time = x.end_time.as_ref().and_then(|v| Some(v.clone()));
-    out.contact = x.contact.iter().filter_map(|v| Some(v1_to_v2_contact(v, n))).collect();
-    out.assessment = x.assessment.as_ref().and_then(|v| Some(v1_to_v2_assessment(v, n)));
-    out.method = x.method.iter().filter_map(|v| Some(v1_to_v2_method(v, n))).collect();
-    out.flow = x.flow.iter().filter_map(|v| Some(v1_to_v2_flow(v, n))).collect();
-    out.expectation = x.expectation.iter().filter_map(|v| Some(v1_to_v2_expectation(v, n))).collect();
-    out.record = x.record.as_ref().and_then(|v| Some(v1_to_v2_record(v, n)));
-    out.event_data = x.event_data.iter().filter_map(|v| Some(v1_to_v2_event_data(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "EventData.restriction"));
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.detect_time = x.detect_time.clone();
+    out.start_time = x.start_time.clone();
+    out.end_time = x.end_time.clone();
+    out.contact = x.contact.iter().map(|v| v1_to_v2_contact(v, n)).collect();
+    out.assessment = x.assessment.as_ref().map(|v| v1_to_v2_assessment(v, n));
+    out.method = x.method.iter().map(|v| v1_to_v2_method(v, n)).collect();
+    out.flow = x.flow.iter().map(|v| v1_to_v2_flow(v, n)).collect();
+    out.expectation = x
+        .expectation
+        .iter()
+        .map(|v| v1_to_v2_expectation(v, n))
+        .collect();
+    out.record = x.record.as_ref().map(|v| v1_to_v2_record(v, n));
+    out.event_data = x
+        .event_data
+        .iter()
+        .map(|v| v1_to_v2_event_data(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v1_to_v2_expectation(x: &v1::Expectation, n: &mut Notes) -> v2::Expectation {
     let mut out = v2::Expectation::default();
-    out.action = x.action.as_ref().and_then(|v| conv_enum::<v1::Action, v2::Action>(v, n, "Expectation.action"));
-    out.severity = x.severity.as_ref().and_then(|v| conv_enum::<v1::Severity, v2::Severity>(v, n, "Expectation.severity"));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Expectation.restriction"));
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.start_time = x.start_time.as_ref().and_then(|v| Some(v.clone()));
-    out.end_time = x.end_time.as_ref().and_then(|v| Some(v.clone()));
-    out.contact = x.contact.as_ref().and_then(|v| Some(v1_to_v2_contact(v, n)));
+    out.action = x
+        .action
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Action, v2::Action>(v, n, "Expectation.action"));
+    out.severity = x
+        .severity
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Severity, v2::Severity>(v, n, "Expectation.severity"));
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Expectation.restriction")
+    });
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.start_time = x.start_time.clone();
+    out.end_time = x.end_time.clone();
+    out.contact = x.contact.as_ref().map(|v| v1_to_v2_contact(v, n));
     out
 }
 
 pub(super) fn v1_to_v2_extension_data(x: &v1::ExtensionData, n: &mut Notes) -> v2::ExtensionData {
     let mut out = v2::ExtensionData::default();
-    out.dtype = x.dtype.as_ref().and_then(|v| conv_enum::<v1::Dtype, v2::Dtype>(v, n, "ExtensionData.dtype"));
-    out.meaning = x.meaning.as_ref().and_then(|v| Some(v.clone()));
-    out.formatid = x.formatid.as_ref().and_then(|v| Some(v.clone()));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "ExtensionData.restriction"));
-    out.content = x.content.iter().filter_map(|v| Some(v.clone())).collect();
+    out.dtype = x
+        .dtype
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Dtype, v2::Dtype>(v, n, "ExtensionData.dtype"));
+    out.meaning = x.meaning.clone();
+    out.formatid = x.formatid.clone();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "ExtensionData.restriction")
+    });
+    out.content = x.content.clone();
     out
 }
 
 pub(super) fn v1_to_v2_flow(x: &v1::Flow, n: &mut Notes) -> v2::Flow {
     let mut out = v2::Flow::default();
-    out.system = x.system.iter().filter_map(|v| Some(v1_to_v2_system(v, n))).collect();
+    out.system = x.system.iter().map(|v| v1_to_v2_system(v, n)).collect();
     out
 }
 
 pub(super) fn v1_to_v2_history(x: &v1::History, n: &mut Notes) -> v2::History {
     let mut out = v2::History::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "History.restriction"));
-    out.history_item = x.history_item.iter().filter_map(|v| Some(v1_to_v2_history_item(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "History.restriction"));
+    out.history_item = x
+        .history_item
+        .iter()
+        .map(|v| v1_to_v2_history_item(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v1_to_v2_history_item(x: &v1::HistoryItem, n: &mut Notes) -> v2::HistoryItem {
     let mut out = v2::HistoryItem::default();
-    out.action = x.action.as_ref().and_then(|v| conv_enum::<v1::Action, v2::Action>(v, n, "HistoryItem.action"));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "HistoryItem.restriction"));
-    out.date_time = x.date_time.as_ref().and_then(|v| Some(v.clone()));
-    out.incident_id = x.incident_id.as_ref().and_then(|v| Some(v1_to_v2_incident_id(v, n)));
-    out.contact = x.contact.as_ref().and_then(|v| Some(v1_to_v2_contact(v, n)));
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.action = x
+        .action
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Action, v2::Action>(v, n, "HistoryItem.action"));
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "HistoryItem.restriction")
+    });
+    out.date_time = x.date_time.clone();
+    out.incident_id = x.incident_id.as_ref().map(|v| v1_to_v2_incident_id(v, n));
+    out.contact = x.contact.as_ref().map(|v| v1_to_v2_contact(v, n));
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v1_to_v2_incident(x: &v1::Incident, n: &mut Notes) -> v2::Incident {
     let mut out = v2::Incident::default();
-    out.purpose = x.purpose.as_ref().and_then(|v| conv_enum::<v1::IncidentPurpose, v2::IncidentPurpose>(v, n, "Incident.purpose"));
-    out.lang = x.lang.as_ref().and_then(|v| Some(v.clone()));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Incident.restriction"));
-    out.incident_id = x.incident_id.as_ref().and_then(|v| Some(v1_to_v2_incident_id(v, n)));
-    out.alternative_id = x.alternative_id.as_ref().and_then(|v| Some(v1_to_v2_alternative_id(v, n)));
-    out.related_activity = x.related_activity.iter().filter_map(|v| Some(v1_to_v2_related_activity(v, n))).collect();
-    out.detect_time = x.detect_time.as_ref().and_then(|v| Some(v.clone()));
-    out.start_time = x.start_time.as_ref().and_then(|v| Some(v.clone()));
-    out.end_time = x.end_time.as_ref().and_then(|v| Some(v.clone()));
-    out.report_time = x.report_time.as_ref().and_then(|v| Some(v.clone()));
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.assessment = x.assessment.iter().filter_map(|v| Some(v1_to_v2_assessment(v, n))).collect();
-    out.method = x.method.iter().filter_map(|v| Some(v1_to_v2_method(v, n))).collect();
-    out.contact = x.contact.iter().filter_map(|v| Some(v1_to_v2_contact(v, n))).collect();
-    out.event_data = x.event_data.iter().filter_map(|v| Some(v1_to_v2_event_data(v, n))).collect();
-    out.history = x.history.as_ref().and_then(|v| Some(v1_to_v2_history(v, n)));
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.purpose = x.purpose.as_ref().and_then(|v| {
+        conv_enum::<v1::IncidentPurpose, v2::IncidentPurpose>(v, n, "Incident.purpose")
+    });
+    out.lang = x.lang.clone();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Incident.restriction"));
+    out.incident_id = x.incident_id.as_ref().map(|v| v1_to_v2_incident_id(v, n));
+    out.alternative_id = x
+        .alternative_id
+        .as_ref()
+        .map(|v| v1_to_v2_alternative_id(v, n));
+    out.related_activity = x
+        .related_activity
+        .iter()
+        .map(|v| v1_to_v2_related_activity(v, n))
+        .collect();
+    out.detect_time = x.detect_time.clone();
+    out.start_time = x.start_time.clone();
+    out.end_time = x.end_time.clone();
+    out.report_time = x.report_time.clone();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.assessment = x
+        .assessment
+        .iter()
+        .map(|v| v1_to_v2_assessment(v, n))
+        .collect();
+    out.method = x.method.iter().map(|v| v1_to_v2_method(v, n)).collect();
+    out.contact = x.contact.iter().map(|v| v1_to_v2_contact(v, n)).collect();
+    out.event_data = x
+        .event_data
+        .iter()
+        .map(|v| v1_to_v2_event_data(v, n))
+        .collect();
+    out.history = x.history.as_ref().map(|v| v1_to_v2_history(v, n));
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     fixup::v1_to_v2_incident(x, &mut out, n);
     out
 }
 
 pub(super) fn v1_to_v2_incident_id(x: &v1::IncidentID, n: &mut Notes) -> v2::IncidentID {
     let mut out = v2::IncidentID::default();
-    out.name = x.name.as_ref().and_then(|v| Some(v.clone()));
-    out.instance = x.instance.as_ref().and_then(|v| Some(v.clone()));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "IncidentID.restriction"));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.name = x.name.clone();
+    out.instance = x.instance.clone();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "IncidentID.restriction")
+    });
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
 pub(super) fn v1_to_v2_ml_string(x: &v1::MLString, n: &mut Notes) -> v2::MLString {
     let mut out = v2::MLString::default();
-    out.lang = x.lang.as_ref().and_then(|v| Some(v.clone()));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.lang = x.lang.clone();
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
 pub(super) fn v1_to_v2_method(x: &v1::Method, n: &mut Notes) -> v2::Method {
     let mut out = v2::Method::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Method.restriction"));
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Method.restriction"));
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     if !x.choice.is_empty() {
         n.lost("Method.choice");
     }
@@ -234,19 +406,33 @@ pub(super) fn v1_to_v2_method(x: &v1::Method, n: &mut Notes) -> v2::Method {
     out
 }
 
-pub(super) fn v1_to_v2_monetary_impact(x: &v1::MonetaryImpact, n: &mut Notes) -> v2::MonetaryImpact {
+pub(super) fn v1_to_v2_monetary_impact(
+    x: &v1::MonetaryImpact,
+    n: &mut Notes,
+) -> v2::MonetaryImpact {
     let mut out = v2::MonetaryImpact::default();
-    out.severity = x.severity.as_ref().and_then(|v| conv_enum::<v1::Severity, v2::Severity>(v, n, "MonetaryImpact.severity"));
-    out.currency = x.currency.as_ref().and_then(|v| Some(v.clone()));
-    out.value = x.value.as_ref().and_then(|v| Some(v.clone()));
+    out.severity = x
+        .severity
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Severity, v2::Severity>(v, n, "MonetaryImpact.severity"));
+    out.currency = x.currency.clone();
+    out.value = x.value;
     out
 }
 
 pub(super) fn v1_to_v2_node(x: &v1::Node, n: &mut Notes) -> v2::Node {
     let mut out = v2::Node::default();
-    out.choice = x.choice.iter().filter_map(|v| v1_to_v2_node_choice(v, n)).collect();
-    out.location = x.location.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.counter = x.counter.iter().filter_map(|v| Some(v1_to_v2_counter(v, n))).collect();
+    out.choice = x
+        .choice
+        .iter()
+        .filter_map(|v| v1_to_v2_node_choice(v, n))
+        .collect();
+    out.location = x
+        .location
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.counter = x.counter.iter().map(|v| v1_to_v2_counter(v, n)).collect();
     if x.date_time.is_some() {
         n.lost("Node.date_time");
     }
@@ -259,7 +445,9 @@ pub(super) fn v1_to_v2_node(x: &v1::Node, n: &mut Notes) -> v2::Node {
 
 pub(super) fn v1_to_v2_node_role(x: &v1::NodeRole, n: &mut Notes) -> v2::NodeRole {
     let mut out = v2::NodeRole::default();
-    out.category = x.category.as_ref().and_then(|v| conv_enum::<v1::NodeRoleCategory, v2::NoderoleCategory>(v, n, "NodeRole.category"));
+    out.category = x.category.as_ref().and_then(|v| {
+        conv_enum::<v1::NodeRoleCategory, v2::NoderoleCategory>(v, n, "NodeRole.category")
+    });
     if !x.value.is_empty() {
         n.lost("NodeRole.value");
     }
@@ -279,39 +467,77 @@ pub(super) fn v1_to_v2_postal_address(x: &v1::PostalAddress, n: &mut Notes) -> v
 
 pub(super) fn v1_to_v2_record(x: &v1::Record, n: &mut Notes) -> v2::Record {
     let mut out = v2::Record::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Record.restriction"));
-    out.record_data = x.record_data.iter().filter_map(|v| Some(v1_to_v2_record_data(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "Record.restriction"));
+    out.record_data = x
+        .record_data
+        .iter()
+        .map(|v| v1_to_v2_record_data(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v1_to_v2_record_data(x: &v1::RecordData, n: &mut Notes) -> v2::RecordData {
     let mut out = v2::RecordData::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "RecordData.restriction"));
-    out.date_time = x.date_time.as_ref().and_then(|v| Some(v.clone()));
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.application = x.application.as_ref().and_then(|v| Some(v1_to_v2_software(v, n)));
-    out.record_pattern = x.record_pattern.iter().filter_map(|v| Some(v1_to_v2_record_pattern(v, n))).collect();
-    out.record_item = x.record_item.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "RecordData.restriction")
+    });
+    out.date_time = x.date_time.clone();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.application = x.application.as_ref().map(|v| v1_to_v2_software(v, n));
+    out.record_pattern = x
+        .record_pattern
+        .iter()
+        .map(|v| v1_to_v2_record_pattern(v, n))
+        .collect();
+    out.record_item = x
+        .record_item
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v1_to_v2_record_pattern(x: &v1::RecordPattern, n: &mut Notes) -> v2::RecordPattern {
     let mut out = v2::RecordPattern::default();
-    out.kind = x.kind.as_ref().and_then(|v| conv_enum::<v1::RecordPatternType, v2::RecordpatternType>(v, n, "RecordPattern.kind"));
-    out.offset = x.offset.as_ref().and_then(|v| Some(v.clone()));
-    out.offsetunit = x.offsetunit.as_ref().and_then(|v| conv_enum::<v1::RecordPatternOffsetunit, v2::RecordpatternOffsetunit>(v, n, "RecordPattern.offsetunit"));
-    out.instance = x.instance.as_ref().and_then(|v| Some(v.clone()));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.kind = x.kind.as_ref().and_then(|v| {
+        conv_enum::<v1::RecordPatternType, v2::RecordpatternType>(v, n, "RecordPattern.kind")
+    });
+    out.offset = x.offset;
+    out.offsetunit = x.offsetunit.as_ref().and_then(|v| {
+        conv_enum::<v1::RecordPatternOffsetunit, v2::RecordpatternOffsetunit>(
+            v,
+            n,
+            "RecordPattern.offsetunit",
+        )
+    });
+    out.instance = x.instance;
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
 pub(super) fn v1_to_v2_reference(x: &v1::Reference, n: &mut Notes) -> v2::Reference {
     let mut out = v2::Reference::default();
-    out.url = x.url.iter().filter_map(|v| Some(v.clone())).collect();
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
+    out.url = x.url.clone();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
     if x.reference_name.is_some() {
         n.lost("Reference.reference_name");
     }
@@ -319,18 +545,33 @@ pub(super) fn v1_to_v2_reference(x: &v1::Reference, n: &mut Notes) -> v2::Refere
     out
 }
 
-pub(super) fn v1_to_v2_registry_handle(x: &v1::RegistryHandle, n: &mut Notes) -> v2::RegistryHandle {
+pub(super) fn v1_to_v2_registry_handle(
+    x: &v1::RegistryHandle,
+    n: &mut Notes,
+) -> v2::RegistryHandle {
     let mut out = v2::RegistryHandle::default();
-    out.registry = x.registry.as_ref().and_then(|v| conv_enum::<v1::RegistryHandleRegistry, v2::RegistryhandleRegistry>(v, n, "RegistryHandle.registry"));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.registry = x.registry.as_ref().and_then(|v| {
+        conv_enum::<v1::RegistryHandleRegistry, v2::RegistryhandleRegistry>(
+            v,
+            n,
+            "RegistryHandle.registry",
+        )
+    });
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
-pub(super) fn v1_to_v2_related_activity(x: &v1::RelatedActivity, n: &mut Notes) -> v2::RelatedActivity {
+pub(super) fn v1_to_v2_related_activity(
+    x: &v1::RelatedActivity,
+    n: &mut Notes,
+) -> v2::RelatedActivity {
     let mut out = v2::RelatedActivity::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "RelatedActivity.restriction"));
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v1::Restriction, v2::Restriction>(v, n, "RelatedActivity.restriction")
+    });
     if x.choice.is_some() {
         n.lost("RelatedActivity.choice");
     }
@@ -340,11 +581,11 @@ pub(super) fn v1_to_v2_related_activity(x: &v1::RelatedActivity, n: &mut Notes) 
 
 pub(super) fn v1_to_v2_service(x: &v1::Service, n: &mut Notes) -> v2::Service {
     let mut out = v2::Service::default();
-    out.ip_protocol = x.ip_protocol.as_ref().and_then(|v| Some(v.clone()));
-    out.proto_type = x.proto_type.as_ref().and_then(|v| Some(v.clone()));
-    out.proto_code = x.proto_code.as_ref().and_then(|v| Some(v.clone()));
-    out.proto_field = x.proto_field.as_ref().and_then(|v| Some(v.clone()));
-    out.application = x.application.as_ref().and_then(|v| Some(v1_to_v2_software(v, n)));
+    out.ip_protocol = x.ip_protocol;
+    out.proto_type = x.proto_type;
+    out.proto_code = x.proto_code;
+    out.proto_field = x.proto_field;
+    out.application = x.application.as_ref().map(|v| v1_to_v2_software(v, n));
     if x.choice.is_some() {
         n.lost("Service.choice");
     }
@@ -354,7 +595,7 @@ pub(super) fn v1_to_v2_service(x: &v1::Service, n: &mut Notes) -> v2::Service {
 
 pub(super) fn v1_to_v2_software(x: &v1::Software, n: &mut Notes) -> v2::Software {
     let mut out = v2::Software::default();
-    out.url = x.url.iter().filter_map(|v| Some(v.clone())).collect();
+    out.url = x.url.iter().cloned().collect();
     if x.swid.is_some() {
         n.lost("Software.swid");
     }
@@ -381,29 +622,61 @@ pub(super) fn v1_to_v2_software(x: &v1::Software, n: &mut Notes) -> v2::Software
 
 pub(super) fn v1_to_v2_system(x: &v1::System, n: &mut Notes) -> v2::System {
     let mut out = v2::System::default();
-    out.category = x.category.as_ref().and_then(|v| conv_enum::<v1::SystemCategory, v2::SystemCategory>(v, n, "System.category"));
-    out.interface = x.interface.as_ref().and_then(|v| Some(v.clone()));
-    out.spoofed = x.spoofed.as_ref().and_then(|v| conv_enum::<v1::SystemSpoofed, v2::YesNoUnknown>(v, n, "System.spoofed"));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "System.restriction"));
-    out.node = x.node.as_ref().and_then(|v| Some(v1_to_v2_node(v, n)));
-    out.service = x.service.iter().filter_map(|v| Some(v1_to_v2_service(v, n))).collect();
-    out.operating_system = x.operating_system.iter().filter_map(|v| Some(v1_to_v2_software(v, n))).collect();
-    out.counter = x.counter.iter().filter_map(|v| Some(v1_to_v2_counter(v, n))).collect();
-    out.description = x.description.iter().filter_map(|v| Some(v1_to_v2_ml_string(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v1_to_v2_extension_data(v, n))).collect();
+    out.category = x
+        .category
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::SystemCategory, v2::SystemCategory>(v, n, "System.category"));
+    out.interface = x.interface.clone();
+    out.spoofed = x
+        .spoofed
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::SystemSpoofed, v2::YesNoUnknown>(v, n, "System.spoofed"));
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Restriction, v2::Restriction>(v, n, "System.restriction"));
+    out.node = x.node.as_ref().map(|v| v1_to_v2_node(v, n));
+    out.service = x.service.iter().map(|v| v1_to_v2_service(v, n)).collect();
+    out.operating_system = x
+        .operating_system
+        .iter()
+        .map(|v| v1_to_v2_software(v, n))
+        .collect();
+    out.counter = x.counter.iter().map(|v| v1_to_v2_counter(v, n)).collect();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v1_to_v2_ml_string(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v1_to_v2_extension_data(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v1_to_v2_time_impact(x: &v1::TimeImpact, n: &mut Notes) -> v2::TimeImpact {
     let mut out = v2::TimeImpact::default();
-    out.severity = x.severity.as_ref().and_then(|v| conv_enum::<v1::Severity, v2::Severity>(v, n, "TimeImpact.severity"));
-    out.metric = x.metric.as_ref().and_then(|v| conv_enum::<v1::TimeImpactMetric, v2::TimeimpactMetric>(v, n, "TimeImpact.metric"));
-    out.duration = x.duration.as_ref().and_then(|v| conv_enum::<v1::Duration, v2::Duration>(v, n, "TimeImpact.duration"));
-    out.value = x.value.as_ref().and_then(|v| Some(v.clone()));
+    out.severity = x
+        .severity
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Severity, v2::Severity>(v, n, "TimeImpact.severity"));
+    out.metric = x.metric.as_ref().and_then(|v| {
+        conv_enum::<v1::TimeImpactMetric, v2::TimeimpactMetric>(v, n, "TimeImpact.metric")
+    });
+    out.duration = x
+        .duration
+        .as_ref()
+        .and_then(|v| conv_enum::<v1::Duration, v2::Duration>(v, n, "TimeImpact.duration"));
+    out.value = x.value;
     out
 }
 
-pub(super) fn v2_to_v1_assessment_choice(x: &v2::AssessmentChoice, n: &mut Notes) -> Option<v1::AssessmentChoice> {
+pub(super) fn v2_to_v1_assessment_choice(
+    x: &v2::AssessmentChoice,
+    n: &mut Notes,
+) -> Option<v1::AssessmentChoice> {
     match x {
         v2::AssessmentChoice::SystemImpact(_) => {
             n.lost("SystemImpact");
@@ -413,8 +686,12 @@ pub(super) fn v2_to_v1_assessment_choice(x: &v2::AssessmentChoice, n: &mut Notes
             n.lost("BusinessImpact");
             None
         }
-        v2::AssessmentChoice::TimeImpact(x) => ({ let v = x; Some(v2_to_v1_time_impact(v, n)) }).map(v1::AssessmentChoice::TimeImpact),
-        v2::AssessmentChoice::MonetaryImpact(x) => ({ let v = x; Some(v2_to_v1_monetary_impact(v, n)) }).map(v1::AssessmentChoice::MonetaryImpact),
+        v2::AssessmentChoice::TimeImpact(x) => {
+            Some(v1::AssessmentChoice::TimeImpact(v2_to_v1_time_impact(x, n)))
+        }
+        v2::AssessmentChoice::MonetaryImpact(x) => Some(v1::AssessmentChoice::MonetaryImpact(
+            v2_to_v1_monetary_impact(x, n),
+        )),
         v2::AssessmentChoice::IntendedImpact(_) => {
             n.lost("IntendedImpact");
             None
@@ -428,20 +705,24 @@ pub(super) fn v2_to_v1_node_choice(x: &v2::NodeChoice, n: &mut Notes) -> Option<
             n.lost("DomainData");
             None
         }
-        v2::NodeChoice::Address(x) => ({ let v = x; Some(v2_to_v1_address(v, n)) }).map(v1::NodeChoice::Address),
+        v2::NodeChoice::Address(x) => Some(v1::NodeChoice::Address(v2_to_v1_address(x, n))),
     }
 }
 
 pub(super) fn v2_to_v1_address(x: &v2::Address, n: &mut Notes) -> v1::Address {
     let mut out = v1::Address::default();
-    if let Some(v) = { let v = &x.category; conv_enum::<v2::AddressCategory, v1::AddressCategory>(v, n, "Address.category") } {
+    if let Some(v) = {
+        let v = &x.category;
+        conv_enum::<v2::AddressCategory, v1::AddressCategory>(v, n, "Address.category")
+    } {
         out.category = v;
     }
-    out.vlan_name = x.vlan_name.as_ref().and_then(|v| Some(v.clone()));
-    out.vlan_num = x.vlan_num.as_ref().and_then(|v| Some(v.clone()));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.vlan_name = x.vlan_name.clone();
+    out.vlan_num = x.vlan_num;
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     if x.observable_id.is_some() {
         n.lost("Address.observable_id");
     }
@@ -450,19 +731,41 @@ pub(super) fn v2_to_v1_address(x: &v2::Address, n: &mut Notes) -> v1::Address {
 
 pub(super) fn v2_to_v1_alternative_id(x: &v2::AlternativeID, n: &mut Notes) -> v1::AlternativeID {
     let mut out = v1::AlternativeID::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "AlternativeID.restriction"));
-    out.incident_id = x.incident_id.iter().filter_map(|v| Some(v2_to_v1_incident_id(v, n))).collect();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "AlternativeID.restriction")
+    });
+    out.incident_id = x
+        .incident_id
+        .iter()
+        .map(|v| v2_to_v1_incident_id(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v2_to_v1_assessment(x: &v2::Assessment, n: &mut Notes) -> v1::Assessment {
     let mut out = v1::Assessment::default();
-    out.occurrence = x.occurrence.as_ref().and_then(|v| conv_enum::<v2::AssessmentOccurrence, v1::AssessmentOccurrence>(v, n, "Assessment.occurrence"));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Assessment.restriction"));
-    out.choice = x.choice.iter().filter_map(|v| v2_to_v1_assessment_choice(v, n)).collect();
-    out.counter = x.counter.iter().filter_map(|v| Some(v2_to_v1_counter(v, n))).collect();
-    out.confidence = x.confidence.as_ref().and_then(|v| Some(v2_to_v1_confidence(v, n)));
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.occurrence = x.occurrence.as_ref().and_then(|v| {
+        conv_enum::<v2::AssessmentOccurrence, v1::AssessmentOccurrence>(
+            v,
+            n,
+            "Assessment.occurrence",
+        )
+    });
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Assessment.restriction")
+    });
+    out.choice = x
+        .choice
+        .iter()
+        .filter_map(|v| v2_to_v1_assessment_choice(v, n))
+        .collect();
+    out.counter = x.counter.iter().map(|v| v2_to_v1_counter(v, n)).collect();
+    out.confidence = x.confidence.as_ref().map(|v| v2_to_v1_confidence(v, n));
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if x.observable_id.is_some() {
         n.lost("Assessment.observable_id");
     }
@@ -481,28 +784,54 @@ pub(super) fn v2_to_v1_assessment(x: &v2::Assessment, n: &mut Notes) -> v1::Asse
 
 pub(super) fn v2_to_v1_confidence(x: &v2::Confidence, n: &mut Notes) -> v1::Confidence {
     let mut out = v1::Confidence::default();
-    out.rating = x.rating.as_ref().and_then(|v| conv_enum::<v2::ConfidenceRating, v1::ConfidenceRating>(v, n, "Confidence.rating"));
+    out.rating = x.rating.as_ref().and_then(|v| {
+        conv_enum::<v2::ConfidenceRating, v1::ConfidenceRating>(v, n, "Confidence.rating")
+    });
     out
 }
 
 pub(super) fn v2_to_v1_contact(x: &v2::Contact, n: &mut Notes) -> v1::Contact {
     let mut out = v1::Contact::default();
-    out.role = x.role.as_ref().and_then(|v| conv_enum::<v2::ContactRole, v1::ContactRole>(v, n, "Contact.role"));
-    out.kind = x.kind.as_ref().and_then(|v| conv_enum::<v2::ContactType, v1::ContactType>(v, n, "Contact.kind"));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Contact.restriction"));
+    out.role = x
+        .role
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::ContactRole, v1::ContactRole>(v, n, "Contact.role"));
+    out.kind = x
+        .kind
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::ContactType, v1::ContactType>(v, n, "Contact.kind"));
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Contact.restriction"));
     if x.contact_name.len() > 1 {
         n.lost("Contact.contact_name beyond the first");
     }
-    out.contact_name = x.contact_name.first().and_then(|v| Some(v2_to_v1_ml_string(v, n)));
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
-    out.registry_handle = x.registry_handle.iter().filter_map(|v| Some(v2_to_v1_registry_handle(v, n))).collect();
+    out.contact_name = x.contact_name.first().map(|v| v2_to_v1_ml_string(v, n));
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
+    out.registry_handle = x
+        .registry_handle
+        .iter()
+        .map(|v| v2_to_v1_registry_handle(v, n))
+        .collect();
     if x.postal_address.len() > 1 {
         n.lost("Contact.postal_address beyond the first");
     }
-    out.postal_address = x.postal_address.first().and_then(|v| Some(v2_to_v1_postal_address(v, n)));
-    out.timezone = x.timezone.as_ref().and_then(|v| Some(v.clone()));
-    out.contact = x.contact.iter().filter_map(|v| Some(v2_to_v1_contact(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.postal_address = x
+        .postal_address
+        .first()
+        .map(|v| v2_to_v1_postal_address(v, n));
+    out.timezone = x.timezone.clone();
+    out.contact = x.contact.iter().map(|v| v2_to_v1_contact(v, n)).collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if !x.contact_title.is_empty() {
         n.lost("Contact.contact_title");
     }
@@ -518,10 +847,16 @@ pub(super) fn v2_to_v1_contact(x: &v2::Contact, n: &mut Notes) -> v1::Contact {
 
 pub(super) fn v2_to_v1_counter(x: &v2::Counter, n: &mut Notes) -> v1::Counter {
     let mut out = v1::Counter::default();
-    out.kind = x.kind.as_ref().and_then(|v| conv_enum::<v2::CounterType, v1::CounterType>(v, n, "Counter.kind"));
-    out.meaning = x.meaning.as_ref().and_then(|v| Some(v.clone()));
-    out.duration = x.duration.as_ref().and_then(|v| conv_enum::<v2::Duration, v1::Duration>(v, n, "Counter.duration"));
-    out.value = x.value.as_ref().and_then(|v| Some(v.clone()));
+    out.kind = x
+        .kind
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::CounterType, v1::CounterType>(v, n, "Counter.kind"));
+    out.meaning = x.meaning.clone();
+    out.duration = x
+        .duration
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Duration, v1::Duration>(v, n, "Counter.duration"));
+    out.value = x.value;
     if x.unit.is_some() {
         n.lost("Counter.unit");
     }
@@ -531,8 +866,8 @@ pub(super) fn v2_to_v1_counter(x: &v2::Counter, n: &mut Notes) -> v1::Counter {
 
 pub(super) fn v2_to_v1_document(x: &v2::Document, n: &mut Notes) -> v1::Document {
     let mut out = v1::Document::default();
-    out.lang = x.lang.as_ref().and_then(|v| Some(v.clone()));
-    out.incident = x.incident.iter().filter_map(|v| Some(v2_to_v1_incident(v, n))).collect();
+    out.lang = x.lang.clone();
+    out.incident = x.incident.iter().map(|v| v2_to_v1_incident(v, n)).collect();
     if x.format_id.is_some() {
         n.lost("Document.format_id");
     }
@@ -551,19 +886,38 @@ pub(super) fn v2_to_v1_document(x: &v2::Document, n: &mut Notes) -> v1::Document
 
 pub(super) fn v2_to_v1_event_data(x: &v2::EventData, n: &mut Notes) -> v1::EventData {
     let mut out = v1::EventData::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "EventData.restriction"));
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
-    out.detect_time = x.detect_time.as_ref().and_then(|v| Some(v.clone()));
-    out.start_time = x.start_time.as_ref().and_then(|v| Some(v.clone()));
-    out.end_time = x.end_time.as_ref().and_then(|v| Some(v.clone()));
-    out.contact = x.contact.iter().filter_map(|v| Some(v2_to_v1_contact(v, n))).collect();
-    out.assessment = x.assessment.as_ref().and_then(|v| Some(v2_to_v1_assessment(v, n)));
-    out.method = x.method.iter().filter_map(|v| Some(v2_to_v1_method(v, n))).collect();
-    out.flow = x.flow.iter().filter_map(|v| Some(v2_to_v1_flow(v, n))).collect();
-    out.expectation = x.expectation.iter().filter_map(|v| Some(v2_to_v1_expectation(v, n))).collect();
-    out.record = x.record.as_ref().and_then(|v| Some(v2_to_v1_record(v, n)));
-    out.event_data = x.event_data.iter().filter_map(|v| Some(v2_to_v1_event_data(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "EventData.restriction"));
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
+    out.detect_time = x.detect_time.clone();
+    out.start_time = x.start_time.clone();
+    out.end_time = x.end_time.clone();
+    out.contact = x.contact.iter().map(|v| v2_to_v1_contact(v, n)).collect();
+    out.assessment = x.assessment.as_ref().map(|v| v2_to_v1_assessment(v, n));
+    out.method = x.method.iter().map(|v| v2_to_v1_method(v, n)).collect();
+    out.flow = x.flow.iter().map(|v| v2_to_v1_flow(v, n)).collect();
+    out.expectation = x
+        .expectation
+        .iter()
+        .map(|v| v2_to_v1_expectation(v, n))
+        .collect();
+    out.record = x.record.as_ref().map(|v| v2_to_v1_record(v, n));
+    out.event_data = x
+        .event_data
+        .iter()
+        .map(|v| v2_to_v1_event_data(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if x.observable_id.is_some() {
         n.lost("EventData.observable_id");
     }
@@ -582,13 +936,25 @@ pub(super) fn v2_to_v1_event_data(x: &v2::EventData, n: &mut Notes) -> v1::Event
 
 pub(super) fn v2_to_v1_expectation(x: &v2::Expectation, n: &mut Notes) -> v1::Expectation {
     let mut out = v1::Expectation::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Expectation.restriction"));
-    out.severity = x.severity.as_ref().and_then(|v| conv_enum::<v2::Severity, v1::Severity>(v, n, "Expectation.severity"));
-    out.action = x.action.as_ref().and_then(|v| conv_enum::<v2::Action, v1::Action>(v, n, "Expectation.action"));
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
-    out.start_time = x.start_time.as_ref().and_then(|v| Some(v.clone()));
-    out.end_time = x.end_time.as_ref().and_then(|v| Some(v.clone()));
-    out.contact = x.contact.as_ref().and_then(|v| Some(v2_to_v1_contact(v, n)));
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Expectation.restriction")
+    });
+    out.severity = x
+        .severity
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Severity, v1::Severity>(v, n, "Expectation.severity"));
+    out.action = x
+        .action
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Action, v1::Action>(v, n, "Expectation.action"));
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
+    out.start_time = x.start_time.clone();
+    out.end_time = x.end_time.clone();
+    out.contact = x.contact.as_ref().map(|v| v2_to_v1_contact(v, n));
     if x.observable_id.is_some() {
         n.lost("Expectation.observable_id");
     }
@@ -600,11 +966,16 @@ pub(super) fn v2_to_v1_expectation(x: &v2::Expectation, n: &mut Notes) -> v1::Ex
 
 pub(super) fn v2_to_v1_extension_data(x: &v2::ExtensionData, n: &mut Notes) -> v1::ExtensionData {
     let mut out = v1::ExtensionData::default();
-    out.dtype = x.dtype.as_ref().and_then(|v| conv_enum::<v2::Dtype, v1::Dtype>(v, n, "ExtensionData.dtype"));
-    out.meaning = x.meaning.as_ref().and_then(|v| Some(v.clone()));
-    out.formatid = x.formatid.as_ref().and_then(|v| Some(v.clone()));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "ExtensionData.restriction"));
-    out.content = x.content.iter().filter_map(|v| Some(v.clone())).collect();
+    out.dtype = x
+        .dtype
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Dtype, v1::Dtype>(v, n, "ExtensionData.dtype"));
+    out.meaning = x.meaning.clone();
+    out.formatid = x.formatid.clone();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "ExtensionData.restriction")
+    });
+    out.content = x.content.clone();
     if x.name.is_some() {
         n.lost("ExtensionData.name");
     }
@@ -616,26 +987,46 @@ pub(super) fn v2_to_v1_extension_data(x: &v2::ExtensionData, n: &mut Notes) -> v
 
 pub(super) fn v2_to_v1_flow(x: &v2::Flow, n: &mut Notes) -> v1::Flow {
     let mut out = v1::Flow::default();
-    out.system = x.system.iter().filter_map(|v| Some(v2_to_v1_system(v, n))).collect();
+    out.system = x.system.iter().map(|v| v2_to_v1_system(v, n)).collect();
     out
 }
 
 pub(super) fn v2_to_v1_history(x: &v2::History, n: &mut Notes) -> v1::History {
     let mut out = v1::History::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "History.restriction"));
-    out.history_item = x.history_item.iter().filter_map(|v| Some(v2_to_v1_history_item(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "History.restriction"));
+    out.history_item = x
+        .history_item
+        .iter()
+        .map(|v| v2_to_v1_history_item(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v2_to_v1_history_item(x: &v2::HistoryItem, n: &mut Notes) -> v1::HistoryItem {
     let mut out = v1::HistoryItem::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "HistoryItem.restriction"));
-    out.action = x.action.as_ref().and_then(|v| conv_enum::<v2::Action, v1::Action>(v, n, "HistoryItem.action"));
-    out.date_time = x.date_time.as_ref().and_then(|v| Some(v.clone()));
-    out.incident_id = x.incident_id.as_ref().and_then(|v| Some(v2_to_v1_incident_id(v, n)));
-    out.contact = x.contact.as_ref().and_then(|v| Some(v2_to_v1_contact(v, n)));
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "HistoryItem.restriction")
+    });
+    out.action = x
+        .action
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Action, v1::Action>(v, n, "HistoryItem.action"));
+    out.date_time = x.date_time.clone();
+    out.incident_id = x.incident_id.as_ref().map(|v| v2_to_v1_incident_id(v, n));
+    out.contact = x.contact.as_ref().map(|v| v2_to_v1_contact(v, n));
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if x.observable_id.is_some() {
         n.lost("HistoryItem.observable_id");
     }
@@ -647,26 +1038,53 @@ pub(super) fn v2_to_v1_history_item(x: &v2::HistoryItem, n: &mut Notes) -> v1::H
 
 pub(super) fn v2_to_v1_incident(x: &v2::Incident, n: &mut Notes) -> v1::Incident {
     let mut out = v1::Incident::default();
-    out.purpose = x.purpose.as_ref().and_then(|v| conv_enum::<v2::IncidentPurpose, v1::IncidentPurpose>(v, n, "Incident.purpose"));
-    out.lang = x.lang.as_ref().and_then(|v| Some(v.clone()));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Incident.restriction"));
-    out.incident_id = x.incident_id.as_ref().and_then(|v| Some(v2_to_v1_incident_id(v, n)));
-    out.alternative_id = x.alternative_id.as_ref().and_then(|v| Some(v2_to_v1_alternative_id(v, n)));
+    out.purpose = x.purpose.as_ref().and_then(|v| {
+        conv_enum::<v2::IncidentPurpose, v1::IncidentPurpose>(v, n, "Incident.purpose")
+    });
+    out.lang = x.lang.clone();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Incident.restriction"));
+    out.incident_id = x.incident_id.as_ref().map(|v| v2_to_v1_incident_id(v, n));
+    out.alternative_id = x
+        .alternative_id
+        .as_ref()
+        .map(|v| v2_to_v1_alternative_id(v, n));
     if x.related_activity.len() > 1 {
         n.lost("Incident.related_activity beyond the first");
     }
-    out.related_activity = x.related_activity.first().and_then(|v| Some(v2_to_v1_related_activity(v, n)));
-    out.detect_time = x.detect_time.as_ref().and_then(|v| Some(v.clone()));
-    out.start_time = x.start_time.as_ref().and_then(|v| Some(v.clone()));
-    out.end_time = x.end_time.as_ref().and_then(|v| Some(v.clone()));
-    out.report_time = x.report_time.as_ref().and_then(|v| Some(v.clone()));
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
-    out.assessment = x.assessment.iter().filter_map(|v| Some(v2_to_v1_assessment(v, n))).collect();
-    out.method = x.method.iter().filter_map(|v| Some(v2_to_v1_method(v, n))).collect();
-    out.contact = x.contact.iter().filter_map(|v| Some(v2_to_v1_contact(v, n))).collect();
-    out.event_data = x.event_data.iter().filter_map(|v| Some(v2_to_v1_event_data(v, n))).collect();
-    out.history = x.history.as_ref().and_then(|v| Some(v2_to_v1_history(v, n)));
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.related_activity = x
+        .related_activity
+        .first()
+        .map(|v| v2_to_v1_related_activity(v, n));
+    out.detect_time = x.detect_time.clone();
+    out.start_time = x.start_time.clone();
+    out.end_time = x.end_time.clone();
+    out.report_time = x.report_time.clone();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
+    out.assessment = x
+        .assessment
+        .iter()
+        .map(|v| v2_to_v1_assessment(v, n))
+        .collect();
+    out.method = x.method.iter().map(|v| v2_to_v1_method(v, n)).collect();
+    out.contact = x.contact.iter().map(|v| v2_to_v1_contact(v, n)).collect();
+    out.event_data = x
+        .event_data
+        .iter()
+        .map(|v| v2_to_v1_event_data(v, n))
+        .collect();
+    out.history = x.history.as_ref().map(|v| v2_to_v1_history(v, n));
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if x.status.is_some() {
         n.lost("Incident.status");
     }
@@ -691,21 +1109,25 @@ pub(super) fn v2_to_v1_incident(x: &v2::Incident, n: &mut Notes) -> v1::Incident
 
 pub(super) fn v2_to_v1_incident_id(x: &v2::IncidentID, n: &mut Notes) -> v1::IncidentID {
     let mut out = v1::IncidentID::default();
-    out.name = x.name.as_ref().and_then(|v| Some(v.clone()));
-    out.instance = x.instance.as_ref().and_then(|v| Some(v.clone()));
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "IncidentID.restriction"));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.name = x.name.clone();
+    out.instance = x.instance.clone();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "IncidentID.restriction")
+    });
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
 pub(super) fn v2_to_v1_ml_string(x: &v2::MLString, n: &mut Notes) -> v1::MLString {
     let mut out = v1::MLString::default();
-    out.lang = x.lang.as_ref().and_then(|v| Some(v.clone()));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.lang = x.lang.clone();
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     if x.translation_id.is_some() {
         n.lost("MLString.translation_id");
     }
@@ -714,8 +1136,15 @@ pub(super) fn v2_to_v1_ml_string(x: &v2::MLString, n: &mut Notes) -> v1::MLStrin
 
 pub(super) fn v2_to_v1_method(x: &v2::Method, n: &mut Notes) -> v1::Method {
     let mut out = v1::Method::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Method.restriction"));
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Method.restriction"));
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if !x.reference.is_empty() {
         n.lost("Method.reference");
     }
@@ -735,22 +1164,32 @@ pub(super) fn v2_to_v1_method(x: &v2::Method, n: &mut Notes) -> v1::Method {
     out
 }
 
-pub(super) fn v2_to_v1_monetary_impact(x: &v2::MonetaryImpact, n: &mut Notes) -> v1::MonetaryImpact {
+pub(super) fn v2_to_v1_monetary_impact(
+    x: &v2::MonetaryImpact,
+    n: &mut Notes,
+) -> v1::MonetaryImpact {
     let mut out = v1::MonetaryImpact::default();
-    out.severity = x.severity.as_ref().and_then(|v| conv_enum::<v2::Severity, v1::Severity>(v, n, "MonetaryImpact.severity"));
-    out.currency = x.currency.as_ref().and_then(|v| Some(v.clone()));
-    out.value = x.value.as_ref().and_then(|v| Some(v.clone()));
+    out.severity = x
+        .severity
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Severity, v1::Severity>(v, n, "MonetaryImpact.severity"));
+    out.currency = x.currency.clone();
+    out.value = x.value;
     out
 }
 
 pub(super) fn v2_to_v1_node(x: &v2::Node, n: &mut Notes) -> v1::Node {
     let mut out = v1::Node::default();
-    out.choice = x.choice.iter().filter_map(|v| v2_to_v1_node_choice(v, n)).collect();
+    out.choice = x
+        .choice
+        .iter()
+        .filter_map(|v| v2_to_v1_node_choice(v, n))
+        .collect();
     if x.location.len() > 1 {
         n.lost("Node.location beyond the first");
     }
-    out.location = x.location.first().and_then(|v| Some(v2_to_v1_ml_string(v, n)));
-    out.counter = x.counter.iter().filter_map(|v| Some(v2_to_v1_counter(v, n))).collect();
+    out.location = x.location.first().map(|v| v2_to_v1_ml_string(v, n));
+    out.counter = x.counter.iter().map(|v| v2_to_v1_counter(v, n)).collect();
     if x.postal_address.is_some() {
         n.lost("Node.postal_address");
     }
@@ -760,7 +1199,9 @@ pub(super) fn v2_to_v1_node(x: &v2::Node, n: &mut Notes) -> v1::Node {
 
 pub(super) fn v2_to_v1_node_role(x: &v2::NodeRole, n: &mut Notes) -> v1::NodeRole {
     let mut out = v1::NodeRole::default();
-    out.category = x.category.as_ref().and_then(|v| conv_enum::<v2::NoderoleCategory, v1::NodeRoleCategory>(v, n, "NodeRole.category"));
+    out.category = x.category.as_ref().and_then(|v| {
+        conv_enum::<v2::NoderoleCategory, v1::NodeRoleCategory>(v, n, "NodeRole.category")
+    });
     if !x.description.is_empty() {
         n.lost("NodeRole.description");
     }
@@ -783,20 +1224,45 @@ pub(super) fn v2_to_v1_postal_address(x: &v2::PostalAddress, n: &mut Notes) -> v
 
 pub(super) fn v2_to_v1_record(x: &v2::Record, n: &mut Notes) -> v1::Record {
     let mut out = v1::Record::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Record.restriction"));
-    out.record_data = x.record_data.iter().filter_map(|v| Some(v2_to_v1_record_data(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "Record.restriction"));
+    out.record_data = x
+        .record_data
+        .iter()
+        .map(|v| v2_to_v1_record_data(v, n))
+        .collect();
     out
 }
 
 pub(super) fn v2_to_v1_record_data(x: &v2::RecordData, n: &mut Notes) -> v1::RecordData {
     let mut out = v1::RecordData::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "RecordData.restriction"));
-    out.date_time = x.date_time.as_ref().and_then(|v| Some(v.clone()));
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
-    out.application = x.application.as_ref().and_then(|v| Some(v2_to_v1_software(v, n)));
-    out.record_pattern = x.record_pattern.iter().filter_map(|v| Some(v2_to_v1_record_pattern(v, n))).collect();
-    out.record_item = x.record_item.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "RecordData.restriction")
+    });
+    out.date_time = x.date_time.clone();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
+    out.application = x.application.as_ref().map(|v| v2_to_v1_software(v, n));
+    out.record_pattern = x
+        .record_pattern
+        .iter()
+        .map(|v| v2_to_v1_record_pattern(v, n))
+        .collect();
+    out.record_item = x
+        .record_item
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if x.observable_id.is_some() {
         n.lost("RecordData.observable_id");
     }
@@ -817,20 +1283,33 @@ pub(super) fn v2_to_v1_record_data(x: &v2::RecordData, n: &mut Notes) -> v1::Rec
 
 pub(super) fn v2_to_v1_record_pattern(x: &v2::RecordPattern, n: &mut Notes) -> v1::RecordPattern {
     let mut out = v1::RecordPattern::default();
-    out.kind = x.kind.as_ref().and_then(|v| conv_enum::<v2::RecordpatternType, v1::RecordPatternType>(v, n, "RecordPattern.kind"));
-    out.offset = x.offset.as_ref().and_then(|v| Some(v.clone()));
-    out.offsetunit = x.offsetunit.as_ref().and_then(|v| conv_enum::<v2::RecordpatternOffsetunit, v1::RecordPatternOffsetunit>(v, n, "RecordPattern.offsetunit"));
-    out.instance = x.instance.as_ref().and_then(|v| Some(v.clone()));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.kind = x.kind.as_ref().and_then(|v| {
+        conv_enum::<v2::RecordpatternType, v1::RecordPatternType>(v, n, "RecordPattern.kind")
+    });
+    out.offset = x.offset;
+    out.offsetunit = x.offsetunit.as_ref().and_then(|v| {
+        conv_enum::<v2::RecordpatternOffsetunit, v1::RecordPatternOffsetunit>(
+            v,
+            n,
+            "RecordPattern.offsetunit",
+        )
+    });
+    out.instance = x.instance;
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
 pub(super) fn v2_to_v1_reference(x: &v2::Reference, n: &mut Notes) -> v1::Reference {
     let mut out = v1::Reference::default();
-    out.url = x.url.iter().filter_map(|v| Some(v.clone())).collect();
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
+    out.url = x.url.clone();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
     if x.observable_id.is_some() {
         n.lost("Reference.observable_id");
     }
@@ -841,18 +1320,33 @@ pub(super) fn v2_to_v1_reference(x: &v2::Reference, n: &mut Notes) -> v1::Refere
     out
 }
 
-pub(super) fn v2_to_v1_registry_handle(x: &v2::RegistryHandle, n: &mut Notes) -> v1::RegistryHandle {
+pub(super) fn v2_to_v1_registry_handle(
+    x: &v2::RegistryHandle,
+    n: &mut Notes,
+) -> v1::RegistryHandle {
     let mut out = v1::RegistryHandle::default();
-    out.registry = x.registry.as_ref().and_then(|v| conv_enum::<v2::RegistryhandleRegistry, v1::RegistryHandleRegistry>(v, n, "RegistryHandle.registry"));
-    if let Some(v) = { let v = &x.value; Some(v.clone()) } {
-        out.value = v;
-    }
+    out.registry = x.registry.as_ref().and_then(|v| {
+        conv_enum::<v2::RegistryhandleRegistry, v1::RegistryHandleRegistry>(
+            v,
+            n,
+            "RegistryHandle.registry",
+        )
+    });
+    out.value = {
+        let v = &x.value;
+        v.clone()
+    };
     out
 }
 
-pub(super) fn v2_to_v1_related_activity(x: &v2::RelatedActivity, n: &mut Notes) -> v1::RelatedActivity {
+pub(super) fn v2_to_v1_related_activity(
+    x: &v2::RelatedActivity,
+    n: &mut Notes,
+) -> v1::RelatedActivity {
     let mut out = v1::RelatedActivity::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "RelatedActivity.restriction"));
+    out.restriction = x.restriction.as_ref().and_then(|v| {
+        conv_enum::<v2::Restriction, v1::Restriction>(v, n, "RelatedActivity.restriction")
+    });
     if !x.incident_id.is_empty() {
         n.lost("RelatedActivity.incident_id");
     }
@@ -883,11 +1377,11 @@ pub(super) fn v2_to_v1_related_activity(x: &v2::RelatedActivity, n: &mut Notes) 
 
 pub(super) fn v2_to_v1_service(x: &v2::Service, n: &mut Notes) -> v1::Service {
     let mut out = v1::Service::default();
-    out.ip_protocol = x.ip_protocol.as_ref().and_then(|v| Some(v.clone()));
-    out.proto_type = x.proto_type.as_ref().and_then(|v| Some(v.clone()));
-    out.proto_code = x.proto_code.as_ref().and_then(|v| Some(v.clone()));
-    out.proto_field = x.proto_field.as_ref().and_then(|v| Some(v.clone()));
-    out.application = x.application.as_ref().and_then(|v| Some(v2_to_v1_software(v, n)));
+    out.ip_protocol = x.ip_protocol;
+    out.proto_type = x.proto_type;
+    out.proto_code = x.proto_code;
+    out.proto_field = x.proto_field;
+    out.application = x.application.as_ref().map(|v| v2_to_v1_software(v, n));
     if x.observable_id.is_some() {
         n.lost("Service.observable_id");
     }
@@ -915,7 +1409,7 @@ pub(super) fn v2_to_v1_software(x: &v2::Software, n: &mut Notes) -> v1::Software
     if x.url.len() > 1 {
         n.lost("Software.url beyond the first");
     }
-    out.url = x.url.first().and_then(|v| Some(v.clone()));
+    out.url = x.url.first().cloned();
     if x.software_reference.is_some() {
         n.lost("Software.software_reference");
     }
@@ -927,16 +1421,37 @@ pub(super) fn v2_to_v1_software(x: &v2::Software, n: &mut Notes) -> v1::Software
 
 pub(super) fn v2_to_v1_system(x: &v2::System, n: &mut Notes) -> v1::System {
     let mut out = v1::System::default();
-    out.restriction = x.restriction.as_ref().and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "System.restriction"));
-    out.interface = x.interface.as_ref().and_then(|v| Some(v.clone()));
-    out.category = x.category.as_ref().and_then(|v| conv_enum::<v2::SystemCategory, v1::SystemCategory>(v, n, "System.category"));
-    out.spoofed = x.spoofed.as_ref().and_then(|v| conv_enum::<v2::YesNoUnknown, v1::SystemSpoofed>(v, n, "System.spoofed"));
-    out.node = x.node.as_ref().and_then(|v| Some(v2_to_v1_node(v, n)));
-    out.service = x.service.iter().filter_map(|v| Some(v2_to_v1_service(v, n))).collect();
-    out.operating_system = x.operating_system.iter().filter_map(|v| Some(v2_to_v1_software(v, n))).collect();
-    out.counter = x.counter.iter().filter_map(|v| Some(v2_to_v1_counter(v, n))).collect();
-    out.description = x.description.iter().filter_map(|v| Some(v2_to_v1_ml_string(v, n))).collect();
-    out.additional_data = x.additional_data.iter().filter_map(|v| Some(v2_to_v1_extension_data(v, n))).collect();
+    out.restriction = x
+        .restriction
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Restriction, v1::Restriction>(v, n, "System.restriction"));
+    out.interface = x.interface.clone();
+    out.category = x
+        .category
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::SystemCategory, v1::SystemCategory>(v, n, "System.category"));
+    out.spoofed = x
+        .spoofed
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::YesNoUnknown, v1::SystemSpoofed>(v, n, "System.spoofed"));
+    out.node = x.node.as_ref().map(|v| v2_to_v1_node(v, n));
+    out.service = x.service.iter().map(|v| v2_to_v1_service(v, n)).collect();
+    out.operating_system = x
+        .operating_system
+        .iter()
+        .map(|v| v2_to_v1_software(v, n))
+        .collect();
+    out.counter = x.counter.iter().map(|v| v2_to_v1_counter(v, n)).collect();
+    out.description = x
+        .description
+        .iter()
+        .map(|v| v2_to_v1_ml_string(v, n))
+        .collect();
+    out.additional_data = x
+        .additional_data
+        .iter()
+        .map(|v| v2_to_v1_extension_data(v, n))
+        .collect();
     if x.virtual_.is_some() {
         n.lost("System.virtual_");
     }
@@ -958,10 +1473,17 @@ pub(super) fn v2_to_v1_system(x: &v2::System, n: &mut Notes) -> v1::System {
 
 pub(super) fn v2_to_v1_time_impact(x: &v2::TimeImpact, n: &mut Notes) -> v1::TimeImpact {
     let mut out = v1::TimeImpact::default();
-    out.severity = x.severity.as_ref().and_then(|v| conv_enum::<v2::Severity, v1::Severity>(v, n, "TimeImpact.severity"));
-    out.metric = x.metric.as_ref().and_then(|v| conv_enum::<v2::TimeimpactMetric, v1::TimeImpactMetric>(v, n, "TimeImpact.metric"));
-    out.duration = x.duration.as_ref().and_then(|v| conv_enum::<v2::Duration, v1::Duration>(v, n, "TimeImpact.duration"));
-    out.value = x.value.as_ref().and_then(|v| Some(v.clone()));
+    out.severity = x
+        .severity
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Severity, v1::Severity>(v, n, "TimeImpact.severity"));
+    out.metric = x.metric.as_ref().and_then(|v| {
+        conv_enum::<v2::TimeimpactMetric, v1::TimeImpactMetric>(v, n, "TimeImpact.metric")
+    });
+    out.duration = x
+        .duration
+        .as_ref()
+        .and_then(|v| conv_enum::<v2::Duration, v1::Duration>(v, n, "TimeImpact.duration"));
+    out.value = x.value;
     out
 }
-

@@ -541,7 +541,10 @@ mod fixup {
                     ..Default::default()
                 },
             );
-            n.changed("v1 `ReferenceName` carried as the first `Description` of the v2 `Reference`".into());
+            n.changed(
+                "v1 `ReferenceName` carried as the first `Description` of the v2 `Reference`"
+                    .into(),
+            );
         }
     }
 

@@ -3,6 +3,9 @@
 // Generated readers, writers and checks share one signature per kind of class, so some
 // parameters go unused in classes without attributes or children.
 #![allow(unused_variables)]
+// Schema `choice`s hold classes of very different sizes; boxing them would make the model
+// awkward to build and match on.
+#![allow(clippy::large_enum_variant, clippy::match_single_binding)]
 
 use std::io::{self, BufRead, Write};
 
@@ -56,7 +59,23 @@ pub enum Action {
 
 impl Action {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Action] = &[Self::Nothing, Self::ContactSourceSite, Self::ContactTargetSite, Self::ContactSender, Self::Investigate, Self::BlockHost, Self::BlockNetwork, Self::BlockPort, Self::RateLimitHost, Self::RateLimitNetwork, Self::RateLimitPort, Self::RemediateOther, Self::StatusTriage, Self::StatusNewInfo, Self::Other];
+    pub const ALL: &'static [Action] = &[
+        Self::Nothing,
+        Self::ContactSourceSite,
+        Self::ContactTargetSite,
+        Self::ContactSender,
+        Self::Investigate,
+        Self::BlockHost,
+        Self::BlockNetwork,
+        Self::BlockPort,
+        Self::RateLimitHost,
+        Self::RateLimitNetwork,
+        Self::RateLimitPort,
+        Self::RemediateOther,
+        Self::StatusTriage,
+        Self::StatusNewInfo,
+        Self::Other,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -162,7 +181,18 @@ pub enum AddressCategory {
 
 impl AddressCategory {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [AddressCategory] = &[Self::Asn, Self::Atm, Self::EMail, Self::Mac, Self::Ipv4Addr, Self::Ipv4Net, Self::Ipv4NetMask, Self::Ipv6Addr, Self::Ipv6Net, Self::Ipv6NetMask];
+    pub const ALL: &'static [AddressCategory] = &[
+        Self::Asn,
+        Self::Atm,
+        Self::EMail,
+        Self::Mac,
+        Self::Ipv4Addr,
+        Self::Ipv4Net,
+        Self::Ipv4NetMask,
+        Self::Ipv6Addr,
+        Self::Ipv6Net,
+        Self::Ipv6NetMask,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -298,7 +328,13 @@ pub enum ConfidenceRating {
 
 impl ConfidenceRating {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [ConfidenceRating] = &[Self::Low, Self::Medium, Self::High, Self::Numeric, Self::Unknown];
+    pub const ALL: &'static [ConfidenceRating] = &[
+        Self::Low,
+        Self::Medium,
+        Self::High,
+        Self::Numeric,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -365,7 +401,8 @@ pub enum ContactRole {
 
 impl ContactRole {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [ContactRole] = &[Self::Creator, Self::Admin, Self::Tech, Self::Irt, Self::Cc];
+    pub const ALL: &'static [ContactRole] =
+        &[Self::Creator, Self::Admin, Self::Tech, Self::Irt, Self::Cc];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -513,7 +550,18 @@ pub enum CounterType {
 
 impl CounterType {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [CounterType] = &[Self::Byte, Self::Packet, Self::Flow, Self::Session, Self::Event, Self::Alert, Self::Message, Self::Host, Self::Site, Self::Organization];
+    pub const ALL: &'static [CounterType] = &[
+        Self::Byte,
+        Self::Packet,
+        Self::Flow,
+        Self::Session,
+        Self::Event,
+        Self::Alert,
+        Self::Message,
+        Self::Host,
+        Self::Site,
+        Self::Organization,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -626,7 +674,27 @@ pub enum Dtype {
 
 impl Dtype {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Dtype] = &[Self::Boolean, Self::Byte, Self::Character, Self::DateTime, Self::Integer, Self::Ntpstamp, Self::Portlist, Self::Real, Self::String, Self::File, Self::Path, Self::Frame, Self::Packet, Self::Ipv4Packet, Self::Ipv6Packet, Self::Url, Self::Csv, Self::Winreg, Self::Xml];
+    pub const ALL: &'static [Dtype] = &[
+        Self::Boolean,
+        Self::Byte,
+        Self::Character,
+        Self::DateTime,
+        Self::Integer,
+        Self::Ntpstamp,
+        Self::Portlist,
+        Self::Real,
+        Self::String,
+        Self::File,
+        Self::Path,
+        Self::Frame,
+        Self::Packet,
+        Self::Ipv4Packet,
+        Self::Ipv6Packet,
+        Self::Url,
+        Self::Csv,
+        Self::Winreg,
+        Self::Xml,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -733,7 +801,15 @@ pub enum Duration {
 
 impl Duration {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Duration] = &[Self::Second, Self::Minute, Self::Hour, Self::Day, Self::Month, Self::Quarter, Self::Year];
+    pub const ALL: &'static [Duration] = &[
+        Self::Second,
+        Self::Minute,
+        Self::Hour,
+        Self::Day,
+        Self::Month,
+        Self::Quarter,
+        Self::Year,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -877,7 +953,19 @@ pub enum ImpactType {
 
 impl ImpactType {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [ImpactType] = &[Self::Admin, Self::Dos, Self::Extortion, Self::File, Self::InfoLeak, Self::Misconfiguration, Self::Recon, Self::Policy, Self::SocialEngineering, Self::User, Self::Unknown];
+    pub const ALL: &'static [ImpactType] = &[
+        Self::Admin,
+        Self::Dos,
+        Self::Extortion,
+        Self::File,
+        Self::InfoLeak,
+        Self::Misconfiguration,
+        Self::Recon,
+        Self::Policy,
+        Self::SocialEngineering,
+        Self::User,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -962,7 +1050,12 @@ pub enum IncidentPurpose {
 
 impl IncidentPurpose {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [IncidentPurpose] = &[Self::Traceback, Self::Mitigation, Self::Reporting, Self::Other];
+    pub const ALL: &'static [IncidentPurpose] = &[
+        Self::Traceback,
+        Self::Mitigation,
+        Self::Reporting,
+        Self::Other,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1063,7 +1156,27 @@ pub enum NodeRoleCategory {
 
 impl NodeRoleCategory {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [NodeRoleCategory] = &[Self::Client, Self::ServerInternal, Self::ServerPublic, Self::Www, Self::Mail, Self::Messaging, Self::Streaming, Self::Voice, Self::File, Self::Ftp, Self::P2p, Self::Name, Self::Directory, Self::Credential, Self::Print, Self::Application, Self::Database, Self::Infra, Self::Log];
+    pub const ALL: &'static [NodeRoleCategory] = &[
+        Self::Client,
+        Self::ServerInternal,
+        Self::ServerPublic,
+        Self::Www,
+        Self::Mail,
+        Self::Messaging,
+        Self::Streaming,
+        Self::Voice,
+        Self::File,
+        Self::Ftp,
+        Self::P2p,
+        Self::Name,
+        Self::Directory,
+        Self::Credential,
+        Self::Print,
+        Self::Application,
+        Self::Database,
+        Self::Infra,
+        Self::Log,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1300,7 +1413,15 @@ pub enum RegistryHandleRegistry {
 
 impl RegistryHandleRegistry {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [RegistryHandleRegistry] = &[Self::Internic, Self::Apnic, Self::Arin, Self::Lacnic, Self::Ripe, Self::Afrinic, Self::Local];
+    pub const ALL: &'static [RegistryHandleRegistry] = &[
+        Self::Internic,
+        Self::Apnic,
+        Self::Arin,
+        Self::Lacnic,
+        Self::Ripe,
+        Self::Afrinic,
+        Self::Local,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1375,7 +1496,8 @@ pub enum Restriction {
 
 impl Restriction {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Restriction] = &[Self::Default, Self::Public, Self::NeedToKnow, Self::Private];
+    pub const ALL: &'static [Restriction] =
+        &[Self::Default, Self::Public, Self::NeedToKnow, Self::Private];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1497,7 +1619,13 @@ pub enum SystemCategory {
 
 impl SystemCategory {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [SystemCategory] = &[Self::Source, Self::Target, Self::Intermediate, Self::Sensor, Self::Infrastructure];
+    pub const ALL: &'static [SystemCategory] = &[
+        Self::Source,
+        Self::Target,
+        Self::Intermediate,
+        Self::Sensor,
+        Self::Infrastructure,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1688,15 +1816,37 @@ pub enum RelatedActivityChoice {
 impl RelatedActivityChoice {
     fn write<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         match self {
-            Self::IncidentID(list) => { for x in list { x.write(w, "IncidentID")?; } }
-            Self::URL(list) => { for x in list { w.leaf("URL", x)?; } }
+            Self::IncidentID(list) => {
+                for x in list {
+                    x.write(w, "IncidentID")?;
+                }
+            }
+            Self::URL(list) => {
+                for x in list {
+                    w.leaf("URL", x)?;
+                }
+            }
         }
         Ok(())
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::IncidentID(list) => { for x in list { { c.enter("IncidentID"); x.check(c); c.leave(); } } }
-            Self::URL(list) => { for x in list { { c.text(x, "URL"); } } }
+            Self::IncidentID(list) => {
+                for x in list {
+                    {
+                        c.enter("IncidentID");
+                        x.check(c);
+                        c.leave();
+                    }
+                }
+            }
+            Self::URL(list) => {
+                for x in list {
+                    {
+                        c.text(x, "URL");
+                    }
+                }
+            }
         }
     }
 }
@@ -1723,9 +1873,21 @@ impl AssessmentChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::Impact(x) => { c.enter("Impact"); x.check(c); c.leave(); }
-            Self::TimeImpact(x) => { c.enter("TimeImpact"); x.check(c); c.leave(); }
-            Self::MonetaryImpact(x) => { c.enter("MonetaryImpact"); x.check(c); c.leave(); }
+            Self::Impact(x) => {
+                c.enter("Impact");
+                x.check(c);
+                c.leave();
+            }
+            Self::TimeImpact(x) => {
+                c.enter("TimeImpact");
+                x.check(c);
+                c.leave();
+            }
+            Self::MonetaryImpact(x) => {
+                c.enter("MonetaryImpact");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -1749,8 +1911,16 @@ impl MethodChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::Reference(x) => { c.enter("Reference"); x.check(c); c.leave(); }
-            Self::Description(x) => { c.enter("Description"); x.check(c); c.leave(); }
+            Self::Reference(x) => {
+                c.enter("Reference");
+                x.check(c);
+                c.leave();
+            }
+            Self::Description(x) => {
+                c.enter("Description");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -1774,8 +1944,16 @@ impl NodeChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::NodeName(x) => { c.enter("NodeName"); x.check(c); c.leave(); }
-            Self::Address(x) => { c.enter("Address"); x.check(c); c.leave(); }
+            Self::NodeName(x) => {
+                c.enter("NodeName");
+                x.check(c);
+                c.leave();
+            }
+            Self::Address(x) => {
+                c.enter("Address");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -1799,8 +1977,12 @@ impl ServiceChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::Port(x) => { let _ = x; }
-            Self::Portlist(x) => { let _ = x; }
+            Self::Port(x) => {
+                let _ = x;
+            }
+            Self::Portlist(x) => {
+                let _ = x;
+            }
         }
     }
 }
@@ -1819,7 +2001,11 @@ pub struct Address {
 }
 
 impl Address {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
@@ -1861,7 +2047,12 @@ impl Address {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -1877,10 +2068,14 @@ impl Address {
     pub(crate) fn check(&self, c: &mut Checker) {
         {
             let v = &self.category;
-            { c.ext(v.ext(), "category"); }
+            {
+                c.ext(v.ext(), "category");
+            }
         }
         if let Some(v) = &self.vlan_name {
-            { c.text(v, "vlan-name"); }
+            {
+                c.text(v, "vlan-name");
+            }
         }
         c.text(&self.value, "content");
         c.hook_v1_address(self);
@@ -1899,17 +2094,27 @@ pub struct AlternativeID {
 impl AlternativeID {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentID+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IncidentID") => 0,
             _ => 255,
@@ -1949,7 +2154,12 @@ impl AlternativeID {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.incident_id {
@@ -1966,7 +2176,9 @@ impl AlternativeID {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.incident_id.is_empty() {
             c.missing("IncidentID");
@@ -1998,19 +2210,32 @@ pub struct Assessment {
 
 impl Assessment {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "(Impact | TimeImpact | MonetaryImpact)+, Counter*, Confidence?, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "(Impact | TimeImpact | MonetaryImpact)+, Counter*, Confidence?, AdditionalData*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "occurrence" => self.occurrence = p.enum_value::<AssessmentOccurrence>(v, "occurrence")?,
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "occurrence" => {
+                    self.occurrence = p.enum_value::<AssessmentOccurrence>(v, "occurrence")?
+                }
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Impact") => 0,
             (Ns::Iodef, b"TimeImpact") => 1,
@@ -2102,7 +2327,12 @@ impl Assessment {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.choice {
@@ -2134,10 +2364,14 @@ impl Assessment {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.occurrence {
-            { c.ext(v.ext(), "occurrence"); }
+            {
+                c.ext(v.ext(), "occurrence");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.choice.is_empty() {
             c.missing("Impact|TimeImpact|MonetaryImpact");
@@ -2151,7 +2385,11 @@ impl Assessment {
             c.leave();
         }
         if let Some(x) = &self.confidence {
-            { c.enter("Confidence"); x.check(c); c.leave(); }
+            {
+                c.enter("Confidence");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -2171,7 +2409,11 @@ pub struct Confidence {
 }
 
 impl Confidence {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_rating = false;
         for (k, v) in attrs.iter() {
             match k {
@@ -2201,7 +2443,12 @@ impl Confidence {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -2219,7 +2466,9 @@ impl Confidence {
             c.missing_attr("rating");
         }
         if let Some(v) = &self.rating {
-            { c.ext(v.ext(), "rating"); }
+            {
+                c.ext(v.ext(), "rating");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -2259,7 +2508,11 @@ pub struct Contact {
 impl Contact {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "ContactName?, Description*, RegistryHandle*, PostalAddress?, Email*, Telephone*, Fax?, Timezone?, Contact*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_role: Option<String> = None;
         let mut seen_role = false;
         let mut ext_kind: Option<String> = None;
@@ -2276,7 +2529,9 @@ impl Contact {
                     self.kind = p.enum_value::<ContactType>(v, "type")?;
                 }
                 "ext-type" => ext_kind = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
@@ -2291,7 +2546,11 @@ impl Contact {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"ContactName") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -2378,11 +2637,13 @@ impl Contact {
                 if !p.order(pos, 7, "Timezone", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_timezone(&t, "Timezone")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_timezone(&t, "Timezone")
+                    })?
+                    .flatten()
+                {
                     if self.timezone.is_some() {
                         p.duplicate("Timezone")?;
                     } else {
@@ -2441,7 +2702,12 @@ impl Contact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.contact_name {
@@ -2506,19 +2772,29 @@ impl Contact {
             c.missing_attr("role");
         }
         if let Some(v) = &self.role {
-            { c.ext(v.ext(), "role"); }
+            {
+                c.ext(v.ext(), "role");
+            }
         }
         if self.kind.is_none() {
             c.missing_attr("type");
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(x) = &self.contact_name {
-            { c.enter("ContactName"); x.check(c); c.leave(); }
+            {
+                c.enter("ContactName");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -2531,7 +2807,11 @@ impl Contact {
             c.leave();
         }
         if let Some(x) = &self.postal_address {
-            { c.enter("PostalAddress"); x.check(c); c.leave(); }
+            {
+                c.enter("PostalAddress");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.email.iter().enumerate() {
             c.enter_at("Email", i);
@@ -2544,10 +2824,16 @@ impl Contact {
             c.leave();
         }
         if let Some(x) = &self.fax {
-            { c.enter("Fax"); x.check(c); c.leave(); }
+            {
+                c.enter("Fax");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.timezone {
-            { c.text(x, "Timezone"); }
+            {
+                c.text(x, "Timezone");
+            }
         }
         for (i, x) in self.contact.iter().enumerate() {
             c.enter_at("Contact", i);
@@ -2572,7 +2858,11 @@ pub struct ContactMeans {
 }
 
 impl ContactMeans {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "meaning" => self.meaning = Some(v.to_owned()),
@@ -2595,7 +2885,12 @@ impl ContactMeans {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -2610,7 +2905,9 @@ impl ContactMeans {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.meaning {
-            { c.text(v, "meaning"); }
+            {
+                c.text(v, "meaning");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -2630,7 +2927,11 @@ pub struct Counter {
 }
 
 impl Counter {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         let mut seen_kind = false;
         let mut ext_duration: Option<String> = None;
@@ -2680,7 +2981,12 @@ impl Counter {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             if let Some(v) = &self.value {
@@ -2700,16 +3006,24 @@ impl Counter {
             c.missing_attr("type");
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if let Some(v) = &self.meaning {
-            { c.text(v, "meaning"); }
+            {
+                c.text(v, "meaning");
+            }
         }
         if let Some(v) = &self.duration {
-            { c.ext(v.ext(), "duration"); }
+            {
+                c.ext(v.ext(), "duration");
+            }
         }
         if let Some(v) = &self.value {
-            { c.float(v, "content"); }
+            {
+                c.float(v, "content");
+            }
         }
     }
 }
@@ -2730,7 +3044,11 @@ impl Document {
     pub(crate) const INCIDENT_IDX: usize = 0;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Incident+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_lang = false;
         for (k, v) in attrs.iter() {
             match k {
@@ -2749,7 +3067,11 @@ impl Document {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Incident") => 0,
             _ => 255,
@@ -2793,7 +3115,12 @@ impl Document {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.incident {
@@ -2807,10 +3134,14 @@ impl Document {
             c.missing_attr("lang");
         }
         if let Some(v) = &self.lang {
-            { c.text(v, "lang"); }
+            {
+                c.text(v, "lang");
+            }
         }
         if let Some(v) = &self.formatid {
-            { c.text(v, "formatid"); }
+            {
+                c.text(v, "formatid");
+            }
         }
         if self.incident.is_empty() {
             c.missing("Incident");
@@ -2859,17 +3190,27 @@ impl EventData {
     pub(crate) const EVENT_DATA_IDX: usize = 10;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*, DetectTime?, StartTime?, EndTime?, Contact*, Assessment?, Method*, Flow*, Expectation*, Record?, EventData*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             (Ns::Iodef, b"DetectTime") => 1,
@@ -2898,11 +3239,13 @@ impl EventData {
                 if !p.order(pos, 1, "DetectTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DetectTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DetectTime")
+                    })?
+                    .flatten()
+                {
                     if self.detect_time.is_some() {
                         p.duplicate("DetectTime")?;
                     } else {
@@ -2914,11 +3257,13 @@ impl EventData {
                 if !p.order(pos, 2, "StartTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "StartTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "StartTime")
+                    })?
+                    .flatten()
+                {
                     if self.start_time.is_some() {
                         p.duplicate("StartTime")?;
                     } else {
@@ -2930,11 +3275,13 @@ impl EventData {
                 if !p.order(pos, 3, "EndTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "EndTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "EndTime")
+                    })?
+                    .flatten()
+                {
                     if self.end_time.is_some() {
                         p.duplicate("EndTime")?;
                     } else {
@@ -3037,7 +3384,12 @@ impl EventData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -3109,7 +3461,9 @@ impl EventData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -3122,7 +3476,11 @@ impl EventData {
             c.leave();
         }
         if let Some(x) = &self.assessment {
-            { c.enter("Assessment"); x.check(c); c.leave(); }
+            {
+                c.enter("Assessment");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.method.iter().enumerate() {
             c.enter_at("Method", i);
@@ -3140,7 +3498,11 @@ impl EventData {
             c.leave();
         }
         if let Some(x) = &self.record {
-            { c.enter("Record"); x.check(c); c.leave(); }
+            {
+                c.enter("Record");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.event_data.iter().enumerate() {
             c.enter_at("EventData", i);
@@ -3177,11 +3539,17 @@ pub struct Expectation {
 impl Expectation {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*, StartTime?, EndTime?, Contact?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_action: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
                 "action" => self.action = p.enum_value::<Action>(v, "action")?,
                 "ext-action" => ext_action = Some(v.to_owned()),
@@ -3192,7 +3560,11 @@ impl Expectation {
         p.pair_ext(&mut self.action, ext_action, "action", "ext-action")?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             (Ns::Iodef, b"StartTime") => 1,
@@ -3213,11 +3585,13 @@ impl Expectation {
                 if !p.order(pos, 1, "StartTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "StartTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "StartTime")
+                    })?
+                    .flatten()
+                {
                     if self.start_time.is_some() {
                         p.duplicate("StartTime")?;
                     } else {
@@ -3229,11 +3603,13 @@ impl Expectation {
                 if !p.order(pos, 2, "EndTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "EndTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "EndTime")
+                    })?
+                    .flatten()
+                {
                     if self.end_time.is_some() {
                         p.duplicate("EndTime")?;
                     } else {
@@ -3285,7 +3661,12 @@ impl Expectation {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -3317,13 +3698,19 @@ impl Expectation {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if let Some(v) = &self.action {
-            { c.ext(v.ext(), "action"); }
+            {
+                c.ext(v.ext(), "action");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -3331,7 +3718,11 @@ impl Expectation {
             c.leave();
         }
         if let Some(x) = &self.contact {
-            { c.enter("Contact"); x.check(c); c.leave(); }
+            {
+                c.enter("Contact");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -3352,7 +3743,11 @@ pub struct ExtensionData {
 }
 
 impl ExtensionData {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_dtype: Option<String> = None;
         let mut seen_dtype = false;
         for (k, v) in attrs.iter() {
@@ -3364,7 +3759,9 @@ impl ExtensionData {
                 "ext-dtype" => ext_dtype = Some(v.to_owned()),
                 "meaning" => self.meaning = Some(v.to_owned()),
                 "formatid" => self.formatid = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
@@ -3399,7 +3796,12 @@ impl ExtensionData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.mixed(&self.content)?;
@@ -3417,16 +3819,24 @@ impl ExtensionData {
             c.missing_attr("dtype");
         }
         if let Some(v) = &self.dtype {
-            { c.ext(v.ext(), "dtype"); }
+            {
+                c.ext(v.ext(), "dtype");
+            }
         }
         if let Some(v) = &self.meaning {
-            { c.text(v, "meaning"); }
+            {
+                c.text(v, "meaning");
+            }
         }
         if let Some(v) = &self.formatid {
-            { c.text(v, "formatid"); }
+            {
+                c.text(v, "formatid");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         c.mixed(&self.content);
     }
@@ -3442,7 +3852,11 @@ pub struct Flow {
 impl Flow {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "System+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -3451,7 +3865,11 @@ impl Flow {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"System") => 0,
             _ => 255,
@@ -3488,7 +3906,12 @@ impl Flow {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.system {
@@ -3527,17 +3950,27 @@ pub struct History {
 impl History {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "HistoryItem+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"HistoryItem") => 0,
             _ => 255,
@@ -3577,7 +4010,12 @@ impl History {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.history_item {
@@ -3594,7 +4032,9 @@ impl History {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.history_item.is_empty() {
             c.missing("HistoryItem");
@@ -3628,13 +4068,20 @@ pub struct HistoryItem {
 
 impl HistoryItem {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "DateTime, IncidentID?, Contact?, Description*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "DateTime, IncidentID?, Contact?, Description*, AdditionalData*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_action: Option<String> = None;
         let mut seen_action = false;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "action" => {
                     seen_action = true;
                     self.action = p.enum_value::<Action>(v, "action")?;
@@ -3650,7 +4097,11 @@ impl HistoryItem {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"DateTime") => 0,
             (Ns::Iodef, b"IncidentID") => 1,
@@ -3664,11 +4115,13 @@ impl HistoryItem {
                 if !p.order(pos, 0, "DateTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DateTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DateTime")
+                    })?
+                    .flatten()
+                {
                     if self.date_time.is_some() {
                         p.duplicate("DateTime")?;
                     } else {
@@ -3748,7 +4201,12 @@ impl HistoryItem {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.date_time {
@@ -3785,22 +4243,34 @@ impl HistoryItem {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.action.is_none() {
             c.missing_attr("action");
         }
         if let Some(v) = &self.action {
-            { c.ext(v.ext(), "action"); }
+            {
+                c.ext(v.ext(), "action");
+            }
         }
         if self.date_time.is_none() {
             c.missing("DateTime");
         }
         if let Some(x) = &self.incident_id {
-            { c.enter("IncidentID"); x.check(c); c.leave(); }
+            {
+                c.enter("IncidentID");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.contact {
-            { c.enter("Contact"); x.check(c); c.leave(); }
+            {
+                c.enter("Contact");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -3829,12 +4299,18 @@ pub struct Impact {
 }
 
 impl Impact {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
-                "completion" => self.completion = p.enum_value::<ImpactCompletion>(v, "completion")?,
+                "completion" => {
+                    self.completion = p.enum_value::<ImpactCompletion>(v, "completion")?
+                }
                 "type" => self.kind = p.enum_value::<ImpactType>(v, "type")?,
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
@@ -3866,7 +4342,12 @@ impl Impact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -3881,13 +4362,19 @@ impl Impact {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if let Some(v) = &self.completion {
-            { c.ext(v.ext(), "completion"); }
+            {
+                c.ext(v.ext(), "completion");
+            }
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -3937,7 +4424,11 @@ impl Incident {
     pub(crate) const EVENT_DATA_IDX: usize = 11;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentID, AlternativeID?, RelatedActivity?, DetectTime?, StartTime?, EndTime?, ReportTime, Description*, Assessment+, Method*, Contact+, EventData*, History?, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_purpose: Option<String> = None;
         let mut seen_purpose = false;
         for (k, v) in attrs.iter() {
@@ -3948,7 +4439,9 @@ impl Incident {
                 }
                 "ext-purpose" => ext_purpose = Some(v.to_owned()),
                 "lang" => self.lang = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
@@ -3959,7 +4452,11 @@ impl Incident {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IncidentID") => 0,
             (Ns::Iodef, b"AlternativeID") => 1,
@@ -4018,11 +4515,13 @@ impl Incident {
                 if !p.order(pos, 3, "DetectTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DetectTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DetectTime")
+                    })?
+                    .flatten()
+                {
                     if self.detect_time.is_some() {
                         p.duplicate("DetectTime")?;
                     } else {
@@ -4034,11 +4533,13 @@ impl Incident {
                 if !p.order(pos, 4, "StartTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "StartTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "StartTime")
+                    })?
+                    .flatten()
+                {
                     if self.start_time.is_some() {
                         p.duplicate("StartTime")?;
                     } else {
@@ -4050,11 +4551,13 @@ impl Incident {
                 if !p.order(pos, 5, "EndTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "EndTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "EndTime")
+                    })?
+                    .flatten()
+                {
                     if self.end_time.is_some() {
                         p.duplicate("EndTime")?;
                     } else {
@@ -4066,11 +4569,13 @@ impl Incident {
                 if !p.order(pos, 6, "ReportTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "ReportTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "ReportTime")
+                    })?
+                    .flatten()
+                {
                     if self.report_time.is_some() {
                         p.duplicate("ReportTime")?;
                     } else {
@@ -4182,7 +4687,12 @@ impl Incident {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.incident_id {
@@ -4267,25 +4777,43 @@ impl Incident {
             c.missing_attr("purpose");
         }
         if let Some(v) = &self.purpose {
-            { c.ext(v.ext(), "purpose"); }
+            {
+                c.ext(v.ext(), "purpose");
+            }
         }
         if let Some(v) = &self.lang {
-            { c.text(v, "lang"); }
+            {
+                c.text(v, "lang");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.incident_id.is_none() {
             c.missing("IncidentID");
         }
         if let Some(x) = &self.incident_id {
-            { c.enter("IncidentID"); x.check(c); c.leave(); }
+            {
+                c.enter("IncidentID");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.alternative_id {
-            { c.enter("AlternativeID"); x.check(c); c.leave(); }
+            {
+                c.enter("AlternativeID");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.related_activity {
-            { c.enter("RelatedActivity"); x.check(c); c.leave(); }
+            {
+                c.enter("RelatedActivity");
+                x.check(c);
+                c.leave();
+            }
         }
         if self.report_time.is_none() {
             c.missing("ReportTime");
@@ -4322,7 +4850,11 @@ impl Incident {
             c.leave();
         }
         if let Some(x) = &self.history {
-            { c.enter("History"); x.check(c); c.leave(); }
+            {
+                c.enter("History");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -4346,7 +4878,11 @@ pub struct IncidentID {
 }
 
 impl IncidentID {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_name = false;
         for (k, v) in attrs.iter() {
             match k {
@@ -4355,7 +4891,9 @@ impl IncidentID {
                     self.name = Some(v.to_owned());
                 }
                 "instance" => self.instance = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
@@ -4384,7 +4922,12 @@ impl IncidentID {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -4402,13 +4945,19 @@ impl IncidentID {
             c.missing_attr("name");
         }
         if let Some(v) = &self.name {
-            { c.text(v, "name"); }
+            {
+                c.text(v, "name");
+            }
         }
         if let Some(v) = &self.instance {
-            { c.text(v, "instance"); }
+            {
+                c.text(v, "instance");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -4424,7 +4973,11 @@ pub struct MLString {
 }
 
 impl MLString {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "lang" => self.lang = Some(v.to_owned()),
@@ -4447,7 +5000,12 @@ impl MLString {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -4462,7 +5020,9 @@ impl MLString {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.lang {
-            { c.text(v, "lang"); }
+            {
+                c.text(v, "lang");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -4482,17 +5042,27 @@ pub struct Method {
 impl Method {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "(Reference | Description)+, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Reference") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -4550,7 +5120,12 @@ impl Method {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.choice {
@@ -4572,7 +5147,9 @@ impl Method {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.choice.is_empty() {
             c.missing("Reference|Description");
@@ -4600,7 +5177,11 @@ pub struct MonetaryImpact {
 }
 
 impl MonetaryImpact {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
@@ -4627,7 +5208,12 @@ impl MonetaryImpact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             if let Some(v) = &self.value {
@@ -4644,13 +5230,19 @@ impl MonetaryImpact {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if let Some(v) = &self.currency {
-            { c.text(v, "currency"); }
+            {
+                c.text(v, "currency");
+            }
         }
         if let Some(v) = &self.value {
-            { c.positive(v, "content"); }
+            {
+                c.positive(v, "content");
+            }
         }
     }
 }
@@ -4672,8 +5264,13 @@ pub struct Node {
 
 impl Node {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "(NodeName | Address)*, Location?, DateTime?, NodeRole*, Counter*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "(NodeName | Address)*, Location?, DateTime?, NodeRole*, Counter*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -4682,7 +5279,11 @@ impl Node {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"NodeName") => 0,
             (Ns::Iodef, b"Address") => 1,
@@ -4725,11 +5326,13 @@ impl Node {
                 if !p.order(pos, 2, "DateTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DateTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DateTime")
+                    })?
+                    .flatten()
+                {
                     if self.date_time.is_some() {
                         p.duplicate("DateTime")?;
                     } else {
@@ -4773,7 +5376,12 @@ impl Node {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.choice {
@@ -4813,7 +5421,11 @@ impl Node {
             x.check(c);
         }
         if let Some(x) = &self.location {
-            { c.enter("Location"); x.check(c); c.leave(); }
+            {
+                c.enter("Location");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.node_role.iter().enumerate() {
             c.enter_at("NodeRole", i);
@@ -4838,7 +5450,11 @@ pub struct NodeRole {
 }
 
 impl NodeRole {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
         let mut seen_category = false;
         for (k, v) in attrs.iter() {
@@ -4874,7 +5490,12 @@ impl NodeRole {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -4892,7 +5513,9 @@ impl NodeRole {
             c.missing_attr("category");
         }
         if let Some(v) = &self.category {
-            { c.ext(v.ext(), "category"); }
+            {
+                c.ext(v.ext(), "category");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -4908,7 +5531,11 @@ pub struct PostalAddress {
 }
 
 impl PostalAddress {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "meaning" => self.meaning = Some(v.to_owned()),
@@ -4931,7 +5558,12 @@ impl PostalAddress {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -4946,7 +5578,9 @@ impl PostalAddress {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.meaning {
-            { c.text(v, "meaning"); }
+            {
+                c.text(v, "meaning");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -4964,17 +5598,27 @@ pub struct Record {
 impl Record {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "RecordData+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"RecordData") => 0,
             _ => 255,
@@ -5014,7 +5658,12 @@ impl Record {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.record_data {
@@ -5031,7 +5680,9 @@ impl Record {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.record_data.is_empty() {
             c.missing("RecordData");
@@ -5065,18 +5716,29 @@ pub struct RecordData {
 
 impl RecordData {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "DateTime?, Description*, Application?, RecordPattern*, RecordItem+, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "DateTime?, Description*, Application?, RecordPattern*, RecordItem+, AdditionalData*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"DateTime") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -5091,11 +5753,13 @@ impl RecordData {
                 if !p.order(pos, 0, "DateTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DateTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DateTime")
+                    })?
+                    .flatten()
+                {
                     if self.date_time.is_some() {
                         p.duplicate("DateTime")?;
                     } else {
@@ -5173,7 +5837,12 @@ impl RecordData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.date_time {
@@ -5215,7 +5884,9 @@ impl RecordData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -5223,7 +5894,11 @@ impl RecordData {
             c.leave();
         }
         if let Some(x) = &self.application {
-            { c.enter("Application"); x.check(c); c.leave(); }
+            {
+                c.enter("Application");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.record_pattern.iter().enumerate() {
             c.enter_at("RecordPattern", i);
@@ -5262,7 +5937,11 @@ pub struct RecordPattern {
 }
 
 impl RecordPattern {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         let mut seen_kind = false;
         let mut ext_offsetunit: Option<String> = None;
@@ -5274,7 +5953,9 @@ impl RecordPattern {
                 }
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 "offset" => self.offset = p.value_integer(v, "offset")?,
-                "offsetunit" => self.offsetunit = p.enum_value::<RecordPatternOffsetunit>(v, "offsetunit")?,
+                "offsetunit" => {
+                    self.offsetunit = p.enum_value::<RecordPatternOffsetunit>(v, "offsetunit")?
+                }
                 "ext-offsetunit" => ext_offsetunit = Some(v.to_owned()),
                 "instance" => self.instance = p.value_integer(v, "instance")?,
                 _ => p.attr_unexpected(k)?,
@@ -5282,7 +5963,12 @@ impl RecordPattern {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
-        p.pair_ext(&mut self.offsetunit, ext_offsetunit, "offsetunit", "ext-offsetunit")?;
+        p.pair_ext(
+            &mut self.offsetunit,
+            ext_offsetunit,
+            "offsetunit",
+            "ext-offsetunit",
+        )?;
         if !seen_kind {
             p.missing_attr("type")?;
         }
@@ -5316,7 +6002,12 @@ impl RecordPattern {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -5334,10 +6025,14 @@ impl RecordPattern {
             c.missing_attr("type");
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if let Some(v) = &self.offsetunit {
-            { c.ext(v.ext(), "offsetunit"); }
+            {
+                c.ext(v.ext(), "offsetunit");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -5357,7 +6052,11 @@ pub struct Reference {
 impl Reference {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "ReferenceName, URL*, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -5366,7 +6065,11 @@ impl Reference {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"ReferenceName") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -5425,7 +6128,12 @@ impl Reference {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.reference_name {
@@ -5455,10 +6163,16 @@ impl Reference {
             c.missing("ReferenceName");
         }
         if let Some(x) = &self.reference_name {
-            { c.enter("ReferenceName"); x.check(c); c.leave(); }
+            {
+                c.enter("ReferenceName");
+                x.check(c);
+                c.leave();
+            }
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -5478,11 +6192,17 @@ pub struct RegistryHandle {
 }
 
 impl RegistryHandle {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_registry: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "registry" => self.registry = p.enum_value::<RegistryHandleRegistry>(v, "registry")?,
+                "registry" => {
+                    self.registry = p.enum_value::<RegistryHandleRegistry>(v, "registry")?
+                }
                 "ext-registry" => ext_registry = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
@@ -5507,7 +6227,12 @@ impl RegistryHandle {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -5522,7 +6247,9 @@ impl RegistryHandle {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.registry {
-            { c.ext(v.ext(), "registry"); }
+            {
+                c.ext(v.ext(), "registry");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -5540,17 +6267,27 @@ pub struct RelatedActivity {
 impl RelatedActivity {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "(IncidentID | URL)";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IncidentID") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -5607,7 +6344,12 @@ impl RelatedActivity {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.choice {
@@ -5624,7 +6366,9 @@ impl RelatedActivity {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.choice.is_none() {
             c.missing("IncidentID|URL");
@@ -5654,8 +6398,13 @@ pub struct Service {
 
 impl Service {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "(Port | Portlist)?, ProtoType?, ProtoCode?, ProtoField?, Application?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "(Port | Portlist)?, ProtoType?, ProtoCode?, ProtoField?, Application?";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_ip_protocol = false;
         for (k, v) in attrs.iter() {
             match k {
@@ -5672,7 +6421,11 @@ impl Service {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Port") => 0,
             (Ns::Iodef, b"Portlist") => 1,
@@ -5687,11 +6440,13 @@ impl Service {
                 if !p.order(pos, 0, "Port", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_port(&t, "Port")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_port(&t, "Port")
+                    })?
+                    .flatten()
+                {
                     if self.choice.is_some() {
                         p.duplicate("Port")?;
                     } else {
@@ -5703,11 +6458,13 @@ impl Service {
                 if !p.order(pos, 0, "Portlist", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_portlist(&t, "Portlist")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_portlist(&t, "Portlist")
+                    })?
+                    .flatten()
+                {
                     if self.choice.is_some() {
                         p.duplicate("Portlist")?;
                     } else {
@@ -5719,11 +6476,13 @@ impl Service {
                 if !p.order(pos, 1, "ProtoType", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_integer(&t, "ProtoType")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_integer(&t, "ProtoType")
+                    })?
+                    .flatten()
+                {
                     if self.proto_type.is_some() {
                         p.duplicate("ProtoType")?;
                     } else {
@@ -5735,11 +6494,13 @@ impl Service {
                 if !p.order(pos, 2, "ProtoCode", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_integer(&t, "ProtoCode")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_integer(&t, "ProtoCode")
+                    })?
+                    .flatten()
+                {
                     if self.proto_code.is_some() {
                         p.duplicate("ProtoCode")?;
                     } else {
@@ -5751,11 +6512,13 @@ impl Service {
                 if !p.order(pos, 3, "ProtoField", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_integer(&t, "ProtoField")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_integer(&t, "ProtoField")
+                    })?
+                    .flatten()
+                {
                     if self.proto_field.is_some() {
                         p.duplicate("ProtoField")?;
                     } else {
@@ -5798,7 +6561,12 @@ impl Service {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.choice {
@@ -5841,7 +6609,11 @@ impl Service {
             x.check(c);
         }
         if let Some(x) = &self.application {
-            { c.enter("Application"); x.check(c); c.leave(); }
+            {
+                c.enter("Application");
+                x.check(c);
+                c.leave();
+            }
         }
         c.hook_v1_service(self);
     }
@@ -5871,7 +6643,11 @@ pub struct Software {
 impl Software {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "URL?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "swid" => self.swid = Some(v.to_owned()),
@@ -5887,7 +6663,11 @@ impl Software {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"URL") => 0,
             _ => 255,
@@ -5946,7 +6726,12 @@ impl Software {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.url {
@@ -5963,28 +6748,44 @@ impl Software {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.swid {
-            { c.text(v, "swid"); }
+            {
+                c.text(v, "swid");
+            }
         }
         if let Some(v) = &self.configid {
-            { c.text(v, "configid"); }
+            {
+                c.text(v, "configid");
+            }
         }
         if let Some(v) = &self.vendor {
-            { c.text(v, "vendor"); }
+            {
+                c.text(v, "vendor");
+            }
         }
         if let Some(v) = &self.family {
-            { c.text(v, "family"); }
+            {
+                c.text(v, "family");
+            }
         }
         if let Some(v) = &self.name {
-            { c.text(v, "name"); }
+            {
+                c.text(v, "name");
+            }
         }
         if let Some(v) = &self.version {
-            { c.text(v, "version"); }
+            {
+                c.text(v, "version");
+            }
         }
         if let Some(v) = &self.patch {
-            { c.text(v, "patch"); }
+            {
+                c.text(v, "patch");
+            }
         }
         if let Some(x) = &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
     }
 }
@@ -6016,12 +6817,19 @@ pub struct System {
 
 impl System {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "Node, Service*, OperatingSystem*, Counter*, Description*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "Node, Service*, OperatingSystem*, Counter*, Description*, AdditionalData*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "interface" => self.interface = Some(v.to_owned()),
                 "category" => self.category = p.enum_value::<SystemCategory>(v, "category")?,
                 "ext-category" => ext_category = Some(v.to_owned()),
@@ -6033,7 +6841,11 @@ impl System {
         p.pair_ext(&mut self.category, ext_category, "category", "ext-category")?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Node") => 0,
             (Ns::Iodef, b"Service") => 1,
@@ -6134,7 +6946,12 @@ impl System {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.node {
@@ -6176,22 +6993,34 @@ impl System {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.interface {
-            { c.text(v, "interface"); }
+            {
+                c.text(v, "interface");
+            }
         }
         if let Some(v) = &self.category {
-            { c.ext(v.ext(), "category"); }
+            {
+                c.ext(v.ext(), "category");
+            }
         }
         if let Some(v) = &self.spoofed {
-            { c.ext(v.ext(), "spoofed"); }
+            {
+                c.ext(v.ext(), "spoofed");
+            }
         }
         if self.node.is_none() {
             c.missing("Node");
         }
         if let Some(x) = &self.node {
-            { c.enter("Node"); x.check(c); c.leave(); }
+            {
+                c.enter("Node");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.service.iter().enumerate() {
             c.enter_at("Service", i);
@@ -6235,7 +7064,11 @@ pub struct TimeImpact {
 }
 
 impl TimeImpact {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_metric: Option<String> = None;
         let mut seen_metric = false;
         let mut ext_duration: Option<String> = None;
@@ -6285,7 +7118,12 @@ impl TimeImpact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             if let Some(v) = &self.value {
@@ -6302,20 +7140,27 @@ impl TimeImpact {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if self.metric.is_none() {
             c.missing_attr("metric");
         }
         if let Some(v) = &self.metric {
-            { c.ext(v.ext(), "metric"); }
+            {
+                c.ext(v.ext(), "metric");
+            }
         }
         if let Some(v) = &self.duration {
-            { c.ext(v.ext(), "duration"); }
+            {
+                c.ext(v.ext(), "duration");
+            }
         }
         if let Some(v) = &self.value {
-            { c.positive(v, "content"); }
+            {
+                c.positive(v, "content");
+            }
         }
     }
 }
-

@@ -3,6 +3,9 @@
 // Generated readers, writers and checks share one signature per kind of class, so some
 // parameters go unused in classes without attributes or children.
 #![allow(unused_variables)]
+// Schema `choice`s hold classes of very different sizes; boxing them would make the model
+// awkward to build and match on.
+#![allow(clippy::large_enum_variant, clippy::match_single_binding)]
 
 use std::io::{self, BufRead, Write};
 
@@ -70,7 +73,30 @@ pub enum Action {
 
 impl Action {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Action] = &[Self::Nothing, Self::ContactSourceSite, Self::ContactTargetSite, Self::ContactSender, Self::Investigate, Self::BlockHost, Self::BlockNetwork, Self::BlockPort, Self::RateLimitHost, Self::RateLimitNetwork, Self::RateLimitPort, Self::RedirectTraffic, Self::Honeypot, Self::UpgradeSoftware, Self::RebuildAsset, Self::HardenAsset, Self::RemediateOther, Self::StatusTriage, Self::StatusNewInfo, Self::WatchAndReport, Self::DefinedCoa, Self::Other];
+    pub const ALL: &'static [Action] = &[
+        Self::Nothing,
+        Self::ContactSourceSite,
+        Self::ContactTargetSite,
+        Self::ContactSender,
+        Self::Investigate,
+        Self::BlockHost,
+        Self::BlockNetwork,
+        Self::BlockPort,
+        Self::RateLimitHost,
+        Self::RateLimitNetwork,
+        Self::RateLimitPort,
+        Self::RedirectTraffic,
+        Self::Honeypot,
+        Self::UpgradeSoftware,
+        Self::RebuildAsset,
+        Self::HardenAsset,
+        Self::RemediateOther,
+        Self::StatusTriage,
+        Self::StatusNewInfo,
+        Self::WatchAndReport,
+        Self::DefinedCoa,
+        Self::Other,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -194,7 +220,20 @@ pub enum AddressCategory {
 
 impl AddressCategory {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [AddressCategory] = &[Self::Asn, Self::Atm, Self::EMail, Self::Mac, Self::Ipv4Addr, Self::Ipv4Net, Self::Ipv4NetMasked, Self::Ipv4NetMask, Self::Ipv6Addr, Self::Ipv6Net, Self::Ipv6NetMasked, Self::SiteUri];
+    pub const ALL: &'static [AddressCategory] = &[
+        Self::Asn,
+        Self::Atm,
+        Self::EMail,
+        Self::Mac,
+        Self::Ipv4Addr,
+        Self::Ipv4Net,
+        Self::Ipv4NetMasked,
+        Self::Ipv4NetMask,
+        Self::Ipv6Addr,
+        Self::Ipv6Net,
+        Self::Ipv6NetMasked,
+        Self::SiteUri,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -378,7 +417,35 @@ pub enum BulkobservableType {
 
 impl BulkobservableType {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [BulkobservableType] = &[Self::Asn, Self::Atm, Self::EMail, Self::Ipv4Addr, Self::Ipv4Net, Self::Ipv4NetMask, Self::Ipv6Addr, Self::Ipv6Net, Self::Ipv6NetMask, Self::Mac, Self::SiteUri, Self::DomainName, Self::DomainToIpv4, Self::DomainToIpv6, Self::DomainToIpv4Timestamp, Self::DomainToIpv6Timestamp, Self::Ipv4Port, Self::Ipv6Port, Self::WindowsRegKey, Self::FileHash, Self::EmailXMailer, Self::EmailSubject, Self::HttpUserAgent, Self::HttpRequestUri, Self::Mutex, Self::FilePath, Self::UserName];
+    pub const ALL: &'static [BulkobservableType] = &[
+        Self::Asn,
+        Self::Atm,
+        Self::EMail,
+        Self::Ipv4Addr,
+        Self::Ipv4Net,
+        Self::Ipv4NetMask,
+        Self::Ipv6Addr,
+        Self::Ipv6Net,
+        Self::Ipv6NetMask,
+        Self::Mac,
+        Self::SiteUri,
+        Self::DomainName,
+        Self::DomainToIpv4,
+        Self::DomainToIpv6,
+        Self::DomainToIpv4Timestamp,
+        Self::DomainToIpv6Timestamp,
+        Self::Ipv4Port,
+        Self::Ipv6Port,
+        Self::WindowsRegKey,
+        Self::FileHash,
+        Self::EmailXMailer,
+        Self::EmailSubject,
+        Self::HttpUserAgent,
+        Self::HttpRequestUri,
+        Self::Mutex,
+        Self::FilePath,
+        Self::UserName,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -489,7 +556,13 @@ pub enum BusinessimpactSeverity {
 
 impl BusinessimpactSeverity {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [BusinessimpactSeverity] = &[Self::None, Self::Low, Self::Medium, Self::High, Self::Unknown];
+    pub const ALL: &'static [BusinessimpactSeverity] = &[
+        Self::None,
+        Self::Low,
+        Self::Medium,
+        Self::High,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -580,7 +653,21 @@ pub enum BusinessimpactType {
 
 impl BusinessimpactType {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [BusinessimpactType] = &[Self::BreachProprietary, Self::BreachPrivacy, Self::BreachCredential, Self::LossOfIntegrity, Self::LossOfService, Self::TheftFinancial, Self::TheftService, Self::DegradedReputation, Self::AssetDamage, Self::AssetManipulation, Self::Legal, Self::Extortion, Self::Unknown];
+    pub const ALL: &'static [BusinessimpactType] = &[
+        Self::BreachProprietary,
+        Self::BreachPrivacy,
+        Self::BreachCredential,
+        Self::LossOfIntegrity,
+        Self::LossOfService,
+        Self::TheftFinancial,
+        Self::TheftService,
+        Self::DegradedReputation,
+        Self::AssetDamage,
+        Self::AssetManipulation,
+        Self::Legal,
+        Self::Extortion,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -671,7 +758,13 @@ pub enum ConfidenceRating {
 
 impl ConfidenceRating {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [ConfidenceRating] = &[Self::Low, Self::Medium, Self::High, Self::Numeric, Self::Unknown];
+    pub const ALL: &'static [ConfidenceRating] = &[
+        Self::Low,
+        Self::Medium,
+        Self::High,
+        Self::Numeric,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -770,7 +863,25 @@ pub enum ContactRole {
 
 impl ContactRole {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [ContactRole] = &[Self::Creator, Self::Reporter, Self::Admin, Self::Tech, Self::Provider, Self::User, Self::Billing, Self::Legal, Self::Abuse, Self::Irt, Self::Cc, Self::CcIrt, Self::Leo, Self::Vendor, Self::VendorServices, Self::Victim, Self::VictimNotified];
+    pub const ALL: &'static [ContactRole] = &[
+        Self::Creator,
+        Self::Reporter,
+        Self::Admin,
+        Self::Tech,
+        Self::Provider,
+        Self::User,
+        Self::Billing,
+        Self::Legal,
+        Self::Abuse,
+        Self::Irt,
+        Self::Cc,
+        Self::CcIrt,
+        Self::Leo,
+        Self::Vendor,
+        Self::VendorServices,
+        Self::Victim,
+        Self::VictimNotified,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1011,7 +1122,19 @@ pub enum CounterUnit {
 
 impl CounterUnit {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [CounterUnit] = &[Self::Byte, Self::Mbit, Self::Packet, Self::Flow, Self::Session, Self::Event, Self::Alert, Self::Message, Self::Host, Self::Site, Self::Organization];
+    pub const ALL: &'static [CounterUnit] = &[
+        Self::Byte,
+        Self::Mbit,
+        Self::Packet,
+        Self::Flow,
+        Self::Session,
+        Self::Event,
+        Self::Alert,
+        Self::Message,
+        Self::Host,
+        Self::Site,
+        Self::Organization,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1126,7 +1249,27 @@ pub enum DiscoverySource {
 
 impl DiscoverySource {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [DiscoverySource] = &[Self::Nidps, Self::Hips, Self::Siem, Self::Av, Self::ThirdPartyMonitoring, Self::Incident, Self::OsLog, Self::ApplicationLog, Self::DeviceLog, Self::NetworkFlow, Self::PassiveDns, Self::Investigation, Self::Audit, Self::InternalNotification, Self::ExternalNotification, Self::Leo, Self::Partner, Self::Actor, Self::Unknown];
+    pub const ALL: &'static [DiscoverySource] = &[
+        Self::Nidps,
+        Self::Hips,
+        Self::Siem,
+        Self::Av,
+        Self::ThirdPartyMonitoring,
+        Self::Incident,
+        Self::OsLog,
+        Self::ApplicationLog,
+        Self::DeviceLog,
+        Self::NetworkFlow,
+        Self::PassiveDns,
+        Self::Investigation,
+        Self::Audit,
+        Self::InternalNotification,
+        Self::ExternalNotification,
+        Self::Leo,
+        Self::Partner,
+        Self::Actor,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1239,7 +1382,18 @@ pub enum DomaindataDomainStatus {
 
 impl DomaindataDomainStatus {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [DomaindataDomainStatus] = &[Self::ReservedDelegation, Self::AssignedAndActive, Self::AssignedAndInactive, Self::AssignedAndOnHold, Self::Revoked, Self::TransferPending, Self::RegistryLock, Self::RegistrarLock, Self::Other, Self::Unknown];
+    pub const ALL: &'static [DomaindataDomainStatus] = &[
+        Self::ReservedDelegation,
+        Self::AssignedAndActive,
+        Self::AssignedAndInactive,
+        Self::AssignedAndOnHold,
+        Self::Revoked,
+        Self::TransferPending,
+        Self::RegistryLock,
+        Self::RegistrarLock,
+        Self::Other,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1324,7 +1478,13 @@ pub enum DomaindataSystemStatus {
 
 impl DomaindataSystemStatus {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [DomaindataSystemStatus] = &[Self::Spoofed, Self::Fraudulent, Self::InnocentHacked, Self::InnocentHijacked, Self::Unknown];
+    pub const ALL: &'static [DomaindataSystemStatus] = &[
+        Self::Spoofed,
+        Self::Fraudulent,
+        Self::InnocentHacked,
+        Self::InnocentHijacked,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1429,7 +1589,28 @@ pub enum Dtype {
 
 impl Dtype {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Dtype] = &[Self::Boolean, Self::Byte, Self::Bytes, Self::Character, Self::DateTime, Self::Integer, Self::Ntpstamp, Self::Portlist, Self::Real, Self::String, Self::File, Self::Path, Self::Frame, Self::Packet, Self::Ipv4Packet, Self::Ipv6Packet, Self::Url, Self::Csv, Self::Winreg, Self::Xml];
+    pub const ALL: &'static [Dtype] = &[
+        Self::Boolean,
+        Self::Byte,
+        Self::Bytes,
+        Self::Character,
+        Self::DateTime,
+        Self::Integer,
+        Self::Ntpstamp,
+        Self::Portlist,
+        Self::Real,
+        Self::String,
+        Self::File,
+        Self::Path,
+        Self::Frame,
+        Self::Packet,
+        Self::Ipv4Packet,
+        Self::Ipv6Packet,
+        Self::Url,
+        Self::Csv,
+        Self::Winreg,
+        Self::Xml,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1538,7 +1719,15 @@ pub enum Duration {
 
 impl Duration {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Duration] = &[Self::Second, Self::Minute, Self::Hour, Self::Day, Self::Month, Self::Quarter, Self::Year];
+    pub const ALL: &'static [Duration] = &[
+        Self::Second,
+        Self::Minute,
+        Self::Hour,
+        Self::Day,
+        Self::Month,
+        Self::Quarter,
+        Self::Year,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1686,7 +1875,16 @@ pub enum HashdataScope {
 
 impl HashdataScope {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [HashdataScope] = &[Self::FileContents, Self::FilePeSection, Self::FilePeIat, Self::FilePeResource, Self::FilePdfObject, Self::EmailHash, Self::EmailHeadersHash, Self::EmailBodyHash];
+    pub const ALL: &'static [HashdataScope] = &[
+        Self::FileContents,
+        Self::FilePeSection,
+        Self::FilePeIat,
+        Self::FilePeResource,
+        Self::FilePdfObject,
+        Self::EmailHash,
+        Self::EmailHeadersHash,
+        Self::EmailBodyHash,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1767,7 +1965,13 @@ pub enum IncidentPurpose {
 
 impl IncidentPurpose {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [IncidentPurpose] = &[Self::Traceback, Self::Mitigation, Self::Reporting, Self::Watch, Self::Other];
+    pub const ALL: &'static [IncidentPurpose] = &[
+        Self::Traceback,
+        Self::Mitigation,
+        Self::Reporting,
+        Self::Watch,
+        Self::Other,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1842,7 +2046,13 @@ pub enum IncidentStatus {
 
 impl IncidentStatus {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [IncidentStatus] = &[Self::New, Self::InProgress, Self::Forwarded, Self::Resolved, Self::Future];
+    pub const ALL: &'static [IncidentStatus] = &[
+        Self::New,
+        Self::InProgress,
+        Self::Forwarded,
+        Self::Resolved,
+        Self::Future,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1913,7 +2123,8 @@ pub enum IndicatorexpressionOperator {
 
 impl IndicatorexpressionOperator {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [IndicatorexpressionOperator] = &[Self::Not, Self::And, Self::Or, Self::Xor];
+    pub const ALL: &'static [IndicatorexpressionOperator] =
+        &[Self::Not, Self::And, Self::Or, Self::Xor];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -1980,7 +2191,14 @@ pub enum KeyRegistryaction {
 
 impl KeyRegistryaction {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [KeyRegistryaction] = &[Self::AddKey, Self::AddValue, Self::DeleteKey, Self::DeleteValue, Self::ModifyKey, Self::ModifyValue];
+    pub const ALL: &'static [KeyRegistryaction] = &[
+        Self::AddKey,
+        Self::AddValue,
+        Self::DeleteKey,
+        Self::DeleteValue,
+        Self::ModifyKey,
+        Self::ModifyValue,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -2153,7 +2371,61 @@ pub enum NoderoleCategory {
 
 impl NoderoleCategory {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [NoderoleCategory] = &[Self::Client, Self::ClientEnterprise, Self::ClientPartner, Self::ClientRemote, Self::ClientKiosk, Self::ClientMobile, Self::ServerInternal, Self::ServerPublic, Self::Www, Self::Mail, Self::Webmail, Self::Messaging, Self::Streaming, Self::Voice, Self::File, Self::Ftp, Self::P2p, Self::Name, Self::Directory, Self::Credential, Self::Print, Self::Application, Self::Database, Self::Backup, Self::Dhcp, Self::Assessment, Self::SourceControl, Self::ConfigManagement, Self::Monitoring, Self::Infra, Self::InfraFirewall, Self::InfraRouter, Self::InfraSwitch, Self::Camera, Self::Proxy, Self::RemoteAccess, Self::Log, Self::Virtualization, Self::Pos, Self::Scada, Self::ScadaSupervisory, Self::Sinkhole, Self::Honeypot, Self::Anonymization, Self::C2Server, Self::MalwareDistribution, Self::DropServer, Self::HopPoint, Self::Reflector, Self::PhishingSite, Self::SpearPhishingSite, Self::RecruitingSite, Self::FraudulentSite];
+    pub const ALL: &'static [NoderoleCategory] = &[
+        Self::Client,
+        Self::ClientEnterprise,
+        Self::ClientPartner,
+        Self::ClientRemote,
+        Self::ClientKiosk,
+        Self::ClientMobile,
+        Self::ServerInternal,
+        Self::ServerPublic,
+        Self::Www,
+        Self::Mail,
+        Self::Webmail,
+        Self::Messaging,
+        Self::Streaming,
+        Self::Voice,
+        Self::File,
+        Self::Ftp,
+        Self::P2p,
+        Self::Name,
+        Self::Directory,
+        Self::Credential,
+        Self::Print,
+        Self::Application,
+        Self::Database,
+        Self::Backup,
+        Self::Dhcp,
+        Self::Assessment,
+        Self::SourceControl,
+        Self::ConfigManagement,
+        Self::Monitoring,
+        Self::Infra,
+        Self::InfraFirewall,
+        Self::InfraRouter,
+        Self::InfraSwitch,
+        Self::Camera,
+        Self::Proxy,
+        Self::RemoteAccess,
+        Self::Log,
+        Self::Virtualization,
+        Self::Pos,
+        Self::Scada,
+        Self::ScadaSupervisory,
+        Self::Sinkhole,
+        Self::Honeypot,
+        Self::Anonymization,
+        Self::C2Server,
+        Self::MalwareDistribution,
+        Self::DropServer,
+        Self::HopPoint,
+        Self::Reflector,
+        Self::PhishingSite,
+        Self::SpearPhishingSite,
+        Self::RecruitingSite,
+        Self::FraudulentSite,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -2521,7 +2793,15 @@ pub enum RegistryhandleRegistry {
 
 impl RegistryhandleRegistry {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [RegistryhandleRegistry] = &[Self::Internic, Self::Apnic, Self::Arin, Self::Lacnic, Self::Ripe, Self::Afrinic, Self::Local];
+    pub const ALL: &'static [RegistryhandleRegistry] = &[
+        Self::Internic,
+        Self::Apnic,
+        Self::Arin,
+        Self::Lacnic,
+        Self::Ripe,
+        Self::Afrinic,
+        Self::Local,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -2608,7 +2888,17 @@ pub enum Restriction {
 
 impl Restriction {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [Restriction] = &[Self::Default, Self::Public, Self::Partner, Self::NeedToKnow, Self::Private, Self::White, Self::Green, Self::Amber, Self::Red];
+    pub const ALL: &'static [Restriction] = &[
+        Self::Default,
+        Self::Public,
+        Self::Partner,
+        Self::NeedToKnow,
+        Self::Private,
+        Self::White,
+        Self::Green,
+        Self::Amber,
+        Self::Red,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -2748,7 +3038,13 @@ pub enum SoftwarereferenceDtype {
 
 impl SoftwarereferenceDtype {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [SoftwarereferenceDtype] = &[Self::Bytes, Self::Integer, Self::Real, Self::String, Self::Xml];
+    pub const ALL: &'static [SoftwarereferenceDtype] = &[
+        Self::Bytes,
+        Self::Integer,
+        Self::Real,
+        Self::String,
+        Self::Xml,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -2890,7 +3186,13 @@ pub enum SystemCategory {
 
 impl SystemCategory {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [SystemCategory] = &[Self::Source, Self::Target, Self::Intermediate, Self::Sensor, Self::Infrastructure];
+    pub const ALL: &'static [SystemCategory] = &[
+        Self::Source,
+        Self::Target,
+        Self::Intermediate,
+        Self::Sensor,
+        Self::Infrastructure,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -2967,7 +3269,14 @@ pub enum SystemOwnership {
 
 impl SystemOwnership {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [SystemOwnership] = &[Self::Organization, Self::Personal, Self::Partner, Self::Customer, Self::NoRelationship, Self::Unknown];
+    pub const ALL: &'static [SystemOwnership] = &[
+        Self::Organization,
+        Self::Personal,
+        Self::Partner,
+        Self::Customer,
+        Self::NoRelationship,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -3133,7 +3442,31 @@ pub enum SystemimpactType {
 
 impl SystemimpactType {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [SystemimpactType] = &[Self::TakeoverAccount, Self::TakeoverService, Self::TakeoverSystem, Self::CpsManipulation, Self::CpsDamage, Self::AvailabilityData, Self::AvailabilityAccount, Self::AvailabilityService, Self::AvailabilitySystem, Self::DamagedSystem, Self::DamagedData, Self::BreachProprietary, Self::BreachPrivacy, Self::BreachCredential, Self::BreachConfiguration, Self::IntegrityData, Self::IntegrityConfiguration, Self::IntegrityHardware, Self::TrafficRedirection, Self::MonitoringTraffic, Self::MonitoringHost, Self::Policy, Self::Unknown];
+    pub const ALL: &'static [SystemimpactType] = &[
+        Self::TakeoverAccount,
+        Self::TakeoverService,
+        Self::TakeoverSystem,
+        Self::CpsManipulation,
+        Self::CpsDamage,
+        Self::AvailabilityData,
+        Self::AvailabilityAccount,
+        Self::AvailabilityService,
+        Self::AvailabilitySystem,
+        Self::DamagedSystem,
+        Self::DamagedData,
+        Self::BreachProprietary,
+        Self::BreachPrivacy,
+        Self::BreachCredential,
+        Self::BreachConfiguration,
+        Self::IntegrityData,
+        Self::IntegrityConfiguration,
+        Self::IntegrityHardware,
+        Self::TrafficRedirection,
+        Self::MonitoringTraffic,
+        Self::MonitoringHost,
+        Self::Policy,
+        Self::Unknown,
+    ];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -3242,7 +3575,8 @@ pub enum TelephoneType {
 
 impl TelephoneType {
     /// Every value defined by the schema (without `ext-value`).
-    pub const ALL: &'static [TelephoneType] = &[Self::Wired, Self::Mobile, Self::Fax, Self::Hotline];
+    pub const ALL: &'static [TelephoneType] =
+        &[Self::Wired, Self::Mobile, Self::Fax, Self::Hotline];
     /// The attribute value as written in XML (`ext-value` for an extension).
     pub fn as_str(&self) -> &str {
         match self {
@@ -3447,11 +3781,31 @@ impl AssessmentChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::SystemImpact(x) => { c.enter("SystemImpact"); x.check(c); c.leave(); }
-            Self::BusinessImpact(x) => { c.enter("BusinessImpact"); x.check(c); c.leave(); }
-            Self::TimeImpact(x) => { c.enter("TimeImpact"); x.check(c); c.leave(); }
-            Self::MonetaryImpact(x) => { c.enter("MonetaryImpact"); x.check(c); c.leave(); }
-            Self::IntendedImpact(x) => { c.enter("IntendedImpact"); x.check(c); c.leave(); }
+            Self::SystemImpact(x) => {
+                c.enter("SystemImpact");
+                x.check(c);
+                c.leave();
+            }
+            Self::BusinessImpact(x) => {
+                c.enter("BusinessImpact");
+                x.check(c);
+                c.leave();
+            }
+            Self::TimeImpact(x) => {
+                c.enter("TimeImpact");
+                x.check(c);
+                c.leave();
+            }
+            Self::MonetaryImpact(x) => {
+                c.enter("MonetaryImpact");
+                x.check(c);
+                c.leave();
+            }
+            Self::IntendedImpact(x) => {
+                c.enter("IntendedImpact");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -3469,14 +3823,28 @@ impl DomainContactsChoice {
     fn write<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         match self {
             Self::SameDomainContact(x) => w.leaf("SameDomainContact", x)?,
-            Self::Contact(list) => { for x in list { x.write(w, "Contact")?; } }
+            Self::Contact(list) => {
+                for x in list {
+                    x.write(w, "Contact")?;
+                }
+            }
         }
         Ok(())
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::SameDomainContact(x) => { c.text(x, "SameDomainContact"); }
-            Self::Contact(list) => { for x in list { { c.enter("Contact"); x.check(c); c.leave(); } } }
+            Self::SameDomainContact(x) => {
+                c.text(x, "SameDomainContact");
+            }
+            Self::Contact(list) => {
+                for x in list {
+                    {
+                        c.enter("Contact");
+                        x.check(c);
+                        c.leave();
+                    }
+                }
+            }
         }
     }
 }
@@ -3500,8 +3868,16 @@ impl NodeChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::DomainData(x) => { c.enter("DomainData"); x.check(c); c.leave(); }
-            Self::Address(x) => { c.enter("Address"); x.check(c); c.leave(); }
+            Self::DomainData(x) => {
+                c.enter("DomainData");
+                x.check(c);
+                c.leave();
+            }
+            Self::Address(x) => {
+                c.enter("Address");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -3570,31 +3946,115 @@ impl ObservableChoice {
             Self::DetectionPattern(x) => x.write(w, "DetectionPattern")?,
             Self::HistoryItem(x) => x.write(w, "HistoryItem")?,
             Self::BulkObservable(x) => x.write(w, "BulkObservable")?,
-            Self::AdditionalData(list) => { for x in list { x.write(w, "AdditionalData")?; } }
+            Self::AdditionalData(list) => {
+                for x in list {
+                    x.write(w, "AdditionalData")?;
+                }
+            }
         }
         Ok(())
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::System(x) => { c.enter("System"); x.check(c); c.leave(); }
-            Self::Address(x) => { c.enter("Address"); x.check(c); c.leave(); }
-            Self::DomainData(x) => { c.enter("DomainData"); x.check(c); c.leave(); }
-            Self::Service(x) => { c.enter("Service"); x.check(c); c.leave(); }
-            Self::EmailData(x) => { c.enter("EmailData"); x.check(c); c.leave(); }
-            Self::WindowsRegistryKeysModified(x) => { c.enter("WindowsRegistryKeysModified"); x.check(c); c.leave(); }
-            Self::FileData(x) => { c.enter("FileData"); x.check(c); c.leave(); }
-            Self::CertificateData(x) => { c.enter("CertificateData"); x.check(c); c.leave(); }
-            Self::RegistryHandle(x) => { c.enter("RegistryHandle"); x.check(c); c.leave(); }
-            Self::RecordData(x) => { c.enter("RecordData"); x.check(c); c.leave(); }
-            Self::EventData(x) => { c.enter("EventData"); x.check(c); c.leave(); }
-            Self::Incident(x) => { c.enter("Incident"); x.check(c); c.leave(); }
-            Self::Expectation(x) => { c.enter("Expectation"); x.check(c); c.leave(); }
-            Self::Reference(x) => { c.enter("Reference"); x.check(c); c.leave(); }
-            Self::Assessment(x) => { c.enter("Assessment"); x.check(c); c.leave(); }
-            Self::DetectionPattern(x) => { c.enter("DetectionPattern"); x.check(c); c.leave(); }
-            Self::HistoryItem(x) => { c.enter("HistoryItem"); x.check(c); c.leave(); }
-            Self::BulkObservable(x) => { c.enter("BulkObservable"); x.check(c); c.leave(); }
-            Self::AdditionalData(list) => { for x in list { { c.enter("AdditionalData"); x.check(c); c.leave(); } } }
+            Self::System(x) => {
+                c.enter("System");
+                x.check(c);
+                c.leave();
+            }
+            Self::Address(x) => {
+                c.enter("Address");
+                x.check(c);
+                c.leave();
+            }
+            Self::DomainData(x) => {
+                c.enter("DomainData");
+                x.check(c);
+                c.leave();
+            }
+            Self::Service(x) => {
+                c.enter("Service");
+                x.check(c);
+                c.leave();
+            }
+            Self::EmailData(x) => {
+                c.enter("EmailData");
+                x.check(c);
+                c.leave();
+            }
+            Self::WindowsRegistryKeysModified(x) => {
+                c.enter("WindowsRegistryKeysModified");
+                x.check(c);
+                c.leave();
+            }
+            Self::FileData(x) => {
+                c.enter("FileData");
+                x.check(c);
+                c.leave();
+            }
+            Self::CertificateData(x) => {
+                c.enter("CertificateData");
+                x.check(c);
+                c.leave();
+            }
+            Self::RegistryHandle(x) => {
+                c.enter("RegistryHandle");
+                x.check(c);
+                c.leave();
+            }
+            Self::RecordData(x) => {
+                c.enter("RecordData");
+                x.check(c);
+                c.leave();
+            }
+            Self::EventData(x) => {
+                c.enter("EventData");
+                x.check(c);
+                c.leave();
+            }
+            Self::Incident(x) => {
+                c.enter("Incident");
+                x.check(c);
+                c.leave();
+            }
+            Self::Expectation(x) => {
+                c.enter("Expectation");
+                x.check(c);
+                c.leave();
+            }
+            Self::Reference(x) => {
+                c.enter("Reference");
+                x.check(c);
+                c.leave();
+            }
+            Self::Assessment(x) => {
+                c.enter("Assessment");
+                x.check(c);
+                c.leave();
+            }
+            Self::DetectionPattern(x) => {
+                c.enter("DetectionPattern");
+                x.check(c);
+                c.leave();
+            }
+            Self::HistoryItem(x) => {
+                c.enter("HistoryItem");
+                x.check(c);
+                c.leave();
+            }
+            Self::BulkObservable(x) => {
+                c.enter("BulkObservable");
+                x.check(c);
+                c.leave();
+            }
+            Self::AdditionalData(list) => {
+                for x in list {
+                    {
+                        c.enter("AdditionalData");
+                        x.check(c);
+                        c.leave();
+                    }
+                }
+            }
         }
     }
 }
@@ -3624,10 +4084,26 @@ impl IndicatorExpressionItemChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::IndicatorExpression(x) => { c.enter("IndicatorExpression"); x.check(c); c.leave(); }
-            Self::Observable(x) => { c.enter("Observable"); x.check(c); c.leave(); }
-            Self::ObservableReference(x) => { c.enter("ObservableReference"); x.check(c); c.leave(); }
-            Self::IndicatorReference(x) => { c.enter("IndicatorReference"); x.check(c); c.leave(); }
+            Self::IndicatorExpression(x) => {
+                c.enter("IndicatorExpression");
+                x.check(c);
+                c.leave();
+            }
+            Self::Observable(x) => {
+                c.enter("Observable");
+                x.check(c);
+                c.leave();
+            }
+            Self::ObservableReference(x) => {
+                c.enter("ObservableReference");
+                x.check(c);
+                c.leave();
+            }
+            Self::IndicatorReference(x) => {
+                c.enter("IndicatorReference");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -3657,10 +4133,26 @@ impl IndicatorChoice {
     }
     fn check(&self, c: &mut Checker) {
         match self {
-            Self::Observable(x) => { c.enter("Observable"); x.check(c); c.leave(); }
-            Self::ObservableReference(x) => { c.enter("ObservableReference"); x.check(c); c.leave(); }
-            Self::IndicatorExpression(x) => { c.enter("IndicatorExpression"); x.check(c); c.leave(); }
-            Self::IndicatorReference(x) => { c.enter("IndicatorReference"); x.check(c); c.leave(); }
+            Self::Observable(x) => {
+                c.enter("Observable");
+                x.check(c);
+                c.leave();
+            }
+            Self::ObservableReference(x) => {
+                c.enter("ObservableReference");
+                x.check(c);
+                c.leave();
+            }
+            Self::IndicatorExpression(x) => {
+                c.enter("IndicatorExpression");
+                x.check(c);
+                c.leave();
+            }
+            Self::IndicatorReference(x) => {
+                c.enter("IndicatorReference");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -3681,7 +4173,11 @@ pub struct Address {
 }
 
 impl Address {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
@@ -3727,7 +4223,12 @@ impl Address {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -3743,13 +4244,19 @@ impl Address {
     pub(crate) fn check(&self, c: &mut Checker) {
         {
             let v = &self.category;
-            { c.ext(v.ext(), "category"); }
+            {
+                c.ext(v.ext(), "category");
+            }
         }
         if let Some(v) = &self.vlan_name {
-            { c.text(v, "vlan-name"); }
+            {
+                c.text(v, "vlan-name");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         c.text(&self.value, "content");
         c.hook_v2_address(self);
@@ -3768,20 +4275,35 @@ pub struct AlternativeID {
 impl AlternativeID {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentID+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IncidentID") => 0,
             _ => 255,
@@ -3824,7 +4346,12 @@ impl AlternativeID {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.incident_id {
@@ -3841,7 +4368,9 @@ impl AlternativeID {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.incident_id.is_empty() {
             c.missing("IncidentID");
@@ -3866,20 +4395,35 @@ pub struct AlternativeIndicatorID {
 impl AlternativeIndicatorID {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IndicatorID+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IndicatorID") => 0,
             _ => 255,
@@ -3922,7 +4466,12 @@ impl AlternativeIndicatorID {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.indicator_id {
@@ -3939,7 +4488,9 @@ impl AlternativeIndicatorID {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.indicator_id.is_empty() {
             c.missing("IndicatorID");
@@ -3962,7 +4513,11 @@ pub struct ApplicationHeader {
 impl ApplicationHeader {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "ApplicationHeaderField+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -3971,7 +4526,11 @@ impl ApplicationHeader {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"ApplicationHeaderField") => 0,
             _ => 255,
@@ -4008,7 +4567,12 @@ impl ApplicationHeader {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.application_header_field {
@@ -4063,22 +4627,39 @@ pub struct Assessment {
 impl Assessment {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentCategory*, (SystemImpact | BusinessImpact | TimeImpact | MonetaryImpact | IntendedImpact)+, Counter*, MitigatingFactor*, Cause*, Confidence?, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "occurrence" => self.occurrence = p.enum_value::<AssessmentOccurrence>(v, "occurrence")?,
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "occurrence" => {
+                    self.occurrence = p.enum_value::<AssessmentOccurrence>(v, "occurrence")?
+                }
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IncidentCategory") => 0,
             (Ns::Iodef, b"SystemImpact") => 1,
@@ -4192,7 +4773,10 @@ impl Assessment {
     }
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         if self.choice.is_empty() {
-            p.missing("SystemImpact|BusinessImpact|TimeImpact|MonetaryImpact|IntendedImpact", Self::ORDER)?;
+            p.missing(
+                "SystemImpact|BusinessImpact|TimeImpact|MonetaryImpact|IntendedImpact",
+                Self::ORDER,
+            )?;
         }
         Ok(())
     }
@@ -4221,7 +4805,12 @@ impl Assessment {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.incident_category {
@@ -4268,13 +4857,19 @@ impl Assessment {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.occurrence {
-            { c.ext(v.ext(), "occurrence"); }
+            {
+                c.ext(v.ext(), "occurrence");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         for (i, x) in self.incident_category.iter().enumerate() {
             c.enter_at("IncidentCategory", i);
@@ -4303,7 +4898,11 @@ impl Assessment {
             c.leave();
         }
         if let Some(x) = &self.confidence {
-            { c.enter("Confidence"); x.check(c); c.leave(); }
+            {
+                c.enter("Confidence");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -4329,7 +4928,11 @@ pub struct AttackPhase {
 impl AttackPhase {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "AttackPhaseID*, URL+, Description*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -4338,7 +4941,11 @@ impl AttackPhase {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"AttackPhaseID") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -4402,7 +5009,12 @@ impl AttackPhase {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.attack_phase_id {
@@ -4434,13 +5046,17 @@ impl AttackPhase {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         for x in &self.attack_phase_id {
-            { c.text(x, "AttackPhaseID"); }
+            {
+                c.text(x, "AttackPhaseID");
+            }
         }
         if self.url.is_empty() {
             c.missing("URL");
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -4472,8 +5088,13 @@ pub struct BulkObservable {
 
 impl BulkObservable {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "BulkObservableFormat?, BulkObservableList, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "BulkObservableFormat?, BulkObservableList, AdditionalData*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_kind = false;
         for (k, v) in attrs.iter() {
             match k {
@@ -4491,7 +5112,11 @@ impl BulkObservable {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"BulkObservableFormat") => 0,
             (Ns::Iodef, b"BulkObservableList") => 1,
@@ -4560,7 +5185,12 @@ impl BulkObservable {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.bulk_observable_format {
@@ -4590,19 +5220,29 @@ impl BulkObservable {
             c.missing_attr("type");
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if let Some(v) = &self.ext_type {
-            { c.text(v, "ext-type"); }
+            {
+                c.text(v, "ext-type");
+            }
         }
         if let Some(x) = &self.bulk_observable_format {
-            { c.enter("BulkObservableFormat"); x.check(c); c.leave(); }
+            {
+                c.enter("BulkObservableFormat");
+                x.check(c);
+                c.leave();
+            }
         }
         if self.bulk_observable_list.is_none() {
             c.missing("BulkObservableList");
         }
         if let Some(x) = &self.bulk_observable_list {
-            { c.text(x, "BulkObservableList"); }
+            {
+                c.text(x, "BulkObservableList");
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -4624,7 +5264,11 @@ pub struct BulkObservableFormat {
 impl BulkObservableFormat {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Hash?, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -4633,7 +5277,11 @@ impl BulkObservableFormat {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Hash") => 0,
             (Ns::Iodef, b"AdditionalData") => 1,
@@ -4680,7 +5328,12 @@ impl BulkObservableFormat {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.hash {
@@ -4702,7 +5355,11 @@ impl BulkObservableFormat {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(x) = &self.hash {
-            { c.enter("Hash"); x.check(c); c.leave(); }
+            {
+                c.enter("Hash");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -4726,12 +5383,18 @@ pub struct BusinessImpact {
 impl BusinessImpact {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_severity: Option<String> = None;
         let mut ext_kind: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "severity" => self.severity = p.enum_value::<BusinessimpactSeverity>(v, "severity")?,
+                "severity" => {
+                    self.severity = p.enum_value::<BusinessimpactSeverity>(v, "severity")?
+                }
                 "ext-severity" => ext_severity = Some(v.to_owned()),
                 "type" => self.kind = p.enum_value::<BusinessimpactType>(v, "type")?,
                 "ext-type" => ext_kind = Some(v.to_owned()),
@@ -4743,7 +5406,11 @@ impl BusinessImpact {
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             _ => 255,
@@ -4789,7 +5456,12 @@ impl BusinessImpact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -4806,10 +5478,14 @@ impl BusinessImpact {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -4837,20 +5513,35 @@ pub struct Campaign {
 impl Campaign {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "CampaignID*, URL*, Description*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"CampaignID") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -4917,7 +5608,12 @@ impl Campaign {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.campaign_id {
@@ -4949,13 +5645,19 @@ impl Campaign {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for x in &self.campaign_id {
-            { c.text(x, "CampaignID"); }
+            {
+                c.text(x, "CampaignID");
+            }
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -4984,7 +5686,11 @@ pub struct Certificate {
 impl Certificate {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "X509Data, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
@@ -4994,7 +5700,11 @@ impl Certificate {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Ds, b"X509Data") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -5047,7 +5757,12 @@ impl Certificate {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.x509_data {
@@ -5069,13 +5784,17 @@ impl Certificate {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.x509_data.is_none() {
             c.missing("X509Data");
         }
         if let Some(x) = &self.x509_data {
-            { c.any(x, "X509Data"); }
+            {
+                c.any(x, "X509Data");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -5099,21 +5818,36 @@ pub struct CertificateData {
 impl CertificateData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Certificate+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Certificate") => 0,
             _ => 255,
@@ -5159,7 +5893,12 @@ impl CertificateData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.certificate {
@@ -5176,10 +5915,14 @@ impl CertificateData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.certificate.is_empty() {
             c.missing("Certificate");
@@ -5200,7 +5943,11 @@ pub struct Confidence {
 }
 
 impl Confidence {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_rating: Option<String> = None;
         let mut seen_rating = false;
         for (k, v) in attrs.iter() {
@@ -5235,7 +5982,12 @@ impl Confidence {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         Ok(())
     }
@@ -5250,7 +6002,9 @@ impl Confidence {
             c.missing_attr("rating");
         }
         if let Some(v) = &self.rating {
-            { c.ext(v.ext(), "rating"); }
+            {
+                c.ext(v.ext(), "rating");
+            }
         }
     }
 }
@@ -5289,7 +6043,11 @@ pub struct Contact {
 impl Contact {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "ContactName*, ContactTitle*, Description*, RegistryHandle*, PostalAddress*, Email*, Telephone*, Timezone?, Contact*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_role: Option<String> = None;
         let mut seen_role = false;
         let mut ext_kind: Option<String> = None;
@@ -5307,7 +6065,9 @@ impl Contact {
                     self.kind = p.enum_value::<ContactType>(v, "type")?;
                 }
                 "ext-type" => ext_kind = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
@@ -5315,7 +6075,12 @@ impl Contact {
         p.recycle(attrs);
         p.pair_ext(&mut self.role, ext_role, "role", "ext-role")?;
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         if !seen_role {
             p.missing_attr("role")?;
         }
@@ -5324,7 +6089,11 @@ impl Contact {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"ContactName") => 0,
             (Ns::Iodef, b"ContactTitle") => 1,
@@ -5399,11 +6168,13 @@ impl Contact {
                 if !p.order(pos, 7, "Timezone", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_timezone(&t, "Timezone")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_timezone(&t, "Timezone")
+                    })?
+                    .flatten()
+                {
                     if self.timezone.is_some() {
                         p.duplicate("Timezone")?;
                     } else {
@@ -5465,7 +6236,12 @@ impl Contact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.contact_name {
@@ -5530,16 +6306,22 @@ impl Contact {
             c.missing_attr("role");
         }
         if let Some(v) = &self.role {
-            { c.ext(v.ext(), "role"); }
+            {
+                c.ext(v.ext(), "role");
+            }
         }
         if self.kind.is_none() {
             c.missing_attr("type");
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for (i, x) in self.contact_name.iter().enumerate() {
             c.enter_at("ContactName", i);
@@ -5577,7 +6359,9 @@ impl Contact {
             c.leave();
         }
         if let Some(x) = &self.timezone {
-            { c.text(x, "Timezone"); }
+            {
+                c.text(x, "Timezone");
+            }
         }
         for (i, x) in self.contact.iter().enumerate() {
             c.enter_at("Contact", i);
@@ -5608,7 +6392,11 @@ pub struct Counter {
 }
 
 impl Counter {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         let mut seen_kind = false;
         let mut ext_unit: Option<String> = None;
@@ -5675,7 +6463,12 @@ impl Counter {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             if let Some(v) = &self.value {
@@ -5695,22 +6488,32 @@ impl Counter {
             c.missing_attr("type");
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if self.unit.is_none() {
             c.missing_attr("unit");
         }
         if let Some(v) = &self.unit {
-            { c.ext(v.ext(), "unit"); }
+            {
+                c.ext(v.ext(), "unit");
+            }
         }
         if let Some(v) = &self.meaning {
-            { c.text(v, "meaning"); }
+            {
+                c.text(v, "meaning");
+            }
         }
         if let Some(v) = &self.duration {
-            { c.ext(v.ext(), "duration"); }
+            {
+                c.ext(v.ext(), "duration");
+            }
         }
         if let Some(v) = &self.value {
-            { c.float(v, "content"); }
+            {
+                c.float(v, "content");
+            }
         }
     }
 }
@@ -5733,21 +6536,36 @@ pub struct DetectionPattern {
 impl DetectionPattern {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Application, Description*, DetectionConfiguration*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Application") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -5815,7 +6633,12 @@ impl DetectionPattern {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.application {
@@ -5842,16 +6665,24 @@ impl DetectionPattern {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.application.is_none() {
             c.missing("Application");
         }
         if let Some(x) = &self.application {
-            { c.enter("Application"); x.check(c); c.leave(); }
+            {
+                c.enter("Application");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -5859,7 +6690,9 @@ impl DetectionPattern {
             c.leave();
         }
         for x in &self.detection_configuration {
-            { c.text(x, "DetectionConfiguration"); }
+            {
+                c.text(x, "DetectionConfiguration");
+            }
         }
     }
 }
@@ -5882,24 +6715,39 @@ pub struct Discovery {
 impl Discovery {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*, Contact*, DetectionPattern*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_source: Option<String> = None;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
                 "source" => self.source = p.enum_value::<DiscoverySource>(v, "source")?,
                 "ext-source" => ext_source = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.source, ext_source, "source", "ext-source")?;
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             (Ns::Iodef, b"Contact") => 1,
@@ -5963,7 +6811,12 @@ impl Discovery {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -5990,10 +6843,14 @@ impl Discovery {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.source {
-            { c.ext(v.ext(), "source"); }
+            {
+                c.ext(v.ext(), "source");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -6035,7 +6892,11 @@ impl Document {
     pub(crate) const INCIDENT_IDX: usize = 0;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Incident+, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "xml:lang" => self.lang = Some(v.to_owned()),
@@ -6049,7 +6910,11 @@ impl Document {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Incident") => 0,
             (Ns::Iodef, b"AdditionalData") => 1,
@@ -6108,7 +6973,12 @@ impl Document {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.incident {
@@ -6124,16 +6994,24 @@ impl Document {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.lang {
-            { c.text(v, "xml:lang"); }
+            {
+                c.text(v, "xml:lang");
+            }
         }
         if let Some(v) = &self.format_id {
-            { c.text(v, "format-id"); }
+            {
+                c.text(v, "format-id");
+            }
         }
         if let Some(v) = &self.private_enum_name {
-            { c.text(v, "private-enum-name"); }
+            {
+                c.text(v, "private-enum-name");
+            }
         }
         if let Some(v) = &self.private_enum_id {
-            { c.text(v, "private-enum-id"); }
+            {
+                c.text(v, "private-enum-id");
+            }
         }
         if self.incident.is_empty() {
             c.missing("Incident");
@@ -6161,7 +7039,11 @@ pub struct DomainContacts {
 impl DomainContacts {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "(SameDomainContact | Contact)";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -6170,7 +7052,11 @@ impl DomainContacts {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"SameDomainContact") => 0,
             (Ns::Iodef, b"Contact") => 1,
@@ -6224,7 +7110,12 @@ impl DomainContacts {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.choice {
@@ -6277,25 +7168,49 @@ pub struct DomainData {
 impl DomainData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Name, DateDomainWasChecked?, RegistrationDate?, ExpirationDate?, RelatedDNS*, Nameservers*, DomainContacts?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_system_status: Option<String> = None;
         let mut ext_domain_status: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "system-status" => self.system_status = p.enum_value::<DomaindataSystemStatus>(v, "system-status")?,
+                "system-status" => {
+                    self.system_status =
+                        p.enum_value::<DomaindataSystemStatus>(v, "system-status")?
+                }
                 "ext-system-status" => ext_system_status = Some(v.to_owned()),
-                "domain-status" => self.domain_status = p.enum_value::<DomaindataDomainStatus>(v, "domain-status")?,
+                "domain-status" => {
+                    self.domain_status =
+                        p.enum_value::<DomaindataDomainStatus>(v, "domain-status")?
+                }
                 "ext-domain-status" => ext_domain_status = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.system_status, ext_system_status, "system-status", "ext-system-status")?;
-        p.pair_ext(&mut self.domain_status, ext_domain_status, "domain-status", "ext-domain-status")?;
+        p.pair_ext(
+            &mut self.system_status,
+            ext_system_status,
+            "system-status",
+            "ext-system-status",
+        )?;
+        p.pair_ext(
+            &mut self.domain_status,
+            ext_domain_status,
+            "domain-status",
+            "ext-domain-status",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Name") => 0,
             (Ns::Iodef, b"DateDomainWasChecked") => 1,
@@ -6323,11 +7238,13 @@ impl DomainData {
                 if !p.order(pos, 1, "DateDomainWasChecked", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DateDomainWasChecked")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DateDomainWasChecked")
+                    })?
+                    .flatten()
+                {
                     if self.date_domain_was_checked.is_some() {
                         p.duplicate("DateDomainWasChecked")?;
                     } else {
@@ -6339,11 +7256,13 @@ impl DomainData {
                 if !p.order(pos, 2, "RegistrationDate", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "RegistrationDate")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "RegistrationDate")
+                    })?
+                    .flatten()
+                {
                     if self.registration_date.is_some() {
                         p.duplicate("RegistrationDate")?;
                     } else {
@@ -6355,11 +7274,13 @@ impl DomainData {
                 if !p.order(pos, 3, "ExpirationDate", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "ExpirationDate")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "ExpirationDate")
+                    })?
+                    .flatten()
+                {
                     if self.expiration_date.is_some() {
                         p.duplicate("ExpirationDate")?;
                     } else {
@@ -6433,7 +7354,12 @@ impl DomainData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.name {
@@ -6480,19 +7406,27 @@ impl DomainData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.system_status {
-            { c.ext(v.ext(), "system-status"); }
+            {
+                c.ext(v.ext(), "system-status");
+            }
         }
         if let Some(v) = &self.domain_status {
-            { c.ext(v.ext(), "domain-status"); }
+            {
+                c.ext(v.ext(), "domain-status");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.name.is_none() {
             c.missing("Name");
         }
         if let Some(x) = &self.name {
-            { c.text(x, "Name"); }
+            {
+                c.text(x, "Name");
+            }
         }
         for (i, x) in self.related_dns.iter().enumerate() {
             c.enter_at("RelatedDNS", i);
@@ -6505,7 +7439,11 @@ impl DomainData {
             c.leave();
         }
         if let Some(x) = &self.domain_contacts {
-            { c.enter("DomainContacts"); x.check(c); c.leave(); }
+            {
+                c.enter("DomainContacts");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -6524,7 +7462,11 @@ pub struct Email {
 impl Email {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "EmailTo, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
@@ -6537,7 +7479,11 @@ impl Email {
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"EmailTo") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -6593,7 +7539,12 @@ impl Email {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.email_to {
@@ -6615,13 +7566,17 @@ impl Email {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if self.email_to.is_none() {
             c.missing("EmailTo");
         }
         if let Some(x) = &self.email_to {
-            { c.text(x, "EmailTo"); }
+            {
+                c.text(x, "EmailTo");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -6661,7 +7616,11 @@ pub struct EmailData {
 impl EmailData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "EmailTo*, EmailFrom?, EmailSubject?, EmailX-Mailer?, EmailHeaderField*, EmailHeaders?, EmailBody?, EmailMessage?, HashData*, SignatureData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
@@ -6671,7 +7630,11 @@ impl EmailData {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"EmailTo") => 0,
             (Ns::Iodef, b"EmailFrom") => 1,
@@ -6813,7 +7776,12 @@ impl EmailData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.email_to {
@@ -6875,19 +7843,29 @@ impl EmailData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         for x in &self.email_to {
-            { c.text(x, "EmailTo"); }
+            {
+                c.text(x, "EmailTo");
+            }
         }
         if let Some(x) = &self.email_from {
-            { c.text(x, "EmailFrom"); }
+            {
+                c.text(x, "EmailFrom");
+            }
         }
         if let Some(x) = &self.email_subject {
-            { c.text(x, "EmailSubject"); }
+            {
+                c.text(x, "EmailSubject");
+            }
         }
         if let Some(x) = &self.email_x_mailer {
-            { c.text(x, "EmailX-Mailer"); }
+            {
+                c.text(x, "EmailX-Mailer");
+            }
         }
         for (i, x) in self.email_header_field.iter().enumerate() {
             c.enter_at("EmailHeaderField", i);
@@ -6895,13 +7873,19 @@ impl EmailData {
             c.leave();
         }
         if let Some(x) = &self.email_headers {
-            { c.text(x, "EmailHeaders"); }
+            {
+                c.text(x, "EmailHeaders");
+            }
         }
         if let Some(x) = &self.email_body {
-            { c.text(x, "EmailBody"); }
+            {
+                c.text(x, "EmailBody");
+            }
         }
         if let Some(x) = &self.email_message {
-            { c.text(x, "EmailMessage"); }
+            {
+                c.text(x, "EmailMessage");
+            }
         }
         for (i, x) in self.hash_data.iter().enumerate() {
             c.enter_at("HashData", i);
@@ -6960,21 +7944,36 @@ impl EventData {
     pub(crate) const EVENT_DATA_IDX: usize = 13;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*, DetectTime?, StartTime?, EndTime?, RecoveryTime?, ReportTime?, Contact*, Discovery*, Assessment?, Method*, Flow*, Expectation*, Record?, EventData*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             (Ns::Iodef, b"DetectTime") => 1,
@@ -7006,11 +8005,13 @@ impl EventData {
                 if !p.order(pos, 1, "DetectTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DetectTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DetectTime")
+                    })?
+                    .flatten()
+                {
                     if self.detect_time.is_some() {
                         p.duplicate("DetectTime")?;
                     } else {
@@ -7022,11 +8023,13 @@ impl EventData {
                 if !p.order(pos, 2, "StartTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "StartTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "StartTime")
+                    })?
+                    .flatten()
+                {
                     if self.start_time.is_some() {
                         p.duplicate("StartTime")?;
                     } else {
@@ -7038,11 +8041,13 @@ impl EventData {
                 if !p.order(pos, 3, "EndTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "EndTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "EndTime")
+                    })?
+                    .flatten()
+                {
                     if self.end_time.is_some() {
                         p.duplicate("EndTime")?;
                     } else {
@@ -7054,11 +8059,13 @@ impl EventData {
                 if !p.order(pos, 4, "RecoveryTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "RecoveryTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "RecoveryTime")
+                    })?
+                    .flatten()
+                {
                     if self.recovery_time.is_some() {
                         p.duplicate("RecoveryTime")?;
                     } else {
@@ -7070,11 +8077,13 @@ impl EventData {
                 if !p.order(pos, 5, "ReportTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "ReportTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "ReportTime")
+                    })?
+                    .flatten()
+                {
                     if self.report_time.is_some() {
                         p.duplicate("ReportTime")?;
                     } else {
@@ -7191,7 +8200,12 @@ impl EventData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -7278,10 +8292,14 @@ impl EventData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -7299,7 +8317,11 @@ impl EventData {
             c.leave();
         }
         if let Some(x) = &self.assessment {
-            { c.enter("Assessment"); x.check(c); c.leave(); }
+            {
+                c.enter("Assessment");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.method.iter().enumerate() {
             c.enter_at("Method", i);
@@ -7317,7 +8339,11 @@ impl EventData {
             c.leave();
         }
         if let Some(x) = &self.record {
-            { c.enter("Record"); x.check(c); c.leave(); }
+            {
+                c.enter("Record");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.event_data.iter().enumerate() {
             c.enter_at("EventData", i);
@@ -7357,8 +8383,13 @@ pub struct Expectation {
 
 impl Expectation {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "Description*, DefinedCOA*, StartTime?, EndTime?, Contact?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "Description*, DefinedCOA*, StartTime?, EndTime?, Contact?";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_action: Option<String> = None;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
@@ -7366,7 +8397,9 @@ impl Expectation {
                 "action" => self.action = p.enum_value::<Action>(v, "action")?,
                 "ext-action" => ext_action = Some(v.to_owned()),
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
@@ -7374,10 +8407,19 @@ impl Expectation {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.action, ext_action, "action", "ext-action")?;
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             (Ns::Iodef, b"DefinedCOA") => 1,
@@ -7407,11 +8449,13 @@ impl Expectation {
                 if !p.order(pos, 2, "StartTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "StartTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "StartTime")
+                    })?
+                    .flatten()
+                {
                     if self.start_time.is_some() {
                         p.duplicate("StartTime")?;
                     } else {
@@ -7423,11 +8467,13 @@ impl Expectation {
                 if !p.order(pos, 3, "EndTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "EndTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "EndTime")
+                    })?
+                    .flatten()
+                {
                     if self.end_time.is_some() {
                         p.duplicate("EndTime")?;
                     } else {
@@ -7485,7 +8531,12 @@ impl Expectation {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -7522,16 +8573,24 @@ impl Expectation {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.action {
-            { c.ext(v.ext(), "action"); }
+            {
+                c.ext(v.ext(), "action");
+            }
         }
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -7539,10 +8598,16 @@ impl Expectation {
             c.leave();
         }
         for x in &self.defined_coa {
-            { c.text(x, "DefinedCOA"); }
+            {
+                c.text(x, "DefinedCOA");
+            }
         }
         if let Some(x) = &self.contact {
-            { c.enter("Contact"); x.check(c); c.leave(); }
+            {
+                c.enter("Contact");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -7567,7 +8632,11 @@ pub struct ExtensionData {
 }
 
 impl ExtensionData {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_dtype: Option<String> = None;
         let mut seen_dtype = false;
         let mut ext_restriction: Option<String> = None;
@@ -7581,7 +8650,9 @@ impl ExtensionData {
                 "ext-dtype" => ext_dtype = Some(v.to_owned()),
                 "meaning" => self.meaning = Some(v.to_owned()),
                 "formatid" => self.formatid = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
@@ -7589,7 +8660,12 @@ impl ExtensionData {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.dtype, ext_dtype, "dtype", "ext-dtype")?;
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         if !seen_dtype {
             p.missing_attr("dtype")?;
         }
@@ -7628,7 +8704,12 @@ impl ExtensionData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.mixed(&self.content)?;
@@ -7643,25 +8724,37 @@ impl ExtensionData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.name {
-            { c.text(v, "name"); }
+            {
+                c.text(v, "name");
+            }
         }
         if self.dtype.is_none() {
             c.missing_attr("dtype");
         }
         if let Some(v) = &self.dtype {
-            { c.ext(v.ext(), "dtype"); }
+            {
+                c.ext(v.ext(), "dtype");
+            }
         }
         if let Some(v) = &self.meaning {
-            { c.text(v, "meaning"); }
+            {
+                c.text(v, "meaning");
+            }
         }
         if let Some(v) = &self.formatid {
-            { c.text(v, "formatid"); }
+            {
+                c.text(v, "formatid");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         c.mixed(&self.content);
     }
@@ -7693,7 +8786,11 @@ pub struct File {
 impl File {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "FileName?, FileSize?, FileType?, URL*, HashData?, SignatureData?, AssociatedSoftware?, FileProperties*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
@@ -7703,7 +8800,11 @@ impl File {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"FileName") => 0,
             (Ns::Iodef, b"FileSize") => 1,
@@ -7732,11 +8833,13 @@ impl File {
                 if !p.order(pos, 1, "FileSize", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_integer(&t, "FileSize")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_integer(&t, "FileSize")
+                    })?
+                    .flatten()
+                {
                     if self.file_size.is_some() {
                         p.duplicate("FileSize")?;
                     } else {
@@ -7831,7 +8934,12 @@ impl File {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.file_name {
@@ -7883,25 +8991,45 @@ impl File {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if let Some(x) = &self.file_name {
-            { c.text(x, "FileName"); }
+            {
+                c.text(x, "FileName");
+            }
         }
         if let Some(x) = &self.file_type {
-            { c.text(x, "FileType"); }
+            {
+                c.text(x, "FileType");
+            }
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         if let Some(x) = &self.hash_data {
-            { c.enter("HashData"); x.check(c); c.leave(); }
+            {
+                c.enter("HashData");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.signature_data {
-            { c.enter("SignatureData"); x.check(c); c.leave(); }
+            {
+                c.enter("SignatureData");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.associated_software {
-            { c.enter("AssociatedSoftware"); x.check(c); c.leave(); }
+            {
+                c.enter("AssociatedSoftware");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.file_properties.iter().enumerate() {
             c.enter_at("FileProperties", i);
@@ -7925,21 +9053,36 @@ pub struct FileData {
 impl FileData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "File+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"File") => 0,
             _ => 255,
@@ -7985,7 +9128,12 @@ impl FileData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.file {
@@ -8002,10 +9150,14 @@ impl FileData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.file.is_empty() {
             c.missing("File");
@@ -8028,7 +9180,11 @@ pub struct Flow {
 impl Flow {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "System+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -8037,7 +9193,11 @@ impl Flow {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"System") => 0,
             _ => 255,
@@ -8074,7 +9234,12 @@ impl Flow {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.system {
@@ -8115,7 +9280,11 @@ pub struct FuzzyHash {
 impl FuzzyHash {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "FuzzyHashValue+, Application?, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -8124,7 +9293,11 @@ impl FuzzyHash {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"FuzzyHashValue") => 0,
             (Ns::Iodef, b"Application") => 1,
@@ -8183,7 +9356,12 @@ impl FuzzyHash {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.fuzzy_hash_value {
@@ -8218,7 +9396,11 @@ impl FuzzyHash {
             c.leave();
         }
         if let Some(x) = &self.application {
-            { c.enter("Application"); x.check(c); c.leave(); }
+            {
+                c.enter("Application");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -8243,8 +9425,13 @@ pub struct Hash {
 
 impl Hash {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "DigestMethod, DigestValue, CanonicalizationMethod?, Application?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "DigestMethod, DigestValue, CanonicalizationMethod?, Application?";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -8253,7 +9440,11 @@ impl Hash {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Ds, b"DigestMethod") => 0,
             (Ns::Ds, b"DigestValue") => 1,
@@ -8336,7 +9527,12 @@ impl Hash {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.digest_method {
@@ -8371,19 +9567,29 @@ impl Hash {
             c.missing("DigestMethod");
         }
         if let Some(x) = &self.digest_method {
-            { c.any(x, "DigestMethod"); }
+            {
+                c.any(x, "DigestMethod");
+            }
         }
         if self.digest_value.is_none() {
             c.missing("DigestValue");
         }
         if let Some(x) = &self.digest_value {
-            { c.any(x, "DigestValue"); }
+            {
+                c.any(x, "DigestValue");
+            }
         }
         if let Some(x) = &self.canonicalization_method {
-            { c.any(x, "CanonicalizationMethod"); }
+            {
+                c.any(x, "CanonicalizationMethod");
+            }
         }
         if let Some(x) = &self.application {
-            { c.enter("Application"); x.check(c); c.leave(); }
+            {
+                c.enter("Application");
+                x.check(c);
+                c.leave();
+            }
         }
     }
 }
@@ -8404,7 +9610,11 @@ pub struct HashData {
 impl HashData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "HashTargetID?, Hash*, FuzzyHash*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_scope: Option<String> = None;
         let mut seen_scope = false;
         for (k, v) in attrs.iter() {
@@ -8424,7 +9634,11 @@ impl HashData {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"HashTargetID") => 0,
             (Ns::Iodef, b"Hash") => 1,
@@ -8486,7 +9700,12 @@ impl HashData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.hash_target_id {
@@ -8516,10 +9735,14 @@ impl HashData {
             c.missing_attr("scope");
         }
         if let Some(v) = &self.scope {
-            { c.ext(v.ext(), "scope"); }
+            {
+                c.ext(v.ext(), "scope");
+            }
         }
         if let Some(x) = &self.hash_target_id {
-            { c.text(x, "HashTargetID"); }
+            {
+                c.text(x, "HashTargetID");
+            }
         }
         for (i, x) in self.hash.iter().enumerate() {
             c.enter_at("Hash", i);
@@ -8546,20 +9769,35 @@ pub struct History {
 impl History {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "HistoryItem+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"HistoryItem") => 0,
             _ => 255,
@@ -8602,7 +9840,12 @@ impl History {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.history_item {
@@ -8619,7 +9862,9 @@ impl History {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.history_item.is_empty() {
             c.missing("HistoryItem");
@@ -8657,8 +9902,13 @@ pub struct HistoryItem {
 
 impl HistoryItem {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "DateTime, IncidentID?, Contact?, Description*, DefinedCOA*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "DateTime, IncidentID?, Contact?, Description*, DefinedCOA*, AdditionalData*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_action: Option<String> = None;
         let mut seen_action = false;
         let mut ext_restriction: Option<String> = None;
@@ -8669,7 +9919,9 @@ impl HistoryItem {
                     self.action = p.enum_value::<Action>(v, "action")?;
                 }
                 "ext-action" => ext_action = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
@@ -8677,13 +9929,22 @@ impl HistoryItem {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.action, ext_action, "action", "ext-action")?;
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         if !seen_action {
             p.missing_attr("action")?;
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"DateTime") => 0,
             (Ns::Iodef, b"IncidentID") => 1,
@@ -8698,11 +9959,13 @@ impl HistoryItem {
                 if !p.order(pos, 0, "DateTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DateTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DateTime")
+                    })?
+                    .flatten()
+                {
                     if self.date_time.is_some() {
                         p.duplicate("DateTime")?;
                     } else {
@@ -8796,7 +10059,12 @@ impl HistoryItem {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.date_time {
@@ -8841,22 +10109,36 @@ impl HistoryItem {
             c.missing_attr("action");
         }
         if let Some(v) = &self.action {
-            { c.ext(v.ext(), "action"); }
+            {
+                c.ext(v.ext(), "action");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.date_time.is_none() {
             c.missing("DateTime");
         }
         if let Some(x) = &self.incident_id {
-            { c.enter("IncidentID"); x.check(c); c.leave(); }
+            {
+                c.enter("IncidentID");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.contact {
-            { c.enter("Contact"); x.check(c); c.leave(); }
+            {
+                c.enter("Contact");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -8864,7 +10146,9 @@ impl HistoryItem {
             c.leave();
         }
         for x in &self.defined_coa {
-            { c.text(x, "DefinedCOA"); }
+            {
+                c.text(x, "DefinedCOA");
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -8930,7 +10214,11 @@ impl Incident {
     pub(crate) const EVENT_DATA_IDX: usize = 14;
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentID, AlternativeID?, RelatedActivity*, DetectTime?, StartTime?, EndTime?, RecoveryTime?, ReportTime?, GenerationTime, Description*, Discovery*, Assessment*, Method*, Contact+, EventData*, IndicatorData?, History?, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_purpose: Option<String> = None;
         let mut seen_purpose = false;
         let mut ext_status: Option<String> = None;
@@ -8945,7 +10233,9 @@ impl Incident {
                 "status" => self.status = p.enum_value::<IncidentStatus>(v, "status")?,
                 "ext-status" => ext_status = Some(v.to_owned()),
                 "xml:lang" => self.lang = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
@@ -8954,13 +10244,22 @@ impl Incident {
         p.recycle(attrs);
         p.pair_ext(&mut self.purpose, ext_purpose, "purpose", "ext-purpose")?;
         p.pair_ext(&mut self.status, ext_status, "status", "ext-status")?;
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         if !seen_purpose {
             p.missing_attr("purpose")?;
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IncidentID") => 0,
             (Ns::Iodef, b"AlternativeID") => 1,
@@ -9019,11 +10318,13 @@ impl Incident {
                 if !p.order(pos, 3, "DetectTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DetectTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DetectTime")
+                    })?
+                    .flatten()
+                {
                     if self.detect_time.is_some() {
                         p.duplicate("DetectTime")?;
                     } else {
@@ -9035,11 +10336,13 @@ impl Incident {
                 if !p.order(pos, 4, "StartTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "StartTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "StartTime")
+                    })?
+                    .flatten()
+                {
                     if self.start_time.is_some() {
                         p.duplicate("StartTime")?;
                     } else {
@@ -9051,11 +10354,13 @@ impl Incident {
                 if !p.order(pos, 5, "EndTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "EndTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "EndTime")
+                    })?
+                    .flatten()
+                {
                     if self.end_time.is_some() {
                         p.duplicate("EndTime")?;
                     } else {
@@ -9067,11 +10372,13 @@ impl Incident {
                 if !p.order(pos, 6, "RecoveryTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "RecoveryTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "RecoveryTime")
+                    })?
+                    .flatten()
+                {
                     if self.recovery_time.is_some() {
                         p.duplicate("RecoveryTime")?;
                     } else {
@@ -9083,11 +10390,13 @@ impl Incident {
                 if !p.order(pos, 7, "ReportTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "ReportTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "ReportTime")
+                    })?
+                    .flatten()
+                {
                     if self.report_time.is_some() {
                         p.duplicate("ReportTime")?;
                     } else {
@@ -9099,11 +10408,13 @@ impl Incident {
                 if !p.order(pos, 8, "GenerationTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "GenerationTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "GenerationTime")
+                    })?
+                    .flatten()
+                {
                     if self.generation_time.is_some() {
                         p.duplicate("GenerationTime")?;
                     } else {
@@ -9244,7 +10555,12 @@ impl Incident {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.incident_id {
@@ -9349,28 +10665,46 @@ impl Incident {
             c.missing_attr("purpose");
         }
         if let Some(v) = &self.purpose {
-            { c.ext(v.ext(), "purpose"); }
+            {
+                c.ext(v.ext(), "purpose");
+            }
         }
         if let Some(v) = &self.status {
-            { c.ext(v.ext(), "status"); }
+            {
+                c.ext(v.ext(), "status");
+            }
         }
         if let Some(v) = &self.lang {
-            { c.text(v, "xml:lang"); }
+            {
+                c.text(v, "xml:lang");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.incident_id.is_none() {
             c.missing("IncidentID");
         }
         if let Some(x) = &self.incident_id {
-            { c.enter("IncidentID"); x.check(c); c.leave(); }
+            {
+                c.enter("IncidentID");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.alternative_id {
-            { c.enter("AlternativeID"); x.check(c); c.leave(); }
+            {
+                c.enter("AlternativeID");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.related_activity.iter().enumerate() {
             c.enter_at("RelatedActivity", i);
@@ -9414,10 +10748,18 @@ impl Incident {
             c.leave();
         }
         if let Some(x) = &self.indicator_data {
-            { c.enter("IndicatorData"); x.check(c); c.leave(); }
+            {
+                c.enter("IndicatorData");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.history {
-            { c.enter("History"); x.check(c); c.leave(); }
+            {
+                c.enter("History");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -9441,7 +10783,11 @@ pub struct IncidentID {
 }
 
 impl IncidentID {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_name = false;
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
@@ -9451,13 +10797,20 @@ impl IncidentID {
                     self.name = Some(v.to_owned());
                 }
                 "instance" => self.instance = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         if !seen_name {
             p.missing_attr("name")?;
         }
@@ -9485,7 +10838,12 @@ impl IncidentID {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -9503,13 +10861,19 @@ impl IncidentID {
             c.missing_attr("name");
         }
         if let Some(v) = &self.name {
-            { c.text(v, "name"); }
+            {
+                c.text(v, "name");
+            }
         }
         if let Some(v) = &self.instance {
-            { c.text(v, "instance"); }
+            {
+                c.text(v, "instance");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -9549,20 +10913,35 @@ pub struct Indicator {
 impl Indicator {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IndicatorID, AlternativeIndicatorID*, Description*, StartTime?, EndTime?, Confidence?, Contact*, (Observable | ObservableReference | IndicatorExpression | IndicatorReference), NodeRole*, AttackPhase*, Reference*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IndicatorID") => 0,
             (Ns::Iodef, b"AlternativeIndicatorID") => 1,
@@ -9614,11 +10993,13 @@ impl Indicator {
                 if !p.order(pos, 3, "StartTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "StartTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "StartTime")
+                    })?
+                    .flatten()
+                {
                     if self.start_time.is_some() {
                         p.duplicate("StartTime")?;
                     } else {
@@ -9630,11 +11011,13 @@ impl Indicator {
                 if !p.order(pos, 4, "EndTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "EndTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "EndTime")
+                    })?
+                    .flatten()
+                {
                     if self.end_time.is_some() {
                         p.duplicate("EndTime")?;
                     } else {
@@ -9751,7 +11134,10 @@ impl Indicator {
             p.missing("IndicatorID", Self::ORDER)?;
         }
         if self.choice.is_none() {
-            p.missing("Observable|ObservableReference|IndicatorExpression|IndicatorReference", Self::ORDER)?;
+            p.missing(
+                "Observable|ObservableReference|IndicatorExpression|IndicatorReference",
+                Self::ORDER,
+            )?;
         }
         Ok(())
     }
@@ -9774,7 +11160,12 @@ impl Indicator {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.indicator_id {
@@ -9846,13 +11237,19 @@ impl Indicator {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.indicator_id.is_none() {
             c.missing("IndicatorID");
         }
         if let Some(x) = &self.indicator_id {
-            { c.enter("IndicatorID"); x.check(c); c.leave(); }
+            {
+                c.enter("IndicatorID");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.alternative_indicator_id.iter().enumerate() {
             c.enter_at("AlternativeIndicatorID", i);
@@ -9865,7 +11262,11 @@ impl Indicator {
             c.leave();
         }
         if let Some(x) = &self.confidence {
-            { c.enter("Confidence"); x.check(c); c.leave(); }
+            {
+                c.enter("Confidence");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.contact.iter().enumerate() {
             c.enter_at("Contact", i);
@@ -9911,7 +11312,11 @@ pub struct IndicatorData {
 impl IndicatorData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Indicator+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -9920,7 +11325,11 @@ impl IndicatorData {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Indicator") => 0,
             _ => 255,
@@ -9957,7 +11366,12 @@ impl IndicatorData {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.indicator {
@@ -9996,10 +11410,16 @@ pub struct IndicatorExpression {
 }
 
 impl IndicatorExpression {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "operator" => self.operator = p.enum_value::<IndicatorexpressionOperator>(v, "operator")?,
+                "operator" => {
+                    self.operator = p.enum_value::<IndicatorexpressionOperator>(v, "operator")?
+                }
                 "ext-operator" => self.ext_operator = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
@@ -10013,11 +11433,14 @@ impl IndicatorExpression {
         let mut cur: Option<IndicatorExpressionItem> = None;
         let mut pos = 0usize;
         while p.next_child()? {
-            if IndicatorExpressionItem::starts_round(p) && cur.as_ref().is_some_and(|c| c.round_started()) {
+            if IndicatorExpressionItem::starts_round(p)
+                && cur.as_ref().is_some_and(|c| c.round_started())
+            {
                 out.items.extend(cur.take());
                 pos = 0;
             }
-            cur.get_or_insert_with(Default::default).read_child(p, &mut pos)?;
+            cur.get_or_insert_with(Default::default)
+                .read_child(p, &mut pos)?;
         }
         out.items.extend(cur.take());
         for item in &mut out.items {
@@ -10037,7 +11460,12 @@ impl IndicatorExpression {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             for item in &self.items {
@@ -10054,10 +11482,14 @@ impl IndicatorExpression {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.operator {
-            { c.ext(v.ext(), "operator"); }
+            {
+                c.ext(v.ext(), "operator");
+            }
         }
         if let Some(v) = &self.ext_operator {
-            { c.text(v, "ext-operator"); }
+            {
+                c.text(v, "ext-operator");
+            }
         }
         if self.items.is_empty() {
             c.missing("child element");
@@ -10082,7 +11514,11 @@ pub struct IndicatorExpressionItem {
 impl IndicatorExpressionItem {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "(IndicatorExpression | Observable | ObservableReference | IndicatorReference), Confidence?, AdditionalData*";
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IndicatorExpression") => 0,
             (Ns::Iodef, b"Observable") => 1,
@@ -10167,17 +11603,32 @@ impl IndicatorExpressionItem {
     }
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         if self.choice.is_none() {
-            p.missing("IndicatorExpression|Observable|ObservableReference|IndicatorReference", Self::ORDER)?;
+            p.missing(
+                "IndicatorExpression|Observable|ObservableReference|IndicatorReference",
+                Self::ORDER,
+            )?;
         }
         Ok(())
     }
     fn starts_round<R: BufRead>(p: &Parser<R>) -> bool {
-        p.child_ns() == Ns::Iodef && matches!(p.child_local(), b"IndicatorExpression" | b"Observable" | b"ObservableReference" | b"IndicatorReference")
+        p.child_ns() == Ns::Iodef
+            && matches!(
+                p.child_local(),
+                b"IndicatorExpression"
+                    | b"Observable"
+                    | b"ObservableReference"
+                    | b"IndicatorReference"
+            )
     }
     fn round_started(&self) -> bool {
         self.choice.is_some()
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.choice {
@@ -10204,7 +11655,11 @@ impl IndicatorExpressionItem {
             x.check(c);
         }
         if let Some(x) = &self.confidence {
-            { c.enter("Confidence"); x.check(c); c.leave(); }
+            {
+                c.enter("Confidence");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -10226,7 +11681,11 @@ pub struct IndicatorID {
 }
 
 impl IndicatorID {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_name = false;
         let mut seen_version = false;
         for (k, v) in attrs.iter() {
@@ -10267,7 +11726,12 @@ impl IndicatorID {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -10285,13 +11749,17 @@ impl IndicatorID {
             c.missing_attr("name");
         }
         if let Some(v) = &self.name {
-            { c.text(v, "name"); }
+            {
+                c.text(v, "name");
+            }
         }
         if self.version.is_none() {
             c.missing_attr("version");
         }
         if let Some(v) = &self.version {
-            { c.text(v, "version"); }
+            {
+                c.text(v, "version");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -10309,7 +11777,11 @@ pub struct IndicatorReference {
 }
 
 impl IndicatorReference {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "uid-ref" => self.uid_ref = p.value_id(v, "uid-ref")?,
@@ -10339,7 +11811,12 @@ impl IndicatorReference {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         Ok(())
     }
@@ -10351,13 +11828,19 @@ impl IndicatorReference {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.uid_ref {
-            { c.ncname(v, "uid-ref"); }
+            {
+                c.ncname(v, "uid-ref");
+            }
         }
         if let Some(v) = &self.euid_ref {
-            { c.text(v, "euid-ref"); }
+            {
+                c.text(v, "euid-ref");
+            }
         }
         if let Some(v) = &self.version {
-            { c.text(v, "version"); }
+            {
+                c.text(v, "version");
+            }
         }
     }
 }
@@ -10378,21 +11861,36 @@ pub struct Key {
 impl Key {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "KeyName, Value?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_registryaction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "registryaction" => self.registryaction = p.enum_value::<KeyRegistryaction>(v, "registryaction")?,
+                "registryaction" => {
+                    self.registryaction = p.enum_value::<KeyRegistryaction>(v, "registryaction")?
+                }
                 "ext-registryaction" => ext_registryaction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.registryaction, ext_registryaction, "registryaction", "ext-registryaction")?;
+        p.pair_ext(
+            &mut self.registryaction,
+            ext_registryaction,
+            "registryaction",
+            "ext-registryaction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"KeyName") => 0,
             (Ns::Iodef, b"Value") => 1,
@@ -10455,7 +11953,12 @@ impl Key {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.key_name {
@@ -10477,19 +11980,27 @@ impl Key {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.registryaction {
-            { c.ext(v.ext(), "registryaction"); }
+            {
+                c.ext(v.ext(), "registryaction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.key_name.is_none() {
             c.missing("KeyName");
         }
         if let Some(x) = &self.key_name {
-            { c.text(x, "KeyName"); }
+            {
+                c.text(x, "KeyName");
+            }
         }
         if let Some(x) = &self.value {
-            { c.text(x, "Value"); }
+            {
+                c.text(x, "Value");
+            }
         }
     }
 }
@@ -10506,7 +12017,11 @@ pub struct MLString {
 }
 
 impl MLString {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "translation-id" => self.translation_id = Some(v.to_owned()),
@@ -10533,7 +12048,12 @@ impl MLString {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -10548,10 +12068,14 @@ impl MLString {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.translation_id {
-            { c.text(v, "translation-id"); }
+            {
+                c.text(v, "translation-id");
+            }
         }
         if let Some(v) = &self.lang {
-            { c.text(v, "xml:lang"); }
+            {
+                c.text(v, "xml:lang");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -10578,21 +12102,37 @@ pub struct Method {
 
 impl Method {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "Reference*, Description*, AttackPattern*, Vulnerability*, Weakness*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "Reference*, Description*, AttackPattern*, Vulnerability*, Weakness*, AdditionalData*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Reference") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -10677,7 +12217,12 @@ impl Method {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.reference {
@@ -10719,7 +12264,9 @@ impl Method {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for (i, x) in self.reference.iter().enumerate() {
             c.enter_at("Reference", i);
@@ -10732,13 +12279,19 @@ impl Method {
             c.leave();
         }
         for x in &self.attack_pattern {
-            { c.any(x, "AttackPattern"); }
+            {
+                c.any(x, "AttackPattern");
+            }
         }
         for x in &self.vulnerability {
-            { c.any(x, "Vulnerability"); }
+            {
+                c.any(x, "Vulnerability");
+            }
         }
         for x in &self.weakness {
-            { c.any(x, "Weakness"); }
+            {
+                c.any(x, "Weakness");
+            }
         }
         for (i, x) in self.additional_data.iter().enumerate() {
             c.enter_at("AdditionalData", i);
@@ -10760,7 +12313,11 @@ pub struct MonetaryImpact {
 }
 
 impl MonetaryImpact {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
@@ -10787,7 +12344,12 @@ impl MonetaryImpact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             if let Some(v) = &self.value {
@@ -10804,13 +12366,19 @@ impl MonetaryImpact {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if let Some(v) = &self.currency {
-            { c.text(v, "currency"); }
+            {
+                c.text(v, "currency");
+            }
         }
         if let Some(v) = &self.value {
-            { c.positive(v, "content"); }
+            {
+                c.positive(v, "content");
+            }
         }
     }
 }
@@ -10827,7 +12395,11 @@ pub struct Nameservers {
 impl Nameservers {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Server, Address+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -10836,7 +12408,11 @@ impl Nameservers {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Server") => 0,
             (Ns::Iodef, b"Address") => 1,
@@ -10889,7 +12465,12 @@ impl Nameservers {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.server {
@@ -10914,7 +12495,9 @@ impl Nameservers {
             c.missing("Server");
         }
         if let Some(x) = &self.server {
-            { c.text(x, "Server"); }
+            {
+                c.text(x, "Server");
+            }
         }
         if self.address.is_empty() {
             c.missing("Address");
@@ -10942,8 +12525,13 @@ pub struct Node {
 
 impl Node {
     /// Schema order of the children.
-    pub(crate) const ORDER: &'static str = "(DomainData | Address)*, PostalAddress?, Location*, Counter*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) const ORDER: &'static str =
+        "(DomainData | Address)*, PostalAddress?, Location*, Counter*";
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -10952,7 +12540,11 @@ impl Node {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"DomainData") => 0,
             (Ns::Iodef, b"Address") => 1,
@@ -11026,7 +12618,12 @@ impl Node {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.choice {
@@ -11061,7 +12658,11 @@ impl Node {
             x.check(c);
         }
         if let Some(x) = &self.postal_address {
-            { c.enter("PostalAddress"); x.check(c); c.leave(); }
+            {
+                c.enter("PostalAddress");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.location.iter().enumerate() {
             c.enter_at("Location", i);
@@ -11089,7 +12690,11 @@ pub struct NodeRole {
 impl NodeRole {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
         let mut seen_category = false;
         for (k, v) in attrs.iter() {
@@ -11109,7 +12714,11 @@ impl NodeRole {
         }
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             _ => 255,
@@ -11149,7 +12758,12 @@ impl NodeRole {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -11169,7 +12783,9 @@ impl NodeRole {
             c.missing_attr("category");
         }
         if let Some(v) = &self.category {
-            { c.ext(v.ext(), "category"); }
+            {
+                c.ext(v.ext(), "category");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -11191,20 +12807,35 @@ pub struct Observable {
 impl Observable {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "(System | Address | DomainData | Service | EmailData | WindowsRegistryKeysModified | FileData | CertificateData | RegistryHandle | RecordData | EventData | Incident | Expectation | Reference | Assessment | DetectionPattern | HistoryItem | BulkObservable | AdditionalData)?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"System") => 0,
             (Ns::Iodef, b"Address") => 1,
@@ -11482,7 +13113,12 @@ impl Observable {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.choice {
@@ -11499,7 +13135,9 @@ impl Observable {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(x) = &self.choice {
             x.check(c);
@@ -11515,7 +13153,11 @@ pub struct ObservableReference {
 }
 
 impl ObservableReference {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut seen_uid_ref = false;
         for (k, v) in attrs.iter() {
             match k {
@@ -11544,7 +13186,12 @@ impl ObservableReference {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         Ok(())
     }
@@ -11559,7 +13206,9 @@ impl ObservableReference {
             c.missing_attr("uid-ref");
         }
         if let Some(v) = &self.uid_ref {
-            { c.ncname(v, "uid-ref"); }
+            {
+                c.ncname(v, "uid-ref");
+            }
         }
     }
 }
@@ -11578,7 +13227,11 @@ pub struct PostalAddress {
 impl PostalAddress {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "PAddress, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
@@ -11591,7 +13244,11 @@ impl PostalAddress {
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"PAddress") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -11647,7 +13304,12 @@ impl PostalAddress {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.p_address {
@@ -11669,13 +13331,19 @@ impl PostalAddress {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if self.p_address.is_none() {
             c.missing("PAddress");
         }
         if let Some(x) = &self.p_address {
-            { c.enter("PAddress"); x.check(c); c.leave(); }
+            {
+                c.enter("PAddress");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -11697,20 +13365,35 @@ pub struct Record {
 impl Record {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "RecordData+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"RecordData") => 0,
             _ => 255,
@@ -11753,7 +13436,12 @@ impl Record {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.record_data {
@@ -11770,7 +13458,9 @@ impl Record {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if self.record_data.is_empty() {
             c.missing("RecordData");
@@ -11815,21 +13505,36 @@ pub struct RecordData {
 impl RecordData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "DateTime?, Description*, Application?, RecordPattern*, RecordItem*, URL*, FileData*, WindowsRegistryKeysModified*, CertificateData*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"DateTime") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -11848,11 +13553,13 @@ impl RecordData {
                 if !p.order(pos, 0, "DateTime", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_datetime(&t, "DateTime")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_datetime(&t, "DateTime")
+                    })?
+                    .flatten()
+                {
                     if self.date_time.is_some() {
                         p.duplicate("DateTime")?;
                     } else {
@@ -11965,7 +13672,12 @@ impl RecordData {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.date_time {
@@ -12027,10 +13739,14 @@ impl RecordData {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -12038,7 +13754,11 @@ impl RecordData {
             c.leave();
         }
         if let Some(x) = &self.application {
-            { c.enter("Application"); x.check(c); c.leave(); }
+            {
+                c.enter("Application");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.record_pattern.iter().enumerate() {
             c.enter_at("RecordPattern", i);
@@ -12051,7 +13771,9 @@ impl RecordData {
             c.leave();
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.file_data.iter().enumerate() {
             c.enter_at("FileData", i);
@@ -12092,7 +13814,11 @@ pub struct RecordPattern {
 }
 
 impl RecordPattern {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         let mut seen_kind = false;
         let mut ext_offsetunit: Option<String> = None;
@@ -12104,7 +13830,9 @@ impl RecordPattern {
                 }
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 "offset" => self.offset = p.value_integer(v, "offset")?,
-                "offsetunit" => self.offsetunit = p.enum_value::<RecordpatternOffsetunit>(v, "offsetunit")?,
+                "offsetunit" => {
+                    self.offsetunit = p.enum_value::<RecordpatternOffsetunit>(v, "offsetunit")?
+                }
                 "ext-offsetunit" => ext_offsetunit = Some(v.to_owned()),
                 "instance" => self.instance = p.value_integer(v, "instance")?,
                 _ => p.attr_unexpected(k)?,
@@ -12112,7 +13840,12 @@ impl RecordPattern {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
-        p.pair_ext(&mut self.offsetunit, ext_offsetunit, "offsetunit", "ext-offsetunit")?;
+        p.pair_ext(
+            &mut self.offsetunit,
+            ext_offsetunit,
+            "offsetunit",
+            "ext-offsetunit",
+        )?;
         if !seen_kind {
             p.missing_attr("type")?;
         }
@@ -12146,7 +13879,12 @@ impl RecordPattern {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -12164,10 +13902,14 @@ impl RecordPattern {
             c.missing_attr("type");
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if let Some(v) = &self.offsetunit {
-            { c.ext(v.ext(), "offsetunit"); }
+            {
+                c.ext(v.ext(), "offsetunit");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -12189,7 +13931,11 @@ pub struct Reference {
 impl Reference {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "ReferenceName?, URL*, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
@@ -12199,7 +13945,11 @@ impl Reference {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Enum, b"ReferenceName") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -12258,7 +14008,12 @@ impl Reference {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.reference_name {
@@ -12285,13 +14040,19 @@ impl Reference {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if let Some(x) = &self.reference_name {
-            { c.any(x, "ReferenceName"); }
+            {
+                c.any(x, "ReferenceName");
+            }
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -12311,11 +14072,17 @@ pub struct RegistryHandle {
 }
 
 impl RegistryHandle {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_registry: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "registry" => self.registry = p.enum_value::<RegistryhandleRegistry>(v, "registry")?,
+                "registry" => {
+                    self.registry = p.enum_value::<RegistryhandleRegistry>(v, "registry")?
+                }
                 "ext-registry" => ext_registry = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
@@ -12340,7 +14107,12 @@ impl RegistryHandle {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             w.text(&self.value)?;
@@ -12355,7 +14127,9 @@ impl RegistryHandle {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.registry {
-            { c.ext(v.ext(), "registry"); }
+            {
+                c.ext(v.ext(), "registry");
+            }
         }
         c.text(&self.value, "content");
     }
@@ -12387,20 +14161,35 @@ pub struct RelatedActivity {
 impl RelatedActivity {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IncidentID*, URL*, ThreatActor*, Campaign*, IndicatorID*, Confidence?, Description*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IncidentID") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -12507,7 +14296,12 @@ impl RelatedActivity {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.incident_id {
@@ -12559,7 +14353,9 @@ impl RelatedActivity {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for (i, x) in self.incident_id.iter().enumerate() {
             c.enter_at("IncidentID", i);
@@ -12567,7 +14363,9 @@ impl RelatedActivity {
             c.leave();
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.threat_actor.iter().enumerate() {
             c.enter_at("ThreatActor", i);
@@ -12585,7 +14383,11 @@ impl RelatedActivity {
             c.leave();
         }
         if let Some(x) = &self.confidence {
-            { c.enter("Confidence"); x.check(c); c.leave(); }
+            {
+                c.enter("Confidence");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -12630,7 +14432,11 @@ pub struct Service {
 impl Service {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "ServiceName?, Port?, Portlist?, ProtoType?, ProtoCode?, ProtoField?, ApplicationHeader?, EmailData?, Application?";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "ip-protocol" => self.ip_protocol = p.value_integer(v, "ip-protocol")?,
@@ -12641,7 +14447,11 @@ impl Service {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"ServiceName") => 0,
             (Ns::Iodef, b"Port") => 1,
@@ -12671,11 +14481,13 @@ impl Service {
                 if !p.order(pos, 1, "Port", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_port(&t, "Port")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_port(&t, "Port")
+                    })?
+                    .flatten()
+                {
                     if self.port.is_some() {
                         p.duplicate("Port")?;
                     } else {
@@ -12687,11 +14499,13 @@ impl Service {
                 if !p.order(pos, 2, "Portlist", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_portlist(&t, "Portlist")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_portlist(&t, "Portlist")
+                    })?
+                    .flatten()
+                {
                     if self.portlist.is_some() {
                         p.duplicate("Portlist")?;
                     } else {
@@ -12703,11 +14517,13 @@ impl Service {
                 if !p.order(pos, 3, "ProtoType", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_integer(&t, "ProtoType")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_integer(&t, "ProtoType")
+                    })?
+                    .flatten()
+                {
                     if self.proto_type.is_some() {
                         p.duplicate("ProtoType")?;
                     } else {
@@ -12719,11 +14535,13 @@ impl Service {
                 if !p.order(pos, 4, "ProtoCode", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_integer(&t, "ProtoCode")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_integer(&t, "ProtoCode")
+                    })?
+                    .flatten()
+                {
                     if self.proto_code.is_some() {
                         p.duplicate("ProtoCode")?;
                     } else {
@@ -12735,11 +14553,13 @@ impl Service {
                 if !p.order(pos, 5, "ProtoField", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(|p, a| {
-                    let t = p.read_text_only(a)?;
-                    p.value_integer(&t, "ProtoField")
-                })?
-                .flatten() {
+                if let Some(v) = p
+                    .child(|p, a| {
+                        let t = p.read_text_only(a)?;
+                        p.value_integer(&t, "ProtoField")
+                    })?
+                    .flatten()
+                {
                     if self.proto_field.is_some() {
                         p.duplicate("ProtoField")?;
                     } else {
@@ -12809,7 +14629,12 @@ impl Service {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.service_name {
@@ -12866,19 +14691,37 @@ impl Service {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if let Some(x) = &self.service_name {
-            { c.enter("ServiceName"); x.check(c); c.leave(); }
+            {
+                c.enter("ServiceName");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.application_header {
-            { c.enter("ApplicationHeader"); x.check(c); c.leave(); }
+            {
+                c.enter("ApplicationHeader");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.email_data {
-            { c.enter("EmailData"); x.check(c); c.leave(); }
+            {
+                c.enter("EmailData");
+                x.check(c);
+                c.leave();
+            }
         }
         if let Some(x) = &self.application {
-            { c.enter("Application"); x.check(c); c.leave(); }
+            {
+                c.enter("Application");
+                x.check(c);
+                c.leave();
+            }
         }
         c.hook_v2_service(self);
     }
@@ -12898,7 +14741,11 @@ pub struct ServiceName {
 impl ServiceName {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "IANAService?, URL*, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -12907,7 +14754,11 @@ impl ServiceName {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"IANAService") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -12963,7 +14814,12 @@ impl ServiceName {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.iana_service {
@@ -12990,10 +14846,14 @@ impl ServiceName {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(x) = &self.iana_service {
-            { c.text(x, "IANAService"); }
+            {
+                c.text(x, "IANAService");
+            }
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -13013,7 +14873,11 @@ pub struct SignatureData {
 impl SignatureData {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Signature+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -13022,7 +14886,11 @@ impl SignatureData {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Ds, b"Signature") => 0,
             _ => 255,
@@ -13059,7 +14927,12 @@ impl SignatureData {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.signature {
@@ -13079,7 +14952,9 @@ impl SignatureData {
             c.missing("Signature");
         }
         for x in &self.signature {
-            { c.any(x, "Signature"); }
+            {
+                c.any(x, "Signature");
+            }
         }
     }
 }
@@ -13098,7 +14973,11 @@ pub struct Software {
 impl Software {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "SoftwareReference?, URL*, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 _ => p.attr_unexpected(k)?,
@@ -13107,7 +14986,11 @@ impl Software {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"SoftwareReference") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -13163,7 +15046,12 @@ impl Software {
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.software_reference {
@@ -13190,10 +15078,16 @@ impl Software {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(x) = &self.software_reference {
-            { c.enter("SoftwareReference"); x.check(c); c.leave(); }
+            {
+                c.enter("SoftwareReference");
+                x.check(c);
+                c.leave();
+            }
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -13215,7 +15109,11 @@ pub struct SoftwareReference {
 }
 
 impl SoftwareReference {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_spec_name: Option<String> = None;
         let mut seen_spec_name = false;
         let mut ext_dtype: Option<String> = None;
@@ -13232,7 +15130,12 @@ impl SoftwareReference {
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.spec_name, ext_spec_name, "spec-name", "ext-spec-name")?;
+        p.pair_ext(
+            &mut self.spec_name,
+            ext_spec_name,
+            "spec-name",
+            "ext-spec-name",
+        )?;
         p.pair_ext(&mut self.dtype, ext_dtype, "dtype", "ext-dtype")?;
         if !seen_spec_name {
             p.missing_attr("spec-name")?;
@@ -13260,7 +15163,12 @@ impl SoftwareReference {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             for x in &self.content {
@@ -13280,10 +15188,14 @@ impl SoftwareReference {
             c.missing_attr("spec-name");
         }
         if let Some(v) = &self.spec_name {
-            { c.ext(v.ext(), "spec-name"); }
+            {
+                c.ext(v.ext(), "spec-name");
+            }
         }
         if let Some(v) = &self.dtype {
-            { c.ext(v.ext(), "dtype"); }
+            {
+                c.ext(v.ext(), "dtype");
+            }
         }
         for x in &self.content {
             c.any(x, "content");
@@ -13329,7 +15241,11 @@ pub struct System {
 impl System {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Node, NodeRole*, Service*, OperatingSystem*, Counter*, AssetID*, Description*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_category: Option<String> = None;
         let mut ext_ownership: Option<String> = None;
         let mut ext_restriction: Option<String> = None;
@@ -13342,7 +15258,9 @@ impl System {
                 "virtual" => self.virtual_ = p.enum_value::<YesNoUnknown>(v, "virtual")?,
                 "ownership" => self.ownership = p.enum_value::<SystemOwnership>(v, "ownership")?,
                 "ext-ownership" => ext_ownership = Some(v.to_owned()),
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
                 _ => p.attr_unexpected(k)?,
@@ -13350,11 +15268,25 @@ impl System {
         }
         p.recycle(attrs);
         p.pair_ext(&mut self.category, ext_category, "category", "ext-category")?;
-        p.pair_ext(&mut self.ownership, ext_ownership, "ownership", "ext-ownership")?;
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.ownership,
+            ext_ownership,
+            "ownership",
+            "ext-ownership",
+        )?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Node") => 0,
             (Ns::Iodef, b"NodeRole") => 1,
@@ -13488,7 +15420,12 @@ impl System {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.node {
@@ -13540,31 +15477,49 @@ impl System {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.category {
-            { c.ext(v.ext(), "category"); }
+            {
+                c.ext(v.ext(), "category");
+            }
         }
         if let Some(v) = &self.interface {
-            { c.text(v, "interface"); }
+            {
+                c.text(v, "interface");
+            }
         }
         if let Some(v) = &self.spoofed {
-            { c.ext(v.ext(), "spoofed"); }
+            {
+                c.ext(v.ext(), "spoofed");
+            }
         }
         if let Some(v) = &self.virtual_ {
-            { c.ext(v.ext(), "virtual"); }
+            {
+                c.ext(v.ext(), "virtual");
+            }
         }
         if let Some(v) = &self.ownership {
-            { c.ext(v.ext(), "ownership"); }
+            {
+                c.ext(v.ext(), "ownership");
+            }
         }
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.node.is_none() {
             c.missing("Node");
         }
         if let Some(x) = &self.node {
-            { c.enter("Node"); x.check(c); c.leave(); }
+            {
+                c.enter("Node");
+                x.check(c);
+                c.leave();
+            }
         }
         for (i, x) in self.node_role.iter().enumerate() {
             c.enter_at("NodeRole", i);
@@ -13587,7 +15542,9 @@ impl System {
             c.leave();
         }
         for x in &self.asset_id {
-            { c.text(x, "AssetID"); }
+            {
+                c.text(x, "AssetID");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -13618,12 +15575,18 @@ pub struct SystemImpact {
 impl SystemImpact {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
                 "severity" => self.severity = p.enum_value::<Severity>(v, "severity")?,
-                "completion" => self.completion = p.enum_value::<SystemimpactCompletion>(v, "completion")?,
+                "completion" => {
+                    self.completion = p.enum_value::<SystemimpactCompletion>(v, "completion")?
+                }
                 "type" => self.kind = p.enum_value::<SystemimpactType>(v, "type")?,
                 "ext-type" => ext_kind = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
@@ -13633,7 +15596,11 @@ impl SystemImpact {
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Description") => 0,
             _ => 255,
@@ -13679,7 +15646,12 @@ impl SystemImpact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.description {
@@ -13696,13 +15668,19 @@ impl SystemImpact {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if let Some(v) = &self.completion {
-            { c.ext(v.ext(), "completion"); }
+            {
+                c.ext(v.ext(), "completion");
+            }
         }
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -13726,7 +15704,11 @@ pub struct Telephone {
 impl Telephone {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "TelephoneNumber, Description*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_kind: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
@@ -13739,7 +15721,11 @@ impl Telephone {
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"TelephoneNumber") => 0,
             (Ns::Iodef, b"Description") => 1,
@@ -13795,7 +15781,12 @@ impl Telephone {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             if let Some(x) = &self.telephone_number {
@@ -13817,13 +15808,17 @@ impl Telephone {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.kind {
-            { c.ext(v.ext(), "type"); }
+            {
+                c.ext(v.ext(), "type");
+            }
         }
         if self.telephone_number.is_none() {
             c.missing("TelephoneNumber");
         }
         if let Some(x) = &self.telephone_number {
-            { c.text(x, "TelephoneNumber"); }
+            {
+                c.text(x, "TelephoneNumber");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -13851,20 +15846,35 @@ pub struct ThreatActor {
 impl ThreatActor {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "ThreatActorID*, URL+, Description*, AdditionalData*";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_restriction: Option<String> = None;
         for (k, v) in attrs.iter() {
             match k {
-                "restriction" => self.restriction = p.enum_value::<Restriction>(v, "restriction")?,
+                "restriction" => {
+                    self.restriction = p.enum_value::<Restriction>(v, "restriction")?
+                }
                 "ext-restriction" => ext_restriction = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
             }
         }
         p.recycle(attrs);
-        p.pair_ext(&mut self.restriction, ext_restriction, "restriction", "ext-restriction")?;
+        p.pair_ext(
+            &mut self.restriction,
+            ext_restriction,
+            "restriction",
+            "ext-restriction",
+        )?;
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"ThreatActorID") => 0,
             (Ns::Iodef, b"URL") => 1,
@@ -13934,7 +15944,12 @@ impl ThreatActor {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.threat_actor_id {
@@ -13966,16 +15981,22 @@ impl ThreatActor {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.restriction {
-            { c.ext(v.ext(), "restriction"); }
+            {
+                c.ext(v.ext(), "restriction");
+            }
         }
         for x in &self.threat_actor_id {
-            { c.text(x, "ThreatActorID"); }
+            {
+                c.text(x, "ThreatActorID");
+            }
         }
         if self.url.is_empty() {
             c.missing("URL");
         }
         for x in &self.url {
-            { c.text(x, "URL"); }
+            {
+                c.text(x, "URL");
+            }
         }
         for (i, x) in self.description.iter().enumerate() {
             c.enter_at("Description", i);
@@ -14004,7 +16025,11 @@ pub struct TimeImpact {
 }
 
 impl TimeImpact {
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         let mut ext_metric: Option<String> = None;
         let mut seen_metric = false;
         let mut ext_duration: Option<String> = None;
@@ -14054,7 +16079,12 @@ impl TimeImpact {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if from == 0 {
             if let Some(v) = &self.value {
@@ -14071,19 +16101,27 @@ impl TimeImpact {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.severity {
-            { c.ext(v.ext(), "severity"); }
+            {
+                c.ext(v.ext(), "severity");
+            }
         }
         if self.metric.is_none() {
             c.missing_attr("metric");
         }
         if let Some(v) = &self.metric {
-            { c.ext(v.ext(), "metric"); }
+            {
+                c.ext(v.ext(), "metric");
+            }
         }
         if let Some(v) = &self.duration {
-            { c.ext(v.ext(), "duration"); }
+            {
+                c.ext(v.ext(), "duration");
+            }
         }
         if let Some(v) = &self.value {
-            { c.positive(v, "content"); }
+            {
+                c.positive(v, "content");
+            }
         }
     }
 }
@@ -14100,7 +16138,11 @@ pub struct WindowsRegistryKeysModified {
 impl WindowsRegistryKeysModified {
     /// Schema order of the children.
     pub(crate) const ORDER: &'static str = "Key+";
-    pub(crate) fn read_attrs<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+    pub(crate) fn read_attrs<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
                 "observable-id" => self.observable_id = p.value_id(v, "observable-id")?,
@@ -14110,7 +16152,11 @@ impl WindowsRegistryKeysModified {
         p.recycle(attrs);
         Ok(())
     }
-    pub(crate) fn read_child<R: BufRead>(&mut self, p: &mut Parser<R>, pos: &mut usize) -> Result<(), Error> {
+    pub(crate) fn read_child<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        pos: &mut usize,
+    ) -> Result<(), Error> {
         let k: u8 = match (p.child_ns(), p.child_local()) {
             (Ns::Iodef, b"Key") => 0,
             _ => 255,
@@ -14150,7 +16196,12 @@ impl WindowsRegistryKeysModified {
         }
         Ok(())
     }
-    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {
+    pub(crate) fn write_children<W: Write>(
+        &self,
+        w: &mut XmlOut<W>,
+        from: usize,
+        to: usize,
+    ) -> io::Result<()> {
         let _ = (&w, from, to);
         if (from..to).contains(&0) {
             for x in &self.key {
@@ -14167,7 +16218,9 @@ impl WindowsRegistryKeysModified {
     }
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
-            { c.ncname(v, "observable-id"); }
+            {
+                c.ncname(v, "observable-id");
+            }
         }
         if self.key.is_empty() {
             c.missing("Key");
@@ -14179,4 +16232,3 @@ impl WindowsRegistryKeysModified {
         }
     }
 }
-

@@ -5,18 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `../shared/conformance` relative to the workspace root.
-pub fn conformance() -> PathBuf {
+pub(crate) fn conformance() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/conformance"
     ))
 }
 
-pub fn examples() -> PathBuf {
+pub(crate) fn examples() -> PathBuf {
     conformance().join("iodef/examples")
 }
 
-pub fn schema(version: iodef::Version) -> PathBuf {
+pub(crate) fn schema(version: iodef::Version) -> PathBuf {
     let name = match version {
         iodef::Version::V1 => "iodef-1.0.xsd",
         iodef::Version::V2 => "iodef-2.0.xsd",
@@ -26,7 +26,7 @@ pub fn schema(version: iodef::Version) -> PathBuf {
 
 /// Run `xmllint --nonet --noout --schema SCHEMA FILE`; `Err(stderr)` when invalid.
 /// Panics (fails the test) when xmllint cannot be run: the tests never pass silently.
-pub fn xmllint(version: iodef::Version, file: &Path) -> Result<(), String> {
+pub(crate) fn xmllint(version: iodef::Version, file: &Path) -> Result<(), String> {
     let out = Command::new("xmllint")
         .arg("--nonet")
         .arg("--noout")
@@ -45,7 +45,7 @@ pub fn xmllint(version: iodef::Version, file: &Path) -> Result<(), String> {
 }
 
 /// Validate bytes with xmllint (through a temporary file).
-pub fn xmllint_bytes(version: iodef::Version, xml: &[u8]) -> Result<(), String> {
+pub(crate) fn xmllint_bytes(version: iodef::Version, xml: &[u8]) -> Result<(), String> {
     let mut f = tempfile::Builder::new()
         .suffix(".xml")
         .tempfile()
@@ -55,7 +55,7 @@ pub fn xmllint_bytes(version: iodef::Version, xml: &[u8]) -> Result<(), String> 
 }
 
 /// Rows of EXPECTED-xmllint.tsv: (example path relative to iodef/, schema file, valid).
-pub fn expected() -> Vec<(String, String, bool)> {
+pub(crate) fn expected() -> Vec<(String, String, bool)> {
     let text = std::fs::read_to_string(examples().join("EXPECTED-xmllint.tsv"))
         .expect("EXPECTED-xmllint.tsv");
     text.lines()
@@ -71,7 +71,7 @@ pub fn expected() -> Vec<(String, String, bool)> {
 }
 
 /// Every example document.
-pub fn all_examples() -> Vec<PathBuf> {
+pub(crate) fn all_examples() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![examples()];
     while let Some(d) = stack.pop() {
