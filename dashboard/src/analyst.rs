@@ -180,7 +180,12 @@ pub struct Search {
 impl Search {
     /// Checks the form.
     pub fn from_raw(raw: &RawSearch, config: &Config, now: i64) -> Result<Search, HttpError> {
-        let nonempty = |o: &Option<String>| o.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let nonempty = |o: &Option<String>| {
+            o.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let src = match nonempty(&raw.src) {
             Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
                 HttpError::bad(format!("src: {s:?} is not an IPv4 or IPv6 address"))
@@ -426,12 +431,16 @@ mod tests {
         let s = check("src=192.0.2.1&port=23").unwrap();
         assert_eq!(s.src, Some("192.0.2.1".parse().unwrap()));
         assert_eq!((s.page, s.rows), (1, 50));
-        assert!(check("src=1.2.3").unwrap_err().contains("not an IPv4 or IPv6"));
+        assert!(check("src=1.2.3")
+            .unwrap_err()
+            .contains("not an IPv4 or IPv6"));
         assert!(check("port=70000").unwrap_err().contains("not a port"));
         assert!(check("rows=100000").unwrap_err().contains("rows"));
         assert!(check("page=0").unwrap_err().contains("page"));
         assert!(check("page=100000").unwrap_err().contains("paging stops"));
-        assert!(check("from=2025-11-22&to=2025-11-21").unwrap_err().contains("before"));
+        assert!(check("from=2025-11-22&to=2025-11-21")
+            .unwrap_err()
+            .contains("before"));
         assert!(check("src=2001:db8::1").is_ok());
     }
 }

@@ -244,17 +244,20 @@ impl Config {
 
     /// Checks every rule that needs no I/O.
     pub fn validate(self) -> Result<Settings> {
-        let bad = |message: String| Err(Error::Config {
-            what: "validation".to_owned(),
-            message,
-        });
+        let bad = |message: String| {
+            Err(Error::Config {
+                what: "validation".to_owned(),
+                message,
+            })
+        };
         if !is_identifier(&self.clickhouse.database) {
             return bad(format!(
                 "clickhouse.database {:?}: letters, digits and _ only",
                 self.clickhouse.database
             ));
         }
-        if !self.clickhouse.url.starts_with("http://") && !self.clickhouse.url.starts_with("https://")
+        if !self.clickhouse.url.starts_with("http://")
+            && !self.clickhouse.url.starts_with("https://")
         {
             return bad(format!(
                 "clickhouse.url {:?}: must start with http:// or https://",

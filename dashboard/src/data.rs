@@ -110,7 +110,12 @@ fn region_name(c: &str) -> String {
 }
 
 /// A query with the common graph filter bound.
-fn graph_query(client: &Client, text: &str, q: &GraphQuery, before: &dyn Fn(clickhouse::query::Query) -> clickhouse::query::Query) -> clickhouse::query::Query {
+fn graph_query(
+    client: &Client,
+    text: &str,
+    q: &GraphQuery,
+    before: &dyn Fn(clickhouse::query::Query) -> clickhouse::query::Query,
+) -> clickhouse::query::Query {
     let query = before(client.query(text));
     bind_filter(query, q)
 }
@@ -319,7 +324,11 @@ impl Reader {
         .fetch_all()
         .await
         .map_err(Error::ch("reading the country series"))?;
-        let mut series = self.fold_regions(q, &names, rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)));
+        let mut series = self.fold_regions(
+            q,
+            &names,
+            rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
+        );
         for s in &mut series {
             s.total = Some(s.values.iter().sum());
         }
@@ -389,14 +398,22 @@ impl Reader {
             .await
             .map_err(Error::ch("reading the per-port series"))?;
         let regional = rows.iter().filter(|r| r.1 != "*");
-        let mut packets =
-            self.fold_regions(q, &names, regional.clone().map(|(t, c, p, _)| (*t, c.as_str(), *p as f64)));
+        let mut packets = self.fold_regions(
+            q,
+            &names,
+            regional
+                .clone()
+                .map(|(t, c, p, _)| (*t, c.as_str(), *p as f64)),
+        );
         for s in &mut packets {
             s.total = Some(s.values.iter().sum());
         }
         Self::apply_divisors(&mut packets, &self.divisors(q).await?);
-        let mut sources =
-            self.fold_regions(q, &names, regional.map(|(t, c, _, s)| (*t, c.as_str(), *s as f64)));
+        let mut sources = self.fold_regions(
+            q,
+            &names,
+            regional.map(|(t, c, _, s)| (*t, c.as_str(), *s as f64)),
+        );
         let mut all = vec![0.0; Self::times(q).len()];
         for (t, _, _, s) in rows.iter().filter(|r| r.1 == "*") {
             if let Some(i) = Self::index(q, *t) {
@@ -539,7 +556,11 @@ impl<V> Cache<V> {
             let ttl = self.ttl;
             map.retain(|_, (at, _)| at.elapsed() < ttl);
             if map.len() >= self.max {
-                if let Some(oldest) = map.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) {
+                if let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone())
+                {
                     map.remove(&oldest);
                 }
             }

@@ -41,7 +41,10 @@ fn csv_of(parts: &[(&str, &GraphData)]) -> String {
         }
     }
     out.push_str("\r\n");
-    let times = parts.first().map(|(_, g)| g.times.as_slice()).unwrap_or(&[]);
+    let times = parts
+        .first()
+        .map(|(_, g)| g.times.as_slice())
+        .unwrap_or(&[]);
     for (i, t) in times.iter().enumerate() {
         out.push_str(&iso(*t));
         for (_, g) in parts {

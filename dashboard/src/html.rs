@@ -80,7 +80,10 @@ pub fn filters(
     groups: &[String],
     max_top: u32,
 ) -> String {
-    let mut f = format!("<form class=\"filters\" method=\"get\" action=\"{}\">", esc(action));
+    let mut f = format!(
+        "<form class=\"filters\" method=\"get\" action=\"{}\">",
+        esc(action)
+    );
     if let Some(p) = q.port {
         let _ = write!(
             f,
@@ -115,7 +118,11 @@ pub fn filters(
         f.push_str(&option(s, s, q.sensors == Sensors::One(s.clone())));
     }
     f.push_str("</select></label><label>Group <select name=\"group\" id=\"group\">");
-    f.push_str(&option("", "none", !matches!(q.sensors, Sensors::Group(..))));
+    f.push_str(&option(
+        "",
+        "none",
+        !matches!(q.sensors, Sensors::Group(..)),
+    ));
     for g in groups {
         f.push_str(&option(
             g,
@@ -215,7 +222,11 @@ pub fn trends(t: &Trends) -> String {
          <th>Ratio</th><th>Score (σ)</th></tr>",
     );
     for r in &t.rising {
-        let proto = if r.proto == "icmpv6" { "icmp" } else { &r.proto };
+        let proto = if r.proto == "icmpv6" {
+            "icmp"
+        } else {
+            &r.proto
+        };
         let proto = if ["tcp", "udp", "icmp"].contains(&proto) {
             proto
         } else {
@@ -243,7 +254,10 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
     }
 
     #[test]

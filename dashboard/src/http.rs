@@ -89,7 +89,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/logout", post(logout))
         .route("/analyst", get(analyst_home))
         .route("/analyst/events", get(analyst_events));
-    for graph in [Graph::Ports, Graph::Regions, Graph::PortPackets, Graph::PortSources] {
+    for graph in [
+        Graph::Ports,
+        Graph::Regions,
+        Graph::PortPackets,
+        Graph::PortSources,
+    ] {
         for format in [Format::Png, Format::Svg] {
             r = r.route(
                 &format!("/chart/{}.{}", graph.name(), format.ext()),
@@ -100,7 +105,11 @@ pub fn app(state: Arc<AppState>) -> Router {
     for api in [Api::Ports, Api::Regions, Api::Port] {
         for csv in [false, true] {
             r = r.route(
-                &format!("/api/v1/{}.{}", api.name(), if csv { "csv" } else { "json" }),
+                &format!(
+                    "/api/v1/{}.{}",
+                    api.name(),
+                    if csv { "csv" } else { "json" }
+                ),
                 get(move |s: St, q: RawQuery| api_data(s, q, api, csv)),
             );
         }
@@ -119,9 +128,15 @@ async fn security_headers(mut res: Response) -> Response {
              form-action 'self'; frame-ancestors 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     res
 }
 
@@ -213,7 +228,12 @@ async fn ports_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, 
 }
 
 async fn regions_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, HttpError> {
-    cached(&state.graphs, q.cache_key("regions"), state.reader.regions(q)).await
+    cached(
+        &state.graphs,
+        q.cache_key("regions"),
+        state.reader.regions(q),
+    )
+    .await
 }
 
 async fn port_data(state: &AppState, q: &GraphQuery) -> Result<Arc<PortData>, HttpError> {
@@ -233,7 +253,12 @@ async fn cached<V>(
     Ok(v)
 }
 
-async fn chart(State(state): St, RawQuery(query): RawQuery, graph: Graph, format: Format) -> Response {
+async fn chart(
+    State(state): St,
+    RawQuery(query): RawQuery,
+    graph: Graph,
+    format: Format,
+) -> Response {
     match chart_inner(&state, query.as_deref(), graph, format).await {
         Ok(bytes) => (
             [
@@ -296,7 +321,10 @@ async fn api_data(State(state): St, RawQuery(query): RawQuery, api: Api, csv: bo
             Api::Port => {
                 let p = port_data(&state, &q).await?;
                 if csv {
-                    (export::port_csv(&p), format!("port-{}", q.port.unwrap_or(0)))
+                    (
+                        export::port_csv(&p),
+                        format!("port-{}", q.port.unwrap_or(0)),
+                    )
                 } else {
                     (to_json(p.as_ref())?, String::new())
                 }
@@ -391,10 +419,18 @@ async fn graph_page(
     }
     body.push_str(&html::filters(action, &q, &sensors, &groups, max_top));
     match which {
-        Api::Ports => body.push_str(&html::graph(&*ports_data(state, &q).await?, "ports", "ports", &qs)),
-        Api::Regions => {
-            body.push_str(&html::graph(&*regions_data(state, &q).await?, "regions", "regions", &qs))
-        }
+        Api::Ports => body.push_str(&html::graph(
+            &*ports_data(state, &q).await?,
+            "ports",
+            "ports",
+            &qs,
+        )),
+        Api::Regions => body.push_str(&html::graph(
+            &*regions_data(state, &q).await?,
+            "regions",
+            "regions",
+            &qs,
+        )),
         Api::Port => {
             let p = port_data(state, &q).await?;
             body.push_str(&html::graph(&p.packets, "port-packets", "port", &qs));
@@ -428,7 +464,10 @@ async fn port_page(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) 
     // Without a port, the page asks for one (the per-port graph needs it).
     let has_port = q
         .as_deref()
-        .map(|q| q.split('&').any(|kv| kv.starts_with("port=") && kv.len() > 5))
+        .map(|q| {
+            q.split('&')
+                .any(|kv| kv.starts_with("port=") && kv.len() > 5)
+        })
         .unwrap_or(false);
     if !has_port {
         let user = user_of(&state, &headers);
@@ -501,16 +540,12 @@ struct LoginForm {
 async fn login(State(state): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let cookie = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if !auth::same_token(&cookie, &f.csrf) {
-        return HttpError::Forbidden("the login form expired or was not sent by this site; reload it")
-            .into_response();
+        return HttpError::Forbidden(
+            "the login form expired or was not sent by this site; reload it",
+        )
+        .into_response();
     }
-    let hash = state
-        .settings
-        .config
-        .analyst
-        .users
-        .get(&f.user)
-        .cloned();
+    let hash = state.settings.config.analyst.users.get(&f.user).cloned();
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| auth::dummy_hash().to_owned());
     let password = f.password;
@@ -570,19 +605,14 @@ async fn logout(State(state): St, headers: HeaderMap, Form(f): Form<CsrfForm>) -
     res
 }
 
-/// The session, or a redirect to the login page.
-fn require_analyst(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    state
-        .sessions
-        .get(headers)
-        .map(|(_, s)| s)
-        .ok_or_else(|| Redirect::to("/login").into_response())
+/// The session of a logged-in analyst (callers redirect to the login page without one).
+fn require_analyst(state: &AppState, headers: &HeaderMap) -> Option<Session> {
+    state.sessions.get(headers).map(|(_, s)| s)
 }
 
 async fn analyst_home(State(state): St, headers: HeaderMap) -> Response {
-    let session = match require_analyst(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(session) = require_analyst(&state, &headers) else {
+        return Redirect::to("/login").into_response();
     };
     let now = (state.clock)();
     match analyst::sensor_health(&state.reader, now).await {
@@ -599,9 +629,8 @@ async fn analyst_home(State(state): St, headers: HeaderMap) -> Response {
 }
 
 async fn analyst_events(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    let session = match require_analyst(&state, &headers) {
-        Ok(s) => s,
-        Err(r) => return r,
+    let Some(session) = require_analyst(&state, &headers) else {
+        return Redirect::to("/login").into_response();
     };
     let result: Result<String, HttpError> = async {
         let raw: RawSearch = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))

@@ -6,7 +6,7 @@
 //! Layout: [`config`] (TOML, validated before I/O), [`queries`] (every SQL statement),
 //! [`params`] (request parameters and their 400s), [`data`] (reading the rollups, the cache),
 //! [`chart`], [`export`], [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`http`]
-//! (`app()`), [`server`]. The API is documented in `dashboard/API.md` (served at `/api`).
+//! (`app()`), [`server`], [`testdata`] (synthetic data for tests and benchmarks). The API is documented in `dashboard/API.md` (served at `/api`).
 
 pub mod analyst;
 pub mod auth;
@@ -20,6 +20,7 @@ mod http;
 pub mod params;
 pub mod queries;
 mod server;
+pub mod testdata;
 
 pub use config::{AnalystConfig, CacheConfig, Config, LimitsConfig, Settings, TrendsConfig};
 pub use error::{Error, HttpError, Result};

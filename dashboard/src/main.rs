@@ -76,7 +76,10 @@ fn main() -> anyhow::Result<()> {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info".into());
             if json_log {
-                tracing_subscriber::fmt().json().with_env_filter(filter).init();
+                tracing_subscriber::fmt()
+                    .json()
+                    .with_env_filter(filter)
+                    .init();
             } else {
                 tracing_subscriber::fmt().with_env_filter(filter).init();
             }

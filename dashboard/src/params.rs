@@ -246,7 +246,12 @@ pub(crate) fn parse_time(name: &str, s: &str) -> Result<i64, HttpError> {
             .map(|t| t.and_utc().timestamp())
             .ok_or_else(bad);
     }
-    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Ok(t.and_utc().timestamp());
         }
@@ -357,9 +362,7 @@ impl GraphQuery {
         let group = raw.group.as_deref().filter(|s| !s.is_empty());
         let sensors = match (sensor, group) {
             (Some(_), Some(_)) => {
-                return Err(HttpError::bad(
-                    "give sensor or group, not both".to_owned(),
-                ))
+                return Err(HttpError::bad("give sensor or group, not both".to_owned()))
             }
             (Some(id), None) => {
                 if !is_sensor_name(id) || !known_sensors.contains(id) {
@@ -369,11 +372,7 @@ impl GraphQuery {
             }
             (None, Some(g)) => match config.groups.get(g) {
                 Some(ids) => Sensors::Group(g.to_owned(), ids.clone()),
-                None => {
-                    return Err(HttpError::bad(format!(
-                        "group: unknown sensor group {g:?}"
-                    )))
-                }
+                None => return Err(HttpError::bad(format!("group: unknown sensor group {g:?}"))),
             },
             (None, None) => Sensors::All,
         };
@@ -392,11 +391,7 @@ impl GraphQuery {
         let mode = match raw.mode.as_deref().unwrap_or("avg") {
             "" | "avg" => Mode::PerSensor,
             "total" => Mode::Total,
-            m => {
-                return Err(HttpError::bad(format!(
-                    "mode: {m:?} is not avg or total"
-                )))
-            }
+            m => return Err(HttpError::bad(format!("mode: {m:?} is not avg or total"))),
         };
         let port = match raw.port.as_deref().filter(|s| !s.is_empty()) {
             Some(p) if needs_port => match p.parse::<u16>() {
@@ -550,7 +545,9 @@ mod tests {
 
     #[test]
     fn bad_values() {
-        assert!(check("period=2d", false).unwrap_err().contains("period: \"2d\""));
+        assert!(check("period=2d", false)
+            .unwrap_err()
+            .contains("period: \"2d\""));
         assert!(check("proto=sctp", false).unwrap_err().contains("proto"));
         assert!(check("top=1000000", false)
             .unwrap_err()
@@ -578,7 +575,9 @@ mod tests {
     #[test]
     fn ports() {
         assert_eq!(check("port=23", true).unwrap().port, Some(23));
-        assert!(check("port=65536", true).unwrap_err().contains("not a port"));
+        assert!(check("port=65536", true)
+            .unwrap_err()
+            .contains("not a port"));
         assert!(check("port=ssh", true).unwrap_err().contains("not a port"));
         assert!(check("", true).unwrap_err().contains("port: missing"));
     }

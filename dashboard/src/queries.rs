@@ -154,9 +154,16 @@ pub fn all(db: &str) -> Vec<(String, String)> {
             (
                 "active sensors",
                 ACTIVE_SENSORS,
-                ["3600", "3600", "1763683200", "1763769600", "0", "['tokyo-1']"]
-                    .map(String::from)
-                    .to_vec(),
+                [
+                    "3600",
+                    "3600",
+                    "1763683200",
+                    "1763769600",
+                    "0",
+                    "['tokyo-1']",
+                ]
+                .map(String::from)
+                .to_vec(),
             ),
             (
                 "top countries",
@@ -198,7 +205,11 @@ pub fn all(db: &str) -> Vec<(String, String)> {
         ),
         ("sensor ids", SENSOR_IDS, vec![]),
         ("sensor registry", SENSOR_REGISTRY, vec![]),
-        ("sensor health", SENSOR_HEALTH, vec!["1763766000", "1761091200"]),
+        (
+            "sensor health",
+            SENSOR_HEALTH,
+            vec!["1763766000", "1761091200"],
+        ),
         (
             "event search",
             EVENT_SEARCH,

@@ -1,0 +1,147 @@
+//! The analyst view against a real ClickHouse: login (argon2, CSRF, cookie flags), protected
+//! pages, sensor health, the paged raw event search, logout.
+
+mod common;
+
+use common::{csrf_of, get, post_form, start, PASSWORD};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_protects_the_analyst_pages() {
+    let env = start(50_000);
+    let app = &env.app;
+
+    for uri in ["/analyst", "/analyst/events", "/analyst/events?src=1.2.3.4"] {
+        let a = get(app, uri, None).await;
+        assert_eq!(a.status, 303, "{uri}");
+        assert_eq!(a.headers["location"], "/login");
+    }
+    let forged = get(app, "/analyst", Some("teiten_session=0123456789abcdef")).await;
+    assert_eq!(forged.status, 303);
+
+    // The login form sets a CSRF cookie and carries the same token.
+    let form = get(app, "/login", None).await;
+    assert_eq!(form.status, 200);
+    let token = csrf_of(&form.text());
+    let csrf_cookie = form.cookie("teiten_login_csrf").unwrap();
+    assert_eq!(csrf_cookie, format!("teiten_login_csrf={token}"));
+
+    // Without the token, or with another one: 403, even with the right password.
+    let no = post_form(
+        app,
+        "/login",
+        None,
+        &[("user", "alice"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(no.status, 403);
+    let wrong = post_form(
+        app,
+        "/login",
+        Some(&csrf_cookie),
+        &[("user", "alice"), ("password", PASSWORD), ("csrf", "00")],
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    // Wrong password, unknown user: 401 and no session.
+    for (user, pw) in [("alice", "guess"), ("mallory", PASSWORD)] {
+        let a = post_form(
+            app,
+            "/login",
+            Some(&csrf_cookie),
+            &[("user", user), ("password", pw), ("csrf", &token)],
+        )
+        .await;
+        assert_eq!(a.status, 401, "{user}");
+        assert!(a.text().contains("Wrong user name or password"));
+        assert!(a.cookie("teiten_session").is_none());
+    }
+
+    let ok = post_form(
+        app,
+        "/login",
+        Some(&csrf_cookie),
+        &[("user", "alice"), ("password", PASSWORD), ("csrf", &token)],
+    )
+    .await;
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.headers["location"], "/analyst");
+    let set = ok
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("teiten_session="))
+        .unwrap();
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    let session = ok.cookie("teiten_session").unwrap();
+
+    // Sensor health.
+    let home = get(app, "/analyst", Some(&session)).await;
+    assert_eq!(home.status, 200);
+    let text = home.text();
+    for id in ["tokyo-1", "osaka-1", "sapporo-1", "naha-1"] {
+        assert!(text.contains(&format!(">{id}<")), "{id} in {text}");
+    }
+    assert!(text.contains(">reporting<"));
+    assert!(text.contains(">4096<"), "spool backlog of tokyo-1");
+    assert_eq!(home.headers["cache-control"], "no-store");
+
+    // Event search by source address and port, paged.
+    let src = env
+        .ch
+        .query(&format!(
+            "SELECT replaceRegexpOne(IPv6NumToString(src), '^::ffff:', '') AS s FROM {}.scan_events \
+             WHERE dport = 23 GROUP BY s ORDER BY count() DESC LIMIT 1",
+            common::DB
+        ))
+        .unwrap();
+    let src = src.trim().to_owned();
+    let n = common::count(
+        &env.ch,
+        &format!(
+            "SELECT count() FROM {}.scan_events WHERE src = toFixedString(IPv6StringToNum('::ffff:{src}'), 16) \
+             AND ts >= now() - 86400",
+            common::DB
+        ),
+    );
+    assert!(
+        n >= 2.0,
+        "the busiest source has events in the last day ({n})"
+    );
+    let page1 = get(
+        app,
+        &format!("/analyst/events?src={src}&rows=1"),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(page1.status, 200, "{}", page1.text());
+    let t1 = page1.text();
+    assert!(t1.contains(&format!(">{src}<")), "{t1}");
+    assert!(t1.contains("198.18."), "analysts see the sensor address");
+    assert!(t1.contains("id=\"next\""));
+    assert_eq!(t1.matches("<tr><td class=\"l\">").count(), 1);
+    let page2 = get(
+        app,
+        &format!("/analyst/events?src={src}&rows=1&page=2"),
+        Some(&session),
+    )
+    .await;
+    assert!(page2.text().contains("id=\"prev\""));
+    assert_ne!(page1.text(), page2.text());
+    let by_port = get(app, "/analyst/events?port=8728&rows=5", Some(&session)).await;
+    assert_eq!(by_port.text().matches(">8728<").count(), 5);
+    let bad = get(app, "/analyst/events?src=300.1.1.1", Some(&session)).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("not an IPv4 or IPv6 address"));
+
+    // Logout needs the session's CSRF token.
+    let csrf = csrf_of(&home.text());
+    let refused = post_form(app, "/logout", Some(&session), &[("csrf", "nope")]).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(get(app, "/analyst", Some(&session)).await.status, 200);
+    let out = post_form(app, "/logout", Some(&session), &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(get(app, "/analyst", Some(&session)).await.status, 303);
+}

@@ -1,0 +1,152 @@
+//! Shared by the dashboard's ClickHouse tests: a private ClickHouse 18.16 with the aggregator's
+//! schema and generated data, the app over it, and request helpers driving the router with
+//! `oneshot` (no socket).
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use teiten::clickhouse::Server;
+use teiten_aggregator::schema::{steps, Layout};
+use teiten_dashboard::testdata::Synth;
+use teiten_dashboard::{app, AppState, Config};
+use tower::ServiceExt;
+
+pub(crate) const DB: &str = "dash";
+pub(crate) const PASSWORD: &str = "s3cret analyst";
+
+/// Seconds in a day.
+pub(crate) const DAY: i64 = 86_400;
+
+pub(crate) struct Env {
+    pub(crate) ch: Server,
+    pub(crate) synth: Synth,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) app: Router,
+}
+
+/// Starts ClickHouse, applies the aggregator's schema, loads `events` events over the last 31
+/// days from 4 sensors plus a surge on TCP port 8728 in the last 20 hours, and builds the app.
+pub(crate) fn start(events: u64) -> Env {
+    let ch =
+        Server::start().expect("a private clickhouse-server (apt-get install clickhouse-server)");
+    for step in steps(DB, &Layout::Single) {
+        ch.query(&step.sql).expect("schema step");
+    }
+    let now = teiten_dashboard::now();
+    let synth = Synth {
+        db: DB.into(),
+        sensors: ["tokyo-1", "osaka-1", "sapporo-1", "naha-1"]
+            .map(String::from)
+            .to_vec(),
+        from: now - 31 * DAY,
+        to: now,
+        events,
+        sources: 20_000,
+        seed: 7,
+    };
+    ch.query(&synth.sensors_sql()).expect("sensors");
+    ch.query(&synth.reports_sql()).expect("sensor reports");
+    ch.query(&synth.events_sql(0, events)).expect("events");
+    ch.query(&synth.surge_sql(8728, 30_000, 3_000, 20))
+        .expect("surge");
+    let hash = teiten_dashboard::auth::hash_password(PASSWORD).unwrap();
+    let toml = format!(
+        "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n\n[groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n\n\
+         [analyst.users]\nalice = \"{hash}\"\n",
+        ch.url()
+    );
+    let settings = Config::parse(&toml, "test").unwrap().validate().unwrap();
+    teiten_dashboard::chart::load_font(&settings.config.font).expect("fonts-dejavu-core");
+    let client = teiten_dashboard::client(&settings);
+    let state = Arc::new(AppState::new(settings, client));
+    let app = app(state.clone());
+    Env {
+        ch,
+        synth,
+        state,
+        app,
+    }
+}
+
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    /// The `Set-Cookie` value for a cookie name (`name=value`).
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(|v| v.split(';').next().unwrap_or("").to_owned())
+    }
+}
+
+pub(crate) async fn request(app: &Router, req: Request<Body>) -> Answer {
+    let res = app.clone().oneshot(req).await.expect("infallible router");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub(crate) async fn get(app: &Router, uri: &str, cookie: Option<&str>) -> Answer {
+    let mut b = Request::get(uri);
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    request(app, b.body(Body::empty()).unwrap()).await
+}
+
+pub(crate) async fn post_form(
+    app: &Router,
+    uri: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> Answer {
+    let mut b = Request::post(uri).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    let body = serde_urlencoded::to_string(form).unwrap();
+    request(app, b.body(Body::from(body)).unwrap()).await
+}
+
+/// One number from a ClickHouse query.
+pub(crate) fn count(ch: &Server, sql: &str) -> f64 {
+    let out = ch.query(sql).unwrap_or_else(|e| panic!("{e}"));
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number from `{sql}`: {out:?}"))
+}
+
+/// The value of `name="csrf" value="..."` in a page.
+pub(crate) fn csrf_of(html: &str) -> String {
+    let i = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[i..].split('"').next().unwrap().to_owned()
+}
