@@ -214,6 +214,25 @@ impl Server {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers, as with an
+    /// overloaded server. [`Server::resume`] continues it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Continues a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// The server's HTTP interface, e.g. `http://127.0.0.1:34567`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)

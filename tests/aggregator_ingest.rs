@@ -291,3 +291,56 @@ fn clickhouse_down_means_503_with_retry_after_then_recovery() {
     );
     assert!(agg.metrics().contains("reason=\"unavailable\""));
 }
+
+#[test]
+fn slow_clickhouse_means_503_busy_with_bounded_requests() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    let agg = Agg::start(
+        &ch,
+        "t_slow",
+        "[ingest]\nmax_requests = 2\nack_timeout_secs = 3\nretry_after_secs = 2\n",
+    );
+    let tok = agg.add_sensor("s1");
+    let now = now_us();
+    ch.pause();
+    // Two requests occupy the two slots while ClickHouse does not answer...
+    let waiting: Vec<_> = (1..=2u64)
+        .map(|seq| {
+            let (url, tok) = (agg.url.clone(), tok.clone());
+            std::thread::spawn(move || post(&url, &tok, &batch("s1", 1, seq, 100, now)))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // ...so a third is turned away at once, with Retry-After.
+    let t = std::time::Instant::now();
+    let a = post(&agg.url, &tok, &batch("s1", 1, 3, 100, now));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(a.status, 503, "{a:?}");
+    assert_eq!(a.retry_after.as_deref(), Some("2"));
+    assert!(a.body.contains(r#""error":"busy""#), "{a:?}");
+    // The waiting ones give up after ack_timeout_secs with 503 too.
+    for w in waiting {
+        let a = w.join().unwrap();
+        assert_eq!(a.status, 503, "{a:?}");
+        assert!(a.retry_after.is_some());
+    }
+    ch.resume();
+    // Retried, all three are stored once.
+    for seq in 1..=3u64 {
+        let b = batch("s1", 1, seq, 100, now);
+        let mut a = post(&agg.url, &tok, &b);
+        for _ in 0..50 {
+            if a.status == 200 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            a = post(&agg.url, &tok, &b);
+        }
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    eventually(&ch, "SELECT count() FROM t_slow.scan_events", 300);
+}

@@ -84,6 +84,11 @@ pub struct IngestConfig {
     /// 503 with Retry-After. Default 4,000,000.
     #[serde(default = "default_max_pending")]
     pub max_pending_events: usize,
+    /// Most batch requests being read, decoded or waiting at once; above it new ones get 503
+    /// with Retry-After. With the other limits this bounds memory: about `max_requests` x
+    /// (`max_body_bytes` + `max_decoded_bytes`). Default 32.
+    #[serde(default = "default_max_requests")]
+    pub max_requests: usize,
     /// Seconds a request waits for its batch to be committed before answering 503. Default 30.
     #[serde(default = "default_ack_timeout")]
     pub ack_timeout_secs: u64,
@@ -175,6 +180,9 @@ fn default_max_events() -> usize {
 }
 fn default_max_pending() -> usize {
     4_000_000
+}
+fn default_max_requests() -> usize {
+    32
 }
 fn default_ack_timeout() -> u64 {
     30
@@ -328,6 +336,9 @@ impl Config {
                     i.max_events
                 ),
             ));
+        }
+        if i.max_requests == 0 {
+            return Err(bad("ingest.max_requests", "must be at least 1"));
         }
         if i.ack_timeout_secs == 0 || i.retry_after_secs == 0 {
             return Err(bad(

@@ -225,6 +225,109 @@ mod tests {
         );
     }
 
+    /// A minimal MaxMind DB (format 2.0, IPv4 tree, 24-bit records) mapping one /24 to a
+    /// country, written by hand from the format specification.
+    fn tiny_mmdb(prefix: [u8; 3], iso: &str) -> Vec<u8> {
+        fn string(out: &mut Vec<u8>, s: &str) {
+            out.push((2 << 5) | s.len() as u8);
+            out.extend_from_slice(s.as_bytes());
+        }
+        fn uint(out: &mut Vec<u8>, ty: u8, v: u64) {
+            let bytes: Vec<u8> = v
+                .to_be_bytes()
+                .iter()
+                .copied()
+                .skip_while(|b| *b == 0)
+                .collect();
+            if ty < 8 {
+                out.push((ty << 5) | bytes.len() as u8);
+            } else {
+                out.push(bytes.len() as u8);
+                out.push(ty - 7);
+            }
+            out.extend_from_slice(&bytes);
+        }
+        let nodes = 24u32;
+        let mut tree = Vec::new();
+        let data_ptr = nodes + 16;
+        for depth in 0..24 {
+            let bit = (prefix[depth / 8] >> (7 - depth % 8)) & 1;
+            let next = if depth == 23 {
+                data_ptr
+            } else {
+                depth as u32 + 1
+            };
+            let (l, r) = if bit == 0 {
+                (next, nodes)
+            } else {
+                (nodes, next)
+            };
+            tree.extend_from_slice(&l.to_be_bytes()[1..]);
+            tree.extend_from_slice(&r.to_be_bytes()[1..]);
+        }
+        let mut out = tree;
+        out.extend_from_slice(&[0u8; 16]);
+        // {"country": {"iso_code": iso}}
+        out.push((7 << 5) | 1);
+        string(&mut out, "country");
+        out.push((7 << 5) | 1);
+        string(&mut out, "iso_code");
+        string(&mut out, iso);
+        out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+        out.push((7 << 5) | 9);
+        string(&mut out, "node_count");
+        uint(&mut out, 6, nodes.into());
+        string(&mut out, "record_size");
+        uint(&mut out, 5, 24);
+        string(&mut out, "ip_version");
+        uint(&mut out, 5, 4);
+        string(&mut out, "database_type");
+        string(&mut out, "GeoLite2-Country");
+        string(&mut out, "languages");
+        out.extend_from_slice(&[1, 4]); // array (extended type 11) of one
+        string(&mut out, "en");
+        string(&mut out, "binary_format_major_version");
+        uint(&mut out, 5, 2);
+        string(&mut out, "binary_format_minor_version");
+        out.push(5 << 5); // uint16 0
+        string(&mut out, "build_epoch");
+        uint(&mut out, 9, 1_700_000_000);
+        string(&mut out, "description");
+        out.push((7 << 5) | 1);
+        string(&mut out, "en");
+        string(&mut out, "teiten test");
+        out
+    }
+
+    #[test]
+    fn mmdb_lookup() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&tiny_mmdb([1, 0, 0], "AU")).unwrap();
+        let cfg = GeoConfig {
+            ipv4: "/nonexistent".into(),
+            ipv6: "/nonexistent".into(),
+            mmdb: Some(f.path().into()),
+        };
+        let db = GeoDb::load(&cfg).unwrap();
+        assert!(matches!(db, GeoDb::Mmdb(_)));
+        assert_eq!(db.lookup("1.0.0.7".parse().unwrap()), Some(*b"AU"));
+        assert_eq!(db.lookup("::ffff:1.0.0.7".parse().unwrap()), Some(*b"AU"));
+        assert_eq!(db.lookup("1.0.1.7".parse().unwrap()), None);
+        assert_eq!(db.lookup("200.0.0.1".parse().unwrap()), None);
+        // A file that is not a MaxMind DB is an error naming it.
+        let mut bad = tempfile::NamedTempFile::new().unwrap();
+        bad.write_all(b"not a database").unwrap();
+        let cfg = GeoConfig {
+            mmdb: Some(bad.path().into()),
+            ..cfg
+        };
+        let err = GeoDb::load(&cfg).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("geo database {}", bad.path().display())),
+            "{err}"
+        );
+    }
+
     #[test]
     fn address_round_trip() {
         for s in ["192.0.2.1", "2001:db8::1", "::1"] {

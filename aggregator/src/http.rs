@@ -47,6 +47,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Retry-After seconds for 503.
     pub retry_after_secs: u64,
+    /// Batch requests allowed in progress at once.
+    pub requests: Arc<tokio::sync::Semaphore>,
 }
 
 /// Builds the HTTP app (tests call it without a socket).
@@ -210,6 +212,9 @@ async fn ingest_inner(
         Auth::Unknown => return Err(Reject::Unauthorized("unknown token".into())),
     };
     *sensor = Some(who.clone());
+    let Ok(_slot) = st.requests.clone().try_acquire_owned() else {
+        return Err(Reject::Unavailable(StoreError::Busy));
+    };
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

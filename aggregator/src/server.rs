@@ -112,6 +112,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
         },
         max_body_bytes: cfg.ingest.max_body_bytes,
         retry_after_secs: cfg.ingest.retry_after_secs,
+        requests: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_requests)),
     });
 
     let io = |what: &str| {

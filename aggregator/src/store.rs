@@ -112,8 +112,8 @@ pub enum Outcome {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// Too many events are waiting for ClickHouse.
-    #[error("too many events waiting for ClickHouse")]
+    /// Too many requests or events are waiting for ClickHouse.
+    #[error("the aggregator is busy: too many batches waiting for ClickHouse")]
     Busy,
     /// Another copy of this batch is being written now.
     #[error("this batch is being stored by another request")]
@@ -338,15 +338,18 @@ impl Store {
     }
 
     async fn stored_rows(&self, id: &BatchId) -> Result<u64> {
-        let r = self
+        let what = "checking whether a batch is stored";
+        let q = self
             .client
             .query(&queries::sql(queries::BATCH_ROWS, &self.db))
             .bind(&id.sensor_id)
             .bind(id.epoch)
             .bind(id.seq)
-            .fetch_one::<u64>()
-            .await
-            .map_err(Error::ch("checking whether a batch is stored"));
+            .fetch_one::<u64>();
+        let r = match tokio::time::timeout(self.ack_timeout, q).await {
+            Ok(r) => r.map_err(Error::ch(what)),
+            Err(_) => Err(Error::ch(what)(clickhouse::error::Error::TimedOut)),
+        };
         self.shared.healthy.store(r.is_ok(), Ordering::Relaxed);
         r
     }
