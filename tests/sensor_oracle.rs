@@ -324,3 +324,16 @@ fn unreadable_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn pcapng_reads_the_same_as_pcap() {
+    require_tool("editcap", "tshark");
+    let dir = tempfile::tempdir().unwrap();
+    let src = conformance().join("pcaps/lab/dark_mix.pcap");
+    let ng = dir.path().join("dark_mix.pcapng");
+    run_ok(Command::new("editcap").args(["-F", "pcapng"]).arg(&src).arg(&ng));
+    let from_pcap = sensor(&src);
+    let from_ng = sensor(&ng);
+    assert_eq!(from_ng.len(), 25_946);
+    assert_eq!(from_ng, from_pcap);
+}
