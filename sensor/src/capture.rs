@@ -135,8 +135,11 @@ impl Processor {
     }
 }
 
+// time_t and suseconds_t are i64 on the 64-bit Linux targets the sensor runs on; the
+// conversion keeps it compiling where they are narrower.
+#[allow(clippy::useless_conversion)]
 fn ts_us(h: &pcap::PacketHeader) -> i64 {
-    h.ts.tv_sec as i64 * 1_000_000 + h.ts.tv_usec as i64
+    i64::from(h.ts.tv_sec) * 1_000_000 + i64::from(h.ts.tv_usec)
 }
 
 /// Reads a pcap or pcapng file through the pipeline, handing events on in chunks.
@@ -300,7 +303,7 @@ pub(crate) fn capture_live(
                 }
                 n = n.wrapping_add(1);
                 let full = chunk.len() == CHUNK;
-                if full || (n % 256 == 0 && chunk_opened.elapsed() >= CHUNK_AGE) {
+                if full || (n.is_multiple_of(256) && chunk_opened.elapsed() >= CHUNK_AGE) {
                     p.publish(metrics);
                     if !chunk.is_empty() {
                         emit(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
