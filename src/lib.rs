@@ -4,6 +4,7 @@
 
 pub mod clickhouse;
 pub mod lab;
+pub mod measure;
 pub mod pcapgen;
 pub mod receiver;
 

@@ -1,0 +1,221 @@
+//! Sensor benchmark harness (run by `scripts/bench`): offline decode of generated pcaps side by
+//! side with tshark and tcpdump (throughput, CPU, peak memory, and memory as input grows), and
+//! live capture in the namespace lab with `tcpreplay --topspeed` (loss, and CPU per packet
+//! against `tcpdump -w` on the same traffic). Prints a Markdown table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use teiten::lab::{self, Lab};
+use teiten::measure::{self, Measured};
+use teiten::pcapgen::{frame, scan_mix, write_pcap};
+use teiten::{bin, require_tool};
+
+fn pcap(dir: &Path, n: u64) -> PathBuf {
+    let path = dir.join(format!("scan-{n}.pcap"));
+    if !path.exists() {
+        write_pcap(
+            &path,
+            (0..n).map(|i| (1_700_000_000_000_000 + i as i64, frame(&scan_mix(i)))),
+        )
+        .unwrap();
+    }
+    path
+}
+
+fn row(tool: &str, input: &str, packets: u64, m: &Measured, base: Option<&Measured>) {
+    let pps = packets as f64 / m.wall.as_secs_f64();
+    let cpu_pps = packets as f64 / m.cpu.as_secs_f64().max(1e-9);
+    let ratio = base.map_or("1.0x".to_owned(), |b| {
+        format!("{:.1}x", b.wall.as_secs_f64() / m.wall.as_secs_f64())
+    });
+    println!(
+        "| {tool} | {input} | {:.2} s | {:.2} M/s | {:.2} M/CPU-s | {:.0} MiB | {ratio} |",
+        m.wall.as_secs_f64(),
+        pps / 1e6,
+        cpu_pps / 1e6,
+        m.max_rss_kib as f64 / 1024.0
+    );
+}
+
+fn offline(dir: &Path) {
+    require_tool("tshark", "tshark");
+    require_tool("tcpdump", "tcpdump");
+    let sensor = bin("teiten-sensor");
+    println!("\n### Offline decode, one core (taskset -c 0)\n");
+    println!(
+        "| tool | input | wall | packets/s | per CPU-second | peak RSS | speed vs this tool |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for n in [1_000_000u64, 4_000_000] {
+        let file = pcap(dir, n);
+        let input = format!("{} M packets", n / 1_000_000);
+        let ours = measure::run(
+            Command::new("taskset")
+                .args(["-c", "0"])
+                .arg(&sensor)
+                .arg("--read")
+                .arg(&file)
+                .args(["--count", "--prefix", "198.18.1.0/24"]),
+        );
+        row("teiten-sensor --count", &input, n, &ours, None);
+        let tcpdump = measure::run(
+            Command::new("taskset")
+                .args(["-c", "0", "tcpdump", "-n", "-r"])
+                .arg(&file),
+        );
+        row("tcpdump -r", &input, n, &tcpdump, Some(&ours));
+        if n == 1_000_000 {
+            let mut t = Command::new("taskset");
+            t.args(["-c", "0", "tshark", "-n", "-r"]).arg(&file).args([
+                "-T",
+                "fields",
+                "-E",
+                "separator=,",
+                "-e",
+                "frame.time_epoch",
+                "-e",
+                "ip.proto",
+                "-e",
+                "ip.src",
+                "-e",
+                "tcp.srcport",
+                "-e",
+                "udp.srcport",
+                "-e",
+                "ip.dst",
+                "-e",
+                "tcp.dstport",
+                "-e",
+                "udp.dstport",
+                "-e",
+                "icmp.type",
+                "-e",
+                "icmp.code",
+                "-e",
+                "tcp.flags",
+                "-e",
+                "ip.id",
+                "-e",
+                "ip.ttl",
+                "-e",
+                "tcp.seq_raw",
+            ]);
+            let tshark = measure::run(&mut t);
+            row("tshark -T fields", &input, n, &tshark, Some(&ours));
+        }
+    }
+}
+
+fn live(dir: &Path) {
+    use std::io::Read;
+    require_tool("tcpreplay", "tcpreplay");
+    let n = 1_000_000u64;
+    let file = pcap(dir, n);
+    let lab = Lab::new();
+    println!("\n### Live capture in the namespace lab: tcpreplay --topspeed, {n} packets\n");
+    println!("| capturer | offered rate | captured | kernel drops | CPU | CPU per packet |");
+    println!("|---|---|---|---|---|---|");
+    let replay = || -> String {
+        let out = lab
+            .in_scanner("tcpreplay")
+            .args(["--topspeed", "-i", &lab.scanner_if])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.contains("Rated:"))
+            .and_then(|l| l.split(',').find(|p| p.contains("pps")))
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_else(|| format!("? ({})", text.trim()))
+    };
+    let capture = |program: &str, args: &[&str]| -> (Measured, String, String) {
+        let started = Instant::now();
+        let mut child = lab
+            .in_sensor(program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut so = child.stdout.take().unwrap();
+        let mut se = child.stderr.take().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let rate = replay();
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: SIGTERM to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let m = measure::wait(child, started);
+        let (mut out, mut err) = (String::new(), String::new());
+        so.read_to_string(&mut out).unwrap();
+        se.read_to_string(&mut err).unwrap();
+        (m, rate, out + &err)
+    };
+    let per_packet = |m: &Measured| format!("{:.0} ns", m.cpu.as_nanos() as f64 / n as f64);
+    let sensor = bin("teiten-sensor");
+    let (ours, rate, text) = capture(
+        sensor.to_str().unwrap(),
+        &[
+            "--interface",
+            &lab.sensor_if,
+            "--count",
+            "--prefix",
+            lab::DARK,
+        ],
+    );
+    let field = |key: &str| -> u64 {
+        let v: serde_json::Value =
+            serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap();
+        v[key].as_u64().unwrap_or(0)
+    };
+    println!(
+        "| teiten-sensor | {rate} | {} | {} | {:.2} s | {} |",
+        field("packets"),
+        field("kernel_drops"),
+        ours.cpu.as_secs_f64(),
+        per_packet(&ours)
+    );
+    let pcap_out = dir.join("live-tcpdump.pcap");
+    let (td, rate, text) = capture(
+        "tcpdump",
+        &[
+            "-i",
+            &lab.sensor_if,
+            "-n",
+            "-Q",
+            "in",
+            "-w",
+            pcap_out.to_str().unwrap(),
+            "dst net 198.18.1.0/24",
+        ],
+    );
+    let grab = |what: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(what))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    println!(
+        "| tcpdump -w | {rate} | {} | {} | {:.2} s | {} |",
+        grab("captured"),
+        grab("dropped by kernel"),
+        td.cpu.as_secs_f64(),
+        per_packet(&td)
+    );
+    println!(
+        "\nSensor CPU per packet = {:.2}x tcpdump -w's.",
+        ours.cpu.as_secs_f64() / td.cpu.as_secs_f64()
+    );
+    let _ = std::fs::remove_file(pcap_out);
+}
+
+fn main() {
+    let dir = teiten::root().join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("## Sensor benchmarks");
+    offline(&dir);
+    live(&dir);
+}
