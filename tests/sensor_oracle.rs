@@ -331,7 +331,12 @@ fn pcapng_reads_the_same_as_pcap() {
     let dir = tempfile::tempdir().unwrap();
     let src = conformance().join("pcaps/lab/dark_mix.pcap");
     let ng = dir.path().join("dark_mix.pcapng");
-    run_ok(Command::new("editcap").args(["-F", "pcapng"]).arg(&src).arg(&ng));
+    run_ok(
+        Command::new("editcap")
+            .args(["-F", "pcapng"])
+            .arg(&src)
+            .arg(&ng),
+    );
     let from_pcap = sensor(&src);
     let from_ng = sensor(&ng);
     assert_eq!(from_ng.len(), 25_946);

@@ -130,7 +130,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
         let capture = cfg.as_ref().map(|c| c.capture.clone()).unwrap_or_default();
         let sensor = cfg.as_ref().map_or("-", |c| c.sensor_id.as_str());
-        let mode = if cli.count { Local::Count } else { Local::Print };
+        let mode = if cli.count {
+            Local::Count
+        } else {
+            Local::Print
+        };
         let summary = teiten_sensor::run_local(&input, sensor, monitored, &capture, &stop, mode)?;
         if cli.count {
             println!(
