@@ -420,14 +420,12 @@ impl Reader {
                 all[i] = *s as f64;
             }
         }
-        sources.insert(
-            0,
-            Series {
-                name: "all regions".into(),
-                total: None,
-                values: all,
-            },
-        );
+        // Last, so that each region keeps the colour it has in the packets chart.
+        sources.push(Series {
+            name: "all regions".into(),
+            total: None,
+            values: all,
+        });
         let mut p = Self::base(
             q,
             "port-packets",

@@ -280,7 +280,10 @@ impl GraphQuery {
         now: i64,
         needs_port: bool,
     ) -> Result<GraphQuery, HttpError> {
-        let custom = raw.from.is_some() || raw.to.is_some();
+        // Empty form fields count as absent.
+        let from_raw = raw.from.as_deref().filter(|s| !s.trim().is_empty());
+        let to_raw = raw.to.as_deref().filter(|s| !s.trim().is_empty());
+        let custom = from_raw.is_some() || to_raw.is_some();
         let period = match raw.period.as_deref() {
             None | Some("") if custom => Period::Custom,
             None | Some("") => Period::Day,
@@ -301,7 +304,7 @@ impl GraphQuery {
             },
         };
         let (from, to) = if period == Period::Custom {
-            let (Some(f), Some(t)) = (raw.from.as_deref(), raw.to.as_deref()) else {
+            let (Some(f), Some(t)) = (from_raw, to_raw) else {
                 return Err(HttpError::bad(
                     "period=custom needs both from and to".to_owned(),
                 ));
@@ -580,6 +583,19 @@ mod tests {
             .contains("not a port"));
         assert!(check("port=ssh", true).unwrap_err().contains("not a port"));
         assert!(check("", true).unwrap_err().contains("port: missing"));
+    }
+
+    #[test]
+    fn empty_form_fields_are_absent() {
+        let q = check(
+            "period=1w&from=&to=&sensor=&group=&proto=tcp&top=3&mode=avg",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (q.period, q.top, q.sensors),
+            (Period::Week, 3, Sensors::All)
+        );
     }
 
     #[test]

@@ -6,10 +6,13 @@
 //!
 //! These statements are built from the generator's own numbers, never from a request.
 
-/// Ports scanned most, in descending popularity.
+/// TCP ports scanned most, in descending popularity.
 pub const POPULAR_PORTS: [u16; 16] = [
     23, 445, 22, 80, 3389, 443, 8080, 5060, 1433, 3306, 6379, 2323, 5555, 81, 8443, 25,
 ];
+
+/// UDP ports scanned most (reflection and discovery), in descending popularity.
+pub const POPULAR_UDP_PORTS: [u16; 10] = [53, 123, 161, 1900, 5060, 11211, 389, 137, 500, 19];
 
 /// Source countries, most sources first.
 pub const COUNTRIES: [&str; 12] = [
@@ -95,6 +98,8 @@ impl Synth {
         let span = (self.to - self.from).max(1) as u64;
         let sensors = array(self.sensors.iter().map(|s| format!("'{s}'")));
         let ports = array(POPULAR_PORTS.iter().map(|p| p.to_string()));
+        let udp_ports = array(POPULAR_UDP_PORTS.iter().map(|p| p.to_string()));
+        let nu = POPULAR_UDP_PORTS.len();
         let countries = array(COUNTRIES.iter().map(|c| format!("'{c}'")));
         let (np, nc, ns) = (POPULAR_PORTS.len(), COUNTRIES.len(), self.sensors.len());
         format!(
@@ -109,8 +114,9 @@ impl Synth {
                toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(16777216 + s * 7919)))), 16) AS src, \
                toFixedString(IPv6StringToNum(concat('::ffff:198.18.', toString(h % {ns}), '.', toString(1 + h3 % 250))), 16) AS dst, \
                toUInt16(1024 + h3 % 60000) AS sport, \
-               toUInt16(if(h2 % 10 = 0, 1 + intDiv(h2, 7) % 65535, \
-                 arrayElement({ports}, toUInt32(1 + floor({np} * pow((intDiv(h2, 1000) % 1000) / 1000, 3)))))) AS dport, \
+               toUInt16(multiIf(proto = 1, 0, h2 % 10 = 0, 1 + intDiv(h2, 7) % 65535, proto = 6, \
+                 arrayElement({ports}, toUInt32(1 + floor({np} * pow((intDiv(h2, 1000) % 1000) / 1000, 3)))), \
+                 arrayElement({udp_ports}, toUInt32(1 + floor({nu} * pow((intDiv(h2, 1000) % 1000) / 1000, 3)))))) AS dport, \
                toUInt16(2) AS tcp_flags, toUInt8(32 + h3 % 200) AS ttl, toUInt32(h3 % 65536) AS ip_id, \
                toUInt32(40) AS ip_len, toUInt32(h % 4294967296) AS tcp_seq, toUInt16(1024) AS window, \
                'scan' AS class, toUInt8(0) AS tags, \
@@ -127,8 +133,8 @@ impl Synth {
         )
     }
 
-    /// A surge: `count` TCP packets to `port` from `sources` sources in the last `hours` before
-    /// `to`, for the trends box.
+    /// A surge: `count` TCP packets to `port` from `sources` sources (from 203.0.113.0 up, all
+    /// in VN) in the last `hours` before `to`, for the trends box.
     pub fn surge_sql(&self, port: u16, count: u64, sources: u64, hours: u64) -> String {
         let span = hours * 3600;
         format!(
@@ -137,7 +143,7 @@ impl Synth {
              SELECT arrayElement({sensors}, 1 + number % {ns}), {epoch}, intDiv(number, 1000), \
                toUInt32(number % 1000), toDateTime({start} + intDiv(number * {span}, {count})), 0, \
                toUInt8(6), \
-               toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(3323068416 + number % {sources})))), 16), \
+               toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(3405803776 + number % {sources})))), 16), \
                toFixedString(IPv6StringToNum(concat('::ffff:198.18.', toString(number % {ns}), '.9')), 16), \
                toUInt16(40000), toUInt16({port}), toUInt16(2), toUInt8(50), toUInt32(0), toUInt32(40), \
                toUInt32(0), toUInt16(1024), 'scan', toUInt8(0), toFixedString('VN', 2) \

@@ -84,7 +84,24 @@ async fn graphs_match_the_raw_events() {
         ),
     );
     assert_eq!(sum(top_udp), raw);
-    assert!(sum(series(&g, port)) > raw, "TCP packets are left out");
+    assert_eq!(port, "53", "DNS leads UDP");
+    let tcp = get(app, "/api/v1/ports.json?mode=total&proto=tcp&top=1", None)
+        .await
+        .json();
+    assert_eq!(tcp["series"][0]["name"], "8728", "the surge is TCP");
+    let icmp = get(app, "/api/v1/ports.json?mode=total&proto=icmp&top=3", None)
+        .await
+        .json();
+    let icmp_series = icmp["series"].as_array().unwrap();
+    assert_eq!(icmp_series.len(), 1, "ICMP has no ports: {icmp}");
+    let raw_icmp = count(
+        &env.ch,
+        &format!(
+            "SELECT count() FROM {DB}.scan_events WHERE ts >= toDateTime({from}) \
+             AND ts < toDateTime({to}) AND proto IN (1, 58)"
+        ),
+    );
+    assert_eq!(sum(&icmp_series[0]), raw_icmp);
 
     // Sensor and group filters.
     let one = get(
@@ -179,8 +196,7 @@ async fn graphs_match_the_raw_events() {
         ),
     );
     assert_eq!(packets, raw);
-    let srcs = &pp["sources"]["series"][0];
-    assert_eq!(srcs["name"], "all regions");
+    let srcs = series(&pp["sources"], "all regions");
     let peak_bucket = srcs["values"]
         .as_array()
         .unwrap()
