@@ -123,8 +123,37 @@ fn main() -> io::Result<()> {
                 peak_rss_kib() / 1024
             );
         }
+        Some("bare") => {
+            // Reference point: a bare quick-xml namespace-resolving event loop, no model.
+            let path = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| "/tmp/scan.xml".into());
+            let bytes = std::fs::metadata(&path)?.len();
+            let start = Instant::now();
+            let mut r = quick_xml::NsReader::from_reader(BufReader::with_capacity(
+                1 << 16,
+                File::open(&path)?,
+            ));
+            let mut buf = Vec::new();
+            let mut starts = 0u64;
+            loop {
+                match r.read_resolved_event_into(&mut buf) {
+                    Ok((_, quick_xml::events::Event::Start(_))) => starts += 1,
+                    Ok((_, quick_xml::events::Event::Eof)) => break,
+                    Ok(_) => {}
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+                buf.clear();
+            }
+            let s = start.elapsed().as_secs_f64();
+            println!(
+                "bare quick-xml loop: {starts} start tags, {bytes} bytes in {s:.3} s: {:.0} MB/s",
+                bytes as f64 / s / 1e6
+            );
+        }
         _ => {
-            eprintln!("usage: scanfile generate N FILE | write N | read FILE");
+            eprintln!("usage: scanfile generate N FILE | write N | read FILE | bare FILE");
             std::process::exit(2);
         }
     }

@@ -56,10 +56,10 @@ impl Checker {
     }
 
     pub(crate) fn enter_at(&mut self, name: &str, i: usize) {
+        use std::fmt::Write as _;
         self.enter(name);
-        self.path.push('[');
-        self.path.push_str(&(i + 1).to_string());
-        self.path.push(']');
+        // Writing to a String cannot fail.
+        let _ = write!(self.path, "[{}]", i + 1);
     }
 
     pub(crate) fn leave(&mut self) {
@@ -104,6 +104,15 @@ impl Checker {
 
     pub(crate) fn text(&mut self, s: &str, name: &str) {
         if !self.schema_rules {
+            return;
+        }
+        // Fast path: in a `str`, only C0 controls and U+FFFE / U+FFFF (UTF-8 EF BF BE/BF)
+        // are outside XML 1.0's Char production.
+        let b = s.as_bytes();
+        if !b
+            .iter()
+            .any(|&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0xEF)
+        {
             return;
         }
         if let Some(c) = s.chars().find(|&c| !crate::types::xml_char(c)) {

@@ -118,8 +118,11 @@ impl<W: Write> XmlOut<W> {
     fn newline(&mut self) {
         if self.indent && self.raw == 0 {
             self.buf.push(b'\n');
-            for _ in 0..self.depth {
-                self.buf.extend_from_slice(b"  ");
+            let mut n = 2 * self.depth;
+            while n > 0 {
+                let k = n.min(SPACES.len());
+                self.buf.extend_from_slice(&SPACES[..k]);
+                n -= k;
             }
         }
     }
@@ -272,9 +275,33 @@ impl<W: Write> XmlOut<W> {
     }
 }
 
+const SPACES: &[u8] = b"                                                                ";
+
+/// Bytes that need escaping in text (1) and in attribute values (1 or 2).
+static SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'<' as usize] = 1;
+    t[b'>' as usize] = 1;
+    t[b'&' as usize] = 1;
+    t[b'\r' as usize] = 1;
+    t[b'"' as usize] = 2;
+    t[b'\n' as usize] = 2;
+    t[b'\t' as usize] = 2;
+    t
+};
+
 /// Escape for XML 1.0 text or attribute values so that a reader gets `s` back exactly.
 fn escape(buf: &mut Vec<u8>, s: &str, attr: bool) {
     let b = s.as_bytes();
+    let limit = if attr { 2 } else { 1 };
+    // Fast path: nothing to escape (the common case for addresses, ports, times).
+    if !b
+        .iter()
+        .any(|&c| SPECIAL[c as usize] != 0 && SPECIAL[c as usize] <= limit)
+    {
+        buf.extend_from_slice(b);
+        return;
+    }
     let mut last = 0;
     for (i, &c) in b.iter().enumerate() {
         let rep: &[u8] = match c {
