@@ -63,3 +63,15 @@ pub fn require_tool(tool: &str, package: &str) {
         "{tool} is not installed: `apt-get install {package}` (scripts/test does this)"
     );
 }
+
+/// A number as tshark prints it in `-T fields` output: decimal, `0x` hex, or empty (0).
+pub fn tshark_number(s: &str) -> u64 {
+    if s.is_empty() {
+        0
+    } else if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).unwrap_or_else(|_| panic!("bad hex {s:?} from tshark"))
+    } else {
+        s.parse()
+            .unwrap_or_else(|_| panic!("bad number {s:?} from tshark"))
+    }
+}

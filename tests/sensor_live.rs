@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use teiten::lab::{self, Lab, SCANNER_IP, SENSOR_IP};
-use teiten::{bin, require_tool, run_ok};
+use teiten::{bin, require_tool, run_ok, tshark_number};
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -242,15 +242,7 @@ fn scanners_in_a_namespace_lab_are_recorded_exactly() {
         "-e",
         "tcp.seq_raw",
     ]));
-    let n = |s: &str| -> u64 {
-        if s.is_empty() {
-            0
-        } else if let Some(h) = s.strip_prefix("0x") {
-            u64::from_str_radix(h, 16).unwrap()
-        } else {
-            s.parse().unwrap()
-        }
-    };
+    let n = tshark_number;
     let mut want: Vec<Key> = dump
         .lines()
         .map(|l| {

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use teiten::pcapgen::{frame, write_pcap, Spec, L4};
-use teiten::{bin, conformance, require_tool, run_ok};
+use teiten::{bin, conformance, require_tool, run_ok, tshark_number as num};
 
 /// One packet as both sides report it.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,16 +23,6 @@ struct Fields {
     ip_id: u64,
     ttl: u64,
     seq: u64,
-}
-
-fn num(s: &str) -> u64 {
-    if s.is_empty() {
-        0
-    } else if let Some(h) = s.strip_prefix("0x") {
-        u64::from_str_radix(h, 16).unwrap_or_else(|_| panic!("bad hex {s:?}"))
-    } else {
-        s.parse().unwrap_or_else(|_| panic!("bad number {s:?}"))
-    }
 }
 
 fn tshark(file: &Path) -> Vec<Fields> {

@@ -43,7 +43,7 @@ pub enum Input {
 }
 
 /// What a run did, from its counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// Packets read.
     pub packets: u64,
@@ -72,6 +72,19 @@ impl Summary {
             batches_acked: m.batches_acked.get(),
             spool_batches: m.spool_batches.get().max(0) as u64,
         }
+    }
+
+    fn log(&self, message: &str) {
+        tracing::info!(
+            packets = self.packets,
+            events = self.events,
+            filtered = self.filtered,
+            malformed = self.malformed,
+            kernel_drops = self.kernel_drops,
+            batches_acked = self.batches_acked,
+            spooled_batches = self.spool_batches,
+            "{message}"
+        );
     }
 }
 
@@ -190,7 +203,11 @@ pub fn run_local(
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(e).context("cannot write events to standard output")
         }
-        _ => Ok(Summary::of(&metrics)),
+        _ => {
+            let summary = Summary::of(&metrics);
+            summary.log("Done");
+            Ok(summary)
+        }
     }
 }
 
@@ -279,15 +296,6 @@ pub fn run_ship(
     ship_stop.store(true, Ordering::Relaxed);
     let _ = shipper.join();
     let summary = Summary::of(&metrics);
-    tracing::info!(
-        packets = summary.packets,
-        events = summary.events,
-        filtered = summary.filtered,
-        malformed = summary.malformed,
-        kernel_drops = summary.kernel_drops,
-        batches_acked = summary.batches_acked,
-        spooled_batches = summary.spool_batches,
-        "Stopped"
-    );
+    summary.log("Stopped");
     result.map(|()| summary)
 }

@@ -137,19 +137,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         };
         let summary = teiten_sensor::run_local(&input, sensor, monitored, &capture, &stop, mode)?;
         if cli.count {
-            println!(
-                "{{\"packets\":{},\"events\":{},\"filtered\":{},\"malformed\":{},\"kernel_drops\":{}}}",
-                summary.packets, summary.events, summary.filtered, summary.malformed, summary.kernel_drops
-            );
+            println!("{}", serde_json::to_string(&summary)?);
         }
-        tracing::info!(
-            packets = summary.packets,
-            events = summary.events,
-            filtered = summary.filtered,
-            malformed = summary.malformed,
-            kernel_drops = summary.kernel_drops,
-            "Done"
-        );
         return Ok(());
     }
     let Some(cfg) = cfg else {
