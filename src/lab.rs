@@ -17,6 +17,9 @@ pub const UNMONITORED: &str = "198.18.2.0/24";
 
 /// Two namespaces and a veth pair, removed on drop.
 pub struct Lab {
+    /// The management link from the host (root namespace) to the sensor namespace, if any:
+    /// (host-side interface, host address, sensor-side address).
+    pub uplink: Option<(String, String, String)>,
     /// The scanner namespace.
     pub scanner_ns: String,
     /// The sensor namespace.
@@ -42,6 +45,7 @@ impl Lab {
             N.fetch_add(1, Ordering::Relaxed)
         );
         let lab = Lab {
+            uplink: None,
             scanner_ns: format!("tt-scan-{id}"),
             sensor_ns: format!("tt-sens-{id}"),
             scanner_if: "tt-scan".into(),
@@ -95,6 +99,43 @@ impl Lab {
             .in_scanner("ping")
             .args(["-c", "1", "-W", "2", SENSOR_IP])
             .output();
+        lab
+    }
+
+    /// Like [`Lab::new`], plus a management link from the host to the sensor namespace (a
+    /// /30 from 198.18.0.0/15 outside the lab's other prefixes), so a sensor in the lab can ship
+    /// to an aggregator running on the host. The sensor namespace does not forward, so nothing
+    /// from the scanner side reaches the host.
+    pub fn with_uplink() -> Lab {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let mut lab = Lab::new();
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let third = 3 + (std::process::id() % 200) as u8;
+        let fourth = ((n % 64) * 4) as u8;
+        let host = format!("198.18.{third}.{}", fourth + 1);
+        let sensor = format!("198.18.{third}.{}", fourth + 2);
+        let host_if = format!("ttu{}x{n}", std::process::id());
+        let tmp = format!("ttv{}x{n}", std::process::id());
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &tmp,
+        ]);
+        ip(&[
+            "link",
+            "set",
+            &tmp,
+            "netns",
+            &lab.sensor_ns,
+            "name",
+            "tt-up",
+        ]);
+        ip(&["addr", "add", &format!("{host}/30"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        lab.ns_ip(
+            &lab.sensor_ns,
+            &["addr", "add", &format!("{sensor}/30"), "dev", "tt-up"],
+        );
+        lab.ns_ip(&lab.sensor_ns, &["link", "set", "tt-up", "up"]);
+        lab.uplink = Some((host_if, host, sensor));
         lab
     }
 
@@ -153,6 +194,9 @@ impl Default for Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if let Some((host_if, _, _)) = &self.uplink {
+            let _ = Command::new("ip").args(["link", "del", host_if]).status();
+        }
         for ns in [&self.scanner_ns, &self.sensor_ns] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }

@@ -118,6 +118,13 @@ pub(crate) fn run(
     let mut url = 0usize;
     let mut backoff = Duration::from_millis(200);
     let mut stop_at: Option<Instant> = None;
+    // Waits between attempts; once stopping, they end at the drain deadline instead of at once.
+    let wait = |stop_at: Option<Instant>, d: Duration| match stop_at {
+        Some(deadline) => {
+            std::thread::sleep(d.min(deadline.saturating_duration_since(Instant::now())))
+        }
+        None => pause(stop, d),
+    };
     loop {
         if stop.load(Ordering::Relaxed) {
             let deadline = *stop_at.get_or_insert_with(|| Instant::now() + drain);
@@ -164,17 +171,17 @@ pub(crate) fn run(
                 tracing::error!(seq, status, reason = %reason, "Aggregator refused batch, moved to rejected/");
                 if let Err(e) = spool.reject(seq) {
                     tracing::error!(seq, error = %e, "Cannot move refused batch aside");
-                    pause(stop, backoff);
+                    wait(stop_at, backoff);
                 }
             }
             Outcome::Retry { reason, after } => {
                 metrics.send_failures.inc();
-                let wait = after.unwrap_or(backoff).min(cfg.retry_max);
-                tracing::warn!(seq, reason = %reason, retry_in_ms = wait.as_millis() as u64, "Delivery failed");
+                let delay = after.unwrap_or(backoff).min(cfg.retry_max);
+                tracing::warn!(seq, reason = %reason, retry_in_ms = delay.as_millis() as u64, "Delivery failed");
                 url = (url + 1) % cfg.urls.len();
                 // Back off only once every URL has been tried.
                 if url == 0 {
-                    pause(stop, wait);
+                    wait(stop_at, delay);
                     backoff = (backoff * 2).min(cfg.retry_max);
                 }
             }
