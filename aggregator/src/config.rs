@@ -111,6 +111,9 @@ pub struct InsertConfig {
     /// INSERT also ends as soon as no batch is waiting. Default 1000.
     #[serde(default = "default_insert_period")]
     pub period_ms: u64,
+    /// INSERTs in flight side by side (writer tasks). Default 2.
+    #[serde(default = "default_writers")]
+    pub writers: usize,
     /// Timeout of one INSERT (sending and ending), in seconds. Default 30.
     #[serde(default = "default_insert_timeout")]
     pub timeout_secs: u64,
@@ -198,6 +201,9 @@ fn default_insert_bytes() -> u64 {
 }
 fn default_insert_period() -> u64 {
     1000
+}
+fn default_writers() -> usize {
+    2
 }
 fn default_insert_timeout() -> u64 {
     30
@@ -352,6 +358,9 @@ impl Config {
                 "insert.max_rows",
                 "max_rows and max_bytes must be at least 1",
             ));
+        }
+        if ins.writers == 0 || ins.writers > 64 {
+            return Err(bad("insert.writers", "must be 1 to 64"));
         }
         if ins.period_ms == 0 || ins.timeout_secs == 0 {
             return Err(bad(

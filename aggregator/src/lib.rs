@@ -32,6 +32,6 @@ pub use registry::{
     add as add_sensor, list as list_sensors, new_token, revoke as revoke_sensor,
     status as sensor_status, token_hash, Auth, Cache, SensorState, SensorStatus,
 };
-pub use retention::{first_kept_day, run_once as retention_run_once};
-pub use server::{client, client_for, migrate_all, retention_all, serve};
-pub use store::{Enriched, Outcome, Store, StoreError, WriterHandle};
+pub use retention::{first_kept_day, rebuild_rollups, run_once as retention_run_once};
+pub use server::{client, client_for, migrate_all, rebuild_rollups_all, retention_all, serve};
+pub use store::{Enriched, Outcome, Store, StoreError, WriterHandle, WriterStop};

@@ -37,6 +37,13 @@ enum Command {
     },
     /// Drop expired partitions once and exit.
     Retention,
+    /// Recompute the rollups of whole days from the raw events (after ClickHouse crashed
+    /// during an INSERT; the aggregator logs the days concerned).
+    RebuildRollups {
+        /// Days as YYYYMMDD (UTC).
+        #[arg(required = true)]
+        days: Vec<u32>,
+    },
     /// Print SQL.
     Schema {
         /// Print every DDL statement and every query (with sample values), one per line,
@@ -120,6 +127,15 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                 println!("  {d}");
             }
         }
+        Command::RebuildRollups { days } => {
+            for day in days {
+                if !(19_700_101..=21_051_231).contains(&day) {
+                    bail!("{day} is not a day as YYYYMMDD");
+                }
+                agg::rebuild_rollups_all(ch, day).await?;
+                println!("rollups of {day} rebuilt");
+            }
+        }
         Command::Sensor { action } => {
             agg::migrate_all(ch).await?;
             let client = agg::client(ch);
@@ -192,6 +208,25 @@ fn print_sql_statements() {
     for (q, vals) in queries::ALL {
         println!("{};", queries::with_samples(q, vals, db).replace('\n', " "));
     }
+    println!(
+        "{};",
+        queries::with_samples(
+            &queries::DROP_PARTITION.replace("{table}", "scan_rollup_1h"),
+            &["20251121"],
+            db
+        )
+    );
+    println!(
+        "{};",
+        queries::with_samples(
+            &queries::REBUILD_ROLLUP_DAY
+                .replace("{table}", "scan_rollup_1h")
+                .replace("{bucket}", "toStartOfHour")
+                .replace("{source}", "scan_events"),
+            &["20251121"],
+            db
+        )
+    );
     println!(
         "{};",
         queries::with_samples(

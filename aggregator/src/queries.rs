@@ -52,6 +52,15 @@ pub const TABLE_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts 
 /// Drops one day partition (`{table}` is a schema table name, `?` the day as YYYYMMDD).
 pub const DROP_PARTITION: &str = "ALTER TABLE {db}.{table} DROP PARTITION ?";
 
+/// Recomputes one day of a rollup table from the raw events (after its partition was
+/// dropped): `{table}`, `{bucket}` and `{source}` come from [`crate::schema::ROLLUPS`] and the
+/// layout, `?` is the day as YYYYMMDD. Same expressions as the materialized views.
+pub const REBUILD_ROLLUP_DAY: &str = "INSERT INTO {db}.{table} \
+     SELECT {bucket}(ts) AS bucket, proto, dport, country, sensor_id, \
+     countState() AS packets, uniqState(src) AS sources \
+     FROM {db}.{source} WHERE toYYYYMMDD(ts) = ? \
+     GROUP BY bucket, proto, dport, country, sensor_id";
+
 /// Read API: packets and unique sources per 5-minute bucket in `[from, to)` (Unix seconds).
 pub const READ_SERIES_5M: &str = "SELECT toUInt32(bucket) AS t, countMerge(packets) AS packets, \
      uniqMerge(sources) AS sources FROM {db}.scan_rollup_5m \

@@ -254,11 +254,10 @@ impl Cache {
         if auth != Auth::Unknown {
             return auth;
         }
-        let due = self
-            .last_refresh
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map_or(true, |t| t.elapsed() >= MISS_REFRESH_GAP);
+        let due = match *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => true,
+            Some(t) => t.elapsed() >= MISS_REFRESH_GAP,
+        };
         if due {
             if let Err(e) = self.refresh().await {
                 tracing::warn!(error = %e, "Sensor registry refresh failed");

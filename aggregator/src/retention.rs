@@ -4,7 +4,7 @@ use clickhouse::Client;
 
 use crate::error::{Error, Result};
 use crate::queries;
-use crate::schema::{storage_name, Layout, RAW_TABLES, ROLLUP_TABLES};
+use crate::schema::{storage_name, Layout, RAW_TABLES, ROLLUPS, ROLLUP_TABLES};
 
 /// The civil date (year, month, day) of a day number since 1970-01-01 (proleptic Gregorian).
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -73,6 +73,46 @@ pub async fn run_once(
         }
     }
     Ok(dropped)
+}
+
+/// Recomputes the rollups of one day (YYYYMMDD) from the raw events on this node: drops the
+/// day's rollup partitions and fills them again with the views' own expressions.
+///
+/// Use it after ClickHouse crashed during an INSERT (the raw rows are exact, but the views'
+/// parts of that INSERT may be missing; the aggregator logs the days concerned). Events of that
+/// day arriving during the rebuild may be counted twice: rebuild days that are over.
+pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u32) -> Result<()> {
+    let source = storage_name(layout, "scan_events");
+    for (_, table, bucket) in ROLLUPS {
+        let table = storage_name(layout, table);
+        let drop = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
+        client
+            .query(&drop)
+            .bind(day)
+            .execute()
+            .await
+            .map_err(Error::ch(format!(
+                "dropping partition {day} of {db}.{table}"
+            )))?;
+        let fill = queries::sql(queries::REBUILD_ROLLUP_DAY, db)
+            .replace("{table}", &table)
+            .replace("{bucket}", bucket)
+            .replace("{source}", &source);
+        client
+            .query(&fill)
+            .bind(day)
+            .execute()
+            .await
+            .map_err(Error::ch(format!("rebuilding day {day} of {db}.{table}")))?;
+        tracing::info!(table = %table, day, "Rollup day rebuilt from raw events");
+    }
+    Ok(())
+}
+
+/// The day (YYYYMMDD, UTC) of a time in microseconds.
+pub(crate) fn day_of_us(ts_us: i64) -> u32 {
+    let (y, m, d) = civil_from_days(ts_us.div_euclid(86_400_000_000));
+    (y * 10_000) as u32 + m * 100 + d
 }
 
 #[cfg(test)]

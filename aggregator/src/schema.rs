@@ -175,7 +175,7 @@ const STORAGE: &[Storage] = &[
 ];
 
 /// Rollup views: (view, target table, bucket function).
-const ROLLUPS: &[(&str, &str, &str)] = &[
+pub const ROLLUPS: &[(&str, &str, &str)] = &[
     ("scan_rollup_5m_mv", "scan_rollup_5m", "toStartOfFiveMinute"),
     ("scan_rollup_1h_mv", "scan_rollup_1h", "toStartOfHour"),
 ];

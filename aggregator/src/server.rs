@@ -88,6 +88,20 @@ pub async fn retention_all(settings: &Settings) -> Result<Vec<String>> {
     Ok(dropped)
 }
 
+/// Rebuilds one day of the rollups on the server or every node.
+pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> {
+    let layout = Layout::from_config(ch);
+    let nodes = if ch.nodes.is_empty() {
+        vec![ch.url.clone()]
+    } else {
+        ch.nodes.clone()
+    };
+    for url in &nodes {
+        retention::rebuild_rollups(&client_for(ch, url), &ch.database, &layout, day).await?;
+    }
+    Ok(())
+}
+
 /// Serves until SIGTERM or SIGINT; a second signal exits at once.
 pub async fn serve(settings: Settings) -> Result<()> {
     let cfg = settings.config.clone();
@@ -190,7 +204,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
     reloader.abort();
     refresher.abort();
     retainer.abort();
-    let _ = stop_writer.send(()).await;
+    let _ = stop_writer.send(true);
     match tokio::time::timeout(DRAIN_DEADLINE, writer).await {
         Ok(_) => tracing::info!("Open inserts finished; stopped"),
         Err(_) => tracing::error!("Writer did not finish within {DRAIN_DEADLINE:?}"),

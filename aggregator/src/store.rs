@@ -35,13 +35,14 @@ use clickhouse::inserter::Inserter;
 use clickhouse::{Client, Row};
 use serde::Serialize;
 use teiten_wire::{Batch, BatchId};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::geo::address_bytes;
 use crate::metrics::Metrics;
 use crate::queries;
+use crate::retention::day_of_us;
 
 /// One row of `scan_events`; fields in the table's column order.
 #[derive(Debug, Row, Serialize)]
@@ -206,31 +207,51 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// The writer task's handle: wait on it after [`Store::shutdown`].
+/// The writer tasks' handle: set the stop flag to `true`, then wait on the handle; it ends
+/// when every writer has drained the queue and ended its INSERTs.
 pub type WriterHandle = tokio::task::JoinHandle<()>;
 
+/// Tells the writers to stop taking new batches.
+pub type WriterStop = watch::Sender<bool>;
+
+type SharedRx = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+
 impl Store {
-    /// Starts the writer task. `client` must have the database set.
+    /// Starts `insert.writers` writer tasks. `client` must have the database set.
+    ///
+    /// Several writers keep INSERTs in flight side by side: while ClickHouse processes one
+    /// (18.16 parses an INSERT on one thread), the next batches are already streamed into
+    /// another.
     pub fn start(
         client: Client,
         settings: &Settings,
         metrics: Arc<Metrics>,
-    ) -> (Arc<Store>, WriterHandle, mpsc::Sender<()>) {
+    ) -> (Arc<Store>, WriterHandle, WriterStop) {
         let cfg = &settings.config;
         let (tx, rx) = mpsc::channel(4096);
-        let (stop_tx, stop_rx) = mpsc::channel(1);
+        let rx: SharedRx = Arc::new(tokio::sync::Mutex::new(rx));
+        let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared::default());
         shared.healthy.store(true, Ordering::Relaxed);
-        let writer = Writer {
-            client: client.clone(),
-            max_rows: cfg.insert.max_rows,
-            max_bytes: cfg.insert.max_bytes,
-            period: settings.insert_period,
-            timeout: settings.insert_timeout,
-            shared: shared.clone(),
-            metrics: metrics.clone(),
-        };
-        let handle = tokio::spawn(writer.run(rx, stop_rx));
+        let writers: Vec<_> = (0..cfg.insert.writers)
+            .map(|_| {
+                let writer = Writer {
+                    client: client.clone(),
+                    max_rows: cfg.insert.max_rows,
+                    max_bytes: cfg.insert.max_bytes,
+                    period: settings.insert_period,
+                    timeout: settings.insert_timeout,
+                    shared: shared.clone(),
+                    metrics: metrics.clone(),
+                };
+                tokio::spawn(writer.run(rx.clone(), stop_rx.clone()))
+            })
+            .collect();
+        let handle = tokio::spawn(async move {
+            for w in writers {
+                let _ = w.await;
+            }
+        });
         let store = Store {
             client,
             db: cfg.clickhouse.database.clone(),
@@ -414,7 +435,7 @@ impl Writer {
     /// Receives jobs and writes them; an INSERT ends when its limits are reached or when no
     /// job is waiting, and its jobs are answered then. After `stop`, takes no new job, drains
     /// the queue and ends the open INSERTs.
-    async fn run(self, mut rx: mpsc::Receiver<Job>, mut stop: mpsc::Receiver<()>) {
+    async fn run(self, rx: SharedRx, mut stop: watch::Receiver<bool>) {
         let mut events = self.events_inserter();
         let mut reports = self.reports_inserter();
         let mut open: Vec<(Job, u64)> = Vec::new();
@@ -422,28 +443,39 @@ impl Writer {
         let mut stopping = false;
         loop {
             let job = if !open.is_empty() {
-                match rx.try_recv() {
-                    Ok(j) => Some(j),
-                    Err(_) => {
+                // Take another waiting batch into this INSERT, without waiting: if the queue
+                // is empty or another (idle) writer is waiting on it, end the INSERT now.
+                let next = match rx.try_lock() {
+                    Ok(mut rx) => rx.try_recv().ok(),
+                    Err(_) => None,
+                };
+                match next {
+                    Some(j) => Some(j),
+                    None => {
                         let r = events.force_commit().await;
                         self.finish(&mut open, &mut started, ended(r), &mut events);
                         self.flush_reports(&mut reports, false).await;
                         continue;
                     }
                 }
-            } else if stopping {
-                rx.recv().await
             } else {
-                tokio::select! {
-                    j = rx.recv() => j,
-                    _ = stop.recv() => {
-                        stopping = true;
-                        rx.close();
-                        continue;
-                    }
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                        self.flush_reports(&mut reports, false).await;
-                        continue;
+                let mut rx = rx.lock().await;
+                if stopping || *stop.borrow() {
+                    stopping = true;
+                    rx.close();
+                    rx.recv().await
+                } else {
+                    tokio::select! {
+                        j = rx.recv() => j,
+                        _ = stop.changed() => {
+                            stopping = true;
+                            continue;
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                            drop(rx);
+                            self.flush_reports(&mut reports, false).await;
+                            continue;
+                        }
                     }
                 }
             };
@@ -509,7 +541,19 @@ impl Writer {
             Ok(()) => {}
             Err(e) => {
                 self.metrics.insert_errors.inc();
-                tracing::error!(error = %e, batches = open.len(), "INSERT failed; its batches will be re-sent");
+                // If ClickHouse died during the INSERT, some of its parts may be stored: the
+                // re-sent batches complete the raw rows, but the views' parts may be missing.
+                let mut days: Vec<u32> = open
+                    .iter()
+                    .flat_map(|(j, _)| j.data.batch.events.iter().map(|e| day_of_us(e.ts_us)))
+                    .collect();
+                days.sort_unstable();
+                days.dedup();
+                tracing::error!(
+                    error = %e, batches = open.len(), ?days,
+                    "INSERT failed; its batches will be re-sent. If ClickHouse crashed, run \
+                     `teiten-aggregator rebuild-rollups` for these days once they are over"
+                );
                 *events = self.events_inserter();
             }
         }
