@@ -1127,7 +1127,8 @@ FIXUPS = {
 
 
 HOOKS = {
-    "v2": {"Node": "hook_v2_node", "Address": "hook_v2_address", "Service": "hook_v2_service"},
+    "v2": {"Node": "hook_v2_node", "Address": "hook_v2_address", "Service": "hook_v2_service",
+           "Flow": "hook_v2_flow"},
     "v1": {"Address": "hook_v1_address", "Service": "hook_v1_service"},
 }
 

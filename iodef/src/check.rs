@@ -263,6 +263,41 @@ impl Checker {
         }
     }
 
+    /// Source and target Portlists in one Flow pair by position: different lengths are
+    /// suspicious (a warning, since neither text nor schema forbids them).
+    pub(crate) fn hook_v2_flow(&mut self, f: &v2::Flow) {
+        if !self.text_rules {
+            return;
+        }
+        let count = |c: v2::SystemCategory| -> Option<u64> {
+            f.system
+                .iter()
+                .filter(|s| s.category.as_ref() == Some(&c))
+                .flat_map(|s| s.service.iter())
+                .filter_map(|s| s.portlist.as_ref())
+                .map(|p| {
+                    p.ranges()
+                        .iter()
+                        .map(|&(a, b)| u64::from(b - a) + 1)
+                        .sum::<u64>()
+                })
+                .reduce(|a, b| a + b)
+        };
+        if let (Some(s), Some(t)) = (
+            count(v2::SystemCategory::Source),
+            count(v2::SystemCategory::Target),
+        ) {
+            if s != t {
+                self.push(
+                    Severity::Warning,
+                    format!(
+                        "source and target Portlists pair by position but list {s} and {t} ports"
+                    ),
+                );
+            }
+        }
+    }
+
     pub(crate) fn hook_v2_service(&mut self, s: &v2::Service) {
         if !self.text_rules {
             return;

@@ -177,6 +177,36 @@ impl ScanEvent {
         }
     }
 
+    /// The scan events an EventData describes (the inverse of [`ScanEvent::event_data`] and
+    /// [`ScanEvent::grouped`], and a convenient reading of partners' reports): one event per
+    /// IP source address of each Flow, with the source's first Port, the target's Port (one
+    /// event per port of a target Portlist, at most 65,536), `ip-protocol`, and the time
+    /// (DetectTime, else StartTime, else the enclosing EventData's). Nested EventData are
+    /// included; sources that are not IP addresses and flows without a time are skipped, and so
+    /// is a target-less Flow of an EventData that has children (the head of a group).
+    pub fn from_event_data(e: &v2::EventData) -> Vec<ScanEvent> {
+        let mut out = Vec::new();
+        collect(e, None, &mut out);
+        out
+    }
+
+    /// The scan events of a whole Incident: [`ScanEvent::from_event_data`] over its EventData,
+    /// with the Incident's DetectTime, StartTime, ReportTime or GenerationTime (in that order)
+    /// for EventData that carry no time of their own.
+    pub fn from_incident(i: &v2::Incident) -> Vec<ScanEvent> {
+        let time = i
+            .detect_time
+            .as_ref()
+            .or(i.start_time.as_ref())
+            .or(i.report_time.as_ref())
+            .or(i.generation_time.as_ref());
+        let mut out = Vec::new();
+        for e in &i.event_data {
+            collect(e, time, &mut out);
+        }
+        out
+    }
+
     /// One EventData for a source: its address, the time span of `events`, and one child
     /// EventData per event (in the given order). Events from other sources are skipped.
     /// `None` when no event has that source.
@@ -196,6 +226,76 @@ impl ScanEvent {
             event_data: mine.iter().map(|e| e.event_data()).collect(),
             ..Default::default()
         })
+    }
+}
+
+fn collect(e: &v2::EventData, inherited: Option<&DateTime>, out: &mut Vec<ScanEvent>) {
+    let time = e
+        .detect_time
+        .as_ref()
+        .or(e.start_time.as_ref())
+        .or(inherited);
+    if let Some(time) = time {
+        for f in &e.flow {
+            let is = |s: &v2::System, c: v2::SystemCategory| s.category.as_ref() == Some(&c);
+            let target = f.system.iter().find(|s| is(s, v2::SystemCategory::Target));
+            if target.is_none() && !e.event_data.is_empty() {
+                // The parent of a group names the source only; its children are the events.
+                continue;
+            }
+            let tservice = target.and_then(|t| t.service.first());
+            let mut dports: Vec<Option<u16>> = match tservice {
+                Some(s) => match (&s.port, &s.portlist) {
+                    (Some(p), _) => vec![Some(*p)],
+                    (None, Some(l)) => l
+                        .ranges()
+                        .iter()
+                        .flat_map(|&(a, b)| a..=b)
+                        .take(1 << 16)
+                        .map(Some)
+                        .collect(),
+                    (None, None) => vec![None],
+                },
+                None => vec![None],
+            };
+            if dports.is_empty() {
+                dports.push(None);
+            }
+            for src in f
+                .system
+                .iter()
+                .filter(|s| is(s, v2::SystemCategory::Source))
+            {
+                let sservice = src.service.first();
+                let protocol = tservice
+                    .and_then(|s| s.ip_protocol)
+                    .or(sservice.and_then(|s| s.ip_protocol))
+                    .and_then(|p| u8::try_from(p).ok())
+                    .unwrap_or(0);
+                let sport = sservice.and_then(|s| s.port);
+                let Some(node) = &src.node else { continue };
+                for c in &node.choice {
+                    let v2::NodeChoice::Address(a) = c else {
+                        continue;
+                    };
+                    let Ok(ip) = a.value.trim().parse::<IpAddr>() else {
+                        continue;
+                    };
+                    for d in &dports {
+                        out.push(ScanEvent {
+                            source: ip,
+                            source_port: sport,
+                            destination_port: *d,
+                            protocol,
+                            time: time.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for child in &e.event_data {
+        collect(child, time, out);
     }
 }
 

@@ -259,3 +259,33 @@ fn tlp_labels() {
     }
     assert!(report().tlp("purple").is_none());
 }
+
+#[test]
+fn scan_events_read_back_from_event_data() {
+    let evs = events(25);
+    for e in &evs {
+        assert_eq!(ScanEvent::from_event_data(&e.event_data()), vec![e.clone()]);
+    }
+    let src = evs[1].source;
+    let grouped = ScanEvent::grouped(src, &evs).expect("events");
+    let mine: Vec<ScanEvent> = evs.iter().filter(|e| e.source == src).cloned().collect();
+    assert_eq!(ScanEvent::from_event_data(&grouped), mine);
+    // A partner's report with a target Portlist yields one event per port.
+    let mut e = evs[0].event_data();
+    e.flow[0].system[1].service[0].port = None;
+    e.flow[0].system[1].service[0].portlist = iodef::Portlist::parse("80,8000-8002");
+    let got = ScanEvent::from_event_data(&e);
+    let ports: Vec<_> = got.iter().map(|g| g.destination_port).collect();
+    assert_eq!(ports, vec![Some(80), Some(8000), Some(8001), Some(8002)]);
+    // The RFC 5070 reconnaissance example, read through the v1 -> v2 stream.
+    let path = common::examples().join("rfc5070/rfc5070-7.2-reconnaissance.xml");
+    let bytes = std::fs::read(path).expect("example");
+    let mut r = StreamReader::new(bytes.as_slice(), &ReadOptions::strict()).expect("open");
+    let inc = r.next_incident().expect("read").expect("incident");
+    let scans = ScanEvent::from_incident(&inc);
+    // 192.0.2.200 probed 137-139 and 445 (4 ports); 192.0.2.240 probed 445.
+    assert_eq!(scans.len(), 5, "{scans:?}");
+    assert!(scans.iter().all(|s| s.protocol == 6), "{scans:?}");
+    assert_eq!(scans[0].source_port, None);
+    assert_eq!(scans[4].destination_port, Some(445));
+}

@@ -9263,6 +9263,7 @@ impl Flow {
             x.check(c);
             c.leave();
         }
+        c.hook_v2_flow(self);
     }
 }
 
