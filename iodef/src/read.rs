@@ -20,7 +20,8 @@ use crate::types::{
 pub struct Limits {
     /// Maximum input size in bytes (default: unlimited, `u64::MAX`; streaming keeps memory flat).
     pub max_bytes: u64,
-    /// Maximum element nesting depth (default 64; real IODEF needs about 15).
+    /// Maximum element nesting depth (default 64; real IODEF needs about 15). Values above
+    /// 256 are treated as 256: nesting is read recursively and this bounds the stack.
     pub max_depth: u32,
     /// Maximum number of elements in the document (default: unlimited).
     pub max_elements: u64,
@@ -137,6 +138,9 @@ pub(crate) enum Ns {
     Other,
     None,
 }
+
+/// Hard ceiling on nesting, whatever the configured cap: the readers recurse per level.
+const MAX_DEPTH: u32 = 256;
 
 const NS_V1: &[u8] = b"urn:ietf:params:xml:ns:iodef-1.0";
 const NS_V2: &[u8] = b"urn:ietf:params:xml:ns:iodef-2.0";
@@ -395,8 +399,8 @@ impl<R: BufRead> Parser<R> {
                 Event::Start(e) => {
                     self.depth += 1;
                     self.elements += 1;
-                    if self.depth > self.limits.max_depth {
-                        let cap = u64::from(self.limits.max_depth);
+                    if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
+                        let cap = u64::from(self.limits.max_depth.min(MAX_DEPTH));
                         return Err(Error::Limit {
                             location: self.location_now(),
                             limit: "max_depth",

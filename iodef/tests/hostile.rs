@@ -145,8 +145,17 @@ fn deep_nesting_is_capped() {
             ..Limits::default()
         },
     };
-    // With the cap lifted it still works (no recursion overflow in the any-content reader
-    // would be a bug; the default cap is what protects the stack).
+    // A lifted cap is still bounded by the hard ceiling of 256 levels (the stack).
+    match Document::from_slice(doc(&body).as_bytes(), &opts) {
+        Err(Error::Limit { cap, .. }) => assert_eq!(cap, 256),
+        other => panic!("expected Limit, got {:?}", other.err()),
+    }
+    let at_ceiling = doc(&format!(
+        "<AdditionalData dtype=\"xml\">{}{}</AdditionalData>",
+        "<a>".repeat(250),
+        "</a>".repeat(250)
+    ));
+    assert!(Document::from_slice(at_ceiling.as_bytes(), &opts).is_ok());
     let shallow = doc(&format!(
         "<AdditionalData dtype=\"xml\">{}{}</AdditionalData>",
         "<a>".repeat(50),
