@@ -54,14 +54,14 @@ fn two_shards_two_aggregators_match_a_single_server() {
             let batch = batch(id, 77, seq, EVENTS, ts + seq as i64 * 1_000_000);
             // Alternate aggregators; every third batch is re-sent to the other one (a lost
             // acknowledgement followed by a failover) and must be recognised.
-            let (first, second) = if (seq + i as u64) % 2 == 0 {
+            let (first, second) = if (seq + i as u64).is_multiple_of(2) {
                 (&a, &b)
             } else {
                 (&b, &a)
             };
             let r = post(&first.url, tok, &batch);
             assert_eq!(r.status, 200, "{r:?}");
-            if seq % 3 == 0 {
+            if seq.is_multiple_of(3) {
                 let r = post(&second.url, tok, &batch);
                 assert_eq!(
                     r.body,

@@ -37,7 +37,7 @@ fn sensor_loop(
             EVENTS,
             base_ts + seq as i64 * 3_600_000_000,
         );
-        let mut resend_lost_ack = seq % 4 == 0;
+        let mut resend_lost_ack = seq.is_multiple_of(4);
         let deadline = Instant::now() + Duration::from_secs(240);
         loop {
             assert!(

@@ -271,7 +271,7 @@ pub fn batch(sensor: &str, epoch: u64, seq: u64, n: usize, ts_us: i64) -> Batch 
             };
             Event {
                 ts_us: ts_us + i as i64 * 10,
-                proto: if i % 5 == 0 { 17 } else { 6 },
+                proto: if i.is_multiple_of(5) { 17 } else { 6 },
                 src,
                 dst,
                 sport: 40000 + (i % 1000) as u16,
