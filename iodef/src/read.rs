@@ -522,6 +522,14 @@ impl<R: BufRead> Parser<R> {
                 }
                 Event::Text(t) => {
                     self.text.clear();
+                    let raw: &[u8] = &t;
+                    if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
+                        // Indentation between elements: ASCII, nothing to decode or normalise.
+                        if let Ok(s) = std::str::from_utf8(raw) {
+                            self.text.push_str(s);
+                        }
+                        return Ok(Ev::Text);
+                    }
                     match t.xml10_content() {
                         Ok(s) => self.text.push_str(&s),
                         Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
@@ -1190,16 +1198,24 @@ fn is_ws(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
-fn unescape_attr(a: &quick_xml::events::attributes::Attribute<'_>) -> Result<String, String> {
+fn unescape_attr<'a>(
+    a: &'a quick_xml::events::attributes::Attribute<'_>,
+) -> Result<std::borrow::Cow<'a, str>, String> {
     match a.unescape_value() {
         Ok(v) => {
-            if let Some(c) = v.chars().find(|&c| !crate::types::xml_char(c)) {
-                return Err(format!(
-                    "forbidden character U+{:04X} in attribute value",
-                    c as u32
-                ));
+            // Only C0 controls and U+FFFE / U+FFFF (EF BF BE/BF) can be outside XML's Char.
+            let suspicious = v
+                .bytes()
+                .any(|c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0xEF);
+            if suspicious {
+                if let Some(c) = v.chars().find(|&c| !crate::types::xml_char(c)) {
+                    return Err(format!(
+                        "forbidden character U+{:04X} in attribute value",
+                        c as u32
+                    ));
+                }
             }
-            Ok(v.into_owned())
+            Ok(v)
         }
         Err(quick_xml::Error::Escape(e)) => {
             let s = e.to_string();
