@@ -1,1 +1,201 @@
-fn main() {}
+//! Graph request latency over a large generated data set in a private ClickHouse 18.16.
+//!
+//! Loads `TEITEN_BENCH_EVENTS` events (default 100 M) over the last 30 days from 8 sensors with
+//! `INSERT ... SELECT ... FROM numbers()` in chunks (the materialized views fill both rollups),
+//! reports the load time, then times graph requests through the app (`oneshot`, no socket)
+//! with the cache off (every request reaches ClickHouse and draws its chart) and on. Prints p50,
+//! p95 and max per endpoint and overall; fails if the uncached p95 of a chart is above
+//! `TEITEN_BENCH_P95_MS` (default 100).
+//!
+//! Run: `cargo bench -p teiten-dashboard --bench graphs` (release build).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use teiten::clickhouse::Server;
+use teiten_aggregator::schema::{steps, Layout};
+use teiten_dashboard::testdata::Synth;
+use teiten_dashboard::{app, AppState, Config};
+use tower::ServiceExt;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let events = env_u64("TEITEN_BENCH_EVENTS", 100_000_000);
+    let chunk = env_u64("TEITEN_BENCH_CHUNK", 10_000_000);
+    let rounds = env_u64("TEITEN_BENCH_ROUNDS", 5);
+    let limit_ms = env_u64("TEITEN_BENCH_P95_MS", 100) as f64;
+    let db = "bench";
+
+    let ch =
+        Server::start().expect("private clickhouse-server (apt-get install clickhouse-server)");
+    for step in steps(db, &Layout::Single) {
+        ch.query(&step.sql).expect("schema");
+    }
+    let now = teiten_dashboard::now();
+    let synth = Synth {
+        db: db.into(),
+        sensors: (1..=8).map(|i| format!("sensor-{i}")).collect(),
+        from: now - 30 * 86_400,
+        to: now,
+        events,
+        sources: 2_000_000,
+        seed: 42,
+    };
+    ch.query(&synth.sensors_sql()).unwrap();
+    ch.query(&synth.reports_sql()).unwrap();
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < events {
+        let n = chunk.min(events - done);
+        let t = Instant::now();
+        ch.query(&synth.events_sql(done, n)).expect("insert");
+        done += n;
+        eprintln!(
+            "loaded {done} / {events} events ({:.1} s for this chunk, {:.0} k events/s so far)",
+            t.elapsed().as_secs_f64(),
+            done as f64 / t0.elapsed().as_secs_f64() / 1000.0
+        );
+    }
+    ch.query(&synth.surge_sql(8728, 2_000_000, 50_000, 20))
+        .unwrap();
+    let load = t0.elapsed();
+    let rows = |t: &str| {
+        ch.query(&format!("SELECT count() FROM {db}.{t}"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    println!(
+        "load: {events} events in {:.1} s ({:.0} k events/s); rows: scan_events {}, scan_rollup_5m {}, scan_rollup_1h {}",
+        load.as_secs_f64(),
+        events as f64 / load.as_secs_f64() / 1000.0,
+        rows("scan_events"),
+        rows("scan_rollup_5m"),
+        rows("scan_rollup_1h")
+    );
+    // Merge as a server that has been running would have (one part per day partition).
+    let t = Instant::now();
+    for table in ["scan_rollup_5m", "scan_rollup_1h"] {
+        ch.query(&format!("OPTIMIZE TABLE {db}.{table} FINAL"))
+            .expect("optimize");
+    }
+    println!("merge: {:.1} s", t.elapsed().as_secs_f64());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut failed = false;
+    for ttl in [0u64, 60] {
+        let toml = format!(
+            "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n[cache]\nttl_secs = {ttl}\n\
+             [groups]\nhalf = [\"sensor-1\", \"sensor-2\", \"sensor-3\", \"sensor-4\"]\n",
+            ch.url()
+        );
+        let settings = Config::parse(&toml, "bench").unwrap().validate().unwrap();
+        teiten_dashboard::chart::load_font(&settings.config.font).unwrap();
+        let client = teiten_dashboard::client(&settings);
+        let router = app(Arc::new(AppState::new(settings, client)));
+        let filters = [
+            "",
+            "&proto=tcp",
+            "&proto=udp&mode=total",
+            "&sensor=sensor-3",
+            "&group=half&top=20",
+        ];
+        let endpoints = [
+            "/chart/ports.png",
+            "/chart/regions.png",
+            "/chart/port-packets.png?port=23",
+            "/chart/port-sources.png?port=445",
+            "/api/v1/ports.json",
+            "/api/v1/trends.json",
+        ];
+        let mut all = Vec::new();
+        println!("\ncache {}:", if ttl == 0 { "off" } else { "on (60 s)" });
+        println!(
+            "{:<36} {:>6} {:>8} {:>8} {:>8}",
+            "endpoint", "n", "p50 ms", "p95 ms", "max ms"
+        );
+        for e in endpoints {
+            let mut times = Vec::new();
+            for period in ["1d", "1w", "1m"] {
+                for f in filters {
+                    if e.contains("trends") && (period != "1d" || !f.is_empty()) {
+                        continue;
+                    }
+                    let sep = if e.contains('?') { '&' } else { '?' };
+                    let uri = if e.contains("trends") {
+                        e.to_owned()
+                    } else {
+                        format!("{e}{sep}period={period}{f}")
+                    };
+                    for _ in 0..rounds {
+                        let t = Instant::now();
+                        let res = rt.block_on(async {
+                            let res = router
+                                .clone()
+                                .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+                                .await
+                                .unwrap();
+                            let status = res.status();
+                            let body = res.into_body().collect().await.unwrap().to_bytes();
+                            (status, body.len())
+                        });
+                        times.push(t.elapsed());
+                        assert_eq!(res.0, 200, "{uri}");
+                        assert!(res.1 > 100, "{uri}");
+                    }
+                }
+            }
+            times.sort();
+            println!(
+                "{:<36} {:>6} {:>8} {:>8} {:>8}",
+                e,
+                times.len(),
+                ms(percentile(&times, 0.5)),
+                ms(percentile(&times, 0.95)),
+                ms(*times.last().unwrap())
+            );
+            if ttl == 0
+                && e.starts_with("/chart/")
+                && percentile(&times, 0.95).as_secs_f64() * 1000.0 > limit_ms
+            {
+                failed = true;
+            }
+            all.extend(times);
+        }
+        all.sort();
+        println!(
+            "{:<36} {:>6} {:>8} {:>8} {:>8}",
+            "all",
+            all.len(),
+            ms(percentile(&all, 0.5)),
+            ms(percentile(&all, 0.95)),
+            ms(*all.last().unwrap())
+        );
+    }
+    assert!(
+        !failed,
+        "an uncached chart's p95 is above {limit_ms} ms (TEITEN_BENCH_P95_MS)"
+    );
+}

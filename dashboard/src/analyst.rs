@@ -339,7 +339,10 @@ pub async fn search(reader: &Reader, s: &Search) -> Result<(Vec<EventView>, bool
         .into_iter()
         .take(s.rows as usize)
         .map(|r| EventView {
-            time: format!("{}.{:06}Z", &iso(i64::from(r.t))[..19], r.usec.min(999_999)),
+            time: {
+                let s = iso(i64::from(r.t));
+                format!("{}.{:06}Z", s.get(..19).unwrap_or(&s), r.usec.min(999_999))
+            },
             sensor_id: r.sensor_id,
             proto: proto_name(r.proto),
             src: address_from_bytes(r.src),

@@ -121,6 +121,11 @@ pub fn render(data: &GraphData, format: Format) -> Result<Vec<u8>> {
     }
 }
 
+/// `s[a..b]`, or all of `s` when it is shorter (never panics).
+fn cut(s: &str, a: usize, b: usize) -> &str {
+    s.get(a..b).unwrap_or(s)
+}
+
 /// Short number labels: 1.2k, 3.4M.
 fn short(v: f64) -> String {
     let a = v.abs();
@@ -153,8 +158,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> 
         data.title,
         data.proto,
         data.sensors,
-        &iso(data.from)[..16].replace('T', " "),
-        &iso(data.to)[..16].replace('T', " ")
+        cut(&iso(data.from), 0, 16).replace('T', " "),
+        cut(&iso(data.to), 0, 16).replace('T', " ")
     );
     let mut chart = ChartBuilder::on(root)
         .caption(caption, (FAMILY, 17))
@@ -166,9 +171,9 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> 
     let fmt_x = move |t: &i64| {
         let s = iso(*t);
         if day {
-            format!("{} {}", &s[5..10], &s[11..16])
+            format!("{} {}", cut(&s, 5, 10), cut(&s, 11, 16))
         } else {
-            s[..10].to_owned()
+            cut(&s, 0, 10).to_owned()
         }
     };
     let fmt_y = |v: &f64| short(*v);

@@ -247,16 +247,20 @@ impl Reader {
 
     /// The destination port graph.
     pub async fn ports(&self, q: &GraphQuery) -> Result<GraphData> {
-        let top: Vec<(u16, u64)> = graph_query(
-            &self.client,
-            &self.sql(queries::TOP_PORTS, q.rollup),
-            q,
-            &|x| x,
-        )
-        .bind(q.top)
-        .fetch_all()
-        .await
-        .map_err(Error::ch("reading the top ports"))?;
+        let top = async {
+            graph_query(
+                &self.client,
+                &self.sql(queries::TOP_PORTS, q.rollup),
+                q,
+                &|x| x,
+            )
+            .bind(q.top)
+            .fetch_all::<(u16, u64)>()
+            .await
+            .map_err(Error::ch("reading the top ports"))
+        };
+        // The divisors do not depend on the top N: read both at once.
+        let (top, divisors) = tokio::try_join!(top, self.divisors(q))?;
         let n = Self::times(q).len();
         let mut series: Vec<Series> = top
             .iter()
@@ -285,7 +289,7 @@ impl Reader {
                 }
             }
         }
-        Self::apply_divisors(&mut series, &self.divisors(q).await?);
+        Self::apply_divisors(&mut series, &divisors);
         let mut g = Self::base(
             q,
             "ports",
@@ -313,7 +317,10 @@ impl Reader {
 
     /// The source region graph: top N countries plus others.
     pub async fn regions(&self, q: &GraphQuery) -> Result<GraphData> {
-        let top = self.top_countries(q).await?;
+        let (top, divisors) = tokio::try_join!(self.top_countries(q), self.divisors(q))?;
+        if top.is_empty() {
+            return Ok(self.regions_base(q));
+        }
         let names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
         let rows: Vec<(u32, String, u64)> = graph_query(
             &self.client,
@@ -332,15 +339,19 @@ impl Reader {
         for s in &mut series {
             s.total = Some(s.values.iter().sum());
         }
-        Self::apply_divisors(&mut series, &self.divisors(q).await?);
-        let mut g = Self::base(
+        Self::apply_divisors(&mut series, &divisors);
+        let mut g = self.regions_base(q);
+        g.series = series;
+        Ok(g)
+    }
+
+    fn regions_base(&self, q: &GraphQuery) -> GraphData {
+        Self::base(
             q,
             "regions",
             format!("Top {} source regions and others", q.top),
             Self::unit(q, "packets"),
-        );
-        g.series = series;
-        Ok(g)
+        )
     }
 
     /// Series per region in the order of `names`, then `others` if it has any value.
@@ -378,8 +389,12 @@ impl Reader {
     /// The per-port graph: packets and unique sources by region.
     pub async fn port(&self, q: &GraphQuery) -> Result<PortData> {
         let port = q.port.unwrap_or(0);
-        let top = self.top_countries(q).await?;
-        let names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
+        let (top, divisors) = tokio::try_join!(self.top_countries(q), self.divisors(q))?;
+        // No packets at all: nothing to split (and 18.16 refuses `has([], x)`).
+        let mut names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
+        if names.is_empty() {
+            names.push("--".into());
+        }
         let text = self.sql(queries::PORT_REGION_SERIES, q.rollup);
         let first = bind_filter(
             self.client
@@ -408,7 +423,7 @@ impl Reader {
         for s in &mut packets {
             s.total = Some(s.values.iter().sum());
         }
-        Self::apply_divisors(&mut packets, &self.divisors(q).await?);
+        Self::apply_divisors(&mut packets, &divisors);
         let mut sources = self.fold_regions(
             q,
             &names,
@@ -447,6 +462,10 @@ impl Reader {
         );
         s.mode = "total";
         s.series = sources;
+        if top.is_empty() {
+            p.series.clear();
+            s.series.clear();
+        }
         Ok(PortData {
             packets: p,
             sources: s,

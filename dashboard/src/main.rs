@@ -31,7 +31,9 @@ enum Command {
     /// Read a password from standard input (first line) and print its argon2 hash for
     /// `[analyst.users]`.
     HashPassword,
-    /// Print every SQL statement with sample values (for the chdb compatibility check).
+    /// Print every SQL statement with sample values, one per line under a `-- queries`
+    /// header (the input format of `scripts/chdb_compat.py`, after the aggregator's
+    /// `schema --print-sql`).
     PrintSql {
         /// The database name.
         #[arg(long, default_value = "teiten")]
@@ -56,8 +58,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::PrintSql { database } => {
-            for (what, sql) in teiten_dashboard::queries::all(&database) {
-                println!("-- {what}\n{sql};");
+            println!("-- queries (teiten-dashboard)");
+            for (_, sql) in teiten_dashboard::queries::all(&database) {
+                println!("{sql};");
             }
             Ok(())
         }

@@ -332,6 +332,20 @@ async fn bad_parameters_are_400_and_the_cache_outlives_an_outage() {
         assert_eq!(a.status, 400, "{uri}: {}", a.text());
         assert!(a.text().contains(message), "{uri}: {}", a.text());
     }
+    // Selections without packets draw an empty chart (18.16 refuses `has([], x)`).
+    for uri in [
+        "/chart/port-packets.png?port=23&proto=udp",
+        "/chart/port-sources.svg?port=23&proto=udp",
+        "/chart/regions.png?proto=icmp&sensor=tokyo-1&period=custom&from=2020-01-01&to=2020-01-02",
+        "/chart/ports.svg?period=custom&from=2020-01-01&to=2020-01-02",
+    ] {
+        let a = get(app, uri, None).await;
+        assert_eq!(a.status, 200, "{uri}: {}", a.text());
+    }
+    let empty = get(app, "/api/v1/port.json?port=23&proto=udp", None)
+        .await
+        .json();
+    assert_eq!(empty["packets"]["series"], serde_json::json!([]));
     // The injection attempt changed nothing.
     assert_eq!(
         count(&env.ch, &format!("SELECT count() FROM {DB}.sensors")),

@@ -1,0 +1,89 @@
+//! Every SQL statement of the dashboard runs on ClickHouse 18.16 (the private server) and on
+//! current ClickHouse (26.x in-process through chdb-core, driven by `scripts/chdb_compat.py`),
+//! over the aggregator's schema and sample rows. The statements come from
+//! `teiten-dashboard print-sql`, which prints them from the one module that holds them
+//! (`dashboard/src/queries.rs`).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use teiten::clickhouse::Server;
+
+fn aggregator_sql() -> String {
+    teiten::run_ok(Command::new(teiten::bin("teiten-aggregator")).args(["schema", "--print-sql"]))
+}
+
+fn dashboard_sql() -> String {
+    teiten::run_ok(Command::new(teiten::bin("teiten-dashboard")).arg("print-sql"))
+}
+
+fn statements(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        .map(|l| l.trim_end_matches(';').to_owned())
+        .collect()
+}
+
+#[test]
+fn dashboard_queries_run_on_clickhouse_18_16() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    // The aggregator's DDL and sample rows, without its queries (one of them drops a partition).
+    for stmt in statements(&aggregator_sql())
+        .iter()
+        .filter(|s| s.starts_with("CREATE") || s.starts_with("INSERT"))
+    {
+        ch.query(stmt).unwrap_or_else(|e| panic!("{stmt}\n{e}"));
+    }
+    let queries = statements(&dashboard_sql());
+    assert_eq!(
+        queries.len(),
+        17,
+        "6 graph statements x 2 rollups + 5 others"
+    );
+    let mut nonempty = 0;
+    for q in &queries {
+        let out = ch
+            .query(q)
+            .unwrap_or_else(|e| panic!("18.16 refused:\n{q}\n{e}"));
+        if !out.trim().is_empty() {
+            nonempty += 1;
+        }
+    }
+    // The samples match the sample rows: most statements find them.
+    assert!(nonempty >= 12, "only {nonempty} statements returned rows");
+}
+
+#[test]
+fn dashboard_queries_run_on_current_clickhouse_via_chdb() {
+    let sql = aggregator_sql() + &dashboard_sql();
+    let script = teiten::root().join("scripts/chdb_compat.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "chdb compatibility check failed (needs `pip install chdb-core`):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.starts_with("chdb ClickHouse 2"), "{stdout}");
+    let agg = statements(&aggregator_sql())
+        .iter()
+        .filter(|s| !s.starts_with("CREATE") && !s.starts_with("INSERT"))
+        .count();
+    assert!(
+        stdout.contains(&format!("{} queries", agg + 17)),
+        "the dashboard's 17 statements ran too: {stdout}"
+    );
+}
