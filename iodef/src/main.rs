@@ -228,6 +228,12 @@ fn run(cli: &Cli) -> Result<bool> {
                 }
                 notes = w.conversion_notes().len();
             }
+            for a in r.header().additional_data {
+                w.add_document_data(a)?;
+            }
+            for n in &w.conversion_notes()[notes..] {
+                eprintln!("{}: {n}", file.display());
+            }
             let mut out = w.finish()?;
             out.flush()?;
             pb.finish_and_clear();

@@ -264,6 +264,24 @@ impl<W: Write> StreamWriter<W> {
         Ok(self.out.into_inner()?)
     }
 
+    /// Add a document-level `AdditionalData`, written after the last Incident by
+    /// [`StreamWriter::finish`] (v2 only: v1 has no document-level AdditionalData, which is
+    /// then reported in [`StreamWriter::conversion_notes`]).
+    pub fn add_document_data(&mut self, data: v2::ExtensionData) -> Result<(), Error> {
+        let mut c = self.checker("/IODEF-Document");
+        c.enter_at("AdditionalData", self.doc_tail.len());
+        data.check(&mut c);
+        reject(c)?;
+        if self.version == Version::V2 {
+            self.doc_tail.push(data);
+        } else {
+            let mut n = Notes::new("/IODEF-Document".into(), Version::V1);
+            n.lost("IODEF-Document.AdditionalData");
+            self.notes.append(&mut n.notes);
+        }
+        Ok(())
+    }
+
     /// Bytes handed to the underlying writer so far.
     pub fn bytes_written(&self) -> u64 {
         self.out.written

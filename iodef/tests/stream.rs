@@ -289,3 +289,35 @@ fn scan_events_read_back_from_event_data() {
     assert_eq!(scans[0].source_port, None);
     assert_eq!(scans[4].destination_port, Some(445));
 }
+
+#[test]
+fn document_level_additional_data_is_written_last() {
+    let mut w = StreamWriter::new(
+        Vec::new(),
+        &v2::Document::default(),
+        WriteOptions::default(),
+    )
+    .expect("start");
+    w.write_incident(&{
+        let mut i = report().incident();
+        i.event_data = events(2).iter().map(ScanEvent::event_data).collect();
+        i
+    })
+    .expect("incident");
+    w.add_document_data(v2::ExtensionData {
+        dtype: Some(v2::Dtype::String),
+        meaning: Some("sensor-count".into()),
+        content: vec![iodef::ExtensionContent::Text("12".into())],
+        ..Default::default()
+    })
+    .expect("valid data");
+    assert!(matches!(
+        w.add_document_data(v2::ExtensionData::default()),
+        Err(Error::Rejected(_))
+    ));
+    let xml = w.finish().expect("finish");
+    common::xmllint_bytes(Version::V2, &xml).expect("valid");
+    let mut r = StreamReader::new(xml.as_slice(), &ReadOptions::strict()).expect("open");
+    while r.next_item().expect("item").is_some() {}
+    assert_eq!(r.header().additional_data.len(), 1);
+}
