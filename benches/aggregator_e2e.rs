@@ -34,7 +34,7 @@ fn events(n: usize, salt: u64, ts_us: i64) -> Vec<Event> {
             let src = IpAddr::V4(((x >> 32) as u32 | 0x0100_0000).into());
             Event {
                 ts_us: ts_us + i as i64 * 20,
-                proto: if x % 10 == 0 { 17 } else { 6 },
+                proto: if x.is_multiple_of(10) { 17 } else { 6 },
                 src,
                 dst: IpAddr::V4([198, 18, (x >> 8) as u8, x as u8].into()),
                 sport: (x >> 16) as u16,
@@ -46,7 +46,7 @@ fn events(n: usize, salt: u64, ts_us: i64) -> Vec<Event> {
                 seq: (x >> 3) as u32,
                 window: 1024,
                 class: Class::Scan,
-                tags: if x % 3 == 0 {
+                tags: if x.is_multiple_of(3) {
                     Tags::ZMAP
                 } else {
                     Tags::empty()
@@ -205,89 +205,106 @@ fn bench(c: &mut Criterion) {
     let rss = Mutex::new(Vec::new());
     let totals = Mutex::new([(0u64, Duration::ZERO); 2]);
 
+    // One iteration through the aggregator: `SENSORS` threads, each posting its batches one at
+    // a time (retrying on 503) as the sensor does. Encoding happens before the clock starts.
+    let via_aggregator = |e: u64| -> Duration {
+        let bodies: Vec<Vec<Vec<u8>>> = make(e)
+            .iter()
+            .map(|bs| bs.iter().map(teiten_wire::encode).collect())
+            .collect();
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for (bodies, (_, tok)) in bodies.iter().zip(&tokens) {
+                let url = format!("{}{INGEST_PATH}", agg.url);
+                s.spawn(move || {
+                    for body in bodies {
+                        loop {
+                            match ureq::post(&url)
+                                .set("Authorization", &format!("Bearer {tok}"))
+                                .set("Content-Type", CONTENT_TYPE)
+                                .send_bytes(body)
+                            {
+                                Ok(_) => break,
+                                Err(ureq::Error::Status(503, _)) => {
+                                    std::thread::sleep(Duration::from_millis(20))
+                                }
+                                Err(e) => panic!("ingest failed: {e}"),
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let d = start.elapsed();
+        let mut t = totals.lock().unwrap();
+        t[0].0 += EVENTS_PER_ITER;
+        t[0].1 += d;
+        rss.lock().unwrap().push(vm_rss_kib(agg.child.id()));
+        d
+    };
+    // The same rows through clickhouse-client (RowBinary file prepared before the clock).
+    let cols = teiten_aggregator::queries::SCAN_EVENTS_INSERT_COLUMNS;
+    let via_client = |e: u64| -> Duration {
+        let mut data = Vec::with_capacity(EVENTS_PER_ITER as usize * 100);
+        for bs in make(e) {
+            for b in &bs {
+                row_binary(b, &geo, &mut data);
+            }
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().write_all(&data).unwrap();
+        let start = Instant::now();
+        let st = Command::new("clickhouse-client")
+            .args([
+                "--port",
+                &ch.tcp_port().to_string(),
+                "--query",
+                &format!("INSERT INTO bench.scan_events ({cols}) FORMAT RowBinary"),
+            ])
+            .stdin(std::fs::File::open(file.path()).unwrap())
+            .status()
+            .expect("clickhouse-client runs (apt-get install clickhouse-client)");
+        assert!(st.success());
+        let d = start.elapsed();
+        let mut t = totals.lock().unwrap();
+        t[1].0 += EVENTS_PER_ITER;
+        t[1].1 += d;
+        d
+    };
+
     let mut g = c.benchmark_group("ingest");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(30));
     g.throughput(Throughput::Elements(EVENTS_PER_ITER));
     g.bench_function("aggregator_http", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let e = epoch.fetch_add(1, Ordering::Relaxed);
-                // Setup outside the timed part: encode as the sensor does.
-                let bodies: Vec<Vec<Vec<u8>>> = make(e)
-                    .iter()
-                    .map(|bs| bs.iter().map(teiten_wire::encode).collect())
-                    .collect();
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for (bodies, (_, tok)) in bodies.iter().zip(&tokens) {
-                        let url = format!("{}{INGEST_PATH}", agg.url);
-                        s.spawn(move || {
-                            for body in bodies {
-                                loop {
-                                    match ureq::post(&url)
-                                        .set("Authorization", &format!("Bearer {tok}"))
-                                        .set("Content-Type", CONTENT_TYPE)
-                                        .send_bytes(body)
-                                    {
-                                        Ok(_) => break,
-                                        Err(ureq::Error::Status(503, _)) => {
-                                            std::thread::sleep(Duration::from_millis(20))
-                                        }
-                                        Err(e) => panic!("ingest failed: {e}"),
-                                    }
-                                }
-                            }
-                        });
-                    }
-                });
-                let d = start.elapsed();
-                total += d;
-                let mut t = totals.lock().unwrap();
-                t[0].0 += EVENTS_PER_ITER;
-                t[0].1 += d;
-                rss.lock().unwrap().push(vm_rss_kib(agg.child.id()));
-            }
-            total
+            (0..iters)
+                .map(|_| via_aggregator(epoch.fetch_add(1, Ordering::Relaxed)))
+                .sum()
         })
     });
-    let cols = teiten_aggregator::queries::SCAN_EVENTS_INSERT_COLUMNS;
     g.bench_function("clickhouse_client", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let e = epoch.fetch_add(1, Ordering::Relaxed);
-                let mut data = Vec::with_capacity(EVENTS_PER_ITER as usize * 100);
-                for bs in make(e) {
-                    for b in &bs {
-                        row_binary(b, &geo, &mut data);
-                    }
-                }
-                let file = tempfile::NamedTempFile::new().unwrap();
-                file.as_file().write_all(&data).unwrap();
-                let start = Instant::now();
-                let st = Command::new("clickhouse-client")
-                    .args([
-                        "--port",
-                        &ch.tcp_port().to_string(),
-                        "--query",
-                        &format!("INSERT INTO bench.scan_events ({cols}) FORMAT RowBinary"),
-                    ])
-                    .stdin(std::fs::File::open(file.path()).unwrap())
-                    .status()
-                    .expect("clickhouse-client runs (apt-get install clickhouse-client)");
-                assert!(st.success());
-                let d = start.elapsed();
-                total += d;
-                let mut t = totals.lock().unwrap();
-                t[1].0 += EVENTS_PER_ITER;
-                t[1].1 += d;
-            }
-            total
+            (0..iters)
+                .map(|_| via_client(epoch.fetch_add(1, Ordering::Relaxed)))
+                .sum()
         })
     });
     g.finish();
+
+    // The machine is shared: compare the two in alternation too, so both see the same load.
+    let mut alt = [Duration::ZERO; 2];
+    for _ in 0..5 {
+        alt[0] += via_aggregator(epoch.fetch_add(1, Ordering::Relaxed));
+        alt[1] += via_client(epoch.fetch_add(1, Ordering::Relaxed));
+    }
+    let per_s = |d: Duration| 5.0 * EVENTS_PER_ITER as f64 / d.as_secs_f64();
+    println!(
+        "\nSUMMARY alternating x5: aggregator {:.0} events/s, clickhouse-client {:.0} events/s, ratio {:.0}%",
+        per_s(alt[0]),
+        per_s(alt[1]),
+        100.0 * alt[1].as_secs_f64() / alt[0].as_secs_f64()
+    );
 
     let t = totals.lock().unwrap();
     let rate = |(n, d): (u64, Duration)| n as f64 / d.as_secs_f64();
@@ -300,7 +317,7 @@ fn bench(c: &mut Criterion) {
         .parse()
         .unwrap();
     println!(
-        "\nSUMMARY aggregator: {:.0} events/s over {} events; clickhouse-client: {:.0} events/s over {} events; ratio {:.0}%",
+        "SUMMARY all runs: aggregator {:.0} events/s over {} events; clickhouse-client: {:.0} events/s over {} events; ratio {:.0}%",
         a,
         t[0].0,
         cc,

@@ -1,0 +1,91 @@
+//! The real sensor replays a lab capture (masscan, zmap and hping3 into a dark /24) and ships
+//! it to the real aggregator, which stores it in ClickHouse: the protocol of both sides
+//! together. Every packet of the capture ends up as one row, counted per protocol as the
+//! capture's tshark field dump says.
+
+mod aggregator_common;
+
+use std::process::Command;
+
+use aggregator_common::*;
+use teiten::clickhouse::Server;
+
+#[test]
+fn sensor_replay_reaches_clickhouse_exactly() {
+    let pcap = teiten::conformance().join("pcaps/lab/dark_mix.pcap");
+    let fields =
+        std::fs::read_to_string(teiten::conformance().join("pcaps/lab/dark_mix_fields.csv"))
+            .expect("conformance field dump");
+    let per_proto = |p: &str| {
+        fields
+            .lines()
+            .filter(|l| l.split(',').nth(1) == Some(p))
+            .count() as u64
+    };
+    let total = fields.lines().count() as u64;
+
+    let ch = Server::start().expect("private ClickHouse starts");
+    let agg = Agg::start(&ch, "t_sensor", "");
+    let token = agg.add_sensor("lab-1");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "sensor_id = \"lab-1\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
+             [aggregator]\nurls = [\"{}\"]\ntoken = \"{token}\"\ntimeout_secs = 30\n\n\
+             [spool]\ndir = \"{}\"\n\n[batch]\nmax_events = 5000\nmax_interval_ms = 200\n",
+            agg.url,
+            dir.path().join("spool").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(teiten::bin("teiten-sensor"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--read")
+        .arg(&pcap)
+        .output()
+        .expect("teiten-sensor runs");
+    assert!(
+        out.status.success(),
+        "sensor failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        agg.log_text()
+    );
+    assert_eq!(
+        scalar(&ch, "SELECT count() FROM t_sensor.scan_events"),
+        total
+    );
+    for proto in ["6", "17", "1"] {
+        assert_eq!(
+            scalar(
+                &ch,
+                &format!("SELECT count() FROM t_sensor.scan_events WHERE proto = {proto}")
+            ),
+            per_proto(proto),
+            "protocol {proto}"
+        );
+    }
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT count() FROM t_sensor.scan_events WHERE sensor_id != 'lab-1' \
+             OR toUInt32(ts) < 1795301956 - 3600 OR toUInt32(ts) > 1795301956 + 86400"
+        ),
+        0,
+        "sensor id and capture times as in the file"
+    );
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT countMerge(packets) FROM t_sensor.scan_rollup_5m"
+        ),
+        total
+    );
+    eventually(
+        &ch,
+        "SELECT sum(events) FROM t_sensor.sensor_reports WHERE sensor_id = 'lab-1'",
+        total,
+    );
+}
