@@ -32,7 +32,7 @@ SIMPLE = {
     "xs:token": ("String", "string"),
     "xs:anyURI": ("String", "string"),
     "xs:ID": ("String", "id"),
-    "xs:IDREF": ("String", "id"),
+    "xs:IDREF": ("String", "idref"),
     "xs:NMTOKEN": ("String", "string"),
     "xs:language": ("String", "string"),
     "xs:hexBinary": ("String", "string"),
@@ -374,7 +374,7 @@ def parse_simple(kind, rtype, src, what):
 
 
 def leaf_write(kind, expr, name):
-    if kind in ("string", "timezone", "id"):
+    if kind in ("string", "timezone", "id", "idref"):
         return "w.leaf(%s, %s)?" % (name, expr)
     if kind == "enum":
         return "w.leaf(%s, %s.as_str())?" % (name, expr)
@@ -389,7 +389,9 @@ def check_value(kind, expr, name):
     if kind in ("string", "timezone"):
         return "{ c.text(%s, %s); }" % (expr, name)
     if kind == "id":
-        return "{ c.ncname(%s, %s); }" % (expr, name)
+        return "{ c.id(%s, %s); }" % (expr, name)
+    if kind == "idref":
+        return "{ c.idref(%s, %s); }" % (expr, name)
     if kind == "positive_float":
         return "{ c.positive(%s, %s); }" % (expr, name)
     if kind == "float":
@@ -771,7 +773,7 @@ def emit_struct(w, gen, c, hooks):
                     w("            if let Some(e) = v.ext() {")
                     w("                w.attr(%s, e)?;" % rust_str(a.ext))
                     w("            }")
-            elif a.kind in ("string", "id", "timezone"):
+            elif a.kind in ("string", "id", "idref", "timezone"):
                 w("            w.attr(%s, v)?;" % rust_str(a.xml))
             else:
                 w("            w.attr_display(%s, v)?;" % rust_str(a.xml))
@@ -848,7 +850,9 @@ def emit_struct(w, gen, c, hooks):
             w("            %s" % cv)
             w("        }")
     if c.text:
-        if c.text[0] == "String":
+        if c.text[0] == "String" and c.text[1] in ("id", "idref"):
+            w("        %s" % check_value(c.text[1], "&self.value", '"content"'))
+        elif c.text[0] == "String":
             w("        c.text(&self.value, \"content\");")
         else:
             cv = check_value(c.text[1], "v", '"content"')

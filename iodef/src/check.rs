@@ -1,6 +1,7 @@
 //! Semantic checks over the typed model: what the schema requires plus the RFC text's stronger
 //! rules (ext-value pairing, Node content, Service ip-protocol, addresses per category).
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{Diagnostic, Location, Severity};
@@ -15,6 +16,48 @@ pub(crate) struct Checker {
     text_rules: bool,
     schema_rules: bool,
     pub(crate) diags: Vec<Diagnostic>,
+    /// xs:ID values seen in the document, and xs:IDREF values with where they were used.
+    pub(crate) ids: Ids,
+}
+
+/// ID bookkeeping, carried from unit to unit when a document is checked piecewise.
+#[derive(Default)]
+pub(crate) struct Ids {
+    seen: HashSet<String>,
+    refs: Vec<(String, Location)>,
+}
+
+impl Ids {
+    /// IDs of `unit` that were already seen.
+    pub(crate) fn duplicates(&self, unit: &Ids) -> Vec<Diagnostic> {
+        unit.seen
+            .iter()
+            .filter(|id| self.seen.contains(*id))
+            .map(|id| Diagnostic {
+                severity: Severity::Error,
+                location: Location::default(),
+                message: format!("duplicate ID `{id}`: already used earlier in the document"),
+            })
+            .collect()
+    }
+
+    pub(crate) fn absorb(&mut self, unit: Ids) {
+        self.seen.extend(unit.seen);
+        self.refs.extend(unit.refs);
+    }
+
+    /// Every IDREF must name an ID of the document.
+    pub(crate) fn unresolved(self) -> Vec<Diagnostic> {
+        self.refs
+            .into_iter()
+            .filter(|(r, _)| !self.seen.contains(r))
+            .map(|(r, location)| Diagnostic {
+                severity: Severity::Error,
+                location,
+                message: format!("reference `{r}` does not match any ID in the document"),
+            })
+            .collect()
+    }
 }
 
 impl Checker {
@@ -27,6 +70,7 @@ impl Checker {
             text_rules: true,
             schema_rules: true,
             diags: Vec::new(),
+            ids: Ids::default(),
         }
     }
 
@@ -130,6 +174,31 @@ impl Checker {
         if !crate::types::ncname(s) {
             self.error(format!("{name}: `{s}` is not a valid XML NCName (xs:ID)"));
         }
+    }
+
+    /// An xs:ID: an NCName, unique in the document (checked in every mode: the lenient
+    /// reader does not track IDs).
+    pub(crate) fn id(&mut self, s: &str, name: &str) {
+        // xs:ID collapses whitespace: surrounding whitespace is not part of the value.
+        let s = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        self.ncname(s, name);
+        if !self.ids.seen.insert(s.to_owned()) {
+            self.error(format!(
+                "{name}: duplicate ID `{s}` (xs:ID values must be unique in the document)"
+            ));
+        }
+    }
+
+    /// An xs:IDREF: an NCName that must match an ID somewhere in the document.
+    pub(crate) fn idref(&mut self, s: &str, name: &str) {
+        let s = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        self.ncname(s, name);
+        let location = Location {
+            path: self.path.clone(),
+            line: self.line,
+            column: self.column,
+        };
+        self.ids.refs.push((s.to_owned(), location));
     }
 
     pub(crate) fn positive(&mut self, f: &Float, name: &str) {

@@ -68,7 +68,10 @@ impl Document {
             Document::V1(d) => d.check(&mut c),
             Document::V2(d) => d.check(&mut c),
         }
-        c.diags
+        let ids = std::mem::take(&mut c.ids);
+        let mut diags = c.diags;
+        diags.extend(ids.unresolved());
+        diags
     }
 
     /// Write the document. Refuses (with [`Error::Rejected`], before writing anything) a model

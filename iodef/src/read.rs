@@ -1047,6 +1047,10 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
+    pub(crate) fn value_idref(&mut self, v: &str, name: &str) -> Result<Option<String>, Error> {
+        self.value_id(v, name)
+    }
+
     pub(crate) fn value_id(&mut self, v: &str, name: &str) -> Result<Option<String>, Error> {
         let t = v.trim_matches(is_ws);
         if crate::types::ncname(t) {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 
-use crate::check::Checker;
+use crate::check::{Checker, Ids};
 use crate::convert::{self, Notes};
 use crate::error::{Diagnostic, Error, Severity};
 use crate::read::{Parser, ReadOptions, Version};
@@ -43,6 +43,7 @@ pub struct StreamWriter<W: Write> {
     doc_tail: Vec<v2::ExtensionData>,
     notes: Vec<Diagnostic>,
     broken: bool,
+    ids: Ids,
 }
 
 enum Tail {
@@ -74,6 +75,7 @@ impl<W: Write> StreamWriter<W> {
             doc_tail: header.additional_data.clone(),
             notes: Vec::new(),
             broken: false,
+            ids: Ids::default(),
         };
         let mut c = Checker::new("");
         c.enter("IODEF-Document");
@@ -82,7 +84,7 @@ impl<W: Write> StreamWriter<W> {
             x.check(&mut c);
             c.leave();
         }
-        reject(c)?;
+        w.accept(c)?;
         w.out.declaration()?;
         w.out.start("IODEF-Document")?;
         w.out.attr("xmlns", version.namespace())?;
@@ -110,6 +112,23 @@ impl<W: Write> StreamWriter<W> {
             w.write_incident(inc)?;
         }
         Ok(w)
+    }
+
+    /// Refuse a unit with errors; otherwise record its IDs (a duplicate of an ID written
+    /// earlier is an error too) and IDREFs (resolved at [`StreamWriter::finish`]).
+    fn accept(&mut self, mut c: Checker) -> Result<(), Error> {
+        let unit = std::mem::take(&mut c.ids);
+        let mut errors: Vec<Diagnostic> = c
+            .diags
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        errors.extend(self.ids.duplicates(&unit));
+        if !errors.is_empty() {
+            return Err(Error::Rejected(errors));
+        }
+        self.ids.absorb(unit);
+        Ok(())
     }
 
     fn checker(&self, root: &str) -> Checker {
@@ -157,7 +176,7 @@ impl<W: Write> StreamWriter<W> {
                 let mut c = self.checker("/IODEF-Document");
                 c.enter_at("Incident", self.incidents);
                 incident.check(&mut c);
-                reject(c)?;
+                self.accept(c)?;
                 let r = write_incident_head_v2(&mut self.out, incident);
                 self.io(r)?;
                 let mut tail = incident.clone();
@@ -170,7 +189,7 @@ impl<W: Write> StreamWriter<W> {
                 let mut c = self.checker("/IODEF-Document");
                 c.enter_at("Incident", self.incidents);
                 v.check(&mut c);
-                reject(c)?;
+                self.accept(c)?;
                 self.notes.append(&mut n.notes);
                 let r = write_incident_head_v1(&mut self.out, &v);
                 self.io(r)?;
@@ -194,7 +213,7 @@ impl<W: Write> StreamWriter<W> {
             None => return Err(Error::Misuse("write_event_data outside an Incident")),
             Some(Tail::V2(_)) => {
                 event.check(&mut c);
-                reject(c)?;
+                self.accept(c)?;
                 let r = event.write(&mut self.out, "EventData");
                 self.io(r)?;
             }
@@ -207,7 +226,7 @@ impl<W: Write> StreamWriter<W> {
                 let mut n = Notes::new(path, Version::V1);
                 let v = convert::event_data_v2_to_v1(event, &mut n);
                 v.check(&mut c);
-                reject(c)?;
+                self.accept(c)?;
                 self.notes.append(&mut n.notes);
                 let r = v.write(&mut self.out, "EventData");
                 self.io(r)?;
@@ -242,6 +261,10 @@ impl<W: Write> StreamWriter<W> {
         if self.tail.is_some() {
             self.end_incident()?;
         }
+        let unresolved = std::mem::take(&mut self.ids).unresolved();
+        if !unresolved.is_empty() {
+            return Err(Error::Rejected(unresolved));
+        }
         if self.incidents == 0 {
             return Err(Error::Rejected(vec![Diagnostic {
                 severity: Severity::Error,
@@ -271,7 +294,7 @@ impl<W: Write> StreamWriter<W> {
         let mut c = self.checker("/IODEF-Document");
         c.enter_at("AdditionalData", self.doc_tail.len());
         data.check(&mut c);
-        reject(c)?;
+        self.accept(c)?;
         if self.version == Version::V2 {
             self.doc_tail.push(data);
         } else {
@@ -301,19 +324,6 @@ impl<W: Write> StreamWriter<W> {
     /// The underlying writer (e.g. to check how much was written to a file).
     pub fn get_mut(&mut self) -> &mut W {
         self.out.get_mut()
-    }
-}
-
-fn reject(c: Checker) -> Result<(), Error> {
-    let errors: Vec<Diagnostic> = c
-        .diags
-        .into_iter()
-        .filter(|d| d.severity == Severity::Error)
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Rejected(errors))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::BufRead;
 
-use crate::check::Checker;
+use crate::check::{Checker, Ids};
 use crate::error::{Diagnostic, Error, Location, Severity};
 use crate::read::{Limits, ReadOptions, Version};
 use crate::stream::{Raw, RawStream};
@@ -54,7 +54,8 @@ impl Report {
 /// Validate a document in one streaming pass (memory bounded by the largest EventData):
 /// required elements and attributes, element order, enumerations, `ext-value` pairing, value
 /// formats (xs:dateTime, Portlist, addresses per category, ports 0-65535, `ip-protocol` with
-/// ports, Node content), the version by namespace, and well-formedness and the input caps.
+/// ports, Node content), xs:ID uniqueness and IDREF resolution across the document, the
+/// version by namespace, and well-formedness and the input caps.
 /// Schema problems carry line and column; semantic ones the line of their EventData or
 /// Incident. Never fails: a fatal problem (malformed XML, DTD, cap) ends the report.
 pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
@@ -106,6 +107,7 @@ pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
             );
         }
     }
+    let mut ids = Ids::default();
     loop {
         let next = raw.next_raw();
         for d in raw.take_diagnostics() {
@@ -129,6 +131,7 @@ pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
                     }
                 };
                 let mut c = checker;
+                c.ids = std::mem::take(&mut ids);
                 match &item {
                     Raw::V2Event(e) => e.check(&mut c),
                     Raw::V1Event(e) => e.check(&mut c),
@@ -136,6 +139,7 @@ pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
                     Raw::V1End(i) => i.check(&mut c),
                     Raw::V2Head(_) | Raw::V1Head(_) => {}
                 }
+                ids = std::mem::take(&mut c.ids);
                 for d in c.diags {
                     push(&mut report, d);
                 }
@@ -151,6 +155,9 @@ pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
                 break;
             }
         }
+    }
+    for d in ids.unresolved() {
+        push(&mut report, d);
     }
     report.dropped += raw.dropped_diagnostics();
     report

@@ -140,3 +140,52 @@ fn corpus_validation_agrees_with_xmllint() {
         }
     }
 }
+
+#[test]
+fn ids_are_unique_and_references_resolve() {
+    let doc = |a: &str, b: &str, r: &str| {
+        format!(
+            r#"<IODEF-Document version="2.00" xmlns="urn:ietf:params:xml:ns:iodef-2.0">
+<Incident purpose="reporting"><IncidentID name="c">1</IncidentID>
+<GenerationTime>2024-01-01T00:00:00Z</GenerationTime>
+<Contact role="creator" type="organization"/>
+<EventData><Flow><System category="source"><Node><Address category="ipv4-addr" observable-id="{a}">192.0.2.1</Address></Node></System></Flow></EventData>
+<EventData><Flow><System category="source"><Node><Address category="ipv4-addr" observable-id="{b}">192.0.2.2</Address></Node></System></Flow></EventData>
+<IndicatorData><Indicator><IndicatorID name="c" version="1">ind-1</IndicatorID><ObservableReference uid-ref="{r}"/></Indicator></IndicatorData>
+</Incident></IODEF-Document>"#
+        )
+    };
+    let good = doc("addr-1", "addr-2", "addr-2");
+    common::xmllint_bytes(Version::V2, good.as_bytes()).expect("xmllint accepts");
+    assert!(validate(good.as_bytes(), &ValidateOptions::default()).is_valid());
+    let loaded =
+        iodef::Document::from_slice(good.as_bytes(), &iodef::ReadOptions::strict()).expect("load");
+    assert!(loaded.document.check().is_empty());
+
+    let dup = doc("addr-1", "addr-1", "addr-1");
+    assert!(common::xmllint_bytes(Version::V2, dup.as_bytes()).is_err());
+    let r = validate(dup.as_bytes(), &ValidateOptions::default());
+    assert!(
+        r.errors()
+            .any(|d| d.message.contains("duplicate ID `addr-1`")),
+        "{:?}",
+        r.diagnostics
+    );
+    let loaded = iodef::Document::from_slice(dup.as_bytes(), &iodef::ReadOptions::strict())
+        .expect("schema structure is fine");
+    assert!(matches!(
+        loaded.document.to_xml(iodef::WriteOptions::default()),
+        Err(iodef::Error::Rejected(_))
+    ));
+
+    let dangling = doc("addr-1", "addr-2", "nowhere");
+    // Debian's xmllint does not resolve IDREFs; XML Schema 1.0 requires it (Validation Root
+    // Valid (ID/IDREF)), and so does the validator.
+    let r = validate(dangling.as_bytes(), &ValidateOptions::default());
+    assert!(
+        r.errors()
+            .any(|d| d.message.contains("`nowhere` does not match any ID")),
+        "{:?}",
+        r.diagnostics
+    );
+}

@@ -4255,7 +4255,7 @@ impl Address {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         c.text(&self.value, "content");
@@ -4868,7 +4868,7 @@ impl Assessment {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         for (i, x) in self.incident_category.iter().enumerate() {
@@ -5785,7 +5785,7 @@ impl Certificate {
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.x509_data.is_none() {
@@ -5921,7 +5921,7 @@ impl CertificateData {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.certificate.is_empty() {
@@ -6671,7 +6671,7 @@ impl DetectionPattern {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.application.is_none() {
@@ -7417,7 +7417,7 @@ impl DomainData {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.name.is_none() {
@@ -7844,7 +7844,7 @@ impl EmailData {
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         for x in &self.email_to {
@@ -8298,7 +8298,7 @@ impl EventData {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         for (i, x) in self.description.iter().enumerate() {
@@ -8589,7 +8589,7 @@ impl Expectation {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         for (i, x) in self.description.iter().enumerate() {
@@ -8753,7 +8753,7 @@ impl ExtensionData {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         c.mixed(&self.content);
@@ -8992,7 +8992,7 @@ impl File {
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if let Some(x) = &self.file_name {
@@ -9156,7 +9156,7 @@ impl FileData {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.file.is_empty() {
@@ -10121,7 +10121,7 @@ impl HistoryItem {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.date_time.is_none() {
@@ -10687,7 +10687,7 @@ impl Incident {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.incident_id.is_none() {
@@ -11762,7 +11762,9 @@ impl IndicatorID {
                 c.text(v, "version");
             }
         }
-        c.text(&self.value, "content");
+        {
+            c.id(&self.value, "content");
+        }
     }
 }
 
@@ -11785,7 +11787,7 @@ impl IndicatorReference {
     ) -> Result<(), Error> {
         for (k, v) in attrs.iter() {
             match k {
-                "uid-ref" => self.uid_ref = p.value_id(v, "uid-ref")?,
+                "uid-ref" => self.uid_ref = p.value_idref(v, "uid-ref")?,
                 "euid-ref" => self.euid_ref = Some(v.to_owned()),
                 "version" => self.version = Some(v.to_owned()),
                 _ => p.attr_unexpected(k)?,
@@ -11830,7 +11832,7 @@ impl IndicatorReference {
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.uid_ref {
             {
-                c.ncname(v, "uid-ref");
+                c.idref(v, "uid-ref");
             }
         }
         if let Some(v) = &self.euid_ref {
@@ -11987,7 +11989,7 @@ impl Key {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.key_name.is_none() {
@@ -13164,7 +13166,7 @@ impl ObservableReference {
             match k {
                 "uid-ref" => {
                     seen_uid_ref = true;
-                    self.uid_ref = p.value_id(v, "uid-ref")?;
+                    self.uid_ref = p.value_idref(v, "uid-ref")?;
                 }
                 _ => p.attr_unexpected(k)?,
             }
@@ -13208,7 +13210,7 @@ impl ObservableReference {
         }
         if let Some(v) = &self.uid_ref {
             {
-                c.ncname(v, "uid-ref");
+                c.idref(v, "uid-ref");
             }
         }
     }
@@ -13746,7 +13748,7 @@ impl RecordData {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         for (i, x) in self.description.iter().enumerate() {
@@ -14042,7 +14044,7 @@ impl Reference {
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if let Some(x) = &self.reference_name {
@@ -14693,7 +14695,7 @@ impl Service {
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if let Some(x) = &self.service_name {
@@ -15509,7 +15511,7 @@ impl System {
         }
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.node.is_none() {
@@ -16220,7 +16222,7 @@ impl WindowsRegistryKeysModified {
     pub(crate) fn check(&self, c: &mut Checker) {
         if let Some(v) = &self.observable_id {
             {
-                c.ncname(v, "observable-id");
+                c.id(v, "observable-id");
             }
         }
         if self.key.is_empty() {
