@@ -168,6 +168,69 @@ impl Lab {
         out.trim().to_owned()
     }
 
+    /// nmap SYN scan of `ports` on `target`, one probe per port (no retries, no discovery).
+    pub fn nmap(&self, target: &str, ports: &str) -> Command {
+        let mut c = self.in_scanner("nmap");
+        c.args([
+            "-sS",
+            "-Pn",
+            "-n",
+            "-T5",
+            "--max-retries",
+            "0",
+            "--min-rate",
+            "2000",
+        ])
+        .args(["-p", ports, target]);
+        c
+    }
+
+    /// masscan of `range` on `ports` at `rate` packets/s, straight to the sensor side's MAC.
+    pub fn masscan(&self, range: &str, ports: &str, rate: u32) -> Command {
+        let mut c = self.in_scanner("masscan");
+        c.args([range, "-p", ports, "--rate", &rate.to_string()])
+            .args(["--adapter", &self.scanner_if, "--adapter-ip", SCANNER_IP])
+            .args(["--router-mac", &self.sensor_mac(), "--wait", "0"]);
+        c
+    }
+
+    /// zmap of `range` on `port` at `rate` packets/s, with an empty blocklist (zmap's default
+    /// one holds 198.18.0.0/15) written to `blocklist`.
+    pub fn zmap(&self, range: &str, port: u16, rate: u32, blocklist: &std::path::Path) -> Command {
+        std::fs::write(blocklist, "").expect("blocklist file");
+        let mut c = self.in_scanner("zmap");
+        c.args([
+            "-i",
+            &self.scanner_if,
+            "-G",
+            &self.sensor_mac(),
+            "-S",
+            SCANNER_IP,
+            "-b",
+        ])
+        .arg(blocklist)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-c",
+            "0",
+            "-q",
+            range,
+        ]);
+        c
+    }
+
+    /// hping3 sending `count` packets 10 ms apart, quietly, with `args` (mode, ports, source,
+    /// target). It exits 1 when nothing answers, as in a darknet.
+    pub fn hping(&self, count: u32, args: &[&str]) -> Command {
+        let mut c = self.in_scanner("hping3");
+        c.args(["-c", &count.to_string(), "-i", "u10000", "-q"])
+            .args(args);
+        c
+    }
+
     /// Starts a packet capture on the scanner side (what the scanners really sent), writing
     /// `path`; stop it with [`stop`].
     pub fn record_sent(&self, path: &std::path::Path, filter: &str) -> Child {

@@ -2,6 +2,7 @@
 //! helpers that start the real parts (a private ClickHouse server, a network-namespace lab,
 //! the project's own binaries) for a test and tear them down afterwards.
 
+pub mod chain;
 pub mod clickhouse;
 pub mod lab;
 pub mod measure;

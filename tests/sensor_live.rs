@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use teiten::lab::{self, Lab, SCANNER_IP, SENSOR_IP};
+use teiten::lab::{self, Lab, SENSOR_IP};
 use teiten::{bin, require_tool, run_ok, tshark_number};
 
 fn now_us() -> i64 {
@@ -73,55 +73,22 @@ fn scanners_in_a_namespace_lab_are_recorded_exactly() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
 
-    let mac = lab.sensor_mac();
-    let blocklist = dir.path().join("empty-blocklist");
-    std::fs::write(&blocklist, "").unwrap();
     let mut windows = Vec::new();
-    windows.push(scan(
-        "nmap",
-        lab.in_scanner("nmap").args([
-            "-sS",
-            "-Pn",
-            "-n",
-            "-T5",
-            "--max-retries",
-            "0",
-            "--min-rate",
-            "2000",
-            "-p",
-            "1-100",
-            "198.18.1.10",
-        ]),
-    ));
+    windows.push(scan("nmap", &mut lab.nmap("198.18.1.10", "1-100")));
     windows.push(scan(
         "masscan",
-        lab.in_scanner("masscan").args([
-            "198.18.1.0/28",
-            "-p1-20",
-            "--rate",
-            "10000",
-            "--adapter",
-            &lab.scanner_if,
-            "--adapter-ip",
-            SCANNER_IP,
-            "--router-mac",
-            &mac,
-            "--wait",
-            "0",
-        ]),
+        &mut lab.masscan("198.18.1.0/28", "1-20", 10_000),
     ));
     windows.push(scan(
         "zmap",
-        lab.in_scanner("zmap")
-            .args(["-i", &lab.scanner_if, "-G", &mac, "-S", SCANNER_IP, "-b"])
-            .arg(&blocklist)
-            .args(["-p", "443", "-r", "5000", "-c", "0", "-q", "198.18.1.0/26"]),
+        &mut lab.zmap(
+            "198.18.1.0/26",
+            443,
+            5000,
+            &dir.path().join("empty-blocklist"),
+        ),
     ));
-    let hping = |args: &[&str]| {
-        let mut c = lab.in_scanner("hping3");
-        c.args(["-c", "5", "-i", "u10000", "-q"]).args(args);
-        c
-    };
+    let hping = |args: &[&str]| lab.hping(5, args);
     windows.push(scan(
         "hping-syn",
         &mut hping(&["-S", "-p", "80", "198.18.1.77"]),
