@@ -216,7 +216,7 @@ fn generated_edge_cases_match_tshark() {
         flags,
         window: 29200,
     };
-    let specs = vec![
+    let specs = [
         Spec {
             src: v4([45, 1, 2, 3]),
             dst: v4([198, 18, 1, 1]),
