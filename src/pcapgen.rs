@@ -207,7 +207,11 @@ pub fn scan_mix(i: u64) -> Spec {
         src: IpAddr::V4(src),
         dst: IpAddr::V4(dst),
         ttl: 40 + (x % 200) as u8,
-        ip_id: if x.is_multiple_of(7) { 54321 } else { (x >> 24) as u16 },
+        ip_id: if x.is_multiple_of(7) {
+            54321
+        } else {
+            (x >> 24) as u16
+        },
         l4,
         vlans: 0,
     }
