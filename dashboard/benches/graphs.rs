@@ -178,6 +178,9 @@ fn main() {
                 }
             }
             times.sort();
+            if times.is_empty() {
+                continue;
+            }
             println!(
                 "{:<36} {:>6} {:>8} {:>8} {:>8}",
                 e,
@@ -195,6 +198,9 @@ fn main() {
             all.extend(times);
         }
         all.sort();
+        if all.is_empty() {
+            continue;
+        }
         println!(
             "{:<36} {:>6} {:>8} {:>8} {:>8}",
             "all",
