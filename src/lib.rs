@@ -21,22 +21,50 @@ pub fn conformance() -> PathBuf {
     root().join("../shared/conformance")
 }
 
-/// The path of one of the workspace's binaries, built by the same `cargo test` or `cargo bench`
-/// run (`cargo test --workspace` builds every binary). Panics with a clear message if missing.
+/// The path of one of the workspace's binaries, in the same profile as the running test or
+/// benchmark. `cargo test` builds only the binaries of the package under test, so the first
+/// call in a process runs `cargo build --workspace --bins` (a no-op when they are up to date);
+/// panics with a clear message if that fails.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("test executable lives in target/<profile>/deps");
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let dir = BUILT
+        .get_or_init(build_bins)
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"));
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "binary {} not built: run the tests with `cargo test --workspace` (or build it first)",
+        "binary {} not built: `cargo build --workspace --bins` did not produce it",
         path.display()
     );
     path
+}
+
+fn build_bins() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("test executable path: {e}"))?;
+    // target/<profile>/deps/<test> (tests, benches) or target/<profile>/examples/<example>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .ok_or("test executable does not live in target/<profile>/deps")?
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--workspace", "--bins", "--manifest-path"])
+        .arg(root().join("Cargo.toml"));
+    if dir.file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    if let Some(target) = dir.parent() {
+        cmd.arg("--target-dir").arg(target);
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !status.success() {
+        return Err(format!("{cmd:?} failed with {status}"));
+    }
+    Ok(dir)
 }
 
 /// Runs a command to completion and returns its standard output; panics with the command,
