@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::exchange::config::{Exchange, ExchangeConfig};
 
 /// The config file as written (`aggregator.example.toml` shows every field).
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +35,9 @@ pub struct Config {
     /// The sensor registry cache.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// The IODEF exchange with partner CSIRTs and internal reports.
+    #[serde(default)]
+    pub exchange: ExchangeConfig,
 }
 
 /// `[clickhouse]`
@@ -261,6 +265,8 @@ pub struct Settings {
     pub retention_interval: Duration,
     /// `registry.refresh_secs`.
     pub registry_refresh: Duration,
+    /// `[exchange]`, checked.
+    pub exchange: Exchange,
 }
 
 impl Config {
@@ -381,7 +387,9 @@ impl Config {
         if self.registry.refresh_secs == 0 {
             return Err(bad("registry.refresh_secs", "must be at least 1"));
         }
+        let exchange = self.exchange.clone().validate()?;
         Ok(Settings {
+            exchange,
             ack_timeout: Duration::from_secs(self.ingest.ack_timeout_secs),
             insert_period: Duration::from_millis(self.insert.period_ms),
             insert_timeout: Duration::from_secs(self.insert.timeout_secs),

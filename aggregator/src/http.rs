@@ -10,6 +10,9 @@
 //! - 503 with `Retry-After` when ClickHouse is slow or down, or the batch is being written by
 //!   another request.
 //!
+//! The exchange's endpoints (`/api/v1/iodef`, `/api/v1/reports`) are described in
+//! `crate::exchange::api`.
+//!
 //! Every refusal has a JSON body `{"error": reason, "detail": text}`, is logged with the cause
 //! (never the token) and counted by reason.
 
@@ -31,7 +34,6 @@ use crate::registry::{Auth, Cache};
 use crate::store::{Enriched, Outcome, Store, StoreError};
 
 /// What the handlers share.
-#[derive(Debug)]
 pub struct AppState {
     /// Storage.
     pub store: Arc<Store>,
@@ -49,6 +51,22 @@ pub struct AppState {
     pub retry_after_secs: u64,
     /// Batch requests allowed in progress at once.
     pub requests: Arc<tokio::sync::Semaphore>,
+    /// The IODEF exchange (partner uploads, internal reports).
+    pub exchange: Arc<crate::exchange::config::Exchange>,
+    /// ClickHouse, for the exchange endpoints.
+    pub client: clickhouse::Client,
+    /// The database.
+    pub db: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("limits", &self.limits)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Builds the HTTP app (tests call it without a socket).
@@ -57,6 +75,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(INGEST_PATH, post(ingest))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(crate::exchange::api::routes())
         // The ingest handler enforces its own limit with a reason in the answer.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

@@ -8,6 +8,7 @@
 
 mod config;
 mod error;
+pub mod exchange;
 mod geo;
 mod http;
 mod metrics;

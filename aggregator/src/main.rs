@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use teiten_aggregator as agg;
+use teiten_aggregator::exchange;
 
 /// Receives sensor batches and stores them in ClickHouse.
 #[derive(Debug, Parser)]
@@ -44,12 +45,76 @@ enum Command {
         #[arg(required = true)]
         days: Vec<u32>,
     },
+    /// Write partners' daily IODEF files for a day (deterministic; a re-export after late
+    /// events replaces the file and its manifest says what changed) and deliver changed files.
+    Export {
+        /// The day, YYYY-MM-DD, in each partner's time zone.
+        #[arg(long)]
+        date: String,
+        /// Only this partner (default: every partner).
+        #[arg(long)]
+        partner: Option<String>,
+        /// Deliver even when the file did not change.
+        #[arg(long)]
+        redeliver: bool,
+    },
+    /// The delivery status of every partner-day (generated, delivered, failed and why).
+    ExchangeStatus {
+        /// Days back from today (UTC).
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+    },
+    /// Import partner IODEF files (v1 or v2); invalid ones are quarantined with the reasons.
+    Import {
+        /// The partner the files come from.
+        #[arg(long)]
+        partner: String,
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Internal detection reports.
+    Report {
+        #[command(subcommand)]
+        action: ReportCmd,
+    },
+    /// What the sensors, partner files and internal reports say about an address (JSON).
+    Correlate {
+        /// An IPv4 or IPv6 address.
+        address: std::net::IpAddr,
+    },
+    /// Print the SHA-256 of a token read from standard input (for `upload_token_sha256` and
+    /// `token_sha256` in the config).
+    TokenHash,
     /// Print SQL.
     Schema {
         /// Print every DDL statement and every query (with sample values), one per line,
         /// for the compatibility test.
         #[arg(long)]
         print_sql: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCmd {
+    /// File a report from a JSON file (`-` for standard input); prints its id and triage.
+    Add {
+        /// The JSON file.
+        file: PathBuf,
+        /// The reporter name stored with it.
+        #[arg(long, default_value = "cli")]
+        reporter: String,
+    },
+    /// List the newest reports.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Print one report as an IODEF v2 document (our affected host included).
+    Export {
+        /// The report id.
+        id: String,
     },
 }
 
@@ -85,6 +150,18 @@ fn init_tracing(json: bool) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::TokenHash) = &cli.command {
+        let mut token = String::new();
+        std::io::stdin()
+            .read_line(&mut token)
+            .context("reading the token from standard input")?;
+        let token = token.trim();
+        if token.is_empty() {
+            bail!("no token on standard input");
+        }
+        println!("{}", agg::token_hash(token));
+        return Ok(());
+    }
     if let Some(Command::Schema { print_sql }) = &cli.command {
         if !print_sql {
             bail!("nothing to do: use `schema --print-sql`");
@@ -184,6 +261,166 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Export {
+            date,
+            partner,
+            redeliver,
+        } => {
+            let date = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                .with_context(|| format!("--date {date}: expected YYYY-MM-DD"))?;
+            let x = &settings.exchange;
+            let partners: Vec<_> = match &partner {
+                Some(id) => vec![x
+                    .partner(id)
+                    .with_context(|| format!("--partner {id}: not a configured partner"))?],
+                None => x.partners.iter().collect(),
+            };
+            if partners.is_empty() {
+                bail!("no partners in [exchange]: nothing to export");
+            }
+            agg::migrate_all(ch).await?;
+            let client = agg::client(ch);
+            for p in partners {
+                let (e, delivered) =
+                    exchange::export_and_deliver(&client, &db, x, p, date, redeliver).await?;
+                let m = &e.manifest;
+                let what = match (&m.change, e.changed) {
+                    (_, false) => "unchanged".to_owned(),
+                    (None, true) => "new".to_owned(),
+                    (Some(c), true) => format!(
+                        "revision {} ({:+} events, {:+} sources since revision {})",
+                        m.revision,
+                        c.events_delta,
+                        c.sources_delta,
+                        m.revision - 1
+                    ),
+                };
+                let delivery = match delivered {
+                    Some(s) => format!("{s:?}").to_lowercase(),
+                    None => "not re-delivered".to_owned(),
+                };
+                println!(
+                    "{}: {} events from {} sources, {} reports -> {} [{what}; {delivery}]",
+                    p.id,
+                    m.events,
+                    m.sources,
+                    m.reports,
+                    e.path.display()
+                );
+            }
+        }
+        Command::ExchangeStatus { days } => {
+            let client = agg::client(ch);
+            let today = chrono::Utc::now().date_naive();
+            let from = today - chrono::Days::new(u64::from(days));
+            let rows = exchange::deliver::status(
+                &client,
+                &db,
+                exchange::export::day_number(from),
+                exchange::export::day_number(today),
+            )
+            .await?;
+            println!(
+                "{:<16} {:<10} {:>3} {:>10} {:>8} {:<10} {:>8}  ERROR",
+                "PARTNER", "DAY", "REV", "EVENTS", "SOURCES", "STATUS", "ATTEMPTS"
+            );
+            for r in rows {
+                println!(
+                    "{:<16} {:<10} {:>3} {:>10} {:>8} {:<10} {:>8}  {}",
+                    r.partner,
+                    r.day,
+                    r.revision,
+                    r.events,
+                    r.sources,
+                    r.status,
+                    r.attempts,
+                    r.error
+                );
+            }
+        }
+        Command::Import { partner, files } => {
+            let x = &settings.exchange;
+            agg::migrate_all(ch).await?;
+            let client = agg::client(ch);
+            let mut quarantined = 0;
+            for f in files {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let r = exchange::import::import(&client, &db, x, &partner, &name, f.clone())
+                    .await
+                    .with_context(|| format!("importing {}", f.display()))?;
+                match &r {
+                    exchange::import::Imported::Stored {
+                        incidents,
+                        indicators,
+                        ..
+                    } => println!(
+                        "{}: stored ({incidents} incidents, {indicators} indicators)",
+                        f.display()
+                    ),
+                    exchange::import::Imported::Duplicate { previous, .. } => {
+                        println!("{}: imported before ({previous})", f.display())
+                    }
+                    exchange::import::Imported::Quarantined { reason, .. } => {
+                        quarantined += 1;
+                        println!("{}: quarantined:\n{reason}", f.display())
+                    }
+                }
+            }
+            if quarantined > 0 {
+                bail!("{quarantined} file(s) quarantined");
+            }
+        }
+        Command::Report { action } => {
+            agg::migrate_all(ch).await?;
+            let client = agg::client(ch);
+            match action {
+                ReportCmd::Add { file, reporter } => {
+                    let text = if file.as_os_str() == "-" {
+                        let mut s = String::new();
+                        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                            .context("reading standard input")?;
+                        s
+                    } else {
+                        std::fs::read_to_string(&file)
+                            .with_context(|| format!("reading {}", file.display()))?
+                    };
+                    let input: exchange::reports::ReportInput = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a report", file.display()))?;
+                    let geo = agg::GeoDb::load(&settings.config.geo)?;
+                    let f = exchange::reports::file(
+                        &client,
+                        &db,
+                        &settings.exchange,
+                        &geo,
+                        &reporter,
+                        input,
+                    )
+                    .await?;
+                    println!("{}", serde_json::to_string(&f)?);
+                }
+                ReportCmd::List { limit } => {
+                    for r in exchange::reports::recent(&client, &db, limit).await? {
+                        println!("{}", serde_json::to_string(&r)?);
+                    }
+                }
+                ReportCmd::Export { id } => {
+                    let r = exchange::reports::by_id(&client, &db, &id)
+                        .await?
+                        .with_context(|| format!("no report {id}"))?;
+                    let doc = r.document(&settings.exchange.config.csirt)?;
+                    std::io::Write::write_all(&mut std::io::stdout(), &doc)?;
+                }
+            }
+        }
+        Command::Correlate { address } => {
+            let client = agg::client(ch);
+            let c = exchange::correlate::correlate(&client, &db, address).await?;
+            println!("{}", serde_json::to_string_pretty(&c)?);
+        }
+        Command::TokenHash => unreachable!("handled before the config is loaded"),
         Command::Schema { .. } => unreachable!("handled before the config is loaded"),
     }
     Ok(())

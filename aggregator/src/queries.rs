@@ -90,6 +90,91 @@ pub const RAW_TOTALS: &str = "SELECT count() AS packets, uniqExact(src) AS sourc
 pub const ROLLUP_TOTALS: &str = "SELECT countMerge(packets) AS packets \
      FROM {db}.scan_rollup_5m";
 
+// ---- IODEF exchange (see `crate::exchange`) ----
+
+/// The scan events of one partner-day from every source country, in the order they are
+/// written (by source, then time; the rest makes the order total, so a re-export gives the
+/// same bytes). The destination (sensor) address is deliberately not selected.
+pub const EXPORT_EVENTS_ALL: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
+     FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
+     ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
+/// [`EXPORT_EVENTS_ALL`] limited to source countries (an array of alpha-2 codes).
+pub const EXPORT_EVENTS_COUNTRIES: &str =
+    "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
+     FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
+     AND has(?, toString(country)) \
+     ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
+/// Internal reports detected in `[from, to)` with one of the given TLP labels.
+pub const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
+     toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
+     countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
+     FROM {db}.internal_reports WHERE detected >= toDateTime(?) AND detected < toDateTime(?) \
+     AND has(?, tlp) ORDER BY detected, id";
+/// Columns of an exchange log row.
+pub const EXCHANGE_LOG_INSERT_COLUMNS: &str = "partner, day, revision, file, sha256, events, \
+     sources, reports, bytes, generated, status, attempts, error, version";
+/// The current state of every partner-day in `[from_day, to_day]` (YYYYMMDD), newest first.
+pub const EXCHANGE_STATUS: &str = "SELECT partner, day, argMax(revision, version) AS revision, \
+     argMax(file, version) AS file, argMax(sha256, version) AS sha256, \
+     argMax(events, version) AS events, argMax(sources, version) AS sources, \
+     argMax(reports, version) AS reports, argMax(bytes, version) AS bytes, \
+     toUInt32(argMax(generated, version)) AS generated, \
+     toString(argMax(status, version)) AS status, argMax(attempts, version) AS attempts, \
+     argMax(error, version) AS error, toUInt32(intDiv(max(version), 1000000)) AS updated \
+     FROM {db}.exchange_log WHERE day >= ? AND day <= ? \
+     GROUP BY partner, day ORDER BY day DESC, partner";
+/// Whether a file with this content hash was imported before, and how.
+pub const IMPORT_BY_SHA: &str = "SELECT toString(status) AS status, partner, reason, incidents, \
+     indicators FROM {db}.iodef_imports WHERE sha256 = ? ORDER BY received LIMIT 1";
+/// Indicator numbers already stored for a file (an import that died half-way).
+pub const IMPORT_STORED_INDICATORS: &str = "SELECT n FROM {db}.iodef_indicators WHERE sha256 = ?";
+/// Columns of an import row.
+pub const IODEF_IMPORTS_INSERT_COLUMNS: &str = "sha256, partner, name, received, iodef_version, \
+     status, reason, incidents, indicators";
+/// Columns of an indicator row.
+pub const IODEF_INDICATORS_INSERT_COLUMNS: &str = "sha256, n, partner, incident, restriction, \
+     category, time, role, address, addr, proto, ports";
+/// Recent imports, newest first.
+pub const IMPORTS_RECENT: &str = "SELECT sha256, partner, name, toUInt32(received) AS received, \
+     iodef_version, toString(status) AS status, reason, incidents, indicators \
+     FROM {db}.iodef_imports ORDER BY received DESC, sha256 LIMIT ?";
+/// Whether an internal report id is stored.
+pub const REPORT_EXISTS: &str = "SELECT count() FROM {db}.internal_reports WHERE id = ?";
+/// Reports on one affected host detected at or after a time (triage repetition rules).
+pub const HOST_REPORTS_SINCE: &str = "SELECT count() FROM {db}.internal_reports \
+     WHERE host = ? AND detected >= toDateTime(?)";
+/// Columns of an internal report row.
+pub const INTERNAL_REPORTS_INSERT_COLUMNS: &str = "id, received, detected, reporter, source, \
+     host, category, description, addresses, countries, ports, protocol, hashes, urls, tlp, \
+     colour, rules";
+/// Recent internal reports, newest first.
+pub const REPORTS_RECENT: &str = "SELECT id, toUInt32(received) AS received, \
+     toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
+     countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
+     FROM {db}.internal_reports ORDER BY detected DESC, id LIMIT ?";
+/// One internal report.
+pub const REPORT_BY_ID: &str = "SELECT id, toUInt32(received) AS received, \
+     toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
+     countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
+     FROM {db}.internal_reports WHERE id = ? LIMIT 1";
+/// What the sensors saw of one source address (as text, IPv4 as `::ffff:a.b.c.d`).
+pub const CORRELATE_SIGHTINGS: &str =
+    "SELECT count() AS packets, toUInt32(min(ts)) AS first_seen, \
+     toUInt32(max(ts)) AS last_seen, uniqExact(dport) AS ports, uniqExact(sensor_id) AS sensors \
+     FROM {db}.scan_events WHERE src = IPv6StringToNum(?)";
+/// The ports one source address probed most.
+pub const CORRELATE_PORTS: &str = "SELECT proto, dport, count() AS packets \
+     FROM {db}.scan_events WHERE src = IPv6StringToNum(?) \
+     GROUP BY proto, dport ORDER BY packets DESC, proto, dport LIMIT 20";
+/// Imported partner indicators naming one address.
+pub const CORRELATE_IMPORTS: &str = "SELECT partner, incident, toUInt32(time) AS time, category, \
+     toString(role) AS role, ports, restriction FROM {db}.iodef_indicators \
+     WHERE addr = IPv6StringToNum(?) ORDER BY time DESC, partner, incident LIMIT 100";
+/// Internal reports naming one address (as indicator or affected host).
+pub const CORRELATE_REPORTS: &str = "SELECT id, toUInt32(detected) AS detected, category, \
+     toString(colour) AS colour, host, tlp FROM {db}.internal_reports \
+     WHERE has(addresses, ?) OR host = ? ORDER BY detected DESC, id LIMIT 100";
+
 /// Puts the database name into a template.
 pub fn sql(template: &str, db: &str) -> String {
     template.replace("{db}", db)
@@ -112,6 +197,27 @@ pub const ALL: &[(&str, &[&str])] = &[
     (READ_DAILY_SOURCES, &["1763683200", "1763769600", "100"]),
     (RAW_TOTALS, &[]),
     (ROLLUP_TOTALS, &[]),
+    (EXPORT_EVENTS_ALL, &["1763683200", "1763769600"]),
+    (
+        EXPORT_EVENTS_COUNTRIES,
+        &["1763683200", "1763769600", "['AU','KR']"],
+    ),
+    (
+        EXPORT_REPORTS,
+        &["1763683200", "1763769600", "['clear','green','amber']"],
+    ),
+    (EXCHANGE_STATUS, &["20251120", "20251122"]),
+    (IMPORT_BY_SHA, &["'ab12'"]),
+    (IMPORT_STORED_INDICATORS, &["'ab12'"]),
+    (IMPORTS_RECENT, &["50"]),
+    (REPORT_EXISTS, &["'r1'"]),
+    (HOST_REPORTS_SINCE, &["'192.0.2.10'", "1763683200"]),
+    (REPORTS_RECENT, &["50"]),
+    (REPORT_BY_ID, &["'r1'"]),
+    (CORRELATE_SIGHTINGS, &["'::ffff:1.0.0.1'"]),
+    (CORRELATE_PORTS, &["'::ffff:1.0.0.1'"]),
+    (CORRELATE_IMPORTS, &["'::ffff:1.0.0.1'"]),
+    (CORRELATE_REPORTS, &["'1.0.0.1'", "'1.0.0.1'"]),
 ];
 
 /// Fills a template's `?` with sample values.
@@ -147,6 +253,30 @@ pub const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
         SENSORS_INSERT_COLUMNS,
         "('tokyo-1', 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 0, \
          toDateTime(1763700000), 1)",
+    ),
+    (
+        "exchange_log",
+        EXCHANGE_LOG_INSERT_COLUMNS,
+        "('kr-cert', 20251121, 1, 'teiten-kr-cert-2025-11-21.xml', 'ab12', 10, 3, 0, 4096, \
+         toDateTime(1763770000), 'generated', 0, '', 1763770000000000)",
+    ),
+    (
+        "iodef_imports",
+        IODEF_IMPORTS_INSERT_COLUMNS,
+        "('ab12', 'kr-cert', 'incident.xml', toDateTime(1763770000), 2, 'stored', '', 1, 1)",
+    ),
+    (
+        "iodef_indicators",
+        IODEF_INDICATORS_INSERT_COLUMNS,
+        "('ab12', 0, 'kr-cert', 'KR-1', 'amber', 'scanning', toDateTime(1763700000), 'source', \
+         '1.0.0.1', toFixedString(IPv6StringToNum('::ffff:1.0.0.1'), 16), 6, '22,23')",
+    ),
+    (
+        "internal_reports",
+        INTERNAL_REPORTS_INSERT_COLUMNS,
+        "('r1', toDateTime(1763700100), toDateTime(1763700000), 'ids-1', 'ids', '192.0.2.10', \
+         'intrusion', 'shell on web server', ['1.0.0.1'], ['AU'], [22], 6, [], [], 'amber', \
+         'red', 'intrusion-is-red')",
     ),
     (
         "sensor_reports",

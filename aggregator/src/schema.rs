@@ -111,6 +111,71 @@ const SENSOR_REPORTS_COLUMNS: &str = "\
     spool_bytes UInt64, \
     spool_dropped_events UInt64";
 
+/// Daily files per partner: one row per state change (generated, delivered, failed); the
+/// latest `version` is the current state.
+const EXCHANGE_LOG_COLUMNS: &str = "\
+    partner String, \
+    day UInt32, \
+    revision UInt32, \
+    file String, \
+    sha256 String, \
+    events UInt64, \
+    sources UInt64, \
+    reports UInt32, \
+    bytes UInt64, \
+    generated DateTime, \
+    status Enum8('generated' = 0, 'delivered' = 1, 'failed' = 2), \
+    attempts UInt32, \
+    error String, \
+    version UInt64";
+
+/// Imported partner files, valid or quarantined, by content hash.
+const IODEF_IMPORTS_COLUMNS: &str = "\
+    sha256 String, \
+    partner String, \
+    name String, \
+    received DateTime, \
+    iodef_version UInt8, \
+    status Enum8('stored' = 0, 'quarantined' = 1), \
+    reason String, \
+    incidents UInt32, \
+    indicators UInt32";
+
+/// One row per address found in an imported file (with its role, ports and time).
+const IODEF_INDICATORS_COLUMNS: &str = "\
+    sha256 String, \
+    n UInt32, \
+    partner String, \
+    incident String, \
+    restriction String, \
+    category String, \
+    time DateTime, \
+    role Enum8('source' = 0, 'target' = 1, 'other' = 2), \
+    address String, \
+    addr FixedString(16), \
+    proto UInt8, \
+    ports String";
+
+/// The organisation's own detection reports with their triage.
+const INTERNAL_REPORTS_COLUMNS: &str = "\
+    id String, \
+    received DateTime, \
+    detected DateTime, \
+    reporter String, \
+    source String, \
+    host String, \
+    category String, \
+    description String, \
+    addresses Array(String), \
+    countries Array(String), \
+    ports Array(UInt16), \
+    protocol UInt8, \
+    hashes Array(String), \
+    urls Array(String), \
+    tlp String, \
+    colour Enum8('green' = 0, 'yellow' = 1, 'red' = 2), \
+    rules String";
+
 /// A storage table: name, columns, engine family and its argument, partition, order.
 struct Storage {
     name: &'static str,
@@ -171,6 +236,43 @@ const STORAGE: &[Storage] = &[
         partition: "toYYYYMMDD(received)",
         order: "(sensor_id, received)",
         shard_key: "cityHash64(sensor_id)",
+    },
+    Storage {
+        name: "exchange_log",
+        columns: EXCHANGE_LOG_COLUMNS,
+        engine: "MergeTree",
+        engine_arg: "",
+        partition: "tuple()",
+        order: "(partner, day, version)",
+        shard_key: "cityHash64(partner)",
+    },
+    Storage {
+        name: "iodef_imports",
+        columns: IODEF_IMPORTS_COLUMNS,
+        engine: "MergeTree",
+        engine_arg: "",
+        partition: "tuple()",
+        order: "(sha256, received)",
+        shard_key: "cityHash64(sha256)",
+    },
+    Storage {
+        name: "iodef_indicators",
+        columns: IODEF_INDICATORS_COLUMNS,
+        engine: "MergeTree",
+        engine_arg: "",
+        partition: "tuple()",
+        order: "(sha256, n)",
+        // A file's indicators land on one shard, so the repair check sees all of them.
+        shard_key: "cityHash64(sha256)",
+    },
+    Storage {
+        name: "internal_reports",
+        columns: INTERNAL_REPORTS_COLUMNS,
+        engine: "MergeTree",
+        engine_arg: "",
+        partition: "tuple()",
+        order: "(id, detected)",
+        shard_key: "cityHash64(id)",
     },
 ];
 
@@ -282,6 +384,10 @@ mod tests {
                 "scan_rollup_1h",
                 "sensors",
                 "sensor_reports",
+                "exchange_log",
+                "iodef_imports",
+                "iodef_indicators",
+                "internal_reports",
                 "scan_rollup_5m_mv",
                 "scan_rollup_1h_mv"
             ]

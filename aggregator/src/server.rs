@@ -114,6 +114,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let registry = Arc::new(Cache::new(client.clone(), &cfg.clickhouse.database));
     let sensors = registry.refresh().await?;
     tracing::info!(sensors, "Sensor registry loaded");
+    let exchange = Arc::new(settings.exchange.clone());
+    let exchange_client = client.clone();
     let (store, writer, stop_writer) = Store::start(client, &settings, metrics.clone());
     let state = Arc::new(AppState {
         store,
@@ -127,6 +129,9 @@ pub async fn serve(settings: Settings) -> Result<()> {
         max_body_bytes: cfg.ingest.max_body_bytes,
         retry_after_secs: cfg.ingest.retry_after_secs,
         requests: Arc::new(tokio::sync::Semaphore::new(cfg.ingest.max_requests)),
+        exchange: exchange.clone(),
+        client: exchange_client.clone(),
+        db: cfg.clickhouse.database.clone(),
     });
 
     let io = |what: &str| {
@@ -175,6 +180,28 @@ pub async fn serve(settings: Settings) -> Result<()> {
         }
     });
 
+    let exchange_db = cfg.clickhouse.database.clone();
+    let exchange_every = Duration::from_secs(cfg.exchange.interval_secs);
+    let scheduler = tokio::spawn(async move {
+        loop {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            let sum =
+                crate::exchange::run_once(&exchange_client, &exchange_db, &exchange, now).await;
+            if sum.exported + sum.retried + sum.imported > 0 || !sum.errors.is_empty() {
+                tracing::info!(
+                    exported = sum.exported,
+                    retried = sum.retried,
+                    imported = sum.imported,
+                    errors = sum.errors.len(),
+                    "Exchange run"
+                );
+            }
+            tokio::time::sleep(exchange_every).await;
+        }
+    });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(io(&format!("binding {}", cfg.listen)))?;
@@ -204,6 +231,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
     reloader.abort();
     refresher.abort();
     retainer.abort();
+    scheduler.abort();
     let _ = stop_writer.send(true);
     match tokio::time::timeout(DRAIN_DEADLINE, writer).await {
         Ok(_) => tracing::info!("Open inserts finished; stopped"),

@@ -1,7 +1,6 @@
 //! The shipper: drains the spool to the aggregator, oldest batch first, one at a time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use teiten_wire::{Ack, CONTENT_TYPE, INGEST_PATH};
@@ -26,39 +25,12 @@ enum Outcome {
 
 /// Builds the HTTP agent (TLS for https:// URLs, with extra trusted CAs if configured).
 pub(crate) fn agent(cfg: &Valid) -> anyhow::Result<ureq::Agent> {
-    use anyhow::Context;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = &cfg.ca_file {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .with_context(|| format!("cannot read CA file {}", path.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("CA file {} holds a malformed certificate", path.display()))?;
-        if certs.is_empty() {
-            anyhow::bail!("CA file {} holds no certificate", path.display());
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .with_context(|| format!("CA file {}: certificate refused", path.display()))?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(ureq::AgentBuilder::new()
-        .timeout(cfg.timeout)
-        .tls_config(Arc::new(tls))
-        .user_agent(concat!("teiten-sensor/", env!("CARGO_PKG_VERSION")))
-        .build())
+    teiten_wire::http_agent(
+        cfg.ca_file.as_deref(),
+        cfg.timeout,
+        concat!("teiten-sensor/", env!("CARGO_PKG_VERSION")),
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 fn post(agent: &ureq::Agent, base: &str, token: &Secret, body: &[u8]) -> Outcome {

@@ -13,6 +13,8 @@
 mod batch;
 mod error;
 mod event;
+#[cfg(feature = "http-client")]
+mod http;
 
 pub use batch::{
     decode, encode, Ack, AckStatus, Batch, BatchId, Limits, SensorStats, CONTENT_TYPE, INGEST_PATH,
@@ -20,3 +22,5 @@ pub use batch::{
 };
 pub use error::WireError;
 pub use event::{Class, Event, Tags, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+#[cfg(feature = "http-client")]
+pub use http::http_agent;

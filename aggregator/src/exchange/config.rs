@@ -1,0 +1,734 @@
+//! `[exchange]`: our CSIRT, the partners, the reporters of internal detections and the triage
+//! rules, parsed with serde and checked by [`ExchangeConfig::validate`] before any I/O.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// `[exchange]`. Every field has a default, so a config without the section is valid (no
+/// partners: nothing is exported).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    /// Our CSIRT's name, written as the Contact of every file and as the IncidentID namespace.
+    /// Default `csirt.example.org` (change it).
+    #[serde(default = "default_csirt")]
+    pub csirt: String,
+    /// Our CSIRT's e-mail address, written in the Contact. Default none.
+    #[serde(default)]
+    pub csirt_email: Option<String>,
+    /// Directory of outgoing daily files, one subdirectory per partner.
+    /// Default `/var/lib/teiten/outbox`.
+    #[serde(default = "default_outbox")]
+    pub outbox: PathBuf,
+    /// Directory of incoming partner files, one subdirectory per partner id; imported files
+    /// move to `<inbox>/<partner>/done/`. Default `/var/lib/teiten/inbox`.
+    #[serde(default = "default_inbox")]
+    pub inbox: PathBuf,
+    /// Where invalid imports go, with a `.reason.txt` beside each.
+    /// Default `/var/lib/teiten/quarantine`.
+    #[serde(default = "default_quarantine")]
+    pub quarantine: PathBuf,
+    /// Write daily files gzipped (`.xml.gz`). Default false.
+    #[serde(default)]
+    pub gzip: bool,
+    /// Minutes after a partner's midnight before the previous day is exported, so that events
+    /// still in sensor spools arrive first. Default 60.
+    #[serde(default = "default_delay")]
+    pub export_delay_minutes: u32,
+    /// Seconds between two runs of the scheduler (exports due, delivery retries, inbox).
+    /// Default 300.
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+    /// Largest IODEF upload accepted over HTTP, in bytes (413 above). Default 64 MiB.
+    #[serde(default = "default_max_upload")]
+    pub max_upload_bytes: usize,
+    /// Delivery attempts within one scheduler run before waiting for the next. Default 3.
+    #[serde(default = "default_attempts")]
+    pub delivery_attempts: u32,
+    /// Timeout of one HTTPS delivery, in seconds. Default 60.
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout_secs: u64,
+    /// Partner CSIRTs (`[[exchange.partner]]`).
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<PartnerConfig>,
+    /// Systems allowed to file internal detection reports (`[[exchange.reporter]]`).
+    #[serde(default, rename = "reporter")]
+    pub reporters: Vec<ReporterConfig>,
+    /// Triage rules, in order (`[[exchange.triage]]`); without any, [`default_rules`] apply.
+    #[serde(default, rename = "triage")]
+    pub triage: Vec<TriageRule>,
+}
+
+/// `[[exchange.partner]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// Short id: letters, digits, `-`, `_` (file and directory names). Required.
+    pub id: String,
+    /// Display name. Default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Contact e-mail address of the partner. Default none.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// Source countries this partner receives, ISO 3166 alpha-2 (`["KR", "CN"]`), or `["all"]`.
+    /// Required.
+    pub countries: Vec<String>,
+    /// IODEF version of its files: 2 (RFC 7970) or 1 (RFC 5070). Default 2.
+    #[serde(default = "default_version")]
+    pub iodef_version: u8,
+    /// The highest TLP the partner may receive and the restriction written on its files:
+    /// `clear`, `white`, `green`, `amber`, `amber+strict`, `red`. Default `amber`.
+    #[serde(default = "default_tlp")]
+    pub tlp: String,
+    /// Time zone that bounds the partner's day: an IANA name (`Asia/Tokyo`) or `UTC`.
+    /// Default `UTC`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// HTTPS endpoint the daily file is POSTed to (besides the outbox). Default none.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Extra CA certificates (PEM) trusted for `url`. Default: the web PKI roots only.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// File whose first line is the bearer token sent to `url`. Default none (no header).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// SHA-256 (hex) of the token the partner uses to upload its IODEF files to us
+    /// (`POST /api/v1/iodef`). Default none (no uploads from this partner).
+    #[serde(default)]
+    pub upload_token_sha256: Option<String>,
+}
+
+/// `[[exchange.reporter]]`: an internal system (IDS, antivirus console, staff portal).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterConfig {
+    /// Name stored with each report it files. Required.
+    pub name: String,
+    /// SHA-256 (hex) of its bearer token (`teiten-aggregator token-hash` prints one).
+    /// Required.
+    pub token_sha256: String,
+}
+
+/// `[[exchange.triage]]`: when a report matches every condition given, its colour becomes
+/// `colour` (the first such rule wins); rules with `escalate = true` then raise the colour one
+/// step (green -> yellow -> red) when they match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageRule {
+    /// Name stored with the reports it fires on. Required.
+    pub name: String,
+    /// Matches reports of any of these categories. Default: any.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Matches reports from any of these sources (`ids`, `antivirus`, `staff`, `other`).
+    /// Default: any.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Matches reports whose affected host lies in any of these networks (customer-facing
+    /// assets, for example). Default: any.
+    #[serde(default)]
+    pub hosts: Vec<IpNet>,
+    /// Matches when the affected host had at least this many reports (this one included)
+    /// within `window_hours`. Default: no condition.
+    #[serde(default)]
+    pub repeated: Option<u32>,
+    /// The window of `repeated`, in hours. Default 24.
+    #[serde(default = "default_window")]
+    pub window_hours: u32,
+    /// The colour given: `green`, `yellow` or `red`. Required unless `escalate`.
+    #[serde(default)]
+    pub colour: Option<String>,
+    /// Raise the colour one step instead of setting it. Default false.
+    #[serde(default)]
+    pub escalate: bool,
+}
+
+fn default_csirt() -> String {
+    "csirt.example.org".into()
+}
+fn default_outbox() -> PathBuf {
+    "/var/lib/teiten/outbox".into()
+}
+fn default_inbox() -> PathBuf {
+    "/var/lib/teiten/inbox".into()
+}
+fn default_quarantine() -> PathBuf {
+    "/var/lib/teiten/quarantine".into()
+}
+fn default_delay() -> u32 {
+    60
+}
+fn default_interval() -> u64 {
+    300
+}
+fn default_max_upload() -> usize {
+    64 << 20
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_delivery_timeout() -> u64 {
+    60
+}
+fn default_version() -> u8 {
+    2
+}
+fn default_tlp() -> String {
+    "amber".into()
+}
+fn default_tz() -> String {
+    "UTC".into()
+}
+fn default_window() -> u32 {
+    24
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("all fields have defaults")
+    }
+}
+
+/// TLP levels in order of restriction; a partner receives what is at or below its ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tlp {
+    /// TLP:CLEAR (2.0) or TLP:WHITE (1.0).
+    Clear,
+    /// TLP:GREEN.
+    Green,
+    /// TLP:AMBER.
+    Amber,
+    /// TLP:AMBER+STRICT.
+    AmberStrict,
+    /// TLP:RED.
+    Red,
+}
+
+impl Tlp {
+    /// Parses a label (`clear`, `white`, `green`, `amber`, `amber+strict`, `red`,
+    /// case-insensitive, `TLP:` prefix allowed).
+    pub fn parse(label: &str) -> Option<Tlp> {
+        let l = label.trim().to_ascii_lowercase();
+        Some(match l.strip_prefix("tlp:").unwrap_or(&l) {
+            "clear" | "white" => Tlp::Clear,
+            "green" => Tlp::Green,
+            "amber" => Tlp::Amber,
+            "amber+strict" => Tlp::AmberStrict,
+            "red" => Tlp::Red,
+            _ => return None,
+        })
+    }
+
+    /// The label written in files (TLP 2.0 names).
+    pub fn label(self) -> &'static str {
+        match self {
+            Tlp::Clear => "clear",
+            Tlp::Green => "green",
+            Tlp::Amber => "amber",
+            Tlp::AmberStrict => "amber+strict",
+            Tlp::Red => "red",
+        }
+    }
+}
+
+/// Triage colours, in order of urgency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Colour {
+    /// Routine.
+    Green,
+    /// Look at it today.
+    Yellow,
+    /// Act now.
+    Red,
+}
+
+impl Colour {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Colour::Green => "green",
+            Colour::Yellow => "yellow",
+            Colour::Red => "red",
+        }
+    }
+
+    /// One step more urgent (red stays red).
+    pub fn escalated(self) -> Colour {
+        match self {
+            Colour::Green => Colour::Yellow,
+            _ => Colour::Red,
+        }
+    }
+}
+
+impl FromStr for Colour {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Colour, String> {
+        match s {
+            "green" => Ok(Colour::Green),
+            "yellow" => Ok(Colour::Yellow),
+            "red" => Ok(Colour::Red),
+            _ => Err(format!("`{s}` is not a colour (green, yellow, red)")),
+        }
+    }
+}
+
+/// Categories of internal reports.
+pub const CATEGORIES: &[&str] = &[
+    "scan",
+    "abuse",
+    "forged",
+    "intrusion",
+    "dos",
+    "malware",
+    "other",
+];
+/// Sources of internal reports.
+pub const SOURCES: &[&str] = &["ids", "antivirus", "staff", "other"];
+
+/// Which countries a partner receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Countries {
+    /// Every source country (unknown included).
+    All,
+    /// These alpha-2 codes, upper case, sorted.
+    Only(Vec<String>),
+}
+
+impl Countries {
+    /// Whether a country code is included.
+    pub fn includes(&self, cc: &str) -> bool {
+        match self {
+            Countries::All => true,
+            Countries::Only(list) => list.iter().any(|c| c == cc),
+        }
+    }
+}
+
+/// A partner after validation.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    /// The id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    /// Contact e-mail.
+    pub contact: Option<String>,
+    /// Source countries.
+    pub countries: Countries,
+    /// IODEF version of its files.
+    pub version: iodef::Version,
+    /// Restriction ceiling and label of its files.
+    pub tlp: Tlp,
+    /// Day boundaries.
+    pub timezone: Tz,
+    /// HTTPS delivery endpoint.
+    pub url: Option<String>,
+    /// Extra CAs for `url`.
+    pub ca_file: Option<PathBuf>,
+    /// Bearer token file for `url`.
+    pub token_file: Option<PathBuf>,
+    /// SHA-256 of its upload token, decoded.
+    pub upload_token_sha256: Option<[u8; 32]>,
+}
+
+/// A triage rule after validation.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its name.
+    pub name: String,
+    /// Categories matched (empty: any).
+    pub categories: Vec<String>,
+    /// Sources matched (empty: any).
+    pub sources: Vec<String>,
+    /// Host networks matched (empty: any).
+    pub hosts: Vec<IpNet>,
+    /// Repetition condition: (count, window in seconds).
+    pub repeated: Option<(u32, u32)>,
+    /// What it does.
+    pub action: Action,
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Set this colour (first setting rule wins).
+    Set(Colour),
+    /// Raise the colour one step.
+    Escalate,
+}
+
+/// The rules used when the config has none: intrusions are red, malware and DoS yellow, and
+/// a host reported three times within 24 hours escalates.
+pub fn default_rules() -> Vec<Rule> {
+    let set = |name: &str, cats: &[&str], c| Rule {
+        name: name.into(),
+        categories: cats.iter().map(|s| (*s).to_owned()).collect(),
+        sources: vec![],
+        hosts: vec![],
+        repeated: None,
+        action: Action::Set(c),
+    };
+    vec![
+        set("intrusion-is-red", &["intrusion"], Colour::Red),
+        set(
+            "malware-or-dos-is-yellow",
+            &["malware", "dos"],
+            Colour::Yellow,
+        ),
+        Rule {
+            name: "repeated-host-escalates".into(),
+            categories: vec![],
+            sources: vec![],
+            hosts: vec![],
+            repeated: Some((3, 24 * 3600)),
+            action: Action::Escalate,
+        },
+    ]
+}
+
+/// `[exchange]` after validation.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The config as written.
+    pub config: ExchangeConfig,
+    /// Partners, checked.
+    pub partners: Vec<Partner>,
+    /// Reporters: (name, token SHA-256).
+    pub reporters: Vec<(String, [u8; 32])>,
+    /// Triage rules in order.
+    pub rules: Vec<Rule>,
+}
+
+impl Exchange {
+    /// The partner with this id.
+    pub fn partner(&self, id: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.id == id)
+    }
+}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::ConfigInvalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A hex SHA-256 digest.
+fn sha256_hex(field: &'static str, owner: &str, s: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s.trim(), &mut out).map_err(|_| {
+        bad(
+            field,
+            format!("`{owner}`: must be 64 hex digits (a SHA-256 digest), not a token"),
+        )
+    })?;
+    Ok(out)
+}
+
+/// A partner or file id: 1 to 64 ASCII letters, digits, `-` or `_`.
+pub fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl ExchangeConfig {
+    /// Checks every rule that needs no I/O.
+    pub fn validate(self) -> Result<Exchange> {
+        if self.csirt.trim().is_empty() {
+            return Err(bad("exchange.csirt", "must not be empty"));
+        }
+        if self.interval_secs == 0 {
+            return Err(bad("exchange.interval_secs", "must be at least 1"));
+        }
+        if self.delivery_attempts == 0 || self.delivery_timeout_secs == 0 {
+            return Err(bad(
+                "exchange.delivery_attempts",
+                "delivery_attempts and delivery_timeout_secs must be at least 1",
+            ));
+        }
+        if self.export_delay_minutes > 24 * 60 {
+            return Err(bad(
+                "exchange.export_delay_minutes",
+                "must be at most 1440 (one day)",
+            ));
+        }
+        let mut partners: Vec<Partner> = Vec::new();
+        for p in &self.partners {
+            if !is_id(&p.id) {
+                return Err(bad(
+                    "exchange.partner.id",
+                    format!("`{}`: 1 to 64 ASCII letters, digits, '-' or '_'", p.id),
+                ));
+            }
+            if partners.iter().any(|q| q.id == p.id) {
+                return Err(bad(
+                    "exchange.partner.id",
+                    format!("`{}` appears twice", p.id),
+                ));
+            }
+            let countries = if p.countries.iter().any(|c| c.eq_ignore_ascii_case("all")) {
+                if p.countries.len() > 1 {
+                    return Err(bad(
+                        "exchange.partner.countries",
+                        format!("partner `{}`: \"all\" stands alone", p.id),
+                    ));
+                }
+                Countries::All
+            } else {
+                if p.countries.is_empty() {
+                    return Err(bad(
+                        "exchange.partner.countries",
+                        format!("partner `{}`: name at least one country, or \"all\"", p.id),
+                    ));
+                }
+                let mut list = Vec::new();
+                for c in &p.countries {
+                    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                        return Err(bad(
+                            "exchange.partner.countries",
+                            format!("partner `{}`: `{c}` is not an ISO 3166 alpha-2 code", p.id),
+                        ));
+                    }
+                    list.push(c.to_ascii_uppercase());
+                }
+                list.sort();
+                list.dedup();
+                Countries::Only(list)
+            };
+            let version = match p.iodef_version {
+                1 => iodef::Version::V1,
+                2 => iodef::Version::V2,
+                v => {
+                    return Err(bad(
+                        "exchange.partner.iodef_version",
+                        format!("partner `{}`: {v} is not 1 or 2", p.id),
+                    ))
+                }
+            };
+            let tlp = Tlp::parse(&p.tlp).ok_or_else(|| {
+                bad(
+                    "exchange.partner.tlp",
+                    format!(
+                        "partner `{}`: `{}` is not clear, white, green, amber, amber+strict or red",
+                        p.id, p.tlp
+                    ),
+                )
+            })?;
+            let timezone: Tz = p.timezone.parse().map_err(|_| {
+                bad(
+                    "exchange.partner.timezone",
+                    format!(
+                        "partner `{}`: `{}` is not an IANA time zone (e.g. Asia/Tokyo, UTC)",
+                        p.id, p.timezone
+                    ),
+                )
+            })?;
+            if let Some(url) = &p.url {
+                if !url.starts_with("https://") && !url.starts_with("http://") {
+                    return Err(bad(
+                        "exchange.partner.url",
+                        format!("partner `{}`: `{url}` is not an https:// URL", p.id),
+                    ));
+                }
+            }
+            let upload_token_sha256 = p
+                .upload_token_sha256
+                .as_deref()
+                .map(|s| sha256_hex("exchange.partner.upload_token_sha256", &p.id, s))
+                .transpose()?;
+            partners.push(Partner {
+                id: p.id.clone(),
+                name: p.name.clone().unwrap_or_else(|| p.id.clone()),
+                contact: p.contact.clone(),
+                countries,
+                version,
+                tlp,
+                timezone,
+                url: p.url.clone(),
+                ca_file: p.ca_file.clone(),
+                token_file: p.token_file.clone(),
+                upload_token_sha256,
+            });
+        }
+        let mut reporters = Vec::new();
+        for r in &self.reporters {
+            if r.name.trim().is_empty() {
+                return Err(bad("exchange.reporter.name", "must not be empty"));
+            }
+            let hash = sha256_hex("exchange.reporter.token_sha256", &r.name, &r.token_sha256)?;
+            reporters.push((r.name.clone(), hash));
+        }
+        let mut rules = Vec::new();
+        for r in &self.triage {
+            let field_err = |field, what: String| bad(field, format!("rule `{}`: {what}", r.name));
+            for c in &r.categories {
+                if !CATEGORIES.contains(&c.as_str()) {
+                    return Err(field_err(
+                        "exchange.triage.categories",
+                        format!("`{c}` is not one of {}", CATEGORIES.join(", ")),
+                    ));
+                }
+            }
+            for s in &r.sources {
+                if !SOURCES.contains(&s.as_str()) {
+                    return Err(field_err(
+                        "exchange.triage.sources",
+                        format!("`{s}` is not one of {}", SOURCES.join(", ")),
+                    ));
+                }
+            }
+            let action = match (&r.colour, r.escalate) {
+                (Some(_), true) => {
+                    return Err(field_err(
+                        "exchange.triage.colour",
+                        "give a colour or escalate, not both".into(),
+                    ))
+                }
+                (None, false) => {
+                    return Err(field_err(
+                        "exchange.triage.colour",
+                        "needs a colour (green, yellow, red) or escalate = true".into(),
+                    ))
+                }
+                (Some(c), false) => Action::Set(
+                    c.parse()
+                        .map_err(|e| field_err("exchange.triage.colour", e))?,
+                ),
+                (None, true) => Action::Escalate,
+            };
+            if r.repeated == Some(0) || r.window_hours == 0 {
+                return Err(field_err(
+                    "exchange.triage.repeated",
+                    "repeated and window_hours must be at least 1".into(),
+                ));
+            }
+            rules.push(Rule {
+                name: r.name.clone(),
+                categories: r.categories.clone(),
+                sources: r.sources.clone(),
+                hosts: r.hosts.clone(),
+                repeated: r.repeated.map(|n| (n, r.window_hours.saturating_mul(3600))),
+                action,
+            });
+        }
+        if rules.is_empty() {
+            rules = default_rules();
+        }
+        Ok(Exchange {
+            config: self,
+            partners,
+            reporters,
+            rules,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> std::result::Result<Exchange, String> {
+        let c: ExchangeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn partners_parse_with_defaults() {
+        let x = check(
+            "[[partner]]\nid = \"kr-cert\"\ncountries = [\"kr\", \"CN\"]\n\
+             [[partner]]\nid = \"world\"\ncountries = [\"all\"]\niodef_version = 1\n\
+             tlp = \"TLP:GREEN\"\ntimezone = \"Asia/Tokyo\"\n",
+        )
+        .unwrap();
+        let kr = x.partner("kr-cert").unwrap();
+        assert_eq!(
+            kr.countries,
+            Countries::Only(vec!["CN".into(), "KR".into()])
+        );
+        assert_eq!(kr.version, iodef::Version::V2);
+        assert_eq!(kr.tlp, Tlp::Amber);
+        assert_eq!(kr.timezone, Tz::UTC);
+        let w = x.partner("world").unwrap();
+        assert_eq!(w.countries, Countries::All);
+        assert_eq!(w.version, iodef::Version::V1);
+        assert_eq!(w.tlp, Tlp::Green);
+        assert_eq!(w.timezone, Tz::Asia__Tokyo);
+        assert_eq!(x.rules.len(), 3, "default rules");
+    }
+
+    #[test]
+    fn bad_partners_say_what_and_which() {
+        let e = check("[[partner]]\nid = \"a/b\"\ncountries = [\"KR\"]\n").unwrap_err();
+        assert!(
+            e.contains("exchange.partner.id") && e.contains("a/b"),
+            "{e}"
+        );
+        let e = check("[[partner]]\nid = \"a\"\ncountries = [\"KOR\"]\n").unwrap_err();
+        assert!(e.contains("`KOR` is not an ISO 3166"), "{e}");
+        let e = check("[[partner]]\nid = \"a\"\ncountries = []\n").unwrap_err();
+        assert!(e.contains("at least one country"), "{e}");
+        let e =
+            check("[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\ntimezone = \"Mars/Olympus\"\n")
+                .unwrap_err();
+        assert!(e.contains("Mars/Olympus"), "{e}");
+        let e = check("[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\niodef_version = 3\n")
+            .unwrap_err();
+        assert!(e.contains("3 is not 1 or 2"), "{e}");
+        let e =
+            check("[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\ntlp = \"purple\"\n").unwrap_err();
+        assert!(e.contains("`purple`"), "{e}");
+        let e = check(
+            "[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\n[[partner]]\nid = \"a\"\ncountries = [\"CN\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("appears twice"), "{e}");
+        let e = check(
+            "[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\nupload_token_sha256 = \"secret\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("64 hex digits"), "{e}");
+        assert!(
+            !e.contains("secret"),
+            "a misplaced token is not echoed: {e}"
+        );
+    }
+
+    #[test]
+    fn triage_rules_are_checked() {
+        let x = check(
+            "[[triage]]\nname = \"customer\"\nhosts = [\"203.0.113.0/24\"]\ncolour = \"red\"\n\
+             [[triage]]\nname = \"again\"\nrepeated = 2\nwindow_hours = 1\nescalate = true\n",
+        )
+        .unwrap();
+        assert_eq!(x.rules.len(), 2);
+        assert_eq!(x.rules[0].action, Action::Set(Colour::Red));
+        assert_eq!(x.rules[1].repeated, Some((2, 3600)));
+        let e = check("[[triage]]\nname = \"x\"\n").unwrap_err();
+        assert!(e.contains("rule `x`: needs a colour"), "{e}");
+        let e = check("[[triage]]\nname = \"x\"\ncategories = [\"spam\"]\ncolour = \"red\"\n")
+            .unwrap_err();
+        assert!(e.contains("`spam` is not one of"), "{e}");
+        let e = check("[[triage]]\nname = \"x\"\ncolour = \"blue\"\n").unwrap_err();
+        assert!(e.contains("`blue` is not a colour"), "{e}");
+    }
+
+    #[test]
+    fn tlp_order() {
+        assert!(Tlp::parse("white").unwrap() < Tlp::Green);
+        assert!(Tlp::Amber < Tlp::AmberStrict && Tlp::AmberStrict < Tlp::Red);
+        assert_eq!(Tlp::parse("x"), None);
+        assert_eq!(Colour::Green.escalated(), Colour::Yellow);
+        assert_eq!(Colour::Red.escalated(), Colour::Red);
+    }
+}

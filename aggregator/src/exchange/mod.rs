@@ -1,0 +1,180 @@
+//! The IODEF exchange with partner CSIRTs: daily files out, partner files and internal
+//! detection reports in, and the correlation of both with what the sensors saw.
+//!
+//! - [`config`]: `[exchange]` (our CSIRT, partners, reporters, triage rules).
+//! - [`export`]: one file per partner per day, streamed from ClickHouse, deterministic.
+//! - [`deliver`]: outbox and HTTPS delivery with retries; the status of every partner-day.
+//! - [`import`]: partner files (v1 and v2), validated, quarantined or stored once.
+//! - [`reports`]: internal reports, triaged green / yellow / red.
+//! - [`correlate`]: one address across sensors, imports and reports.
+//!
+//! [`run_once`] is one pass of the scheduler the aggregator runs every
+//! `exchange.interval_secs`: export each partner's previous day once it is due, retry failed
+//! deliveries, import the inbox.
+
+pub mod api;
+pub mod config;
+pub mod correlate;
+pub mod deliver;
+pub mod export;
+pub mod import;
+pub mod reports;
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clickhouse::Client;
+
+use self::config::{Exchange, Partner};
+use self::deliver::State;
+use self::export::{day_number, day_window, local_date, Exported};
+
+/// What went wrong in the exchange, with the partner, file or report concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// A ClickHouse request failed.
+    #[error("ClickHouse {what}: {source}")]
+    ClickHouse {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        source: clickhouse::error::Error,
+    },
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The IODEF library refused or failed.
+    #[error("{what}: {source}")]
+    Iodef {
+        /// What was being done.
+        what: String,
+        /// The error, with its location.
+        source: iodef::Error,
+    },
+    /// The request or input is wrong (the message names the field).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ExchangeError {
+    pub(crate) fn ch(what: impl Into<String>, source: clickhouse::error::Error) -> ExchangeError {
+        ExchangeError::ClickHouse {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Exports a partner's day, records it and delivers it when it changed (or, with `always`,
+/// even when the same bytes were exported before). Returns the export and, when it was
+/// (re)delivered, the delivery state.
+pub async fn export_and_deliver(
+    client: &Client,
+    db: &str,
+    x: &Exchange,
+    partner: &Partner,
+    date: NaiveDate,
+    always: bool,
+) -> Result<(Exported, Option<State>), ExchangeError> {
+    let exported = export::export_day(client, db, x, partner, date).await?;
+    if !exported.changed && !always {
+        return Ok((exported, None));
+    }
+    deliver::log_state(
+        client,
+        &exported.manifest,
+        day_number(date),
+        State::Generated,
+        0,
+        "",
+    )
+    .await?;
+    let state = deliver::deliver(client, x, partner, &exported, 0).await?;
+    Ok((exported, Some(state)))
+}
+
+/// What one scheduler pass did.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    /// Partner-days exported.
+    pub exported: usize,
+    /// Deliveries retried.
+    pub retried: usize,
+    /// Inbox files handled.
+    pub imported: usize,
+    /// Errors (logged too).
+    pub errors: Vec<String>,
+}
+
+/// One pass of the scheduler at Unix time `now`.
+pub async fn run_once(client: &Client, db: &str, x: &Arc<Exchange>, now: i64) -> RunSummary {
+    let mut sum = RunSummary::default();
+    let delay = i64::from(x.config.export_delay_minutes) * 60;
+    for p in &x.partners {
+        let today = local_date(now, p.timezone);
+        let Some(yesterday) = today.pred_opt() else {
+            continue;
+        };
+        if now < day_window(today, p.timezone).from + delay {
+            continue;
+        }
+        let day = day_number(yesterday);
+        let done = match deliver::status(client, db, day, day).await {
+            Ok(rows) => rows.iter().any(|r| r.partner == p.id),
+            Err(e) => {
+                sum.errors.push(e.to_string());
+                continue;
+            }
+        };
+        if done {
+            continue;
+        }
+        // No status for the day yet: record and deliver even if a file of the same bytes is
+        // there already (a run stopped between writing it and recording it).
+        match export_and_deliver(client, db, x, p, yesterday, true).await {
+            Ok((e, _)) => {
+                sum.exported += 1;
+                tracing::info!(partner = %p.id, date = %yesterday, events = e.manifest.events, file = %e.path.display(), "Daily file exported");
+            }
+            Err(e) => {
+                tracing::error!(partner = %p.id, date = %yesterday, error = %e, "Daily export failed; will retry");
+                sum.errors.push(e.to_string());
+            }
+        }
+    }
+    let today = x
+        .partners
+        .iter()
+        .map(|p| day_number(local_date(now, p.timezone)))
+        .max()
+        .unwrap_or_else(|| day_number(local_date(now, chrono_tz::Tz::UTC)));
+    match deliver::retry_pending(client, db, x, today, 14).await {
+        Ok(n) => sum.retried = n,
+        Err(e) => {
+            tracing::error!(error = %e, "Delivery retries failed");
+            sum.errors.push(e.to_string());
+        }
+    }
+    for (file, r) in import::scan_inbox(client, db, x).await {
+        sum.imported += 1;
+        if let Err(e) = r {
+            tracing::error!(%file, error = %e, "Inbox import failed; the file stays for the next run");
+            sum.errors.push(format!("{file}: {e}"));
+        }
+    }
+    sum
+}
