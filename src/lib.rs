@@ -8,6 +8,7 @@ pub mod lab;
 pub mod measure;
 pub mod pcapgen;
 pub mod receiver;
+pub mod tls;
 
 use std::path::PathBuf;
 

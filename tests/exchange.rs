@@ -1,0 +1,754 @@
+//! The IODEF exchange end to end, against a private ClickHouse 18.16 and the real
+//! `teiten-aggregator` binary: daily files per partner (valid per xmllint, exact counts, right
+//! countries, no sensor address, deterministic, revisions after late events), imports of the
+//! whole conformance corpus, the upload and report endpoints, triage, correlation, and HTTPS
+//! delivery that fails, is retried and succeeds.
+
+mod aggregator_common;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aggregator_common::{post, Agg};
+use teiten::clickhouse::Server;
+use teiten::{require_tool, run_ok};
+use teiten_wire::{Batch, BatchId, Class, Event, SensorStats, Tags};
+
+const DAY: i64 = 86_400;
+
+/// The midnight (UTC) two days ago: a whole day that is over, inside the retention window.
+fn day_start() -> i64 {
+    let now = aggregator_common::now_us() / 1_000_000;
+    (now / DAY - 2) * DAY
+}
+
+fn date_of(t: i64) -> String {
+    let out = run_ok(Command::new("date").args(["-u", "-d", &format!("@{t}"), "+%Y-%m-%d"]));
+    out.trim().to_owned()
+}
+
+/// An IPv4 address tor-geoipdb places in `cc` (the middle of its first range).
+fn address_in(cc: &str) -> Ipv4Addr {
+    let text = std::fs::read_to_string("/usr/share/tor/geoip").expect("tor-geoipdb is installed");
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() == 3 && f[2] == cc {
+            let (a, b): (u32, u32) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+            return Ipv4Addr::from(a + (b - a) / 2);
+        }
+    }
+    panic!("no {cc} range in /usr/share/tor/geoip")
+}
+
+fn event(src: Ipv4Addr, ts: i64, proto: u8, dport: u16, class: Class) -> Event {
+    Event {
+        ts_us: ts * 1_000_000 + 123_456,
+        proto,
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(Ipv4Addr::new(198, 18, 7, 42)),
+        sport: if proto == 1 { 8 } else { 40_001 },
+        dport: if proto == 1 { 0 } else { dport },
+        tcp_flags: if proto == 6 { 2 } else { 0 },
+        ttl: 50,
+        ip_id: 1,
+        ip_len: 40,
+        seq: 7,
+        window: 1024,
+        class,
+        tags: Tags::empty(),
+    }
+}
+
+fn batch_of(seq: u64, events: Vec<Event>) -> Batch {
+    Batch {
+        id: BatchId {
+            sensor_id: "tokyo-1".into(),
+            epoch: 1,
+            seq,
+        },
+        sealed_us: aggregator_common::now_us(),
+        stats: SensorStats::default(),
+        events,
+    }
+}
+
+fn schema(version: u8) -> PathBuf {
+    teiten::conformance().join(format!("iodef/schemas/iodef-{version}.0.xsd"))
+}
+
+/// xmllint's verdict and XPath answers are the oracle for what is in a file.
+fn xmllint_valid(version: u8, file: &Path) {
+    let out = Command::new("xmllint")
+        .args(["--nonet", "--noout", "--schema"])
+        .arg(schema(version))
+        .arg(file)
+        .output()
+        .expect("xmllint runs");
+    assert!(
+        out.status.success(),
+        "{} is not valid IODEF v{version}:\n{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn xpath(file: &Path, expr: &str) -> String {
+    run_ok(
+        Command::new("xmllint")
+            .args(["--nonet", "--xpath", expr])
+            .arg(file),
+    )
+}
+
+fn event_count(file: &Path) -> u64 {
+    xpath(file, "count(//*[local-name()='EventData'])")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn source_addresses(file: &Path) -> BTreeSet<String> {
+    let out = Command::new("xmllint")
+        .args([
+            "--nonet",
+            "--xpath",
+            "//*[local-name()='System'][@category='source']//*[local-name()='Address']/text()",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn exchange_config(dir: &Path, extra_partner: &str) -> String {
+    format!(
+        "[retention]\nraw_days = 30\n\n[exchange]\ncsirt = \"csirt.teiten.test\"\n\
+         csirt_email = \"csirt@teiten.test\"\noutbox = \"{0}/outbox\"\ninbox = \"{0}/inbox\"\n\
+         quarantine = \"{0}/quarantine\"\ninterval_secs = 1\nexport_delay_minutes = 0\n\
+         delivery_attempts = 1\n\n\
+         [[exchange.partner]]\nid = \"au-cert\"\ncountries = [\"AU\"]\n\
+         upload_token_sha256 = \"{1}\"\n\n\
+         [[exchange.partner]]\nid = \"jp-cert\"\ncountries = [\"JP\"]\niodef_version = 1\n\
+         timezone = \"Asia/Tokyo\"\n\n\
+         [[exchange.partner]]\nid = \"world\"\ncountries = [\"all\"]\ntlp = \"green\"\n\n\
+         [[exchange.reporter]]\nname = \"ids-1\"\ntoken_sha256 = \"{2}\"\n\n{extra_partner}",
+        dir.display(),
+        sha256_hex("au-upload-token"),
+        sha256_hex("ids-token"),
+    )
+}
+
+fn sha256_hex(s: &str) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), s.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn file_sha256(p: &Path) -> String {
+    run_ok(Command::new("sha256sum").arg(p))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn outbox_file(dir: &Path, partner: &str, date: &str) -> PathBuf {
+    dir.join(format!("outbox/{partner}/teiten-{partner}-{date}.xml"))
+}
+
+fn manifest(file: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{}.manifest.json", file.display())).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn daily_files_are_exact_valid_per_partner_and_deterministic() {
+    require_tool("xmllint", "libxml2-utils");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    // The scheduler must not export on its own here: the CLI does it (delay = one day).
+    let cfg = exchange_config(work.path(), "")
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
+    let agg = Agg::start(&ch, "ex_daily", &cfg);
+    let token = agg.add_sensor("tokyo-1");
+
+    let d = day_start();
+    let date = date_of(d);
+    let (au, au2, jp, cn) = (
+        address_in("AU"),
+        Ipv4Addr::from(u32::from(address_in("AU")) + 1),
+        address_in("JP"),
+        address_in("CN"),
+    );
+    let mut events = Vec::new();
+    for i in 0..5 {
+        events.push(event(au, d + 3600 + i, 6, 22 + i as u16, Class::Scan));
+    }
+    events.push(event(au2, d + 3700, 17, 161, Class::Scan));
+    for i in 0..4 {
+        events.push(event(jp, d + 2 * 3600 + i, 6, 445, Class::Scan)); // 11:00 JST, day D
+    }
+    for i in 0..2 {
+        events.push(event(jp, d + 20 * 3600 + i, 6, 23, Class::Scan)); // 05:00 JST, day D+1
+    }
+    for i in 0..3 {
+        events.push(event(cn, d + 3 * 3600 + i, 6, 3389, Class::Scan));
+    }
+    events.push(event(cn, d + 4 * 3600, 1, 0, Class::Scan)); // ICMP echo request
+    events.push(event(au, d + 5 * 3600, 6, 80, Class::Backscatter)); // not a scan
+    events.push(event(au, d - 1, 6, 22, Class::Scan)); // the day before (UTC)
+    events.push(event(jp, d - 8 * 3600, 6, 22, Class::Scan)); // 01:00 JST day D, 16:00 UTC D-1
+    let total = events.len() as u64;
+    let answer = post(&agg.url, &token, &batch_of(1, events));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    aggregator_common::eventually(&ch, "SELECT count() FROM ex_daily.scan_events", total);
+
+    let (ok, out) = agg.cli(&["export", "--date", &date]);
+    assert!(ok, "{out}");
+    let au_file = outbox_file(work.path(), "au-cert", &date);
+    let jp_file = outbox_file(work.path(), "jp-cert", &date);
+    let world_file = outbox_file(work.path(), "world", &date);
+
+    xmllint_valid(2, &au_file);
+    xmllint_valid(1, &jp_file);
+    xmllint_valid(2, &world_file);
+    // Each partner gets exactly its country's scans of its own day.
+    assert_eq!(event_count(&au_file), 6);
+    assert_eq!(
+        event_count(&jp_file),
+        5,
+        "JST day: 4 at 11:00 and 1 at 01:00"
+    );
+    assert_eq!(event_count(&world_file), 6 + 4 + 2 + 3 + 1);
+    assert_eq!(
+        source_addresses(&au_file),
+        [au.to_string(), au2.to_string()].into_iter().collect()
+    );
+    assert_eq!(
+        source_addresses(&jp_file),
+        [jp.to_string()].into_iter().collect()
+    );
+    assert_eq!(
+        source_addresses(&world_file),
+        [au, au2, jp, cn].iter().map(|a| a.to_string()).collect()
+    );
+    for f in [&au_file, &jp_file, &world_file] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains("198.18."),
+            "a sensor address leaked into {}",
+            f.display()
+        );
+        assert!(text.contains("csirt.teiten.test"));
+    }
+    let world = std::fs::read_to_string(&world_file).unwrap();
+    assert!(world.contains("<ProtoType>8</ProtoType>"), "ICMP type kept");
+    assert!(world.contains(r#"restriction="green""#));
+    assert!(std::fs::read_to_string(&au_file)
+        .unwrap()
+        .contains(r#"restriction="amber""#));
+
+    let m = manifest(&au_file);
+    assert_eq!(m["events"], 6);
+    assert_eq!(m["sources"], 2);
+    assert_eq!(m["revision"], 1);
+    assert_eq!(m["sha256"], file_sha256(&au_file));
+    assert_eq!(manifest(&jp_file)["timezone"], "Asia/Tokyo");
+    assert_eq!(manifest(&jp_file)["iodef_version"], 1);
+
+    // The same day again: the same bytes, nothing rewritten.
+    let before = std::fs::read(&au_file).unwrap();
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "au-cert"]);
+    assert!(ok && out.contains("unchanged"), "{out}");
+    assert_eq!(std::fs::read(&au_file).unwrap(), before);
+
+    // Late events: the file is replaced and says what changed.
+    let late = vec![
+        event(au, d + 10 * 3600, 6, 8080, Class::Scan),
+        event(au, d + 10 * 3600 + 1, 6, 8081, Class::Scan),
+    ];
+    assert_eq!(post(&agg.url, &token, &batch_of(2, late)).status, 200);
+    aggregator_common::eventually(&ch, "SELECT count() FROM ex_daily.scan_events", total + 2);
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "au-cert"]);
+    assert!(ok && out.contains("revision 2 (+2 events"), "{out}");
+    xmllint_valid(2, &au_file);
+    assert_eq!(event_count(&au_file), 8);
+    let m = manifest(&au_file);
+    assert_eq!(m["revision"], 2);
+    assert_eq!(m["change"]["events_delta"], 2);
+    assert_eq!(m["change"]["previous_events"], 6);
+
+    // Outbox-only partners count as delivered; the status lists every partner-day.
+    let (ok, out) = agg.cli(&["exchange-status"]);
+    assert!(ok, "{out}");
+    let day = date.replace('-', "");
+    for p in ["au-cert", "jp-cert", "world"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(p) && l.contains(&day))
+            .unwrap_or_else(|| panic!("no status for {p}: {out}"));
+        assert!(line.contains("delivered"), "{line}");
+    }
+    assert!(out
+        .lines()
+        .any(|l| l.starts_with("au-cert") && l.contains(" 2 ") && l.contains("8")));
+}
+
+/// Every example of the conformance corpus, imported: valid ones stored, invalid ones
+/// quarantined with reasons; re-imports answered as duplicates.
+#[test]
+fn the_conformance_corpus_imports_and_invalid_files_are_quarantined() {
+    require_tool("xmllint", "libxml2-utils");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let agg = Agg::start(&ch, "ex_import", &exchange_config(work.path(), ""));
+    let mut files = Vec::new();
+    let mut stack = vec![teiten::conformance().join("iodef/examples")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "xml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 30, "the corpus has {} files", files.len());
+    let (mut stored, mut quarantined) = (0, 0);
+    for f in &files {
+        let (_, out) = agg.cli(&["import", "--partner", "au-cert", f.to_str().unwrap()]);
+        let xmllint_ok = ["1", "2"].iter().any(|v| {
+            Command::new("xmllint")
+                .args(["--nonet", "--noout", "--schema"])
+                .arg(schema(v.parse().unwrap()))
+                .arg(f)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        });
+        if out.contains(": stored (") {
+            stored += 1;
+            assert!(xmllint_ok, "{} stored but xmllint rejects it", f.display());
+        } else if out.contains(": quarantined:") {
+            quarantined += 1;
+            assert!(
+                out.lines()
+                    .any(|l| l.contains("error: ") && l.contains("line ")),
+                "reasons name a line: {out}"
+            );
+        } else if out.contains("imported before") {
+            // The corpus holds a few byte-identical copies.
+        } else {
+            panic!("{}: no outcome:\n{out}", f.display());
+        }
+    }
+    assert!(
+        stored >= 15 && quarantined >= 5,
+        "stored {stored}, quarantined {quarantined}"
+    );
+    let q = std::fs::read_dir(work.path().join("quarantine/au-cert"))
+        .unwrap()
+        .count();
+    assert_eq!(q, 2 * quarantined, "each quarantined file and its reason");
+    let imports = aggregator_common::scalar(&ch, "SELECT count() FROM ex_import.iodef_imports");
+    assert_eq!(imports, (stored + quarantined) as u64);
+    assert!(aggregator_common::scalar(&ch, "SELECT count() FROM ex_import.iodef_indicators") > 0);
+
+    // Importing them all again stores nothing.
+    let args: Vec<&str> = ["import", "--partner", "au-cert"]
+        .into_iter()
+        .chain(files.iter().map(|f| f.to_str().unwrap()))
+        .collect();
+    let (_, out) = agg.cli(&args);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("imported before"))
+            .count(),
+        files.len(),
+        "{out}"
+    );
+    assert_eq!(
+        aggregator_common::scalar(&ch, "SELECT count() FROM ex_import.iodef_imports"),
+        imports
+    );
+}
+
+fn http(method: &str, url: &str, token: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match req.send_bytes(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[test]
+fn uploads_reports_triage_and_correlation() {
+    require_tool("xmllint", "libxml2-utils");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = exchange_config(work.path(), "")
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
+    let agg = Agg::start(&ch, "ex_api", &cfg);
+    let token = agg.add_sensor("tokyo-1");
+    let d = day_start();
+    let date = date_of(d);
+    let au = address_in("AU");
+    let events: Vec<Event> = (0..3)
+        .map(|i| event(au, d + 100 + i, 6, 22, Class::Scan))
+        .collect();
+    assert_eq!(post(&agg.url, &token, &batch_of(1, events)).status, 200);
+
+    // Partner uploads.
+    let iodef_url = format!("{}/api/v1/iodef", agg.url);
+    let doc = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<IODEF-Document version="2.00" xml:lang="en" xmlns="urn:ietf:params:xml:ns:iodef-2.0">
+  <Incident purpose="reporting" restriction="amber">
+    <IncidentID name="cert.au.test">AU-77</IncidentID>
+    <GenerationTime>{date}T06:00:00Z</GenerationTime>
+    <Contact type="organization" role="creator"><ContactName>AU CERT</ContactName></Contact>
+    <EventData>
+      <DetectTime>{date}T01:00:00Z</DetectTime>
+      <Flow><System category="source"><Node><Address category="ipv4-addr">{au}</Address></Node>
+        <Service ip-protocol="6"><Port>22</Port></Service></System></Flow>
+    </EventData>
+  </Incident>
+</IODEF-Document>
+"#
+    )
+    .into_bytes();
+    assert_eq!(http("POST", &iodef_url, None, &doc).0, 401);
+    assert_eq!(http("POST", &iodef_url, Some("wrong"), &doc).0, 401);
+    let (s, body) = http("POST", &iodef_url, Some("au-upload-token"), &doc);
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("stored")),
+        "{body}"
+    );
+    let (s, body) = http("POST", &iodef_url, Some("au-upload-token"), &doc);
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("duplicate")),
+        "{body}"
+    );
+    let (s, body) = http(
+        "POST",
+        &iodef_url,
+        Some("au-upload-token"),
+        b"<IODEF-Document xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"><Incident/></IODEF-Document>",
+    );
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (422, Some("quarantined")),
+        "{body}"
+    );
+    assert!(
+        body["reason"].as_str().unwrap().contains("Incident"),
+        "{body}"
+    );
+    let hostile = b"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><IODEF-Document/>";
+    let (s, body) = http("POST", &iodef_url, Some("au-upload-token"), hostile);
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("DTD")
+            || body["reason"].as_str().unwrap().contains("DOCTYPE"),
+        "{body}"
+    );
+
+    // Internal reports.
+    let reports_url = format!("{}/api/v1/reports", agg.url);
+    let report = |host: &str, category: &str, minute: i64, tlp: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "detected": format!("{date}T{:02}:{:02}:00Z", minute / 60, minute % 60),
+            "source": "ids",
+            "host": host,
+            "category": category,
+            "description": format!("{category} seen on {host}"),
+            "indicators": {"addresses": [au.to_string()], "ports": [22], "hashes": [], "urls": []},
+            "tlp": tlp,
+        }))
+        .unwrap()
+    };
+    assert_eq!(
+        http(
+            "POST",
+            &reports_url,
+            None,
+            &report("192.0.2.10", "scan", 60, "green")
+        )
+        .0,
+        401
+    );
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("ids-token"),
+        &report("192.0.2.10", "intrusion", 60, "amber"),
+    );
+    assert_eq!((s, r["colour"].as_str()), (201, Some("red")), "{r}");
+    assert_eq!(r["rules"][0], "intrusion-is-red");
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("ids-token"),
+        &report("192.0.2.20", "scan", 61, "green"),
+    );
+    assert_eq!((s, r["colour"].as_str()), (201, Some("green")), "{r}");
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("ids-token"),
+        &report("192.0.2.20", "scan", 62, "green"),
+    );
+    assert_eq!((s, r["colour"].as_str()), (201, Some("green")), "{r}");
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("ids-token"),
+        &report("192.0.2.20", "scan", 63, "green"),
+    );
+    assert_eq!(
+        (s, r["colour"].as_str()),
+        (201, Some("yellow")),
+        "third on one host: {r}"
+    );
+    assert_eq!(r["rules"][0], "repeated-host-escalates");
+    let first = report("192.0.2.10", "intrusion", 60, "amber");
+    let (s, r) = http("POST", &reports_url, Some("ids-token"), &first);
+    assert_eq!((s, r["duplicate"].as_bool()), (200, Some(true)), "{r}");
+    let (s, r) = http("POST", &reports_url, Some("ids-token"), b"{\"detected\": 5");
+    assert_eq!(s, 400, "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("line 1"), "{r}");
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("ids-token"),
+        &report("h", "spam", 1, "green"),
+    );
+    assert_eq!(s, 422, "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("`category`"), "{r}");
+    assert_eq!(
+        aggregator_common::scalar(&ch, "SELECT count() FROM ex_api.internal_reports"),
+        4
+    );
+
+    // A partner's file carries the reports its TLP allows, without our host.
+    let (ok, out) = agg.cli(&["export", "--date", &date]);
+    assert!(ok, "{out}");
+    let au_file = outbox_file(work.path(), "au-cert", &date);
+    let world_file = outbox_file(work.path(), "world", &date);
+    xmllint_valid(2, &au_file);
+    xmllint_valid(2, &world_file);
+    assert_eq!(manifest(&au_file)["reports"], 4, "amber ceiling: all four");
+    assert_eq!(
+        manifest(&world_file)["reports"],
+        3,
+        "green ceiling: not the amber one"
+    );
+    for f in [&au_file, &world_file] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains("192.0.2.10") && !text.contains("192.0.2.20"),
+            "our hosts stay in"
+        );
+    }
+
+    // The report as IODEF for our own tools (host included), valid.
+    let (ok, list) = agg.cli(&["report", "list"]);
+    assert!(ok, "{list}");
+    let red: serde_json::Value = list
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["colour"] == "red")
+        .unwrap();
+    let (ok, doc) = agg.cli(&["report", "export", red["id"].as_str().unwrap()]);
+    assert!(ok, "{doc}");
+    let f = work.path().join("report.xml");
+    std::fs::write(&f, doc).unwrap();
+    xmllint_valid(2, &f);
+    assert!(std::fs::read_to_string(&f).unwrap().contains("192.0.2.10"));
+
+    // Correlation: sensors, imports and reports about one address.
+    let (ok, out) = agg.cli(&["correlate", &au.to_string()]);
+    assert!(ok, "{out}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c["sightings"]["packets"], 3);
+    assert_eq!(c["sightings"]["first_seen"], d + 100);
+    assert_eq!(c["top_ports"][0]["dport"], 22);
+    assert_eq!(c["reports"].as_array().unwrap().len(), 4);
+    let imports = c["imports"].as_array().unwrap();
+    assert_eq!(imports.len(), 1, "{out}");
+    assert_eq!(imports[0]["incident"], "cert.au.test:AU-77");
+    assert_eq!(imports[0]["role"], "source");
+    assert_eq!(imports[0]["ports"], "22");
+    let (ok, out) = agg.cli(&["correlate", "2001:db8::1"]);
+    assert!(ok, "{out}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c["sightings"]["packets"], 0);
+    assert!(c["imports"].as_array().unwrap().is_empty());
+}
+
+/// A partner endpoint that answers 503 to the first `fail` requests, then 200, recording what
+/// it received.
+/// (status answered, body, Authorization header) of each request.
+type Requests = Arc<Mutex<Vec<(u16, Vec<u8>, Option<String>)>>>;
+
+struct Partner {
+    addr: std::net::SocketAddr,
+    got: Requests,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+fn partner_endpoint(fail: usize) -> Partner {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let addr = server.server_addr().to_ip().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let thread = std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let mut body = Vec::new();
+            let _ = req.as_reader().read_to_end(&mut body);
+            let auth = req
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("Authorization"))
+                .map(|h| h.value.to_string());
+            let mut g = g.lock().unwrap();
+            let code = if g.len() < fail { 503 } else { 200 };
+            g.push((code, body, auth));
+            let _ = req.respond(tiny_http::Response::from_string("ok").with_status_code(code));
+        }
+    });
+    Partner {
+        addr,
+        got,
+        _thread: thread,
+    }
+}
+
+#[test]
+fn https_delivery_fails_is_retried_and_succeeds() {
+    require_tool("openssl", "openssl");
+    require_tool("socat", "socat");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    teiten::tls::certificates(work.path());
+    let partner = partner_endpoint(2);
+    let (port, _socat) = teiten::tls::tls_front(work.path(), partner.addr);
+    std::fs::write(work.path().join("kr.token"), "kr-delivery-token\n").unwrap();
+    let kr = format!(
+        "[[exchange.partner]]\nid = \"kr-cert\"\ncountries = [\"KR\"]\n\
+         url = \"https://127.0.0.1:{port}/iodef\"\nca_file = \"{0}/ca.pem\"\n\
+         token_file = \"{0}/kr.token\"\n",
+        work.path().display()
+    );
+    // Only kr-cert: the scheduler exports its yesterday at once (delay 0) and retries each second.
+    let cfg = exchange_config(work.path(), &kr);
+    let cfg = cfg
+        .split("[[exchange.partner]]\nid = \"au-cert\"")
+        .next()
+        .unwrap()
+        .to_owned()
+        + "[[exchange.reporter]]"
+        + cfg.split("[[exchange.reporter]]").nth(1).unwrap();
+    let mut agg = Agg::start(&ch, "ex_https", &cfg);
+    let token = agg.add_sensor("tokyo-1");
+    let kr_src = address_in("KR");
+    let now = aggregator_common::now_us() / 1_000_000;
+    let yesterday = (now / DAY - 1) * DAY;
+    let date = date_of(yesterday);
+    // The scheduler may already have exported an empty yesterday; these events make a new
+    // revision, exported by the CLI below.
+    let events: Vec<Event> = (0..4)
+        .map(|i| event(kr_src, yesterday + 600 + i, 6, 23, Class::Scan))
+        .collect();
+    assert_eq!(post(&agg.url, &token, &batch_of(1, events)).status, 200);
+    aggregator_common::eventually(&ch, "SELECT count() FROM ex_https.scan_events", 4);
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "kr-cert"]);
+    assert!(ok, "{out}");
+    let file = outbox_file(work.path(), "kr-cert", &date);
+    let sha = file_sha256(&file);
+
+    // The scheduler retries every second until the partner answers 200.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, status) = agg.cli(&["exchange-status"]);
+        assert!(ok, "{status}");
+        let day = date.replace('-', "");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("kr-cert") && l.contains(&day))
+            .map(str::to_owned);
+        if let Some(l) = &line {
+            if l.contains("delivered")
+                && partner
+                    .got
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|g| g.0 == 200 && file_sha256_bytes(&g.1) == sha)
+            {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered in 60 s: {line:?}\n{}",
+            agg.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let got = partner.got.lock().unwrap().clone();
+    assert!(
+        got.iter().filter(|g| g.0 == 503).count() >= 2,
+        "two failures first"
+    );
+    assert!(got
+        .iter()
+        .all(|g| g.2.as_deref() == Some("Bearer kr-delivery-token")));
+    let log = agg.log_text();
+    assert!(log.contains("delivery failed"), "failures are logged");
+    assert!(
+        !log.contains("kr-delivery-token"),
+        "the token is never logged"
+    );
+    let delivered = got.iter().rev().find(|g| g.0 == 200).unwrap();
+    let text = String::from_utf8(delivered.1.clone()).unwrap();
+    assert!(text.contains(&kr_src.to_string()) && !text.contains("198.18."));
+    agg.terminate();
+}
+
+fn file_sha256_bytes(b: &[u8]) -> String {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), b).unwrap();
+    file_sha256(f.path())
+}
