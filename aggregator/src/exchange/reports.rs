@@ -559,7 +559,8 @@ fn extension(meaning: &str, value: &str) -> iodef::v2::ExtensionData {
 
 impl StoredReport {
     /// The report as an IODEF v2 Incident. `disclose_host` writes our affected host as the
-    /// target System (for our own use); partners' files leave it out.
+    /// target System (for our own use); partners' files leave it out, and it is replaced by
+    /// `[our host]` in the description.
     pub fn incident(
         &self,
         csirt: &str,
@@ -631,8 +632,11 @@ impl StoredReport {
             generation_time: Some(time(self.received)?),
             description: if self.description.is_empty() {
                 vec![]
-            } else {
+            } else if disclose_host {
                 vec![ml(&self.description)]
+            } else {
+                // The reporter's text may name our host: it stays with us.
+                vec![ml(&self.description.replace(&self.host, "[our host]"))]
             },
             assessment: vec![v2::Assessment {
                 incident_category: vec![ml(&self.category)],
@@ -793,7 +797,7 @@ mod tests {
             source: "ids".into(),
             host: "192.0.2.10".into(),
             category: "intrusion".into(),
-            description: "web shell".into(),
+            description: "web shell on 192.0.2.10".into(),
             addresses: vec!["1.0.0.1".into(), "2001:db8::7".into()],
             countries: vec!["AU".into(), "??".into()],
             ports: vec![443, 22],
