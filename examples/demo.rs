@@ -1,7 +1,9 @@
 //! The local deployment behind `scripts/demo`: a private ClickHouse, the aggregator, the
 //! dashboard, a sensor on a veth in a network namespace watching the dark prefix
 //! 198.18.1.0/24, and real scanners (nmap, masscan, zmap, hping3) driven at it from another
-//! namespace every 20 seconds. Prints the dashboard URL; Ctrl-C stops everything cleanly.
+//! namespace every 20 seconds. Prints the dashboard URL and, after the first round, writes a
+//! daily IODEF file per partner CSIRT into `target/demo/outbox/`; Ctrl-C stops everything
+//! cleanly.
 //!
 //! All traffic stays inside the lab's namespaces: the scanners send only to 198.18.1.0/24,
 //! which nothing answers. hping3 forges source addresses (`--rand-source`) so the source region
@@ -52,6 +54,14 @@ fn main() {
             "round {round}: scanners done, {} events stored",
             chain.stored_events()
         );
+        // Today's partner files so far (the aggregator's scheduler writes yesterday's each
+        // night); one per partner in the outbox.
+        if round == 1 {
+            for line in chain.export_today().lines() {
+                println!("  partner file: {line}");
+            }
+            println!("  outbox: {}", chain.dir.join("outbox").display());
+        }
     }
     println!("Stopping...");
     chain.stop();

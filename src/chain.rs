@@ -33,6 +33,35 @@ impl Default for Options {
     }
 }
 
+/// The chain's partner CSIRTs: one per country the tests and the demo forge sources from,
+/// and one that receives every country in IODEF v1.
+pub const PARTNERS: &[(&str, &str)] = &[
+    ("jp-cert", "JP"),
+    ("kr-cert", "KR"),
+    ("cn-cert", "CN"),
+    ("au-cert", "AU"),
+    ("de-cert", "DE"),
+    ("us-cert", "US"),
+];
+
+fn exchange_config(dir: &Path) -> String {
+    let mut s = format!(
+        "[exchange]\ncsirt = \"csirt.teiten.test\"\ncsirt_email = \"csirt@teiten.test\"\n\
+         outbox = \"{0}/outbox\"\ninbox = \"{0}/inbox\"\nquarantine = \"{0}/quarantine\"\n",
+        dir.display()
+    );
+    for (id, cc) in PARTNERS {
+        s.push_str(&format!(
+            "\n[[exchange.partner]]\nid = \"{id}\"\ncountries = [\"{cc}\"]\n"
+        ));
+    }
+    s.push_str(
+        "\n[[exchange.partner]]\nid = \"all-v1\"\ncountries = [\"all\"]\niodef_version = 1\n\
+         tlp = \"green\"\n",
+    );
+    s
+}
+
 /// A running chain; every part stops on drop.
 pub struct Chain {
     /// ClickHouse.
@@ -104,8 +133,9 @@ impl Chain {
         write(
             &aggregator_cfg,
             &format!(
-                "listen = \"{host_ip}:{agg_port}\"\n[clickhouse]\nurl = \"{}\"\n",
-                clickhouse.url()
+                "listen = \"{host_ip}:{agg_port}\"\n[clickhouse]\nurl = \"{}\"\n\n{}",
+                clickhouse.url(),
+                exchange_config(dir)
             ),
         );
         let agg = bin("teiten-aggregator");
@@ -237,6 +267,23 @@ impl Chain {
     pub fn set_link(&self, up: bool) {
         let (host_if, _, _) = self.lab.uplink.as_ref().expect("uplink");
         run_ok(Command::new("ip").args(["link", "set", host_if, if up { "up" } else { "down" }]));
+    }
+
+    /// Runs `teiten-aggregator export` for today (UTC) and returns what it printed; the files
+    /// are in [`Chain::outbox`].
+    pub fn export_today(&self) -> String {
+        let today = run_ok(Command::new("date").args(["-u", "+%Y-%m-%d"]));
+        run_ok(
+            Command::new(bin("teiten-aggregator"))
+                .arg("-c")
+                .arg(&self.aggregator_cfg)
+                .args(["export", "--date", today.trim()]),
+        )
+    }
+
+    /// The outbox of a partner.
+    pub fn outbox(&self, partner: &str) -> PathBuf {
+        self.dir.join("outbox").join(partner)
     }
 
     /// Events stored in ClickHouse.

@@ -50,6 +50,45 @@ fn get_json(url: &str) -> Value {
         .unwrap()
 }
 
+/// Today's daily file in a partner's outbox (the scheduler may have written yesterday's).
+fn only_xml(dir: &std::path::Path) -> std::path::PathBuf {
+    let today = teiten::run_ok(std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]));
+    let suffix = format!("-{}.xml", today.trim());
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(&suffix))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+fn xmllint(version: u8, file: &std::path::Path) {
+    let schema = teiten::conformance().join(format!("iodef/schemas/iodef-{version}.0.xsd"));
+    let out = std::process::Command::new("xmllint")
+        .args(["--nonet", "--noout", "--schema"])
+        .arg(schema)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// EventData in a file, counted by xmllint.
+fn event_count(file: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("xmllint")
+        .args(["--nonet", "--xpath", "count(//*[local-name()='EventData'])"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 fn totals(graph: &Value) -> BTreeMap<String, f64> {
     graph["series"]
         .as_array()
@@ -111,6 +150,33 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
             assert_eq!(raw.trim().parse::<f64>().unwrap(), *total, "port {p}");
         }
     }
+    // Partner files: each country's partner gets exactly its forged probes, valid IODEF, and
+    // no sensor address; the all-countries partner (IODEF v1) gets every scan.
+    let out = chain.export_today();
+    for (partner, cc) in teiten::chain::PARTNERS {
+        let n = SOURCES.iter().find(|s| s.1 == *cc).unwrap().2;
+        let file = only_xml(&chain.outbox(partner));
+        xmllint(2, &file);
+        assert_eq!(event_count(&file), u64::from(n), "{partner}: {out}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("198.18."),
+            "sensor address in {}",
+            file.display()
+        );
+    }
+    let all = only_xml(&chain.outbox("all-v1"));
+    xmllint(1, &all);
+    let scans: u64 = chain
+        .clickhouse
+        .query("SELECT count() FROM teiten.scan_events WHERE class = 'scan'")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(event_count(&all), scans);
+    assert!(!std::fs::read_to_string(&all).unwrap().contains("198.18."));
+
     // The public answers never carry a sensor address.
     let body = ureq::get(&format!("{url}/api/v1/ports.json?period=1d"))
         .call()
