@@ -46,7 +46,8 @@ def main() -> int:
 
         def run(sql: str) -> str:
             try:
-                return str(s.query(sql, "TSV"))
+                # Binary columns (FixedString addresses) are not UTF-8 text.
+                return s.query(sql, "TSV").bytes().decode("utf-8", "replace")
             except Exception as e:  # chdb raises its own error types
                 raise SystemExit(f"FAILED on ClickHouse {version}:\n  {sql}\n  {e}")
 

@@ -31,7 +31,7 @@ td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#f0f0
 td.l,th.l{text-align:left}form.filters label{margin-right:10px}img.chart{border:1px solid #ddd;max-width:100%}\
 .trend{background:#fff3cd;border:1px solid #e0b400;padding:8px;margin:8px 0}\
 .err{color:#a00}.sw{display:inline-block;width:12px;height:12px;margin-right:4px}\
-.downloads a{margin-right:10px}";
+.downloads a{margin-right:10px}.triage-red{color:#b00}.triage-yellow{color:#a60}.triage-green{color:#070}";
 
 /// A whole page. `user`: the logged-in analyst (shows the analyst menu and a logout form with
 /// its CSRF token).
@@ -45,6 +45,7 @@ pub fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> String {
             let _ = write!(
                 nav,
                 "<a href=\"/analyst\">Sensors</a><a href=\"/analyst/events\">Event search</a>\
+                 <a href=\"/analyst/exchange\">Exchange</a><a href=\"/analyst/address\">Address</a>\
                  <form method=\"post\" action=\"/logout\" style=\"display:inline\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
                  <button type=\"submit\">Log out {}</button></form>",

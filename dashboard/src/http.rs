@@ -88,7 +88,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/analyst", get(analyst_home))
-        .route("/analyst/events", get(analyst_events));
+        .route("/analyst/events", get(analyst_events))
+        .route("/analyst/exchange", get(analyst_exchange))
+        .route("/analyst/address", get(analyst_address));
     for graph in [
         Graph::Ports,
         Graph::Regions,
@@ -625,6 +627,49 @@ async fn analyst_home(State(state): St, headers: HeaderMap) -> Response {
             ),
         ),
         Err(e) => HttpError::from(e).into_response(),
+    }
+}
+
+async fn analyst_exchange(State(state): St, headers: HeaderMap) -> Response {
+    let Some(session) = require_analyst(&state, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    match crate::exchange::page_html(&state.reader, (state.clock)()).await {
+        Ok(body) => html_response(
+            StatusCode::OK,
+            page(
+                "IODEF exchange",
+                Some((&session.user, &session.csrf)),
+                &body,
+            ),
+        ),
+        Err(e) => HttpError::from(e).into_response(),
+    }
+}
+
+/// `?addr=` of the address page.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressQuery {
+    addr: Option<String>,
+}
+
+async fn analyst_address(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let Some(session) = require_analyst(&state, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let result: Result<String, HttpError> = async {
+        let q: AddressQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
+            .map_err(|e| HttpError::bad(format!("bad query string: {e}")))?;
+        crate::exchange::address_html(&state.reader, q.addr.as_deref()).await
+    }
+    .await;
+    match result {
+        Ok(body) => html_response(
+            StatusCode::OK,
+            page("Address", Some((&session.user, &session.csrf)), &body),
+        ),
+        Err(e) => e.into_response(),
     }
 }
 

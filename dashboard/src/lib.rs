@@ -14,6 +14,7 @@ pub mod chart;
 mod config;
 pub mod data;
 mod error;
+pub mod exchange;
 pub mod export;
 pub mod html;
 mod http;

@@ -10,7 +10,13 @@ async fn login_protects_the_analyst_pages() {
     let env = start(50_000);
     let app = &env.app;
 
-    for uri in ["/analyst", "/analyst/events", "/analyst/events?src=1.2.3.4"] {
+    for uri in [
+        "/analyst",
+        "/analyst/events",
+        "/analyst/events?src=1.2.3.4",
+        "/analyst/exchange",
+        "/analyst/address?addr=1.2.3.4",
+    ] {
         let a = get(app, uri, None).await;
         assert_eq!(a.status, 303, "{uri}");
         assert_eq!(a.headers["location"], "/login");
@@ -135,6 +141,63 @@ async fn login_protects_the_analyst_pages() {
     let bad = get(app, "/analyst/events?src=300.1.1.1", Some(&session)).await;
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("not an IPv4 or IPv6 address"));
+
+    // The exchange: partner-days, imports and internal reports as the aggregator stored them.
+    let db = common::DB;
+    env.ch
+        .query(&format!(
+            "INSERT INTO {db}.exchange_log VALUES ('kr-cert', toYYYYMMDD(today()), 1, 'f.xml', 'ab', 12, 3, 1, \
+             4096, now(), 'failed', 2, 'https://kr.example answered 503', 1), \
+             ('au-cert', toYYYYMMDD(today()), 1, 'g.xml', 'cd', 5, 1, 0, 999, now(), 'delivered', 1, '', 2)"
+        ))
+        .unwrap();
+    env.ch
+        .query(&format!(
+            "INSERT INTO {db}.iodef_imports VALUES ('ab12', 'kr-cert', 'kr-<b>.xml', now(), 2, \
+             'quarantined', 'error: /IODEF-Document (line 3, column 1): Incident is required', 0, 0)"
+        ))
+        .unwrap();
+    env.ch
+        .query(&format!(
+            "INSERT INTO {db}.iodef_indicators VALUES ('cd34', 0, 'au-cert', 'au:77', 'amber', \
+             'scanning', now(), 'source', '{src}', toFixedString(IPv6StringToNum('::ffff:{src}'), 16), 6, '23')"
+        ))
+        .unwrap();
+    env.ch
+        .query(&format!(
+            "INSERT INTO {db}.internal_reports VALUES ('r1', now(), now(), 'ids-1', 'ids', '192.0.2.10', \
+             'intrusion', 'web shell', ['{src}'], ['AU'], [22], 6, [], [], 'amber', 'red', 'intrusion-is-red')"
+        ))
+        .unwrap();
+    let ex = get(app, "/analyst/exchange", Some(&session)).await;
+    assert_eq!(ex.status, 200, "{}", ex.text());
+    let t = ex.text();
+    assert!(
+        t.contains(">kr-cert<") && t.contains("<b>failed</b>") && t.contains("answered 503"),
+        "{t}"
+    );
+    assert!(t.contains("<b>delivered</b>"), "{t}");
+    assert!(t.contains("kr-&lt;b&gt;.xml"), "names are escaped: {t}");
+    assert!(t.contains("Incident is required"), "{t}");
+    assert!(
+        t.contains("triage-red") && t.contains("intrusion-is-red"),
+        "{t}"
+    );
+    assert!(t.contains(&format!("/analyst/address?addr={src}")), "{t}");
+    let addr = get(app, &format!("/analyst/address?addr={src}"), Some(&session)).await;
+    assert_eq!(addr.status, 200, "{}", addr.text());
+    let t = addr.text();
+    assert!(
+        t.contains("packets to") && t.contains("au:77") && t.contains(">r1<"),
+        "{t}"
+    );
+    let none = get(app, "/analyst/address?addr=2001:db8::99", Some(&session)).await;
+    assert!(none.text().contains("never saw 2001:db8::99"));
+    let bad = get(app, "/analyst/address?addr=300.1.1.1", Some(&session)).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("not an IPv4 or IPv6 address"));
+    let unknown = get(app, "/analyst/address?ip=1.2.3.4", Some(&session)).await;
+    assert_eq!(unknown.status, 400);
 
     // Logout needs the session's CSRF token.
     let csrf = csrf_of(&home.text());

@@ -1,0 +1,231 @@
+//! The analyst pages of the IODEF exchange: the status of every partner-day, the partner files
+//! imported, the internal reports with their triage colour, and the address page that
+//! correlates sensor sightings with imported and internal reports. The data comes from the
+//! aggregator's exchange tables through `teiten_aggregator::exchange`.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use teiten_aggregator::exchange::{self, ExchangeError};
+
+use crate::data::{proto_name, Reader};
+use crate::error::{Error, HttpError, Result};
+use crate::html::esc;
+use crate::params::iso;
+
+fn from_exchange(e: ExchangeError) -> Error {
+    match e {
+        ExchangeError::ClickHouse { what, source } => Error::ClickHouse { what, source },
+        other => Error::Io {
+            what: "reading the exchange".into(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+fn day_text(day: u32) -> String {
+    format!("{}-{:02}-{:02}", day / 10_000, day / 100 % 100, day % 100)
+}
+
+/// The exchange page: partner-days of the last 14 days, imports, internal reports.
+pub async fn page_html(reader: &Reader, now: i64) -> Result<String> {
+    let (c, db) = (reader.client(), reader.db());
+    let today = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .date_naive();
+    let from = today - chrono::Days::new(14);
+    let days = exchange::deliver::status(
+        c,
+        db,
+        exchange::export::day_number(from),
+        exchange::export::day_number(today + chrono::Days::new(1)),
+    )
+    .await
+    .map_err(from_exchange)?;
+    let imports = exchange::import::recent(c, db, 50)
+        .await
+        .map_err(from_exchange)?;
+    let reports = exchange::reports::recent(c, db, 50)
+        .await
+        .map_err(from_exchange)?;
+
+    let mut s = String::from(
+        "<h2>Daily files to partners (14 days)</h2><table id=\"exchange\"><tr>\
+         <th class=\"l\">Partner</th><th class=\"l\">Day</th><th>Rev.</th><th>Events</th>\
+         <th>Sources</th><th>Reports</th><th>Bytes</th><th class=\"l\">Status</th>\
+         <th>Attempts</th><th class=\"l\">Updated (UTC)</th><th class=\"l\">Error</th></tr>",
+    );
+    if days.is_empty() {
+        s.push_str("<tr><td class=\"l\" colspan=\"11\">No file generated yet.</td></tr>");
+    }
+    for d in &days {
+        let _ = write!(
+            s,
+            "<tr class=\"{st}\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><b>{st}</b></td><td>{}</td>\
+             <td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            esc(&d.partner),
+            day_text(d.day),
+            d.revision,
+            d.events,
+            d.sources,
+            d.reports,
+            d.bytes,
+            d.attempts,
+            iso(i64::from(d.updated)),
+            esc(&d.error),
+            st = esc(&d.status),
+        );
+    }
+    s.push_str("</table>");
+
+    s.push_str(
+        "<h2>Partner files imported</h2><table id=\"imports\"><tr><th class=\"l\">Received (UTC)</th>\
+         <th class=\"l\">Partner</th><th class=\"l\">File</th><th>IODEF</th>\
+         <th class=\"l\">Status</th><th>Incidents</th><th>Indicators</th>\
+         <th class=\"l\">Reason</th></tr>",
+    );
+    if imports.is_empty() {
+        s.push_str("<tr><td class=\"l\" colspan=\"8\">None yet.</td></tr>");
+    }
+    for i in &imports {
+        let reason: String = i.reason.lines().take(3).collect::<Vec<_>>().join(" / ");
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td>v{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            iso(i64::from(i.received)),
+            esc(&i.partner),
+            esc(&i.name),
+            i.iodef_version,
+            esc(&i.status),
+            i.incidents,
+            i.indicators,
+            esc(&reason),
+        );
+    }
+    s.push_str("</table>");
+
+    s.push_str(
+        "<h2>Internal reports</h2><table id=\"reports\"><tr><th class=\"l\">Triage</th>\
+         <th class=\"l\">Detected (UTC)</th><th class=\"l\">Reporter</th><th class=\"l\">Source</th>\
+         <th class=\"l\">Host</th><th class=\"l\">Category</th><th class=\"l\">Indicators</th>\
+         <th class=\"l\">TLP</th><th class=\"l\">Rules</th><th class=\"l\">Description</th></tr>",
+    );
+    if reports.is_empty() {
+        s.push_str("<tr><td class=\"l\" colspan=\"10\">None yet.</td></tr>");
+    }
+    for r in &reports {
+        let links: Vec<String> = r
+            .addresses
+            .iter()
+            .map(|a| format!("<a href=\"/analyst/address?addr={0}\">{0}</a>", esc(a)))
+            .collect();
+        let _ = write!(
+            s,
+            "<tr><td class=\"l triage-{c}\"><b>{c}</b></td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            iso(i64::from(r.detected)),
+            esc(&r.reporter),
+            esc(&r.source),
+            esc(&r.host),
+            esc(&r.category),
+            links.join(" "),
+            esc(&r.tlp),
+            esc(&r.rules),
+            esc(&r.description),
+            c = esc(&r.colour),
+        );
+    }
+    s.push_str("</table>");
+    Ok(s)
+}
+
+/// The address form and, for an address, everything known about it.
+pub async fn address_html(reader: &Reader, addr: Option<&str>) -> Result<String, HttpError> {
+    let mut s = format!(
+        "<form method=\"get\" action=\"/analyst/address\"><label>Address \
+         <input name=\"addr\" value=\"{}\"></label> <button type=\"submit\">Look up</button></form>",
+        esc(addr.unwrap_or(""))
+    );
+    let Some(text) = addr.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(s);
+    };
+    let ip: IpAddr = text
+        .parse()
+        .map_err(|_| HttpError::bad(format!("addr: `{text}` is not an IPv4 or IPv6 address")))?;
+    let c = exchange::correlate::correlate(reader.client(), reader.db(), ip)
+        .await
+        .map_err(|e| HttpError::from(from_exchange(e)))?;
+    let sg = &c.sightings;
+    if sg.packets == 0 {
+        let _ = write!(
+            s,
+            "<h2>Sensors</h2><p id=\"sightings\">Our sensors never saw {}.</p>",
+            esc(&c.address)
+        );
+    } else {
+        let _ = write!(
+            s,
+            "<h2>Sensors</h2><p id=\"sightings\">{} packets to {} ports on {} sensor(s), first seen \
+             {} UTC, last seen {} UTC.</p><table id=\"ports\"><tr><th class=\"l\">Protocol</th>\
+             <th>Port</th><th>Packets</th></tr>",
+            sg.packets,
+            sg.ports,
+            sg.sensors,
+            iso(i64::from(sg.first_seen)),
+            iso(i64::from(sg.last_seen))
+        );
+        for p in &c.top_ports {
+            let _ = write!(
+                s,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+                proto_name(p.proto),
+                p.dport,
+                p.packets
+            );
+        }
+        s.push_str("</table>");
+    }
+    s.push_str(
+        "<h2>Partner reports</h2><table id=\"partner-hits\"><tr><th class=\"l\">Partner</th>\
+         <th class=\"l\">Incident</th><th class=\"l\">Time (UTC)</th><th class=\"l\">Category</th>\
+         <th class=\"l\">Role</th><th class=\"l\">Ports</th><th class=\"l\">Restriction</th></tr>",
+    );
+    for i in &c.imports {
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            esc(&i.partner),
+            esc(&i.incident),
+            iso(i64::from(i.time)),
+            esc(&i.category),
+            esc(&i.role),
+            esc(&i.ports),
+            esc(&i.restriction)
+        );
+    }
+    s.push_str(
+        "</table><h2>Internal reports</h2><table id=\"report-hits\"><tr><th class=\"l\">Triage</th>\
+         <th class=\"l\">Detected (UTC)</th><th class=\"l\">Category</th><th class=\"l\">Host</th>\
+         <th class=\"l\">TLP</th><th class=\"l\">Id</th></tr>",
+    );
+    for r in &c.reports {
+        let _ = write!(
+            s,
+            "<tr><td class=\"l triage-{c}\"><b>{c}</b></td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            iso(i64::from(r.detected)),
+            esc(&r.category),
+            esc(&r.host),
+            esc(&r.tlp),
+            esc(&r.id),
+            c = esc(&r.colour)
+        );
+    }
+    s.push_str("</table>");
+    Ok(s)
+}
