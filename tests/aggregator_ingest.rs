@@ -29,7 +29,7 @@ fn migrations_are_idempotent_and_check_the_version() {
         String::from_utf8(out.stdout).unwrap()
     };
     let first = run(&["migrate"]);
-    assert!(first.starts_with("8 step(s) applied"), "{first}");
+    assert!(first.starts_with("12 step(s) applied"), "{first}");
     let second = run(&["migrate"]);
     assert_eq!(second.trim(), "0 step(s) applied");
     let tables = ch
@@ -37,7 +37,11 @@ fn migrations_are_idempotent_and_check_the_version() {
         .unwrap();
     assert_eq!(
         tables,
-        "scan_events\tMergeTree\n\
+        "exchange_log\tMergeTree\n\
+         internal_reports\tMergeTree\n\
+         iodef_imports\tMergeTree\n\
+         iodef_indicators\tMergeTree\n\
+         scan_events\tMergeTree\n\
          scan_rollup_1h\tAggregatingMergeTree\n\
          scan_rollup_1h_mv\tMaterializedView\n\
          scan_rollup_5m\tAggregatingMergeTree\n\
