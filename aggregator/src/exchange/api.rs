@@ -78,17 +78,28 @@ fn from_error(e: &ExchangeError, retry_after: u64) -> Response {
     }
 }
 
-fn token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return None;
+/// The SHA-256 of the bearer token, or the 401 answer when there is none (returned at once by
+/// the handler, so its size does not matter).
+#[allow(clippy::result_large_err)]
+fn token_hash(headers: &HeaderMap) -> Result<[u8; 32], Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty());
+    match token {
+        Some(t) => Ok(Sha256::digest(t.as_bytes()).into()),
+        None => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing bearer token in Authorization",
+        )),
     }
-    Some(Sha256::digest(token.as_bytes()).into())
 }
 
-/// Reads at most `max` bytes of a body; `None` when it is longer or unreadable.
+/// Reads at most `max` bytes of a body; the 413 or 400 answer when it is longer or unreadable.
 async fn body_bytes(body: Body, max: usize) -> Result<Bytes, Response> {
     match axum::body::to_bytes(body, max).await {
         Ok(b) => Ok(b),
@@ -115,12 +126,9 @@ async fn body_bytes(body: Body, max: usize) -> Result<Bytes, Response> {
 
 async fn upload(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let x = &st.exchange;
-    let Some(hash) = token_hash(&headers) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing bearer token in Authorization",
-        );
+    let hash = match token_hash(&headers) {
+        Ok(h) => h,
+        Err(r) => return r,
     };
     let Some(partner) = x
         .partners
@@ -177,12 +185,9 @@ async fn upload(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body)
 
 async fn report(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let x = &st.exchange;
-    let Some(hash) = token_hash(&headers) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing bearer token in Authorization",
-        );
+    let hash = match token_hash(&headers) {
+        Ok(h) => h,
+        Err(r) => return r,
     };
     let Some((reporter, _)) = x.reporters.iter().find(|(_, h)| *h == hash) else {
         tracing::warn!("Internal report with an unknown token refused");
