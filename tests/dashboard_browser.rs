@@ -453,6 +453,40 @@ fn dashboard_in_headless_chromium() {
         "analysts see sensors"
     );
     b.screenshot("dashboard-analyst-events.png");
+    // The IODEF exchange and the address page, over rows as the aggregator writes them.
+    ch.query(&format!(
+        "INSERT INTO {DB}.exchange_log VALUES \
+         ('kr-cert', toYYYYMMDD(today() - 1), 1, 'teiten-kr-cert.xml', 'ab', 1234, 56, 1, 800000, \
+          now(), 'failed', 3, 'https://iodef.kr.example/upload answered 503: busy', \
+          toUInt64(toUInt32(now())) * 1000000), \
+         ('au-cert', toYYYYMMDD(today() - 1), 2, 'teiten-au-cert.xml', 'cd', 321, 12, 0, 200000, \
+          now(), 'delivered', 1, '', toUInt64(toUInt32(now()) - 3600) * 1000000)"
+    ))
+    .unwrap();
+    ch.query(&format!(
+        "INSERT INTO {DB}.internal_reports VALUES \
+         ('r1', now(), now() - 600, 'ids-1', 'ids', '192.0.2.10', 'intrusion', 'web shell', \
+          ['1.0.0.1'], ['AU'], [22], 6, [], [], 'amber', 'red', 'intrusion-is-red'), \
+         ('r2', now(), now() - 300, 'av-1', 'antivirus', '192.0.2.20', 'malware', 'trojan', \
+          ['1.0.16.10'], ['JP'], [], 6, [], [], 'green', 'yellow', 'malware-or-dos-is-yellow')"
+    ))
+    .unwrap();
+    b.click("header a[href='/analyst/exchange']");
+    assert!(b.url().ends_with("/analyst/exchange"), "{}", b.url());
+    let html = b.html();
+    assert!(
+        html.contains("<b>failed</b>") && html.contains("answered 503"),
+        "{html}"
+    );
+    assert!(html.contains("triage-red") && html.contains("triage-yellow"));
+    b.screenshot("dashboard-analyst-exchange.png");
+    b.click("a[href='/analyst/address?addr=1.0.0.1']");
+    let html = b.html();
+    assert!(
+        html.contains("id=\"report-hits\"") && html.contains(">r1<"),
+        "{html}"
+    );
+    b.screenshot("dashboard-analyst-address.png");
     // Log out: the analyst pages are closed again.
     b.click("header button");
     assert!(b.url().ends_with('/'), "{}", b.url());

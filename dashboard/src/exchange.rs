@@ -194,6 +194,9 @@ pub async fn address_html(reader: &Reader, addr: Option<&str>) -> Result<String,
          <th class=\"l\">Incident</th><th class=\"l\">Time (UTC)</th><th class=\"l\">Category</th>\
          <th class=\"l\">Role</th><th class=\"l\">Ports</th><th class=\"l\">Restriction</th></tr>",
     );
+    if c.imports.is_empty() {
+        s.push_str("<tr><td class=\"l\" colspan=\"7\">No partner file names it.</td></tr>");
+    }
     for i in &c.imports {
         let _ = write!(
             s,
@@ -213,6 +216,9 @@ pub async fn address_html(reader: &Reader, addr: Option<&str>) -> Result<String,
          <th class=\"l\">Detected (UTC)</th><th class=\"l\">Category</th><th class=\"l\">Host</th>\
          <th class=\"l\">TLP</th><th class=\"l\">Id</th></tr>",
     );
+    if c.reports.is_empty() {
+        s.push_str("<tr><td class=\"l\" colspan=\"6\">No internal report names it.</td></tr>");
+    }
     for r in &c.reports {
         let _ = write!(
             s,

@@ -147,8 +147,9 @@ async fn login_protects_the_analyst_pages() {
     env.ch
         .query(&format!(
             "INSERT INTO {db}.exchange_log VALUES ('kr-cert', toYYYYMMDD(today()), 1, 'f.xml', 'ab', 12, 3, 1, \
-             4096, now(), 'failed', 2, 'https://kr.example answered 503', 1), \
-             ('au-cert', toYYYYMMDD(today()), 1, 'g.xml', 'cd', 5, 1, 0, 999, now(), 'delivered', 1, '', 2)"
+             4096, now(), 'failed', 2, 'https://kr.example answered 503', toUInt64(toUInt32(now())) * 1000000), \
+             ('au-cert', toYYYYMMDD(today()), 1, 'g.xml', 'cd', 5, 1, 0, 999, now(), 'delivered', 1, '', \
+             toUInt64(toUInt32(now())) * 1000000)"
         ))
         .unwrap();
     env.ch
