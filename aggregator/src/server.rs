@@ -182,7 +182,12 @@ pub async fn serve(settings: Settings) -> Result<()> {
 
     let exchange_db = cfg.clickhouse.database.clone();
     let exchange_every = Duration::from_secs(cfg.exchange.interval_secs);
+    let scheduling = cfg.exchange.scheduler;
     let scheduler = tokio::spawn(async move {
+        if !scheduling {
+            tracing::info!("Exchange scheduler off (exchange.scheduler = false)");
+            return;
+        }
         loop {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

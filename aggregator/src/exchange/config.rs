@@ -41,6 +41,11 @@ pub struct ExchangeConfig {
     /// still in sensor spools arrive first. Default 60.
     #[serde(default = "default_delay")]
     pub export_delay_minutes: u32,
+    /// Run the scheduler (daily exports, delivery retries, the inbox) in `serve`. When several
+    /// aggregators run side by side, keep it on in exactly one of them, or partners get each
+    /// file once per aggregator. Default true.
+    #[serde(default = "default_true")]
+    pub scheduler: bool,
     /// Seconds between two runs of the scheduler (exports due, delivery retries, inbox).
     /// Default 300.
     #[serde(default = "default_interval")]
@@ -162,6 +167,9 @@ fn default_inbox() -> PathBuf {
 }
 fn default_quarantine() -> PathBuf {
     "/var/lib/teiten/quarantine".into()
+}
+fn default_true() -> bool {
+    true
 }
 fn default_delay() -> u32 {
     60
