@@ -390,6 +390,59 @@ fn the_conformance_corpus_imports_and_invalid_files_are_quarantined() {
         aggregator_common::scalar(&ch, "SELECT count() FROM ex_import.iodef_imports"),
         imports
     );
+
+    // The inbox: the scheduler (every second here) imports what lands in <inbox>/<partner>/ and
+    // moves it to done/; an invalid file is quarantined too.
+    let inbox = work.path().join("inbox/au-cert");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let valid = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<IODEF-Document version="2.00" xml:lang="en" xmlns="urn:ietf:params:xml:ns:iodef-2.0">
+  <Incident purpose="reporting">
+    <IncidentID name="cert.au.test">AU-INBOX-1</IncidentID>
+    <GenerationTime>2026-01-02T03:04:05Z</GenerationTime>
+    <Contact type="organization" role="creator"><ContactName>AU CERT</ContactName></Contact>
+    <EventData><Flow><System category="source"><Node>
+      <Address category="ipv4-addr">{}</Address></Node></System></Flow></EventData>
+  </Incident>
+</IODEF-Document>
+"#,
+        address_in("AU")
+    );
+    std::fs::write(inbox.join(".partial.xml"), "<still being written").unwrap();
+    std::fs::write(inbox.join("a-valid.xml"), valid).unwrap();
+    std::fs::write(
+        inbox.join("b-invalid.xml"),
+        "<IODEF-Document xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"/>",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(inbox.join("done/a-valid.xml").exists() && inbox.join("done/b-invalid.xml").exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "inbox not handled:\n{}",
+            agg.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        inbox.join(".partial.xml").exists(),
+        "hidden files are left alone"
+    );
+    assert_eq!(
+        aggregator_common::scalar(
+            &ch,
+            "SELECT count() FROM ex_import.iodef_indicators WHERE incident = 'cert.au.test:AU-INBOX-1'"
+        ),
+        1
+    );
+    assert_eq!(
+        aggregator_common::scalar(
+            &ch,
+            "SELECT count() FROM ex_import.iodef_imports WHERE name = 'b-invalid.xml' AND status = 'quarantined'"
+        ),
+        1
+    );
 }
 
 fn http(method: &str, url: &str, token: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
