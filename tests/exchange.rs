@@ -672,8 +672,8 @@ fn uploads_reports_triage_and_correlation() {
 
 /// A partner endpoint that answers 503 to the first `fail` requests, then 200, recording what
 /// it received.
-/// (status answered, body, Authorization header) of each request.
-type Requests = Arc<Mutex<Vec<(u16, Vec<u8>, Option<String>)>>>;
+/// (status answered, body, Authorization header, Content-Encoding header) of each request.
+type Requests = Arc<Mutex<Vec<(u16, Vec<u8>, Option<String>, Option<String>)>>>;
 
 struct Partner {
     addr: std::net::SocketAddr,
@@ -690,14 +690,16 @@ fn partner_endpoint(fail: usize) -> Partner {
         for mut req in server.incoming_requests() {
             let mut body = Vec::new();
             let _ = req.as_reader().read_to_end(&mut body);
-            let auth = req
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Authorization"))
-                .map(|h| h.value.to_string());
+            let header = |name: &'static str| {
+                req.headers()
+                    .iter()
+                    .find(|h| h.field.equiv(name))
+                    .map(|h| h.value.to_string())
+            };
+            let (auth, encoding) = (header("Authorization"), header("Content-Encoding"));
             let mut g = g.lock().unwrap();
             let code = if g.len() < fail { 503 } else { 200 };
-            g.push((code, body, auth));
+            g.push((code, body, auth, encoding));
             let _ = req.respond(tiny_http::Response::from_string("ok").with_status_code(code));
         }
     });
@@ -733,6 +735,8 @@ fn https_delivery_fails_is_retried_and_succeeds() {
         .to_owned()
         + "[[exchange.reporter]]"
         + cfg.split("[[exchange.reporter]]").nth(1).unwrap();
+    // Gzipped files, sent with Content-Encoding: gzip.
+    let cfg = cfg.replace("interval_secs = 1\n", "interval_secs = 1\ngzip = true\n");
     let mut agg = Agg::start(&ch, "ex_https", &cfg);
     let token = agg.add_sensor("tokyo-1");
     let kr_src = address_in("KR");
@@ -748,8 +752,15 @@ fn https_delivery_fails_is_retried_and_succeeds() {
     aggregator_common::eventually(&ch, "SELECT count() FROM ex_https.scan_events", 4);
     let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "kr-cert"]);
     assert!(ok, "{out}");
-    let file = outbox_file(work.path(), "kr-cert", &date);
+    let file = PathBuf::from(format!(
+        "{}.gz",
+        outbox_file(work.path(), "kr-cert", &date).display()
+    ));
     let sha = file_sha256(&file);
+    let plain = work.path().join("kr.xml");
+    std::fs::write(&plain, gunzip(&std::fs::read(&file).unwrap())).unwrap();
+    xmllint_valid(2, &plain);
+    assert_eq!(event_count(&plain), 4);
 
     // The scheduler retries every second until the partner answers 200.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -795,9 +806,26 @@ fn https_delivery_fails_is_retried_and_succeeds() {
         "the token is never logged"
     );
     let delivered = got.iter().rev().find(|g| g.0 == 200).unwrap();
-    let text = String::from_utf8(delivered.1.clone()).unwrap();
+    assert_eq!(delivered.3.as_deref(), Some("gzip"));
+    let text = String::from_utf8(gunzip(&delivered.1)).unwrap();
     assert!(text.contains(&kr_src.to_string()) && !text.contains("198.18."));
     agg.terminate();
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = b.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "not gzip");
+    out.stdout
 }
 
 fn file_sha256_bytes(b: &[u8]) -> String {
