@@ -464,7 +464,12 @@ impl<R: BufRead> Parser<R> {
                         if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
                             continue;
                         }
-                        let (rns, local) = self.reader.resolve_attribute(key);
+                        // Unprefixed attributes are in no namespace: nothing to resolve.
+                        let (rns, local) = if key.as_ref().contains(&b':') {
+                            self.reader.resolve_attribute(key)
+                        } else {
+                            (ResolveResult::Unbound, key.local_name())
+                        };
                         let qual = match rns {
                             ResolveResult::Unbound => None,
                             ResolveResult::Bound(n) if n.0 == NS_XML => Some(Err(())),
@@ -539,12 +544,15 @@ impl<R: BufRead> Parser<R> {
                 Event::Text(t) => {
                     self.text.clear();
                     let raw: &[u8] = &t;
+                    if let Some(s) = indentation(raw) {
+                        // A newline and spaces: copied from a static string, no validation.
+                        self.text.push_str(s);
+                        self.text_ws = true;
+                        return Ok(Ev::Text);
+                    }
                     if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
-                        // Indentation between elements: ASCII, nothing to decode or normalise.
-                        match indentation(raw) {
-                            Some(s) => self.text.push_str(s),
-                            None => self.text.push_str(std::str::from_utf8(raw).unwrap_or("")),
-                        }
+                        // Other whitespace between elements: ASCII, nothing to normalise.
+                        self.text.push_str(std::str::from_utf8(raw).unwrap_or(""));
                         self.text_ws = true;
                         return Ok(Ev::Text);
                     }
@@ -1250,13 +1258,13 @@ impl<R: BufRead> Parser<R> {
 /// A newline and up to 128 spaces, the indentation of written documents.
 const NL_SPACES: &str = "\n                                                                                                                                ";
 
-/// `raw` (known to be whitespace) as a static string when it is a newline and spaces, so
-/// the common case costs neither UTF-8 validation nor per-byte pushes.
+/// `raw` as a static string when it is a newline and spaces (indentation), so the common
+/// case costs neither UTF-8 validation nor per-byte pushes.
 fn indentation(raw: &[u8]) -> Option<&'static str> {
-    (raw.len() <= NL_SPACES.len()
-        && raw.first() == Some(&b'\n')
-        && !raw[1..].contains(&b'\n')
-        && !raw.contains(&b'\t'))
+    let (&first, rest) = raw.split_first()?;
+    (first == b'\n'
+        && raw.len() <= NL_SPACES.len()
+        && rest.iter().fold(true, |ok, &c| ok & (c == b' ')))
     .then(|| &NL_SPACES[..raw.len()])
 }
 
