@@ -117,15 +117,20 @@ impl<R: BufRead> BufRead for Counting<R> {
     fn consume(&mut self, amt: usize) {
         if let Ok(b) = self.inner.fill_buf() {
             let b = &b[..amt.min(b.len())];
-            if b.len() <= 32 {
-                // Most consumes are a few bytes (a delimiter, a short token): a plain loop
-                // beats the SIMD dispatch of memrchr here.
-                for (i, &c) in b.iter().enumerate() {
-                    if c == b'\n' {
-                        self.line += 1;
-                        self.line_start = self.pos + i as u64 + 1;
+            if b.len() <= 64 {
+                // Most consumes are a few bytes (a delimiter, a short token): test eight bytes
+                // at a time for a newline and only walk the words that hold one.
+                let mut chunks = b.chunks_exact(8);
+                let mut at = self.pos;
+                for w in &mut chunks {
+                    let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                    if has_newline(v) {
+                        count_lines(&mut self.line, &mut self.line_start, w, at);
                     }
+                    at += 8;
                 }
+                let rest = chunks.remainder();
+                count_lines(&mut self.line, &mut self.line_start, rest, at);
             } else if let Some(i) = memchr::memrchr(b'\n', b) {
                 // A plain counting loop vectorises; memchr_iter stops at every newline.
                 self.line += b.iter().filter(|&&c| c == b'\n').count() as u64;
@@ -135,6 +140,24 @@ impl<R: BufRead> BufRead for Counting<R> {
         self.pos += amt as u64;
         self.inner.consume(amt);
     }
+}
+
+/// Count the newlines of `w`, which starts at byte `at` of the input, into `line` and
+/// `line_start`.
+fn count_lines(line: &mut u64, line_start: &mut u64, w: &[u8], at: u64) {
+    for (i, &c) in w.iter().enumerate() {
+        if c == b'\n' {
+            *line += 1;
+            *line_start = at + i as u64 + 1;
+        }
+    }
+}
+
+/// Whether any byte of `v` is a newline (the classic has-zero-byte test on `v ^ 0x0a..`).
+fn has_newline(v: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let x = v ^ (ONES * u64::from(b'\n'));
+    (x.wrapping_sub(ONES) & !x & (ONES << 7)) != 0
 }
 
 /// Known namespaces of child elements.
@@ -1318,5 +1341,63 @@ fn unescape_attr<'a>(
             }
         }
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufRead;
+
+    #[test]
+    fn has_newline_is_exact() {
+        for pos in 0..8 {
+            for other in [0u8, b'\t', b'\r', b' ', b'\n' ^ 0x80, 0x0b, 0x09, 0xff] {
+                let mut w = [other; 8];
+                assert!(!super::has_newline(u64::from_le_bytes(w)));
+                w[pos] = b'\n';
+                assert!(super::has_newline(u64::from_le_bytes(w)));
+            }
+        }
+    }
+
+    #[test]
+    fn counting_matches_naive_lines_and_columns() {
+        let mut data = Vec::new();
+        let mut x: u32 = 1;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            data.push(match x >> 28 {
+                0..=2 => b'\n',
+                3 => b' ',
+                _ => b'a' + (x >> 24 & 15) as u8,
+            });
+        }
+        let mut c = super::Counting {
+            inner: std::io::BufReader::with_capacity(97, data.as_slice()),
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            token_start: 0,
+            max_bytes: u64::MAX,
+            max_token: u64::MAX,
+            hit: None,
+        };
+        let mut step = 0usize;
+        loop {
+            let n = c.fill_buf().unwrap().len();
+            if n == 0 {
+                break;
+            }
+            step = step % 71 + 1;
+            c.consume(n.min(step));
+            let p = c.pos as usize;
+            let line = 1 + data[..p].iter().filter(|&&b| b == b'\n').count() as u64;
+            let start = data[..p]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            assert_eq!((c.line, c.line_start), (line, start as u64), "at {p}");
+        }
+        assert_eq!(c.pos as usize, data.len());
     }
 }
