@@ -916,8 +916,8 @@ def read_expr(pkind, rtype, xml):
     if pkind == "string":
         return "p.child(Parser::read_text_only)?"
     if pkind == "enum":
-        return "p.child(|p, a| {\n                    let t = p.read_text_only(a)?;\n                    p.enum_value::<%s>(&t, %s)\n                })?\n                .flatten()" % (rtype, rust_str(xml))
-    return "p.child(|p, a| {\n                    let t = p.read_text_only(a)?;\n                    p.value_%s(&t, %s)\n                })?\n                .flatten()" % (pkind, rust_str(xml))
+        return "p.child(|p, a| p.read_text_value(a, |p, t| p.enum_value::<%s>(t, %s)))?.flatten()" % (rtype, rust_str(xml))
+    return "p.child(|p, a| p.read_text_value(a, |p, t| p.value_%s(t, %s)))?.flatten()" % (pkind, rust_str(xml))
 
 
 # ---------------------------------------------------------------- v1 <-> v2 conversion

@@ -62,9 +62,12 @@ impl Ids {
 
 impl Checker {
     pub(crate) fn new(root: &str) -> Self {
+        // Room for a deep path up front: a checker is made per streamed unit.
+        let mut path = String::with_capacity(root.len() + 240);
+        path.push_str(root);
         Checker {
-            path: root.to_owned(),
-            marks: Vec::new(),
+            path,
+            marks: Vec::with_capacity(16),
             line: 0,
             column: 0,
             text_rules: true,
@@ -100,10 +103,22 @@ impl Checker {
     }
 
     pub(crate) fn enter_at(&mut self, name: &str, i: usize) {
-        use std::fmt::Write as _;
         self.enter(name);
-        // Writing to a String cannot fail.
-        let _ = write!(self.path, "[{}]", i + 1);
+        // `[i+1]` without the formatting machinery: this runs for every streamed unit.
+        let mut tmp = [0u8; 20];
+        let mut n = i as u64 + 1;
+        let mut k = tmp.len();
+        loop {
+            k -= 1;
+            tmp[k] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.path.push('[');
+        self.path.extend(tmp[k..].iter().map(|&c| char::from(c)));
+        self.path.push(']');
     }
 
     pub(crate) fn leave(&mut self) {

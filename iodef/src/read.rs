@@ -117,7 +117,21 @@ impl<R: BufRead> BufRead for Counting<R> {
     fn consume(&mut self, amt: usize) {
         if let Ok(b) = self.inner.fill_buf() {
             let b = &b[..amt.min(b.len())];
-            if let Some(i) = memchr::memrchr(b'\n', b) {
+            if b.len() <= 64 {
+                // Most consumes are a few bytes (a delimiter, a short token): test eight bytes
+                // at a time for a newline and only walk the words that hold one.
+                let mut chunks = b.chunks_exact(8);
+                let mut at = self.pos;
+                for w in &mut chunks {
+                    let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                    if has_newline(v) {
+                        count_lines(&mut self.line, &mut self.line_start, w, at);
+                    }
+                    at += 8;
+                }
+                let rest = chunks.remainder();
+                count_lines(&mut self.line, &mut self.line_start, rest, at);
+            } else if let Some(i) = memchr::memrchr(b'\n', b) {
                 // A plain counting loop vectorises; memchr_iter stops at every newline.
                 self.line += b.iter().filter(|&&c| c == b'\n').count() as u64;
                 self.line_start = self.pos + i as u64 + 1;
@@ -126,6 +140,24 @@ impl<R: BufRead> BufRead for Counting<R> {
         self.pos += amt as u64;
         self.inner.consume(amt);
     }
+}
+
+/// Count the newlines of `w`, which starts at byte `at` of the input, into `line` and
+/// `line_start`.
+fn count_lines(line: &mut u64, line_start: &mut u64, w: &[u8], at: u64) {
+    for (i, &c) in w.iter().enumerate() {
+        if c == b'\n' {
+            *line += 1;
+            *line_start = at + i as u64 + 1;
+        }
+    }
+}
+
+/// Whether any byte of `v` is a newline (the classic has-zero-byte test on `v ^ 0x0a..`).
+fn has_newline(v: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let x = v ^ (ONES * u64::from(b'\n'));
+    (x.wrapping_sub(ONES) & !x & (ONES << 7)) != 0
 }
 
 /// Known namespaces of child elements.
@@ -217,10 +249,13 @@ pub(crate) struct Parser<R: BufRead> {
     iodef_ns: &'static [u8],
     child_ns: Ns,
     child_uri: Vec<u8>,
-    child_local: Vec<u8>,
+    child_local: String,
     child_attrs: Attrs,
+    /// The last text event was whitespace only (indentation).
+    text_ws: bool,
     attr_pool: Vec<Attrs>,
     text: String,
+    value_buf: String,
     path: String,
     marks: Vec<(usize, u64, u64)>,
     depth: u32,
@@ -260,10 +295,12 @@ impl<R: BufRead> Parser<R> {
             iodef_ns: NS_V2,
             child_ns: Ns::None,
             child_uri: Vec::new(),
-            child_local: Vec::new(),
+            child_local: String::new(),
             child_attrs: Attrs::default(),
+            text_ws: false,
             attr_pool: Vec::new(),
             text: String::new(),
+            value_buf: String::new(),
             path: String::new(),
             marks: Vec::new(),
             depth: 0,
@@ -283,14 +320,14 @@ impl<R: BufRead> Parser<R> {
                 Ev::Eof => return Err(p.syntax("no root element (empty or truncated input)")),
             }
         }
-        let version = match (p.child_uri.as_slice(), p.child_local.as_slice()) {
+        let version = match (p.child_uri.as_slice(), p.child_local.as_bytes()) {
             (NS_V2, b"IODEF-Document") => Version::V2,
             (NS_V1, b"IODEF-Document") => Version::V1,
             _ => {
                 let found = format!(
                     "{{{}}}{}",
                     String::from_utf8_lossy(&p.child_uri),
-                    String::from_utf8_lossy(&p.child_local)
+                    p.child_local.as_str()
                 );
                 return Err(Error::NotIodef {
                     location: p.child_location(),
@@ -339,7 +376,7 @@ impl<R: BufRead> Parser<R> {
     fn child_location(&self) -> Location {
         let mut path = self.path.clone();
         path.push('/');
-        path.push_str(&String::from_utf8_lossy(&self.child_local));
+        path.push_str(&self.child_local);
         Location {
             path,
             line: self.ev_line,
@@ -436,9 +473,9 @@ impl<R: BufRead> Parser<R> {
                         }
                     };
                     self.child_local.clear();
-                    self.child_local.extend_from_slice(e.local_name().as_ref());
-                    if std::str::from_utf8(&self.child_local).is_err() {
-                        return Err(self.syntax("invalid UTF-8 in element name"));
+                    match std::str::from_utf8(e.local_name().into_inner()) {
+                        Ok(l) => self.child_local.push_str(l),
+                        Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
                     }
                     self.child_attrs.clear();
                     for a in e.attributes() {
@@ -450,7 +487,12 @@ impl<R: BufRead> Parser<R> {
                         if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
                             continue;
                         }
-                        let (rns, local) = self.reader.resolve_attribute(key);
+                        // Unprefixed attributes are in no namespace: nothing to resolve.
+                        let (rns, local) = if key.as_ref().contains(&b':') {
+                            self.reader.resolve_attribute(key)
+                        } else {
+                            (ResolveResult::Unbound, key.local_name())
+                        };
                         let qual = match rns {
                             ResolveResult::Unbound => None,
                             ResolveResult::Bound(n) if n.0 == NS_XML => Some(Err(())),
@@ -505,6 +547,8 @@ impl<R: BufRead> Parser<R> {
                                 Ok(v) => self.child_attrs.buf.push_str(&v),
                                 Err(m) => return Err(self.forbidden_or_syntax(m)),
                             }
+                        } else if let Some(v) = plain_attr(raw) {
+                            self.child_attrs.buf.push_str(v);
                         } else {
                             match unescape_attr(&a) {
                                 Ok(v) => self.child_attrs.buf.push_str(&v),
@@ -523,13 +567,19 @@ impl<R: BufRead> Parser<R> {
                 Event::Text(t) => {
                     self.text.clear();
                     let raw: &[u8] = &t;
-                    if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
-                        // Indentation between elements: ASCII, nothing to decode or normalise.
-                        if let Ok(s) = std::str::from_utf8(raw) {
-                            self.text.push_str(s);
-                        }
+                    if let Some(s) = indentation(raw) {
+                        // A newline and spaces: copied from a static string, no validation.
+                        self.text.push_str(s);
+                        self.text_ws = true;
                         return Ok(Ev::Text);
                     }
+                    if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
+                        // Other whitespace between elements: ASCII, nothing to normalise.
+                        self.text.push_str(std::str::from_utf8(raw).unwrap_or(""));
+                        self.text_ws = true;
+                        return Ok(Ev::Text);
+                    }
+                    self.text_ws = false;
                     match t.xml10_content() {
                         Ok(s) => self.text.push_str(&s),
                         Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
@@ -538,6 +588,7 @@ impl<R: BufRead> Parser<R> {
                 }
                 Event::CData(t) => {
                     self.text.clear();
+                    self.text_ws = false;
                     match t.xml10_content() {
                         Ok(s) => self.text.push_str(&s),
                         Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
@@ -546,6 +597,7 @@ impl<R: BufRead> Parser<R> {
                 }
                 Event::GeneralRef(r) => {
                     self.text.clear();
+                    self.text_ws = false;
                     match r.resolve_char_ref() {
                         Ok(Some(c)) if crate::types::xml_char(c) => {
                             self.text.push(c);
@@ -638,8 +690,7 @@ impl<R: BufRead> Parser<R> {
         let len = self.path.len();
         self.path.push('/');
         // Checked to be UTF-8 in next_event.
-        self.path
-            .push_str(std::str::from_utf8(&self.child_local).unwrap_or("?"));
+        self.path.push_str(&self.child_local);
         self.marks.push((len, self.ev_line, self.ev_col));
         let fresh = self.attr_pool.pop().unwrap_or_default();
         std::mem::replace(&mut self.child_attrs, fresh)
@@ -742,11 +793,11 @@ impl<R: BufRead> Parser<R> {
     }
 
     pub(crate) fn child_local(&self) -> &[u8] {
-        &self.child_local
+        self.child_local.as_bytes()
     }
 
     pub(crate) fn is_child(&self, name: &[u8]) -> bool {
-        self.child_ns == Ns::Iodef && self.child_local == name
+        self.child_ns == Ns::Iodef && self.child_local.as_bytes() == name
     }
 
     /// Advance to the next child start tag (`true`) or the end of the current element.
@@ -756,7 +807,7 @@ impl<R: BufRead> Parser<R> {
                 Ev::Start => return Ok(true),
                 Ev::End => return Ok(false),
                 Ev::Text => {
-                    if !self.text.trim_matches(is_ws).is_empty() {
+                    if !self.text_ws && !self.text.trim_matches(is_ws).is_empty() {
                         let msg = format!(
                             "character content is not allowed in `{}` (element-only content)",
                             self.current_name()
@@ -793,7 +844,7 @@ impl<R: BufRead> Parser<R> {
     }
 
     pub(crate) fn unexpected_child(&mut self, order: &str) -> Result<(), Error> {
-        let name = String::from_utf8_lossy(&self.child_local).into_owned();
+        let name = self.child_local.clone();
         let what = match self.child_ns {
             Ns::Iodef => format!("element `{name}`"),
             _ => format!(
@@ -1064,6 +1115,11 @@ impl<R: BufRead> Parser<R> {
     /// Text of the current element; child elements are errors.
     pub(crate) fn read_text(&mut self) -> Result<String, Error> {
         let mut out = String::new();
+        self.read_text_into(&mut out)?;
+        Ok(out)
+    }
+
+    fn read_text_into(&mut self, out: &mut String) -> Result<(), Error> {
         loop {
             match self.next_event()? {
                 Ev::Text => {
@@ -1076,11 +1132,11 @@ impl<R: BufRead> Parser<R> {
                     }
                     out.push_str(&self.text);
                 }
-                Ev::End => return Ok(out),
+                Ev::End => return Ok(()),
                 Ev::Start => {
                     let msg = format!(
                         "element `{}` is not allowed in `{}` (text-only content)",
-                        String::from_utf8_lossy(&self.child_local),
+                        self.child_local,
                         self.current_name()
                     );
                     let loc = self.child_location();
@@ -1092,8 +1148,32 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
+    /// A text-only child without attributes, handed to `f` from a reused buffer (for values
+    /// parsed into numbers, times and enumerations: no allocation per element).
+    pub(crate) fn read_text_value<T>(
+        &mut self,
+        a: Attrs,
+        f: impl FnOnce(&mut Self, &str) -> Result<Option<T>, Error>,
+    ) -> Result<Option<T>, Error> {
+        let mut t = std::mem::take(&mut self.value_buf);
+        t.clear();
+        let r = self.read_text_only_into(a, &mut t);
+        let r = match r {
+            Ok(()) => f(self, &t),
+            Err(e) => Err(e),
+        };
+        self.value_buf = t;
+        r
+    }
+
     /// A text-only child without attributes.
     pub(crate) fn read_text_only(&mut self, a: Attrs) -> Result<String, Error> {
+        let mut out = String::new();
+        self.read_text_only_into(a, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_text_only_into(&mut self, a: Attrs, out: &mut String) -> Result<(), Error> {
         if !a.is_empty() {
             let names: Vec<String> = a.iter().map(|(k, _)| k.to_owned()).collect();
             self.recycle(a);
@@ -1106,7 +1186,7 @@ impl<R: BufRead> Parser<R> {
         } else {
             self.recycle(a);
         }
-        self.read_text()
+        self.read_text_into(out)
     }
 
     pub(crate) fn expect_empty(&mut self) -> Result<(), Error> {
@@ -1198,8 +1278,37 @@ impl<R: BufRead> Parser<R> {
     }
 }
 
+/// A newline and up to 128 spaces, the indentation of written documents.
+const NL_SPACES: &str = "\n                                                                                                                                ";
+
+/// `raw` as a static string when it is a newline and spaces (indentation), so the common
+/// case costs neither UTF-8 validation nor per-byte pushes.
+fn indentation(raw: &[u8]) -> Option<&'static str> {
+    let (&first, rest) = raw.split_first()?;
+    (first == b'\n'
+        && raw.len() <= NL_SPACES.len()
+        && rest.iter().fold(true, |ok, &c| ok & (c == b' ')))
+    .then(|| &NL_SPACES[..raw.len()])
+}
+
 fn is_ws(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// An attribute value that needs no unescaping and holds only XML characters (the common
+/// case); `None` sends it through [`unescape_attr`], which also words the errors.
+fn plain_attr(raw: &[u8]) -> Option<&str> {
+    if memchr::memchr(b'&', raw).is_some() {
+        return None;
+    }
+    // Only C0 controls and U+FFFE / U+FFFF (EF BF BE/BF) can be outside XML's Char.
+    if raw
+        .iter()
+        .any(|&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0xEF)
+    {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()
 }
 
 fn unescape_attr<'a>(
@@ -1232,5 +1341,63 @@ fn unescape_attr<'a>(
             }
         }
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufRead;
+
+    #[test]
+    fn has_newline_is_exact() {
+        for pos in 0..8 {
+            for other in [0u8, b'\t', b'\r', b' ', b'\n' ^ 0x80, 0x0b, 0x09, 0xff] {
+                let mut w = [other; 8];
+                assert!(!super::has_newline(u64::from_le_bytes(w)));
+                w[pos] = b'\n';
+                assert!(super::has_newline(u64::from_le_bytes(w)));
+            }
+        }
+    }
+
+    #[test]
+    fn counting_matches_naive_lines_and_columns() {
+        let mut data = Vec::new();
+        let mut x: u32 = 1;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            data.push(match x >> 28 {
+                0..=2 => b'\n',
+                3 => b' ',
+                _ => b'a' + (x >> 24 & 15) as u8,
+            });
+        }
+        let mut c = super::Counting {
+            inner: std::io::BufReader::with_capacity(97, data.as_slice()),
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            token_start: 0,
+            max_bytes: u64::MAX,
+            max_token: u64::MAX,
+            hit: None,
+        };
+        let mut step = 0usize;
+        loop {
+            let n = c.fill_buf().unwrap().len();
+            if n == 0 {
+                break;
+            }
+            step = step % 71 + 1;
+            c.consume(n.min(step));
+            let p = c.pos as usize;
+            let line = 1 + data[..p].iter().filter(|&&b| b == b'\n').count() as u64;
+            let start = data[..p]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            assert_eq!((c.line, c.line_start), (line, start as u64), "at {p}");
+        }
+        assert_eq!(c.pos as usize, data.len());
     }
 }

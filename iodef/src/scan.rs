@@ -312,9 +312,30 @@ fn address(a: IpAddr) -> v2::Address {
             IpAddr::V4(_) => v2::AddressCategory::Ipv4Addr,
             IpAddr::V6(_) => v2::AddressCategory::Ipv6Addr,
         },
-        value: a.to_string(),
+        value: match a {
+            IpAddr::V4(v4) => ipv4_text(v4),
+            IpAddr::V6(v6) => v6.to_string(),
+        },
         ..Default::default()
     }
+}
+
+/// Dotted-quad text of an IPv4 address (the same as `Display`, without `fmt`).
+fn ipv4_text(a: std::net::Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
 }
 
 fn service(protocol: u8, port: Option<u16>) -> v2::Service {
@@ -355,5 +376,22 @@ fn target_system(source: IpAddr, protocol: u8, port: Option<u16>) -> v2::System 
         service: vec![service(protocol, port)],
         description: vec![ml(WITHHELD)],
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv4_text_matches_display() {
+        let mut x: u32 = 0;
+        for _ in 0..200_000 {
+            let a = std::net::Ipv4Addr::from(x);
+            assert_eq!(super::ipv4_text(a), a.to_string());
+            x = x.wrapping_mul(2_654_435_761).wrapping_add(12_345);
+        }
+        for a in [[0, 0, 0, 0], [255, 255, 255, 255], [10, 100, 9, 99]] {
+            let a = std::net::Ipv4Addr::from(a);
+            assert_eq!(super::ipv4_text(a), a.to_string());
+        }
     }
 }

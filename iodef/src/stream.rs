@@ -599,6 +599,13 @@ impl<R: BufRead> StreamReader<R> {
         let Some((raw, _, _)) = self.raw.next_raw()? else {
             return Ok(None);
         };
+        // v2 items need no conversion (and no notes: nothing to allocate per item).
+        let raw = match raw {
+            Raw::V2Head(i) => return Ok(Some(StreamItem::Incident(i))),
+            Raw::V2Event(e) => return Ok(Some(StreamItem::EventData(e))),
+            Raw::V2End(i) => return Ok(Some(StreamItem::IncidentEnd(i))),
+            v1 => v1,
+        };
         let inc_path = format!("/IODEF-Document/Incident[{}]", self.raw.incidents + 1);
         let mut n = Notes::new(inc_path, Version::V2);
         let item = match raw {

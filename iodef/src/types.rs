@@ -28,6 +28,31 @@ impl DateTime {
 
     /// A UTC timestamp, written with a `Z` suffix and the fraction only when non-zero.
     pub fn from_utc(t: chrono::DateTime<chrono::Utc>) -> Self {
+        use chrono::{Datelike, Timelike};
+        let year = t.year();
+        if t.timestamp_subsec_nanos() == 0 && (0..=9999).contains(&year) {
+            // The common case without chrono's format machinery: the same bytes as
+            // "%Y-%m-%dT%H:%M:%SZ" for a four-digit year.
+            let mut b = [0u8; 20];
+            let put = |b: &mut [u8], v: u32| {
+                for (i, c) in b.iter_mut().rev().enumerate() {
+                    *c = b'0' + (v / 10u32.pow(i as u32) % 10) as u8;
+                }
+            };
+            put(&mut b[0..4], year as u32);
+            b[4] = b'-';
+            put(&mut b[5..7], t.month());
+            b[7] = b'-';
+            put(&mut b[8..10], t.day());
+            b[10] = b'T';
+            put(&mut b[11..13], t.hour());
+            b[13] = b':';
+            put(&mut b[14..16], t.minute());
+            b[16] = b':';
+            put(&mut b[17..19], t.second());
+            b[19] = b'Z';
+            return DateTime(b.iter().map(|&c| c as char).collect());
+        }
         let fmt = if t.timestamp_subsec_nanos() == 0 {
             "%Y-%m-%dT%H:%M:%SZ"
         } else {
@@ -337,6 +362,20 @@ pub(crate) fn ncname(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_utc_fast_path_matches_chrono() {
+        let mut secs: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+        while secs < 253_402_300_800 {
+            // up to 9999-12-31
+            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+            let want = t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            assert_eq!(DateTime::from_utc(t).as_str(), want);
+            secs += 7_777_777;
+        }
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 5_000_000).unwrap();
+        assert_eq!(DateTime::from_utc(t).as_str(), "2023-11-14T22:13:20.005Z");
+    }
 
     #[test]
     fn datetimes() {

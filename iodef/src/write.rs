@@ -1,6 +1,5 @@
 //! A small, fast XML emitter: escaping, optional indentation, namespaces for foreign content.
 
-use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 
 use crate::types::{AnyElement, ExtensionContent};
@@ -51,7 +50,7 @@ pub(crate) struct XmlOut<W: Write> {
     /// Inside mixed content, indentation is off.
     raw: usize,
     default_ns: &'static str,
-    scratch: String,
+    scratch: Vec<u8>,
     pub(crate) written: u64,
 }
 
@@ -66,7 +65,7 @@ impl<W: Write> XmlOut<W> {
             had_child: Vec::new(),
             raw: 0,
             default_ns,
-            scratch: String::new(),
+            scratch: Vec::new(),
             written: 0,
         }
     }
@@ -173,12 +172,18 @@ impl<W: Write> XmlOut<W> {
         Ok(())
     }
 
-    pub(crate) fn attr_display(&mut self, name: &str, value: &dyn fmt::Display) -> io::Result<()> {
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{value}");
-        let s = std::mem::take(&mut self.scratch);
-        self.attr(name, &s)?;
-        self.scratch = s;
+    pub(crate) fn attr_display<T: XmlValue + ?Sized>(
+        &mut self,
+        name: &str,
+        value: &T,
+    ) -> io::Result<()> {
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"=\"");
+        let mut scratch = std::mem::take(&mut self.scratch);
+        escape_bytes(&mut self.buf, value.lexical(&mut scratch), true);
+        self.scratch = scratch;
+        self.buf.push(b'"');
         Ok(())
     }
 
@@ -188,11 +193,11 @@ impl<W: Write> XmlOut<W> {
         Ok(())
     }
 
-    pub(crate) fn text_display(&mut self, value: &dyn fmt::Display) -> io::Result<()> {
+    pub(crate) fn text_display<T: XmlValue + ?Sized>(&mut self, value: &T) -> io::Result<()> {
         self.close_open();
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{value}");
-        self.buf.extend_from_slice(self.scratch.as_bytes());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.buf.extend_from_slice(value.lexical(&mut scratch));
+        self.scratch = scratch;
         Ok(())
     }
 
@@ -204,7 +209,11 @@ impl<W: Write> XmlOut<W> {
         self.end(name)
     }
 
-    pub(crate) fn leaf_display(&mut self, name: &str, value: &dyn fmt::Display) -> io::Result<()> {
+    pub(crate) fn leaf_display<T: XmlValue + ?Sized>(
+        &mut self,
+        name: &str,
+        value: &T,
+    ) -> io::Result<()> {
         self.start(name)?;
         self.text_display(value)?;
         self.end(name)
@@ -275,6 +284,71 @@ impl<W: Write> XmlOut<W> {
     }
 }
 
+/// A value written through its lexical form (numbers without `fmt`, times as stored).
+pub(crate) trait XmlValue {
+    /// The lexical form, either borrowed from `self` or built in `scratch`.
+    fn lexical<'a>(&'a self, scratch: &'a mut Vec<u8>) -> &'a [u8];
+}
+
+/// Decimal digits of `n` appended to `out`.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+macro_rules! unsigned_value {
+    ($($t:ty),*) => {$(
+        impl XmlValue for $t {
+            fn lexical<'a>(&'a self, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+                scratch.clear();
+                push_u64(scratch, u64::from(*self));
+                scratch
+            }
+        }
+    )*};
+}
+unsigned_value!(u8, u16, u32, u64);
+
+impl XmlValue for i64 {
+    fn lexical<'a>(&'a self, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        scratch.clear();
+        if *self < 0 {
+            scratch.push(b'-');
+        }
+        push_u64(scratch, self.unsigned_abs());
+        scratch
+    }
+}
+
+impl XmlValue for crate::types::DateTime {
+    fn lexical<'a>(&'a self, _: &'a mut Vec<u8>) -> &'a [u8] {
+        self.as_str().as_bytes()
+    }
+}
+
+macro_rules! display_value {
+    ($($t:ty),*) => {$(
+        impl XmlValue for $t {
+            fn lexical<'a>(&'a self, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+                scratch.clear();
+                // Writing to a Vec cannot fail.
+                let _ = write!(scratch, "{self}");
+                scratch
+            }
+        }
+    )*};
+}
+display_value!(crate::types::Float, crate::types::Portlist);
+
 const SPACES: &[u8] = b"                                                                ";
 
 /// Bytes that need escaping in text (1) and in attribute values (1 or 2).
@@ -292,7 +366,10 @@ static SPECIAL: [u8; 256] = {
 
 /// Escape for XML 1.0 text or attribute values so that a reader gets `s` back exactly.
 fn escape(buf: &mut Vec<u8>, s: &str, attr: bool) {
-    let b = s.as_bytes();
+    escape_bytes(buf, s.as_bytes(), attr)
+}
+
+fn escape_bytes(buf: &mut Vec<u8>, b: &[u8], attr: bool) {
     let limit = if attr { 2 } else { 1 };
     // Fast path: nothing to escape (the common case for addresses, ports, times).
     if !b
@@ -324,6 +401,23 @@ fn escape(buf: &mut Vec<u8>, s: &str, attr: bool) {
 #[cfg(test)]
 mod tests {
     use super::escape;
+
+    #[test]
+    fn integers() {
+        use super::XmlValue;
+        let mut s = Vec::new();
+        for (v, want) in [
+            (0i64, "0"),
+            (-1, "-1"),
+            (1234567, "1234567"),
+            (i64::MIN, "-9223372036854775808"),
+            (i64::MAX, "9223372036854775807"),
+        ] {
+            assert_eq!(v.lexical(&mut s), want.as_bytes());
+        }
+        assert_eq!(65535u16.lexical(&mut s), b"65535");
+        assert_eq!(0u16.lexical(&mut s), b"0");
+    }
 
     #[test]
     fn escaping() {

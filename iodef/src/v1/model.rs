@@ -2638,10 +2638,7 @@ impl Contact {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_timezone(&t, "Timezone")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_timezone(t, "Timezone")))?
                     .flatten()
                 {
                     if self.timezone.is_some() {
@@ -3240,10 +3237,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DetectTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DetectTime")))?
                     .flatten()
                 {
                     if self.detect_time.is_some() {
@@ -3258,10 +3252,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "StartTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "StartTime")))?
                     .flatten()
                 {
                     if self.start_time.is_some() {
@@ -3276,10 +3267,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "EndTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "EndTime")))?
                     .flatten()
                 {
                     if self.end_time.is_some() {
@@ -3586,10 +3574,7 @@ impl Expectation {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "StartTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "StartTime")))?
                     .flatten()
                 {
                     if self.start_time.is_some() {
@@ -3604,10 +3589,7 @@ impl Expectation {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "EndTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "EndTime")))?
                     .flatten()
                 {
                     if self.end_time.is_some() {
@@ -4116,10 +4098,7 @@ impl HistoryItem {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DateTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DateTime")))?
                     .flatten()
                 {
                     if self.date_time.is_some() {
@@ -4516,10 +4495,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DetectTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DetectTime")))?
                     .flatten()
                 {
                     if self.detect_time.is_some() {
@@ -4534,10 +4510,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "StartTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "StartTime")))?
                     .flatten()
                 {
                     if self.start_time.is_some() {
@@ -4552,10 +4525,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "EndTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "EndTime")))?
                     .flatten()
                 {
                     if self.end_time.is_some() {
@@ -4570,10 +4540,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "ReportTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "ReportTime")))?
                     .flatten()
                 {
                     if self.report_time.is_some() {
@@ -5327,10 +5294,7 @@ impl Node {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DateTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DateTime")))?
                     .flatten()
                 {
                     if self.date_time.is_some() {
@@ -5754,10 +5718,7 @@ impl RecordData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DateTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DateTime")))?
                     .flatten()
                 {
                     if self.date_time.is_some() {
@@ -6441,10 +6402,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_port(&t, "Port")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_port(t, "Port")))?
                     .flatten()
                 {
                     if self.choice.is_some() {
@@ -6459,10 +6417,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_portlist(&t, "Portlist")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_portlist(t, "Portlist")))?
                     .flatten()
                 {
                     if self.choice.is_some() {
@@ -6477,10 +6432,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_integer(&t, "ProtoType")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_integer(t, "ProtoType")))?
                     .flatten()
                 {
                     if self.proto_type.is_some() {
@@ -6495,10 +6447,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_integer(&t, "ProtoCode")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_integer(t, "ProtoCode")))?
                     .flatten()
                 {
                     if self.proto_code.is_some() {
@@ -6513,10 +6462,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_integer(&t, "ProtoField")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_integer(t, "ProtoField")))?
                     .flatten()
                 {
                     if self.proto_field.is_some() {

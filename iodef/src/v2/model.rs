@@ -6169,10 +6169,7 @@ impl Contact {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_timezone(&t, "Timezone")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_timezone(t, "Timezone")))?
                     .flatten()
                 {
                     if self.timezone.is_some() {
@@ -7240,8 +7237,7 @@ impl DomainData {
                 }
                 if let Some(v) = p
                     .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DateDomainWasChecked")
+                        p.read_text_value(a, |p, t| p.value_datetime(t, "DateDomainWasChecked"))
                     })?
                     .flatten()
                 {
@@ -7258,8 +7254,7 @@ impl DomainData {
                 }
                 if let Some(v) = p
                     .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "RegistrationDate")
+                        p.read_text_value(a, |p, t| p.value_datetime(t, "RegistrationDate"))
                     })?
                     .flatten()
                 {
@@ -7276,8 +7271,7 @@ impl DomainData {
                 }
                 if let Some(v) = p
                     .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "ExpirationDate")
+                        p.read_text_value(a, |p, t| p.value_datetime(t, "ExpirationDate"))
                     })?
                     .flatten()
                 {
@@ -8006,10 +8000,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DetectTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DetectTime")))?
                     .flatten()
                 {
                     if self.detect_time.is_some() {
@@ -8024,10 +8015,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "StartTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "StartTime")))?
                     .flatten()
                 {
                     if self.start_time.is_some() {
@@ -8042,10 +8030,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "EndTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "EndTime")))?
                     .flatten()
                 {
                     if self.end_time.is_some() {
@@ -8060,10 +8045,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "RecoveryTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "RecoveryTime")))?
                     .flatten()
                 {
                     if self.recovery_time.is_some() {
@@ -8078,10 +8060,7 @@ impl EventData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "ReportTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "ReportTime")))?
                     .flatten()
                 {
                     if self.report_time.is_some() {
@@ -8450,10 +8429,7 @@ impl Expectation {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "StartTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "StartTime")))?
                     .flatten()
                 {
                     if self.start_time.is_some() {
@@ -8468,10 +8444,7 @@ impl Expectation {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "EndTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "EndTime")))?
                     .flatten()
                 {
                     if self.end_time.is_some() {
@@ -8834,10 +8807,7 @@ impl File {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_integer(&t, "FileSize")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_integer(t, "FileSize")))?
                     .flatten()
                 {
                     if self.file_size.is_some() {
@@ -9961,10 +9931,7 @@ impl HistoryItem {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DateTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DateTime")))?
                     .flatten()
                 {
                     if self.date_time.is_some() {
@@ -10320,10 +10287,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DetectTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DetectTime")))?
                     .flatten()
                 {
                     if self.detect_time.is_some() {
@@ -10338,10 +10302,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "StartTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "StartTime")))?
                     .flatten()
                 {
                     if self.start_time.is_some() {
@@ -10356,10 +10317,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "EndTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "EndTime")))?
                     .flatten()
                 {
                     if self.end_time.is_some() {
@@ -10374,10 +10332,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "RecoveryTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "RecoveryTime")))?
                     .flatten()
                 {
                     if self.recovery_time.is_some() {
@@ -10392,10 +10347,7 @@ impl Incident {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "ReportTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "ReportTime")))?
                     .flatten()
                 {
                     if self.report_time.is_some() {
@@ -10411,8 +10363,7 @@ impl Incident {
                 }
                 if let Some(v) = p
                     .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "GenerationTime")
+                        p.read_text_value(a, |p, t| p.value_datetime(t, "GenerationTime"))
                     })?
                     .flatten()
                 {
@@ -10995,10 +10946,7 @@ impl Indicator {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "StartTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "StartTime")))?
                     .flatten()
                 {
                     if self.start_time.is_some() {
@@ -11013,10 +10961,7 @@ impl Indicator {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "EndTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "EndTime")))?
                     .flatten()
                 {
                     if self.end_time.is_some() {
@@ -13557,10 +13502,7 @@ impl RecordData {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_datetime(&t, "DateTime")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_datetime(t, "DateTime")))?
                     .flatten()
                 {
                     if self.date_time.is_some() {
@@ -14485,10 +14427,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_port(&t, "Port")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_port(t, "Port")))?
                     .flatten()
                 {
                     if self.port.is_some() {
@@ -14503,10 +14442,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_portlist(&t, "Portlist")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_portlist(t, "Portlist")))?
                     .flatten()
                 {
                     if self.portlist.is_some() {
@@ -14521,10 +14457,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_integer(&t, "ProtoType")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_integer(t, "ProtoType")))?
                     .flatten()
                 {
                     if self.proto_type.is_some() {
@@ -14539,10 +14472,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_integer(&t, "ProtoCode")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_integer(t, "ProtoCode")))?
                     .flatten()
                 {
                     if self.proto_code.is_some() {
@@ -14557,10 +14487,7 @@ impl Service {
                     return Ok(());
                 }
                 if let Some(v) = p
-                    .child(|p, a| {
-                        let t = p.read_text_only(a)?;
-                        p.value_integer(&t, "ProtoField")
-                    })?
+                    .child(|p, a| p.read_text_value(a, |p, t| p.value_integer(t, "ProtoField")))?
                     .flatten()
                 {
                     if self.proto_field.is_some() {
