@@ -41,6 +41,15 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
         "SELECT countMerge(packets) FROM t_ret.scan_rollup_1h",
         600,
     );
+    // The per-graph rollups expire with them.
+    for table in ["scan_ports_1d", "scan_regions_1h"] {
+        eventually(&ch, &format!("SELECT sum(packets) FROM t_ret.{table}"), 600);
+    }
+    eventually(
+        &ch,
+        "SELECT countMerge(packets) FROM t_ret.scan_port_regions_5m",
+        600,
+    );
     assert_eq!(
         scalar(
             &ch,
@@ -50,7 +59,7 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
     );
     assert!(agg
         .metrics()
-        .contains("teiten_aggregator_partitions_dropped_total 4"));
+        .contains("teiten_aggregator_partitions_dropped_total 11"));
 
     // On demand: nothing left to drop, then old rows inserted directly are dropped.
     let (ok, out) = agg.cli(&["retention"]);

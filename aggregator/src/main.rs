@@ -445,25 +445,29 @@ fn print_sql_statements() {
     for (q, vals) in queries::ALL {
         println!("{};", queries::with_samples(q, vals, db).replace('\n', " "));
     }
-    println!(
-        "{};",
-        queries::with_samples(
-            &queries::DROP_PARTITION.replace("{table}", "scan_rollup_1h"),
-            &["20251121"],
-            db
-        )
-    );
-    println!(
-        "{};",
-        queries::with_samples(
-            &queries::REBUILD_ROLLUP_DAY
-                .replace("{table}", "scan_rollup_1h")
-                .replace("{bucket}", "toStartOfHour")
-                .replace("{source}", "scan_events"),
-            &["20251121"],
-            db
-        )
-    );
+    for r in agg::schema::ROLLUPS {
+        println!(
+            "{};",
+            queries::with_samples(
+                &queries::DROP_PARTITION.replace("{table}", r.table),
+                &["20251121"],
+                db
+            )
+        );
+        println!(
+            "{};",
+            queries::with_samples(
+                &queries::REBUILD_ROLLUP_DAY
+                    .replace("{table}", r.table)
+                    .replace("{bucket}", r.bucket)
+                    .replace("{keys}", r.keys)
+                    .replace("{aggregates}", r.aggregates)
+                    .replace("{source}", "scan_events"),
+                &["20251121"],
+                db
+            )
+        );
+    }
     println!(
         "{};",
         queries::with_samples(

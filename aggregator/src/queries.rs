@@ -53,13 +53,13 @@ pub const TABLE_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts 
 pub const DROP_PARTITION: &str = "ALTER TABLE {db}.{table} DROP PARTITION ?";
 
 /// Recomputes one day of a rollup table from the raw events (after its partition was
-/// dropped): `{table}`, `{bucket}` and `{source}` come from [`crate::schema::ROLLUPS`] and the
-/// layout, `?` is the day as YYYYMMDD. Same expressions as the materialized views.
+/// dropped): `{table}`, `{bucket}`, `{keys}` and `{aggregates}` come from
+/// [`crate::schema::ROLLUPS`], `{source}` from the layout, `?` is the day as YYYYMMDD. Same
+/// expressions as the materialized views (a day's buckets, daily ones too, lie in that day).
 pub const REBUILD_ROLLUP_DAY: &str = "INSERT INTO {db}.{table} \
-     SELECT {bucket}(ts) AS bucket, proto, dport, country, sensor_id, \
-     countState() AS packets, uniqState(src) AS sources \
+     SELECT {bucket}(ts) AS bucket, {keys}, {aggregates} \
      FROM {db}.{source} WHERE toYYYYMMDD(ts) = ? \
-     GROUP BY bucket, proto, dport, country, sensor_id";
+     GROUP BY bucket, {keys}";
 
 /// Read API: packets and unique sources per 5-minute bucket in `[from, to)` (Unix seconds).
 pub const READ_SERIES_5M: &str = "SELECT toUInt32(bucket) AS t, countMerge(packets) AS packets, \

@@ -83,8 +83,8 @@ pub async fn run_once(
 /// day arriving during the rebuild may be counted twice: rebuild days that are over.
 pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u32) -> Result<()> {
     let source = storage_name(layout, "scan_events");
-    for (_, table, bucket) in ROLLUPS {
-        let table = storage_name(layout, table);
+    for r in ROLLUPS {
+        let table = storage_name(layout, r.table);
         let drop = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
         client
             .query(&drop)
@@ -96,7 +96,9 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
             )))?;
         let fill = queries::sql(queries::REBUILD_ROLLUP_DAY, db)
             .replace("{table}", &table)
-            .replace("{bucket}", bucket)
+            .replace("{bucket}", r.bucket)
+            .replace("{keys}", r.keys)
+            .replace("{aggregates}", r.aggregates)
             .replace("{source}", &source);
         client
             .query(&fill)

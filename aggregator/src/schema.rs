@@ -88,6 +88,22 @@ const ROLLUP_COLUMNS: &str = "\
     packets AggregateFunction(count), \
     sources AggregateFunction(uniq, FixedString(16))";
 
+/// Destination ports per sensor (the port graph): plain packet counts, summed on merge.
+const PORTS_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    dport UInt16, \
+    sensor_id String, \
+    packets UInt64";
+
+/// Source countries per sensor (the region graph and the active-sensor divisor).
+const REGIONS_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    country FixedString(2), \
+    sensor_id String, \
+    packets UInt64";
+
 const SENSORS_COLUMNS: &str = "\
     sensor_id String, \
     token_sha256 String, \
@@ -274,18 +290,174 @@ const STORAGE: &[Storage] = &[
         order: "(id, detected)",
         shard_key: "cityHash64(id)",
     },
+    Storage {
+        name: "scan_ports_5m",
+        columns: PORTS_COLUMNS,
+        engine: "SummingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, dport)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_ports_1h",
+        columns: PORTS_COLUMNS,
+        engine: "SummingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, dport)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_ports_1d",
+        columns: PORTS_COLUMNS,
+        engine: "SummingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, dport)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_regions_5m",
+        columns: REGIONS_COLUMNS,
+        engine: "SummingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, country)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_regions_1h",
+        columns: REGIONS_COLUMNS,
+        engine: "SummingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, country)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_port_regions_5m",
+        columns: ROLLUP_COLUMNS,
+        engine: "AggregatingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, sensor_id, bucket, proto, country)",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_port_regions_1h",
+        columns: ROLLUP_COLUMNS,
+        engine: "AggregatingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, sensor_id, bucket, proto, country)",
+        shard_key: "rand()",
+    },
 ];
 
-/// Rollup views: (view, target table, bucket function).
-pub const ROLLUPS: &[(&str, &str, &str)] = &[
-    ("scan_rollup_5m_mv", "scan_rollup_5m", "toStartOfFiveMinute"),
-    ("scan_rollup_1h_mv", "scan_rollup_1h", "toStartOfHour"),
+/// A rollup: the materialized view filling `table` from the raw events, grouped by the bucket
+/// (`bucket` applied to `ts`) and `keys`, with `aggregates`; the table's columns are the bucket,
+/// the keys and the aggregates in this order (the rebuild inserts by position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollup {
+    /// The materialized view.
+    pub view: &'static str,
+    /// The target table.
+    pub table: &'static str,
+    /// The bucket function of `ts`.
+    pub bucket: &'static str,
+    /// The grouping columns after the bucket.
+    pub keys: &'static str,
+    /// The aggregate expressions.
+    pub aggregates: &'static str,
+}
+
+const STATES: &str = "countState() AS packets, uniqState(src) AS sources";
+const COUNT: &str = "count() AS packets";
+/// The bucket of the daily rollups (`toDate` as a `DateTime`, like the other buckets).
+const DAY_BUCKET: &str = "toStartOfDay";
+
+/// Rollup views, in migration order.
+pub const ROLLUPS: &[Rollup] = &[
+    Rollup {
+        view: "scan_rollup_5m_mv",
+        table: "scan_rollup_5m",
+        bucket: "toStartOfFiveMinute",
+        keys: "proto, dport, country, sensor_id",
+        aggregates: STATES,
+    },
+    Rollup {
+        view: "scan_rollup_1h_mv",
+        table: "scan_rollup_1h",
+        bucket: "toStartOfHour",
+        keys: "proto, dport, country, sensor_id",
+        aggregates: STATES,
+    },
+    Rollup {
+        view: "scan_ports_5m_mv",
+        table: "scan_ports_5m",
+        bucket: "toStartOfFiveMinute",
+        keys: "proto, dport, sensor_id",
+        aggregates: COUNT,
+    },
+    Rollup {
+        view: "scan_ports_1h_mv",
+        table: "scan_ports_1h",
+        bucket: "toStartOfHour",
+        keys: "proto, dport, sensor_id",
+        aggregates: COUNT,
+    },
+    Rollup {
+        view: "scan_ports_1d_mv",
+        table: "scan_ports_1d",
+        bucket: DAY_BUCKET,
+        keys: "proto, dport, sensor_id",
+        aggregates: COUNT,
+    },
+    Rollup {
+        view: "scan_regions_5m_mv",
+        table: "scan_regions_5m",
+        bucket: "toStartOfFiveMinute",
+        keys: "proto, country, sensor_id",
+        aggregates: COUNT,
+    },
+    Rollup {
+        view: "scan_regions_1h_mv",
+        table: "scan_regions_1h",
+        bucket: "toStartOfHour",
+        keys: "proto, country, sensor_id",
+        aggregates: COUNT,
+    },
+    Rollup {
+        view: "scan_port_regions_5m_mv",
+        table: "scan_port_regions_5m",
+        bucket: "toStartOfFiveMinute",
+        keys: "proto, dport, country, sensor_id",
+        aggregates: STATES,
+    },
+    Rollup {
+        view: "scan_port_regions_1h_mv",
+        table: "scan_port_regions_1h",
+        bucket: "toStartOfHour",
+        keys: "proto, dport, country, sensor_id",
+        aggregates: STATES,
+    },
 ];
 
 /// Tables whose day partitions retention drops, with the kind of data they hold.
 pub const RAW_TABLES: &[&str] = &["scan_events", "sensor_reports"];
 /// Rollup tables (kept longer).
-pub const ROLLUP_TABLES: &[&str] = &["scan_rollup_5m", "scan_rollup_1h"];
+pub const ROLLUP_TABLES: &[&str] = &[
+    "scan_rollup_5m",
+    "scan_rollup_1h",
+    "scan_ports_5m",
+    "scan_ports_1h",
+    "scan_ports_1d",
+    "scan_regions_5m",
+    "scan_regions_1h",
+    "scan_port_regions_5m",
+    "scan_port_regions_1h",
+];
 
 /// The table that holds a logical table's rows on this node (`<name>_local` in a cluster).
 pub fn storage_name(layout: &Layout, name: &str) -> String {
@@ -343,16 +515,15 @@ pub fn steps(db: &str, layout: &Layout) -> Vec<Step> {
             });
         }
     }
-    for (view, target, bucket) in ROLLUPS {
+    for r in ROLLUPS {
         let source = storage_name(layout, "scan_events");
-        let target = storage_name(layout, target);
+        let target = storage_name(layout, r.table);
         out.push(Step {
-            object: (*view).to_owned(),
+            object: r.view.to_owned(),
             sql: format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view} TO {db}.{target} AS \
-                 SELECT {bucket}(ts) AS bucket, proto, dport, country, sensor_id, \
-                 countState() AS packets, uniqState(src) AS sources \
-                 FROM {db}.{source} GROUP BY bucket, proto, dport, country, sensor_id"
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{} TO {db}.{target} AS \
+                 SELECT {}(ts) AS bucket, {}, {} FROM {db}.{source} GROUP BY bucket, {}",
+                r.view, r.bucket, r.keys, r.aggregates, r.keys
             ),
         });
     }
@@ -388,12 +559,31 @@ mod tests {
                 "iodef_imports",
                 "iodef_indicators",
                 "internal_reports",
+                "scan_ports_5m",
+                "scan_ports_1h",
+                "scan_ports_1d",
+                "scan_regions_5m",
+                "scan_regions_1h",
+                "scan_port_regions_5m",
+                "scan_port_regions_1h",
                 "scan_rollup_5m_mv",
-                "scan_rollup_1h_mv"
+                "scan_rollup_1h_mv",
+                "scan_ports_5m_mv",
+                "scan_ports_1h_mv",
+                "scan_ports_1d_mv",
+                "scan_regions_5m_mv",
+                "scan_regions_1h_mv",
+                "scan_port_regions_5m_mv",
+                "scan_port_regions_1h_mv"
             ]
         );
         assert!(s.iter().all(|s| s.sql.contains("IF NOT EXISTS")));
         assert!(s[1].sql.contains("PARTITION BY toYYYYMMDD(ts)"));
+        // Every rollup table is retained and rebuilt.
+        for r in ROLLUPS {
+            assert!(ROLLUP_TABLES.contains(&r.table), "{}", r.table);
+        }
+        assert_eq!(ROLLUPS.len(), ROLLUP_TABLES.len());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use teiten::clickhouse::Server;
-use teiten_aggregator::schema::{steps, Layout};
+use teiten_aggregator::schema::{steps, Layout, ROLLUP_TABLES};
 use teiten_dashboard::testdata::Synth;
 use teiten_dashboard::{app, AppState, Config};
 use tower::ServiceExt;
@@ -84,20 +84,21 @@ fn main() {
             .to_owned()
     };
     println!(
-        "load: {events} events in {:.1} s ({:.0} k events/s); rows: scan_events {}, scan_rollup_5m {}, scan_rollup_1h {}",
+        "load: {events} events in {:.1} s ({:.0} k events/s); rows: scan_events {}",
         load.as_secs_f64(),
         events as f64 / load.as_secs_f64() / 1000.0,
         rows("scan_events"),
-        rows("scan_rollup_5m"),
-        rows("scan_rollup_1h")
     );
     // Merge as a server that has been running would have (one part per day partition).
     let t = Instant::now();
-    for table in ["scan_rollup_5m", "scan_rollup_1h"] {
+    for table in ROLLUP_TABLES {
         ch.query(&format!("OPTIMIZE TABLE {db}.{table} FINAL"))
             .expect("optimize");
     }
     println!("merge: {:.1} s", t.elapsed().as_secs_f64());
+    for table in ROLLUP_TABLES {
+        println!("rows: {table} {}", rows(table));
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

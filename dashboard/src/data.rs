@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::TrendsConfig;
 use crate::error::{Error, Result};
 use crate::params::{GraphQuery, Mode};
-use crate::queries::{self, sql, Rollup};
+use crate::queries::{self, graph_sql, sql, Filter, Rollup};
 
 /// One line of a graph.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -109,27 +109,44 @@ fn region_name(c: &str) -> String {
     }
 }
 
-/// A query with the common graph filter bound.
-fn graph_query(
-    client: &Client,
-    text: &str,
+/// The filter shape of a graph request (with or without its protocol filter).
+fn filter_of(q: &GraphQuery, with_proto: bool) -> Filter {
+    Filter {
+        protos: q.proto.numbers().filter(|_| with_proto).map(|p| p.len()),
+        sensors: q.sensors.ids().map(|s| s.len()),
+    }
+}
+
+/// Binds the graph filter of [`Filter::text`] for `[from, to)`.
+fn bind_range(
+    mut query: clickhouse::query::Query,
     q: &GraphQuery,
-    before: &dyn Fn(clickhouse::query::Query) -> clickhouse::query::Query,
+    from: i64,
+    to: i64,
+    with_proto: bool,
 ) -> clickhouse::query::Query {
-    let query = before(client.query(text));
-    bind_filter(query, q)
+    query = query.bind(from).bind(to);
+    if with_proto {
+        if let Some(protos) = q.proto.numbers() {
+            for p in protos {
+                query = query.bind(p);
+            }
+        }
+    }
+    if let Some(ids) = q.sensors.ids() {
+        if ids.is_empty() {
+            // No sensor has an empty id: an empty group counts nothing.
+            query = query.bind("");
+        }
+        for id in ids {
+            query = query.bind(id);
+        }
+    }
+    query
 }
 
 fn bind_filter(query: clickhouse::query::Query, q: &GraphQuery) -> clickhouse::query::Query {
-    let protos = q.proto.numbers();
-    let sensors = q.sensors.ids();
-    query
-        .bind(q.from)
-        .bind(q.to)
-        .bind(u8::from(protos.is_none()))
-        .bind(protos.unwrap_or_else(|| vec![0]))
-        .bind(u8::from(sensors.is_none()))
-        .bind(sensors.unwrap_or_else(|| vec![String::new()]))
+    bind_range(query, q, q.from, q.to, true)
 }
 
 /// Reads graphs from ClickHouse.
@@ -168,6 +185,11 @@ impl Reader {
         sql(template, &self.db, rollup)
     }
 
+    /// A graph template for a request (its rollup and filter shape).
+    fn graph_sql(&self, template: &str, q: &GraphQuery, with_proto: bool) -> String {
+        graph_sql(template, &self.db, q.rollup, filter_of(q, with_proto))
+    }
+
     fn times(q: &GraphQuery) -> Vec<i64> {
         (q.from..q.to).step_by(q.step as usize).collect()
     }
@@ -182,16 +204,12 @@ impl Reader {
         if q.mode == Mode::Total {
             return Ok(None);
         }
-        let sensors = q.sensors.ids();
-        let rows: Vec<(u32, u64)> = self
+        let query = self
             .client
-            .query(&self.sql(queries::ACTIVE_SENSORS, q.rollup))
+            .query(&self.graph_sql(queries::ACTIVE_SENSORS, q, false))
             .bind(q.step)
-            .bind(q.step)
-            .bind(q.from)
-            .bind(q.to)
-            .bind(u8::from(sensors.is_none()))
-            .bind(sensors.unwrap_or_else(|| vec![String::new()]))
+            .bind(q.step);
+        let rows: Vec<(u32, u64)> = bind_range(query, q, q.from, q.to, false)
             .fetch_all()
             .await
             .map_err(Error::ch("reading active sensors"))?;
@@ -248,16 +266,11 @@ impl Reader {
     /// The destination port graph.
     pub async fn ports(&self, q: &GraphQuery) -> Result<GraphData> {
         let top = async {
-            graph_query(
-                &self.client,
-                &self.sql(queries::TOP_PORTS, q.rollup),
-                q,
-                &|x| x,
-            )
-            .bind(q.top)
-            .fetch_all::<(u16, u64)>()
-            .await
-            .map_err(Error::ch("reading the top ports"))
+            self.top_ports(q)
+                .bind(q.top)
+                .fetch_all::<(u16, u64)>()
+                .await
+                .map_err(Error::ch("reading the top ports"))
         };
         // The divisors do not depend on the top N: read both at once.
         let (top, divisors) = tokio::try_join!(top, self.divisors(q))?;
@@ -273,16 +286,16 @@ impl Reader {
         if !top.is_empty() {
             let ports: Vec<u16> = top.iter().map(|(p, _)| *p).collect();
             let pos: HashMap<u16, usize> = ports.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-            let rows: Vec<(u32, u16, u64)> = graph_query(
-                &self.client,
-                &self.sql(queries::PORT_SERIES, q.rollup),
-                q,
-                &|x| x.bind(q.step).bind(q.step),
-            )
-            .bind(ports)
-            .fetch_all()
-            .await
-            .map_err(Error::ch("reading the port series"))?;
+            let query = self
+                .client
+                .query(&self.graph_sql(queries::PORT_SERIES, q, true))
+                .bind(q.step)
+                .bind(q.step);
+            let rows: Vec<(u32, u16, u64)> = bind_filter(query, q)
+                .bind(ports)
+                .fetch_all()
+                .await
+                .map_err(Error::ch("reading the port series"))?;
             for (t, port, packets) in rows {
                 if let (Some(i), Some(&s)) = (Self::index(q, t), pos.get(&port)) {
                     series[s].values[i] += packets as f64;
@@ -300,19 +313,47 @@ impl Reader {
         Ok(g)
     }
 
+    /// The top ports query with its filters bound (N still to bind): over whole days from
+    /// the daily rollup when the period has any, hourly buckets at its ends.
+    fn top_ports(&self, q: &GraphQuery) -> clickhouse::query::Query {
+        const DAY: i64 = 86_400;
+        let first_day = (q.from + DAY - 1).div_euclid(DAY) * DAY;
+        let last_day = q.to.div_euclid(DAY) * DAY;
+        if q.rollup == Rollup::Hour && last_day > first_day {
+            let query = self
+                .client
+                .query(&self.graph_sql(queries::TOP_PORTS_DAYS, q, true));
+            let query = bind_range(query, q, first_day, last_day, true);
+            let query = bind_range(query, q, q.from, first_day, true);
+            bind_range(query, q, last_day, q.to, true)
+        } else {
+            bind_filter(
+                self.client
+                    .query(&self.graph_sql(queries::TOP_PORTS, q, true)),
+                q,
+            )
+        }
+    }
+
     async fn top_countries(&self, q: &GraphQuery) -> Result<Vec<(String, u64)>> {
-        graph_query(
-            &self.client,
-            &self.sql(queries::TOP_COUNTRIES, q.rollup),
-            q,
-            &|x| x,
-        )
-        .bind(u8::from(q.port.is_none()))
-        .bind(q.port.unwrap_or(0))
-        .bind(q.top)
-        .fetch_all()
-        .await
-        .map_err(Error::ch("reading the top countries"))
+        let query = match q.port {
+            None => bind_filter(
+                self.client
+                    .query(&self.graph_sql(queries::TOP_COUNTRIES, q, true)),
+                q,
+            ),
+            Some(port) => bind_filter(
+                self.client
+                    .query(&self.graph_sql(queries::TOP_PORT_COUNTRIES, q, true))
+                    .bind(port),
+                q,
+            ),
+        };
+        query
+            .bind(q.top)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the top countries"))
     }
 
     /// The source region graph: top N countries plus others.
@@ -322,15 +363,16 @@ impl Reader {
             return Ok(self.regions_base(q));
         }
         let names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
-        let rows: Vec<(u32, String, u64)> = graph_query(
-            &self.client,
-            &self.sql(queries::COUNTRY_SERIES, q.rollup),
-            q,
-            &|x| x.bind(q.step).bind(q.step).bind(names.clone()),
-        )
-        .fetch_all()
-        .await
-        .map_err(Error::ch("reading the country series"))?;
+        let query = self
+            .client
+            .query(&self.graph_sql(queries::COUNTRY_SERIES, q, true))
+            .bind(q.step)
+            .bind(q.step)
+            .bind(names.clone());
+        let rows: Vec<(u32, String, u64)> = bind_filter(query, q)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the country series"))?;
         let mut series = self.fold_regions(
             q,
             &names,
@@ -395,20 +437,14 @@ impl Reader {
         if names.is_empty() {
             names.push("--".into());
         }
-        let text = self.sql(queries::PORT_REGION_SERIES, q.rollup);
-        let first = bind_filter(
-            self.client
-                .query(&text)
-                .bind(q.step)
-                .bind(q.step)
-                .bind(names.clone()),
-            q,
-        )
-        .bind(port)
-        .bind(q.step)
-        .bind(q.step);
-        let rows: Vec<(u32, String, u64, u64)> = bind_filter(first, q)
-            .bind(port)
+        let query = self
+            .client
+            .query(&self.graph_sql(queries::PORT_REGION_SERIES, q, true))
+            .bind(q.step)
+            .bind(q.step)
+            .bind(port);
+        let rows: Vec<(u32, String, u64, u64)> = bind_filter(query, q)
+            .bind(names.clone())
             .fetch_all()
             .await
             .map_err(Error::ch("reading the per-port series"))?;

@@ -1,30 +1,43 @@
 //! Every SQL statement the dashboard runs, in one place.
 //!
-//! `{db}` is the configured database (a checked identifier) and `{rollup}` one of the two
-//! rollup tables ([`Rollup::table`]); nothing from a request is ever put into the text: request
-//! values are bound to `?` by the `clickhouse` crate, which escapes them on the client (18.16 has
-//! no server-side parameters). [`all`] lists every statement with sample values, for the chdb
-//! (ClickHouse 26.x) compatibility check (`teiten-dashboard print-sql`).
+//! `{db}` is the configured database (a checked identifier), `{ports}`, `{regions}` and
+//! `{port_regions}` the per-graph rollup tables of the bucket width ([`Rollup`]); nothing from a
+//! request is ever put into the text: request values are bound to `?` by the `clickhouse`
+//! crate, which escapes them on the client (18.16 has no server-side parameters). Only the
+//! number of placeholders of the filter depends on the request ([`Filter`]). [`all`] lists every
+//! statement with sample values, for the chdb (ClickHouse 26.x) compatibility check
+//! (`teiten-dashboard print-sql`).
 //!
 //! Portability (18.16 and 26.x): no `toStartOfInterval` (buckets are `intDiv` of Unix seconds by
 //! the step), no IPv4/IPv6 types (addresses are `FixedString(16)`, IPv4-mapped), FixedString
 //! columns are read through `toString` or as raw 16 bytes.
 //!
-//! Filters that may be absent are written `(? = 1 OR has(?, column))`: the first value is 1 for
-//! "no filter" (the array is then a one-element placeholder, never empty, because 18.16 types
-//! `[]` as `Array(Nothing)`).
+//! Speed: each graph reads the rollup that has only its own dimensions (see
+//! `aggregator/src/schema.rs`): ports `(bucket, proto, dport, sensor_id)` with plain counts,
+//! regions `(bucket, proto, country, sensor_id)`, one port `(dport, sensor_id, bucket, ...)`
+//! with the unique-source states, and the daily port rollup for the top ports of long periods.
+//! Absent filters are left out of the text (a `(1 = 1 OR has(...))` is evaluated per row on
+//! 18.16), present ones are `IN (?, ...)` lists, which the primary key can use.
 
-/// Which rollup table a graph reads.
+/// Which rollup tables a graph reads (by bucket width).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rollup {
-    /// `scan_rollup_5m` (periods up to two days).
+    /// 5-minute buckets (periods up to two days).
     FiveMinutes,
-    /// `scan_rollup_1h`.
+    /// Hourly buckets.
     Hour,
 }
 
 impl Rollup {
-    /// The table name.
+    /// The suffix of the table names.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Rollup::FiveMinutes => "5m",
+            Rollup::Hour => "1h",
+        }
+    }
+
+    /// The (compatibility) rollup with every dimension.
     pub fn table(self) -> &'static str {
         match self {
             Rollup::FiveMinutes => "scan_rollup_5m",
@@ -33,52 +46,84 @@ impl Rollup {
     }
 }
 
-/// Common filter of the graph queries: `[from, to)` in Unix seconds, protocols, sensors.
-/// Binds: from, to, all_protos, protos, all_sensors, sensors.
-const GRAPH_FILTER: &str = "bucket >= toDateTime(?) AND bucket < toDateTime(?) \
-     AND (? = 1 OR has(?, proto)) AND (? = 1 OR has(?, sensor_id))";
+/// The shape of the graph filter: how many protocols and sensors it lists (`None`: no filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Filter {
+    /// Number of protocols bound.
+    pub protos: Option<usize>,
+    /// Number of sensor ids bound.
+    pub sensors: Option<usize>,
+}
+
+impl Filter {
+    /// `bucket` in `[?, ?)`, then the protocol and sensor lists. Binds: from, to, each
+    /// protocol, each sensor.
+    pub fn text(self) -> String {
+        let list = |n: usize| vec!["?"; n.max(1)].join(", ");
+        let mut out = "bucket >= toDateTime(?) AND bucket < toDateTime(?)".to_owned();
+        if let Some(n) = self.protos {
+            out.push_str(&format!(" AND proto IN ({})", list(n)));
+        }
+        if let Some(n) = self.sensors {
+            out.push_str(&format!(" AND sensor_id IN ({})", list(n)));
+        }
+        out
+    }
+}
 
 /// Top destination ports by packets. Binds: the filter, N.
-pub const TOP_PORTS: &str = "SELECT dport, countMerge(packets) AS packets \
-     FROM {db}.{rollup} WHERE {filter} \
+pub const TOP_PORTS: &str = "SELECT dport, sum(packets) AS packets \
+     FROM {db}.{ports} WHERE {filter} \
+     GROUP BY dport ORDER BY packets DESC, dport LIMIT ?";
+
+/// Top destination ports of a period with whole days: the days from the daily rollup, the
+/// hours before the first and after the last whole day from the hourly one. Binds: the filter
+/// (whole days), the filter (hours before), the filter (hours after), N.
+pub const TOP_PORTS_DAYS: &str = "SELECT dport, sum(p) AS packets FROM (\
+     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1d WHERE {filter} GROUP BY dport \
+     UNION ALL \
+     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1h WHERE {filter} GROUP BY dport \
+     UNION ALL \
+     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1h WHERE {filter} GROUP BY dport) \
      GROUP BY dport ORDER BY packets DESC, dport LIMIT ?";
 
 /// Packets per step of the given ports. Binds: step, step, the filter, ports.
 pub const PORT_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, dport, \
-     countMerge(packets) AS packets FROM {db}.{rollup} WHERE {filter} AND has(?, dport) \
+     sum(packets) AS packets FROM {db}.{ports} WHERE {filter} AND has(?, dport) \
      GROUP BY t, dport ORDER BY t, dport";
 
-/// Sensors with any traffic per step (the divisor of "average per sensor"). Binds: step, step,
-/// from, to, all_sensors, sensors.
+/// Sensors with any traffic per step (the divisor of "average per sensor"), from the small
+/// region rollup. Binds: step, step, the filter without protocols.
 pub const ACTIVE_SENSORS: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
-     uniqExact(sensor_id) AS sensors FROM {db}.{rollup} \
-     WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) \
-     AND (? = 1 OR has(?, sensor_id)) GROUP BY t ORDER BY t";
+     uniqExact(sensor_id) AS sensors FROM {db}.{regions} WHERE {filter} \
+     GROUP BY t ORDER BY t";
 
-/// Top source countries by packets, optionally for one port. Binds: the filter, all_ports,
-/// port, N.
-pub const TOP_COUNTRIES: &str = "SELECT toString(country) AS c, countMerge(packets) AS packets \
-     FROM {db}.{rollup} WHERE {filter} AND (? = 1 OR dport = ?) \
+/// Top source countries by packets. Binds: the filter, N.
+pub const TOP_COUNTRIES: &str = "SELECT toString(country) AS c, sum(packets) AS packets \
+     FROM {db}.{regions} WHERE {filter} \
+     GROUP BY c ORDER BY packets DESC, c LIMIT ?";
+
+/// Top source countries by packets to one port. Binds: port, the filter, N.
+pub const TOP_PORT_COUNTRIES: &str = "SELECT toString(country) AS c, \
+     countMerge(packets) AS packets FROM {db}.{port_regions} WHERE dport = ? AND {filter} \
      GROUP BY c ORDER BY packets DESC, c LIMIT ?";
 
 /// Packets per step and country, countries outside the given list folded into `''`. Binds:
 /// step, step, countries, the filter.
 pub const COUNTRY_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
      if(has(?, toString(country)), toString(country), '') AS c, \
-     countMerge(packets) AS packets FROM {db}.{rollup} WHERE {filter} \
+     sum(packets) AS packets FROM {db}.{regions} WHERE {filter} \
      GROUP BY t, c ORDER BY t, c";
 
 /// One port: packets and unique sources per step and country (others folded into `''`), plus
-/// the same without the country split (`c = '*'`, since unique sources do not add up).
-/// Binds: step, step, countries, the filter, port, then again step, step, the filter, port.
-pub const PORT_REGION_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
-     if(has(?, toString(country)), toString(country), '') AS c, \
-     countMerge(packets) AS packets, uniqMerge(sources) AS sources \
-     FROM {db}.{rollup} WHERE {filter} AND dport = ? GROUP BY t, c \
-     UNION ALL \
-     SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, '*' AS c, \
-     countMerge(packets) AS packets, uniqMerge(sources) AS sources \
-     FROM {db}.{rollup} WHERE {filter} AND dport = ? GROUP BY t";
+/// the same without the country split (`c = '*'`, since unique sources do not add up), in one
+/// pass: the states are merged per step and country once, then each row counts for its region
+/// and for `'*'`. Binds: step, step, port, the filter, countries.
+pub const PORT_REGION_SERIES: &str = "SELECT t, c, sum(p) AS packets, uniqMerge(s) AS sources \
+     FROM (SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, toString(country) AS cc, \
+           countMerge(packets) AS p, uniqMergeState(sources) AS s \
+           FROM {db}.{port_regions} WHERE dport = ? AND {filter} GROUP BY t, cc) \
+     ARRAY JOIN [if(has(?, cc), cc, ''), '*'] AS c GROUP BY t, c";
 
 /// Trends: per protocol and port, packets in the last day (day index = baseline days) and the
 /// sum and sum of squares of the daily packets of the baseline days before it. Binds: start
@@ -119,74 +164,109 @@ pub const EVENT_SEARCH: &str = "SELECT toUInt32(ts) AS t, usec, sensor_id, proto
      AND (? = 1 OR src = toFixedString(unhex(?), 16)) AND (? = 1 OR dport = ?) \
      ORDER BY ts DESC, usec DESC, sensor_id, src LIMIT ?, ?";
 
-/// A template with the database, the rollup table and the graph filter in place.
-pub fn sql(template: &str, db: &str, rollup: Rollup) -> String {
+/// A template with the database, the rollup tables and the graph filter in place.
+pub fn graph_sql(template: &str, db: &str, rollup: Rollup, filter: Filter) -> String {
+    let r = rollup.suffix();
     template
-        .replace("{filter}", GRAPH_FILTER)
+        .replace("{filter}", &filter.text())
         .replace("{db}", db)
+        .replace("{ports}", &format!("scan_ports_{r}"))
+        .replace("{regions}", &format!("scan_regions_{r}"))
+        .replace("{port_regions}", &format!("scan_port_regions_{r}"))
         .replace("{rollup}", rollup.table())
 }
 
-/// Sample values for the graph filter's binds.
-const FILTER_SAMPLES: [&str; 6] = ["1763683200", "1763769600", "0", "[6]", "0", "['tokyo-1']"];
+/// A template without graph filter with the database in place.
+pub fn sql(template: &str, db: &str, rollup: Rollup) -> String {
+    graph_sql(template, db, rollup, Filter::default())
+}
 
-fn with_filter(before: &[&str], after: &[&str]) -> Vec<String> {
-    before
+/// Sample values for the graph filter's binds, with one protocol and one sensor.
+const FILTER_SAMPLES: [&str; 4] = ["1763683200", "1763769600", "6", "'tokyo-1'"];
+/// The same without protocol and sensor filter.
+const NO_FILTER_SAMPLES: [&str; 2] = ["1763683200", "1763769600"];
+
+const FILTERED: Filter = Filter {
+    protos: Some(1),
+    sensors: Some(1),
+};
+
+fn vals(parts: &[&[&str]]) -> Vec<String> {
+    parts
         .iter()
-        .chain(FILTER_SAMPLES.iter())
-        .chain(after.iter())
+        .flat_map(|p| p.iter())
         .map(|s| s.to_string())
         .collect()
 }
 
 /// Every statement as run, with sample values in place of `?`, for the compatibility check
-/// on current ClickHouse: (purpose, SQL). Both rollup tables for the graph queries.
+/// on current ClickHouse: (purpose, SQL). Both bucket widths for the graph queries, with and
+/// without the protocol and sensor filter.
 pub fn all(db: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for rollup in [Rollup::FiveMinutes, Rollup::Hour] {
-        let graph: Vec<(&str, &str, Vec<String>)> = vec![
-            ("top ports", TOP_PORTS, with_filter(&[], &["10"])),
-            (
-                "port series",
-                PORT_SERIES,
-                with_filter(&["3600", "3600"], &["[23,445]"]),
-            ),
-            (
-                "active sensors",
-                ACTIVE_SENSORS,
-                [
-                    "3600",
-                    "3600",
-                    "1763683200",
-                    "1763769600",
-                    "0",
-                    "['tokyo-1']",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ),
-            (
-                "top countries",
-                TOP_COUNTRIES,
-                with_filter(&[], &["0", "23", "10"]),
-            ),
-            (
-                "country series",
-                COUNTRY_SERIES,
-                with_filter(&["3600", "3600", "['AU','JP']"], &[]),
-            ),
-            ("port region series", PORT_REGION_SERIES, {
-                let mut v = with_filter(&["3600", "3600", "['AU','JP']"], &["23"]);
-                v.extend(with_filter(&["3600", "3600"], &["23"]));
-                v
-            }),
-        ];
-        for (what, template, values) in graph {
-            out.push((
-                format!("{what} ({})", rollup.table()),
-                fill(&sql(template, db, rollup), &values),
-            ));
+        for (filter, f, label) in [
+            (FILTERED, &FILTER_SAMPLES[..], "filtered"),
+            (Filter::default(), &NO_FILTER_SAMPLES[..], "unfiltered"),
+        ] {
+            let active = Filter {
+                protos: None,
+                ..filter
+            };
+            let active_samples: Vec<&str> = f.iter().copied().filter(|v| *v != "6").collect();
+            let graph: Vec<(&str, &str, Filter, Vec<String>)> = vec![
+                ("top ports", TOP_PORTS, filter, vals(&[f, &["10"]])),
+                (
+                    "port series",
+                    PORT_SERIES,
+                    filter,
+                    vals(&[&["3600", "3600"], f, &["[23,445]"]]),
+                ),
+                (
+                    "active sensors",
+                    ACTIVE_SENSORS,
+                    active,
+                    vals(&[&["3600", "3600"], &active_samples]),
+                ),
+                ("top countries", TOP_COUNTRIES, filter, vals(&[f, &["10"]])),
+                (
+                    "top port countries",
+                    TOP_PORT_COUNTRIES,
+                    filter,
+                    vals(&[&["23"], f, &["10"]]),
+                ),
+                (
+                    "country series",
+                    COUNTRY_SERIES,
+                    filter,
+                    vals(&[&["3600", "3600", "['AU','JP']"], f]),
+                ),
+                (
+                    "port region series",
+                    PORT_REGION_SERIES,
+                    filter,
+                    vals(&[&["3600", "3600", "23"], f, &["['AU','JP']"]]),
+                ),
+            ];
+            for (what, template, filter, values) in graph {
+                out.push((
+                    format!("{what} ({}, {label})", rollup.suffix()),
+                    fill(&graph_sql(template, db, rollup, filter), &values),
+                ));
+            }
         }
+    }
+    for (filter, f, label) in [
+        (FILTERED, &FILTER_SAMPLES[..], "filtered"),
+        (Filter::default(), &NO_FILTER_SAMPLES[..], "unfiltered"),
+    ] {
+        out.push((
+            format!("top ports over days ({label})"),
+            fill(
+                &graph_sql(TOP_PORTS_DAYS, db, Rollup::Hour, filter),
+                &vals(&[f, f, f, &["10"]]),
+            ),
+        ));
     }
     let other: Vec<(&str, &str, Vec<&str>)> = vec![
         (
@@ -263,16 +343,31 @@ mod tests {
 
     #[test]
     fn placeholders_match_samples() {
-        // Each template's ? count equals its sample count (else `fill` would leave NULL or
-        // ignore extras).
-        let count = |t: &str| sql(t, "db", Rollup::Hour).matches('?').count();
-        assert_eq!(count(TOP_PORTS), 7);
-        assert_eq!(count(PORT_SERIES), 9);
+        // Each template's ? count with a one-protocol, one-sensor filter.
+        let count = |t: &str| {
+            graph_sql(t, "db", Rollup::Hour, FILTERED)
+                .matches('?')
+                .count()
+        };
+        assert_eq!(count(TOP_PORTS), 5);
+        assert_eq!(count(TOP_PORTS_DAYS), 13);
+        assert_eq!(count(PORT_SERIES), 7);
         assert_eq!(count(ACTIVE_SENSORS), 6);
-        assert_eq!(count(TOP_COUNTRIES), 9);
-        assert_eq!(count(COUNTRY_SERIES), 9);
-        assert_eq!(count(PORT_REGION_SERIES), 19);
+        assert_eq!(count(TOP_COUNTRIES), 5);
+        assert_eq!(count(TOP_PORT_COUNTRIES), 6);
+        assert_eq!(count(COUNTRY_SERIES), 7);
+        assert_eq!(count(PORT_REGION_SERIES), 8);
         assert_eq!(count(TRENDS), 8);
         assert_eq!(count(EVENT_SEARCH), 8);
+        let three = Filter {
+            protos: Some(2),
+            sensors: Some(3),
+        };
+        assert_eq!(
+            three.text(),
+            "bucket >= toDateTime(?) AND bucket < toDateTime(?) AND proto IN (?, ?) \
+             AND sensor_id IN (?, ?, ?)"
+        );
+        assert!(!sql(TOP_PORTS, "db", Rollup::Hour).contains(" IN "));
     }
 }
