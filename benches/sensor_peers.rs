@@ -27,8 +27,9 @@ fn pcap(dir: &Path, n: u64) -> PathBuf {
 fn row(tool: &str, input: &str, packets: u64, m: &Measured, base: Option<&Measured>) {
     let pps = packets as f64 / m.wall.as_secs_f64();
     let cpu_pps = packets as f64 / m.cpu.as_secs_f64().max(1e-9);
-    let ratio = base.map_or("1.0x".to_owned(), |b| {
-        format!("{:.1}x", b.wall.as_secs_f64() / m.wall.as_secs_f64())
+    // How many times faster the sensor (`base`) is than this tool, on wall time.
+    let ratio = base.map_or("1x".to_owned(), |b| {
+        format!("{:.0}x", m.wall.as_secs_f64() / b.wall.as_secs_f64())
     });
     println!(
         "| {tool} | {input} | {:.2} s | {:.2} M/s | {:.2} M/CPU-s | {:.0} MiB | {ratio} |",
@@ -45,7 +46,7 @@ fn offline(dir: &Path) {
     let sensor = bin("teiten-sensor");
     println!("\n### Offline decode, one core (taskset -c 0)\n");
     println!(
-        "| tool | input | wall | packets/s | per CPU-second | peak RSS | speed vs this tool |"
+        "| tool | input | wall | packets/s | per CPU-second | peak RSS | teiten-sensor speed vs this tool |"
     );
     println!("|---|---|---|---|---|---|---|");
     for n in [100_000u64, 1_000_000, 4_000_000] {
@@ -64,10 +65,10 @@ fn offline(dir: &Path) {
                 .args(["--count", "--prefix", "198.18.1.0/24"]),
         );
         row("teiten-sensor --count", &input, n, &ours, None);
-        // tcpdump caches the text of every address it prints, even with -n, in a hash table of
-        // 4096 chains: with a darknet's millions of distinct sources its time grows with the
-        // square of the input (10 k packets 0.1 s, 100 k 7 s, 1 M over 10 minutes here), so it
-        // runs on the smallest file only.
+        // tcpdump's time grows with the square of this input (10 k packets 0.1 s, 100 k 7 s;
+        // 1 M had not finished after 11 CPU-minutes): perf puts ~80% in one loop, apparently
+        // its cache of printed addresses (kept even with -n) walking chains that grow with the
+        // darknet's millions of distinct sources. So it runs on the smallest file only.
         if n == 100_000 {
             let tcpdump = measure::run(
                 Command::new("taskset")
