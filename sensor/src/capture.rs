@@ -267,6 +267,9 @@ fn join_fanout(fd: i32, group: u16) -> std::io::Result<()> {
 
 /// Captures from a live handle until `stop` is set, handing events on in chunks and keeping
 /// the kernel's drop counter in `metrics`.
+///
+/// Packets are taken a ring block at a time (`pcap_dispatch`), as tcpdump does: one libpcap
+/// call and one clock reading per block rather than per packet.
 pub(crate) fn capture_live(
     interface: &str,
     mut cap: Capture<Active>,
@@ -282,7 +285,6 @@ pub(crate) fn capture_live(
     let mut chunk_opened = Instant::now();
     let mut last_stats = Instant::now();
     let mut drops_seen = 0u64;
-    let mut n = 0u32;
     let mut update_drops = |cap: &mut Capture<Active>| {
         if let Ok(s) = cap.stats() {
             let drops = u64::from(s.dropped);
@@ -292,52 +294,54 @@ pub(crate) fn capture_live(
             }
         }
     };
+    let mut hand_on = |p: &mut Processor, chunk: &mut Vec<Event>| {
+        p.publish(metrics);
+        if !chunk.is_empty() {
+            emit(std::mem::replace(chunk, Vec::with_capacity(CHUNK)));
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
-        match cap.next_packet() {
-            Ok(pkt) => {
-                if let Some(ev) = p.handle(ts_us(pkt.header), pkt.data) {
-                    if chunk.is_empty() {
-                        chunk_opened = Instant::now();
-                    }
-                    chunk.push(ev);
-                }
-                n = n.wrapping_add(1);
-                let full = chunk.len() == CHUNK;
-                if full || (n.is_multiple_of(256) && chunk_opened.elapsed() >= CHUNK_AGE) {
-                    p.publish(metrics);
-                    if !chunk.is_empty() {
-                        emit(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
-                    }
-                }
+        let was_empty = chunk.is_empty();
+        // At most one chunk's worth per call, so a chunk never outgrows its capacity.
+        let room = CHUNK - chunk.len();
+        let got = cap.dispatch(Some(room), |pkt| {
+            if let Some(ev) = p.handle(ts_us(pkt.header), pkt.data) {
+                chunk.push(ev);
             }
-            Err(pcap::Error::TimeoutExpired) => {
-                p.publish(metrics);
-                if !chunk.is_empty() {
-                    emit(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+        });
+        match got {
+            Ok(0) => {
+                hand_on(&mut p, &mut chunk);
+                if last_stats.elapsed() >= Duration::from_secs(1) {
+                    last_stats = Instant::now();
+                    update_drops(&mut cap);
                 }
                 wait_readable(fd, 100);
             }
-            Err(source) => {
-                p.publish(metrics);
-                if !chunk.is_empty() {
-                    emit(chunk);
+            Ok(_) => {
+                let now = Instant::now();
+                if was_empty {
+                    chunk_opened = now;
                 }
+                if chunk.len() == CHUNK || now.duration_since(chunk_opened) >= CHUNK_AGE {
+                    hand_on(&mut p, &mut chunk);
+                }
+                if now.duration_since(last_stats) >= Duration::from_secs(1) {
+                    last_stats = now;
+                    update_drops(&mut cap);
+                }
+            }
+            Err(source) => {
+                hand_on(&mut p, &mut chunk);
                 return Err(CaptureError::Read {
                     what: interface.to_owned(),
                     source,
                 });
             }
         }
-        if last_stats.elapsed() >= Duration::from_secs(1) {
-            last_stats = Instant::now();
-            update_drops(&mut cap);
-        }
     }
-    p.publish(metrics);
+    hand_on(&mut p, &mut chunk);
     update_drops(&mut cap);
-    if !chunk.is_empty() {
-        emit(chunk);
-    }
     Ok(())
 }
 
