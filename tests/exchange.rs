@@ -833,3 +833,98 @@ fn file_sha256_bytes(b: &[u8]) -> String {
     std::fs::write(f.path(), b).unwrap();
     file_sha256(f.path())
 }
+
+/// Occurrences of `<EventData` as an element (the writer uses the default namespace).
+fn event_elements(file: &Path) -> u64 {
+    let bytes = std::fs::read(file).unwrap();
+    let tag = b"<EventData";
+    bytes
+        .windows(tag.len() + 1)
+        .filter(|w| &w[..tag.len()] == tag && matches!(w[tag.len()], b'>' | b' '))
+        .count() as u64
+}
+
+/// An export killed (SIGKILL) while it writes a partner's file leaves no file, no manifest and
+/// no log row behind (only its hidden temporary file), and the next run writes the whole day,
+/// exactly once.
+#[test]
+fn an_export_killed_midway_leaves_nothing_and_the_rerun_is_complete() {
+    require_tool("xmllint", "libxml2-utils");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[retention]\nraw_days = 30\n\n[exchange]\ncsirt = \"csirt.teiten.test\"\n\
+         outbox = \"{}/outbox\"\nexport_delay_minutes = 1440\n\n\
+         [[exchange.partner]]\nid = \"world\"\ncountries = [\"all\"]\n",
+        work.path().display()
+    );
+    let agg = Agg::start(&ch, "ex_kill", &cfg);
+    let d = day_start();
+    let date = date_of(d);
+    // Enough rows that the export is still writing when it is killed.
+    let n: u64 = 150_000;
+    ch.query(&format!(
+        "INSERT INTO ex_kill.scan_events SELECT 'kill-1', 1, intDiv(number, 10000), \
+         toUInt32(number % 10000), toDateTime({d} + intDiv(number * 86400, {n})), \
+         toUInt32(number % 1000000), if(number % 10 = 0, 17, 6), \
+         toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(16777216 + \
+         cityHash64(number) % 3000000000)))), 16), \
+         toFixedString(IPv6StringToNum('::ffff:198.18.1.1'), 16), \
+         toUInt16(1024 + number % 60000), toUInt16([22, 23, 80, 443, 445, 3389][number % 6 + 1]), \
+         2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU' FROM system.numbers LIMIT {n}"
+    ))
+    .expect("rows");
+
+    let file = outbox_file(work.path(), "world", &date);
+    let tmp = file.with_file_name(format!(".teiten-world-{date}.xml.tmp"));
+    let manifest_file = PathBuf::from(format!("{}.manifest.json", file.display()));
+    let mut export = Command::new(teiten::bin("teiten-aggregator"))
+        .arg("--config")
+        .arg(&agg.config)
+        .args(["export", "--date", &date, "--partner", "world"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&tmp).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(
+            export.try_wait().unwrap().is_none(),
+            "the export finished before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "no temporary file appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    export.kill().unwrap();
+    export.wait().unwrap();
+    assert!(!file.exists(), "a killed export left a partner file");
+    assert!(!manifest_file.exists(), "a killed export left a manifest");
+    let logged = |status: &str| {
+        aggregator_common::scalar(
+            &ch,
+            &format!(
+                "SELECT count() FROM ex_kill.exchange_log WHERE partner = 'world' \
+                 AND status = '{status}'"
+            ),
+        )
+    };
+    assert_eq!(logged("generated"), 0, "a killed export was logged");
+
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "world"]);
+    assert!(ok, "{out}");
+    assert!(!tmp.exists(), "the temporary file is left behind");
+    assert_eq!(event_elements(&file), n, "every event, once");
+    assert_eq!(manifest(&file)["events"], n);
+    let out = Command::new("xmllint")
+        .args(["--nonet", "--noout", "--stream", "--schema"])
+        .arg(schema(2))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(logged("generated"), 1, "one log row for the day");
+}

@@ -320,7 +320,7 @@ pub(crate) fn capture_live(
             }
             Ok(_) => {
                 let now = Instant::now();
-                if was_empty {
+                if was_empty && !chunk.is_empty() {
                     chunk_opened = now;
                 }
                 if chunk.len() == CHUNK || now.duration_since(chunk_opened) >= CHUNK_AGE {
