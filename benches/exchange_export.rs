@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use teiten::clickhouse::Server;
+use teiten::clickhouse::{scan_day_sql, Server};
 use teiten::measure;
 
 const DAY: i64 = 86_400;
@@ -49,17 +49,8 @@ fn main() {
     for (i, n) in sizes.iter().enumerate() {
         let day = (now / DAY - 10 - i as i64) * DAY;
         let started = Instant::now();
-        ch.query(&format!(
-            "INSERT INTO bench.scan_events SELECT 'bench-1', 1, intDiv(number, 100000), \
-             toUInt32(number % 100000), toDateTime({day} + intDiv(number * 86400, {n})), \
-             toUInt32(number % 1000000), if(number % 10 = 0, 17, 6), \
-             toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(16777216 + \
-             cityHash64(number) % 3000000000)))), 16), \
-             toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \
-             toUInt16(1024 + number % 60000), toUInt16([22, 23, 80, 443, 445, 3389][number % 6 + 1]), \
-             2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU' FROM system.numbers LIMIT {n}"
-        ))
-        .expect("generating rows");
+        ch.query(&scan_day_sql("bench.scan_events", "bench-1", day, *n))
+            .expect("generating rows");
         eprintln!("{n} rows generated in {:.1?}", started.elapsed());
         let date = String::from_utf8(
             Command::new("date")

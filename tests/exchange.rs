@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator_common::{post, Agg};
-use teiten::clickhouse::Server;
+use teiten::clickhouse::{scan_day_sql, Server};
 use teiten::{require_tool, run_ok};
 use teiten_wire::{Batch, BatchId, Class, Event, SensorStats, Tags};
 
@@ -863,17 +863,8 @@ fn an_export_killed_midway_leaves_nothing_and_the_rerun_is_complete() {
     let date = date_of(d);
     // Enough rows that the export is still writing when it is killed.
     let n: u64 = 150_000;
-    ch.query(&format!(
-        "INSERT INTO ex_kill.scan_events SELECT 'kill-1', 1, intDiv(number, 10000), \
-         toUInt32(number % 10000), toDateTime({d} + intDiv(number * 86400, {n})), \
-         toUInt32(number % 1000000), if(number % 10 = 0, 17, 6), \
-         toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(16777216 + \
-         cityHash64(number) % 3000000000)))), 16), \
-         toFixedString(IPv6StringToNum('::ffff:198.18.1.1'), 16), \
-         toUInt16(1024 + number % 60000), toUInt16([22, 23, 80, 443, 445, 3389][number % 6 + 1]), \
-         2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU' FROM system.numbers LIMIT {n}"
-    ))
-    .expect("rows");
+    ch.query(&scan_day_sql("ex_kill.scan_events", "kill-1", d, n))
+        .expect("rows");
 
     let file = outbox_file(work.path(), "world", &date);
     let tmp = file.with_file_name(format!(".teiten-world-{date}.xml.tmp"));
@@ -915,16 +906,11 @@ fn an_export_killed_midway_leaves_nothing_and_the_rerun_is_complete() {
     assert!(!tmp.exists(), "the temporary file is left behind");
     assert_eq!(event_elements(&file), n, "every event, once");
     assert_eq!(manifest(&file)["events"], n);
-    let out = Command::new("xmllint")
-        .args(["--nonet", "--noout", "--stream", "--schema"])
-        .arg(schema(2))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("xmllint")
+            .args(["--nonet", "--noout", "--stream", "--schema"])
+            .arg(schema(2))
+            .arg(&file),
     );
     assert_eq!(logged("generated"), 1, "one log row for the day");
 }
