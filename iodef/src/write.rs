@@ -116,12 +116,18 @@ impl<W: Write> XmlOut<W> {
 
     fn newline(&mut self) {
         if self.indent && self.raw == 0 {
-            self.buf.push(b'\n');
-            let mut n = 2 * self.depth;
-            while n > 0 {
-                let k = n.min(SPACES.len());
-                self.buf.extend_from_slice(&SPACES[..k]);
-                n -= k;
+            let n = 2 * self.depth;
+            if let Some(nl) = NL_SPACES.get(..n + 1) {
+                // The newline and the indentation in one copy.
+                self.buf.extend_from_slice(nl);
+            } else {
+                self.buf.extend_from_slice(NL_SPACES);
+                let mut n = n + 1 - NL_SPACES.len();
+                while n > 0 {
+                    let k = n.min(NL_SPACES.len() - 1);
+                    self.buf.extend_from_slice(&NL_SPACES[1..=k]);
+                    n -= k;
+                }
             }
         }
     }
@@ -180,9 +186,11 @@ impl<W: Write> XmlOut<W> {
         self.buf.push(b' ');
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.extend_from_slice(b"=\"");
-        let mut scratch = std::mem::take(&mut self.scratch);
-        escape_bytes(&mut self.buf, value.lexical(&mut scratch), true);
-        self.scratch = scratch;
+        if !value.put_plain(&mut self.buf) {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            escape_bytes(&mut self.buf, value.lexical(&mut scratch), true);
+            self.scratch = scratch;
+        }
         self.buf.push(b'"');
         Ok(())
     }
@@ -195,9 +203,11 @@ impl<W: Write> XmlOut<W> {
 
     pub(crate) fn text_display<T: XmlValue + ?Sized>(&mut self, value: &T) -> io::Result<()> {
         self.close_open();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        self.buf.extend_from_slice(value.lexical(&mut scratch));
-        self.scratch = scratch;
+        if !value.put_plain(&mut self.buf) {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            self.buf.extend_from_slice(value.lexical(&mut scratch));
+            self.scratch = scratch;
+        }
         Ok(())
     }
 
@@ -288,6 +298,13 @@ impl<W: Write> XmlOut<W> {
 pub(crate) trait XmlValue {
     /// The lexical form, either borrowed from `self` or built in `scratch`.
     fn lexical<'a>(&'a self, scratch: &'a mut Vec<u8>) -> &'a [u8];
+
+    /// Append the lexical form to `out` if it never needs escaping (numbers) and say so;
+    /// otherwise leave `out` alone and return `false`.
+    fn put_plain(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// Decimal digits of `n` appended to `out`.
@@ -313,6 +330,11 @@ macro_rules! unsigned_value {
                 push_u64(scratch, u64::from(*self));
                 scratch
             }
+
+            fn put_plain(&self, out: &mut Vec<u8>) -> bool {
+                push_u64(out, u64::from(*self));
+                true
+            }
         }
     )*};
 }
@@ -326,6 +348,14 @@ impl XmlValue for i64 {
         }
         push_u64(scratch, self.unsigned_abs());
         scratch
+    }
+
+    fn put_plain(&self, out: &mut Vec<u8>) -> bool {
+        if *self < 0 {
+            out.push(b'-');
+        }
+        push_u64(out, self.unsigned_abs());
+        true
     }
 }
 
@@ -349,15 +379,16 @@ macro_rules! display_value {
 }
 display_value!(crate::types::Float, crate::types::Portlist);
 
-const SPACES: &[u8] = b"                                                                ";
+/// A newline and 128 spaces: the indentation of up to 64 levels.
+const NL_SPACES: &[u8] = b"\n                                                                                                                                ";
 
-/// Bytes that need escaping in text (1) and in attribute values (1 or 2).
+/// Bytes that need escaping: bit 0 in text, bit 1 in attribute values.
 static SPECIAL: [u8; 256] = {
     let mut t = [0u8; 256];
-    t[b'<' as usize] = 1;
-    t[b'>' as usize] = 1;
-    t[b'&' as usize] = 1;
-    t[b'\r' as usize] = 1;
+    t[b'<' as usize] = 3;
+    t[b'>' as usize] = 3;
+    t[b'&' as usize] = 3;
+    t[b'\r' as usize] = 3;
     t[b'"' as usize] = 2;
     t[b'\n' as usize] = 2;
     t[b'\t' as usize] = 2;
@@ -370,12 +401,10 @@ fn escape(buf: &mut Vec<u8>, s: &str, attr: bool) {
 }
 
 fn escape_bytes(buf: &mut Vec<u8>, b: &[u8], attr: bool) {
-    let limit = if attr { 2 } else { 1 };
-    // Fast path: nothing to escape (the common case for addresses, ports, times).
-    if !b
-        .iter()
-        .any(|&c| SPECIAL[c as usize] != 0 && SPECIAL[c as usize] <= limit)
-    {
+    let mask = if attr { 2 } else { 1 };
+    // Fast path: nothing to escape (the common case for addresses, ports, times). A lookup
+    // and an OR per byte, no early exit: cheaper than testing each byte.
+    if b.iter().fold(0u8, |a, &c| a | SPECIAL[usize::from(c)]) & mask == 0 {
         buf.extend_from_slice(b);
         return;
     }
@@ -417,6 +446,45 @@ mod tests {
         }
         assert_eq!(65535u16.lexical(&mut s), b"65535");
         assert_eq!(0u16.lexical(&mut s), b"0");
+        for v in [0i64, -1, 7, 1234567, i64::MIN, i64::MAX] {
+            let mut out = b"x".to_vec();
+            assert!(v.put_plain(&mut out));
+            assert_eq!(out[1..], *v.lexical(&mut s));
+        }
+        let mut out = Vec::new();
+        assert!(65535u16.put_plain(&mut out));
+        assert_eq!(out, b"65535");
+    }
+
+    #[test]
+    fn indentation_table() {
+        assert_eq!(super::NL_SPACES.len(), 129);
+        assert_eq!(super::NL_SPACES[0], b'\n');
+        assert!(super::NL_SPACES[1..].iter().all(|&c| c == b' '));
+    }
+
+    #[test]
+    fn deep_indentation() {
+        let mut w = super::XmlOut::new(Vec::new(), super::WriteOptions::default(), "");
+        for _ in 0..150 {
+            w.start("a").unwrap();
+        }
+        for _ in 0..150 {
+            w.end("a").unwrap();
+        }
+        let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        for (depth, line) in out.lines().take(149).enumerate() {
+            assert_eq!(line, format!("{}<a>", " ".repeat(2 * depth)));
+        }
+        assert_eq!(
+            out.lines().nth(149),
+            Some(format!("{}<a/>", " ".repeat(298)).as_str())
+        );
+        let closing: Vec<&str> = out.lines().skip(150).collect();
+        assert_eq!(closing.len(), 149);
+        for (k, line) in closing.iter().enumerate() {
+            assert_eq!(*line, format!("{}</a>", " ".repeat(2 * (148 - k))));
+        }
     }
 
     #[test]
