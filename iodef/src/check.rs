@@ -337,7 +337,7 @@ impl Checker {
     }
 
     fn address(&mut self, raw: &str, category: &str, kind: Kind) {
-        let v = raw.trim();
+        let v = trim(raw);
         let ok = match kind {
             Kind::V4 => is_ipv4(v),
             Kind::V6 => v.parse::<Ipv6Addr>().is_ok(),
@@ -506,14 +506,26 @@ fn is_ipv4(v: &str) -> bool {
 }
 
 fn prefix(v: &str, max: u8, addr: impl Fn(&str) -> bool) -> bool {
-    match v.split_once('/') {
-        Some((a, p)) => {
+    match v.bytes().position(|c| c == b'/') {
+        Some(i) => {
+            let (a, p) = (&v[..i], &v.as_bytes()[i + 1..]);
             addr(a)
                 && !p.is_empty()
-                && p.bytes().all(|c| c.is_ascii_digit())
-                && p.parse::<u8>().is_ok_and(|n| n <= max)
+                && p.iter().all(u8::is_ascii_digit)
+                // The same as `p.parse::<u8>().is_ok_and(|n| n <= max)` for digits (max < 256).
+                && p.iter()
+                    .try_fold(0u32, |n, &c| n.checked_mul(10)?.checked_add(u32::from(c - b'0')))
+                    .is_some_and(|n| n <= u32::from(max))
         }
         None => false,
+    }
+}
+
+/// `s.trim()`, without the Unicode tables when both ends are visible ASCII (the common case).
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&b)) if (0x21..0x7f).contains(&a) && (0x21..0x7f).contains(&b) => s,
+        _ => s.trim(),
     }
 }
 
@@ -569,6 +581,47 @@ mod tests {
         }
         for s in &cases {
             assert_eq!(is_ipv4(s), s.parse::<std::net::Ipv4Addr>().is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn prefix_and_trim_match_std() {
+        for v in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "10.0.0.0/32",
+            "10.0.0.0/33",
+            "10.0.0.0/0032",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/1/2",
+            "10.0.0.0/999999999999",
+            "/8",
+            "10.0.0.0",
+        ] {
+            let want = match v.split_once('/') {
+                Some((a, p)) => {
+                    is_ipv4(a)
+                        && !p.is_empty()
+                        && p.bytes().all(|c| c.is_ascii_digit())
+                        && p.parse::<u8>().is_ok_and(|n| n <= 32)
+                }
+                None => false,
+            };
+            assert_eq!(super::prefix(v, 32, is_ipv4), want, "{v:?}");
+        }
+        for s in [
+            "",
+            " a ",
+            "a",
+            "\u{a0}x\u{a0}",
+            "x\u{2003}",
+            "\tx",
+            "ab",
+            "é",
+            " ",
+        ] {
+            assert_eq!(super::trim(s), s.trim(), "{s:?}");
         }
     }
 
