@@ -68,16 +68,166 @@ impl ReadOptions {
     }
 }
 
+/// Bytes read from the inner reader at a time.
+const CHUNK: usize = 1 << 16;
+
 /// A `BufRead` that counts bytes, lines and columns and enforces the byte caps.
+///
+/// It copies the input chunk by chunk into its own buffer, so that `fill_buf` and `consume`
+/// are a few instructions and lines are counted lazily: up to the start of a token when its
+/// line and column are asked for ([`Counting::token_line_col`], for start tags), and over
+/// the rest of a chunk before it is replaced. Every byte is looked at once.
 pub(crate) struct Counting<R> {
     inner: R,
+    /// The current chunk; `buf[start..]` is not consumed yet.
+    buf: Vec<u8>,
+    start: usize,
+    /// The newlines of `buf[..counted]` are counted in `line` and `line_start`.
+    counted: usize,
+    /// Input offset of `buf[0]`.
+    base: u64,
+    /// Input offset of `buf[start]`: bytes consumed so far.
     pos: u64,
     line: u64,
+    /// Input offset of the first byte of the line `line`.
     line_start: u64,
     token_start: u64,
+    /// Line and column of `token_start`, once known.
+    token_at: Option<(u64, u64)>,
+    /// The last input offset the caps allow before the next token starts:
+    /// `min(token_start + max_token, max_bytes)`.
+    limit: u64,
     max_bytes: u64,
     max_token: u64,
     hit: Option<(&'static str, u64)>,
+}
+
+impl<R: BufRead> Counting<R> {
+    fn new(inner: R, max_bytes: u64, max_token: u64) -> Self {
+        Counting {
+            inner,
+            buf: Vec::new(),
+            start: 0,
+            counted: 0,
+            base: 0,
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            token_start: 0,
+            token_at: None,
+            limit: max_token.min(max_bytes),
+            max_bytes,
+            max_token,
+            hit: None,
+        }
+    }
+
+    /// A new token starts at the current position (the token cap counts from here).
+    fn begin_token(&mut self) {
+        self.token_start = self.pos;
+        self.token_at = None;
+        self.limit = self.pos.saturating_add(self.max_token).min(self.max_bytes);
+    }
+
+    /// Line and column of the current token's first byte.
+    fn token_line_col(&mut self) -> (u64, u64) {
+        if let Some(at) = self.token_at {
+            return at;
+        }
+        // Not known yet, so the token starts in the current chunk, at or after `counted`.
+        let i = usize::try_from(self.token_start - self.base).unwrap_or(usize::MAX);
+        self.sync_to(i);
+        let at = (self.line, self.token_start - self.line_start + 1);
+        self.token_at = Some(at);
+        at
+    }
+
+    /// Count the lines of `buf[counted..to]`.
+    fn sync_to(&mut self, to: usize) {
+        if let Some(b) = self.buf.get(self.counted..to) {
+            let at = self.base + self.counted as u64;
+            count_lines(&mut self.line, &mut self.line_start, b, at);
+            self.counted = to;
+        }
+    }
+
+    /// Line and column of the next unconsumed byte (without recording the count).
+    fn line_col(&self) -> (u64, u64) {
+        let (mut line, mut line_start) = (self.line, self.line_start);
+        if let Some(b) = self.buf.get(self.counted..self.start) {
+            count_lines(
+                &mut line,
+                &mut line_start,
+                b,
+                self.base + self.counted as u64,
+            );
+        }
+        (line, self.pos - line_start + 1)
+    }
+
+    #[cold]
+    fn cap_hit(&mut self) -> io::Error {
+        if self.pos.saturating_sub(self.token_start) > self.max_token {
+            self.hit = Some(("max_token_bytes", self.max_token));
+            io::Error::other("token size cap")
+        } else {
+            self.hit = Some(("max_bytes", self.max_bytes));
+            io::Error::other("input size cap")
+        }
+    }
+
+    /// Start a new chunk once the current one is consumed.
+    #[inline(never)]
+    fn refill(&mut self) -> io::Result<()> {
+        if self.token_at.is_none() && self.token_start >= self.base + self.counted as u64 {
+            // The current token started in this chunk: keep its position.
+            self.token_line_col();
+        }
+        self.sync_to(self.buf.len());
+        self.base += self.buf.len() as u64;
+        self.buf.clear();
+        self.start = 0;
+        self.counted = 0;
+        let b = self.inner.fill_buf()?;
+        let n = b.len().min(CHUNK);
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(CHUNK);
+        }
+        self.buf.extend_from_slice(&b[..n]);
+        self.inner.consume(n);
+        Ok(())
+    }
+}
+
+/// Count the newlines of `b`, which starts at input offset `at`, into `line` and `line_start`.
+fn count_lines(line: &mut u64, line_start: &mut u64, b: &[u8], at: u64) {
+    // Eight bytes at a time: runs between start tags are a few dozen bytes.
+    let mut words = b.chunks_exact(8);
+    let mut off = at;
+    for w in &mut words {
+        let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let z = newline_bytes(v);
+        if z != 0 {
+            // One high bit per newline byte: their sum, by multiplication.
+            *line += (z >> 7).wrapping_mul(0x0101_0101_0101_0101) >> 56;
+            *line_start = off + u64::from((63 - z.leading_zeros()) / 8) + 1;
+        }
+        off += 8;
+    }
+    for (i, &c) in words.remainder().iter().enumerate() {
+        if c == b'\n' {
+            *line += 1;
+            *line_start = off + i as u64 + 1;
+        }
+    }
+}
+
+/// The high bit of each byte of `v` that is a newline, exactly (no false positives from
+/// borrows, unlike the shorter has-zero-byte test).
+fn newline_bytes(v: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = v ^ 0x0a0a_0a0a_0a0a_0a0a;
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
 impl<R: BufRead> io::Read for Counting<R> {
@@ -95,69 +245,29 @@ impl<R: BufRead> io::Read for Counting<R> {
 
 impl<R: BufRead> BufRead for Counting<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos.saturating_sub(self.token_start) > self.max_token {
-            self.hit = Some(("max_token_bytes", self.max_token));
-            return Err(io::Error::other("token size cap"));
+        if self.pos > self.limit {
+            return Err(self.cap_hit());
         }
-        if self.pos > self.max_bytes {
-            self.hit = Some(("max_bytes", self.max_bytes));
-            return Err(io::Error::other("input size cap"));
+        if self.start >= self.buf.len() {
+            self.refill()?;
         }
-        // Hand out no more than the caps allow, so a reader that buffers a whole token (or a
-        // whole in-memory input) comes back here and hits the check above.
-        let used = self.pos - self.token_start;
-        let allow = (self.max_token - used)
-            .min(self.max_bytes - self.pos)
-            .saturating_add(1);
-        let b = self.inner.fill_buf()?;
-        let n = usize::try_from(allow).map_or(b.len(), |a| b.len().min(a));
+        // Hand out no more than the caps allow (one byte past them), so a reader that buffers
+        // a whole token (or a whole in-memory input) comes back here and hits the check above.
+        let b = self.buf.get(self.start..).unwrap_or(&[]);
+        let allow = self.limit - self.pos;
+        let n = if allow < b.len() as u64 {
+            allow as usize + 1
+        } else {
+            b.len()
+        };
         Ok(&b[..n])
     }
 
     fn consume(&mut self, amt: usize) {
-        if let Ok(b) = self.inner.fill_buf() {
-            let b = &b[..amt.min(b.len())];
-            if b.len() <= 64 {
-                // Most consumes are a few bytes (a delimiter, a short token): test eight bytes
-                // at a time for a newline and only walk the words that hold one.
-                let mut chunks = b.chunks_exact(8);
-                let mut at = self.pos;
-                for w in &mut chunks {
-                    let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-                    if has_newline(v) {
-                        count_lines(&mut self.line, &mut self.line_start, w, at);
-                    }
-                    at += 8;
-                }
-                let rest = chunks.remainder();
-                count_lines(&mut self.line, &mut self.line_start, rest, at);
-            } else if let Some(i) = memchr::memrchr(b'\n', b) {
-                // A plain counting loop vectorises; memchr_iter stops at every newline.
-                self.line += b.iter().filter(|&&c| c == b'\n').count() as u64;
-                self.line_start = self.pos + i as u64 + 1;
-            }
-        }
+        let amt = amt.min(self.buf.len().saturating_sub(self.start));
+        self.start += amt;
         self.pos += amt as u64;
-        self.inner.consume(amt);
     }
-}
-
-/// Count the newlines of `w`, which starts at byte `at` of the input, into `line` and
-/// `line_start`.
-fn count_lines(line: &mut u64, line_start: &mut u64, w: &[u8], at: u64) {
-    for (i, &c) in w.iter().enumerate() {
-        if c == b'\n' {
-            *line += 1;
-            *line_start = at + i as u64 + 1;
-        }
-    }
-}
-
-/// Whether any byte of `v` is a newline (the classic has-zero-byte test on `v ^ 0x0a..`).
-fn has_newline(v: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let x = v ^ (ONES * u64::from(b'\n'));
-    (x.wrapping_sub(ONES) & !x & (ONES << 7)) != 0
 }
 
 /// Known namespaces of child elements.
@@ -267,16 +377,7 @@ pub(crate) struct Parser<R: BufRead> {
 impl<R: BufRead> Parser<R> {
     /// Read the prolog and the root start tag.
     pub(crate) fn open(inner: R, opts: &ReadOptions) -> Result<(Self, Version, Attrs), Error> {
-        let counting = Counting {
-            inner,
-            pos: 0,
-            line: 1,
-            line_start: 0,
-            token_start: 0,
-            max_bytes: opts.limits.max_bytes,
-            max_token: opts.limits.max_token_bytes,
-            hit: None,
-        };
+        let counting = Counting::new(inner, opts.limits.max_bytes, opts.limits.max_token_bytes);
         let mut reader = NsReader::from_reader(counting);
         {
             let c = reader.config_mut();
@@ -320,13 +421,13 @@ impl<R: BufRead> Parser<R> {
                 Ev::Eof => return Err(p.syntax("no root element (empty or truncated input)")),
             }
         }
-        let version = match (p.child_uri.as_slice(), p.child_local.as_bytes()) {
+        let version = match (p.child_uri(), p.child_local.as_bytes()) {
             (NS_V2, b"IODEF-Document") => Version::V2,
             (NS_V1, b"IODEF-Document") => Version::V1,
             _ => {
                 let found = format!(
                     "{{{}}}{}",
-                    String::from_utf8_lossy(&p.child_uri),
+                    String::from_utf8_lossy(p.child_uri()),
                     p.child_local.as_str()
                 );
                 return Err(Error::NotIodef {
@@ -358,11 +459,11 @@ impl<R: BufRead> Parser<R> {
     }
 
     fn location_now(&self) -> Location {
-        let c = self.reader.get_ref();
+        let (line, column) = self.reader.get_ref().line_col();
         Location {
             path: self.path.clone(),
-            line: c.line,
-            column: c.pos - c.line_start + 1,
+            line,
+            column,
         }
     }
 
@@ -417,16 +518,7 @@ impl<R: BufRead> Parser<R> {
     fn next_event(&mut self) -> Result<Ev, Error> {
         loop {
             self.buf.clear();
-            {
-                let c = self.reader.get_mut();
-                c.token_start = c.pos;
-            }
-            let (line, col) = {
-                let c = self.reader.get_ref();
-                (c.line, c.pos - c.line_start + 1)
-            };
-            self.ev_line = line;
-            self.ev_col = col;
+            self.reader.get_mut().begin_token();
             let res = self.reader.read_resolved_event_into(&mut self.buf);
             let (ns, ev) = match res {
                 Ok(x) => x,
@@ -454,10 +546,11 @@ impl<R: BufRead> Parser<R> {
                     self.child_uri.clear();
                     self.child_ns = match ns {
                         ResolveResult::Bound(n) => {
-                            self.child_uri.extend_from_slice(n.0);
                             if n.0 == self.iodef_ns {
+                                // Not copied: `child_uri()` answers `iodef_ns`.
                                 Ns::Iodef
                             } else {
+                                self.child_uri.extend_from_slice(n.0);
                                 match n.0 {
                                     b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
                                     b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
@@ -472,8 +565,19 @@ impl<R: BufRead> Parser<R> {
                             return Err(self.syntax(format!("undeclared namespace prefix `{p}`")));
                         }
                     };
+                    // Only start tags keep their position (for paths and diagnostics).
+                    let (line, col) = self.reader.get_mut().token_line_col();
+                    self.ev_line = line;
+                    self.ev_col = col;
                     self.child_local.clear();
-                    match std::str::from_utf8(e.local_name().into_inner()) {
+                    // The local part of the name (after the first `:`, as `local_name()`), found
+                    // without memchr's setup: names are short.
+                    let qname = e.name().into_inner();
+                    let local = match qname.iter().position(|&c| c == b':') {
+                        Some(i) => &qname[i + 1..],
+                        None => qname,
+                    };
+                    match std::str::from_utf8(local) {
                         Ok(l) => self.child_local.push_str(l),
                         Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
                     }
@@ -647,6 +751,9 @@ impl<R: BufRead> Parser<R> {
                     }
                 }
                 Event::DocType(_) => {
+                    let (line, col) = self.reader.get_mut().token_line_col();
+                    self.ev_line = line;
+                    self.ev_col = col;
                     return Err(Error::Forbidden {
                         location: Location {
                             path: self.path.clone(),
@@ -788,6 +895,15 @@ impl<R: BufRead> Parser<R> {
         (self.ev_line, self.ev_col)
     }
 
+    /// Namespace URI of the pending child (empty for none).
+    fn child_uri(&self) -> &[u8] {
+        if self.child_ns == Ns::Iodef {
+            self.iodef_ns
+        } else {
+            &self.child_uri
+        }
+    }
+
     pub(crate) fn child_ns(&self) -> Ns {
         self.child_ns
     }
@@ -849,7 +965,7 @@ impl<R: BufRead> Parser<R> {
             Ns::Iodef => format!("element `{name}`"),
             _ => format!(
                 "element `{{{}}}{name}`",
-                String::from_utf8_lossy(&self.child_uri)
+                String::from_utf8_lossy(self.child_uri())
             ),
         };
         let expected = if order.is_empty() {
@@ -1241,10 +1357,10 @@ impl<R: BufRead> Parser<R> {
 
     /// The current element (just entered) as a generic tree.
     pub(crate) fn read_any_element(&mut self, a: Attrs) -> Result<AnyElement, Error> {
-        let namespace = if self.child_uri.is_empty() {
+        let namespace = if self.child_uri().is_empty() {
             None
         } else {
-            Some(String::from_utf8_lossy(&self.child_uri).into_owned())
+            Some(String::from_utf8_lossy(self.child_uri()).into_owned())
         };
         let name = self.current_name().to_owned();
         let attributes = a
@@ -1298,18 +1414,26 @@ fn is_ws(c: char) -> bool {
 /// An attribute value that needs no unescaping and holds only XML characters (the common
 /// case); `None` sends it through [`unescape_attr`], which also words the errors.
 fn plain_attr(raw: &[u8]) -> Option<&str> {
-    if memchr::memchr(b'&', raw).is_some() {
-        return None;
-    }
-    // Only C0 controls and U+FFFE / U+FFFF (EF BF BE/BF) can be outside XML's Char.
-    if raw
-        .iter()
-        .any(|&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0xEF)
-    {
+    // One pass, a lookup and an OR per byte: `&` (a reference to expand) and the bytes that
+    // can start a character outside XML's Char (C0 controls, and 0xEF for U+FFFE / U+FFFF).
+    if raw.iter().fold(0u8, |a, &c| a | NOT_PLAIN[usize::from(c)]) != 0 {
         return None;
     }
     std::str::from_utf8(raw).ok()
 }
+
+/// Bytes that keep an attribute value off [`plain_attr`]'s fast path.
+static NOT_PLAIN: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = !matches!(c as u8, b'\t' | b'\n' | b'\r') as u8;
+        c += 1;
+    }
+    t[b'&' as usize] = 1;
+    t[0xEF] = 1;
+    t
+};
 
 fn unescape_attr<'a>(
     a: &'a quick_xml::events::attributes::Attribute<'_>,
@@ -1349,13 +1473,31 @@ mod tests {
     use std::io::BufRead;
 
     #[test]
-    fn has_newline_is_exact() {
+    fn newline_bytes_is_exact() {
         for pos in 0..8 {
-            for other in [0u8, b'\t', b'\r', b' ', b'\n' ^ 0x80, 0x0b, 0x09, 0xff] {
+            for other in [
+                0u8,
+                b'\t',
+                b'\r',
+                b' ',
+                b'\n' ^ 0x80,
+                0x0b,
+                0x09,
+                0xff,
+                0x8a,
+            ] {
                 let mut w = [other; 8];
-                assert!(!super::has_newline(u64::from_le_bytes(w)));
+                assert_eq!(super::newline_bytes(u64::from_le_bytes(w)), 0);
                 w[pos] = b'\n';
-                assert!(super::has_newline(u64::from_le_bytes(w)));
+                assert_eq!(
+                    super::newline_bytes(u64::from_le_bytes(w)),
+                    0x80 << (8 * pos)
+                );
+                w[7 - pos] = b'\n';
+                assert_eq!(
+                    super::newline_bytes(u64::from_le_bytes(w)).count_ones(),
+                    if pos == 7 - pos { 1 } else { 2 }
+                );
             }
         }
     }
@@ -1372,32 +1514,42 @@ mod tests {
                 _ => b'a' + (x >> 24 & 15) as u8,
             });
         }
-        let mut c = super::Counting {
-            inner: std::io::BufReader::with_capacity(97, data.as_slice()),
-            pos: 0,
-            line: 1,
-            line_start: 0,
-            token_start: 0,
-            max_bytes: u64::MAX,
-            max_token: u64::MAX,
-            hit: None,
-        };
-        let mut step = 0usize;
-        loop {
-            let n = c.fill_buf().unwrap().len();
-            if n == 0 {
-                break;
+        for (cap, every) in [(97, 3), (97, 40), (5000, 7), (1 << 17, 90)] {
+            let mut c = super::Counting::new(
+                std::io::BufReader::with_capacity(cap, data.as_slice()),
+                u64::MAX,
+                u64::MAX,
+            );
+            let naive = |p: usize| {
+                let line = 1 + data[..p].iter().filter(|&&b| b == b'\n').count() as u64;
+                let start = data[..p]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                (line, p as u64 - start as u64 + 1)
+            };
+            let mut step = 0usize;
+            let mut token = naive(0);
+            loop {
+                let n = c.fill_buf().unwrap().len();
+                if n == 0 {
+                    break;
+                }
+                step = step % 71 + 1;
+                c.consume(n.min(step));
+                let p = c.pos as usize;
+                assert_eq!(c.line_col(), naive(p), "at {p}");
+                if step.is_multiple_of(every) {
+                    // The previous token's position, asked for late (maybe chunks later).
+                    assert_eq!(c.token_line_col(), token, "token before {p}");
+                    c.begin_token();
+                    token = naive(p);
+                    if step.is_multiple_of(2) {
+                        assert_eq!(c.token_line_col(), token, "at {p}");
+                    }
+                }
             }
-            step = step % 71 + 1;
-            c.consume(n.min(step));
-            let p = c.pos as usize;
-            let line = 1 + data[..p].iter().filter(|&&b| b == b'\n').count() as u64;
-            let start = data[..p]
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            assert_eq!((c.line, c.line_start), (line, start as u64), "at {p}");
+            assert_eq!(c.pos as usize, data.len());
         }
-        assert_eq!(c.pos as usize, data.len());
     }
 }
