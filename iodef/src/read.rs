@@ -314,6 +314,32 @@ impl Attrs {
     }
 }
 
+/// The attribute names of one start tag with their offsets, to find duplicates: a few kept
+/// inline, more in a list.
+#[derive(Default)]
+struct Keys<'a> {
+    inline: [(&'a [u8], usize); 8],
+    len: usize,
+    more: Vec<(&'a [u8], usize)>,
+}
+
+impl<'a> Keys<'a> {
+    /// Record `key` at offset `at`; the offset of an earlier equal key if there is one.
+    fn insert(&mut self, key: &'a [u8], at: usize) -> Option<usize> {
+        let seen = self.inline[..self.len].iter().chain(self.more.iter());
+        if let Some(&(_, prev)) = seen.into_iter().find(|(k, _)| *k == key) {
+            return Some(prev);
+        }
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = (key, at);
+            self.len += 1;
+        } else {
+            self.more.push((key, at));
+        }
+        None
+    }
+}
+
 enum Ev {
     Start,
     End,
@@ -519,13 +545,16 @@ impl<R: BufRead> Parser<R> {
         loop {
             self.buf.clear();
             self.reader.get_mut().begin_token();
-            let res = self.reader.read_resolved_event_into(&mut self.buf);
-            let (ns, ev) = match res {
+            // The namespace scopes are kept by the reader; only start tags are resolved (end
+            // tags must match their start tag, which check_end_names ensures).
+            let res = self.reader.read_event_into(&mut self.buf);
+            let ev = match res {
                 Ok(x) => x,
                 Err(e) => return Err(self.map_xml_err(e)),
             };
             match ev {
                 Event::Start(e) => {
+                    let (ns, _) = self.reader.resolve_element(e.name());
                     self.depth += 1;
                     self.elements += 1;
                     if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
@@ -582,12 +611,24 @@ impl<R: BufRead> Parser<R> {
                         Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
                     }
                     self.child_attrs.clear();
-                    for a in e.attributes() {
+                    // Duplicate attributes are found here rather than by quick-xml's checked
+                    // iterator, which allocates a list of keys per start tag; the error is the
+                    // same (`AttrError::Duplicated` with the same offsets).
+                    let tag: &[u8] = &e;
+                    let mut keys = Keys::default();
+                    for a in e.attributes().with_checks(false) {
                         let a = match a {
                             Ok(a) => a,
                             Err(err) => return Err(self.syntax(err.to_string())),
                         };
                         let key = a.key;
+                        let at =
+                            (key.as_ref().as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        if let Some(prev) = keys.insert(key.into_inner(), at) {
+                            let err =
+                                quick_xml::events::attributes::AttrError::Duplicated(at, prev);
+                            return Err(self.syntax(err.to_string()));
+                        }
                         if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
                             continue;
                         }
@@ -1471,6 +1512,32 @@ fn unescape_attr<'a>(
 #[cfg(test)]
 mod tests {
     use std::io::BufRead;
+
+    #[test]
+    fn duplicate_attributes_worded_as_by_quick_xml() {
+        let many: String = (0..12).map(|i| format!(" a{i}=\"{i}\"")).collect();
+        for attrs in [
+            r#" version="2.00" version="2.00""#.to_string(),
+            r#" a="1" b="2" a="3" b="4""#.to_string(),
+            format!("{many} a11=\"x\""),
+            format!("{many} a3=\"x\""),
+            format!(r#" xml:lang="en"{many} xml:lang="de""#),
+        ] {
+            let content =
+                format!("IODEF-Document xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"{attrs}");
+            let want = quick_xml::events::BytesStart::from_content(content.as_str(), 14)
+                .attributes()
+                .find_map(Result::err)
+                .map(|e| e.to_string());
+            let doc = format!("<{content}></IODEF-Document>");
+            let got = match super::Parser::open(doc.as_bytes(), &super::ReadOptions::strict()) {
+                Err(crate::Error::Syntax { message, .. }) => Some(message),
+                _ => None,
+            };
+            assert!(want.is_some(), "{attrs}");
+            assert_eq!(got, want, "{attrs}");
+        }
+    }
 
     #[test]
     fn newline_bytes_is_exact() {
