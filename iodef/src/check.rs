@@ -44,6 +44,10 @@ impl Ids {
             .collect()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.seen.is_empty() && self.refs.is_empty()
+    }
+
     pub(crate) fn absorb(&mut self, unit: Ids) {
         self.seen.extend(unit.seen);
         self.refs.extend(unit.refs);

@@ -389,6 +389,9 @@ pub(crate) struct Parser<R: BufRead> {
     child_attrs: Attrs,
     /// The last text event was whitespace only (indentation).
     text_ws: bool,
+    /// The last text event when it was indentation (then `text` is not used): a slice of a
+    /// static string, nothing copied.
+    text_static: Option<&'static str>,
     attr_pool: Vec<Attrs>,
     text: String,
     value_buf: String,
@@ -425,6 +428,7 @@ impl<R: BufRead> Parser<R> {
             child_local: String::new(),
             child_attrs: Attrs::default(),
             text_ws: false,
+            text_static: None,
             attr_pool: Vec::new(),
             text: String::new(),
             value_buf: String::new(),
@@ -439,7 +443,7 @@ impl<R: BufRead> Parser<R> {
             match p.next_event()? {
                 Ev::Start => break,
                 Ev::Text => {
-                    if !p.text.trim_matches(is_ws).is_empty() {
+                    if !p.text().trim_matches(is_ws).is_empty() {
                         return Err(p.syntax("text before the root element"));
                     }
                 }
@@ -474,7 +478,7 @@ impl<R: BufRead> Parser<R> {
         loop {
             match self.next_event()? {
                 Ev::Eof => return Ok(()),
-                Ev::Text if self.text.trim_matches(is_ws).is_empty() => {}
+                Ev::Text if self.text().trim_matches(is_ws).is_empty() => {}
                 _ => return Err(self.syntax("content after the root element")),
             }
         }
@@ -710,14 +714,15 @@ impl<R: BufRead> Parser<R> {
                     return Ok(Ev::End);
                 }
                 Event::Text(t) => {
-                    self.text.clear();
                     let raw: &[u8] = &t;
                     if let Some(s) = indentation(raw) {
-                        // A newline and spaces: copied from a static string, no validation.
-                        self.text.push_str(s);
+                        // A newline and spaces: a static string, no validation, no copy.
+                        self.text_static = Some(s);
                         self.text_ws = true;
                         return Ok(Ev::Text);
                     }
+                    self.text_static = None;
+                    self.text.clear();
                     if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
                         // Other whitespace between elements: ASCII, nothing to normalise.
                         self.text.push_str(std::str::from_utf8(raw).unwrap_or(""));
@@ -732,6 +737,7 @@ impl<R: BufRead> Parser<R> {
                     return Ok(Ev::Text);
                 }
                 Event::CData(t) => {
+                    self.text_static = None;
                     self.text.clear();
                     self.text_ws = false;
                     match t.xml10_content() {
@@ -741,6 +747,7 @@ impl<R: BufRead> Parser<R> {
                     return Ok(Ev::Text);
                 }
                 Event::GeneralRef(r) => {
+                    self.text_static = None;
                     self.text.clear();
                     self.text_ws = false;
                     match r.resolve_char_ref() {
@@ -936,6 +943,14 @@ impl<R: BufRead> Parser<R> {
         (self.ev_line, self.ev_col)
     }
 
+    /// The last text event's content.
+    fn text(&self) -> &str {
+        match self.text_static {
+            Some(t) => t,
+            None => &self.text,
+        }
+    }
+
     /// Namespace URI of the pending child (empty for none).
     fn child_uri(&self) -> &[u8] {
         if self.child_ns == Ns::Iodef {
@@ -964,7 +979,7 @@ impl<R: BufRead> Parser<R> {
                 Ev::Start => return Ok(true),
                 Ev::End => return Ok(false),
                 Ev::Text => {
-                    if !self.text_ws && !self.text.trim_matches(is_ws).is_empty() {
+                    if !self.text_ws && !self.text().trim_matches(is_ws).is_empty() {
                         let msg = format!(
                             "character content is not allowed in `{}` (element-only content)",
                             self.current_name()
@@ -1280,14 +1295,18 @@ impl<R: BufRead> Parser<R> {
         loop {
             match self.next_event()? {
                 Ev::Text => {
-                    if (out.len() + self.text.len()) as u64 > self.limits.max_token_bytes {
+                    if (out.len() + self.text().len()) as u64 > self.limits.max_token_bytes {
                         return Err(Error::Limit {
                             location: self.here(),
                             limit: "max_token_bytes",
                             cap: self.limits.max_token_bytes,
                         });
                     }
-                    out.push_str(&self.text);
+                    if let Some(t) = self.text_static {
+                        out.push_str(t);
+                    } else {
+                        out.push_str(&self.text);
+                    }
                 }
                 Ev::End => return Ok(()),
                 Ev::Start => {
@@ -1360,7 +1379,7 @@ impl<R: BufRead> Parser<R> {
         loop {
             match self.next_event()? {
                 Ev::Text => {
-                    size += self.text.len() as u64;
+                    size += self.text().len() as u64;
                     if size > self.limits.max_token_bytes {
                         return Err(Error::Limit {
                             location: self.here(),
@@ -1369,9 +1388,9 @@ impl<R: BufRead> Parser<R> {
                         });
                     }
                     if let Some(ExtensionContent::Text(t)) = out.last_mut() {
-                        t.push_str(&self.text);
+                        t.push_str(self.text());
                     } else {
-                        out.push(ExtensionContent::Text(self.text.clone()));
+                        out.push(ExtensionContent::Text(self.text().to_owned()));
                     }
                 }
                 Ev::Start => {

@@ -121,6 +121,10 @@ impl<W: Write> StreamWriter<W> {
     /// earlier is an error too) and IDREFs (resolved at [`StreamWriter::finish`]).
     fn accept(&mut self, mut c: Checker) -> Result<(), Error> {
         self.segs = c.take_segments();
+        if c.diags.is_empty() && c.ids.is_empty() {
+            // The common case: nothing to report, no IDs to record.
+            return Ok(());
+        }
         let unit = std::mem::take(&mut c.ids);
         let mut errors: Vec<Diagnostic> = c
             .diags
