@@ -52,8 +52,12 @@ impl DateTime {
             b[16] = b':';
             put(&mut b[17..19], t.second());
             b[19] = b'Z';
-            // All ASCII: one allocation and one copy.
-            return DateTime(String::from_utf8_lossy(&b).into_owned());
+            // All ASCII: one allocation and one copy (the check cannot fail).
+            return DateTime(
+                std::str::from_utf8(&b)
+                    .map(str::to_owned)
+                    .unwrap_or_default(),
+            );
         }
         let fmt = if t.timestamp_subsec_nanos() == 0 {
             "%Y-%m-%dT%H:%M:%SZ"

@@ -327,22 +327,66 @@ impl<W: Write> XmlOut<W> {
         self.put(&b[last..]);
     }
 
-    pub(crate) fn leaf(&mut self, name: &str, value: &str) -> io::Result<()> {
-        self.start(name)?;
-        if !value.is_empty() {
-            self.text(value)?;
+    /// `<name` of an element without attributes or children, at the current depth: what
+    /// `start` writes, without the bookkeeping for children.
+    fn leaf_open(&mut self, name: &str) -> io::Result<()> {
+        if self.pos >= FLUSH_AT {
+            self.flush_buf()?;
         }
-        self.end(name)
+        self.close_open();
+        self.set_had_child(true);
+        if self.depth > 0 {
+            self.newline();
+        }
+        self.put_byte(b'<');
+        self.put(name.as_bytes());
+        Ok(())
     }
 
+    /// `</name>` after [`XmlOut::leaf_open`] and the content: what `end` writes.
+    fn leaf_close(&mut self, name: &str) {
+        self.put(b"</");
+        self.put(name.as_bytes());
+        self.put_byte(b'>');
+        if self.depth == 0 && self.indent {
+            self.put_byte(b'\n');
+        }
+    }
+
+    /// An element with text only: the same bytes as `start`, `text` (if not empty), `end`.
+    pub(crate) fn leaf(&mut self, name: &str, value: &str) -> io::Result<()> {
+        self.leaf_open(name)?;
+        if value.is_empty() {
+            self.put(b"/>");
+            if self.depth == 0 && self.indent {
+                self.put_byte(b'\n');
+            }
+        } else {
+            self.put_byte(b'>');
+            self.escape(value.as_bytes(), false);
+            self.leaf_close(name);
+        }
+        Ok(())
+    }
+
+    /// An element with a value only: the same bytes as `start`, `text_display`, `end`.
     pub(crate) fn leaf_display<T: XmlValue + ?Sized>(
         &mut self,
         name: &str,
         value: &T,
     ) -> io::Result<()> {
-        self.start(name)?;
-        self.text_display(value)?;
-        self.end(name)
+        self.leaf_open(name)?;
+        self.put_byte(b'>');
+        let mut tmp = [0u8; 24];
+        if let Some(v) = value.plain(&mut tmp) {
+            self.put(v);
+        } else {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            self.put(value.lexical(&mut scratch));
+            self.scratch = scratch;
+        }
+        self.leaf_close(name);
+        Ok(())
     }
 
     /// Mixed content (text and foreign elements), never indented: whitespace is content here.
@@ -576,6 +620,51 @@ mod tests {
         let esc = "x&lt;".repeat(100_000);
         let one = format!("<v a=\"{esc}\">{esc}</v>");
         assert_eq!(out, format!("<r>{one}{one}{one}</r>"));
+    }
+
+    #[test]
+    fn leaves_match_start_text_end() {
+        for indent in [true, false] {
+            let opts = WriteOptions {
+                indent,
+                ..WriteOptions::default()
+            };
+            let mut fast = XmlOut::new(Vec::new(), opts, "");
+            let mut slow = XmlOut::new(Vec::new(), opts, "");
+            for w in [&mut fast, &mut slow] {
+                w.start("r").unwrap();
+                w.attr("a", "1").unwrap();
+            }
+            fast.leaf("e", "").unwrap();
+            fast.leaf("t", "x<y").unwrap();
+            fast.leaf_display("n", &42u16).unwrap();
+            fast.leaf_display("d", &-7i64).unwrap();
+            slow.start("e").unwrap();
+            slow.end("e").unwrap();
+            slow.start("t").unwrap();
+            slow.text("x<y").unwrap();
+            slow.end("t").unwrap();
+            slow.start("n").unwrap();
+            slow.text_display(&42u16).unwrap();
+            slow.end("n").unwrap();
+            slow.start("d").unwrap();
+            slow.text_display(&-7i64).unwrap();
+            slow.end("d").unwrap();
+            for w in [&mut fast, &mut slow] {
+                w.start("m").unwrap();
+                w.leaf("deep", "v").unwrap();
+                w.end("m").unwrap();
+                w.end("r").unwrap();
+                // Leaves at the top level too (a fragment, as the writer never does).
+                w.leaf("top", "").unwrap();
+                w.leaf("top", "v").unwrap();
+            }
+            slow.start("x").unwrap();
+            slow.end("x").unwrap();
+            fast.leaf("x", "").unwrap();
+            let (a, b) = (fast.into_inner().unwrap(), slow.into_inner().unwrap());
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        }
     }
 
     fn escaped(s: &str, attr: bool) -> Vec<u8> {
