@@ -129,6 +129,15 @@ impl<R: BufRead> Counting<R> {
         self.limit = self.pos.saturating_add(self.max_token).min(self.max_bytes);
     }
 
+    /// The current token starts `n` bytes later (bytes already in the buffer).
+    fn skip_in_token(&mut self, n: u64) {
+        self.token_start += n;
+        self.limit = self
+            .token_start
+            .saturating_add(self.max_token)
+            .min(self.max_bytes);
+    }
+
     /// Line and column of the current token's first byte.
     fn token_line_col(&mut self) -> (u64, u64) {
         if let Some(at) = self.token_at {
@@ -389,6 +398,12 @@ pub(crate) struct Parser<R: BufRead> {
     child_attrs: Attrs,
     /// The last text event was whitespace only (indentation).
     text_ws: bool,
+    /// The last event was markup (a tag, comment, reference...), not text: the reader is at
+    /// the start of a text run, where [`Parser::skip_whitespace`] may skip ahead.
+    after_markup: bool,
+    /// Whitespace was skipped up to a `<`: the next token starts after it (see
+    /// [`Parser::skip_whitespace`]).
+    token_after_lt: bool,
     /// The last text event when it was indentation (then `text` is not used): a slice of a
     /// static string, nothing copied.
     text_static: Option<&'static str>,
@@ -429,6 +444,8 @@ impl<R: BufRead> Parser<R> {
             child_attrs: Attrs::default(),
             text_ws: false,
             text_static: None,
+            after_markup: false,
+            token_after_lt: false,
             attr_pool: Vec::new(),
             text: String::new(),
             value_buf: String::new(),
@@ -548,7 +565,11 @@ impl<R: BufRead> Parser<R> {
     fn next_event(&mut self) -> Result<Ev, Error> {
         loop {
             self.buf.clear();
-            self.reader.get_mut().begin_token();
+            let c = self.reader.get_mut();
+            c.begin_token();
+            if std::mem::take(&mut self.token_after_lt) {
+                c.skip_in_token(1);
+            }
             // The namespace scopes are kept by the reader; only start tags are resolved (end
             // tags must match their start tag, which check_end_names ensures).
             let res = self.reader.read_event_into(&mut self.buf);
@@ -556,6 +577,8 @@ impl<R: BufRead> Parser<R> {
                 Ok(x) => x,
                 Err(e) => return Err(self.map_xml_err(e)),
             };
+            // After a text event the reader is inside markup (its `<` is consumed).
+            self.after_markup = !matches!(ev, Event::Text(_));
             match ev {
                 Event::Start(e) => {
                     let (ns, _) = self.reader.resolve_element(e.name());
@@ -974,6 +997,11 @@ impl<R: BufRead> Parser<R> {
 
     /// Advance to the next child start tag (`true`) or the end of the current element.
     pub(crate) fn next_child(&mut self) -> Result<bool, Error> {
+        if self.after_markup {
+            // Whitespace is insignificant in element-only content: skipped here, it costs
+            // no text event.
+            self.skip_whitespace()?;
+        }
         loop {
             match self.next_event()? {
                 Ev::Start => return Ok(true),
@@ -990,6 +1018,46 @@ impl<R: BufRead> Parser<R> {
                 }
                 Ev::Eof => return Err(self.syntax("unexpected end of input (truncated document)")),
             }
+        }
+    }
+
+    /// Consume the whitespace (space, tab, newline, carriage return) at the start of a text
+    /// run, as one token: the token cap applies to it as to a whitespace text event.
+    ///
+    /// A whitespace text event used to end by consuming the `<` of the next tag, so that tag's
+    /// position (line, column, token cap) counted from the byte after its `<`; when the skipped
+    /// run is followed by `<`, the next token is made to start there too, so diagnostics stay
+    /// exactly as they were.
+    fn skip_whitespace(&mut self) -> Result<(), Error> {
+        let r = {
+            let c = self.reader.get_mut();
+            c.begin_token();
+            let mut skipped = 0usize;
+            loop {
+                let (n, next) = match c.fill_buf() {
+                    Ok(b) => {
+                        let n = b
+                            .iter()
+                            .take_while(|&&x| matches!(x, b' ' | b'\t' | b'\n' | b'\r'))
+                            .count();
+                        (n, b.get(n).copied())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                };
+                c.consume(n);
+                skipped += n;
+                if next.is_some() || n == 0 {
+                    break Ok(skipped > 0 && next == Some(b'<'));
+                }
+            }
+        };
+        match r {
+            Ok(lt) => {
+                self.token_after_lt = lt;
+                Ok(())
+            }
+            Err(e) => Err(self.map_xml_err(quick_xml::Error::Io(std::sync::Arc::new(e)))),
         }
     }
 
