@@ -2,15 +2,18 @@
 //! rules (ext-value pairing, Node content, Service ip-protocol, addresses per category).
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use crate::error::{Diagnostic, Location, Severity};
 use crate::types::{AnyElement, ExtensionContent, Float};
 use crate::{v1, v2};
 
 pub(crate) struct Checker {
-    path: String,
-    marks: Vec<usize>,
+    /// Path of the unit's parent (`""` or `/IODEF-Document`).
+    root: &'static str,
+    /// The elements entered below `root`: name and, for repeated children, the 0-based index.
+    /// The path string is only built when a diagnostic needs it.
+    segs: Vec<(&'static str, Option<usize>)>,
     line: u64,
     column: u64,
     text_rules: bool,
@@ -41,6 +44,10 @@ impl Ids {
             .collect()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.seen.is_empty() && self.refs.is_empty()
+    }
+
     pub(crate) fn absorb(&mut self, unit: Ids) {
         self.seen.extend(unit.seen);
         self.refs.extend(unit.refs);
@@ -61,13 +68,24 @@ impl Ids {
 }
 
 impl Checker {
-    pub(crate) fn new(root: &str) -> Self {
-        // Room for a deep path up front: a checker is made per streamed unit.
-        let mut path = String::with_capacity(root.len() + 240);
-        path.push_str(root);
+    pub(crate) fn new(root: &'static str) -> Self {
+        Self::with_segments(root, Vec::new())
+    }
+
+    /// A checker that reuses `segs` (emptied) for its path stack: a streamed unit checked per
+    /// call allocates nothing for its path.
+    pub(crate) fn with_segments(
+        root: &'static str,
+        mut segs: Vec<(&'static str, Option<usize>)>,
+    ) -> Self {
+        segs.clear();
+        if segs.capacity() == 0 {
+            // Room for a deep path up front (an EventData's Address is 6 levels down).
+            segs.reserve(16);
+        }
         Checker {
-            path,
-            marks: Vec::with_capacity(16),
+            root,
+            segs,
             line: 0,
             column: 0,
             text_rules: true,
@@ -96,42 +114,46 @@ impl Checker {
         self
     }
 
-    pub(crate) fn enter(&mut self, name: &str) {
-        self.marks.push(self.path.len());
-        self.path.push('/');
-        self.path.push_str(name);
+    pub(crate) fn enter(&mut self, name: &'static str) {
+        self.segs.push((name, None));
     }
 
-    pub(crate) fn enter_at(&mut self, name: &str, i: usize) {
-        self.enter(name);
-        // `[i+1]` without the formatting machinery: this runs for every streamed unit.
-        let mut tmp = [0u8; 20];
-        let mut n = i as u64 + 1;
-        let mut k = tmp.len();
-        loop {
-            k -= 1;
-            tmp[k] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.path.push('[');
-        self.path.extend(tmp[k..].iter().map(|&c| char::from(c)));
-        self.path.push(']');
+    pub(crate) fn enter_at(&mut self, name: &'static str, i: usize) {
+        self.segs.push((name, Some(i)));
     }
 
     pub(crate) fn leave(&mut self) {
-        if let Some(l) = self.marks.pop() {
-            self.path.truncate(l);
+        self.segs.pop();
+    }
+
+    /// The path stack, for reuse by the next checker.
+    pub(crate) fn take_segments(&mut self) -> Vec<(&'static str, Option<usize>)> {
+        std::mem::take(&mut self.segs)
+    }
+
+    /// The current element path, `/IODEF-Document/Incident[1]/EventData[3]/...`.
+    fn path(&self) -> String {
+        let mut path = String::with_capacity(
+            self.root.len() + self.segs.iter().map(|(n, _)| n.len() + 8).sum::<usize>(),
+        );
+        path.push_str(self.root);
+        for &(name, index) in &self.segs {
+            path.push('/');
+            path.push_str(name);
+            if let Some(i) = index {
+                path.push('[');
+                push_decimal(&mut path, i as u64 + 1);
+                path.push(']');
+            }
         }
+        path
     }
 
     fn push(&mut self, severity: Severity, message: String) {
         self.diags.push(Diagnostic {
             severity,
             location: Location {
-                path: self.path.clone(),
+                path: self.path(),
                 line: self.line,
                 column: self.column,
             },
@@ -167,11 +189,7 @@ impl Checker {
         }
         // Fast path: in a `str`, only C0 controls and U+FFFE / U+FFFF (UTF-8 EF BF BE/BF)
         // are outside XML 1.0's Char production.
-        let b = s.as_bytes();
-        if !b
-            .iter()
-            .any(|&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0xEF)
-        {
+        if !maybe_non_xml_char(s.as_bytes()) {
             return;
         }
         if let Some(c) = s.chars().find(|&c| !crate::types::xml_char(c)) {
@@ -209,7 +227,7 @@ impl Checker {
         let s = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
         self.ncname(s, name);
         let location = Location {
-            path: self.path.clone(),
+            path: self.path(),
             line: self.line,
             column: self.column,
         };
@@ -323,12 +341,12 @@ impl Checker {
     }
 
     fn address(&mut self, raw: &str, category: &str, kind: Kind) {
-        let v = raw.trim();
+        let v = trim(raw);
         let ok = match kind {
-            Kind::V4 => v.parse::<Ipv4Addr>().is_ok(),
+            Kind::V4 => is_ipv4(v),
             Kind::V6 => v.parse::<Ipv6Addr>().is_ok(),
-            Kind::V4Net => prefix::<Ipv4Addr>(v, 32),
-            Kind::V6Net => prefix::<Ipv6Addr>(v, 128),
+            Kind::V4Net => prefix(v, 32, is_ipv4),
+            Kind::V6Net => prefix(v, 128, |a| a.parse::<Ipv6Addr>().is_ok()),
             Kind::Asn => !v.is_empty() && v.parse::<u32>().is_ok(),
             Kind::Email => v.contains('@') && !v.starts_with('@') && !v.ends_with('@'),
             Kind::Mac => {
@@ -416,6 +434,41 @@ impl Checker {
     }
 }
 
+/// Bytes that may start a character outside XML 1.0's Char production: C0 controls other
+/// than tab, newline and carriage return, and 0xEF, the lead byte of U+FFFE / U+FFFF (and of
+/// many allowed characters, which the caller then looks at).
+static SUSPECT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = !matches!(c as u8, b'\t' | b'\n' | b'\r');
+        c += 1;
+    }
+    t[0xEF] = true;
+    t
+};
+
+/// Whether `b` may hold a character outside XML 1.0's Char production (see [`SUSPECT`]).
+/// A table lookup and an OR per byte, without early exits: cheaper than testing each byte.
+fn maybe_non_xml_char(b: &[u8]) -> bool {
+    b.iter().fold(false, |a, &c| a | SUSPECT[usize::from(c)])
+}
+
+/// Decimal digits of `n` appended to `out` (without the formatting machinery).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut k = tmp.len();
+    loop {
+        k -= 1;
+        tmp[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(tmp[k..].iter().map(|&c| char::from(c)));
+}
+
 enum Kind {
     V4,
     V6,
@@ -427,14 +480,174 @@ enum Kind {
     Other,
 }
 
-fn prefix<T: std::str::FromStr>(v: &str, max: u8) -> bool {
-    match v.split_once('/') {
-        Some((a, p)) => {
-            a.parse::<T>().is_ok()
+/// Whether `v` is a dotted-quad IPv4 address, exactly as `v.parse::<Ipv4Addr>().is_ok()`
+/// (four decimal octets 0-255 of one to three digits, no leading zeros), without the
+/// general-purpose parser.
+fn is_ipv4(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < 7 || b.len() > 15 {
+        return false;
+    }
+    let mut parts = 0;
+    for part in b.split(|&c| c == b'.') {
+        parts += 1;
+        let ok = match *part {
+            [a] => a.is_ascii_digit(),
+            [a, b] => (b'1'..=b'9').contains(&a) && b.is_ascii_digit(),
+            [a, b, c] => {
+                (b'1'..=b'2').contains(&a)
+                    && b.is_ascii_digit()
+                    && c.is_ascii_digit()
+                    && (a, b, c) <= (b'2', b'5', b'5')
+            }
+            _ => false,
+        };
+        if !ok || parts > 4 {
+            return false;
+        }
+    }
+    parts == 4
+}
+
+fn prefix(v: &str, max: u8, addr: impl Fn(&str) -> bool) -> bool {
+    match v.bytes().position(|c| c == b'/') {
+        Some(i) => {
+            let (a, p) = (&v[..i], &v.as_bytes()[i + 1..]);
+            addr(a)
                 && !p.is_empty()
-                && p.bytes().all(|c| c.is_ascii_digit())
-                && p.parse::<u8>().is_ok_and(|n| n <= max)
+                && p.iter().all(u8::is_ascii_digit)
+                // The same as `p.parse::<u8>().is_ok_and(|n| n <= max)` for digits (max < 256).
+                && p.iter()
+                    .try_fold(0u32, |n, &c| n.checked_mul(10)?.checked_add(u32::from(c - b'0')))
+                    .is_some_and(|n| n <= u32::from(max))
         }
         None => false,
+    }
+}
+
+/// `s.trim()`, without the Unicode tables when both ends are visible ASCII (the common case).
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&b)) if (0x21..0x7f).contains(&a) && (0x21..0x7f).contains(&b) => s,
+        _ => s.trim(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_ipv4, maybe_non_xml_char};
+
+    #[test]
+    fn ipv4_matches_std() {
+        let mut cases: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.4.",
+            "1.2.3.04",
+            "199.200.249.250",
+            "299.1.1.1",
+            "260.1.1.1",
+            "255.256.1.1",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.-4",
+            "1.2.3.a",
+            "1.2.3.४",
+            "1000.1.1.1",
+            "",
+            "0.0.0.00",
+            "::1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u32 = 7;
+        let alphabet = b"0123456789..25.";
+        for _ in 0..200_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = 7 + (x >> 28) as usize;
+            let mut s = String::new();
+            let mut y = x;
+            for _ in 0..len {
+                y = y.wrapping_mul(2_654_435_761).wrapping_add(1);
+                s.push(char::from(alphabet[(y >> 27) as usize % alphabet.len()]));
+            }
+            cases.push(s);
+            let a = std::net::Ipv4Addr::from(x);
+            cases.push(a.to_string());
+        }
+        for s in &cases {
+            assert_eq!(is_ipv4(s), s.parse::<std::net::Ipv4Addr>().is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn prefix_and_trim_match_std() {
+        for v in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "10.0.0.0/32",
+            "10.0.0.0/33",
+            "10.0.0.0/0032",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/1/2",
+            "10.0.0.0/999999999999",
+            "/8",
+            "10.0.0.0",
+        ] {
+            let want = match v.split_once('/') {
+                Some((a, p)) => {
+                    is_ipv4(a)
+                        && !p.is_empty()
+                        && p.bytes().all(|c| c.is_ascii_digit())
+                        && p.parse::<u8>().is_ok_and(|n| n <= 32)
+                }
+                None => false,
+            };
+            assert_eq!(super::prefix(v, 32, is_ipv4), want, "{v:?}");
+        }
+        for s in [
+            "",
+            " a ",
+            "a",
+            "\u{a0}x\u{a0}",
+            "x\u{2003}",
+            "\tx",
+            "ab",
+            "é",
+            " ",
+        ] {
+            assert_eq!(super::trim(s), s.trim(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn non_xml_char_prefilter() {
+        let mut all_ok = String::new();
+        for c in (0x20u8..0x7f)
+            .map(char::from)
+            .chain(['\t', '\n', '\r', 'é', '→'])
+        {
+            all_ok.push(c);
+        }
+        for n in 0..all_ok.len() {
+            if let Some(s) = all_ok.get(..n) {
+                assert!(!maybe_non_xml_char(s.as_bytes()), "{s:?}");
+            }
+        }
+        for bad in ["\u{0}", "\u{1f}", "\u{fffe}", "\u{ffff}", "\u{b}"] {
+            for pad in 0..40 {
+                let s = format!("{}{bad}{}", "a".repeat(pad), "b".repeat(pad % 7));
+                assert!(maybe_non_xml_char(s.as_bytes()), "{s:?}");
+            }
+        }
     }
 }

@@ -68,16 +68,175 @@ impl ReadOptions {
     }
 }
 
+/// Bytes read from the inner reader at a time.
+const CHUNK: usize = 1 << 16;
+
 /// A `BufRead` that counts bytes, lines and columns and enforces the byte caps.
+///
+/// It copies the input chunk by chunk into its own buffer, so that `fill_buf` and `consume`
+/// are a few instructions and lines are counted lazily: up to the start of a token when its
+/// line and column are asked for ([`Counting::token_line_col`], for start tags), and over
+/// the rest of a chunk before it is replaced. Every byte is looked at once.
 pub(crate) struct Counting<R> {
     inner: R,
+    /// The current chunk; `buf[start..]` is not consumed yet.
+    buf: Vec<u8>,
+    start: usize,
+    /// The newlines of `buf[..counted]` are counted in `line` and `line_start`.
+    counted: usize,
+    /// Input offset of `buf[0]`.
+    base: u64,
+    /// Input offset of `buf[start]`: bytes consumed so far.
     pos: u64,
     line: u64,
+    /// Input offset of the first byte of the line `line`.
     line_start: u64,
     token_start: u64,
+    /// Line and column of `token_start`, once known.
+    token_at: Option<(u64, u64)>,
+    /// The last input offset the caps allow before the next token starts:
+    /// `min(token_start + max_token, max_bytes)`.
+    limit: u64,
     max_bytes: u64,
     max_token: u64,
     hit: Option<(&'static str, u64)>,
+}
+
+impl<R: BufRead> Counting<R> {
+    fn new(inner: R, max_bytes: u64, max_token: u64) -> Self {
+        Counting {
+            inner,
+            buf: Vec::new(),
+            start: 0,
+            counted: 0,
+            base: 0,
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            token_start: 0,
+            token_at: None,
+            limit: max_token.min(max_bytes),
+            max_bytes,
+            max_token,
+            hit: None,
+        }
+    }
+
+    /// A new token starts at the current position (the token cap counts from here).
+    fn begin_token(&mut self) {
+        self.token_start = self.pos;
+        self.token_at = None;
+        self.limit = self.pos.saturating_add(self.max_token).min(self.max_bytes);
+    }
+
+    /// The current token starts `n` bytes later (bytes already in the buffer).
+    fn skip_in_token(&mut self, n: u64) {
+        self.token_start += n;
+        self.limit = self
+            .token_start
+            .saturating_add(self.max_token)
+            .min(self.max_bytes);
+    }
+
+    /// Line and column of the current token's first byte.
+    fn token_line_col(&mut self) -> (u64, u64) {
+        if let Some(at) = self.token_at {
+            return at;
+        }
+        // Not known yet, so the token starts in the current chunk, at or after `counted`.
+        let i = usize::try_from(self.token_start - self.base).unwrap_or(usize::MAX);
+        self.sync_to(i);
+        let at = (self.line, self.token_start - self.line_start + 1);
+        self.token_at = Some(at);
+        at
+    }
+
+    /// Count the lines of `buf[counted..to]`.
+    fn sync_to(&mut self, to: usize) {
+        if let Some(b) = self.buf.get(self.counted..to) {
+            let at = self.base + self.counted as u64;
+            count_lines(&mut self.line, &mut self.line_start, b, at);
+            self.counted = to;
+        }
+    }
+
+    /// Line and column of the next unconsumed byte (without recording the count).
+    fn line_col(&self) -> (u64, u64) {
+        let (mut line, mut line_start) = (self.line, self.line_start);
+        if let Some(b) = self.buf.get(self.counted..self.start) {
+            count_lines(
+                &mut line,
+                &mut line_start,
+                b,
+                self.base + self.counted as u64,
+            );
+        }
+        (line, self.pos - line_start + 1)
+    }
+
+    #[cold]
+    fn cap_hit(&mut self) -> io::Error {
+        if self.pos.saturating_sub(self.token_start) > self.max_token {
+            self.hit = Some(("max_token_bytes", self.max_token));
+            io::Error::other("token size cap")
+        } else {
+            self.hit = Some(("max_bytes", self.max_bytes));
+            io::Error::other("input size cap")
+        }
+    }
+
+    /// Start a new chunk once the current one is consumed.
+    #[inline(never)]
+    fn refill(&mut self) -> io::Result<()> {
+        if self.token_at.is_none() && self.token_start >= self.base + self.counted as u64 {
+            // The current token started in this chunk: keep its position.
+            self.token_line_col();
+        }
+        self.sync_to(self.buf.len());
+        self.base += self.buf.len() as u64;
+        self.buf.clear();
+        self.start = 0;
+        self.counted = 0;
+        let b = self.inner.fill_buf()?;
+        let n = b.len().min(CHUNK);
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(CHUNK);
+        }
+        self.buf.extend_from_slice(&b[..n]);
+        self.inner.consume(n);
+        Ok(())
+    }
+}
+
+/// Count the newlines of `b`, which starts at input offset `at`, into `line` and `line_start`.
+fn count_lines(line: &mut u64, line_start: &mut u64, b: &[u8], at: u64) {
+    // Eight bytes at a time: runs between start tags are a few dozen bytes.
+    let mut words = b.chunks_exact(8);
+    let mut off = at;
+    for w in &mut words {
+        let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let z = newline_bytes(v);
+        if z != 0 {
+            // One high bit per newline byte: their sum, by multiplication.
+            *line += (z >> 7).wrapping_mul(0x0101_0101_0101_0101) >> 56;
+            *line_start = off + u64::from((63 - z.leading_zeros()) / 8) + 1;
+        }
+        off += 8;
+    }
+    for (i, &c) in words.remainder().iter().enumerate() {
+        if c == b'\n' {
+            *line += 1;
+            *line_start = off + i as u64 + 1;
+        }
+    }
+}
+
+/// The high bit of each byte of `v` that is a newline, exactly (no false positives from
+/// borrows, unlike the shorter has-zero-byte test).
+fn newline_bytes(v: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = v ^ 0x0a0a_0a0a_0a0a_0a0a;
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
 impl<R: BufRead> io::Read for Counting<R> {
@@ -95,69 +254,29 @@ impl<R: BufRead> io::Read for Counting<R> {
 
 impl<R: BufRead> BufRead for Counting<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos.saturating_sub(self.token_start) > self.max_token {
-            self.hit = Some(("max_token_bytes", self.max_token));
-            return Err(io::Error::other("token size cap"));
+        if self.pos > self.limit {
+            return Err(self.cap_hit());
         }
-        if self.pos > self.max_bytes {
-            self.hit = Some(("max_bytes", self.max_bytes));
-            return Err(io::Error::other("input size cap"));
+        if self.start >= self.buf.len() {
+            self.refill()?;
         }
-        // Hand out no more than the caps allow, so a reader that buffers a whole token (or a
-        // whole in-memory input) comes back here and hits the check above.
-        let used = self.pos - self.token_start;
-        let allow = (self.max_token - used)
-            .min(self.max_bytes - self.pos)
-            .saturating_add(1);
-        let b = self.inner.fill_buf()?;
-        let n = usize::try_from(allow).map_or(b.len(), |a| b.len().min(a));
+        // Hand out no more than the caps allow (one byte past them), so a reader that buffers
+        // a whole token (or a whole in-memory input) comes back here and hits the check above.
+        let b = self.buf.get(self.start..).unwrap_or(&[]);
+        let allow = self.limit - self.pos;
+        let n = if allow < b.len() as u64 {
+            allow as usize + 1
+        } else {
+            b.len()
+        };
         Ok(&b[..n])
     }
 
     fn consume(&mut self, amt: usize) {
-        if let Ok(b) = self.inner.fill_buf() {
-            let b = &b[..amt.min(b.len())];
-            if b.len() <= 64 {
-                // Most consumes are a few bytes (a delimiter, a short token): test eight bytes
-                // at a time for a newline and only walk the words that hold one.
-                let mut chunks = b.chunks_exact(8);
-                let mut at = self.pos;
-                for w in &mut chunks {
-                    let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-                    if has_newline(v) {
-                        count_lines(&mut self.line, &mut self.line_start, w, at);
-                    }
-                    at += 8;
-                }
-                let rest = chunks.remainder();
-                count_lines(&mut self.line, &mut self.line_start, rest, at);
-            } else if let Some(i) = memchr::memrchr(b'\n', b) {
-                // A plain counting loop vectorises; memchr_iter stops at every newline.
-                self.line += b.iter().filter(|&&c| c == b'\n').count() as u64;
-                self.line_start = self.pos + i as u64 + 1;
-            }
-        }
+        let amt = amt.min(self.buf.len().saturating_sub(self.start));
+        self.start += amt;
         self.pos += amt as u64;
-        self.inner.consume(amt);
     }
-}
-
-/// Count the newlines of `w`, which starts at byte `at` of the input, into `line` and
-/// `line_start`.
-fn count_lines(line: &mut u64, line_start: &mut u64, w: &[u8], at: u64) {
-    for (i, &c) in w.iter().enumerate() {
-        if c == b'\n' {
-            *line += 1;
-            *line_start = at + i as u64 + 1;
-        }
-    }
-}
-
-/// Whether any byte of `v` is a newline (the classic has-zero-byte test on `v ^ 0x0a..`).
-fn has_newline(v: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let x = v ^ (ONES * u64::from(b'\n'));
-    (x.wrapping_sub(ONES) & !x & (ONES << 7)) != 0
 }
 
 /// Known namespaces of child elements.
@@ -201,6 +320,32 @@ impl Attrs {
     }
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+}
+
+/// The attribute names of one start tag with their offsets, to find duplicates: a few kept
+/// inline, more in a list.
+#[derive(Default)]
+struct Keys<'a> {
+    inline: [(&'a [u8], usize); 8],
+    len: usize,
+    more: Vec<(&'a [u8], usize)>,
+}
+
+impl<'a> Keys<'a> {
+    /// Record `key` at offset `at`; the offset of an earlier equal key if there is one.
+    fn insert(&mut self, key: &'a [u8], at: usize) -> Option<usize> {
+        let seen = self.inline[..self.len].iter().chain(self.more.iter());
+        if let Some(&(_, prev)) = seen.into_iter().find(|(k, _)| *k == key) {
+            return Some(prev);
+        }
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = (key, at);
+            self.len += 1;
+        } else {
+            self.more.push((key, at));
+        }
+        None
     }
 }
 
@@ -253,6 +398,15 @@ pub(crate) struct Parser<R: BufRead> {
     child_attrs: Attrs,
     /// The last text event was whitespace only (indentation).
     text_ws: bool,
+    /// The last event was markup (a tag, comment, reference...), not text: the reader is at
+    /// the start of a text run, where [`Parser::skip_whitespace`] may skip ahead.
+    after_markup: bool,
+    /// Whitespace was skipped up to a `<`: the next token starts after it (see
+    /// [`Parser::skip_whitespace`]).
+    token_after_lt: bool,
+    /// The last text event when it was indentation (then `text` is not used): a slice of a
+    /// static string, nothing copied.
+    text_static: Option<&'static str>,
     attr_pool: Vec<Attrs>,
     text: String,
     value_buf: String,
@@ -267,16 +421,7 @@ pub(crate) struct Parser<R: BufRead> {
 impl<R: BufRead> Parser<R> {
     /// Read the prolog and the root start tag.
     pub(crate) fn open(inner: R, opts: &ReadOptions) -> Result<(Self, Version, Attrs), Error> {
-        let counting = Counting {
-            inner,
-            pos: 0,
-            line: 1,
-            line_start: 0,
-            token_start: 0,
-            max_bytes: opts.limits.max_bytes,
-            max_token: opts.limits.max_token_bytes,
-            hit: None,
-        };
+        let counting = Counting::new(inner, opts.limits.max_bytes, opts.limits.max_token_bytes);
         let mut reader = NsReader::from_reader(counting);
         {
             let c = reader.config_mut();
@@ -298,6 +443,9 @@ impl<R: BufRead> Parser<R> {
             child_local: String::new(),
             child_attrs: Attrs::default(),
             text_ws: false,
+            text_static: None,
+            after_markup: false,
+            token_after_lt: false,
             attr_pool: Vec::new(),
             text: String::new(),
             value_buf: String::new(),
@@ -312,7 +460,7 @@ impl<R: BufRead> Parser<R> {
             match p.next_event()? {
                 Ev::Start => break,
                 Ev::Text => {
-                    if !p.text.trim_matches(is_ws).is_empty() {
+                    if !p.text().trim_matches(is_ws).is_empty() {
                         return Err(p.syntax("text before the root element"));
                     }
                 }
@@ -320,13 +468,13 @@ impl<R: BufRead> Parser<R> {
                 Ev::Eof => return Err(p.syntax("no root element (empty or truncated input)")),
             }
         }
-        let version = match (p.child_uri.as_slice(), p.child_local.as_bytes()) {
+        let version = match (p.child_uri(), p.child_local.as_bytes()) {
             (NS_V2, b"IODEF-Document") => Version::V2,
             (NS_V1, b"IODEF-Document") => Version::V1,
             _ => {
                 let found = format!(
                     "{{{}}}{}",
-                    String::from_utf8_lossy(&p.child_uri),
+                    String::from_utf8_lossy(p.child_uri()),
                     p.child_local.as_str()
                 );
                 return Err(Error::NotIodef {
@@ -347,7 +495,7 @@ impl<R: BufRead> Parser<R> {
         loop {
             match self.next_event()? {
                 Ev::Eof => return Ok(()),
-                Ev::Text if self.text.trim_matches(is_ws).is_empty() => {}
+                Ev::Text if self.text().trim_matches(is_ws).is_empty() => {}
                 _ => return Err(self.syntax("content after the root element")),
             }
         }
@@ -358,11 +506,11 @@ impl<R: BufRead> Parser<R> {
     }
 
     fn location_now(&self) -> Location {
-        let c = self.reader.get_ref();
+        let (line, column) = self.reader.get_ref().line_col();
         Location {
             path: self.path.clone(),
-            line: c.line,
-            column: c.pos - c.line_start + 1,
+            line,
+            column,
         }
     }
 
@@ -417,23 +565,23 @@ impl<R: BufRead> Parser<R> {
     fn next_event(&mut self) -> Result<Ev, Error> {
         loop {
             self.buf.clear();
-            {
-                let c = self.reader.get_mut();
-                c.token_start = c.pos;
+            let c = self.reader.get_mut();
+            c.begin_token();
+            if std::mem::take(&mut self.token_after_lt) {
+                c.skip_in_token(1);
             }
-            let (line, col) = {
-                let c = self.reader.get_ref();
-                (c.line, c.pos - c.line_start + 1)
-            };
-            self.ev_line = line;
-            self.ev_col = col;
-            let res = self.reader.read_resolved_event_into(&mut self.buf);
-            let (ns, ev) = match res {
+            // The namespace scopes are kept by the reader; only start tags are resolved (end
+            // tags must match their start tag, which check_end_names ensures).
+            let res = self.reader.read_event_into(&mut self.buf);
+            let ev = match res {
                 Ok(x) => x,
                 Err(e) => return Err(self.map_xml_err(e)),
             };
+            // After a text event the reader is inside markup (its `<` is consumed).
+            self.after_markup = !matches!(ev, Event::Text(_));
             match ev {
                 Event::Start(e) => {
+                    let (ns, _) = self.reader.resolve_element(e.name());
                     self.depth += 1;
                     self.elements += 1;
                     if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
@@ -454,10 +602,11 @@ impl<R: BufRead> Parser<R> {
                     self.child_uri.clear();
                     self.child_ns = match ns {
                         ResolveResult::Bound(n) => {
-                            self.child_uri.extend_from_slice(n.0);
                             if n.0 == self.iodef_ns {
+                                // Not copied: `child_uri()` answers `iodef_ns`.
                                 Ns::Iodef
                             } else {
+                                self.child_uri.extend_from_slice(n.0);
                                 match n.0 {
                                     b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
                                     b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
@@ -472,18 +621,41 @@ impl<R: BufRead> Parser<R> {
                             return Err(self.syntax(format!("undeclared namespace prefix `{p}`")));
                         }
                     };
+                    // Only start tags keep their position (for paths and diagnostics).
+                    let (line, col) = self.reader.get_mut().token_line_col();
+                    self.ev_line = line;
+                    self.ev_col = col;
                     self.child_local.clear();
-                    match std::str::from_utf8(e.local_name().into_inner()) {
+                    // The local part of the name (after the first `:`, as `local_name()`), found
+                    // without memchr's setup: names are short.
+                    let qname = e.name().into_inner();
+                    let local = match qname.iter().position(|&c| c == b':') {
+                        Some(i) => &qname[i + 1..],
+                        None => qname,
+                    };
+                    match std::str::from_utf8(local) {
                         Ok(l) => self.child_local.push_str(l),
                         Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
                     }
                     self.child_attrs.clear();
-                    for a in e.attributes() {
+                    // Duplicate attributes are found here rather than by quick-xml's checked
+                    // iterator, which allocates a list of keys per start tag; the error is the
+                    // same (`AttrError::Duplicated` with the same offsets).
+                    let tag: &[u8] = &e;
+                    let mut keys = Keys::default();
+                    for a in e.attributes().with_checks(false) {
                         let a = match a {
                             Ok(a) => a,
                             Err(err) => return Err(self.syntax(err.to_string())),
                         };
                         let key = a.key;
+                        let at =
+                            (key.as_ref().as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        if let Some(prev) = keys.insert(key.into_inner(), at) {
+                            let err =
+                                quick_xml::events::attributes::AttrError::Duplicated(at, prev);
+                            return Err(self.syntax(err.to_string()));
+                        }
                         if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
                             continue;
                         }
@@ -565,14 +737,15 @@ impl<R: BufRead> Parser<R> {
                     return Ok(Ev::End);
                 }
                 Event::Text(t) => {
-                    self.text.clear();
                     let raw: &[u8] = &t;
                     if let Some(s) = indentation(raw) {
-                        // A newline and spaces: copied from a static string, no validation.
-                        self.text.push_str(s);
+                        // A newline and spaces: a static string, no validation, no copy.
+                        self.text_static = Some(s);
                         self.text_ws = true;
                         return Ok(Ev::Text);
                     }
+                    self.text_static = None;
+                    self.text.clear();
                     if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
                         // Other whitespace between elements: ASCII, nothing to normalise.
                         self.text.push_str(std::str::from_utf8(raw).unwrap_or(""));
@@ -587,6 +760,7 @@ impl<R: BufRead> Parser<R> {
                     return Ok(Ev::Text);
                 }
                 Event::CData(t) => {
+                    self.text_static = None;
                     self.text.clear();
                     self.text_ws = false;
                     match t.xml10_content() {
@@ -596,6 +770,7 @@ impl<R: BufRead> Parser<R> {
                     return Ok(Ev::Text);
                 }
                 Event::GeneralRef(r) => {
+                    self.text_static = None;
                     self.text.clear();
                     self.text_ws = false;
                     match r.resolve_char_ref() {
@@ -647,6 +822,9 @@ impl<R: BufRead> Parser<R> {
                     }
                 }
                 Event::DocType(_) => {
+                    let (line, col) = self.reader.get_mut().token_line_col();
+                    self.ev_line = line;
+                    self.ev_col = col;
                     return Err(Error::Forbidden {
                         location: Location {
                             path: self.path.clone(),
@@ -788,6 +966,23 @@ impl<R: BufRead> Parser<R> {
         (self.ev_line, self.ev_col)
     }
 
+    /// The last text event's content.
+    fn text(&self) -> &str {
+        match self.text_static {
+            Some(t) => t,
+            None => &self.text,
+        }
+    }
+
+    /// Namespace URI of the pending child (empty for none).
+    fn child_uri(&self) -> &[u8] {
+        if self.child_ns == Ns::Iodef {
+            self.iodef_ns
+        } else {
+            &self.child_uri
+        }
+    }
+
     pub(crate) fn child_ns(&self) -> Ns {
         self.child_ns
     }
@@ -802,12 +997,17 @@ impl<R: BufRead> Parser<R> {
 
     /// Advance to the next child start tag (`true`) or the end of the current element.
     pub(crate) fn next_child(&mut self) -> Result<bool, Error> {
+        if self.after_markup {
+            // Whitespace is insignificant in element-only content: skipped here, it costs
+            // no text event.
+            self.skip_whitespace()?;
+        }
         loop {
             match self.next_event()? {
                 Ev::Start => return Ok(true),
                 Ev::End => return Ok(false),
                 Ev::Text => {
-                    if !self.text_ws && !self.text.trim_matches(is_ws).is_empty() {
+                    if !self.text_ws && !self.text().trim_matches(is_ws).is_empty() {
                         let msg = format!(
                             "character content is not allowed in `{}` (element-only content)",
                             self.current_name()
@@ -818,6 +1018,46 @@ impl<R: BufRead> Parser<R> {
                 }
                 Ev::Eof => return Err(self.syntax("unexpected end of input (truncated document)")),
             }
+        }
+    }
+
+    /// Consume the whitespace (space, tab, newline, carriage return) at the start of a text
+    /// run, as one token: the token cap applies to it as to a whitespace text event.
+    ///
+    /// A whitespace text event used to end by consuming the `<` of the next tag, so that tag's
+    /// position (line, column, token cap) counted from the byte after its `<`; when the skipped
+    /// run is followed by `<`, the next token is made to start there too, so diagnostics stay
+    /// exactly as they were.
+    fn skip_whitespace(&mut self) -> Result<(), Error> {
+        let r = {
+            let c = self.reader.get_mut();
+            c.begin_token();
+            let mut skipped = 0usize;
+            loop {
+                let (n, next) = match c.fill_buf() {
+                    Ok(b) => {
+                        let n = b
+                            .iter()
+                            .take_while(|&&x| matches!(x, b' ' | b'\t' | b'\n' | b'\r'))
+                            .count();
+                        (n, b.get(n).copied())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break Err(e),
+                };
+                c.consume(n);
+                skipped += n;
+                if next.is_some() || n == 0 {
+                    break Ok(skipped > 0 && next == Some(b'<'));
+                }
+            }
+        };
+        match r {
+            Ok(lt) => {
+                self.token_after_lt = lt;
+                Ok(())
+            }
+            Err(e) => Err(self.map_xml_err(quick_xml::Error::Io(std::sync::Arc::new(e)))),
         }
     }
 
@@ -849,7 +1089,7 @@ impl<R: BufRead> Parser<R> {
             Ns::Iodef => format!("element `{name}`"),
             _ => format!(
                 "element `{{{}}}{name}`",
-                String::from_utf8_lossy(&self.child_uri)
+                String::from_utf8_lossy(self.child_uri())
             ),
         };
         let expected = if order.is_empty() {
@@ -1123,14 +1363,18 @@ impl<R: BufRead> Parser<R> {
         loop {
             match self.next_event()? {
                 Ev::Text => {
-                    if (out.len() + self.text.len()) as u64 > self.limits.max_token_bytes {
+                    if (out.len() + self.text().len()) as u64 > self.limits.max_token_bytes {
                         return Err(Error::Limit {
                             location: self.here(),
                             limit: "max_token_bytes",
                             cap: self.limits.max_token_bytes,
                         });
                     }
-                    out.push_str(&self.text);
+                    if let Some(t) = self.text_static {
+                        out.push_str(t);
+                    } else {
+                        out.push_str(&self.text);
+                    }
                 }
                 Ev::End => return Ok(()),
                 Ev::Start => {
@@ -1203,7 +1447,7 @@ impl<R: BufRead> Parser<R> {
         loop {
             match self.next_event()? {
                 Ev::Text => {
-                    size += self.text.len() as u64;
+                    size += self.text().len() as u64;
                     if size > self.limits.max_token_bytes {
                         return Err(Error::Limit {
                             location: self.here(),
@@ -1212,9 +1456,9 @@ impl<R: BufRead> Parser<R> {
                         });
                     }
                     if let Some(ExtensionContent::Text(t)) = out.last_mut() {
-                        t.push_str(&self.text);
+                        t.push_str(self.text());
                     } else {
-                        out.push(ExtensionContent::Text(self.text.clone()));
+                        out.push(ExtensionContent::Text(self.text().to_owned()));
                     }
                 }
                 Ev::Start => {
@@ -1241,10 +1485,10 @@ impl<R: BufRead> Parser<R> {
 
     /// The current element (just entered) as a generic tree.
     pub(crate) fn read_any_element(&mut self, a: Attrs) -> Result<AnyElement, Error> {
-        let namespace = if self.child_uri.is_empty() {
+        let namespace = if self.child_uri().is_empty() {
             None
         } else {
-            Some(String::from_utf8_lossy(&self.child_uri).into_owned())
+            Some(String::from_utf8_lossy(self.child_uri()).into_owned())
         };
         let name = self.current_name().to_owned();
         let attributes = a
@@ -1298,18 +1542,26 @@ fn is_ws(c: char) -> bool {
 /// An attribute value that needs no unescaping and holds only XML characters (the common
 /// case); `None` sends it through [`unescape_attr`], which also words the errors.
 fn plain_attr(raw: &[u8]) -> Option<&str> {
-    if memchr::memchr(b'&', raw).is_some() {
-        return None;
-    }
-    // Only C0 controls and U+FFFE / U+FFFF (EF BF BE/BF) can be outside XML's Char.
-    if raw
-        .iter()
-        .any(|&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0xEF)
-    {
+    // One pass, a lookup and an OR per byte: `&` (a reference to expand) and the bytes that
+    // can start a character outside XML's Char (C0 controls, and 0xEF for U+FFFE / U+FFFF).
+    if raw.iter().fold(0u8, |a, &c| a | NOT_PLAIN[usize::from(c)]) != 0 {
         return None;
     }
     std::str::from_utf8(raw).ok()
 }
+
+/// Bytes that keep an attribute value off [`plain_attr`]'s fast path.
+static NOT_PLAIN: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = !matches!(c as u8, b'\t' | b'\n' | b'\r') as u8;
+        c += 1;
+    }
+    t[b'&' as usize] = 1;
+    t[0xEF] = 1;
+    t
+};
 
 fn unescape_attr<'a>(
     a: &'a quick_xml::events::attributes::Attribute<'_>,
@@ -1349,13 +1601,57 @@ mod tests {
     use std::io::BufRead;
 
     #[test]
-    fn has_newline_is_exact() {
+    fn duplicate_attributes_worded_as_by_quick_xml() {
+        let many: String = (0..12).map(|i| format!(" a{i}=\"{i}\"")).collect();
+        for attrs in [
+            r#" version="2.00" version="2.00""#.to_string(),
+            r#" a="1" b="2" a="3" b="4""#.to_string(),
+            format!("{many} a11=\"x\""),
+            format!("{many} a3=\"x\""),
+            format!(r#" xml:lang="en"{many} xml:lang="de""#),
+        ] {
+            let content =
+                format!("IODEF-Document xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"{attrs}");
+            let want = quick_xml::events::BytesStart::from_content(content.as_str(), 14)
+                .attributes()
+                .find_map(Result::err)
+                .map(|e| e.to_string());
+            let doc = format!("<{content}></IODEF-Document>");
+            let got = match super::Parser::open(doc.as_bytes(), &super::ReadOptions::strict()) {
+                Err(crate::Error::Syntax { message, .. }) => Some(message),
+                _ => None,
+            };
+            assert!(want.is_some(), "{attrs}");
+            assert_eq!(got, want, "{attrs}");
+        }
+    }
+
+    #[test]
+    fn newline_bytes_is_exact() {
         for pos in 0..8 {
-            for other in [0u8, b'\t', b'\r', b' ', b'\n' ^ 0x80, 0x0b, 0x09, 0xff] {
+            for other in [
+                0u8,
+                b'\t',
+                b'\r',
+                b' ',
+                b'\n' ^ 0x80,
+                0x0b,
+                0x09,
+                0xff,
+                0x8a,
+            ] {
                 let mut w = [other; 8];
-                assert!(!super::has_newline(u64::from_le_bytes(w)));
+                assert_eq!(super::newline_bytes(u64::from_le_bytes(w)), 0);
                 w[pos] = b'\n';
-                assert!(super::has_newline(u64::from_le_bytes(w)));
+                assert_eq!(
+                    super::newline_bytes(u64::from_le_bytes(w)),
+                    0x80 << (8 * pos)
+                );
+                w[7 - pos] = b'\n';
+                assert_eq!(
+                    super::newline_bytes(u64::from_le_bytes(w)).count_ones(),
+                    if pos == 7 - pos { 1 } else { 2 }
+                );
             }
         }
     }
@@ -1372,32 +1668,42 @@ mod tests {
                 _ => b'a' + (x >> 24 & 15) as u8,
             });
         }
-        let mut c = super::Counting {
-            inner: std::io::BufReader::with_capacity(97, data.as_slice()),
-            pos: 0,
-            line: 1,
-            line_start: 0,
-            token_start: 0,
-            max_bytes: u64::MAX,
-            max_token: u64::MAX,
-            hit: None,
-        };
-        let mut step = 0usize;
-        loop {
-            let n = c.fill_buf().unwrap().len();
-            if n == 0 {
-                break;
+        for (cap, every) in [(97, 3), (97, 40), (5000, 7), (1 << 17, 90)] {
+            let mut c = super::Counting::new(
+                std::io::BufReader::with_capacity(cap, data.as_slice()),
+                u64::MAX,
+                u64::MAX,
+            );
+            let naive = |p: usize| {
+                let line = 1 + data[..p].iter().filter(|&&b| b == b'\n').count() as u64;
+                let start = data[..p]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                (line, p as u64 - start as u64 + 1)
+            };
+            let mut step = 0usize;
+            let mut token = naive(0);
+            loop {
+                let n = c.fill_buf().unwrap().len();
+                if n == 0 {
+                    break;
+                }
+                step = step % 71 + 1;
+                c.consume(n.min(step));
+                let p = c.pos as usize;
+                assert_eq!(c.line_col(), naive(p), "at {p}");
+                if step.is_multiple_of(every) {
+                    // The previous token's position, asked for late (maybe chunks later).
+                    assert_eq!(c.token_line_col(), token, "token before {p}");
+                    c.begin_token();
+                    token = naive(p);
+                    if step.is_multiple_of(2) {
+                        assert_eq!(c.token_line_col(), token, "at {p}");
+                    }
+                }
             }
-            step = step % 71 + 1;
-            c.consume(n.min(step));
-            let p = c.pos as usize;
-            let line = 1 + data[..p].iter().filter(|&&b| b == b'\n').count() as u64;
-            let start = data[..p]
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            assert_eq!((c.line, c.line_start), (line, start as u64), "at {p}");
+            assert_eq!(c.pos as usize, data.len());
         }
-        assert_eq!(c.pos as usize, data.len());
     }
 }

@@ -44,6 +44,8 @@ pub struct StreamWriter<W: Write> {
     notes: Vec<Diagnostic>,
     broken: bool,
     ids: Ids,
+    /// The checkers' path stack, reused from unit to unit.
+    segs: Vec<(&'static str, Option<usize>)>,
 }
 
 enum Tail {
@@ -76,6 +78,7 @@ impl<W: Write> StreamWriter<W> {
             notes: Vec::new(),
             broken: false,
             ids: Ids::default(),
+            segs: Vec::new(),
         };
         let mut c = Checker::new("");
         c.enter("IODEF-Document");
@@ -117,6 +120,11 @@ impl<W: Write> StreamWriter<W> {
     /// Refuse a unit with errors; otherwise record its IDs (a duplicate of an ID written
     /// earlier is an error too) and IDREFs (resolved at [`StreamWriter::finish`]).
     fn accept(&mut self, mut c: Checker) -> Result<(), Error> {
+        self.segs = c.take_segments();
+        if c.diags.is_empty() && c.ids.is_empty() {
+            // The common case: nothing to report, no IDs to record.
+            return Ok(());
+        }
         let unit = std::mem::take(&mut c.ids);
         let mut errors: Vec<Diagnostic> = c
             .diags
@@ -131,11 +139,12 @@ impl<W: Write> StreamWriter<W> {
         Ok(())
     }
 
-    fn checker(&self, root: &str) -> Checker {
+    fn checker(&mut self, root: &'static str) -> Checker {
+        let c = Checker::with_segments(root, std::mem::take(&mut self.segs));
         if self.text_rules {
-            Checker::new(root)
+            c
         } else {
-            Checker::new(root).schema_only()
+            c.schema_only()
         }
     }
 

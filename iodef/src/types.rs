@@ -34,9 +34,10 @@ impl DateTime {
             // The common case without chrono's format machinery: the same bytes as
             // "%Y-%m-%dT%H:%M:%SZ" for a four-digit year.
             let mut b = [0u8; 20];
-            let put = |b: &mut [u8], v: u32| {
-                for (i, c) in b.iter_mut().rev().enumerate() {
-                    *c = b'0' + (v / 10u32.pow(i as u32) % 10) as u8;
+            let put = |b: &mut [u8], mut v: u32| {
+                for c in b.iter_mut().rev() {
+                    *c = b'0' + (v % 10) as u8;
+                    v /= 10;
                 }
             };
             put(&mut b[0..4], year as u32);
@@ -51,7 +52,12 @@ impl DateTime {
             b[16] = b':';
             put(&mut b[17..19], t.second());
             b[19] = b'Z';
-            return DateTime(b.iter().map(|&c| c as char).collect());
+            // All ASCII: one allocation and one copy (the check cannot fail).
+            return DateTime(
+                std::str::from_utf8(&b)
+                    .map(str::to_owned)
+                    .unwrap_or_default(),
+            );
         }
         let fmt = if t.timestamp_subsec_nanos() == 0 {
             "%Y-%m-%dT%H:%M:%SZ"
