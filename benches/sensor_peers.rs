@@ -120,7 +120,7 @@ fn offline(dir: &Path) {
 }
 
 /// Alternating runs of each capturer, so that a passing disturbance does not decide the ratio.
-const LIVE_ROUNDS: usize = 3;
+const LIVE_ROUNDS: usize = 5;
 
 fn live(dir: &Path) {
     use std::io::Read;
@@ -134,8 +134,9 @@ fn live(dir: &Path) {
          {LIVE_ROUNDS} alternating runs each\n"
     );
     println!(
-        "Capturer pinned to core 0, tcpreplay to core 1; CPU is the capturer's user + system \
-         time over the whole run (1.5 s idle before and after the replay included).\n"
+        "Capturer pinned to core 0, tcpreplay to core 1, both capturers with a 64 MiB kernel \
+         ring; CPU is the capturer's user + system time over the whole run (setting up the \
+         ring, 1.5 s idle before and after the replay included).\n"
     );
     println!("| capturer | run | offered rate | captured | kernel drops | CPU | CPU per packet |");
     println!("|---|---|---|---|---|---|---|");
@@ -208,6 +209,9 @@ fn live(dir: &Path) {
             &[
                 "-i",
                 &lab.sensor_if,
+                // The same kernel ring as the sensor's (its default `ring_mb`).
+                "-B",
+                "65536",
                 "-n",
                 "-Q",
                 "in",
