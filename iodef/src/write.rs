@@ -201,16 +201,7 @@ impl<W: Write> XmlOut<W> {
     }
 
     pub(crate) fn start(&mut self, name: &str) -> io::Result<()> {
-        if self.pos >= FLUSH_AT {
-            self.flush_buf()?;
-        }
-        self.close_open();
-        self.set_had_child(true);
-        if self.depth > 0 {
-            self.newline();
-        }
-        self.put_byte(b'<');
-        self.put(name.as_bytes());
+        self.leaf_open(name)?;
         self.open = true;
         self.depth += 1;
         if self.had_child.len() <= (self.depth - 1) / 64 {
@@ -327,8 +318,8 @@ impl<W: Write> XmlOut<W> {
         self.put(&b[last..]);
     }
 
-    /// `<name` of an element without attributes or children, at the current depth: what
-    /// `start` writes, without the bookkeeping for children.
+    /// `<name` at the current depth (closing the parent's start tag first): all of what an
+    /// element without attributes or children needs; `start` adds the bookkeeping for children.
     fn leaf_open(&mut self, name: &str) -> io::Result<()> {
         if self.pos >= FLUSH_AT {
             self.flush_buf()?;
