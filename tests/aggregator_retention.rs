@@ -42,7 +42,12 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
         600,
     );
     // The per-graph rollups expire with them.
-    for table in ["scan_ports_1d", "scan_regions_1h"] {
+    for table in [
+        "scan_ports_1d",
+        "scan_regions_1h",
+        "scan_port_totals_1d",
+        "scan_port_packets_1h",
+    ] {
         eventually(&ch, &format!("SELECT sum(packets) FROM t_ret.{table}"), 600);
     }
     eventually(
@@ -57,9 +62,11 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
         ),
         1
     );
-    assert!(agg
-        .metrics()
-        .contains("teiten_aggregator_partitions_dropped_total 11"));
+    // Two raw partitions (5 and 20 days ago) and the 20-day-old one of each rollup.
+    let dropped = 2 + teiten_aggregator::schema::ROLLUP_TABLES.len();
+    assert!(agg.metrics().contains(&format!(
+        "teiten_aggregator_partitions_dropped_total {dropped}"
+    )));
 
     // On demand: nothing left to drop, then old rows inserted directly are dropped.
     let (ok, out) = agg.cli(&["retention"]);

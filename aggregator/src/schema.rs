@@ -96,6 +96,42 @@ const PORTS_COLUMNS: &str = "\
     sensor_id String, \
     packets UInt64";
 
+/// Destination ports over all sensors, per day (the top ports of requests without a sensor
+/// filter, and the trends' baseline).
+const PORT_TOTALS_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    dport UInt16, \
+    packets UInt64";
+
+/// One port's packets by source country and sensor (the per-port packets graph).
+const PORT_PACKETS_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    dport UInt16, \
+    country FixedString(2), \
+    sensor_id String, \
+    packets UInt64";
+
+/// One port's unique sources per day and source country, over all sensors: HyperLogLog states
+/// (`uniqHLL12`, at most 2.5 KB each, where `uniq` keeps up to 256 KB per state), so that a month
+/// merges in milliseconds.
+const PORT_SOURCES_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    dport UInt16, \
+    country FixedString(2), \
+    sources AggregateFunction(uniqHLL12, FixedString(16))";
+
+/// The same per sensor (requests with a sensor filter).
+const PORT_SENSOR_SOURCES_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    dport UInt16, \
+    country FixedString(2), \
+    sensor_id String, \
+    sources AggregateFunction(uniqHLL12, FixedString(16))";
+
 /// Source countries per sensor (the region graph and the active-sensor divisor).
 const REGIONS_COLUMNS: &str = "\
     bucket DateTime, \
@@ -204,7 +240,13 @@ struct Storage {
     order: &'static str,
     /// Sharding expression for the Distributed table.
     shard_key: &'static str,
+    /// Table settings (`SETTINGS ...`), empty for none.
+    settings: &'static str,
 }
+
+/// Tables sorted by port first are read a few ports at a time: small granules (8192 rows is the
+/// default) keep each day partition's read to the rows of those ports.
+const SMALL_GRANULES: &str = "index_granularity = 256";
 
 const STORAGE: &[Storage] = &[
     Storage {
@@ -215,6 +257,7 @@ const STORAGE: &[Storage] = &[
         partition: "toYYYYMMDD(ts)",
         order: "(sensor_id, epoch, batch_seq, idx)",
         // A batch lands on one shard, so it is stored (and checked) in one place.
+        settings: "",
         shard_key: "cityHash64(sensor_id, epoch, batch_seq)",
     },
     Storage {
@@ -224,6 +267,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(bucket, proto, dport, country, sensor_id)",
+        settings: "",
         shard_key: "rand()",
     },
     Storage {
@@ -233,6 +277,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(bucket, proto, dport, country, sensor_id)",
+        settings: "",
         shard_key: "rand()",
     },
     Storage {
@@ -242,6 +287,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "version",
         partition: "tuple()",
         order: "sensor_id",
+        settings: "",
         shard_key: "cityHash64(sensor_id)",
     },
     Storage {
@@ -251,6 +297,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(received)",
         order: "(sensor_id, received)",
+        settings: "",
         shard_key: "cityHash64(sensor_id)",
     },
     Storage {
@@ -260,6 +307,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "tuple()",
         order: "(partner, day, version)",
+        settings: "",
         shard_key: "cityHash64(partner)",
     },
     Storage {
@@ -269,6 +317,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "tuple()",
         order: "(sha256, received)",
+        settings: "",
         shard_key: "cityHash64(sha256)",
     },
     Storage {
@@ -279,6 +328,7 @@ const STORAGE: &[Storage] = &[
         partition: "tuple()",
         order: "(sha256, n)",
         // A file's indicators land on one shard, so the repair check sees all of them.
+        settings: "",
         shard_key: "cityHash64(sha256)",
     },
     Storage {
@@ -288,6 +338,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "tuple()",
         order: "(id, detected)",
+        settings: "",
         shard_key: "cityHash64(id)",
     },
     Storage {
@@ -297,15 +348,18 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(bucket, sensor_id, proto, dport)",
+        settings: "",
         shard_key: "rand()",
     },
+    // Port first: the port graph's series read only their ports' rows.
     Storage {
         name: "scan_ports_1h",
         columns: PORTS_COLUMNS,
         engine: "SummingMergeTree",
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, dport)",
+        order: "(dport, bucket, proto, sensor_id)",
+        settings: SMALL_GRANULES,
         shard_key: "rand()",
     },
     Storage {
@@ -315,6 +369,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(bucket, sensor_id, proto, dport)",
+        settings: "",
         shard_key: "rand()",
     },
     Storage {
@@ -324,6 +379,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(bucket, sensor_id, proto, country)",
+        settings: "",
         shard_key: "rand()",
     },
     Storage {
@@ -333,6 +389,7 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(bucket, sensor_id, proto, country)",
+        settings: "",
         shard_key: "rand()",
     },
     Storage {
@@ -342,15 +399,47 @@ const STORAGE: &[Storage] = &[
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(dport, sensor_id, bucket, proto, country)",
+        settings: "",
         shard_key: "rand()",
     },
     Storage {
-        name: "scan_port_regions_1h",
-        columns: ROLLUP_COLUMNS,
+        name: "scan_port_packets_1h",
+        columns: PORT_PACKETS_COLUMNS,
+        engine: "SummingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, sensor_id, bucket, proto, country)",
+        settings: SMALL_GRANULES,
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_port_totals_1d",
+        columns: PORT_TOTALS_COLUMNS,
+        engine: "SummingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, proto, dport)",
+        settings: "",
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_port_sources_1d",
+        columns: PORT_SOURCES_COLUMNS,
+        engine: "AggregatingMergeTree",
+        engine_arg: "",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, bucket, proto, country)",
+        settings: SMALL_GRANULES,
+        shard_key: "rand()",
+    },
+    Storage {
+        name: "scan_port_sensor_sources_1d",
+        columns: PORT_SENSOR_SOURCES_COLUMNS,
         engine: "AggregatingMergeTree",
         engine_arg: "",
         partition: "toYYYYMMDD(bucket)",
         order: "(dport, sensor_id, bucket, proto, country)",
+        settings: SMALL_GRANULES,
         shard_key: "rand()",
     },
 ];
@@ -374,6 +463,8 @@ pub struct Rollup {
 
 const STATES: &str = "countState() AS packets, uniqState(src) AS sources";
 const COUNT: &str = "count() AS packets";
+/// Unique sources as a HyperLogLog state (the daily per-port rollups).
+const SKETCH: &str = "uniqHLL12State(src) AS sources";
 /// The bucket of the daily rollups (`toDate` as a `DateTime`, like the other buckets).
 const DAY_BUCKET: &str = "toStartOfDay";
 
@@ -436,11 +527,32 @@ pub const ROLLUPS: &[Rollup] = &[
         aggregates: STATES,
     },
     Rollup {
-        view: "scan_port_regions_1h_mv",
-        table: "scan_port_regions_1h",
+        view: "scan_port_packets_1h_mv",
+        table: "scan_port_packets_1h",
         bucket: "toStartOfHour",
         keys: "proto, dport, country, sensor_id",
-        aggregates: STATES,
+        aggregates: COUNT,
+    },
+    Rollup {
+        view: "scan_port_totals_1d_mv",
+        table: "scan_port_totals_1d",
+        bucket: DAY_BUCKET,
+        keys: "proto, dport",
+        aggregates: COUNT,
+    },
+    Rollup {
+        view: "scan_port_sources_1d_mv",
+        table: "scan_port_sources_1d",
+        bucket: DAY_BUCKET,
+        keys: "proto, dport, country",
+        aggregates: SKETCH,
+    },
+    Rollup {
+        view: "scan_port_sensor_sources_1d_mv",
+        table: "scan_port_sensor_sources_1d",
+        bucket: DAY_BUCKET,
+        keys: "proto, dport, country, sensor_id",
+        aggregates: SKETCH,
     },
 ];
 
@@ -456,7 +568,10 @@ pub const ROLLUP_TABLES: &[&str] = &[
     "scan_regions_5m",
     "scan_regions_1h",
     "scan_port_regions_5m",
-    "scan_port_regions_1h",
+    "scan_port_packets_1h",
+    "scan_port_totals_1d",
+    "scan_port_sources_1d",
+    "scan_port_sensor_sources_1d",
 ];
 
 /// The table that holds a logical table's rows on this node (`<name>_local` in a cluster).
@@ -497,11 +612,16 @@ pub fn steps(db: &str, layout: &Layout) -> Vec<Step> {
         let table = storage_name(layout, s.name);
         out.push(Step {
             sql: format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{table} ({}) ENGINE = {} PARTITION BY {} ORDER BY {}",
+                "CREATE TABLE IF NOT EXISTS {db}.{table} ({}) ENGINE = {} PARTITION BY {} ORDER BY {}{}",
                 s.columns,
                 engine(layout, db, s),
                 s.partition,
-                s.order
+                s.order,
+                if s.settings.is_empty() {
+                    String::new()
+                } else {
+                    format!(" SETTINGS {}", s.settings)
+                }
             ),
             object: table,
         });
@@ -565,7 +685,10 @@ mod tests {
                 "scan_regions_5m",
                 "scan_regions_1h",
                 "scan_port_regions_5m",
-                "scan_port_regions_1h",
+                "scan_port_packets_1h",
+                "scan_port_totals_1d",
+                "scan_port_sources_1d",
+                "scan_port_sensor_sources_1d",
                 "scan_rollup_5m_mv",
                 "scan_rollup_1h_mv",
                 "scan_ports_5m_mv",
@@ -574,7 +697,10 @@ mod tests {
                 "scan_regions_5m_mv",
                 "scan_regions_1h_mv",
                 "scan_port_regions_5m_mv",
-                "scan_port_regions_1h_mv"
+                "scan_port_packets_1h_mv",
+                "scan_port_totals_1d_mv",
+                "scan_port_sources_1d_mv",
+                "scan_port_sensor_sources_1d_mv"
             ]
         );
         assert!(s.iter().all(|s| s.sql.contains("IF NOT EXISTS")));

@@ -7,7 +7,9 @@
 //! p95 and max per endpoint and overall; fails if the uncached p95 of a chart is above
 //! `TEITEN_BENCH_P95_MS` (default 100).
 //!
-//! Run: `cargo bench -p teiten-dashboard --bench graphs` (release build).
+//! Run: `cargo bench -p teiten-dashboard --bench graphs` (release build). With
+//! `TEITEN_BENCH_KEEP=1` the server is left running with its data after the timings (its
+//! directory and ports are printed), for working on queries with `clickhouse-client`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -210,6 +212,15 @@ fn main() {
             ms(percentile(&all, 0.95)),
             ms(*all.last().unwrap())
         );
+    }
+    if std::env::var_os("TEITEN_BENCH_KEEP").is_some() {
+        println!(
+            "kept: clickhouse-server in {} (HTTP {}, native port {}); kill it when done",
+            ch.dir().display(),
+            ch.url(),
+            ch.tcp_port()
+        );
+        std::mem::forget(ch);
     }
     assert!(
         !failed,

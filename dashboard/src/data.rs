@@ -114,6 +114,7 @@ fn filter_of(q: &GraphQuery, with_proto: bool) -> Filter {
     Filter {
         protos: q.proto.numbers().filter(|_| with_proto).map(|p| p.len()),
         sensors: q.sensors.ids().map(|s| s.len()),
+        ports: 0,
     }
 }
 
@@ -286,13 +287,20 @@ impl Reader {
         if !top.is_empty() {
             let ports: Vec<u16> = top.iter().map(|(p, _)| *p).collect();
             let pos: HashMap<u16, usize> = ports.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+            let filter = Filter {
+                ports: ports.len(),
+                ..filter_of(q, true)
+            };
             let query = self
                 .client
-                .query(&self.graph_sql(queries::PORT_SERIES, q, true))
+                .query(&graph_sql(queries::PORT_SERIES, &self.db, q.rollup, filter))
                 .bind(q.step)
                 .bind(q.step);
-            let rows: Vec<(u32, u16, u64)> = bind_filter(query, q)
-                .bind(ports)
+            let mut query = bind_filter(query, q);
+            for p in &ports {
+                query = query.bind(p);
+            }
+            let rows: Vec<(u32, u16, u64)> = query
                 .fetch_all()
                 .await
                 .map_err(Error::ch("reading the port series"))?;
@@ -428,47 +436,118 @@ impl Reader {
         out
     }
 
-    /// The per-port graph: packets and unique sources by region.
-    pub async fn port(&self, q: &GraphQuery) -> Result<PortData> {
-        let port = q.port.unwrap_or(0);
-        let (top, divisors) = tokio::try_join!(self.top_countries(q), self.divisors(q))?;
-        // No packets at all: nothing to split (and 18.16 refuses `has([], x)`).
+    /// The port's top N source countries by packets (at least one name: 18.16 refuses
+    /// `has([], x)`), and whether it had any packets.
+    async fn port_countries(&self, q: &GraphQuery) -> Result<(Vec<String>, bool)> {
+        let top = self.top_countries(q).await?;
         let mut names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
         if names.is_empty() {
             names.push("--".into());
         }
+        Ok((names, !top.is_empty()))
+    }
+
+    /// One port's packets by source region.
+    pub async fn port_packets(&self, q: &GraphQuery) -> Result<GraphData> {
+        let port = q.port.unwrap_or(0);
+        let ((names, any), divisors) = tokio::try_join!(self.port_countries(q), self.divisors(q))?;
+        let mut p = Self::base(
+            q,
+            "port-packets",
+            format!("Port {port}: packets by source region"),
+            Self::unit(q, "packets"),
+        );
+        if !any {
+            return Ok(p);
+        }
         let query = self
             .client
-            .query(&self.graph_sql(queries::PORT_REGION_SERIES, q, true))
+            .query(&self.graph_sql(queries::PORT_PACKET_SERIES, q, true))
             .bind(q.step)
             .bind(q.step)
-            .bind(port);
-        let rows: Vec<(u32, String, u64, u64)> = bind_filter(query, q)
             .bind(names.clone())
+            .bind(port);
+        let rows: Vec<(u32, String, u64)> = bind_filter(query, q)
             .fetch_all()
             .await
-            .map_err(Error::ch("reading the per-port series"))?;
-        let regional = rows.iter().filter(|r| r.1 != "*");
+            .map_err(Error::ch("reading the per-port packets"))?;
         let mut packets = self.fold_regions(
             q,
             &names,
-            regional
-                .clone()
-                .map(|(t, c, p, _)| (*t, c.as_str(), *p as f64)),
+            rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
         );
         for s in &mut packets {
             s.total = Some(s.values.iter().sum());
         }
         Self::apply_divisors(&mut packets, &divisors);
-        let mut sources = self.fold_regions(
-            q,
-            &names,
-            regional.map(|(t, c, _, s)| (*t, c.as_str(), *s as f64)),
+        p.series = packets;
+        Ok(p)
+    }
+
+    /// One port's unique sources by source region and over all regions: per 5-minute step up
+    /// to two days, per day (UTC) beyond, where a month of hourly states would take seconds to
+    /// merge.
+    pub async fn port_sources(&self, q: &GraphQuery) -> Result<GraphData> {
+        const DAY: i64 = 86_400;
+        let port = q.port.unwrap_or(0);
+        let (names, any) = self.port_countries(q).await?;
+        let daily = q.rollup != Rollup::FiveMinutes;
+        let qs = if daily {
+            GraphQuery {
+                from: q.from.div_euclid(DAY) * DAY,
+                to: (q.to + DAY - 1).div_euclid(DAY) * DAY,
+                step: DAY as u32,
+                mode: Mode::Total,
+                ..q.clone()
+            }
+        } else {
+            GraphQuery {
+                mode: Mode::Total,
+                ..q.clone()
+            }
+        };
+        let mut s = Self::base(
+            &qs,
+            "port-sources",
+            format!("Port {port}: unique sources by source region"),
+            Self::unit(&qs, "unique sources"),
         );
-        let mut all = vec![0.0; Self::times(q).len()];
-        for (t, _, _, s) in rows.iter().filter(|r| r.1 == "*") {
-            if let Some(i) = Self::index(q, *t) {
-                all[i] = *s as f64;
+        if !any {
+            return Ok(s);
+        }
+        let rows: Vec<(u32, String, u64)> = if daily {
+            let query = self
+                .client
+                .query(&self.graph_sql(queries::PORT_SOURCES_DAILY, &qs, true))
+                .bind(port);
+            bind_filter(query, &qs)
+                .bind(names.clone())
+                .fetch_all()
+                .await
+        } else {
+            let query = self
+                .client
+                .query(&self.graph_sql(queries::PORT_SOURCES, &qs, true))
+                .bind(qs.step)
+                .bind(qs.step)
+                .bind(port);
+            bind_filter(query, &qs)
+                .bind(names.clone())
+                .fetch_all()
+                .await
+        }
+        .map_err(Error::ch("reading the per-port unique sources"))?;
+        let mut sources = self.fold_regions(
+            &qs,
+            &names,
+            rows.iter()
+                .filter(|r| r.1 != "*")
+                .map(|(t, c, n)| (*t, c.as_str(), *n as f64)),
+        );
+        let mut all = vec![0.0; Self::times(&qs).len()];
+        for (t, _, n) in rows.iter().filter(|r| r.1 == "*") {
+            if let Some(i) = Self::index(&qs, *t) {
+                all[i] = *n as f64;
             }
         }
         // Last, so that each region keeps the colour it has in the packets chart.
@@ -477,43 +556,20 @@ impl Reader {
             total: None,
             values: all,
         });
-        let mut p = Self::base(
-            q,
-            "port-packets",
-            format!("Port {port}: packets by source region"),
-            Self::unit(q, "packets"),
-        );
-        p.series = packets;
-        let mut s = Self::base(
-            q,
-            "port-sources",
-            format!("Port {port}: unique sources by source region"),
-            Self::unit(
-                &GraphQuery {
-                    mode: Mode::Total,
-                    ..q.clone()
-                },
-                "unique sources",
-            ),
-        );
-        s.mode = "total";
         s.series = sources;
-        if top.is_empty() {
-            p.series.clear();
-            s.series.clear();
-        }
-        Ok(PortData {
-            packets: p,
-            sources: s,
-        })
+        Ok(s)
     }
 
     /// Rising ports: the last 24 hours before `now` (rounded up to the hour) against the daily
-    /// mean of the baseline days before them.
+    /// mean of the whole UTC days of the baseline before them (the hours between the last whole
+    /// day and the last 24 hours are in neither).
     pub async fn trends(&self, cfg: &TrendsConfig, now: i64) -> Result<Trends> {
+        const DAY: i64 = 86_400;
         let to = (now + 3599).div_euclid(3600) * 3600;
+        let recent_from = to - DAY;
         let days = i64::from(cfg.baseline_days);
-        let start = to - (days + 1) * 86_400;
+        let base_to = recent_from.div_euclid(DAY) * DAY;
+        let start = base_to - days * DAY;
         let rows: Vec<(u8, u16, u64, u64, f64)> = self
             .client
             .query(&self.sql(queries::TRENDS, Rollup::Hour))
@@ -522,6 +578,9 @@ impl Reader {
             .bind(cfg.baseline_days)
             .bind(start)
             .bind(start)
+            .bind(base_to)
+            .bind(cfg.baseline_days)
+            .bind(recent_from)
             .bind(to)
             .bind(cfg.min_packets)
             .bind(5000u32)

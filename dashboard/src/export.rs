@@ -1,5 +1,6 @@
 //! CSV downloads of the graph tables (JSON is the serde form of [`crate::data`]).
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use crate::data::{GraphData, PortData};
@@ -27,11 +28,14 @@ pub fn csv(g: &GraphData) -> String {
     csv_of(&[("", g)])
 }
 
-/// The per-port table: `packets <region>` columns, then `sources <region>` columns.
+/// The per-port table: `packets <region>` columns, then `sources <region>` columns. Over two
+/// days the sources are daily: their cells are filled on the rows of midnight (UTC) only.
 pub fn port_csv(p: &PortData) -> String {
     csv_of(&[("packets ", &p.packets), ("sources ", &p.sources)])
 }
 
+/// One row per bucket of any part (the union of their times), an empty cell where a part has
+/// no bucket at that time.
 fn csv_of(parts: &[(&str, &GraphData)]) -> String {
     let mut out = String::from("time");
     for (prefix, g) in parts {
@@ -41,15 +45,23 @@ fn csv_of(parts: &[(&str, &GraphData)]) -> String {
         }
     }
     out.push_str("\r\n");
-    let times = parts
-        .first()
-        .map(|(_, g)| g.times.as_slice())
-        .unwrap_or(&[]);
-    for (i, t) in times.iter().enumerate() {
-        out.push_str(&iso(*t));
-        for (_, g) in parts {
+    let times: BTreeSet<i64> = parts
+        .iter()
+        .flat_map(|(_, g)| g.times.iter().copied())
+        .collect();
+    let index: Vec<HashMap<i64, usize>> = parts
+        .iter()
+        .map(|(_, g)| g.times.iter().enumerate().map(|(i, t)| (*t, i)).collect())
+        .collect();
+    for t in times {
+        out.push_str(&iso(t));
+        for ((_, g), at) in parts.iter().zip(&index) {
+            let i = at.get(&t);
             for s in &g.series {
-                let _ = write!(out, ",{}", num(s.values.get(i).copied().unwrap_or(0.0)));
+                out.push(',');
+                if let Some(v) = i.and_then(|i| s.values.get(*i)) {
+                    let _ = write!(out, "{}", num(*v));
+                }
             }
         }
         out.push_str("\r\n");
@@ -92,6 +104,48 @@ mod tests {
         assert_eq!(
             csv(&g),
             "time,JP,\"a,b\"\r\n1970-01-01T00:00:00Z,1,0.250\r\n1970-01-01T00:05:00Z,2,0.250\r\n"
+        );
+    }
+
+    #[test]
+    fn port_csv_with_daily_sources() {
+        let hourly = GraphData {
+            graph: "port-packets",
+            title: "t".into(),
+            unit: "u".into(),
+            from: 0,
+            to: 3 * 86_400,
+            step: 86_400 / 2,
+            mode: "total",
+            proto: "all",
+            sensors: "all sensors".into(),
+            port: Some(23),
+            times: vec![0, 43_200, 86_400],
+            series: vec![Series {
+                name: "JP".into(),
+                total: Some(6.0),
+                values: vec![1.0, 2.0, 3.0],
+            }],
+        };
+        let daily = GraphData {
+            graph: "port-sources",
+            step: 86_400,
+            times: vec![0, 86_400],
+            series: vec![Series {
+                name: "JP".into(),
+                total: None,
+                values: vec![7.0, 8.0],
+            }],
+            ..hourly.clone()
+        };
+        let p = PortData {
+            packets: hourly,
+            sources: daily,
+        };
+        assert_eq!(
+            port_csv(&p),
+            "time,packets JP,sources JP\r\n1970-01-01T00:00:00Z,1,7\r\n\
+             1970-01-01T12:00:00Z,2,\r\n1970-01-02T00:00:00Z,3,8\r\n"
         );
     }
 }

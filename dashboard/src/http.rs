@@ -35,7 +35,6 @@ pub struct AppState {
     /// Analyst sessions.
     pub sessions: Sessions,
     graphs: Cache<GraphData>,
-    ports: Cache<PortData>,
     images: Cache<Vec<u8>>,
     trends: Cache<Trends>,
     sensors: Cache<BTreeSet<String>>,
@@ -65,7 +64,6 @@ impl AppState {
             reader,
             sessions,
             graphs: Cache::new(ttl, max),
-            ports: Cache::new(ttl, max),
             images: Cache::new(ttl, max),
             trends: Cache::new(ttl, 4),
             sensors: Cache::new(ttl, 1),
@@ -238,8 +236,32 @@ async fn regions_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>
     .await
 }
 
-async fn port_data(state: &AppState, q: &GraphQuery) -> Result<Arc<PortData>, HttpError> {
-    cached(&state.ports, q.cache_key("port"), state.reader.port(q)).await
+async fn port_packets_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, HttpError> {
+    cached(
+        &state.graphs,
+        q.cache_key("port-packets"),
+        state.reader.port_packets(q),
+    )
+    .await
+}
+
+async fn port_sources_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, HttpError> {
+    cached(
+        &state.graphs,
+        q.cache_key("port-sources"),
+        state.reader.port_sources(q),
+    )
+    .await
+}
+
+/// Both per-port graphs (each cached as the chart that draws it).
+async fn port_data(state: &AppState, q: &GraphQuery) -> Result<PortData, HttpError> {
+    let (packets, sources) =
+        tokio::try_join!(port_packets_data(state, q), port_sources_data(state, q))?;
+    Ok(PortData {
+        packets: packets.as_ref().clone(),
+        sources: sources.as_ref().clone(),
+    })
 }
 
 async fn cached<V>(
@@ -288,8 +310,8 @@ async fn chart_inner(
     let data: GraphData = match graph {
         Graph::Ports => ports_data(state, &q).await?.as_ref().clone(),
         Graph::Regions => regions_data(state, &q).await?.as_ref().clone(),
-        Graph::PortPackets => port_data(state, &q).await?.packets.clone(),
-        Graph::PortSources => port_data(state, &q).await?.sources.clone(),
+        Graph::PortPackets => port_packets_data(state, &q).await?.as_ref().clone(),
+        Graph::PortSources => port_sources_data(state, &q).await?.as_ref().clone(),
     };
     let bytes = tokio::task::spawn_blocking(move || chart::render(&data, format))
         .await
@@ -328,7 +350,7 @@ async fn api_data(State(state): St, RawQuery(query): RawQuery, api: Api, csv: bo
                         format!("port-{}", q.port.unwrap_or(0)),
                     )
                 } else {
-                    (to_json(p.as_ref())?, String::new())
+                    (to_json(&p)?, String::new())
                 }
             }
         })

@@ -1,21 +1,24 @@
 //! Every SQL statement the dashboard runs, in one place.
 //!
-//! `{db}` is the configured database (a checked identifier), `{ports}`, `{regions}` and
-//! `{port_regions}` the per-graph rollup tables of the bucket width ([`Rollup`]); nothing from a
-//! request is ever put into the text: request values are bound to `?` by the `clickhouse`
-//! crate, which escapes them on the client (18.16 has no server-side parameters). Only the
-//! number of placeholders of the filter depends on the request ([`Filter`]). [`all`] lists every
-//! statement with sample values, for the chdb (ClickHouse 26.x) compatibility check
-//! (`teiten-dashboard print-sql`).
+//! `{db}` is the configured database (a checked identifier), `{ports}`, `{regions}`,
+//! `{port_packets}`, `{days}` and `{port_sources}` the per-graph rollup tables of the bucket
+//! width and filter ([`graph_sql`]); nothing from a request is ever put into the text: request
+//! values are bound to `?` by the `clickhouse` crate, which escapes them on the client (18.16 has
+//! no server-side parameters). Only the number of placeholders of the filter and of a port list
+//! depends on the request ([`Filter`]). [`all`] lists every statement with sample values, for
+//! the chdb (ClickHouse 26.x) compatibility check (`teiten-dashboard print-sql`).
 //!
 //! Portability (18.16 and 26.x): no `toStartOfInterval` (buckets are `intDiv` of Unix seconds by
 //! the step), no IPv4/IPv6 types (addresses are `FixedString(16)`, IPv4-mapped), FixedString
 //! columns are read through `toString` or as raw 16 bytes.
 //!
 //! Speed: each graph reads the rollup that has only its own dimensions (see
-//! `aggregator/src/schema.rs`): ports `(bucket, proto, dport, sensor_id)` with plain counts,
-//! regions `(bucket, proto, country, sensor_id)`, one port `(dport, sensor_id, bucket, ...)`
-//! with the unique-source states, and the daily port rollup for the top ports of long periods.
+//! `aggregator/src/schema.rs`): the top ports from the daily rollup over all sensors unless a
+//! sensor filter asks for the per-sensor one; the top ports' series from the hourly rollup sorted
+//! by port first (`dport IN (...)`, so only their rows are read); regions from
+//! `(bucket, proto, country, sensor_id)`; one port's packets from a plain count sorted by port
+//! first; its unique sources from `uniq` states per 5 minutes up to two days and from daily
+//! HyperLogLog states beyond (a month of hourly `uniq` states takes seconds to merge on 18.16).
 //! Absent filters are left out of the text (a `(1 = 1 OR has(...))` is evaluated per row on
 //! 18.16), present ones are `IN (?, ...)` lists, which the primary key can use.
 
@@ -36,30 +39,28 @@ impl Rollup {
             Rollup::Hour => "1h",
         }
     }
-
-    /// The (compatibility) rollup with every dimension.
-    pub fn table(self) -> &'static str {
-        match self {
-            Rollup::FiveMinutes => "scan_rollup_5m",
-            Rollup::Hour => "scan_rollup_1h",
-        }
-    }
 }
 
-/// The shape of the graph filter: how many protocols and sensors it lists (`None`: no filter).
+/// The shape of the graph filter: how many protocols and sensors it lists (`None`: no filter),
+/// and how many ports a port list (`{port_list}`) binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Filter {
     /// Number of protocols bound.
     pub protos: Option<usize>,
     /// Number of sensor ids bound.
     pub sensors: Option<usize>,
+    /// Number of ports in `{port_list}`.
+    pub ports: usize,
+}
+
+fn list(n: usize) -> String {
+    vec!["?"; n.max(1)].join(", ")
 }
 
 impl Filter {
     /// `bucket` in `[?, ?)`, then the protocol and sensor lists. Binds: from, to, each
     /// protocol, each sensor.
     pub fn text(self) -> String {
-        let list = |n: usize| vec!["?"; n.max(1)].join(", ");
         let mut out = "bucket >= toDateTime(?) AND bucket < toDateTime(?)".to_owned();
         if let Some(n) = self.protos {
             out.push_str(&format!(" AND proto IN ({})", list(n)));
@@ -76,20 +77,22 @@ pub const TOP_PORTS: &str = "SELECT dport, sum(packets) AS packets \
      FROM {db}.{ports} WHERE {filter} \
      GROUP BY dport ORDER BY packets DESC, dport LIMIT ?";
 
-/// Top destination ports of a period with whole days: the days from the daily rollup, the
-/// hours before the first and after the last whole day from the hourly one. Binds: the filter
-/// (whole days), the filter (hours before), the filter (hours after), N.
+/// Top destination ports of a period with whole days: the days from a daily rollup (over all
+/// sensors without a sensor filter, a third of the rows), the hours before the first and after
+/// the last whole day from the hourly one. Binds: the filter (whole days), the filter (hours
+/// before), the filter (hours after), N.
 pub const TOP_PORTS_DAYS: &str = "SELECT dport, sum(p) AS packets FROM (\
-     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1d WHERE {filter} GROUP BY dport \
+     SELECT dport, sum(packets) AS p FROM {db}.{days} WHERE {filter} GROUP BY dport \
      UNION ALL \
      SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1h WHERE {filter} GROUP BY dport \
      UNION ALL \
      SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1h WHERE {filter} GROUP BY dport) \
      GROUP BY dport ORDER BY packets DESC, dport LIMIT ?";
 
-/// Packets per step of the given ports. Binds: step, step, the filter, ports.
+/// Packets per step of the given ports (the hourly rollup is sorted by port first, so only
+/// their rows are read). Binds: step, step, the filter, each port.
 pub const PORT_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, dport, \
-     sum(packets) AS packets FROM {db}.{ports} WHERE {filter} AND has(?, dport) \
+     sum(packets) AS packets FROM {db}.{ports} WHERE {filter} AND dport IN ({port_list}) \
      GROUP BY t, dport ORDER BY t, dport";
 
 /// Sensors with any traffic per step (the divisor of "average per sensor"), from the small
@@ -105,7 +108,7 @@ pub const TOP_COUNTRIES: &str = "SELECT toString(country) AS c, sum(packets) AS 
 
 /// Top source countries by packets to one port. Binds: port, the filter, N.
 pub const TOP_PORT_COUNTRIES: &str = "SELECT toString(country) AS c, \
-     countMerge(packets) AS packets FROM {db}.{port_regions} WHERE dport = ? AND {filter} \
+     {port_count} AS packets FROM {db}.{port_packets} WHERE dport = ? AND {filter} \
      GROUP BY c ORDER BY packets DESC, c LIMIT ?";
 
 /// Packets per step and country, countries outside the given list folded into `''`. Binds:
@@ -115,25 +118,44 @@ pub const COUNTRY_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * 
      sum(packets) AS packets FROM {db}.{regions} WHERE {filter} \
      GROUP BY t, c ORDER BY t, c";
 
-/// One port: packets and unique sources per step and country (others folded into `''`), plus
-/// the same without the country split (`c = '*'`, since unique sources do not add up), in one
-/// pass: the states are merged per step and country once, then each row counts for its region
-/// and for `'*'`. Binds: step, step, port, the filter, countries.
-pub const PORT_REGION_SERIES: &str = "SELECT t, c, sum(p) AS packets, uniqMerge(s) AS sources \
+/// One port: packets per step and country, countries outside the given list folded into `''`.
+/// Binds: step, step, countries, port, the filter.
+pub const PORT_PACKET_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
+     if(has(?, toString(country)), toString(country), '') AS c, {port_count} AS packets \
+     FROM {db}.{port_packets} WHERE dport = ? AND {filter} GROUP BY t, c ORDER BY t, c";
+
+/// One port (periods up to two days): unique sources per 5-minute step and country (others
+/// folded into `''`), plus the same without the country split (`c = '*'`, since unique sources
+/// do not add up), in one pass: the states are merged per step and country once, then each row
+/// counts for its region and for `'*'`. Binds: step, step, port, the filter, countries.
+pub const PORT_SOURCES: &str = "SELECT t, c, uniqMerge(s) AS sources \
      FROM (SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, toString(country) AS cc, \
-           countMerge(packets) AS p, uniqMergeState(sources) AS s \
-           FROM {db}.{port_regions} WHERE dport = ? AND {filter} GROUP BY t, cc) \
+           uniqMergeState(sources) AS s \
+           FROM {db}.scan_port_regions_5m WHERE dport = ? AND {filter} GROUP BY t, cc) \
      ARRAY JOIN [if(has(?, cc), cc, ''), '*'] AS c GROUP BY t, c";
 
-/// Trends: per protocol and port, packets in the last day (day index = baseline days) and the
-/// sum and sum of squares of the daily packets of the baseline days before it. Binds: start
-/// (Unix seconds, the first baseline day), start, end, baseline days (x3), minimum packets in
-/// the last day, row limit.
+/// One port (longer periods): unique sources per day and country, and over all regions
+/// (`'*'`), from the daily HyperLogLog states (over all sensors without a sensor filter).
+/// Binds: port, the filter, countries.
+pub const PORT_SOURCES_DAILY: &str = "SELECT t, c, uniqHLL12Merge(s) AS sources \
+     FROM (SELECT toUInt32(bucket) AS t, toString(country) AS cc, \
+           uniqHLL12MergeState(sources) AS s \
+           FROM {db}.{port_sources} WHERE dport = ? AND {filter} GROUP BY t, cc) \
+     ARRAY JOIN [if(has(?, cc), cc, ''), '*'] AS c GROUP BY t, c";
+
+/// Trends: per protocol and port, packets in the last 24 hours (day index = baseline days,
+/// from the hourly rollup) and the sum and sum of squares of the daily packets of the whole
+/// baseline days before them (from the daily rollup over all sensors). Binds: baseline days
+/// (x3), the first baseline day (Unix seconds) x2, the end of the baseline, baseline days, the
+/// last 24 hours' start and end, minimum packets in the last day, row limit.
 pub const TRENDS: &str = "SELECT proto, dport, toUInt64(sumIf(p, d = ?)) AS recent, \
      toUInt64(sumIf(p, d < ?)) AS base, sumIf(toFloat64(p) * toFloat64(p), d < ?) AS base_sq \
-     FROM (SELECT intDiv(toUInt32(bucket) - ?, 86400) AS d, proto, dport, \
-           countMerge(packets) AS p FROM {db}.scan_rollup_1h \
-           WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY d, proto, dport) \
+     FROM (SELECT toUInt32(intDiv(toUInt32(bucket) - ?, 86400)) AS d, proto, dport, \
+           sum(packets) AS p FROM {db}.scan_port_totals_1d \
+           WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY d, proto, dport \
+           UNION ALL \
+           SELECT toUInt32(?) AS d, proto, dport, sum(packets) AS p FROM {db}.scan_ports_1h \
+           WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY proto, dport) \
      GROUP BY proto, dport HAVING recent >= ? ORDER BY recent DESC, proto, dport LIMIT ?";
 
 /// Known sensor ids (the registry; the filter accepts only these).
@@ -164,16 +186,39 @@ pub const EVENT_SEARCH: &str = "SELECT toUInt32(ts) AS t, usec, sensor_id, proto
      AND (? = 1 OR src = toFixedString(unhex(?), 16)) AND (? = 1 OR dport = ?) \
      ORDER BY ts DESC, usec DESC, sensor_id, src LIMIT ?, ?";
 
-/// A template with the database, the rollup tables and the graph filter in place.
+/// A template with the database, the rollup tables and the graph filter in place. Rollups
+/// without `sensor_id` are read when the filter has no sensor list.
 pub fn graph_sql(template: &str, db: &str, rollup: Rollup, filter: Filter) -> String {
     let r = rollup.suffix();
+    let all_sensors = filter.sensors.is_none();
+    let (port_packets, port_count) = match rollup {
+        Rollup::FiveMinutes => ("scan_port_regions_5m", "countMerge(packets)"),
+        Rollup::Hour => ("scan_port_packets_1h", "sum(packets)"),
+    };
     template
         .replace("{filter}", &filter.text())
+        .replace("{port_list}", &list(filter.ports))
         .replace("{db}", db)
         .replace("{ports}", &format!("scan_ports_{r}"))
         .replace("{regions}", &format!("scan_regions_{r}"))
-        .replace("{port_regions}", &format!("scan_port_regions_{r}"))
-        .replace("{rollup}", rollup.table())
+        .replace("{port_packets}", port_packets)
+        .replace("{port_count}", port_count)
+        .replace(
+            "{days}",
+            if all_sensors {
+                "scan_port_totals_1d"
+            } else {
+                "scan_ports_1d"
+            },
+        )
+        .replace(
+            "{port_sources}",
+            if all_sensors {
+                "scan_port_sources_1d"
+            } else {
+                "scan_port_sensor_sources_1d"
+            },
+        )
 }
 
 /// A template without graph filter with the database in place.
@@ -189,6 +234,7 @@ const NO_FILTER_SAMPLES: [&str; 2] = ["1763683200", "1763769600"];
 const FILTERED: Filter = Filter {
     protos: Some(1),
     sensors: Some(1),
+    ports: 0,
 };
 
 fn vals(parts: &[&[&str]]) -> Vec<String> {
@@ -219,8 +265,8 @@ pub fn all(db: &str) -> Vec<(String, String)> {
                 (
                     "port series",
                     PORT_SERIES,
-                    filter,
-                    vals(&[&["3600", "3600"], f, &["[23,445]"]]),
+                    Filter { ports: 2, ..filter },
+                    vals(&[&["3600", "3600"], f, &["23", "445"]]),
                 ),
                 (
                     "active sensors",
@@ -242,10 +288,22 @@ pub fn all(db: &str) -> Vec<(String, String)> {
                     vals(&[&["3600", "3600", "['AU','JP']"], f]),
                 ),
                 (
-                    "port region series",
-                    PORT_REGION_SERIES,
+                    "port packet series",
+                    PORT_PACKET_SERIES,
                     filter,
-                    vals(&[&["3600", "3600", "23"], f, &["['AU','JP']"]]),
+                    vals(&[&["3600", "3600", "['AU','JP']", "23"], f]),
+                ),
+                (
+                    "port sources",
+                    PORT_SOURCES,
+                    filter,
+                    vals(&[&["300", "300", "23"], f, &["['AU','JP']"]]),
+                ),
+                (
+                    "daily port sources",
+                    PORT_SOURCES_DAILY,
+                    filter,
+                    vals(&[&["23"], f, &["['AU','JP']"]]),
                 ),
             ];
             for (what, template, filter, values) in graph {
@@ -278,7 +336,10 @@ pub fn all(db: &str) -> Vec<(String, String)> {
                 "30",
                 "1761091200",
                 "1761091200",
-                "1763769600",
+                "1763683200",
+                "30",
+                "1763686800",
+                "1763773200",
                 "100",
                 "1000",
             ],
@@ -352,16 +413,25 @@ mod tests {
         assert_eq!(count(TOP_PORTS), 5);
         assert_eq!(count(TOP_PORTS_DAYS), 13);
         assert_eq!(count(PORT_SERIES), 7);
+        let three_ports = Filter {
+            ports: 3,
+            ..FILTERED
+        };
+        let series = graph_sql(PORT_SERIES, "db", Rollup::Hour, three_ports);
+        assert!(series.contains("dport IN (?, ?, ?)"), "{series}");
         assert_eq!(count(ACTIVE_SENSORS), 6);
         assert_eq!(count(TOP_COUNTRIES), 5);
         assert_eq!(count(TOP_PORT_COUNTRIES), 6);
         assert_eq!(count(COUNTRY_SERIES), 7);
-        assert_eq!(count(PORT_REGION_SERIES), 8);
-        assert_eq!(count(TRENDS), 8);
+        assert_eq!(count(PORT_PACKET_SERIES), 8);
+        assert_eq!(count(PORT_SOURCES), 8);
+        assert_eq!(count(PORT_SOURCES_DAILY), 6);
+        assert_eq!(count(TRENDS), 11);
         assert_eq!(count(EVENT_SEARCH), 8);
         let three = Filter {
             protos: Some(2),
             sensors: Some(3),
+            ports: 0,
         };
         assert_eq!(
             three.text(),
@@ -369,5 +439,15 @@ mod tests {
              AND sensor_id IN (?, ?, ?)"
         );
         assert!(!sql(TOP_PORTS, "db", Rollup::Hour).contains(" IN "));
+        // Without a sensor list the rollups over all sensors are read.
+        assert!(sql(TOP_PORTS_DAYS, "db", Rollup::Hour).contains("db.scan_port_totals_1d"));
+        let filtered = graph_sql(TOP_PORTS_DAYS, "db", Rollup::Hour, FILTERED);
+        assert!(filtered.contains("db.scan_ports_1d"), "{filtered}");
+        assert!(sql(PORT_SOURCES_DAILY, "db", Rollup::Hour).contains("db.scan_port_sources_1d"));
+        let filtered = graph_sql(PORT_SOURCES_DAILY, "db", Rollup::Hour, FILTERED);
+        assert!(filtered.contains("db.scan_port_sensor_sources_1d"));
+        assert!(sql(PORT_PACKET_SERIES, "db", Rollup::Hour).contains("sum(packets)"));
+        let five = sql(PORT_PACKET_SERIES, "db", Rollup::FiveMinutes);
+        assert!(five.contains("countMerge(packets) AS packets FROM db.scan_port_regions_5m"));
     }
 }

@@ -219,6 +219,94 @@ async fn graphs_match_the_raw_events() {
         "{got} vs {exact}"
     );
 
+    // Per port over a month: hourly packets from the packets-only rollup add up to the raw
+    // count; unique sources are daily (HyperLogLog states), within 5% of uniqExact, over all
+    // regions and for one country, without and with a sensor filter.
+    let pm = get(
+        app,
+        "/api/v1/port.json?port=23&period=1m&mode=total&top=3",
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(pm["packets"]["step"], 3600);
+    let (mf, mt) = (
+        pm["packets"]["from"].as_i64().unwrap(),
+        pm["packets"]["to"].as_i64().unwrap(),
+    );
+    let packets: f64 = pm["packets"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(sum)
+        .sum();
+    let raw = count(
+        &env.ch,
+        &format!(
+            "SELECT count() FROM {DB}.scan_events WHERE ts >= toDateTime({mf}) \
+             AND ts < toDateTime({mt}) AND dport = 23"
+        ),
+    );
+    assert_eq!(packets, raw);
+    assert_eq!(pm["sources"]["step"], 86_400);
+    assert!(pm["sources"]["unit"]
+        .as_str()
+        .unwrap()
+        .contains("unique sources per day"));
+    let day = pm["sources"]["times"][10].as_i64().unwrap();
+    assert_eq!(day % 86_400, 0);
+    let exact_day = |extra: &str| {
+        count(
+            &env.ch,
+            &format!(
+                "SELECT uniqExact(src) FROM {DB}.scan_events WHERE ts >= toDateTime({day}) \
+                 AND ts < toDateTime({}) AND dport = 23{extra}",
+                day + 86_400
+            ),
+        )
+    };
+    let near = |got: f64, exact: f64, what: &str| {
+        assert!(
+            exact > 100.0 && (got - exact).abs() <= exact * 0.05,
+            "{what}: {got} vs {exact}"
+        );
+    };
+    let value = |g: &Value, name: &str| series(g, name)["values"][10].as_f64().unwrap();
+    near(
+        value(&pm["sources"], "all regions"),
+        exact_day(""),
+        "all regions",
+    );
+    near(
+        value(&pm["sources"], "CN"),
+        exact_day(" AND country = 'CN'"),
+        "CN",
+    );
+    let ps = get(
+        app,
+        "/api/v1/port.json?port=23&period=1m&sensor=osaka-1",
+        None,
+    )
+    .await
+    .json();
+    near(
+        value(&ps["sources"], "all regions"),
+        exact_day(" AND sensor_id = 'osaka-1'"),
+        "osaka-1",
+    );
+    // The CSV has the hourly rows; the daily sources fill the midnight rows only.
+    let mcsv = get(app, "/api/v1/port.csv?port=23&period=1m&top=2", None)
+        .await
+        .text();
+    let midnight = mcsv
+        .lines()
+        .find(|l| l.contains("T00:00:00Z"))
+        .unwrap()
+        .to_owned();
+    let one_am = mcsv.lines().find(|l| l.contains("T01:00:00Z")).unwrap();
+    assert!(!midnight.ends_with(','), "{midnight}");
+    assert!(one_am.ends_with(','), "{one_am}");
+
     // Trends: the surge on 8728 stands out against its 30-day baseline.
     let tr = get(app, "/api/v1/trends.json", None).await.json();
     let rising = tr["rising"].as_array().unwrap();
