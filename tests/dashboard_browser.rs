@@ -290,12 +290,25 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> (Guard, String) {
     let port = free_port().unwrap();
     let hash = teiten_dashboard::auth::hash_password(PASSWORD).unwrap();
     let config = dir.join("dashboard.toml");
+    // The aggregator's config gives the triage rules and geo database of the report form.
+    let aggregator = dir.join("aggregator.toml");
+    std::fs::write(
+        &aggregator,
+        format!(
+            "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n",
+            ch.url()
+        ),
+    )
+    .unwrap();
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n\
-             [groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n[analyst.users]\nalice = \"{hash}\"\n",
-            ch.url()
+             [groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n[analyst]\noutbox = \"{}\"\n\
+             aggregator_config = \"{}\"\n[analyst.users]\nalice = \"{hash}\"\n",
+            ch.url(),
+            dir.join("outbox").display(),
+            aggregator.display(),
         ),
     )
     .unwrap();
@@ -487,6 +500,23 @@ fn dashboard_in_headless_chromium() {
         "{html}"
     );
     b.screenshot("dashboard-analyst-address.png");
+    // File an internal report with the form: triaged by the aggregator's rules.
+    b.goto(&format!("{url}/analyst/exchange"));
+    b.eval(
+        "(() => { const f = document.querySelector('#report-form'); \
+         f.detected.value = '2026-11-30T08:15'; f.host.value = '192.0.2.44'; \
+         f.category.value = 'intrusion'; f.addresses.value = '203.0.113.7'; \
+         f.ports.value = '22'; f.protocol.value = 'tcp'; \
+         f.description.value = 'ssh brute force seen by staff'; return true; })()",
+    );
+    b.screenshot("dashboard-analyst-report-form.png");
+    b.click("#report-form button");
+    let html = b.html();
+    assert!(
+        html.contains("id=\"filed\"") && html.contains("triage-red"),
+        "{html}"
+    );
+    b.screenshot("dashboard-analyst-report-filed.png");
     // Log out: the analyst pages are closed again.
     b.click("header button");
     assert!(b.url().ends_with('/'), "{}", b.url());

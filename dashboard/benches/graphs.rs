@@ -111,6 +111,7 @@ fn main() {
     for ttl in [0u64, 60] {
         let toml = format!(
             "[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n[cache]\nttl_secs = {ttl}\n\
+             [trends]\nrefresh_secs = {ttl}\n\
              [groups]\nhalf = [\"sensor-1\", \"sensor-2\", \"sensor-3\", \"sensor-4\"]\n",
             ch.url()
         );

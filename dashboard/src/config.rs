@@ -93,6 +93,11 @@ pub struct TrendsConfig {
     /// Most ports shown. Default 10.
     #[serde(default = "default_trend_rows")]
     pub max_rows: u32,
+    /// Seconds between recomputations in the background (30 days of every port take about a
+    /// second at 100 M events); pages answer from the latest. 0: computed when asked and kept
+    /// for `cache.ttl_secs`. Default 300.
+    #[serde(default = "default_trend_refresh")]
+    pub refresh_secs: u64,
 }
 
 /// `[analyst]`
@@ -110,8 +115,23 @@ pub struct AnalystConfig {
     /// network... which should not exist. Default true.
     #[serde(default = "default_true")]
     pub secure_cookies: bool,
+    /// The aggregator's `[exchange] outbox`: the daily partner files the exchange page offers
+    /// for download. Default `/var/lib/teiten/outbox`.
+    #[serde(default = "default_outbox")]
+    pub outbox: PathBuf,
+    /// The aggregator's config file, read at start-up: its `[exchange]` triage rules and its
+    /// `[geo]` database file the internal reports analysts submit on the exchange page, exactly
+    /// as the aggregator's `/api/v1/reports` does. Default none: the page offers no form.
+    #[serde(default)]
+    pub aggregator_config: Option<PathBuf>,
 }
 
+fn default_trend_refresh() -> u64 {
+    300
+}
+fn default_outbox() -> PathBuf {
+    PathBuf::from("/var/lib/teiten/outbox")
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8090))
 }
@@ -186,6 +206,7 @@ impl Default for TrendsConfig {
             min_score: default_min_score(),
             min_packets: default_min_packets(),
             max_rows: default_trend_rows(),
+            refresh_secs: default_trend_refresh(),
         }
     }
 }
@@ -196,6 +217,8 @@ impl Default for AnalystConfig {
             users: BTreeMap::new(),
             session_secs: default_session(),
             secure_cookies: true,
+            outbox: default_outbox(),
+            aggregator_config: None,
         }
     }
 }

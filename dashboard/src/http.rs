@@ -37,9 +37,13 @@ pub struct AppState {
     graphs: Cache<GraphData>,
     images: Cache<Vec<u8>>,
     trends: Cache<Trends>,
+    /// The latest trends computed in the background, with the time they were computed.
+    latest_trends: std::sync::RwLock<Option<(i64, Arc<Trends>)>>,
     sensors: Cache<BTreeSet<String>>,
     /// The clock (Unix seconds); tests may fix it.
     pub clock: fn() -> i64,
+    /// Filing internal reports from the exchange page (`analyst.aggregator_config`).
+    filing: Option<Arc<crate::exchange::Filing>>,
 }
 
 /// Unix seconds now.
@@ -66,9 +70,32 @@ impl AppState {
             graphs: Cache::new(ttl, max),
             images: Cache::new(ttl, max),
             trends: Cache::new(ttl, 4),
+            latest_trends: std::sync::RwLock::new(None),
             sensors: Cache::new(ttl, 1),
             clock: now,
+            filing: None,
         }
+    }
+
+    /// Computes the trends now and keeps them as the latest (the background refresh of
+    /// `trends.refresh_secs`).
+    pub async fn refresh_trends(&self) -> crate::error::Result<()> {
+        let now = (self.clock)();
+        let t = Arc::new(
+            self.reader
+                .trends(&self.settings.config.trends, now)
+                .await?,
+        );
+        if let Ok(mut latest) = self.latest_trends.write() {
+            *latest = Some((now, t));
+        }
+        Ok(())
+    }
+
+    /// The same state, filing internal reports with these rules and geo database.
+    pub fn with_filing(mut self, filing: crate::exchange::Filing) -> AppState {
+        self.filing = Some(Arc::new(filing));
+        self
     }
 }
 
@@ -88,6 +115,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/analyst", get(analyst_home))
         .route("/analyst/events", get(analyst_events))
         .route("/analyst/exchange", get(analyst_exchange))
+        .route("/analyst/exchange/file", get(analyst_exchange_file))
+        .route("/analyst/reports", post(analyst_file_report))
         .route("/analyst/address", get(analyst_address));
     for graph in [
         Graph::Ports,
@@ -390,8 +419,25 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, HttpError> {
     })
 }
 
+/// The latest background computation while it is younger than two refresh periods, else
+/// computed now and kept as the latest (with `trends.refresh_secs = 0`: computed per request,
+/// kept for the cache lifetime).
 async fn trends_data(state: &AppState) -> Result<Arc<Trends>, HttpError> {
     let now = (state.clock)();
+    let refresh = state.settings.config.trends.refresh_secs as i64;
+    if refresh > 0 {
+        let fresh = || {
+            let latest = state.latest_trends.read().ok().and_then(|l| l.clone());
+            latest.and_then(|(at, t)| ((state.clock)() - at < 2 * refresh).then_some(t))
+        };
+        if let Some(t) = fresh() {
+            return Ok(t);
+        }
+        state.refresh_trends().await?;
+        if let Some(t) = fresh() {
+            return Ok(t);
+        }
+    }
     let key = format!("trends|{}", (now + 3599) / 3600);
     cached(
         &state.trends,
@@ -656,7 +702,8 @@ async fn analyst_exchange(State(state): St, headers: HeaderMap) -> Response {
     let Some(session) = require_analyst(&state, &headers) else {
         return Redirect::to("/login").into_response();
     };
-    match crate::exchange::page_html(&state.reader, (state.clock)()).await {
+    let form = state.filing.as_ref().map(|_| session.csrf.as_str());
+    match crate::exchange::page_html(&state.reader, (state.clock)(), form).await {
         Ok(body) => html_response(
             StatusCode::OK,
             page(
@@ -666,6 +713,109 @@ async fn analyst_exchange(State(state): St, headers: HeaderMap) -> Response {
             ),
         ),
         Err(e) => HttpError::from(e).into_response(),
+    }
+}
+
+/// `?partner=&day=` of a daily file's download.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    partner: String,
+    day: u32,
+}
+
+/// A partner's daily file as it is in the outbox (streamed, so a file of any size is served in
+/// constant memory).
+async fn analyst_exchange_file(
+    State(state): St,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let Some(session) = require_analyst(&state, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let result: Result<Response, HttpError> = async {
+        let q: FileQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
+            .map_err(|e| HttpError::bad(format!("bad query string (partner, day): {e}")))?;
+        let outbox = &state.settings.config.analyst.outbox;
+        let Some(path) =
+            crate::exchange::outbox_file(&state.reader, outbox, &q.partner, q.day).await?
+        else {
+            return Err(HttpError::NotFound);
+        };
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(HttpError::bad(format!(
+                    "the file of {} for {} is no longer in the outbox",
+                    q.partner, q.day
+                )))
+            }
+            Err(e) => {
+                return Err(HttpError::Internal(crate::error::Error::Io {
+                    what: format!("opening {}", path.display()),
+                    source: e,
+                }))
+            }
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kind = if name.ends_with(".gz") {
+            "application/gzip"
+        } else {
+            "application/xml"
+        };
+        tracing::info!(user = %session.user, partner = %q.partner, day = q.day, "Daily file downloaded");
+        let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+        Ok((
+            [
+                (header::CONTENT_TYPE, kind.to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}\"", name.replace('"', "")),
+                ),
+            ],
+            body,
+        )
+            .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Files an internal report from the exchange page's form.
+async fn analyst_file_report(
+    State(state): St,
+    headers: HeaderMap,
+    Form(f): Form<crate::exchange::ReportForm>,
+) -> Response {
+    let Some(session) = require_analyst(&state, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !auth::same_token(&session.csrf, &f.csrf) {
+        return HttpError::Forbidden("missing or wrong CSRF token").into_response();
+    }
+    let Some(filing) = state.filing.as_ref() else {
+        return HttpError::bad(
+            "filing reports here needs analyst.aggregator_config in the dashboard's config",
+        )
+        .into_response();
+    };
+    match crate::exchange::file_report(&state.reader, filing, &session.user, &f).await {
+        Ok(filed) => {
+            tracing::info!(user = %session.user, id = %filed.id, colour = %filed.colour, "Internal report filed");
+            html_response(
+                StatusCode::OK,
+                page(
+                    "Report filed",
+                    Some((&session.user, &session.csrf)),
+                    &crate::exchange::filed_html(&filed),
+                ),
+            )
+        }
+        Err(e) => e.into_response(),
     }
 }
 

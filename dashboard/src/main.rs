@@ -73,6 +73,10 @@ fn main() -> anyhow::Result<()> {
                 .and_then(Config::validate)
                 .with_context(|| format!("config {}", config.display()))?;
             if check_config {
+                if let Some(path) = &settings.config.analyst.aggregator_config {
+                    teiten_dashboard::exchange::Filing::load(path)
+                        .with_context(|| format!("config {}", config.display()))?;
+                }
                 println!("config {} is valid", config.display());
                 return Ok(());
             }

@@ -9,8 +9,9 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::http::{app, AppState};
 
-/// The read-only ClickHouse client, built like the aggregator's (RowBinary without schema
-/// validation: 18.16 lacks RowBinaryWithNamesAndTypes).
+/// The ClickHouse client, built like the aggregator's (RowBinary without schema validation:
+/// 18.16 lacks RowBinaryWithNamesAndTypes). The dashboard only reads, except for the internal
+/// reports analysts file (with `analyst.aggregator_config`).
 pub fn client(settings: &Settings) -> clickhouse::Client {
     teiten_aggregator::client(&settings.config.clickhouse)
 }
@@ -19,7 +20,31 @@ pub fn client(settings: &Settings) -> clickhouse::Client {
 pub async fn serve(settings: Settings) -> Result<()> {
     load_font(&settings.config.font)?;
     let listen = settings.config.listen;
-    let state = Arc::new(AppState::new(settings.clone(), client(&settings)));
+    let mut state = AppState::new(settings.clone(), client(&settings));
+    if let Some(path) = &settings.config.analyst.aggregator_config {
+        state = state.with_filing(crate::exchange::Filing::load(path)?);
+        tracing::info!(config = %path.display(), "Internal reports can be filed on the exchange page");
+    }
+    let state = Arc::new(state);
+    let refresh = settings.config.trends.refresh_secs;
+    if refresh > 0 {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(refresh));
+            loop {
+                tick.tick().await;
+                let t = std::time::Instant::now();
+                match state.refresh_trends().await {
+                    Ok(()) => {
+                        tracing::debug!(ms = t.elapsed().as_millis() as u64, "Trends computed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Computing the trends failed; retrying at the next refresh")
+                    }
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| Error::Io {

@@ -200,6 +200,136 @@ async fn login_protects_the_analyst_pages() {
     let unknown = get(app, "/analyst/address?ip=1.2.3.4", Some(&session)).await;
     assert_eq!(unknown.status, 400);
 
+    // The daily files: downloaded from the outbox as logged, behind the login.
+    let day = env.ch.query("SELECT toYYYYMMDD(today())").unwrap();
+    let day = day.trim();
+    let outbox = env.ch.dir().join("outbox/kr-cert");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("f.xml"), b"<IODEF-Document/>\n").unwrap();
+    let ex = get(app, "/analyst/exchange", Some(&session)).await.text();
+    let link = format!("/analyst/exchange/file?partner=kr-cert&amp;day={day}");
+    assert!(ex.contains(&link), "{ex}");
+    let uri = format!("/analyst/exchange/file?partner=kr-cert&day={day}");
+    let file = get(app, &uri, Some(&session)).await;
+    assert_eq!(file.status, 200, "{}", file.text());
+    assert_eq!(file.body, b"<IODEF-Document/>\n");
+    assert_eq!(file.headers["content-type"], "application/xml");
+    assert_eq!(
+        file.headers["content-disposition"],
+        "attachment; filename=\"f.xml\""
+    );
+    assert_eq!(get(app, &uri, None).await.status, 303, "needs a login");
+    let gone = get(
+        app,
+        &format!("/analyst/exchange/file?partner=au-cert&day={day}"),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(gone.status, 400);
+    assert!(
+        gone.text().contains("no longer in the outbox"),
+        "{}",
+        gone.text()
+    );
+    let unknown = format!("/analyst/exchange/file?partner=xx-cert&day={day}");
+    assert_eq!(get(app, &unknown, Some(&session)).await.status, 404);
+    let bad = get(
+        app,
+        "/analyst/exchange/file?partner=kr-cert&day=x",
+        Some(&session),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("partner, day"), "{}", bad.text());
+
+    // Filing an internal report: the form on the exchange page, CSRF-protected, triaged with
+    // the aggregator's rules and stored under the analyst's name.
+    assert!(ex.contains("id=\"report-form\""), "{ex}");
+    let form_csrf = csrf_of(&ex);
+    let report = |csrf: &'static str, category: &'static str, addresses: &'static str| {
+        vec![
+            ("csrf", csrf),
+            ("detected", "2026-11-30T08:15"),
+            ("source", "staff"),
+            ("host", "192.0.2.44"),
+            ("category", category),
+            ("description", "brute force on <ssh>"),
+            ("addresses", addresses),
+            ("ports", "22, 2222"),
+            ("protocol", "tcp"),
+            ("tlp", "amber"),
+        ]
+    };
+    let owned = |v: Vec<(&str, &str)>, csrf: &str| -> Vec<(String, String)> {
+        v.into_iter()
+            .map(|(k, x)| {
+                (
+                    k.to_owned(),
+                    if k == "csrf" {
+                        csrf.to_owned()
+                    } else {
+                        x.to_owned()
+                    },
+                )
+            })
+            .collect()
+    };
+    let post = |form: Vec<(String, String)>| {
+        let session = session.clone();
+        async move {
+            let pairs: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            post_form(app, "/analyst/reports", Some(&session), &pairs).await
+        }
+    };
+    let refused = post(owned(report("", "intrusion", "203.0.113.7"), "wrong")).await;
+    assert_eq!(refused.status, 403);
+    let filed = post(owned(
+        report("", "intrusion", "203.0.113.7 198.51.100.1"),
+        &form_csrf,
+    ))
+    .await;
+    assert_eq!(filed.status, 200, "{}", filed.text());
+    let t = filed.text();
+    assert!(
+        t.contains("triage-red") && t.contains("intrusion-is-red"),
+        "{t}"
+    );
+    assert_eq!(
+        common::count(
+            &env.ch,
+            &format!(
+                "SELECT count() FROM {db}.internal_reports WHERE reporter = 'analyst alice' \
+                 AND source = 'staff' AND host = '192.0.2.44' AND ports = [22, 2222] \
+                 AND has(addresses, '198.51.100.1') AND colour = 'red' \
+                 AND detected = toDateTime('2026-11-30 08:15:00')"
+            )
+        ),
+        1.0
+    );
+    let again = post(owned(
+        report("", "intrusion", "203.0.113.7 198.51.100.1"),
+        &form_csrf,
+    ))
+    .await;
+    assert!(
+        again.text().contains("was filed before"),
+        "{}",
+        again.text()
+    );
+    let bad = post(owned(report("", "intrusion", "203.0.113.300"), &form_csrf)).await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text().contains("addresses: `203.0.113.300`"),
+        "{}",
+        bad.text()
+    );
+    let bad = post(owned(report("", "spam", "203.0.113.7"), &form_csrf)).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("`category`"), "{}", bad.text());
+    let listed = get(app, "/analyst/exchange", Some(&session)).await.text();
+    assert!(listed.contains("brute force on &lt;ssh&gt;"), "{listed}");
+
     // Logout needs the session's CSRF token.
     let csrf = csrf_of(&home.text());
     let refused = post_form(app, "/logout", Some(&session), &[("csrf", "nope")]).await;

@@ -54,15 +54,31 @@ pub(crate) fn start(events: u64) -> Env {
     ch.query(&synth.surge_sql(8728, 30_000, 3_000, 20))
         .expect("surge");
     let hash = teiten_dashboard::auth::hash_password(PASSWORD).unwrap();
+    // The aggregator's config, for filing internal reports (its default triage rules and the
+    // Debian tor-geoipdb files), and the outbox the daily files are downloaded from.
+    let aggregator_config = ch.dir().join("aggregator.toml");
+    std::fs::write(
+        &aggregator_config,
+        format!(
+            "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n",
+            ch.url()
+        ),
+    )
+    .unwrap();
     let toml = format!(
         "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n\n[groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n\n\
+         [analyst]\noutbox = \"{}\"\naggregator_config = \"{}\"\n\n\
          [analyst.users]\nalice = \"{hash}\"\n",
-        ch.url()
+        ch.url(),
+        ch.dir().join("outbox").display(),
+        aggregator_config.display(),
     );
     let settings = Config::parse(&toml, "test").unwrap().validate().unwrap();
     teiten_dashboard::chart::load_font(&settings.config.font).expect("fonts-dejavu-core");
     let client = teiten_dashboard::client(&settings);
-    let state = Arc::new(AppState::new(settings, client));
+    let filing = teiten_dashboard::exchange::Filing::load(&aggregator_config)
+        .expect("the aggregator config and /usr/share/tor/geoip (tor-geoipdb)");
+    let state = Arc::new(AppState::new(settings, client).with_filing(filing));
     let app = app(state.clone());
     Env {
         ch,
