@@ -175,8 +175,11 @@ impl Chain {
             &dashboard_cfg,
             &format!(
                 "listen = \"127.0.0.1:{dash_port}\"\n[clickhouse]\nurl = \"{}\"\n\
-                 [analyst]\nsecure_cookies = false\n[analyst.users]\nanalyst = \"{}\"\n",
+                 [analyst]\nsecure_cookies = false\noutbox = \"{}\"\naggregator_config = \"{}\"\n\
+                 [analyst.users]\nanalyst = \"{}\"\n",
                 clickhouse.url(),
+                dir.join("outbox").display(),
+                aggregator_cfg.display(),
                 hash.trim()
             ),
         );

@@ -79,14 +79,15 @@ pub const TOP_PORTS: &str = "SELECT dport, sum(packets) AS packets \
 
 /// Top destination ports of a period with whole days: the days from a daily rollup (over all
 /// sensors without a sensor filter, a third of the rows), the hours before the first and after
-/// the last whole day from the hourly one. Binds: the filter (whole days), the filter (hours
-/// before), the filter (hours after), N.
+/// the last whole day from the 5-minute one (sorted by time first, where the hourly one is
+/// sorted by port: a quarter less time at 100 M events with a sensor filter). Binds: the filter
+/// (whole days), the filter (hours before), the filter (hours after), N.
 pub const TOP_PORTS_DAYS: &str = "SELECT dport, sum(p) AS packets FROM (\
      SELECT dport, sum(packets) AS p FROM {db}.{days} WHERE {filter} GROUP BY dport \
      UNION ALL \
-     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1h WHERE {filter} GROUP BY dport \
+     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_5m WHERE {filter} GROUP BY dport \
      UNION ALL \
-     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_1h WHERE {filter} GROUP BY dport) \
+     SELECT dport, sum(packets) AS p FROM {db}.scan_ports_5m WHERE {filter} GROUP BY dport) \
      GROUP BY dport ORDER BY packets DESC, dport LIMIT ?";
 
 /// Packets per step of the given ports (the hourly rollup is sorted by port first, so only
