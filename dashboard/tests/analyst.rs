@@ -246,49 +246,29 @@ async fn login_protects_the_analyst_pages() {
     // the aggregator's rules and stored under the analyst's name.
     assert!(ex.contains("id=\"report-form\""), "{ex}");
     let form_csrf = csrf_of(&ex);
-    let report = |csrf: &'static str, category: &'static str, addresses: &'static str| {
-        vec![
-            ("csrf", csrf),
-            ("detected", "2026-11-30T08:15"),
-            ("source", "staff"),
-            ("host", "192.0.2.44"),
-            ("category", category),
-            ("description", "brute force on <ssh>"),
-            ("addresses", addresses),
-            ("ports", "22, 2222"),
-            ("protocol", "tcp"),
-            ("tlp", "amber"),
-        ]
-    };
-    let owned = |v: Vec<(&str, &str)>, csrf: &str| -> Vec<(String, String)> {
-        v.into_iter()
-            .map(|(k, x)| {
-                (
-                    k.to_owned(),
-                    if k == "csrf" {
-                        csrf.to_owned()
-                    } else {
-                        x.to_owned()
-                    },
-                )
-            })
-            .collect()
-    };
-    let post = |form: Vec<(String, String)>| {
+    // A filled form with this CSRF token, category and other side's addresses.
+    let report = |csrf: &str, category: &str, addresses: &str| {
         let session = session.clone();
+        let form = [
+            ("csrf", csrf.to_owned()),
+            ("detected", "2026-11-30T08:15".into()),
+            ("source", "staff".into()),
+            ("host", "192.0.2.44".into()),
+            ("category", category.to_owned()),
+            ("description", "brute force on <ssh>".into()),
+            ("addresses", addresses.to_owned()),
+            ("ports", "22, 2222".into()),
+            ("protocol", "tcp".into()),
+            ("tlp", "amber".into()),
+        ];
         async move {
-            let pairs: Vec<(&str, &str)> =
-                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
             post_form(app, "/analyst/reports", Some(&session), &pairs).await
         }
     };
-    let refused = post(owned(report("", "intrusion", "203.0.113.7"), "wrong")).await;
+    let refused = report("wrong", "intrusion", "203.0.113.7").await;
     assert_eq!(refused.status, 403);
-    let filed = post(owned(
-        report("", "intrusion", "203.0.113.7 198.51.100.1"),
-        &form_csrf,
-    ))
-    .await;
+    let filed = report(&form_csrf, "intrusion", "203.0.113.7 198.51.100.1").await;
     assert_eq!(filed.status, 200, "{}", filed.text());
     let t = filed.text();
     assert!(
@@ -307,24 +287,20 @@ async fn login_protects_the_analyst_pages() {
         ),
         1.0
     );
-    let again = post(owned(
-        report("", "intrusion", "203.0.113.7 198.51.100.1"),
-        &form_csrf,
-    ))
-    .await;
+    let again = report(&form_csrf, "intrusion", "203.0.113.7 198.51.100.1").await;
     assert!(
         again.text().contains("was filed before"),
         "{}",
         again.text()
     );
-    let bad = post(owned(report("", "intrusion", "203.0.113.300"), &form_csrf)).await;
+    let bad = report(&form_csrf, "intrusion", "203.0.113.300").await;
     assert_eq!(bad.status, 400);
     assert!(
         bad.text().contains("addresses: `203.0.113.300`"),
         "{}",
         bad.text()
     );
-    let bad = post(owned(report("", "spam", "203.0.113.7"), &form_csrf)).await;
+    let bad = report(&form_csrf, "spam", "203.0.113.7").await;
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("`category`"), "{}", bad.text());
     let listed = get(app, "/analyst/exchange", Some(&session)).await.text();

@@ -17,6 +17,11 @@ fn sum(series: &Value) -> f64 {
         .sum()
 }
 
+/// Sum of all series of a graph.
+fn all_series(g: &Value) -> f64 {
+    g["series"].as_array().unwrap().iter().map(sum).sum()
+}
+
 fn series<'a>(g: &'a Value, name: &str) -> &'a Value {
     g["series"]
         .as_array()
@@ -162,7 +167,7 @@ async fn graphs_match_the_raw_events() {
     let r = get(app, "/api/v1/regions.json?mode=total&top=3", None)
         .await
         .json();
-    let all: f64 = r["series"].as_array().unwrap().iter().map(sum).sum();
+    let all = all_series(&r);
     let raw = count(
         &env.ch,
         &format!(
@@ -182,20 +187,16 @@ async fn graphs_match_the_raw_events() {
     let pp = get(app, "/api/v1/port.json?port=23&mode=total&top=3", None)
         .await
         .json();
-    let packets: f64 = pp["packets"]["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(sum)
-        .sum();
-    let raw = count(
-        &env.ch,
-        &format!(
-            "SELECT count() FROM {DB}.scan_events WHERE ts >= toDateTime({from}) \
-             AND ts < toDateTime({to}) AND dport = 23"
-        ),
-    );
-    assert_eq!(packets, raw);
+    let port23 = |from: i64, to: i64| {
+        count(
+            &env.ch,
+            &format!(
+                "SELECT count() FROM {DB}.scan_events WHERE ts >= toDateTime({from}) \
+                 AND ts < toDateTime({to}) AND dport = 23"
+            ),
+        )
+    };
+    assert_eq!(all_series(&pp["packets"]), port23(from, to));
     let srcs = series(&pp["sources"], "all regions");
     let peak_bucket = srcs["values"]
         .as_array()
@@ -234,20 +235,7 @@ async fn graphs_match_the_raw_events() {
         pm["packets"]["from"].as_i64().unwrap(),
         pm["packets"]["to"].as_i64().unwrap(),
     );
-    let packets: f64 = pm["packets"]["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(sum)
-        .sum();
-    let raw = count(
-        &env.ch,
-        &format!(
-            "SELECT count() FROM {DB}.scan_events WHERE ts >= toDateTime({mf}) \
-             AND ts < toDateTime({mt}) AND dport = 23"
-        ),
-    );
-    assert_eq!(packets, raw);
+    assert_eq!(all_series(&pm["packets"]), port23(mf, mt));
     assert_eq!(pm["sources"]["step"], 86_400);
     assert!(pm["sources"]["unit"]
         .as_str()
