@@ -6,9 +6,10 @@
 
 use std::io::{self, BufRead};
 
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{Namespace, NamespaceResolver, QName, ResolveResult};
+use quick_xml::Reader;
 
 use crate::error::{Diagnostic, Error, Location, Severity};
 use crate::types::{
@@ -385,7 +386,12 @@ impl std::fmt::Display for Version {
 }
 
 pub(crate) struct Parser<R: BufRead> {
-    reader: NsReader<Counting<R>>,
+    reader: Reader<Counting<R>>,
+    /// The namespace scopes, kept here rather than by an `NsReader`, so that each start
+    /// tag's attributes are scanned once (bindings and attributes in the same pass).
+    ns: NamespaceResolver,
+    /// Attributes of the current start tag: key and value ranges in the tag.
+    attr_spans: Vec<(usize, usize, usize, usize)>,
     buf: Vec<u8>,
     lenient: bool,
     limits: Limits,
@@ -422,7 +428,7 @@ impl<R: BufRead> Parser<R> {
     /// Read the prolog and the root start tag.
     pub(crate) fn open(inner: R, opts: &ReadOptions) -> Result<(Self, Version, Attrs), Error> {
         let counting = Counting::new(inner, opts.limits.max_bytes, opts.limits.max_token_bytes);
-        let mut reader = NsReader::from_reader(counting);
+        let mut reader = Reader::from_reader(counting);
         {
             let c = reader.config_mut();
             c.expand_empty_elements = true;
@@ -432,6 +438,8 @@ impl<R: BufRead> Parser<R> {
         }
         let mut p = Parser {
             reader,
+            ns: NamespaceResolver::default(),
+            attr_spans: Vec::new(),
             buf: Vec::with_capacity(4096),
             lenient: opts.lenient,
             limits: opts.limits,
@@ -570,8 +578,8 @@ impl<R: BufRead> Parser<R> {
             if std::mem::take(&mut self.token_after_lt) {
                 c.skip_in_token(1);
             }
-            // The namespace scopes are kept by the reader; only start tags are resolved (end
-            // tags must match their start tag, which check_end_names ensures).
+            // Only start tags are resolved (end tags must match their start tag, which
+            // check_end_names ensures).
             let res = self.reader.read_event_into(&mut self.buf);
             let ev = match res {
                 Ok(x) => x,
@@ -581,7 +589,52 @@ impl<R: BufRead> Parser<R> {
             self.after_markup = !matches!(ev, Event::Text(_));
             match ev {
                 Event::Start(e) => {
-                    let (ns, _) = self.reader.resolve_element(e.name());
+                    // A new namespace scope with this tag's bindings, as `NsReader` keeps
+                    // them: bindings are added up to the first malformed attribute. The
+                    // other attributes are kept as ranges for the loop below.
+                    let tag: &[u8] = &e;
+                    let mut spans = std::mem::take(&mut self.attr_spans);
+                    spans.clear();
+                    let mut attr_err = None;
+                    let ns_err = match self.ns.push(&BytesStart::new("")) {
+                        Err(err) => Some(err),
+                        Ok(()) => {
+                            let mut ns_err = None;
+                            for a in e.attributes().with_checks(false) {
+                                let a = match a {
+                                    Ok(a) => a,
+                                    Err(err) => {
+                                        attr_err = Some(err);
+                                        break;
+                                    }
+                                };
+                                if let Some(prefix) = a.key.as_namespace_binding() {
+                                    if let Err(err) = self.ns.add(prefix, Namespace(&a.value)) {
+                                        ns_err = Some(err);
+                                        break;
+                                    }
+                                }
+                                let ks = (a.key.0.as_ptr() as usize)
+                                    .wrapping_sub(tag.as_ptr() as usize);
+                                let v: &[u8] = &a.value;
+                                let vs = (v.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                                spans.push((ks, ks + a.key.0.len(), vs, vs + v.len()));
+                            }
+                            ns_err
+                        }
+                    };
+                    if let Some(err) = ns_err {
+                        self.attr_spans = spans;
+                        return Err(self.map_xml_err(quick_xml::Error::Namespace(err)));
+                    }
+                    // The prefix ends at the first `:` (as `QName::decompose`), found without
+                    // memchr's setup: names are short.
+                    let qname = e.name().into_inner();
+                    let colon = qname.iter().position(|&c| c == b':');
+                    let ns = match colon {
+                        None => self.ns.resolve_prefix(None, true),
+                        Some(_) => self.ns.resolve_element(e.name()).0,
+                    };
                     self.depth += 1;
                     self.elements += 1;
                     if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
@@ -626,10 +679,8 @@ impl<R: BufRead> Parser<R> {
                     self.ev_line = line;
                     self.ev_col = col;
                     self.child_local.clear();
-                    // The local part of the name (after the first `:`, as `local_name()`), found
-                    // without memchr's setup: names are short.
-                    let qname = e.name().into_inner();
-                    let local = match qname.iter().position(|&c| c == b':') {
+                    // The local part of the name (after the first `:`, as `local_name()`).
+                    let local = match colon {
                         Some(i) => &qname[i + 1..],
                         None => qname,
                     };
@@ -641,12 +692,14 @@ impl<R: BufRead> Parser<R> {
                     // Duplicate attributes are found here rather than by quick-xml's checked
                     // iterator, which allocates a list of keys per start tag; the error is the
                     // same (`AttrError::Duplicated` with the same offsets).
-                    let tag: &[u8] = &e;
                     let mut keys = Keys::default();
-                    for a in e.attributes().with_checks(false) {
-                        let a = match a {
-                            Ok(a) => a,
-                            Err(err) => return Err(self.syntax(err.to_string())),
+                    for &(ks, ke, vs, ve) in &spans {
+                        let (Some(k), Some(raw)) = (tag.get(ks..ke), tag.get(vs..ve)) else {
+                            return Err(self.syntax("internal: attribute outside its tag"));
+                        };
+                        let a = Attribute {
+                            key: QName(k),
+                            value: raw.into(),
                         };
                         let key = a.key;
                         let at =
@@ -660,10 +713,11 @@ impl<R: BufRead> Parser<R> {
                             continue;
                         }
                         // Unprefixed attributes are in no namespace: nothing to resolve.
-                        let (rns, local) = if key.as_ref().contains(&b':') {
-                            self.reader.resolve_attribute(key)
+                        let (rns, local) = if key.as_ref().iter().any(|&c| c == b':') {
+                            let (rns, local) = self.ns.resolve_attribute(key);
+                            (rns, local.into_inner())
                         } else {
-                            (ResolveResult::Unbound, key.local_name())
+                            (ResolveResult::Unbound, key.into_inner())
                         };
                         let qual = match rns {
                             ResolveResult::Unbound => None,
@@ -676,7 +730,7 @@ impl<R: BufRead> Parser<R> {
                                 );
                             }
                         };
-                        let Ok(local) = std::str::from_utf8(local.as_ref()) else {
+                        let Ok(local) = std::str::from_utf8(local) else {
                             return Err(self.syntax("invalid UTF-8 in attribute name"));
                         };
                         let attrs = &mut self.child_attrs;
@@ -730,9 +784,15 @@ impl<R: BufRead> Parser<R> {
                         let v = self.child_attrs.buf.len();
                         self.child_attrs.items.push((k, v, v));
                     }
+                    self.attr_spans = spans;
+                    if let Some(err) = attr_err {
+                        return Err(self.syntax(err.to_string()));
+                    }
                     return Ok(Ev::Start);
                 }
                 Event::End(_) => {
+                    // End tags are not resolved: the scope can go at once.
+                    self.ns.pop();
                     self.depth = self.depth.saturating_sub(1);
                     return Ok(Ev::End);
                 }
