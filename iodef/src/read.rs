@@ -749,7 +749,11 @@ impl<R: BufRead> Parser<R> {
                         attrs.buf.push_str(local);
                         let k = attrs.buf.len();
                         let raw = a.value.as_ref();
-                        if memchr::memchr3(b'\t', b'\n', b'\r', raw).is_some() {
+                        // One pass over the value classifies it (see ATTR_CLASS).
+                        let class = raw
+                            .iter()
+                            .fold(0u8, |a, &c| a | ATTR_CLASS[usize::from(c)]);
+                        if class & ATTR_WS != 0 {
                             // Attribute-value normalisation (XML 1.0 section 3.3.3).
                             let mut norm = Vec::with_capacity(raw.len());
                             let mut i = 0;
@@ -773,7 +777,7 @@ impl<R: BufRead> Parser<R> {
                                 Ok(v) => self.child_attrs.buf.push_str(&v),
                                 Err(m) => return Err(self.forbidden_or_syntax(m)),
                             }
-                        } else if let Some(v) = plain_attr(raw) {
+                        } else if let Some(v) = plain_attr(raw, class) {
                             self.child_attrs.buf.push_str(v);
                         } else {
                             match unescape_attr(&a) {
@@ -813,6 +817,20 @@ impl<R: BufRead> Parser<R> {
                         return Ok(Ev::Text);
                     }
                     self.text_ws = false;
+                    // Without a carriage return there is no line end to normalise, and
+                    // `xml10_content` is a UTF-8 check: done here, short runs without
+                    // memchr's setup. Errors are still worded by quick-xml.
+                    let has_cr = if raw.len() < 64 {
+                        raw.iter().any(|&c| c == b'\r')
+                    } else {
+                        memchr::memchr(b'\r', raw).is_some()
+                    };
+                    if !has_cr {
+                        if let Ok(s) = std::str::from_utf8(raw) {
+                            self.text.push_str(s);
+                            return Ok(Ev::Text);
+                        }
+                    }
                     match t.xml10_content() {
                         Ok(s) => self.text.push_str(&s),
                         Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
@@ -1600,26 +1618,35 @@ fn is_ws(c: char) -> bool {
 }
 
 /// An attribute value that needs no unescaping and holds only XML characters (the common
-/// case); `None` sends it through [`unescape_attr`], which also words the errors.
-fn plain_attr(raw: &[u8]) -> Option<&str> {
-    // One pass, a lookup and an OR per byte: `&` (a reference to expand) and the bytes that
-    // can start a character outside XML's Char (C0 controls, and 0xEF for U+FFFE / U+FFFF).
-    if raw.iter().fold(0u8, |a, &c| a | NOT_PLAIN[usize::from(c)]) != 0 {
+/// case), given its [`ATTR_CLASS`] bits; `None` sends it through [`unescape_attr`], which
+/// also words the errors.
+fn plain_attr(raw: &[u8], class: u8) -> Option<&str> {
+    if class != 0 {
         return None;
     }
     std::str::from_utf8(raw).ok()
 }
 
-/// Bytes that keep an attribute value off [`plain_attr`]'s fast path.
-static NOT_PLAIN: [u8; 256] = {
+/// [`ATTR_CLASS`] bit: `&` (a reference to expand) or a byte that can start a character
+/// outside XML's Char (C0 controls, and 0xEF for U+FFFE / U+FFFF).
+const ATTR_NOT_PLAIN: u8 = 1;
+/// [`ATTR_CLASS`] bit: tab, newline or carriage return (attribute-value normalisation).
+const ATTR_WS: u8 = 2;
+
+/// The class bits of each byte of an attribute value: one lookup and an OR per byte.
+static ATTR_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 0x20 {
-        t[c] = !matches!(c as u8, b'\t' | b'\n' | b'\r') as u8;
+        t[c] = if matches!(c as u8, b'\t' | b'\n' | b'\r') {
+            ATTR_WS
+        } else {
+            ATTR_NOT_PLAIN
+        };
         c += 1;
     }
-    t[b'&' as usize] = 1;
-    t[0xEF] = 1;
+    t[b'&' as usize] = ATTR_NOT_PLAIN;
+    t[0xEF] = ATTR_NOT_PLAIN;
     t
 };
 
