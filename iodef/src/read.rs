@@ -684,7 +684,14 @@ impl<R: BufRead> Parser<R> {
                         Some(i) => &qname[i + 1..],
                         None => qname,
                     };
-                    match std::str::from_utf8(local) {
+                    // With attributes, the tag is checked as UTF-8 once, as a whole, and its
+                    // names and values are slices of it (see `tag_part`).
+                    let tag_str = if spans.is_empty() {
+                        None
+                    } else {
+                        std::str::from_utf8(tag).ok()
+                    };
+                    match tag_part(tag_str, local) {
                         Ok(l) => self.child_local.push_str(l),
                         Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
                     }
@@ -730,7 +737,7 @@ impl<R: BufRead> Parser<R> {
                                 );
                             }
                         };
-                        let Ok(local) = std::str::from_utf8(local) else {
+                        let Ok(local) = tag_part(tag_str, local) else {
                             return Err(self.syntax("invalid UTF-8 in attribute name"));
                         };
                         let attrs = &mut self.child_attrs;
@@ -777,7 +784,7 @@ impl<R: BufRead> Parser<R> {
                                 Ok(v) => self.child_attrs.buf.push_str(&v),
                                 Err(m) => return Err(self.forbidden_or_syntax(m)),
                             }
-                        } else if let Some(v) = plain_attr(raw, class) {
+                        } else if let Some(v) = plain_attr(tag_str, raw, class) {
                             self.child_attrs.buf.push_str(v);
                         } else {
                             match unescape_attr(&a) {
@@ -1620,11 +1627,25 @@ fn is_ws(c: char) -> bool {
 /// An attribute value that needs no unescaping and holds only XML characters (the common
 /// case), given its [`ATTR_CLASS`] bits; `None` sends it through [`unescape_attr`], which
 /// also words the errors.
-fn plain_attr(raw: &[u8], class: u8) -> Option<&str> {
+fn plain_attr<'a>(tag: Option<&'a str>, raw: &'a [u8], class: u8) -> Option<&'a str> {
     if class != 0 {
         return None;
     }
-    std::str::from_utf8(raw).ok()
+    tag_part(tag, raw).ok()
+}
+
+/// `part` (a name or value inside a start tag) as a `str`: a slice of `tag`, the whole tag
+/// already checked as UTF-8, when there is one; else checked on its own.
+fn tag_part<'a>(tag: Option<&'a str>, part: &'a [u8]) -> Result<&'a str, std::str::Utf8Error> {
+    if let Some(t) = tag {
+        let off = (part.as_ptr() as usize).wrapping_sub(t.as_ptr() as usize);
+        if let Some(s) = t.get(off..off.wrapping_add(part.len())) {
+            if s.as_ptr() == part.as_ptr() {
+                return Ok(s);
+            }
+        }
+    }
+    std::str::from_utf8(part)
 }
 
 /// [`ATTR_CLASS`] bit: `&` (a reference to expand) or a byte that can start a character
