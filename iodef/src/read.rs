@@ -1046,6 +1046,52 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
+    /// Read a child element into a new last item of `list`, in place; in lenient mode a
+    /// recoverable error drops the item (as [`Parser::child`] drops the child).
+    pub(crate) fn child_push<T: Default>(
+        &mut self,
+        list: &mut Vec<T>,
+        f: impl FnOnce(&mut T, &mut Self, Attrs) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        list.push(T::default());
+        let r = match list.last_mut() {
+            Some(slot) => self.child(|p, a| f(slot, p, a)),
+            None => Ok(None),
+        };
+        match r {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => {
+                list.pop();
+                Ok(())
+            }
+            Err(e) => {
+                list.pop();
+                Err(e)
+            }
+        }
+    }
+
+    /// Read a child element into `slot` (empty), in place; it stays empty when the child
+    /// is dropped or fails.
+    pub(crate) fn child_opt<T: Default>(
+        &mut self,
+        slot: &mut Option<T>,
+        f: impl FnOnce(&mut T, &mut Self, Attrs) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let r = self.child(|p, a| f(slot.insert(T::default()), p, a));
+        match r {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => {
+                *slot = None;
+                Ok(())
+            }
+            Err(e) => {
+                *slot = None;
+                Err(e)
+            }
+        }
+    }
+
     /// Line and column of the pending child's start tag.
     pub(crate) fn child_start(&self) -> (u64, u64) {
         (self.ev_line, self.ev_col)
