@@ -390,6 +390,9 @@ pub(crate) struct Parser<R: BufRead> {
     /// The namespace scopes, kept here rather than by an `NsReader`, so that each start
     /// tag's attributes are scanned once (bindings and attributes in the same pass).
     ns: NamespaceResolver,
+    /// The depths of the open elements that declare namespaces: only they have a scope in
+    /// `ns` (the others would add an empty one).
+    ns_scopes: Vec<u32>,
     /// Attributes of the current start tag: key and value ranges in the tag.
     attr_spans: Vec<(usize, usize, usize, usize)>,
     buf: Vec<u8>,
@@ -439,6 +442,7 @@ impl<R: BufRead> Parser<R> {
         let mut p = Parser {
             reader,
             ns: NamespaceResolver::default(),
+            ns_scopes: Vec::new(),
             attr_spans: Vec::new(),
             buf: Vec::with_capacity(4096),
             lenient: opts.lenient,
@@ -589,40 +593,43 @@ impl<R: BufRead> Parser<R> {
             self.after_markup = !matches!(ev, Event::Text(_));
             match ev {
                 Event::Start(e) => {
-                    // A new namespace scope with this tag's bindings, as `NsReader` keeps
-                    // them: bindings are added up to the first malformed attribute. The
-                    // other attributes are kept as ranges for the loop below.
+                    // This tag's namespace bindings, as `NsReader` keeps them: added up to
+                    // the first malformed attribute, in a scope of their own (opened only for
+                    // a tag that has bindings; see `ns_scopes`). The other attributes are
+                    // kept as ranges for the loop below.
                     let tag: &[u8] = &e;
                     let mut spans = std::mem::take(&mut self.attr_spans);
                     spans.clear();
                     let mut attr_err = None;
-                    let ns_err = match self.ns.push(&BytesStart::new("")) {
-                        Err(err) => Some(err),
-                        Ok(()) => {
-                            let mut ns_err = None;
-                            for a in e.attributes().with_checks(false) {
-                                let a = match a {
-                                    Ok(a) => a,
-                                    Err(err) => {
-                                        attr_err = Some(err);
-                                        break;
-                                    }
-                                };
-                                if let Some(prefix) = a.key.as_namespace_binding() {
-                                    if let Err(err) = self.ns.add(prefix, Namespace(&a.value)) {
-                                        ns_err = Some(err);
-                                        break;
-                                    }
-                                }
-                                let ks = (a.key.0.as_ptr() as usize)
-                                    .wrapping_sub(tag.as_ptr() as usize);
-                                let v: &[u8] = &a.value;
-                                let vs = (v.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
-                                spans.push((ks, ks + a.key.0.len(), vs, vs + v.len()));
+                    let mut ns_err = None;
+                    let mut scoped = false;
+                    for a in e.attributes().with_checks(false) {
+                        let a = match a {
+                            Ok(a) => a,
+                            Err(err) => {
+                                attr_err = Some(err);
+                                break;
                             }
-                            ns_err
+                        };
+                        if let Some(prefix) = a.key.as_namespace_binding() {
+                            if !scoped {
+                                scoped = true;
+                                if let Err(err) = self.ns.push(&BytesStart::new("")) {
+                                    ns_err = Some(err);
+                                    break;
+                                }
+                                self.ns_scopes.push(self.depth + 1);
+                            }
+                            if let Err(err) = self.ns.add(prefix, Namespace(&a.value)) {
+                                ns_err = Some(err);
+                                break;
+                            }
                         }
-                    };
+                        let ks = (a.key.0.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        let v: &[u8] = &a.value;
+                        let vs = (v.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        spans.push((ks, ks + a.key.0.len(), vs, vs + v.len()));
+                    }
                     if let Some(err) = ns_err {
                         self.attr_spans = spans;
                         return Err(self.map_xml_err(quick_xml::Error::Namespace(err)));
@@ -803,7 +810,10 @@ impl<R: BufRead> Parser<R> {
                 }
                 Event::End(_) => {
                     // End tags are not resolved: the scope can go at once.
-                    self.ns.pop();
+                    if self.ns_scopes.last() == Some(&self.depth) {
+                        self.ns_scopes.pop();
+                        self.ns.pop();
+                    }
                     self.depth = self.depth.saturating_sub(1);
                     return Ok(Ev::End);
                 }
