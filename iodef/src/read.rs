@@ -393,6 +393,10 @@ pub(crate) struct Parser<R: BufRead> {
     /// The depths of the open elements that declare namespaces: only they have a scope in
     /// `ns` (the others would add an empty one).
     ns_scopes: Vec<u32>,
+    /// What unprefixed element names resolve to while the bindings stay as they are: the
+    /// `child_ns` and `child_uri` of the last such name (`None`: to be resolved).
+    default_ns: Option<Ns>,
+    default_uri: Vec<u8>,
     /// Attributes of the current start tag: key and value ranges in the tag.
     attr_spans: Vec<(usize, usize, usize, usize)>,
     buf: Vec<u8>,
@@ -443,6 +447,8 @@ impl<R: BufRead> Parser<R> {
             reader,
             ns: NamespaceResolver::default(),
             ns_scopes: Vec::new(),
+            default_ns: None,
+            default_uri: Vec::new(),
             attr_spans: Vec::new(),
             buf: Vec::with_capacity(4096),
             lenient: opts.lenient,
@@ -496,6 +502,8 @@ impl<R: BufRead> Parser<R> {
             }
         };
         p.iodef_ns = if version == Version::V1 { NS_V1 } else { NS_V2 };
+        // Classified against the other version's namespace so far.
+        p.default_ns = None;
         p.child_ns = Ns::Iodef;
         let attrs = p.enter();
         Ok((p, version, attrs))
@@ -620,6 +628,7 @@ impl<R: BufRead> Parser<R> {
                                 }
                                 self.ns_scopes.push(self.depth + 1);
                             }
+                            self.default_ns = None;
                             if let Err(err) = self.ns.add(prefix, Namespace(&a.value)) {
                                 ns_err = Some(err);
                                 break;
@@ -638,9 +647,12 @@ impl<R: BufRead> Parser<R> {
                     // memchr's setup: names are short.
                     let qname = e.name().into_inner();
                     let colon = qname.iter().position(|&c| c == b':');
+                    // Unprefixed names resolve to the default namespace: its classification is
+                    // kept until the bindings change (`default_ns`).
                     let ns = match colon {
-                        None => self.ns.resolve_prefix(None, true),
-                        Some(_) => self.ns.resolve_element(e.name()).0,
+                        None if self.default_ns.is_some() => None,
+                        None => Some(self.ns.resolve_prefix(None, true)),
+                        Some(_) => Some(self.ns.resolve_element(e.name()).0),
                     };
                     self.depth += 1;
                     self.elements += 1;
@@ -660,27 +672,46 @@ impl<R: BufRead> Parser<R> {
                         });
                     }
                     self.child_uri.clear();
-                    self.child_ns = match ns {
-                        ResolveResult::Bound(n) => {
-                            if n.0 == self.iodef_ns {
-                                // Not copied: `child_uri()` answers `iodef_ns`.
-                                Ns::Iodef
-                            } else {
-                                self.child_uri.extend_from_slice(n.0);
-                                match n.0 {
-                                    b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
-                                    b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
-                                    b"http://www.w3.org/2000/09/xmldsig#" => Ns::Ds,
-                                    _ => Ns::Other,
-                                }
+                    match ns {
+                        None => {
+                            // The default namespace, classified before.
+                            let d = self.default_ns.unwrap_or(Ns::None);
+                            self.child_ns = d;
+                            if d != Ns::Iodef {
+                                self.child_uri.extend_from_slice(&self.default_uri);
                             }
                         }
-                        ResolveResult::Unbound => Ns::None,
-                        ResolveResult::Unknown(p) => {
-                            let p = String::from_utf8_lossy(&p).into_owned();
-                            return Err(self.syntax(format!("undeclared namespace prefix `{p}`")));
+                        Some(ns) => {
+                            self.child_ns = match ns {
+                                ResolveResult::Bound(n) => {
+                                    if n.0 == self.iodef_ns {
+                                        // Not copied: `child_uri()` answers `iodef_ns`.
+                                        Ns::Iodef
+                                    } else {
+                                        self.child_uri.extend_from_slice(n.0);
+                                        match n.0 {
+                                            b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
+                                            b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
+                                            b"http://www.w3.org/2000/09/xmldsig#" => Ns::Ds,
+                                            _ => Ns::Other,
+                                        }
+                                    }
+                                }
+                                ResolveResult::Unbound => Ns::None,
+                                ResolveResult::Unknown(p) => {
+                                    let p = String::from_utf8_lossy(&p).into_owned();
+                                    return Err(
+                                        self.syntax(format!("undeclared namespace prefix `{p}`"))
+                                    );
+                                }
+                            };
+                            if colon.is_none() {
+                                self.default_ns = Some(self.child_ns);
+                                self.default_uri.clear();
+                                self.default_uri.extend_from_slice(&self.child_uri);
+                            }
                         }
-                    };
+                    }
                     // Only start tags keep their position (for paths and diagnostics).
                     let (line, col) = self.reader.get_mut().token_line_col();
                     self.ev_line = line;
@@ -813,6 +844,7 @@ impl<R: BufRead> Parser<R> {
                     if self.ns_scopes.last() == Some(&self.depth) {
                         self.ns_scopes.pop();
                         self.ns.pop();
+                        self.default_ns = None;
                     }
                     self.depth = self.depth.saturating_sub(1);
                     return Ok(Ev::End);
