@@ -101,6 +101,19 @@ pub(crate) struct Counting<R> {
     max_bytes: u64,
     max_token: u64,
     hit: Option<(&'static str, u64)>,
+    /// Start-tag positions, counted lazily: the pending child's and the open elements'
+    /// (the reader's `marks`), in input order. Those not counted yet all lie in the current
+    /// chunk: [`Counting::refill`] counts them before the chunk goes.
+    child: Pos,
+    marks: Vec<Pos>,
+}
+
+/// A start tag's input offset, with its line and column once counted (line 0: not yet).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pos {
+    off: u64,
+    line: u64,
+    col: u64,
 }
 
 impl<R: BufRead> Counting<R> {
@@ -120,6 +133,12 @@ impl<R: BufRead> Counting<R> {
             max_bytes,
             max_token,
             hit: None,
+            child: Pos {
+                off: 0,
+                line: 1,
+                col: 1,
+            },
+            marks: Vec::new(),
         }
     }
 
@@ -144,12 +163,67 @@ impl<R: BufRead> Counting<R> {
         if let Some(at) = self.token_at {
             return at;
         }
-        // Not known yet, so the token starts in the current chunk, at or after `counted`.
+        // Not known yet, so the token starts in the current chunk, at or after `counted`;
+        // the start tags before it are counted first (counting goes forward only).
+        self.count_positions();
         let i = usize::try_from(self.token_start - self.base).unwrap_or(usize::MAX);
         self.sync_to(i);
         let at = (self.line, self.token_start - self.line_start + 1);
         self.token_at = Some(at);
         at
+    }
+
+    /// The current token is a start tag: it becomes the pending child, counted later.
+    fn start_tag(&mut self) {
+        self.child = match self.token_at {
+            // Started in an earlier chunk, counted then.
+            Some((line, col)) => Pos {
+                off: self.token_start,
+                line,
+                col,
+            },
+            None => Pos {
+                off: self.token_start,
+                line: 0,
+                col: 0,
+            },
+        };
+    }
+
+    /// Count `p` if it is not yet (it is at or after `counted`, in the current chunk).
+    fn count_pos(&mut self, p: &mut Pos) {
+        if p.line == 0 {
+            let i = usize::try_from(p.off.saturating_sub(self.base)).unwrap_or(usize::MAX);
+            self.sync_to(i);
+            p.line = self.line;
+            p.col = p.off.saturating_sub(self.line_start) + 1;
+        }
+    }
+
+    /// Count every position not counted yet, in input order: the open elements' not yet
+    /// counted (the last ones), then the pending child's.
+    fn count_positions(&mut self) {
+        let first = self.marks.iter().rposition(|p| p.line != 0).map_or(0, |i| i + 1);
+        for k in first..self.marks.len() {
+            let mut p = self.marks[k];
+            self.count_pos(&mut p);
+            self.marks[k] = p;
+        }
+        let mut c = self.child;
+        self.count_pos(&mut c);
+        self.child = c;
+    }
+
+    /// Line and column of the pending child's start tag.
+    fn child_line_col(&mut self) -> (u64, u64) {
+        self.count_positions();
+        (self.child.line, self.child.col)
+    }
+
+    /// Line and column of the innermost open element's start tag (0, 0 for none).
+    fn mark_line_col(&mut self) -> (u64, u64) {
+        self.count_positions();
+        self.marks.last().map_or((0, 0), |p| (p.line, p.col))
     }
 
     /// Count the lines of `buf[counted..to]`.
@@ -189,6 +263,7 @@ impl<R: BufRead> Counting<R> {
     /// Start a new chunk once the current one is consumed.
     #[inline(never)]
     fn refill(&mut self) -> io::Result<()> {
+        self.count_positions();
         if self.token_at.is_none() && self.token_start >= self.base + self.counted as u64 {
             // The current token started in this chunk: keep its position.
             self.token_line_col();
@@ -211,6 +286,15 @@ impl<R: BufRead> Counting<R> {
 
 /// Count the newlines of `b`, which starts at input offset `at`, into `line` and `line_start`.
 fn count_lines(line: &mut u64, line_start: &mut u64, b: &[u8], at: u64) {
+    if b.len() >= 256 {
+        // Long runs (the rest of a chunk, start tags being counted lazily): memchr's
+        // vectorised count and reverse search.
+        if let Some(i) = memchr::memrchr(b'\n', b) {
+            *line += 1 + memchr::memchr_iter(b'\n', &b[..i]).count() as u64;
+            *line_start = at + i as u64 + 1;
+        }
+        return;
+    }
     // Eight bytes at a time: runs between start tags are a few dozen bytes.
     let mut words = b.chunks_exact(8);
     let mut off = at;
@@ -424,11 +508,10 @@ pub(crate) struct Parser<R: BufRead> {
     text: String,
     value_buf: String,
     path: String,
-    marks: Vec<(usize, u64, u64)>,
+    /// Path lengths of the open elements (their positions are in the reader's `marks`).
+    marks: Vec<usize>,
     depth: u32,
     elements: u64,
-    ev_line: u64,
-    ev_col: u64,
 }
 
 impl<R: BufRead> Parser<R> {
@@ -471,8 +554,6 @@ impl<R: BufRead> Parser<R> {
             marks: Vec::new(),
             depth: 0,
             elements: 0,
-            ev_line: 1,
-            ev_col: 1,
         };
         loop {
             match p.next_event()? {
@@ -541,19 +622,16 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
-    fn child_location(&self) -> Location {
+    fn child_location(&mut self) -> Location {
+        let (line, column) = self.reader.get_mut().child_line_col();
         let mut path = self.path.clone();
         path.push('/');
         path.push_str(&self.child_local);
-        Location {
-            path,
-            line: self.ev_line,
-            column: self.ev_col,
-        }
+        Location { path, line, column }
     }
 
-    fn here(&self) -> Location {
-        let (line, column) = self.marks.last().map_or((0, 0), |m| (m.1, m.2));
+    fn here(&mut self) -> Location {
+        let (line, column) = self.reader.get_mut().mark_line_col();
         Location {
             path: self.path.clone(),
             line,
@@ -713,9 +791,8 @@ impl<R: BufRead> Parser<R> {
                         }
                     }
                     // Only start tags keep their position (for paths and diagnostics).
-                    let (line, col) = self.reader.get_mut().token_line_col();
-                    self.ev_line = line;
-                    self.ev_col = col;
+                    // Counted when asked for, or before the chunk goes.
+                    self.reader.get_mut().start_tag();
                     self.child_local.clear();
                     // The local part of the name (after the first `:`, as `local_name()`).
                     let local = match colon {
@@ -949,14 +1026,12 @@ impl<R: BufRead> Parser<R> {
                     }
                 }
                 Event::DocType(_) => {
-                    let (line, col) = self.reader.get_mut().token_line_col();
-                    self.ev_line = line;
-                    self.ev_col = col;
+                    let (line, column) = self.reader.get_mut().token_line_col();
                     return Err(Error::Forbidden {
                         location: Location {
                             path: self.path.clone(),
-                            line: self.ev_line,
-                            column: self.ev_col,
+                            line,
+                            column,
                         },
                         message: "document type declaration (DTD): DTDs and entity declarations are not processed".into(),
                     });
@@ -976,7 +1051,7 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
-    fn forbidden_or_syntax(&self, m: String) -> Error {
+    fn forbidden_or_syntax(&mut self, m: String) -> Error {
         if m.starts_with("entity") {
             Error::Forbidden {
                 location: self.child_location(),
@@ -996,7 +1071,9 @@ impl<R: BufRead> Parser<R> {
         self.path.push('/');
         // Checked to be UTF-8 in next_event.
         self.path.push_str(&self.child_local);
-        self.marks.push((len, self.ev_line, self.ev_col));
+        self.marks.push(len);
+        let c = self.reader.get_mut();
+        c.marks.push(c.child);
         let fresh = self.attr_pool.pop().unwrap_or_default();
         std::mem::replace(&mut self.child_attrs, fresh)
     }
@@ -1011,8 +1088,9 @@ impl<R: BufRead> Parser<R> {
     }
 
     fn leave(&mut self) {
-        if let Some((len, _, _)) = self.marks.pop() {
+        if let Some(len) = self.marks.pop() {
             self.path.truncate(len);
+            self.reader.get_mut().marks.pop();
         }
     }
 
@@ -1135,8 +1213,8 @@ impl<R: BufRead> Parser<R> {
     }
 
     /// Line and column of the pending child's start tag.
-    pub(crate) fn child_start(&self) -> (u64, u64) {
-        (self.ev_line, self.ev_col)
+    pub(crate) fn child_start(&mut self) -> (u64, u64) {
+        self.reader.get_mut().child_line_col()
     }
 
     /// The last text event's content.
@@ -1880,6 +1958,8 @@ mod tests {
             };
             let mut step = 0usize;
             let mut token = naive(0);
+            let mut child = (1, 1);
+            let mut opened: Vec<(u64, u64)> = Vec::new();
             loop {
                 let n = c.fill_buf().unwrap().len();
                 if n == 0 {
@@ -1892,8 +1972,25 @@ mod tests {
                 if step.is_multiple_of(every) {
                     // The previous token's position, asked for late (maybe chunks later).
                     assert_eq!(c.token_line_col(), token, "token before {p}");
+                    // The previous start tag's, and the open elements' (counted lazily,
+                    // maybe at a refill).
+                    if step.is_multiple_of(3) {
+                        assert_eq!(c.child_line_col(), child, "child before {p}");
+                    }
+                    if let Some(&m) = opened.last() {
+                        assert_eq!(c.mark_line_col(), m, "mark before {p}");
+                    }
+                    if step.is_multiple_of(5) && opened.len() < 4 {
+                        c.marks.push(c.child);
+                        opened.push(child);
+                    } else if step.is_multiple_of(7) {
+                        c.marks.pop();
+                        opened.pop();
+                    }
                     c.begin_token();
                     token = naive(p);
+                    c.start_tag();
+                    child = token;
                     if step.is_multiple_of(2) {
                         assert_eq!(c.token_line_col(), token, "at {p}");
                     }
