@@ -203,7 +203,11 @@ impl<R: BufRead> Counting<R> {
     /// Count every position not counted yet, in input order: the open elements' not yet
     /// counted (the last ones), then the pending child's.
     fn count_positions(&mut self) {
-        let first = self.marks.iter().rposition(|p| p.line != 0).map_or(0, |i| i + 1);
+        let first = self
+            .marks
+            .iter()
+            .rposition(|p| p.line != 0)
+            .map_or(0, |i| i + 1);
         for k in first..self.marks.len() {
             let mut p = self.marks[k];
             self.count_pos(&mut p);
@@ -835,7 +839,7 @@ impl<R: BufRead> Parser<R> {
                             continue;
                         }
                         // Unprefixed attributes are in no namespace: nothing to resolve.
-                        let (rns, local) = if key.as_ref().iter().any(|&c| c == b':') {
+                        let (rns, local) = if key.as_ref().contains(&b':') {
                             let (rns, local) = self.ns.resolve_attribute(key);
                             (rns, local.into_inner())
                         } else {
@@ -872,9 +876,7 @@ impl<R: BufRead> Parser<R> {
                         let k = attrs.buf.len();
                         let raw = a.value.as_ref();
                         // One pass over the value classifies it (see ATTR_CLASS).
-                        let class = raw
-                            .iter()
-                            .fold(0u8, |a, &c| a | ATTR_CLASS[usize::from(c)]);
+                        let class = raw.iter().fold(0u8, |a, &c| a | ATTR_CLASS[usize::from(c)]);
                         if class & ATTR_WS != 0 {
                             // Attribute-value normalisation (XML 1.0 section 3.3.3).
                             let mut norm = Vec::with_capacity(raw.len());
@@ -947,7 +949,7 @@ impl<R: BufRead> Parser<R> {
                     // `xml10_content` is a UTF-8 check: done here, short runs without
                     // memchr's setup. Errors are still worded by quick-xml.
                     let has_cr = if raw.len() < 64 {
-                        raw.iter().any(|&c| c == b'\r')
+                        raw.contains(&b'\r')
                     } else {
                         memchr::memchr(b'\r', raw).is_some()
                     };
