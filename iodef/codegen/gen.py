@@ -665,6 +665,20 @@ def emit_struct(w, gen, c, hooks):
             w("                if !p.order(pos, %d, %s, Self::ORDER)? {" % (f.idx, rust_str(xml)))
             w("                    return Ok(());")
             w("                }")
+            if f.kind == "elem" and pkind == "class":
+                # Read in place: no child struct moved out of its reader and into the list.
+                if f.max != 1:
+                    w("                p.child_push(&mut self.%s, %s::read_into)?;" % (f.field, rtype))
+                else:
+                    w("                if self.%s.is_some() {" % f.field)
+                    w("                    if p.child(%s::read)?.is_some() {" % rtype)
+                    w("                        p.duplicate(%s)?;" % rust_str(xml))
+                    w("                    }")
+                    w("                } else {")
+                    w("                    p.child_opt(&mut self.%s, %s::read_into)?;" % (f.field, rtype))
+                    w("                }")
+                w("            }")
+                continue
             w("                if let Some(v) = %s {" % read_expr(pkind, rtype, xml))
             if f.kind == "elem":
                 if f.max != 1:
@@ -707,8 +721,17 @@ def emit_struct(w, gen, c, hooks):
         w("    }")
     # ---- read
     if c.xml_name is not None:
+        w("    /// Read a new value (children that are classes are read in place, with `read_into`;")
+        w("    /// this is for the streaming reader, choices and the document root).")
+        w("    #[allow(dead_code)]")
         w("    pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {")
         w("        let mut out = Self::default();")
+        w("        out.read_into(p, attrs)?;")
+        w("        Ok(out)")
+        w("    }")
+        w("    /// Read into `self` (a default value), in place.")
+        w("    pub(crate) fn read_into<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {")
+        w("        let out = self;")
         w("        out.read_attrs(p, attrs)?;")
         if c.text:
             w("        let text = p.read_text()?;")
@@ -745,7 +768,7 @@ def emit_struct(w, gen, c, hooks):
             w("        out.finish(p)?;")
         else:
             w("        p.expect_empty()?;")
-        w("        Ok(out)")
+        w("        Ok(())")
         w("    }")
     else:
         first = c.fields[0]

@@ -6,9 +6,10 @@
 
 use std::io::{self, BufRead};
 
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::{Namespace, NamespaceResolver, QName, ResolveResult};
+use quick_xml::Reader;
 
 use crate::error::{Diagnostic, Error, Location, Severity};
 use crate::types::{
@@ -100,6 +101,19 @@ pub(crate) struct Counting<R> {
     max_bytes: u64,
     max_token: u64,
     hit: Option<(&'static str, u64)>,
+    /// Start-tag positions, counted lazily: the pending child's and the open elements'
+    /// (the reader's `marks`), in input order. Those not counted yet all lie in the current
+    /// chunk: [`Counting::refill`] counts them before the chunk goes.
+    child: Pos,
+    marks: Vec<Pos>,
+}
+
+/// A start tag's input offset, with its line and column once counted (line 0: not yet).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pos {
+    off: u64,
+    line: u64,
+    col: u64,
 }
 
 impl<R: BufRead> Counting<R> {
@@ -119,6 +133,12 @@ impl<R: BufRead> Counting<R> {
             max_bytes,
             max_token,
             hit: None,
+            child: Pos {
+                off: 0,
+                line: 1,
+                col: 1,
+            },
+            marks: Vec::new(),
         }
     }
 
@@ -143,12 +163,71 @@ impl<R: BufRead> Counting<R> {
         if let Some(at) = self.token_at {
             return at;
         }
-        // Not known yet, so the token starts in the current chunk, at or after `counted`.
+        // Not known yet, so the token starts in the current chunk, at or after `counted`;
+        // the start tags before it are counted first (counting goes forward only).
+        self.count_positions();
         let i = usize::try_from(self.token_start - self.base).unwrap_or(usize::MAX);
         self.sync_to(i);
         let at = (self.line, self.token_start - self.line_start + 1);
         self.token_at = Some(at);
         at
+    }
+
+    /// The current token is a start tag: it becomes the pending child, counted later.
+    fn start_tag(&mut self) {
+        self.child = match self.token_at {
+            // Started in an earlier chunk, counted then.
+            Some((line, col)) => Pos {
+                off: self.token_start,
+                line,
+                col,
+            },
+            None => Pos {
+                off: self.token_start,
+                line: 0,
+                col: 0,
+            },
+        };
+    }
+
+    /// Count `p` if it is not yet (it is at or after `counted`, in the current chunk).
+    fn count_pos(&mut self, p: &mut Pos) {
+        if p.line == 0 {
+            let i = usize::try_from(p.off.saturating_sub(self.base)).unwrap_or(usize::MAX);
+            self.sync_to(i);
+            p.line = self.line;
+            p.col = p.off.saturating_sub(self.line_start) + 1;
+        }
+    }
+
+    /// Count every position not counted yet, in input order: the open elements' not yet
+    /// counted (the last ones), then the pending child's.
+    fn count_positions(&mut self) {
+        let first = self
+            .marks
+            .iter()
+            .rposition(|p| p.line != 0)
+            .map_or(0, |i| i + 1);
+        for k in first..self.marks.len() {
+            let mut p = self.marks[k];
+            self.count_pos(&mut p);
+            self.marks[k] = p;
+        }
+        let mut c = self.child;
+        self.count_pos(&mut c);
+        self.child = c;
+    }
+
+    /// Line and column of the pending child's start tag.
+    fn child_line_col(&mut self) -> (u64, u64) {
+        self.count_positions();
+        (self.child.line, self.child.col)
+    }
+
+    /// Line and column of the innermost open element's start tag (0, 0 for none).
+    fn mark_line_col(&mut self) -> (u64, u64) {
+        self.count_positions();
+        self.marks.last().map_or((0, 0), |p| (p.line, p.col))
     }
 
     /// Count the lines of `buf[counted..to]`.
@@ -188,6 +267,7 @@ impl<R: BufRead> Counting<R> {
     /// Start a new chunk once the current one is consumed.
     #[inline(never)]
     fn refill(&mut self) -> io::Result<()> {
+        self.count_positions();
         if self.token_at.is_none() && self.token_start >= self.base + self.counted as u64 {
             // The current token started in this chunk: keep its position.
             self.token_line_col();
@@ -210,6 +290,15 @@ impl<R: BufRead> Counting<R> {
 
 /// Count the newlines of `b`, which starts at input offset `at`, into `line` and `line_start`.
 fn count_lines(line: &mut u64, line_start: &mut u64, b: &[u8], at: u64) {
+    if b.len() >= 256 {
+        // Long runs (the rest of a chunk, start tags being counted lazily): memchr's
+        // vectorised count and reverse search.
+        if let Some(i) = memchr::memrchr(b'\n', b) {
+            *line += 1 + memchr::memchr_iter(b'\n', &b[..i]).count() as u64;
+            *line_start = at + i as u64 + 1;
+        }
+        return;
+    }
     // Eight bytes at a time: runs between start tags are a few dozen bytes.
     let mut words = b.chunks_exact(8);
     let mut off = at;
@@ -385,7 +474,19 @@ impl std::fmt::Display for Version {
 }
 
 pub(crate) struct Parser<R: BufRead> {
-    reader: NsReader<Counting<R>>,
+    reader: Reader<Counting<R>>,
+    /// The namespace scopes, kept here rather than by an `NsReader`, so that each start
+    /// tag's attributes are scanned once (bindings and attributes in the same pass).
+    ns: NamespaceResolver,
+    /// The depths of the open elements that declare namespaces: only they have a scope in
+    /// `ns` (the others would add an empty one).
+    ns_scopes: Vec<u32>,
+    /// What unprefixed element names resolve to while the bindings stay as they are: the
+    /// `child_ns` and `child_uri` of the last such name (`None`: to be resolved).
+    default_ns: Option<Ns>,
+    default_uri: Vec<u8>,
+    /// Attributes of the current start tag: key and value ranges in the tag.
+    attr_spans: Vec<(usize, usize, usize, usize)>,
     buf: Vec<u8>,
     lenient: bool,
     limits: Limits,
@@ -411,18 +512,17 @@ pub(crate) struct Parser<R: BufRead> {
     text: String,
     value_buf: String,
     path: String,
-    marks: Vec<(usize, u64, u64)>,
+    /// Path lengths of the open elements (their positions are in the reader's `marks`).
+    marks: Vec<usize>,
     depth: u32,
     elements: u64,
-    ev_line: u64,
-    ev_col: u64,
 }
 
 impl<R: BufRead> Parser<R> {
     /// Read the prolog and the root start tag.
     pub(crate) fn open(inner: R, opts: &ReadOptions) -> Result<(Self, Version, Attrs), Error> {
         let counting = Counting::new(inner, opts.limits.max_bytes, opts.limits.max_token_bytes);
-        let mut reader = NsReader::from_reader(counting);
+        let mut reader = Reader::from_reader(counting);
         {
             let c = reader.config_mut();
             c.expand_empty_elements = true;
@@ -432,6 +532,11 @@ impl<R: BufRead> Parser<R> {
         }
         let mut p = Parser {
             reader,
+            ns: NamespaceResolver::default(),
+            ns_scopes: Vec::new(),
+            default_ns: None,
+            default_uri: Vec::new(),
+            attr_spans: Vec::new(),
             buf: Vec::with_capacity(4096),
             lenient: opts.lenient,
             limits: opts.limits,
@@ -453,8 +558,6 @@ impl<R: BufRead> Parser<R> {
             marks: Vec::new(),
             depth: 0,
             elements: 0,
-            ev_line: 1,
-            ev_col: 1,
         };
         loop {
             match p.next_event()? {
@@ -484,6 +587,8 @@ impl<R: BufRead> Parser<R> {
             }
         };
         p.iodef_ns = if version == Version::V1 { NS_V1 } else { NS_V2 };
+        // Classified against the other version's namespace so far.
+        p.default_ns = None;
         p.child_ns = Ns::Iodef;
         let attrs = p.enter();
         Ok((p, version, attrs))
@@ -521,19 +626,16 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
-    fn child_location(&self) -> Location {
+    fn child_location(&mut self) -> Location {
+        let (line, column) = self.reader.get_mut().child_line_col();
         let mut path = self.path.clone();
         path.push('/');
         path.push_str(&self.child_local);
-        Location {
-            path,
-            line: self.ev_line,
-            column: self.ev_col,
-        }
+        Location { path, line, column }
     }
 
-    fn here(&self) -> Location {
-        let (line, column) = self.marks.last().map_or((0, 0), |m| (m.1, m.2));
+    fn here(&mut self) -> Location {
+        let (line, column) = self.reader.get_mut().mark_line_col();
         Location {
             path: self.path.clone(),
             line,
@@ -570,8 +672,8 @@ impl<R: BufRead> Parser<R> {
             if std::mem::take(&mut self.token_after_lt) {
                 c.skip_in_token(1);
             }
-            // The namespace scopes are kept by the reader; only start tags are resolved (end
-            // tags must match their start tag, which check_end_names ensures).
+            // Only start tags are resolved (end tags must match their start tag, which
+            // check_end_names ensures).
             let res = self.reader.read_event_into(&mut self.buf);
             let ev = match res {
                 Ok(x) => x,
@@ -581,7 +683,59 @@ impl<R: BufRead> Parser<R> {
             self.after_markup = !matches!(ev, Event::Text(_));
             match ev {
                 Event::Start(e) => {
-                    let (ns, _) = self.reader.resolve_element(e.name());
+                    // This tag's namespace bindings, as `NsReader` keeps them: added up to
+                    // the first malformed attribute, in a scope of their own (opened only for
+                    // a tag that has bindings; see `ns_scopes`). The other attributes are
+                    // kept as ranges for the loop below.
+                    let tag: &[u8] = &e;
+                    let mut spans = std::mem::take(&mut self.attr_spans);
+                    spans.clear();
+                    let mut attr_err = None;
+                    let mut ns_err = None;
+                    let mut scoped = false;
+                    for a in e.attributes().with_checks(false) {
+                        let a = match a {
+                            Ok(a) => a,
+                            Err(err) => {
+                                attr_err = Some(err);
+                                break;
+                            }
+                        };
+                        if let Some(prefix) = a.key.as_namespace_binding() {
+                            if !scoped {
+                                scoped = true;
+                                if let Err(err) = self.ns.push(&BytesStart::new("")) {
+                                    ns_err = Some(err);
+                                    break;
+                                }
+                                self.ns_scopes.push(self.depth + 1);
+                            }
+                            self.default_ns = None;
+                            if let Err(err) = self.ns.add(prefix, Namespace(&a.value)) {
+                                ns_err = Some(err);
+                                break;
+                            }
+                        }
+                        let ks = (a.key.0.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        let v: &[u8] = &a.value;
+                        let vs = (v.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        spans.push((ks, ks + a.key.0.len(), vs, vs + v.len()));
+                    }
+                    if let Some(err) = ns_err {
+                        self.attr_spans = spans;
+                        return Err(self.map_xml_err(quick_xml::Error::Namespace(err)));
+                    }
+                    // The prefix ends at the first `:` (as `QName::decompose`), found without
+                    // memchr's setup: names are short.
+                    let qname = e.name().into_inner();
+                    let colon = qname.iter().position(|&c| c == b':');
+                    // Unprefixed names resolve to the default namespace: its classification is
+                    // kept until the bindings change (`default_ns`).
+                    let ns = match colon {
+                        None if self.default_ns.is_some() => None,
+                        None => Some(self.ns.resolve_prefix(None, true)),
+                        Some(_) => Some(self.ns.resolve_element(e.name()).0),
+                    };
                     self.depth += 1;
                     self.elements += 1;
                     if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
@@ -600,40 +754,63 @@ impl<R: BufRead> Parser<R> {
                         });
                     }
                     self.child_uri.clear();
-                    self.child_ns = match ns {
-                        ResolveResult::Bound(n) => {
-                            if n.0 == self.iodef_ns {
-                                // Not copied: `child_uri()` answers `iodef_ns`.
-                                Ns::Iodef
-                            } else {
-                                self.child_uri.extend_from_slice(n.0);
-                                match n.0 {
-                                    b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
-                                    b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
-                                    b"http://www.w3.org/2000/09/xmldsig#" => Ns::Ds,
-                                    _ => Ns::Other,
-                                }
+                    match ns {
+                        None => {
+                            // The default namespace, classified before.
+                            let d = self.default_ns.unwrap_or(Ns::None);
+                            self.child_ns = d;
+                            if d != Ns::Iodef {
+                                self.child_uri.extend_from_slice(&self.default_uri);
                             }
                         }
-                        ResolveResult::Unbound => Ns::None,
-                        ResolveResult::Unknown(p) => {
-                            let p = String::from_utf8_lossy(&p).into_owned();
-                            return Err(self.syntax(format!("undeclared namespace prefix `{p}`")));
+                        Some(ns) => {
+                            self.child_ns = match ns {
+                                ResolveResult::Bound(n) => {
+                                    if n.0 == self.iodef_ns {
+                                        // Not copied: `child_uri()` answers `iodef_ns`.
+                                        Ns::Iodef
+                                    } else {
+                                        self.child_uri.extend_from_slice(n.0);
+                                        match n.0 {
+                                            b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
+                                            b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
+                                            b"http://www.w3.org/2000/09/xmldsig#" => Ns::Ds,
+                                            _ => Ns::Other,
+                                        }
+                                    }
+                                }
+                                ResolveResult::Unbound => Ns::None,
+                                ResolveResult::Unknown(p) => {
+                                    let p = String::from_utf8_lossy(&p).into_owned();
+                                    return Err(
+                                        self.syntax(format!("undeclared namespace prefix `{p}`"))
+                                    );
+                                }
+                            };
+                            if colon.is_none() {
+                                self.default_ns = Some(self.child_ns);
+                                self.default_uri.clear();
+                                self.default_uri.extend_from_slice(&self.child_uri);
+                            }
                         }
-                    };
+                    }
                     // Only start tags keep their position (for paths and diagnostics).
-                    let (line, col) = self.reader.get_mut().token_line_col();
-                    self.ev_line = line;
-                    self.ev_col = col;
+                    // Counted when asked for, or before the chunk goes.
+                    self.reader.get_mut().start_tag();
                     self.child_local.clear();
-                    // The local part of the name (after the first `:`, as `local_name()`), found
-                    // without memchr's setup: names are short.
-                    let qname = e.name().into_inner();
-                    let local = match qname.iter().position(|&c| c == b':') {
+                    // The local part of the name (after the first `:`, as `local_name()`).
+                    let local = match colon {
                         Some(i) => &qname[i + 1..],
                         None => qname,
                     };
-                    match std::str::from_utf8(local) {
+                    // With attributes, the tag is checked as UTF-8 once, as a whole, and its
+                    // names and values are slices of it (see `tag_part`).
+                    let tag_str = if spans.is_empty() {
+                        None
+                    } else {
+                        std::str::from_utf8(tag).ok()
+                    };
+                    match tag_part(tag_str, local) {
                         Ok(l) => self.child_local.push_str(l),
                         Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
                     }
@@ -641,12 +818,14 @@ impl<R: BufRead> Parser<R> {
                     // Duplicate attributes are found here rather than by quick-xml's checked
                     // iterator, which allocates a list of keys per start tag; the error is the
                     // same (`AttrError::Duplicated` with the same offsets).
-                    let tag: &[u8] = &e;
                     let mut keys = Keys::default();
-                    for a in e.attributes().with_checks(false) {
-                        let a = match a {
-                            Ok(a) => a,
-                            Err(err) => return Err(self.syntax(err.to_string())),
+                    for &(ks, ke, vs, ve) in &spans {
+                        let (Some(k), Some(raw)) = (tag.get(ks..ke), tag.get(vs..ve)) else {
+                            return Err(self.syntax("internal: attribute outside its tag"));
+                        };
+                        let a = Attribute {
+                            key: QName(k),
+                            value: raw.into(),
                         };
                         let key = a.key;
                         let at =
@@ -661,9 +840,10 @@ impl<R: BufRead> Parser<R> {
                         }
                         // Unprefixed attributes are in no namespace: nothing to resolve.
                         let (rns, local) = if key.as_ref().contains(&b':') {
-                            self.reader.resolve_attribute(key)
+                            let (rns, local) = self.ns.resolve_attribute(key);
+                            (rns, local.into_inner())
                         } else {
-                            (ResolveResult::Unbound, key.local_name())
+                            (ResolveResult::Unbound, key.into_inner())
                         };
                         let qual = match rns {
                             ResolveResult::Unbound => None,
@@ -676,7 +856,7 @@ impl<R: BufRead> Parser<R> {
                                 );
                             }
                         };
-                        let Ok(local) = std::str::from_utf8(local.as_ref()) else {
+                        let Ok(local) = tag_part(tag_str, local) else {
                             return Err(self.syntax("invalid UTF-8 in attribute name"));
                         };
                         let attrs = &mut self.child_attrs;
@@ -695,7 +875,9 @@ impl<R: BufRead> Parser<R> {
                         attrs.buf.push_str(local);
                         let k = attrs.buf.len();
                         let raw = a.value.as_ref();
-                        if memchr::memchr3(b'\t', b'\n', b'\r', raw).is_some() {
+                        // One pass over the value classifies it (see ATTR_CLASS).
+                        let class = raw.iter().fold(0u8, |a, &c| a | ATTR_CLASS[usize::from(c)]);
+                        if class & ATTR_WS != 0 {
                             // Attribute-value normalisation (XML 1.0 section 3.3.3).
                             let mut norm = Vec::with_capacity(raw.len());
                             let mut i = 0;
@@ -719,7 +901,7 @@ impl<R: BufRead> Parser<R> {
                                 Ok(v) => self.child_attrs.buf.push_str(&v),
                                 Err(m) => return Err(self.forbidden_or_syntax(m)),
                             }
-                        } else if let Some(v) = plain_attr(raw) {
+                        } else if let Some(v) = plain_attr(tag_str, raw, class) {
                             self.child_attrs.buf.push_str(v);
                         } else {
                             match unescape_attr(&a) {
@@ -730,9 +912,19 @@ impl<R: BufRead> Parser<R> {
                         let v = self.child_attrs.buf.len();
                         self.child_attrs.items.push((k, v, v));
                     }
+                    self.attr_spans = spans;
+                    if let Some(err) = attr_err {
+                        return Err(self.syntax(err.to_string()));
+                    }
                     return Ok(Ev::Start);
                 }
                 Event::End(_) => {
+                    // End tags are not resolved: the scope can go at once.
+                    if self.ns_scopes.last() == Some(&self.depth) {
+                        self.ns_scopes.pop();
+                        self.ns.pop();
+                        self.default_ns = None;
+                    }
                     self.depth = self.depth.saturating_sub(1);
                     return Ok(Ev::End);
                 }
@@ -753,6 +945,20 @@ impl<R: BufRead> Parser<R> {
                         return Ok(Ev::Text);
                     }
                     self.text_ws = false;
+                    // Without a carriage return there is no line end to normalise, and
+                    // `xml10_content` is a UTF-8 check: done here, short runs without
+                    // memchr's setup. Errors are still worded by quick-xml.
+                    let has_cr = if raw.len() < 64 {
+                        raw.contains(&b'\r')
+                    } else {
+                        memchr::memchr(b'\r', raw).is_some()
+                    };
+                    if !has_cr {
+                        if let Ok(s) = std::str::from_utf8(raw) {
+                            self.text.push_str(s);
+                            return Ok(Ev::Text);
+                        }
+                    }
                     match t.xml10_content() {
                         Ok(s) => self.text.push_str(&s),
                         Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
@@ -822,14 +1028,12 @@ impl<R: BufRead> Parser<R> {
                     }
                 }
                 Event::DocType(_) => {
-                    let (line, col) = self.reader.get_mut().token_line_col();
-                    self.ev_line = line;
-                    self.ev_col = col;
+                    let (line, column) = self.reader.get_mut().token_line_col();
                     return Err(Error::Forbidden {
                         location: Location {
                             path: self.path.clone(),
-                            line: self.ev_line,
-                            column: self.ev_col,
+                            line,
+                            column,
                         },
                         message: "document type declaration (DTD): DTDs and entity declarations are not processed".into(),
                     });
@@ -849,7 +1053,7 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
-    fn forbidden_or_syntax(&self, m: String) -> Error {
+    fn forbidden_or_syntax(&mut self, m: String) -> Error {
         if m.starts_with("entity") {
             Error::Forbidden {
                 location: self.child_location(),
@@ -869,7 +1073,9 @@ impl<R: BufRead> Parser<R> {
         self.path.push('/');
         // Checked to be UTF-8 in next_event.
         self.path.push_str(&self.child_local);
-        self.marks.push((len, self.ev_line, self.ev_col));
+        self.marks.push(len);
+        let c = self.reader.get_mut();
+        c.marks.push(c.child);
         let fresh = self.attr_pool.pop().unwrap_or_default();
         std::mem::replace(&mut self.child_attrs, fresh)
     }
@@ -884,8 +1090,9 @@ impl<R: BufRead> Parser<R> {
     }
 
     fn leave(&mut self) {
-        if let Some((len, _, _)) = self.marks.pop() {
+        if let Some(len) = self.marks.pop() {
             self.path.truncate(len);
+            self.reader.get_mut().marks.pop();
         }
     }
 
@@ -961,9 +1168,55 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
+    /// Read a child element into a new last item of `list`, in place; in lenient mode a
+    /// recoverable error drops the item (as [`Parser::child`] drops the child).
+    pub(crate) fn child_push<T: Default>(
+        &mut self,
+        list: &mut Vec<T>,
+        f: impl FnOnce(&mut T, &mut Self, Attrs) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        list.push(T::default());
+        let r = match list.last_mut() {
+            Some(slot) => self.child(|p, a| f(slot, p, a)),
+            None => Ok(None),
+        };
+        match r {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => {
+                list.pop();
+                Ok(())
+            }
+            Err(e) => {
+                list.pop();
+                Err(e)
+            }
+        }
+    }
+
+    /// Read a child element into `slot` (empty), in place; it stays empty when the child
+    /// is dropped or fails.
+    pub(crate) fn child_opt<T: Default>(
+        &mut self,
+        slot: &mut Option<T>,
+        f: impl FnOnce(&mut T, &mut Self, Attrs) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let r = self.child(|p, a| f(slot.insert(T::default()), p, a));
+        match r {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => {
+                *slot = None;
+                Ok(())
+            }
+            Err(e) => {
+                *slot = None;
+                Err(e)
+            }
+        }
+    }
+
     /// Line and column of the pending child's start tag.
-    pub(crate) fn child_start(&self) -> (u64, u64) {
-        (self.ev_line, self.ev_col)
+    pub(crate) fn child_start(&mut self) -> (u64, u64) {
+        self.reader.get_mut().child_line_col()
     }
 
     /// The last text event's content.
@@ -1540,26 +1793,49 @@ fn is_ws(c: char) -> bool {
 }
 
 /// An attribute value that needs no unescaping and holds only XML characters (the common
-/// case); `None` sends it through [`unescape_attr`], which also words the errors.
-fn plain_attr(raw: &[u8]) -> Option<&str> {
-    // One pass, a lookup and an OR per byte: `&` (a reference to expand) and the bytes that
-    // can start a character outside XML's Char (C0 controls, and 0xEF for U+FFFE / U+FFFF).
-    if raw.iter().fold(0u8, |a, &c| a | NOT_PLAIN[usize::from(c)]) != 0 {
+/// case), given its [`ATTR_CLASS`] bits; `None` sends it through [`unescape_attr`], which
+/// also words the errors.
+fn plain_attr<'a>(tag: Option<&'a str>, raw: &'a [u8], class: u8) -> Option<&'a str> {
+    if class != 0 {
         return None;
     }
-    std::str::from_utf8(raw).ok()
+    tag_part(tag, raw).ok()
 }
 
-/// Bytes that keep an attribute value off [`plain_attr`]'s fast path.
-static NOT_PLAIN: [u8; 256] = {
+/// `part` (a name or value inside a start tag) as a `str`: a slice of `tag`, the whole tag
+/// already checked as UTF-8, when there is one; else checked on its own.
+fn tag_part<'a>(tag: Option<&'a str>, part: &'a [u8]) -> Result<&'a str, std::str::Utf8Error> {
+    if let Some(t) = tag {
+        let off = (part.as_ptr() as usize).wrapping_sub(t.as_ptr() as usize);
+        if let Some(s) = t.get(off..off.wrapping_add(part.len())) {
+            if s.as_ptr() == part.as_ptr() {
+                return Ok(s);
+            }
+        }
+    }
+    std::str::from_utf8(part)
+}
+
+/// [`ATTR_CLASS`] bit: `&` (a reference to expand) or a byte that can start a character
+/// outside XML's Char (C0 controls, and 0xEF for U+FFFE / U+FFFF).
+const ATTR_NOT_PLAIN: u8 = 1;
+/// [`ATTR_CLASS`] bit: tab, newline or carriage return (attribute-value normalisation).
+const ATTR_WS: u8 = 2;
+
+/// The class bits of each byte of an attribute value: one lookup and an OR per byte.
+static ATTR_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 0x20 {
-        t[c] = !matches!(c as u8, b'\t' | b'\n' | b'\r') as u8;
+        t[c] = if matches!(c as u8, b'\t' | b'\n' | b'\r') {
+            ATTR_WS
+        } else {
+            ATTR_NOT_PLAIN
+        };
         c += 1;
     }
-    t[b'&' as usize] = 1;
-    t[0xEF] = 1;
+    t[b'&' as usize] = ATTR_NOT_PLAIN;
+    t[0xEF] = ATTR_NOT_PLAIN;
     t
 };
 
@@ -1684,6 +1960,8 @@ mod tests {
             };
             let mut step = 0usize;
             let mut token = naive(0);
+            let mut child = (1, 1);
+            let mut opened: Vec<(u64, u64)> = Vec::new();
             loop {
                 let n = c.fill_buf().unwrap().len();
                 if n == 0 {
@@ -1696,8 +1974,25 @@ mod tests {
                 if step.is_multiple_of(every) {
                     // The previous token's position, asked for late (maybe chunks later).
                     assert_eq!(c.token_line_col(), token, "token before {p}");
+                    // The previous start tag's, and the open elements' (counted lazily,
+                    // maybe at a refill).
+                    if step.is_multiple_of(3) {
+                        assert_eq!(c.child_line_col(), child, "child before {p}");
+                    }
+                    if let Some(&m) = opened.last() {
+                        assert_eq!(c.mark_line_col(), m, "mark before {p}");
+                    }
+                    if step.is_multiple_of(5) && opened.len() < 4 {
+                        c.marks.push(c.child);
+                        opened.push(child);
+                    } else if step.is_multiple_of(7) {
+                        c.marks.pop();
+                        opened.pop();
+                    }
                     c.begin_token();
                     token = naive(p);
+                    c.start_tag();
+                    child = token;
                     if step.is_multiple_of(2) {
                         assert_eq!(c.token_line_col(), token, "at {p}");
                     }

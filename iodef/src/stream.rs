@@ -517,8 +517,10 @@ impl<R: BufRead> RawStream<R> {
                                 *head_sent = true;
                             }
                             let (line, col) = p.child_start();
-                            if let Some(e) = p.child($m::EventData::read)? {
-                                self.queue.push_back((Raw::$ev(Box::new(e)), line, col));
+                            // Read in place, in its box: the EventData is not moved.
+                            let mut e = Box::<$m::EventData>::default();
+                            if p.child(|p, a| e.read_into(p, a))?.is_some() {
+                                self.queue.push_back((Raw::$ev(e), line, col));
                                 self.events += 1;
                             }
                         } else {

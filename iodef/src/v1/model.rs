@@ -2024,12 +2024,25 @@ impl Address {
         p.pair_ext_req(&mut self.category, ext_category, "category", "ext-category")?;
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         {
@@ -2124,9 +2137,7 @@ impl AlternativeID {
                 if !p.order(pos, 0, "IncidentID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IncidentID::read)? {
-                    self.incident_id.push(v);
-                }
+                p.child_push(&mut self.incident_id, IncidentID::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -2138,15 +2149,28 @@ impl AlternativeID {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -2274,29 +2298,25 @@ impl Assessment {
                 if !p.order(pos, 1, "Counter", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Counter::read)? {
-                    self.counter.push(v);
-                }
+                p.child_push(&mut self.counter, Counter::read_into)?;
             }
             4 => {
                 if !p.order(pos, 2, "Confidence", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Confidence::read)? {
-                    if self.confidence.is_some() {
+                if self.confidence.is_some() {
+                    if p.child(Confidence::read)?.is_some() {
                         p.duplicate("Confidence")?;
-                    } else {
-                        self.confidence = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.confidence, Confidence::read_into)?;
                 }
             }
             5 => {
                 if !p.order(pos, 3, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -2308,15 +2328,28 @@ impl Assessment {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.occurrence {
@@ -2430,12 +2463,25 @@ impl Confidence {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.rating {
@@ -2569,68 +2615,60 @@ impl Contact {
                 if !p.order(pos, 0, "ContactName", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    if self.contact_name.is_some() {
+                if self.contact_name.is_some() {
+                    if p.child(MLString::read)?.is_some() {
                         p.duplicate("ContactName")?;
-                    } else {
-                        self.contact_name = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.contact_name, MLString::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "RegistryHandle", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RegistryHandle::read)? {
-                    self.registry_handle.push(v);
-                }
+                p.child_push(&mut self.registry_handle, RegistryHandle::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "PostalAddress", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(PostalAddress::read)? {
-                    if self.postal_address.is_some() {
+                if self.postal_address.is_some() {
+                    if p.child(PostalAddress::read)?.is_some() {
                         p.duplicate("PostalAddress")?;
-                    } else {
-                        self.postal_address = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.postal_address, PostalAddress::read_into)?;
                 }
             }
             4 => {
                 if !p.order(pos, 4, "Email", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ContactMeans::read)? {
-                    self.email.push(v);
-                }
+                p.child_push(&mut self.email, ContactMeans::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "Telephone", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ContactMeans::read)? {
-                    self.telephone.push(v);
-                }
+                p.child_push(&mut self.telephone, ContactMeans::read_into)?;
             }
             6 => {
                 if !p.order(pos, 6, "Fax", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ContactMeans::read)? {
-                    if self.fax.is_some() {
+                if self.fax.is_some() {
+                    if p.child(ContactMeans::read)?.is_some() {
                         p.duplicate("Fax")?;
-                    } else {
-                        self.fax = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.fax, ContactMeans::read_into)?;
                 }
             }
             7 => {
@@ -2652,17 +2690,13 @@ impl Contact {
                 if !p.order(pos, 8, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             9 => {
                 if !p.order(pos, 9, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -2671,15 +2705,28 @@ impl Contact {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.role {
@@ -2869,12 +2916,25 @@ impl ContactMeans {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.meaning {
@@ -2953,12 +3013,25 @@ impl Counter {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = p.value_float(&text, "content")?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -3078,9 +3151,7 @@ impl Document {
                 if !p.order(pos, 0, "Incident", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Incident::read)? {
-                    self.incident.push(v);
-                }
+                p.child_push(&mut self.incident, Incident::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -3092,15 +3163,28 @@ impl Document {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         w.attr("version", "1.00")?;
@@ -3228,9 +3312,7 @@ impl EventData {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "DetectTime", Self::ORDER)? {
@@ -3281,73 +3363,61 @@ impl EventData {
                 if !p.order(pos, 4, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "Assessment", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Assessment::read)? {
-                    if self.assessment.is_some() {
+                if self.assessment.is_some() {
+                    if p.child(Assessment::read)?.is_some() {
                         p.duplicate("Assessment")?;
-                    } else {
-                        self.assessment = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.assessment, Assessment::read_into)?;
                 }
             }
             6 => {
                 if !p.order(pos, 6, "Method", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Method::read)? {
-                    self.method.push(v);
-                }
+                p.child_push(&mut self.method, Method::read_into)?;
             }
             7 => {
                 if !p.order(pos, 7, "Flow", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Flow::read)? {
-                    self.flow.push(v);
-                }
+                p.child_push(&mut self.flow, Flow::read_into)?;
             }
             8 => {
                 if !p.order(pos, 8, "Expectation", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Expectation::read)? {
-                    self.expectation.push(v);
-                }
+                p.child_push(&mut self.expectation, Expectation::read_into)?;
             }
             9 => {
                 if !p.order(pos, 9, "Record", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Record::read)? {
-                    if self.record.is_some() {
+                if self.record.is_some() {
+                    if p.child(Record::read)?.is_some() {
                         p.duplicate("Record")?;
-                    } else {
-                        self.record = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.record, Record::read_into)?;
                 }
             }
             10 => {
                 if !p.order(pos, 10, "EventData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(EventData::read)? {
-                    self.event_data.push(v);
-                }
+                p.child_push(&mut self.event_data, EventData::read_into)?;
             }
             11 => {
                 if !p.order(pos, 11, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -3356,15 +3426,28 @@ impl EventData {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -3565,9 +3648,7 @@ impl Expectation {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "StartTime", Self::ORDER)? {
@@ -3603,12 +3684,12 @@ impl Expectation {
                 if !p.order(pos, 3, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    if self.contact.is_some() {
+                if self.contact.is_some() {
+                    if p.child(Contact::read)?.is_some() {
                         p.duplicate("Contact")?;
-                    } else {
-                        self.contact = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.contact, Contact::read_into)?;
                 }
             }
             _ => p.unexpected_child(Self::ORDER)?,
@@ -3618,15 +3699,28 @@ impl Expectation {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -3754,11 +3848,24 @@ impl ExtensionData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         out.content = p.read_mixed()?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.dtype {
@@ -3861,9 +3968,7 @@ impl Flow {
                 if !p.order(pos, 0, "System", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(System::read)? {
-                    self.system.push(v);
-                }
+                p.child_push(&mut self.system, System::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -3875,15 +3980,28 @@ impl Flow {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -3962,9 +4080,7 @@ impl History {
                 if !p.order(pos, 0, "HistoryItem", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(HistoryItem::read)? {
-                    self.history_item.push(v);
-                }
+                p.child_push(&mut self.history_item, HistoryItem::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -3976,15 +4092,28 @@ impl History {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -4112,41 +4241,37 @@ impl HistoryItem {
                 if !p.order(pos, 1, "IncidentID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IncidentID::read)? {
-                    if self.incident_id.is_some() {
+                if self.incident_id.is_some() {
+                    if p.child(IncidentID::read)?.is_some() {
                         p.duplicate("IncidentID")?;
-                    } else {
-                        self.incident_id = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.incident_id, IncidentID::read_into)?;
                 }
             }
             2 => {
                 if !p.order(pos, 2, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    if self.contact.is_some() {
+                if self.contact.is_some() {
+                    if p.child(Contact::read)?.is_some() {
                         p.duplicate("Contact")?;
-                    } else {
-                        self.contact = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.contact, Contact::read_into)?;
                 }
             }
             3 => {
                 if !p.order(pos, 3, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -4158,15 +4283,28 @@ impl HistoryItem {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -4299,12 +4437,25 @@ impl Impact {
         p.pair_ext(&mut self.kind, ext_kind, "type", "ext-type")?;
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.severity {
@@ -4458,36 +4609,36 @@ impl Incident {
                 if !p.order(pos, 0, "IncidentID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IncidentID::read)? {
-                    if self.incident_id.is_some() {
+                if self.incident_id.is_some() {
+                    if p.child(IncidentID::read)?.is_some() {
                         p.duplicate("IncidentID")?;
-                    } else {
-                        self.incident_id = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.incident_id, IncidentID::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "AlternativeID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(AlternativeID::read)? {
-                    if self.alternative_id.is_some() {
+                if self.alternative_id.is_some() {
+                    if p.child(AlternativeID::read)?.is_some() {
                         p.duplicate("AlternativeID")?;
-                    } else {
-                        self.alternative_id = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.alternative_id, AlternativeID::read_into)?;
                 }
             }
             2 => {
                 if !p.order(pos, 2, "RelatedActivity", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RelatedActivity::read)? {
-                    if self.related_activity.is_some() {
+                if self.related_activity.is_some() {
+                    if p.child(RelatedActivity::read)?.is_some() {
                         p.duplicate("RelatedActivity")?;
-                    } else {
-                        self.related_activity = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.related_activity, RelatedActivity::read_into)?;
                 }
             }
             3 => {
@@ -4554,61 +4705,49 @@ impl Incident {
                 if !p.order(pos, 7, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             8 => {
                 if !p.order(pos, 8, "Assessment", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Assessment::read)? {
-                    self.assessment.push(v);
-                }
+                p.child_push(&mut self.assessment, Assessment::read_into)?;
             }
             9 => {
                 if !p.order(pos, 9, "Method", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Method::read)? {
-                    self.method.push(v);
-                }
+                p.child_push(&mut self.method, Method::read_into)?;
             }
             10 => {
                 if !p.order(pos, 10, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             11 => {
                 if !p.order(pos, 11, "EventData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(EventData::read)? {
-                    self.event_data.push(v);
-                }
+                p.child_push(&mut self.event_data, EventData::read_into)?;
             }
             12 => {
                 if !p.order(pos, 12, "History", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(History::read)? {
-                    if self.history.is_some() {
+                if self.history.is_some() {
+                    if p.child(History::read)?.is_some() {
                         p.duplicate("History")?;
-                    } else {
-                        self.history = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.history, History::read_into)?;
                 }
             }
             13 => {
                 if !p.order(pos, 13, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -4629,15 +4768,28 @@ impl Incident {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.purpose {
@@ -4870,12 +5022,25 @@ impl IncidentID {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.name {
@@ -4954,12 +5119,25 @@ impl MLString {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.lang {
@@ -5057,9 +5235,7 @@ impl Method {
                 if !p.order(pos, 1, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5071,15 +5247,28 @@ impl Method {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -5159,12 +5348,25 @@ impl MonetaryImpact {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = p.value_positive_float(&text, "content")?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.severity {
@@ -5281,12 +5483,12 @@ impl Node {
                 if !p.order(pos, 1, "Location", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    if self.location.is_some() {
+                if self.location.is_some() {
+                    if p.child(MLString::read)?.is_some() {
                         p.duplicate("Location")?;
-                    } else {
-                        self.location = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.location, MLString::read_into)?;
                 }
             }
             3 => {
@@ -5308,17 +5510,13 @@ impl Node {
                 if !p.order(pos, 3, "NodeRole", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(NodeRole::read)? {
-                    self.node_role.push(v);
-                }
+                p.child_push(&mut self.node_role, NodeRole::read_into)?;
             }
             5 => {
                 if !p.order(pos, 4, "Counter", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Counter::read)? {
-                    self.counter.push(v);
-                }
+                p.child_push(&mut self.counter, Counter::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5327,15 +5525,28 @@ impl Node {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -5438,12 +5649,25 @@ impl NodeRole {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.category {
@@ -5509,12 +5733,25 @@ impl PostalAddress {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.meaning {
@@ -5592,9 +5829,7 @@ impl Record {
                 if !p.order(pos, 0, "RecordData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RecordData::read)? {
-                    self.record_data.push(v);
-                }
+                p.child_push(&mut self.record_data, RecordData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5606,15 +5841,28 @@ impl Record {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -5732,45 +5980,37 @@ impl RecordData {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "Application", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.application.is_some() {
+                if self.application.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("Application")?;
-                    } else {
-                        self.application = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application, Software::read_into)?;
                 }
             }
             3 => {
                 if !p.order(pos, 3, "RecordPattern", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RecordPattern::read)? {
-                    self.record_pattern.push(v);
-                }
+                p.child_push(&mut self.record_pattern, RecordPattern::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "RecordItem", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.record_item.push(v);
-                }
+                p.child_push(&mut self.record_item, ExtensionData::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5782,15 +6022,28 @@ impl RecordData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -5935,12 +6188,25 @@ impl RecordPattern {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -6042,12 +6308,12 @@ impl Reference {
                 if !p.order(pos, 0, "ReferenceName", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    if self.reference_name.is_some() {
+                if self.reference_name.is_some() {
+                    if p.child(MLString::read)?.is_some() {
                         p.duplicate("ReferenceName")?;
-                    } else {
-                        self.reference_name = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.reference_name, MLString::read_into)?;
                 }
             }
             1 => {
@@ -6062,9 +6328,7 @@ impl Reference {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -6076,15 +6340,28 @@ impl Reference {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -6172,12 +6449,25 @@ impl RegistryHandle {
         p.pair_ext(&mut self.registry, ext_registry, "registry", "ext-registry")?;
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.registry {
@@ -6289,15 +6579,28 @@ impl RelatedActivity {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -6476,12 +6779,12 @@ impl Service {
                 if !p.order(pos, 4, "Application", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.application.is_some() {
+                if self.application.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("Application")?;
-                    } else {
-                        self.application = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application, Software::read_into)?;
                 }
             }
             _ => p.unexpected_child(Self::ORDER)?,
@@ -6491,15 +6794,28 @@ impl Service {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.ip_protocol {
@@ -6638,15 +6954,28 @@ impl Software {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.swid {
@@ -6806,53 +7135,43 @@ impl System {
                 if !p.order(pos, 0, "Node", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Node::read)? {
-                    if self.node.is_some() {
+                if self.node.is_some() {
+                    if p.child(Node::read)?.is_some() {
                         p.duplicate("Node")?;
-                    } else {
-                        self.node = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.node, Node::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "Service", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Service::read)? {
-                    self.service.push(v);
-                }
+                p.child_push(&mut self.service, Service::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "OperatingSystem", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    self.operating_system.push(v);
-                }
+                p.child_push(&mut self.operating_system, Software::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "Counter", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Counter::read)? {
-                    self.counter.push(v);
-                }
+                p.child_push(&mut self.counter, Counter::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -6864,15 +7183,28 @@ impl System {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -7039,12 +7371,25 @@ impl TimeImpact {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = p.value_positive_float(&text, "content")?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.severity {

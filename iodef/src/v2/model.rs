@@ -4197,12 +4197,25 @@ impl Address {
         p.pair_ext_req(&mut self.category, ext_category, "category", "ext-category")?;
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         {
@@ -4313,9 +4326,7 @@ impl AlternativeID {
                 if !p.order(pos, 0, "IncidentID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IncidentID::read)? {
-                    self.incident_id.push(v);
-                }
+                p.child_push(&mut self.incident_id, IncidentID::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -4327,15 +4338,28 @@ impl AlternativeID {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -4433,9 +4457,7 @@ impl AlternativeIndicatorID {
                 if !p.order(pos, 0, "IndicatorID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IndicatorID::read)? {
-                    self.indicator_id.push(v);
-                }
+                p.child_push(&mut self.indicator_id, IndicatorID::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -4447,15 +4469,28 @@ impl AlternativeIndicatorID {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -4540,9 +4575,7 @@ impl ApplicationHeader {
                 if !p.order(pos, 0, "ApplicationHeaderField", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.application_header_field.push(v);
-                }
+                p.child_push(&mut self.application_header_field, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -4554,15 +4587,28 @@ impl ApplicationHeader {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -4679,9 +4725,7 @@ impl Assessment {
                 if !p.order(pos, 0, "IncidentCategory", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.incident_category.push(v);
-                }
+                p.child_push(&mut self.incident_category, MLString::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "SystemImpact", Self::ORDER)? {
@@ -4727,45 +4771,37 @@ impl Assessment {
                 if !p.order(pos, 2, "Counter", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Counter::read)? {
-                    self.counter.push(v);
-                }
+                p.child_push(&mut self.counter, Counter::read_into)?;
             }
             7 => {
                 if !p.order(pos, 3, "MitigatingFactor", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.mitigating_factor.push(v);
-                }
+                p.child_push(&mut self.mitigating_factor, MLString::read_into)?;
             }
             8 => {
                 if !p.order(pos, 4, "Cause", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.cause.push(v);
-                }
+                p.child_push(&mut self.cause, MLString::read_into)?;
             }
             9 => {
                 if !p.order(pos, 5, "Confidence", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Confidence::read)? {
-                    if self.confidence.is_some() {
+                if self.confidence.is_some() {
+                    if p.child(Confidence::read)?.is_some() {
                         p.duplicate("Confidence")?;
-                    } else {
-                        self.confidence = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.confidence, Confidence::read_into)?;
                 }
             }
             10 => {
                 if !p.order(pos, 6, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -4780,15 +4816,28 @@ impl Assessment {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.occurrence {
@@ -4974,17 +5023,13 @@ impl AttackPhase {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -4996,15 +5041,28 @@ impl AttackPhase {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -5128,12 +5186,15 @@ impl BulkObservable {
                 if !p.order(pos, 0, "BulkObservableFormat", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(BulkObservableFormat::read)? {
-                    if self.bulk_observable_format.is_some() {
+                if self.bulk_observable_format.is_some() {
+                    if p.child(BulkObservableFormat::read)?.is_some() {
                         p.duplicate("BulkObservableFormat")?;
-                    } else {
-                        self.bulk_observable_format = Some(v);
                     }
+                } else {
+                    p.child_opt(
+                        &mut self.bulk_observable_format,
+                        BulkObservableFormat::read_into,
+                    )?;
                 }
             }
             1 => {
@@ -5152,9 +5213,7 @@ impl BulkObservable {
                 if !p.order(pos, 2, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5166,15 +5225,28 @@ impl BulkObservable {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -5292,21 +5364,19 @@ impl BulkObservableFormat {
                 if !p.order(pos, 0, "Hash", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Hash::read)? {
-                    if self.hash.is_some() {
+                if self.hash.is_some() {
+                    if p.child(Hash::read)?.is_some() {
                         p.duplicate("Hash")?;
-                    } else {
-                        self.hash = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.hash, Hash::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5315,15 +5385,28 @@ impl BulkObservableFormat {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -5420,9 +5503,7 @@ impl BusinessImpact {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5431,15 +5512,28 @@ impl BusinessImpact {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.severity {
@@ -5570,17 +5664,13 @@ impl Campaign {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5589,15 +5679,28 @@ impl Campaign {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -5727,9 +5830,7 @@ impl Certificate {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5741,15 +5842,28 @@ impl Certificate {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.observable_id {
@@ -5857,9 +5971,7 @@ impl CertificateData {
                 if !p.order(pos, 0, "Certificate", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Certificate::read)? {
-                    self.certificate.push(v);
-                }
+                p.child_push(&mut self.certificate, Certificate::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -5871,15 +5983,28 @@ impl CertificateData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -5967,11 +6092,24 @@ impl Confidence {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         p.expect_empty()?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.rating {
@@ -6112,57 +6250,43 @@ impl Contact {
                 if !p.order(pos, 0, "ContactName", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.contact_name.push(v);
-                }
+                p.child_push(&mut self.contact_name, MLString::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "ContactTitle", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.contact_title.push(v);
-                }
+                p.child_push(&mut self.contact_title, MLString::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "RegistryHandle", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RegistryHandle::read)? {
-                    self.registry_handle.push(v);
-                }
+                p.child_push(&mut self.registry_handle, RegistryHandle::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "PostalAddress", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(PostalAddress::read)? {
-                    self.postal_address.push(v);
-                }
+                p.child_push(&mut self.postal_address, PostalAddress::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "Email", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Email::read)? {
-                    self.email.push(v);
-                }
+                p.child_push(&mut self.email, Email::read_into)?;
             }
             6 => {
                 if !p.order(pos, 6, "Telephone", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Telephone::read)? {
-                    self.telephone.push(v);
-                }
+                p.child_push(&mut self.telephone, Telephone::read_into)?;
             }
             7 => {
                 if !p.order(pos, 7, "Timezone", Self::ORDER)? {
@@ -6183,17 +6307,13 @@ impl Contact {
                 if !p.order(pos, 8, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             9 => {
                 if !p.order(pos, 9, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -6202,15 +6322,28 @@ impl Contact {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.role {
@@ -6429,12 +6562,25 @@ impl Counter {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = p.value_float(&text, "content")?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -6574,21 +6720,19 @@ impl DetectionPattern {
                 if !p.order(pos, 0, "Application", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.application.is_some() {
+                if self.application.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("Application")?;
-                    } else {
-                        self.application = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application, Software::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "DetectionConfiguration", Self::ORDER)? {
@@ -6608,15 +6752,28 @@ impl DetectionPattern {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -6756,25 +6913,19 @@ impl Discovery {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "DetectionPattern", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(DetectionPattern::read)? {
-                    self.detection_pattern.push(v);
-                }
+                p.child_push(&mut self.detection_pattern, DetectionPattern::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -6783,15 +6934,28 @@ impl Discovery {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.source {
@@ -6922,17 +7086,13 @@ impl Document {
                 if !p.order(pos, 0, "Incident", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Incident::read)? {
-                    self.incident.push(v);
-                }
+                p.child_push(&mut self.incident, Incident::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -6944,15 +7104,28 @@ impl Document {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         w.attr("version", "2.00")?;
@@ -7094,15 +7267,28 @@ impl DomainContacts {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -7286,28 +7472,24 @@ impl DomainData {
                 if !p.order(pos, 4, "RelatedDNS", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.related_dns.push(v);
-                }
+                p.child_push(&mut self.related_dns, ExtensionData::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "Nameservers", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Nameservers::read)? {
-                    self.nameservers.push(v);
-                }
+                p.child_push(&mut self.nameservers, Nameservers::read_into)?;
             }
             6 => {
                 if !p.order(pos, 6, "DomainContacts", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(DomainContacts::read)? {
-                    if self.domain_contacts.is_some() {
+                if self.domain_contacts.is_some() {
+                    if p.child(DomainContacts::read)?.is_some() {
                         p.duplicate("DomainContacts")?;
-                    } else {
-                        self.domain_contacts = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.domain_contacts, DomainContacts::read_into)?;
                 }
             }
             _ => p.unexpected_child(Self::ORDER)?,
@@ -7320,15 +7502,28 @@ impl DomainData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.system_status {
@@ -7500,9 +7695,7 @@ impl Email {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -7514,15 +7707,28 @@ impl Email {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -7691,9 +7897,7 @@ impl EmailData {
                 if !p.order(pos, 4, "EmailHeaderField", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.email_header_field.push(v);
-                }
+                p.child_push(&mut self.email_header_field, ExtensionData::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "EmailHeaders", Self::ORDER)? {
@@ -7735,17 +7939,13 @@ impl EmailData {
                 if !p.order(pos, 8, "HashData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(HashData::read)? {
-                    self.hash_data.push(v);
-                }
+                p.child_push(&mut self.hash_data, HashData::read_into)?;
             }
             9 => {
                 if !p.order(pos, 9, "SignatureData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(SignatureData::read)? {
-                    self.signature_data.push(v);
-                }
+                p.child_push(&mut self.signature_data, SignatureData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -7754,15 +7954,28 @@ impl EmailData {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.observable_id {
@@ -7991,9 +8204,7 @@ impl EventData {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "DetectTime", Self::ORDER)? {
@@ -8074,81 +8285,67 @@ impl EventData {
                 if !p.order(pos, 6, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             7 => {
                 if !p.order(pos, 7, "Discovery", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Discovery::read)? {
-                    self.discovery.push(v);
-                }
+                p.child_push(&mut self.discovery, Discovery::read_into)?;
             }
             8 => {
                 if !p.order(pos, 8, "Assessment", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Assessment::read)? {
-                    if self.assessment.is_some() {
+                if self.assessment.is_some() {
+                    if p.child(Assessment::read)?.is_some() {
                         p.duplicate("Assessment")?;
-                    } else {
-                        self.assessment = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.assessment, Assessment::read_into)?;
                 }
             }
             9 => {
                 if !p.order(pos, 9, "Method", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Method::read)? {
-                    self.method.push(v);
-                }
+                p.child_push(&mut self.method, Method::read_into)?;
             }
             10 => {
                 if !p.order(pos, 10, "Flow", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Flow::read)? {
-                    self.flow.push(v);
-                }
+                p.child_push(&mut self.flow, Flow::read_into)?;
             }
             11 => {
                 if !p.order(pos, 11, "Expectation", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Expectation::read)? {
-                    self.expectation.push(v);
-                }
+                p.child_push(&mut self.expectation, Expectation::read_into)?;
             }
             12 => {
                 if !p.order(pos, 12, "Record", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Record::read)? {
-                    if self.record.is_some() {
+                if self.record.is_some() {
+                    if p.child(Record::read)?.is_some() {
                         p.duplicate("Record")?;
-                    } else {
-                        self.record = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.record, Record::read_into)?;
                 }
             }
             13 => {
                 if !p.order(pos, 13, "EventData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(EventData::read)? {
-                    self.event_data.push(v);
-                }
+                p.child_push(&mut self.event_data, EventData::read_into)?;
             }
             14 => {
                 if !p.order(pos, 14, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -8157,15 +8354,28 @@ impl EventData {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -8412,9 +8622,7 @@ impl Expectation {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "DefinedCOA", Self::ORDER)? {
@@ -8458,12 +8666,12 @@ impl Expectation {
                 if !p.order(pos, 4, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    if self.contact.is_some() {
+                if self.contact.is_some() {
+                    if p.child(Contact::read)?.is_some() {
                         p.duplicate("Contact")?;
-                    } else {
-                        self.contact = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.contact, Contact::read_into)?;
                 }
             }
             _ => p.unexpected_child(Self::ORDER)?,
@@ -8473,15 +8681,28 @@ impl Expectation {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.action {
@@ -8644,11 +8865,24 @@ impl ExtensionData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         out.content = p.read_mixed()?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.name {
@@ -8841,45 +9075,43 @@ impl File {
                 if !p.order(pos, 4, "HashData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(HashData::read)? {
-                    if self.hash_data.is_some() {
+                if self.hash_data.is_some() {
+                    if p.child(HashData::read)?.is_some() {
                         p.duplicate("HashData")?;
-                    } else {
-                        self.hash_data = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.hash_data, HashData::read_into)?;
                 }
             }
             5 => {
                 if !p.order(pos, 5, "SignatureData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(SignatureData::read)? {
-                    if self.signature_data.is_some() {
+                if self.signature_data.is_some() {
+                    if p.child(SignatureData::read)?.is_some() {
                         p.duplicate("SignatureData")?;
-                    } else {
-                        self.signature_data = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.signature_data, SignatureData::read_into)?;
                 }
             }
             6 => {
                 if !p.order(pos, 6, "AssociatedSoftware", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.associated_software.is_some() {
+                if self.associated_software.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("AssociatedSoftware")?;
-                    } else {
-                        self.associated_software = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.associated_software, Software::read_into)?;
                 }
             }
             7 => {
                 if !p.order(pos, 7, "FileProperties", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.file_properties.push(v);
-                }
+                p.child_push(&mut self.file_properties, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -8888,15 +9120,28 @@ impl File {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.observable_id {
@@ -9062,9 +9307,7 @@ impl FileData {
                 if !p.order(pos, 0, "File", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(File::read)? {
-                    self.file.push(v);
-                }
+                p.child_push(&mut self.file, File::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -9076,15 +9319,28 @@ impl FileData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -9177,9 +9433,7 @@ impl Flow {
                 if !p.order(pos, 0, "System", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(System::read)? {
-                    self.system.push(v);
-                }
+                p.child_push(&mut self.system, System::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -9191,15 +9445,28 @@ impl Flow {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -9280,29 +9547,25 @@ impl FuzzyHash {
                 if !p.order(pos, 0, "FuzzyHashValue", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.fuzzy_hash_value.push(v);
-                }
+                p.child_push(&mut self.fuzzy_hash_value, ExtensionData::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "Application", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.application.is_some() {
+                if self.application.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("Application")?;
-                    } else {
-                        self.application = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application, Software::read_into)?;
                 }
             }
             2 => {
                 if !p.order(pos, 2, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -9314,15 +9577,28 @@ impl FuzzyHash {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -9464,12 +9740,12 @@ impl Hash {
                 if !p.order(pos, 3, "Application", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.application.is_some() {
+                if self.application.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("Application")?;
-                    } else {
-                        self.application = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application, Software::read_into)?;
                 }
             }
             _ => p.unexpected_child(Self::ORDER)?,
@@ -9485,15 +9761,28 @@ impl Hash {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -9633,17 +9922,13 @@ impl HashData {
                 if !p.order(pos, 1, "Hash", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Hash::read)? {
-                    self.hash.push(v);
-                }
+                p.child_push(&mut self.hash, Hash::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "FuzzyHash", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(FuzzyHash::read)? {
-                    self.fuzzy_hash.push(v);
-                }
+                p.child_push(&mut self.fuzzy_hash, FuzzyHash::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -9652,15 +9937,28 @@ impl HashData {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.scope {
@@ -9778,9 +10076,7 @@ impl History {
                 if !p.order(pos, 0, "HistoryItem", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(HistoryItem::read)? {
-                    self.history_item.push(v);
-                }
+                p.child_push(&mut self.history_item, HistoryItem::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -9792,15 +10088,28 @@ impl History {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -9945,33 +10254,31 @@ impl HistoryItem {
                 if !p.order(pos, 1, "IncidentID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IncidentID::read)? {
-                    if self.incident_id.is_some() {
+                if self.incident_id.is_some() {
+                    if p.child(IncidentID::read)?.is_some() {
                         p.duplicate("IncidentID")?;
-                    } else {
-                        self.incident_id = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.incident_id, IncidentID::read_into)?;
                 }
             }
             2 => {
                 if !p.order(pos, 2, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    if self.contact.is_some() {
+                if self.contact.is_some() {
+                    if p.child(Contact::read)?.is_some() {
                         p.duplicate("Contact")?;
-                    } else {
-                        self.contact = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.contact, Contact::read_into)?;
                 }
             }
             3 => {
                 if !p.order(pos, 3, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "DefinedCOA", Self::ORDER)? {
@@ -9985,9 +10292,7 @@ impl HistoryItem {
                 if !p.order(pos, 5, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -9999,15 +10304,28 @@ impl HistoryItem {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.action {
@@ -10254,33 +10572,31 @@ impl Incident {
                 if !p.order(pos, 0, "IncidentID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IncidentID::read)? {
-                    if self.incident_id.is_some() {
+                if self.incident_id.is_some() {
+                    if p.child(IncidentID::read)?.is_some() {
                         p.duplicate("IncidentID")?;
-                    } else {
-                        self.incident_id = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.incident_id, IncidentID::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "AlternativeID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(AlternativeID::read)? {
-                    if self.alternative_id.is_some() {
+                if self.alternative_id.is_some() {
+                    if p.child(AlternativeID::read)?.is_some() {
                         p.duplicate("AlternativeID")?;
-                    } else {
-                        self.alternative_id = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.alternative_id, AlternativeID::read_into)?;
                 }
             }
             2 => {
                 if !p.order(pos, 2, "RelatedActivity", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RelatedActivity::read)? {
-                    self.related_activity.push(v);
-                }
+                p.child_push(&mut self.related_activity, RelatedActivity::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "DetectTime", Self::ORDER)? {
@@ -10378,81 +10694,67 @@ impl Incident {
                 if !p.order(pos, 9, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             10 => {
                 if !p.order(pos, 10, "Discovery", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Discovery::read)? {
-                    self.discovery.push(v);
-                }
+                p.child_push(&mut self.discovery, Discovery::read_into)?;
             }
             11 => {
                 if !p.order(pos, 11, "Assessment", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Assessment::read)? {
-                    self.assessment.push(v);
-                }
+                p.child_push(&mut self.assessment, Assessment::read_into)?;
             }
             12 => {
                 if !p.order(pos, 12, "Method", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Method::read)? {
-                    self.method.push(v);
-                }
+                p.child_push(&mut self.method, Method::read_into)?;
             }
             13 => {
                 if !p.order(pos, 13, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             14 => {
                 if !p.order(pos, 14, "EventData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(EventData::read)? {
-                    self.event_data.push(v);
-                }
+                p.child_push(&mut self.event_data, EventData::read_into)?;
             }
             15 => {
                 if !p.order(pos, 15, "IndicatorData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IndicatorData::read)? {
-                    if self.indicator_data.is_some() {
+                if self.indicator_data.is_some() {
+                    if p.child(IndicatorData::read)?.is_some() {
                         p.duplicate("IndicatorData")?;
-                    } else {
-                        self.indicator_data = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.indicator_data, IndicatorData::read_into)?;
                 }
             }
             16 => {
                 if !p.order(pos, 16, "History", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(History::read)? {
-                    if self.history.is_some() {
+                if self.history.is_some() {
+                    if p.child(History::read)?.is_some() {
                         p.duplicate("History")?;
-                    } else {
-                        self.history = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.history, History::read_into)?;
                 }
             }
             17 => {
                 if !p.order(pos, 17, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -10470,15 +10772,28 @@ impl Incident {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.purpose {
@@ -10768,12 +11083,25 @@ impl IncidentID {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.name {
@@ -10917,29 +11245,28 @@ impl Indicator {
                 if !p.order(pos, 0, "IndicatorID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IndicatorID::read)? {
-                    if self.indicator_id.is_some() {
+                if self.indicator_id.is_some() {
+                    if p.child(IndicatorID::read)?.is_some() {
                         p.duplicate("IndicatorID")?;
-                    } else {
-                        self.indicator_id = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.indicator_id, IndicatorID::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "AlternativeIndicatorID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(AlternativeIndicatorID::read)? {
-                    self.alternative_indicator_id.push(v);
-                }
+                p.child_push(
+                    &mut self.alternative_indicator_id,
+                    AlternativeIndicatorID::read_into,
+                )?;
             }
             2 => {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "StartTime", Self::ORDER)? {
@@ -10975,21 +11302,19 @@ impl Indicator {
                 if !p.order(pos, 5, "Confidence", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Confidence::read)? {
-                    if self.confidence.is_some() {
+                if self.confidence.is_some() {
+                    if p.child(Confidence::read)?.is_some() {
                         p.duplicate("Confidence")?;
-                    } else {
-                        self.confidence = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.confidence, Confidence::read_into)?;
                 }
             }
             6 => {
                 if !p.order(pos, 6, "Contact", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Contact::read)? {
-                    self.contact.push(v);
-                }
+                p.child_push(&mut self.contact, Contact::read_into)?;
             }
             7 => {
                 if !p.order(pos, 7, "Observable", Self::ORDER)? {
@@ -11043,33 +11368,25 @@ impl Indicator {
                 if !p.order(pos, 8, "NodeRole", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(NodeRole::read)? {
-                    self.node_role.push(v);
-                }
+                p.child_push(&mut self.node_role, NodeRole::read_into)?;
             }
             12 => {
                 if !p.order(pos, 9, "AttackPhase", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(AttackPhase::read)? {
-                    self.attack_phase.push(v);
-                }
+                p.child_push(&mut self.attack_phase, AttackPhase::read_into)?;
             }
             13 => {
                 if !p.order(pos, 10, "Reference", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Reference::read)? {
-                    self.reference.push(v);
-                }
+                p.child_push(&mut self.reference, Reference::read_into)?;
             }
             14 => {
                 if !p.order(pos, 11, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -11087,15 +11404,28 @@ impl Indicator {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -11285,9 +11615,7 @@ impl IndicatorData {
                 if !p.order(pos, 0, "Indicator", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Indicator::read)? {
-                    self.indicator.push(v);
-                }
+                p.child_push(&mut self.indicator, Indicator::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -11299,15 +11627,28 @@ impl IndicatorData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -11373,8 +11714,21 @@ impl IndicatorExpression {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut cur: Option<IndicatorExpressionItem> = None;
         let mut pos = 0usize;
@@ -11395,7 +11749,7 @@ impl IndicatorExpression {
         if out.items.is_empty() {
             p.missing("child element", IndicatorExpressionItem::ORDER)?;
         }
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.operator {
@@ -11527,21 +11881,19 @@ impl IndicatorExpressionItem {
                 if !p.order(pos, 1, "Confidence", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Confidence::read)? {
-                    if self.confidence.is_some() {
+                if self.confidence.is_some() {
+                    if p.child(Confidence::read)?.is_some() {
                         p.duplicate("Confidence")?;
-                    } else {
-                        self.confidence = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.confidence, Confidence::read_into)?;
                 }
             }
             5 => {
                 if !p.order(pos, 2, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -11656,12 +12008,25 @@ impl IndicatorID {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.name {
@@ -11741,11 +12106,24 @@ impl IndicatorReference {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         p.expect_empty()?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.uid_ref {
@@ -11879,15 +12257,28 @@ impl Key {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.registryaction {
@@ -11980,12 +12371,25 @@ impl MLString {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.translation_id {
@@ -12095,17 +12499,13 @@ impl Method {
                 if !p.order(pos, 0, "Reference", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Reference::read)? {
-                    self.reference.push(v);
-                }
+                p.child_push(&mut self.reference, Reference::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "AttackPattern", Self::ORDER)? {
@@ -12135,9 +12535,7 @@ impl Method {
                 if !p.order(pos, 5, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -12146,15 +12544,28 @@ impl Method {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -12276,12 +12687,25 @@ impl MonetaryImpact {
         p.recycle(attrs);
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = p.value_positive_float(&text, "content")?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.severity {
@@ -12383,9 +12807,7 @@ impl Nameservers {
                 if !p.order(pos, 1, "Address", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Address::read)? {
-                    self.address.push(v);
-                }
+                p.child_push(&mut self.address, Address::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -12400,15 +12822,28 @@ impl Nameservers {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -12522,29 +12957,25 @@ impl Node {
                 if !p.order(pos, 1, "PostalAddress", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(PostalAddress::read)? {
-                    if self.postal_address.is_some() {
+                if self.postal_address.is_some() {
+                    if p.child(PostalAddress::read)?.is_some() {
                         p.duplicate("PostalAddress")?;
-                    } else {
-                        self.postal_address = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.postal_address, PostalAddress::read_into)?;
                 }
             }
             3 => {
                 if !p.order(pos, 2, "Location", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.location.push(v);
-                }
+                p.child_push(&mut self.location, MLString::read_into)?;
             }
             4 => {
                 if !p.order(pos, 3, "Counter", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Counter::read)? {
-                    self.counter.push(v);
-                }
+                p.child_push(&mut self.counter, Counter::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -12553,15 +12984,28 @@ impl Node {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -12676,9 +13120,7 @@ impl NodeRole {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -12687,15 +13129,28 @@ impl NodeRole {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.category {
@@ -13042,15 +13497,28 @@ impl Observable {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -13122,11 +13590,24 @@ impl ObservableReference {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         p.expect_empty()?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.uid_ref {
@@ -13207,21 +13688,19 @@ impl PostalAddress {
                 if !p.order(pos, 0, "PAddress", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    if self.p_address.is_some() {
+                if self.p_address.is_some() {
+                    if p.child(MLString::read)?.is_some() {
                         p.duplicate("PAddress")?;
-                    } else {
-                        self.p_address = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.p_address, MLString::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -13233,15 +13712,28 @@ impl PostalAddress {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -13351,9 +13843,7 @@ impl Record {
                 if !p.order(pos, 0, "RecordData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RecordData::read)? {
-                    self.record_data.push(v);
-                }
+                p.child_push(&mut self.record_data, RecordData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -13365,15 +13855,28 @@ impl Record {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -13516,37 +14019,31 @@ impl RecordData {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "Application", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.application.is_some() {
+                if self.application.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("Application")?;
-                    } else {
-                        self.application = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application, Software::read_into)?;
                 }
             }
             3 => {
                 if !p.order(pos, 3, "RecordPattern", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(RecordPattern::read)? {
-                    self.record_pattern.push(v);
-                }
+                p.child_push(&mut self.record_pattern, RecordPattern::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "RecordItem", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.record_item.push(v);
-                }
+                p.child_push(&mut self.record_item, ExtensionData::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "URL", Self::ORDER)? {
@@ -13560,33 +14057,28 @@ impl RecordData {
                 if !p.order(pos, 6, "FileData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(FileData::read)? {
-                    self.file_data.push(v);
-                }
+                p.child_push(&mut self.file_data, FileData::read_into)?;
             }
             7 => {
                 if !p.order(pos, 7, "WindowsRegistryKeysModified", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(WindowsRegistryKeysModified::read)? {
-                    self.windows_registry_keys_modified.push(v);
-                }
+                p.child_push(
+                    &mut self.windows_registry_keys_modified,
+                    WindowsRegistryKeysModified::read_into,
+                )?;
             }
             8 => {
                 if !p.order(pos, 8, "CertificateData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(CertificateData::read)? {
-                    self.certificate_data.push(v);
-                }
+                p.child_push(&mut self.certificate_data, CertificateData::read_into)?;
             }
             9 => {
                 if !p.order(pos, 9, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -13595,15 +14087,28 @@ impl RecordData {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -13796,12 +14301,25 @@ impl RecordPattern {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -13926,9 +14444,7 @@ impl Reference {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -13937,15 +14453,28 @@ impl Reference {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.observable_id {
@@ -14036,12 +14565,25 @@ impl RegistryHandle {
         p.pair_ext(&mut self.registry, ext_registry, "registry", "ext-registry")?;
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = text;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.registry {
@@ -14151,9 +14693,7 @@ impl RelatedActivity {
                 if !p.order(pos, 0, "IncidentID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IncidentID::read)? {
-                    self.incident_id.push(v);
-                }
+                p.child_push(&mut self.incident_id, IncidentID::read_into)?;
             }
             1 => {
                 if !p.order(pos, 1, "URL", Self::ORDER)? {
@@ -14167,53 +14707,43 @@ impl RelatedActivity {
                 if !p.order(pos, 2, "ThreatActor", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ThreatActor::read)? {
-                    self.threat_actor.push(v);
-                }
+                p.child_push(&mut self.threat_actor, ThreatActor::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "Campaign", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Campaign::read)? {
-                    self.campaign.push(v);
-                }
+                p.child_push(&mut self.campaign, Campaign::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "IndicatorID", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(IndicatorID::read)? {
-                    self.indicator_id.push(v);
-                }
+                p.child_push(&mut self.indicator_id, IndicatorID::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "Confidence", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Confidence::read)? {
-                    if self.confidence.is_some() {
+                if self.confidence.is_some() {
+                    if p.child(Confidence::read)?.is_some() {
                         p.duplicate("Confidence")?;
-                    } else {
-                        self.confidence = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.confidence, Confidence::read_into)?;
                 }
             }
             6 => {
                 if !p.order(pos, 6, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             7 => {
                 if !p.order(pos, 7, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -14222,15 +14752,28 @@ impl RelatedActivity {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -14414,12 +14957,12 @@ impl Service {
                 if !p.order(pos, 0, "ServiceName", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ServiceName::read)? {
-                    if self.service_name.is_some() {
+                if self.service_name.is_some() {
+                    if p.child(ServiceName::read)?.is_some() {
                         p.duplicate("ServiceName")?;
-                    } else {
-                        self.service_name = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.service_name, ServiceName::read_into)?;
                 }
             }
             1 => {
@@ -14501,36 +15044,36 @@ impl Service {
                 if !p.order(pos, 6, "ApplicationHeader", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ApplicationHeader::read)? {
-                    if self.application_header.is_some() {
+                if self.application_header.is_some() {
+                    if p.child(ApplicationHeader::read)?.is_some() {
                         p.duplicate("ApplicationHeader")?;
-                    } else {
-                        self.application_header = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application_header, ApplicationHeader::read_into)?;
                 }
             }
             7 => {
                 if !p.order(pos, 7, "EmailData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(EmailData::read)? {
-                    if self.email_data.is_some() {
+                if self.email_data.is_some() {
+                    if p.child(EmailData::read)?.is_some() {
                         p.duplicate("EmailData")?;
-                    } else {
-                        self.email_data = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.email_data, EmailData::read_into)?;
                 }
             }
             8 => {
                 if !p.order(pos, 8, "Application", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    if self.application.is_some() {
+                if self.application.is_some() {
+                    if p.child(Software::read)?.is_some() {
                         p.duplicate("Application")?;
-                    } else {
-                        self.application = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.application, Software::read_into)?;
                 }
             }
             _ => p.unexpected_child(Self::ORDER)?,
@@ -14540,15 +15083,28 @@ impl Service {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.ip_protocol {
@@ -14720,9 +15276,7 @@ impl ServiceName {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -14731,15 +15285,28 @@ impl ServiceName {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -14844,15 +15411,28 @@ impl SignatureData {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -14932,12 +15512,12 @@ impl Software {
                 if !p.order(pos, 0, "SoftwareReference", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(SoftwareReference::read)? {
-                    if self.software_reference.is_some() {
+                if self.software_reference.is_some() {
+                    if p.child(SoftwareReference::read)?.is_some() {
                         p.duplicate("SoftwareReference")?;
-                    } else {
-                        self.software_reference = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.software_reference, SoftwareReference::read_into)?;
                 }
             }
             1 => {
@@ -14952,9 +15532,7 @@ impl Software {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -14963,15 +15541,28 @@ impl Software {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         Ok(())
@@ -15072,11 +15663,24 @@ impl SoftwareReference {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         out.content = p.read_any_children()?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.spec_name {
@@ -15233,45 +15837,37 @@ impl System {
                 if !p.order(pos, 0, "Node", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Node::read)? {
-                    if self.node.is_some() {
+                if self.node.is_some() {
+                    if p.child(Node::read)?.is_some() {
                         p.duplicate("Node")?;
-                    } else {
-                        self.node = Some(v);
                     }
+                } else {
+                    p.child_opt(&mut self.node, Node::read_into)?;
                 }
             }
             1 => {
                 if !p.order(pos, 1, "NodeRole", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(NodeRole::read)? {
-                    self.node_role.push(v);
-                }
+                p.child_push(&mut self.node_role, NodeRole::read_into)?;
             }
             2 => {
                 if !p.order(pos, 2, "Service", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Service::read)? {
-                    self.service.push(v);
-                }
+                p.child_push(&mut self.service, Service::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "OperatingSystem", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Software::read)? {
-                    self.operating_system.push(v);
-                }
+                p.child_push(&mut self.operating_system, Software::read_into)?;
             }
             4 => {
                 if !p.order(pos, 4, "Counter", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Counter::read)? {
-                    self.counter.push(v);
-                }
+                p.child_push(&mut self.counter, Counter::read_into)?;
             }
             5 => {
                 if !p.order(pos, 5, "AssetID", Self::ORDER)? {
@@ -15285,17 +15881,13 @@ impl System {
                 if !p.order(pos, 6, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             7 => {
                 if !p.order(pos, 7, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -15307,15 +15899,28 @@ impl System {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.category {
@@ -15540,9 +16145,7 @@ impl SystemImpact {
                 if !p.order(pos, 0, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -15551,15 +16154,28 @@ impl SystemImpact {
     pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.severity {
@@ -15678,9 +16294,7 @@ impl Telephone {
                 if !p.order(pos, 1, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -15692,15 +16306,28 @@ impl Telephone {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.kind {
@@ -15833,17 +16460,13 @@ impl ThreatActor {
                 if !p.order(pos, 2, "Description", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(MLString::read)? {
-                    self.description.push(v);
-                }
+                p.child_push(&mut self.description, MLString::read_into)?;
             }
             3 => {
                 if !p.order(pos, 3, "AdditionalData", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(ExtensionData::read)? {
-                    self.additional_data.push(v);
-                }
+                p.child_push(&mut self.additional_data, ExtensionData::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -15855,15 +16478,28 @@ impl ThreatActor {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.restriction {
@@ -15984,12 +16620,25 @@ impl TimeImpact {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let text = p.read_text()?;
         out.value = p.value_positive_float(&text, "content")?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.severity {
@@ -16096,9 +16745,7 @@ impl WindowsRegistryKeysModified {
                 if !p.order(pos, 0, "Key", Self::ORDER)? {
                     return Ok(());
                 }
-                if let Some(v) = p.child(Key::read)? {
-                    self.key.push(v);
-                }
+                p.child_push(&mut self.key, Key::read_into)?;
             }
             _ => p.unexpected_child(Self::ORDER)?,
         }
@@ -16110,15 +16757,28 @@ impl WindowsRegistryKeysModified {
         }
         Ok(())
     }
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
     pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
         let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(
+        &mut self,
+        p: &mut Parser<R>,
+        attrs: Attrs,
+    ) -> Result<(), Error> {
+        let out = self;
         out.read_attrs(p, attrs)?;
         let mut pos = 0usize;
         while p.next_child()? {
             out.read_child(p, &mut pos)?;
         }
         out.finish(p)?;
-        Ok(out)
+        Ok(())
     }
     pub(crate) fn write_attrs<W: Write>(&self, w: &mut XmlOut<W>) -> io::Result<()> {
         if let Some(v) = &self.observable_id {
