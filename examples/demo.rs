@@ -50,6 +50,10 @@ fn main() {
         next = Instant::now() + Duration::from_secs(20);
         round += 1;
         scan_round(&chain.lab, &chain.dir, round, &stop);
+        if stop.load(Ordering::Relaxed) {
+            // Interrupted mid-round (Ctrl-C also reaches ClickHouse): no count to print.
+            break;
+        }
         println!(
             "round {round}: scanners done, {} events stored",
             chain.stored_events()
