@@ -705,6 +705,12 @@ mod tests {
         );
         assert!(s.iter().all(|s| s.sql.contains("IF NOT EXISTS")));
         assert!(s[1].sql.contains("PARTITION BY toYYYYMMDD(ts)"));
+        // Port-first rollups have small granules; the others the default.
+        let step = |name: &str| s.iter().find(|s| s.object == name).unwrap();
+        assert!(step("scan_ports_1h").sql.ends_with(
+            "ORDER BY (dport, bucket, proto, sensor_id) SETTINGS index_granularity = 256"
+        ));
+        assert!(!step("scan_ports_5m").sql.contains("SETTINGS"));
         // Every rollup table is retained and rebuilt.
         for r in ROLLUPS {
             assert!(ROLLUP_TABLES.contains(&r.table), "{}", r.table);
