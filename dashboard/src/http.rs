@@ -36,7 +36,6 @@ pub struct AppState {
     pub sessions: Sessions,
     graphs: Cache<GraphData>,
     images: Cache<Vec<u8>>,
-    trends: Cache<Trends>,
     /// The latest trends computed in the background, with the time they were computed.
     latest_trends: std::sync::RwLock<Option<(i64, Arc<Trends>)>>,
     sensors: Cache<BTreeSet<String>>,
@@ -69,7 +68,6 @@ impl AppState {
             sessions,
             graphs: Cache::new(ttl, max),
             images: Cache::new(ttl, max),
-            trends: Cache::new(ttl, 4),
             latest_trends: std::sync::RwLock::new(None),
             sensors: Cache::new(ttl, 1),
             clock: now,
@@ -78,8 +76,8 @@ impl AppState {
     }
 
     /// Computes the trends now and keeps them as the latest (the background refresh of
-    /// `trends.refresh_secs`).
-    pub async fn refresh_trends(&self) -> crate::error::Result<()> {
+    /// `trends.refresh_secs`, and requests that find the latest too old).
+    pub async fn refresh_trends(&self) -> crate::error::Result<Arc<Trends>> {
         let now = (self.clock)();
         let t = Arc::new(
             self.reader
@@ -87,9 +85,9 @@ impl AppState {
                 .await?,
         );
         if let Ok(mut latest) = self.latest_trends.write() {
-            *latest = Some((now, t));
+            *latest = Some((now, t.clone()));
         }
-        Ok(())
+        Ok(t)
     }
 
     /// The same state, filing internal reports with these rules and geo database.
@@ -419,32 +417,32 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, HttpError> {
     })
 }
 
-/// The latest background computation while it is younger than two refresh periods, else
-/// computed now and kept as the latest (with `trends.refresh_secs = 0`: computed per request,
-/// kept for the cache lifetime).
+/// The latest trends while younger than two refresh periods (`trends.refresh_secs`; with 0,
+/// than the cache lifetime), else computed now and kept as the latest. When computing fails
+/// (ClickHouse down), the latest is served however old, as cached graphs are.
 async fn trends_data(state: &AppState) -> Result<Arc<Trends>, HttpError> {
-    let now = (state.clock)();
     let refresh = state.settings.config.trends.refresh_secs as i64;
-    if refresh > 0 {
-        let fresh = || {
-            let latest = state.latest_trends.read().ok().and_then(|l| l.clone());
-            latest.and_then(|(at, t)| ((state.clock)() - at < 2 * refresh).then_some(t))
-        };
-        if let Some(t) = fresh() {
-            return Ok(t);
-        }
-        state.refresh_trends().await?;
-        if let Some(t) = fresh() {
+    let max_age = if refresh > 0 {
+        2 * refresh
+    } else {
+        state.settings.cache_ttl.as_secs() as i64
+    };
+    let latest = || state.latest_trends.read().ok().and_then(|l| l.clone());
+    if let Some((at, t)) = latest() {
+        if (state.clock)() - at < max_age {
             return Ok(t);
         }
     }
-    let key = format!("trends|{}", (now + 3599) / 3600);
-    cached(
-        &state.trends,
-        key,
-        state.reader.trends(&state.settings.config.trends, now),
-    )
-    .await
+    match state.refresh_trends().await {
+        Ok(t) => Ok(t),
+        Err(e) => match latest() {
+            Some((_, t)) => {
+                tracing::warn!(error = %e, "Computing the trends failed; serving the latest");
+                Ok(t)
+            }
+            None => Err(e.into()),
+        },
+    }
 }
 
 async fn trends_json(State(state): St) -> Response {

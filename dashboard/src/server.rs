@@ -35,7 +35,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
                 tick.tick().await;
                 let t = std::time::Instant::now();
                 match state.refresh_trends().await {
-                    Ok(()) => {
+                    Ok(_) => {
                         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Trends computed")
                     }
                     Err(e) => {

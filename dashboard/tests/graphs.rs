@@ -431,10 +431,15 @@ async fn bad_parameters_are_400_and_the_cache_outlives_an_outage() {
     // Cached answers survive a ClickHouse outage; new queries fail cleanly.
     let first = get(app, "/chart/ports.svg?period=1w", None).await;
     assert_eq!(first.status, 200);
+    let trends = get(app, "/api/v1/trends.json", None).await;
+    assert_eq!(trends.status, 200);
     env.ch.kill();
     let again = get(app, "/chart/ports.svg?period=1w", None).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, first.body, "served from the cache");
+    let trends_again = get(app, "/api/v1/trends.json", None).await;
+    assert_eq!(trends_again.status, 200);
+    assert_eq!(trends_again.body, trends.body, "the latest trends");
     let fresh = get(app, "/api/v1/ports.json?period=1w&proto=udp", None).await;
     assert_eq!(fresh.status, 503, "{}", fresh.text());
     assert!(!fresh.text().contains("ClickHouse") && !fresh.text().contains("127.0.0.1"));
