@@ -110,8 +110,8 @@ fn two_shards_two_aggregators_match_a_single_server() {
                 sh,
                 "SELECT count() FROM system.tables WHERE database = 't_cluster'"
             ),
-            50,
-            "19 local and 19 Distributed tables, 12 views"
+            55,
+            "21 local and 21 Distributed tables, 13 views"
         );
     }
 }

@@ -29,7 +29,7 @@ fn migrations_are_idempotent_and_check_the_version() {
         String::from_utf8(out.stdout).unwrap()
     };
     let first = run(&["migrate"]);
-    assert!(first.starts_with("32 step(s) applied"), "{first}");
+    assert!(first.starts_with("35 step(s) applied"), "{first}");
     let second = run(&["migrate"]);
     assert_eq!(second.trim(), "0 step(s) applied");
     let tables = ch
@@ -42,6 +42,7 @@ fn migrations_are_idempotent_and_check_the_version() {
          iodef_imports\tMergeTree\n\
          iodef_indicators\tMergeTree\n\
          scan_events\tMergeTree\n\
+         scan_port_digests_1d\tReplacingMergeTree\n\
          scan_port_packets_1h\tSummingMergeTree\n\
          scan_port_packets_1h_mv\tMaterializedView\n\
          scan_port_regions_5m\tAggregatingMergeTree\n\
@@ -66,6 +67,8 @@ fn migrations_are_idempotent_and_check_the_version() {
          scan_rollup_1h_mv\tMaterializedView\n\
          scan_rollup_5m\tAggregatingMergeTree\n\
          scan_rollup_5m_mv\tMaterializedView\n\
+         scan_sensor_totals_1d\tSummingMergeTree\n\
+         scan_sensor_totals_1d_mv\tMaterializedView\n\
          sensor_reports\tMergeTree\n\
          sensors\tReplacingMergeTree\n"
     );

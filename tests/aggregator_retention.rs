@@ -1,6 +1,7 @@
 //! Retention: raw day partitions older than `raw_days` and rollup partitions older than
 //! `rollup_days` are dropped, by the schedule inside `serve` and by `teiten-aggregator
-//! retention`; younger data stays.
+//! retention`; younger data stays. Month partitions go when the whole month has expired. The
+//! port digests of the days that are over are sealed by the schedule too.
 
 mod aggregator_common;
 
@@ -15,13 +16,13 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
     let agg = Agg::start(
         &ch,
         "t_ret",
-        "[retention]\nraw_days = 3\nrollup_days = 10\ninterval_secs = 1\n",
+        "[retention]\nraw_days = 3\nrollup_days = 10\ninterval_secs = 1\ndigest_interval_secs = 1\n",
     );
     let tok = agg.add_sensor("r1");
     let today = now_us() / DAY_US * DAY_US + 3_600_000_000;
-    // Batches of events from today, 5 days ago (raw expired, rollups kept) and 20 days ago
-    // (everything expired).
-    for (seq, days_ago) in [(1u64, 0i64), (2, 5), (3, 20)] {
+    // Batches of events from today, 5 days ago (raw expired, rollups kept) and 70 days ago
+    // (everything expired, the month partitions of that month too).
+    for (seq, days_ago) in [(1u64, 0i64), (2, 5), (3, 70)] {
         let a = post(
             &agg.url,
             &tok,
@@ -44,6 +45,8 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
     // The per-graph rollups expire with them.
     for table in [
         "scan_ports_1d",
+        "scan_ports_1h",
+        "scan_sensor_totals_1d",
         "scan_regions_1h",
         "scan_port_totals_1d",
         "scan_port_packets_1h",
@@ -62,11 +65,27 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
         ),
         1
     );
-    // Two raw partitions (5 and 20 days ago) and the 20-day-old one of each rollup.
+    // Two raw partitions (5 and 70 days ago) and the 70-day-old day or month of each rollup.
     let dropped = 2 + teiten_aggregator::schema::ROLLUP_TABLES.len();
     assert!(agg.metrics().contains(&format!(
         "teiten_aggregator_partitions_dropped_total {dropped}"
     )));
+
+    // The digest run (every second here) seals the day that is over and within the rollups'
+    // retention (5 days ago), per sensor and over all sensors, once; not today.
+    eventually(
+        &ch,
+        "SELECT uniqExact(bucket, sensor_id) FROM t_ret.scan_port_digests_1d",
+        2,
+    );
+    eventually(
+        &ch,
+        "SELECT sum(total) FROM t_ret.scan_port_digests_1d FINAL WHERE sensor_id = ''",
+        300,
+    );
+    let (ok, out) = agg.cli(&["seal-digests"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("port digests of 0 day(s) sealed"), "{out}");
 
     // On demand: nothing left to drop, then old rows inserted directly are dropped.
     let (ok, out) = agg.cli(&["retention"]);

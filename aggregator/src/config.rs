@@ -152,6 +152,10 @@ pub struct RetentionConfig {
     /// Seconds between two retention runs (the first runs at start). Default 3600.
     #[serde(default = "default_retention_interval")]
     pub interval_secs: u64,
+    /// Seconds between two runs that seal the port digests of the days that are over (and seal
+    /// again the days that received events since; see `digest`). Default 300.
+    #[serde(default = "default_digest_interval")]
+    pub digest_interval_secs: u64,
 }
 
 /// `[registry]`
@@ -227,6 +231,9 @@ fn default_rollup_days() -> u32 {
 fn default_retention_interval() -> u64 {
     3600
 }
+fn default_digest_interval() -> u64 {
+    300
+}
 fn default_refresh() -> u64 {
     10
 }
@@ -263,6 +270,8 @@ pub struct Settings {
     pub insert_timeout: Duration,
     /// `retention.interval_secs`.
     pub retention_interval: Duration,
+    /// `retention.digest_interval_secs`.
+    pub digest_interval: Duration,
     /// `registry.refresh_secs`.
     pub registry_refresh: Duration,
     /// `[exchange]`, checked.
@@ -384,6 +393,9 @@ impl Config {
         if r.interval_secs == 0 {
             return Err(bad("retention.interval_secs", "must be at least 1"));
         }
+        if r.digest_interval_secs == 0 {
+            return Err(bad("retention.digest_interval_secs", "must be at least 1"));
+        }
         if self.registry.refresh_secs == 0 {
             return Err(bad("registry.refresh_secs", "must be at least 1"));
         }
@@ -394,6 +406,7 @@ impl Config {
             insert_period: Duration::from_millis(self.insert.period_ms),
             insert_timeout: Duration::from_secs(self.insert.timeout_secs),
             retention_interval: Duration::from_secs(self.retention.interval_secs),
+            digest_interval: Duration::from_secs(self.retention.digest_interval_secs),
             registry_refresh: Duration::from_secs(self.registry.refresh_secs),
             config: self,
         })

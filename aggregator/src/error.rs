@@ -62,6 +62,14 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+    /// A ClickHouse mutation (deleting a day's rows before a rebuild) did not finish in time.
+    #[error("{what}: not done after {secs} s (see system.mutations)")]
+    MutationTimeout {
+        /// What was being done.
+        what: String,
+        /// How long it was waited for.
+        secs: u64,
+    },
     /// A sensor registry operation could not be done.
     #[error("sensor {sensor}: {reason}")]
     Sensor {

@@ -3,10 +3,12 @@
 //!
 //! Layout: [`config`] (TOML, validated before I/O), [`schema`] and [`queries`] (every SQL
 //! statement), [`migrate`], [`geo`], [`registry`] (sensors and tokens), [`store`] (dedup,
-//! backpressure, the writer), [`http`] (`app()`), [`retention`], [`server`] (running it all).
+//! backpressure, the writer), [`http`] (`app()`), [`retention`], [`digest`] (the port digests of
+//! past days), [`server`] (running it all).
 //! See `aggregator/README.md` for the tables the dashboard and the IODEF export read.
 
 mod config;
+pub mod digest;
 mod error;
 pub mod exchange;
 mod geo;
@@ -34,5 +36,7 @@ pub use registry::{
     status as sensor_status, token_hash, Auth, Cache, SensorState, SensorStatus,
 };
 pub use retention::{first_kept_day, rebuild_rollups, run_once as retention_run_once};
-pub use server::{client, client_for, migrate_all, rebuild_rollups_all, retention_all, serve};
+pub use server::{
+    client, client_for, migrate_all, rebuild_rollups_all, retention_all, seal_digests, serve,
+};
 pub use store::{Enriched, Outcome, Store, StoreError, WriterHandle, WriterStop};

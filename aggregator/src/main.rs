@@ -38,6 +38,9 @@ enum Command {
     },
     /// Drop expired partitions once and exit.
     Retention,
+    /// Seal the port digests of the days that are over and have none or an out-of-date one
+    /// (`serve` does it every `retention.digest_interval_secs`), and exit.
+    SealDigests,
     /// Recompute the rollups of whole days from the raw events (after ClickHouse crashed
     /// during an INSERT; the aggregator logs the days concerned).
     RebuildRollups {
@@ -201,6 +204,13 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             let dropped = agg::retention_all(&settings).await?;
             println!("{} partition(s) dropped", dropped.len());
             for d in dropped {
+                println!("  {d}");
+            }
+        }
+        Command::SealDigests => {
+            let sealed = agg::seal_digests(&settings).await?;
+            println!("port digests of {} day(s) sealed", sealed.len());
+            for d in sealed {
                 println!("  {d}");
             }
         }
@@ -433,6 +443,9 @@ fn print_sql_statements() {
     println!("-- ddl");
     for s in steps(db, &Layout::Single) {
         println!("{};", s.sql);
+        if let Some(fill) = &s.backfill {
+            println!("{fill};");
+        }
     }
     println!("-- sample rows, in the column order the aggregator inserts");
     for (table, cols, values) in queries::SAMPLE_INSERTS {
@@ -445,14 +458,37 @@ fn print_sql_statements() {
     for (q, vals) in queries::ALL {
         println!("{};", queries::with_samples(q, vals, db).replace('\n', " "));
     }
-    for r in agg::schema::ROLLUPS {
+    for (source, sensor) in [
+        ("scan_ports_1d", "sensor_id"),
+        ("scan_port_totals_1d", "''"),
+    ] {
         println!(
             "{};",
             queries::with_samples(
-                &queries::DROP_PARTITION.replace("{table}", r.table),
-                &["20251121"],
+                &queries::SEAL_DIGESTS
+                    .replace("{source}", source)
+                    .replace("{sensor}", sensor),
+                &[
+                    "1763769600000000",
+                    "1000",
+                    "1001",
+                    "1000",
+                    "1000",
+                    "1763683200"
+                ],
                 db
             )
+        );
+    }
+    for r in agg::schema::ROLLUPS {
+        let delete = if agg::schema::month_partitioned(r.table) {
+            queries::DELETE_DAY
+        } else {
+            queries::DROP_PARTITION
+        };
+        println!(
+            "{};",
+            queries::with_samples(&delete.replace("{table}", r.table), &["20251121"], db)
         );
         println!(
             "{};",

@@ -1,5 +1,6 @@
 //! Applies the schema ([`crate::schema::steps`]) to a server: the version first, then every
-//! step whose object is missing from `system.tables` (or `system.databases`), in order.
+//! step whose object is missing from `system.tables` (or `system.databases`), in order, with
+//! its backfill.
 
 use std::collections::HashSet;
 
@@ -60,6 +61,13 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
             .execute()
             .await
             .map_err(Error::ch(format!("migration step creating {name}")))?;
+        if let Some(fill) = &step.backfill {
+            client
+                .query(fill)
+                .execute()
+                .await
+                .map_err(Error::ch(format!("filling {name} from the older rollups")))?;
+        }
         tracing::info!(object = %name, "Migration step applied");
         applied.push(name);
     }

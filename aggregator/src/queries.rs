@@ -52,6 +52,13 @@ pub const TABLE_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts 
 /// Drops one day partition (`{table}` is a schema table name, `?` the day as YYYYMMDD).
 pub const DROP_PARTITION: &str = "ALTER TABLE {db}.{table} DROP PARTITION ?";
 
+/// Deletes one day's rows from a month-partitioned table (`{table}`; `?` the day as YYYYMMDD):
+/// a mutation, done in the background ([`MUTATIONS_PENDING`]).
+pub const DELETE_DAY: &str = "ALTER TABLE {db}.{table} DELETE WHERE toYYYYMMDD(bucket) = ?";
+/// Mutations of a table not done yet. Binds: database, table.
+pub const MUTATIONS_PENDING: &str = "SELECT count() FROM system.mutations \
+     WHERE database = ? AND table = ? AND is_done = 0";
+
 /// Recomputes one day of a rollup table from the raw events (after its partition was
 /// dropped): `{table}`, `{bucket}`, `{keys}` and `{aggregates}` come from
 /// [`crate::schema::ROLLUPS`], `{source}` from the layout, `?` is the day as YYYYMMDD. Same
@@ -60,6 +67,34 @@ pub const REBUILD_ROLLUP_DAY: &str = "INSERT INTO {db}.{table} \
      SELECT {bucket}(ts) AS bucket, {keys}, {aggregates} \
      FROM {db}.{source} WHERE toYYYYMMDD(ts) = ? \
      GROUP BY bucket, {keys}";
+
+/// Port digests due: the days in `[?, ?)` with a (sensor, protocol) whose packets differ from
+/// its latest digest's total (never sealed, or events arrived or were rebuilt since). Binds: from,
+/// to, from, to (Unix seconds, whole days).
+pub const DIGESTS_DUE: &str = "SELECT toUInt32(bucket) AS day FROM (\
+     SELECT bucket, sensor_id, proto, sum(packets) AS x FROM {db}.scan_sensor_totals_1d \
+     WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY bucket, sensor_id, proto) \
+     AS now ANY LEFT JOIN (SELECT bucket, sensor_id, proto, argMax(total, sealed) AS total \
+     FROM {db}.scan_port_digests_1d WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) \
+     GROUP BY bucket, sensor_id, proto) AS sealed USING (bucket, sensor_id, proto) \
+     WHERE x != total GROUP BY bucket ORDER BY bucket";
+
+/// Seals one day's port digests from `{source}` (`scan_ports_1d` per sensor, with `{sensor}` =
+/// `sensor_id`; `scan_port_totals_1d` over all sensors, with `{sensor}` = `''`), from one read
+/// of the day (so the total and the ports agree): per sensor and protocol, the ports sorted by
+/// packets, the first K kept. Binds: sealed (Unix microseconds), K, K + 1, K, K, the day (Unix
+/// seconds).
+pub const SEAL_DIGESTS: &str = "INSERT INTO {db}.scan_port_digests_1d \
+     (bucket, sensor_id, proto, sealed, total, rest_max, ports, packets) \
+     SELECT bucket, sensor_id, proto, toUInt64(?) AS sealed, arraySum(ps) AS total, \
+     if(length(ps) > ?, ps[?], 0) AS rest_max, arraySlice(arrayMap(x -> x.1, s), 1, ?) AS ports, \
+     arraySlice(ps, 1, ?) AS packets \
+     FROM (SELECT bucket, sensor_id, proto, arrayReverseSort(x -> x.2, groupArray((dport, p))) AS s, \
+           arrayMap(x -> x.2, s) AS ps \
+           FROM (SELECT bucket, {sensor} AS sensor_id, proto, dport, sum(packets) AS p \
+                 FROM {db}.{source} WHERE bucket = toDateTime(?) \
+                 GROUP BY bucket, sensor_id, proto, dport) \
+           GROUP BY bucket, sensor_id, proto)";
 
 /// Read API: packets and unique sources per 5-minute bucket in `[from, to)` (Unix seconds).
 pub const READ_SERIES_5M: &str = "SELECT toUInt32(bucket) AS t, countMerge(packets) AS packets, \
@@ -191,6 +226,11 @@ pub const ALL: &[(&str, &[&str])] = &[
     (SENSORS_CURRENT, &[]),
     (SENSOR_STATUS, &[]),
     (TABLE_PARTITIONS, &["'teiten'", "'scan_events'"]),
+    (MUTATIONS_PENDING, &["'teiten'", "'scan_ports_1h'"]),
+    (
+        DIGESTS_DUE,
+        &["1763683200", "1763769600", "1763683200", "1763769600"],
+    ),
     (READ_SERIES_5M, &["1763683200", "1763769600"]),
     (READ_TOP_PORTS, &["1763683200", "1763769600", "10"]),
     (READ_TOP_COUNTRIES, &["1763683200", "1763769600", "10"]),

@@ -4,7 +4,9 @@ use clickhouse::Client;
 
 use crate::error::{Error, Result};
 use crate::queries;
-use crate::schema::{storage_name, Layout, RAW_TABLES, ROLLUPS, ROLLUP_TABLES};
+use crate::schema::{
+    month_partitioned, storage_name, Layout, DERIVED_TABLES, RAW_TABLES, ROLLUPS, ROLLUP_TABLES,
+};
 
 /// The civil date (year, month, day) of a day number since 1970-01-01 (proleptic Gregorian).
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -42,7 +44,8 @@ pub async fn run_once(
     let plan = RAW_TABLES
         .iter()
         .map(|t| (*t, raw_days))
-        .chain(ROLLUP_TABLES.iter().map(|t| (*t, rollup_days)));
+        .chain(ROLLUP_TABLES.iter().map(|t| (*t, rollup_days)))
+        .chain(DERIVED_TABLES.iter().map(|t| (*t, rollup_days)));
     for (logical, days) in plan {
         let table = storage_name(layout, logical);
         let keep_from = first_kept_day(now, days);
@@ -54,9 +57,9 @@ pub async fn run_once(
             .await
             .map_err(Error::ch(format!("listing partitions of {db}.{table}")))?;
         for p in parts {
-            // Day partitions are YYYYMMDD; anything else is not ours to drop.
+            // Day partitions are YYYYMMDD, month partitions YYYYMM; anything else is not ours.
             let Ok(day) = p.parse::<u32>() else { continue };
-            if day >= keep_from {
+            if !expired(day, keep_from) {
                 continue;
             }
             let sql = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
@@ -75,8 +78,55 @@ pub async fn run_once(
     Ok(dropped)
 }
 
+/// Whether a partition (a day as YYYYMMDD or a month as YYYYMM) lies wholly before the first
+/// day kept (YYYYMMDD).
+fn expired(partition: u32, keep_from: u32) -> bool {
+    match partition {
+        19_000_101..=29_991_231 => partition < keep_from,
+        // Any day of the month, the 31st included, is before the first kept day.
+        190_001..=299_912 => partition * 100 + 31 < keep_from,
+        _ => false,
+    }
+}
+
+/// How long a rebuild waits for the deletion of a day's rows from a month partition.
+const MUTATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes one day's rows from a month-partitioned table and waits until the deletion (a
+/// mutation, which 18.16 runs in the background) is done.
+async fn delete_day(client: &Client, db: &str, table: &str, day: u32) -> Result<()> {
+    let sql = queries::sql(queries::DELETE_DAY, db).replace("{table}", table);
+    client
+        .query(&sql)
+        .bind(day)
+        .execute()
+        .await
+        .map_err(Error::ch(format!("deleting day {day} of {db}.{table}")))?;
+    let start = std::time::Instant::now();
+    loop {
+        let pending: u64 = client
+            .query(queries::MUTATIONS_PENDING)
+            .bind(db)
+            .bind(table)
+            .fetch_one()
+            .await
+            .map_err(Error::ch(format!("checking the mutations of {db}.{table}")))?;
+        if pending == 0 {
+            return Ok(());
+        }
+        if start.elapsed() > MUTATION_DEADLINE {
+            return Err(Error::MutationTimeout {
+                what: format!("deleting day {day} of {db}.{table}"),
+                secs: MUTATION_DEADLINE.as_secs(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Recomputes the rollups of one day (YYYYMMDD) from the raw events on this node: drops the
-/// day's rollup partitions and fills them again with the views' own expressions.
+/// day's rollup partitions (deletes the day's rows where the partitions are months) and fills
+/// them again with the views' own expressions.
 ///
 /// Use it after ClickHouse crashed during an INSERT (the raw rows are exact, but the views'
 /// parts of that INSERT may be missing; the aggregator logs the days concerned). Events of that
@@ -85,15 +135,19 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
     let source = storage_name(layout, "scan_events");
     for r in ROLLUPS {
         let table = storage_name(layout, r.table);
-        let drop = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
-        client
-            .query(&drop)
-            .bind(day)
-            .execute()
-            .await
-            .map_err(Error::ch(format!(
-                "dropping partition {day} of {db}.{table}"
-            )))?;
+        if month_partitioned(r.table) {
+            delete_day(client, db, &table, day).await?;
+        } else {
+            let drop = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
+            client
+                .query(&drop)
+                .bind(day)
+                .execute()
+                .await
+                .map_err(Error::ch(format!(
+                    "dropping partition {day} of {db}.{table}"
+                )))?;
+        }
         let fill = queries::sql(queries::REBUILD_ROLLUP_DAY, db)
             .replace("{table}", &table)
             .replace("{bucket}", r.bucket)
@@ -111,10 +165,32 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
     Ok(())
 }
 
+/// The start (Unix seconds, UTC midnight) of a day given as YYYYMMDD.
+pub(crate) fn day_start(day: u32) -> i64 {
+    // Days from civil (the inverse of `civil_from_days`).
+    let (y, m, d) = (
+        i64::from(day / 10_000),
+        i64::from(day / 100 % 100),
+        i64::from(day % 100),
+    );
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400
+}
+
+/// The day (YYYYMMDD, UTC) of a time in seconds.
+pub(crate) fn day_number(ts: i64) -> u32 {
+    let (y, m, d) = civil_from_days(ts.div_euclid(86_400));
+    (y * 10_000) as u32 + m * 100 + d
+}
+
 /// The day (YYYYMMDD, UTC) of a time in microseconds.
 pub(crate) fn day_of_us(ts_us: i64) -> u32 {
-    let (y, m, d) = civil_from_days(ts_us.div_euclid(86_400_000_000));
-    (y * 10_000) as u32 + m * 100 + d
+    day_number(ts_us.div_euclid(1_000_000))
 }
 
 #[cfg(test)]
@@ -126,6 +202,30 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_413), (2025, 11, 21));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn day_numbers_round_trip() {
+        for ts in [0, 951_782_400, 1_709_164_800, 1_795_306_560, 4_102_444_800] {
+            let start = ts / 86_400 * 86_400;
+            assert_eq!(day_start(day_number(ts)), start, "{ts}");
+        }
+        assert_eq!(day_start(20_240_229), 1_709_164_800);
+    }
+
+    #[test]
+    fn day_and_month_partitions_expire_whole() {
+        let keep_from = 20_261_103;
+        assert!(expired(20_261_102, keep_from));
+        assert!(!expired(20_261_103, keep_from));
+        // A month expires when its last day has.
+        assert!(expired(202_610, keep_from));
+        assert!(!expired(202_611, keep_from));
+        assert!(!expired(202_611, 20_261_130));
+        assert!(expired(202_602, 20_260_301));
+        // Not ours: tuple(), other names.
+        assert!(!expired(0, keep_from));
+        assert!(!expired(42, keep_from));
     }
 
     #[test]

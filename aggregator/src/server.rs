@@ -88,7 +88,8 @@ pub async fn retention_all(settings: &Settings) -> Result<Vec<String>> {
     Ok(dropped)
 }
 
-/// Rebuilds one day of the rollups on the server or every node.
+/// Rebuilds one day of the rollups on the server or every node, then seals its port digests
+/// again (over the whole cluster).
 pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> {
     let layout = Layout::from_config(ch);
     let nodes = if ch.nodes.is_empty() {
@@ -99,7 +100,38 @@ pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> 
     for url in &nodes {
         retention::rebuild_rollups(&client_for(ch, url), &ch.database, &layout, day).await?;
     }
+    let start = retention::day_start(day);
+    crate::digest::seal_day(
+        &client(ch),
+        &ch.database,
+        start,
+        now_us() as u64,
+        crate::digest::DIGEST_PORTS,
+    )
+    .await?;
+    tracing::info!(day, "Port digests sealed again after the rebuild");
     Ok(())
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Seals the port digests of every day over within the rollups' retention that has none or an
+/// out-of-date one ([`crate::digest`]); returns the days sealed (YYYYMMDD).
+pub async fn seal_digests(settings: &Settings) -> Result<Vec<u32>> {
+    let ch = &settings.config.clickhouse;
+    crate::digest::seal_due(
+        &client(ch),
+        &ch.database,
+        now_us(),
+        settings.config.retention.rollup_days,
+        crate::digest::DIGEST_PORTS,
+    )
+    .await
 }
 
 /// Serves until SIGTERM or SIGINT; a second signal exits at once.
@@ -180,6 +212,16 @@ pub async fn serve(settings: Settings) -> Result<()> {
         }
     });
 
+    let digest_settings = settings.clone();
+    let digester = tokio::spawn(async move {
+        loop {
+            if let Err(e) = seal_digests(&digest_settings).await {
+                tracing::error!(error = %e, "Port digest run failed");
+            }
+            tokio::time::sleep(digest_settings.digest_interval).await;
+        }
+    });
+
     let exchange_db = cfg.clickhouse.database.clone();
     let exchange_every = Duration::from_secs(cfg.exchange.interval_secs);
     let scheduling = cfg.exchange.scheduler;
@@ -236,6 +278,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
     reloader.abort();
     refresher.abort();
     retainer.abort();
+    digester.abort();
     scheduler.abort();
     let _ = stop_writer.send(true);
     match tokio::time::timeout(DRAIN_DEADLINE, writer).await {

@@ -2,10 +2,12 @@
 //!
 //! Loads `TEITEN_BENCH_EVENTS` events (default 100 M) over the last 30 days from 8 sensors with
 //! `INSERT ... SELECT ... FROM numbers()` in chunks (the materialized views fill both rollups),
-//! reports the load time, then times graph requests through the app (`oneshot`, no socket)
-//! with the cache off (every request reaches ClickHouse and draws its chart) and on. Prints p50,
-//! p95 and max per endpoint and overall; fails if the uncached p95 of a chart is above
-//! `TEITEN_BENCH_P95_MS` (default 100).
+//! reports the load time, merges the parts and seals the port digests of the days that are over
+//! (as a running aggregator would have), then times graph requests through the app
+//! (`oneshot`, no socket) with the cache off (every request reaches ClickHouse and draws its
+//! chart) and on, over the periods 1d, 1w, 1m, 3m and 1y. Prints p50, p95 and max per endpoint
+//! and overall; fails if the uncached p95 of a chart is above `TEITEN_BENCH_P95_MS` (default
+//! 100).
 //!
 //! Run: `cargo bench -p teiten-dashboard --bench graphs` (release build). With
 //! `TEITEN_BENCH_KEEP=1` the server is left running with its data after the timings (its
@@ -18,7 +20,7 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use teiten::clickhouse::Server;
-use teiten_aggregator::schema::{steps, Layout, ROLLUP_TABLES};
+use teiten_aggregator::schema::{steps, Layout, DERIVED_TABLES, ROLLUP_TABLES};
 use teiten_dashboard::testdata::Synth;
 use teiten_dashboard::{app, AppState, Config};
 use tower::ServiceExt;
@@ -98,15 +100,35 @@ fn main() {
             .expect("optimize");
     }
     println!("merge: {:.1} s", t.elapsed().as_secs_f64());
-    for table in ROLLUP_TABLES {
-        println!("rows: {table} {}", rows(table));
-    }
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    // Seal the port digests of the days that are over, as the aggregator does every few minutes.
+    let t = Instant::now();
+    let sealed = rt
+        .block_on(teiten_aggregator::digest::seal_due(
+            &teiten_aggregator::client_for(&Default::default(), &ch.url()),
+            db,
+            now * 1_000_000,
+            60,
+            teiten_aggregator::digest::DIGEST_PORTS,
+        ))
+        .expect("sealing the port digests");
+    for table in DERIVED_TABLES {
+        ch.query(&format!("OPTIMIZE TABLE {db}.{table} FINAL"))
+            .expect("optimize");
+    }
+    println!(
+        "digests: {} days sealed in {:.1} s",
+        sealed.len(),
+        t.elapsed().as_secs_f64()
+    );
+    for table in ROLLUP_TABLES.iter().chain(DERIVED_TABLES) {
+        println!("rows: {table} {}", rows(table));
+    }
+
     let mut failed = false;
     for ttl in [0u64, 60] {
         let toml = format!(
@@ -149,7 +171,7 @@ fn main() {
         );
         for e in endpoints {
             let mut times = Vec::new();
-            for period in ["1d", "1w", "1m"] {
+            for period in ["1d", "1w", "1m", "3m", "1y"] {
                 for f in filters {
                     if e.contains("trends") && (period != "1d" || !f.is_empty()) {
                         continue;

@@ -150,6 +150,42 @@ fn bind_filter(query: clickhouse::query::Query, q: &GraphQuery) -> clickhouse::q
     bind_range(query, q, q.from, q.to, true)
 }
 
+/// Rows of [`queries::DIGEST_TOP_PORTS`] read: the ports with the largest upper bounds.
+const DIGEST_CANDIDATE_ROWS: u32 = 256;
+
+/// The top ports query's answer: the top N with their packets, or candidates that include
+/// them, to be counted exactly.
+enum Top {
+    Exact(Vec<(u16, u64)>),
+    Candidates(Vec<u16>),
+}
+
+/// The candidates for the top `n` (see [`Reader::digest_candidates`]) from the digest rows
+/// `(port, lo, hi)` sorted by `hi` and the bound, or `None`.
+fn candidates(rows: &[(u16, u64, u64)], bound: u64, n: usize) -> Option<Vec<u16>> {
+    if n == 0 || rows.len() < n {
+        return None;
+    }
+    let mut lo: Vec<u64> = rows.iter().map(|r| r.1).collect();
+    lo.sort_unstable_by(|a, b| b.cmp(a));
+    let l = lo[n - 1];
+    let beyond = if rows.len() as u32 >= DIGEST_CANDIDATE_ROWS {
+        rows.last().map_or(0, |r| r.2)
+    } else {
+        0
+    };
+    if l == 0 || beyond.saturating_add(bound) >= l {
+        return None;
+    }
+    let ports: Vec<u16> = rows
+        .iter()
+        .filter(|r| r.2.saturating_add(bound) >= l)
+        .map(|r| r.0)
+        .collect();
+    // Each candidate costs its series' rows: beyond twice N, the rollups are cheaper.
+    (ports.len() <= 2 * n + 8).then_some(ports)
+}
+
 /// Reads graphs from ClickHouse.
 #[derive(Clone)]
 pub struct Reader {
@@ -266,27 +302,16 @@ impl Reader {
 
     /// The destination port graph.
     pub async fn ports(&self, q: &GraphQuery) -> Result<GraphData> {
-        let top = async {
-            self.top_ports(q)
-                .bind(q.top)
-                .fetch_all::<(u16, u64)>()
-                .await
-                .map_err(Error::ch("reading the top ports"))
-        };
         // The divisors do not depend on the top N: read both at once.
-        let (top, divisors) = tokio::try_join!(top, self.divisors(q))?;
+        let (top, divisors) = tokio::try_join!(self.top_ports(q), self.divisors(q))?;
+        let ports: Vec<u16> = match &top {
+            Top::Exact(top) => top.iter().map(|(p, _)| *p).collect(),
+            Top::Candidates(ports) => ports.clone(),
+        };
         let n = Self::times(q).len();
-        let mut series: Vec<Series> = top
-            .iter()
-            .map(|(port, total)| Series {
-                name: port.to_string(),
-                total: Some(*total as f64),
-                values: vec![0.0; n],
-            })
-            .collect();
-        if !top.is_empty() {
-            let ports: Vec<u16> = top.iter().map(|(p, _)| *p).collect();
-            let pos: HashMap<u16, usize> = ports.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let mut values: HashMap<u16, (u64, Vec<f64>)> =
+            ports.iter().map(|p| (*p, (0, vec![0.0; n]))).collect();
+        if !ports.is_empty() {
             let filter = Filter {
                 ports: ports.len(),
                 ..filter_of(q, true)
@@ -305,11 +330,37 @@ impl Reader {
                 .await
                 .map_err(Error::ch("reading the port series"))?;
             for (t, port, packets) in rows {
-                if let (Some(i), Some(&s)) = (Self::index(q, t), pos.get(&port)) {
-                    series[s].values[i] += packets as f64;
+                if let (Some(i), Some((total, v))) = (Self::index(q, t), values.get_mut(&port)) {
+                    v[i] += packets as f64;
+                    *total += packets;
                 }
             }
         }
+        let top = match top {
+            Top::Exact(top) => top,
+            // The series are the candidates' exact packets over the period: rank them.
+            Top::Candidates(_) => {
+                let mut top: Vec<(u16, u64)> = values
+                    .iter()
+                    .filter(|(_, (total, _))| *total > 0)
+                    .map(|(p, (total, _))| (*p, *total))
+                    .collect();
+                top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                top.truncate(q.top as usize);
+                top
+            }
+        };
+        let mut series: Vec<Series> = top
+            .iter()
+            .map(|(port, total)| Series {
+                name: port.to_string(),
+                total: Some(*total as f64),
+                values: values
+                    .remove(port)
+                    .map(|(_, v)| v)
+                    .unwrap_or_else(|| vec![0.0; n]),
+            })
+            .collect();
         Self::apply_divisors(&mut series, &divisors);
         let mut g = Self::base(
             q,
@@ -321,13 +372,16 @@ impl Reader {
         Ok(g)
     }
 
-    /// The top ports query with its filters bound (N still to bind): over whole days from
-    /// the daily rollup when the period has any, hourly buckets at its ends.
-    fn top_ports(&self, q: &GraphQuery) -> clickhouse::query::Query {
+    /// The top ports (or ports that include them) of a request.
+    async fn top_ports(&self, q: &GraphQuery) -> Result<Top> {
         const DAY: i64 = 86_400;
         let first_day = (q.from + DAY - 1).div_euclid(DAY) * DAY;
         let last_day = q.to.div_euclid(DAY) * DAY;
-        if q.rollup == Rollup::Hour && last_day > first_day {
+        let query = if q.rollup == Rollup::Hour && last_day > first_day {
+            if let Some(candidates) = self.digest_candidates(q, first_day, last_day).await? {
+                return Ok(Top::Candidates(candidates));
+            }
+            // Over whole days from the daily rollup, the hours at the ends from the 5-minute one.
             let query = self
                 .client
                 .query(&self.graph_sql(queries::TOP_PORTS_DAYS, q, true));
@@ -340,9 +394,67 @@ impl Reader {
                     .query(&self.graph_sql(queries::TOP_PORTS, q, true)),
                 q,
             )
-        }
+        };
+        Ok(Top::Exact(
+            query
+                .bind(q.top)
+                .fetch_all::<(u16, u64)>()
+                .await
+                .map_err(Error::ch("reading the top ports"))?,
+        ))
     }
 
+    /// From the port digests of the days the period touches: the ports that can be among its
+    /// top N, or `None` when the digests cannot tell (the rollups are read then).
+    ///
+    /// Each port's packets in the period lie between `lo` (what the digests of the whole days
+    /// inside it list) and `hi + bound` (`hi`: what the digests of every day it touches list,
+    /// the end days whole; `bound`: what a port can have beyond its listing). With `l` the N-th
+    /// largest `lo`, a port whose `hi + bound < l` cannot be in the top N. The ports not returned
+    /// (beyond the first [`DIGEST_CANDIDATE_ROWS`] by `hi`, or in no digest) have at most the
+    /// last row's `hi` (or none) plus `bound`: when that reaches `l`, or when the candidates are
+    /// too many to count cheaply, the answer is `None`.
+    async fn digest_candidates(
+        &self,
+        q: &GraphQuery,
+        first_day: i64,
+        last_day: i64,
+    ) -> Result<Option<Vec<u16>>> {
+        const DAY: i64 = 86_400;
+        let touched = (
+            q.from.div_euclid(DAY) * DAY,
+            (q.to + DAY - 1).div_euclid(DAY) * DAY,
+        );
+        let rows = async {
+            let query = self
+                .client
+                .query(&self.graph_sql(queries::DIGEST_TOP_PORTS, q, true))
+                .bind(first_day)
+                .bind(last_day);
+            let query = bind_range(query, q, touched.0, touched.1, true)
+                .bind(first_day)
+                .bind(last_day);
+            let query = bind_range(query, q, touched.0, touched.1, true);
+            let query = bind_range(query, q, touched.0, touched.1, true);
+            bind_range(query, q, touched.0, touched.1, true)
+                .bind(DIGEST_CANDIDATE_ROWS)
+                .fetch_all::<(u16, u64, u64)>()
+                .await
+                .map_err(Error::ch("reading the port digests"))
+        };
+        let bound = async {
+            let query = self
+                .client
+                .query(&self.graph_sql(queries::DIGEST_BOUND, q, true));
+            let query = bind_range(query, q, touched.0, touched.1, true);
+            bind_range(query, q, touched.0, touched.1, true)
+                .fetch_one::<u64>()
+                .await
+                .map_err(Error::ch("reading the port digests' bound"))
+        };
+        let (rows, bound) = tokio::try_join!(rows, bound)?;
+        Ok(candidates(&rows, bound, q.top as usize))
+    }
     async fn top_countries(&self, q: &GraphQuery) -> Result<Vec<(String, u64)>> {
         let query = match q.port {
             None => bind_filter(
@@ -709,6 +821,37 @@ mod tests {
         let off: Cache<u32> = Cache::new(Duration::ZERO, 2);
         off.put("a".into(), Arc::new(1));
         assert!(off.get("a").is_none());
+    }
+
+    #[test]
+    fn digest_candidates_are_the_ports_that_can_reach_the_top() {
+        // (port, lo, hi), sorted by hi.
+        let rows = [
+            (23, 900, 1000),
+            (445, 500, 560),
+            (22, 480, 520),
+            (80, 100, 130),
+        ];
+        // Top 2: the 2nd lo is 500; 22 can reach it (520 + 0), 80 cannot.
+        assert_eq!(candidates(&rows, 0, 2), Some(vec![23, 445, 22]));
+        // A bound of 400 lets 80 reach it too (130 + 400 >= 500).
+        assert_eq!(candidates(&rows, 400, 2), Some(vec![23, 445, 22, 80]));
+        // A port in no digest can have up to the bound: 500 reaches 500, so no answer.
+        assert_eq!(candidates(&rows, 500, 2), None);
+        // Top 1 with bound 60: 445 can have 620 < 900, out.
+        assert_eq!(candidates(&rows, 60, 1), Some(vec![23]));
+        // Fewer ports than N, or an N-th lo of 0: no answer.
+        assert_eq!(candidates(&rows, 0, 5), None);
+        assert_eq!(candidates(&[(23, 0, 10), (22, 0, 5)], 0, 2), None);
+        // A full page of rows: the ports beyond it have up to the last row's hi.
+        let mut page: Vec<(u16, u64, u64)> = vec![(23, 10_000, 10_000)];
+        page.extend((1..DIGEST_CANDIDATE_ROWS as u16).map(|p| (1000 + p, 1, 50)));
+        assert_eq!(candidates(&page, 9_950, 1), None);
+        assert_eq!(candidates(&page, 9_000, 1), Some(vec![23]));
+        assert_eq!(candidates(&page, 100, 1), Some(vec![23]));
+        // Too many candidates to count cheaply: no answer.
+        let flat: Vec<(u16, u64, u64)> = (0..40).map(|p| (p, 100, 100)).collect();
+        assert_eq!(candidates(&flat, 0, 4), None);
     }
 
     #[test]

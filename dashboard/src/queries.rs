@@ -90,6 +90,39 @@ pub const TOP_PORTS_DAYS: &str = "SELECT dport, sum(p) AS packets FROM (\
      SELECT dport, sum(packets) AS p FROM {db}.scan_ports_5m WHERE {filter} GROUP BY dport) \
      GROUP BY dport ORDER BY packets DESC, dport LIMIT ?";
 
+/// Candidates for the top ports of a period of days, from the port digests of the days that are
+/// over (`aggregator/src/digest.rs`): per port, `lo` the packets the digests of the whole days
+/// inside the period list, `hi` those of every day the period touches (a day at either end
+/// counted whole); the (day, sensor, protocol)s without a digest (today, a day not yet sealed)
+/// are read from the daily rollup in full. Sorted by `hi`, the first N' kept. Binds: the whole
+/// days (start, end), the filter (the days touched); the whole days, the filter, the filter, the
+/// filter (for the rows without digest); N'.
+pub const DIGEST_TOP_PORTS: &str = "SELECT dport, sum(lo) AS lo, sum(hi) AS hi FROM (\
+     SELECT dport, sumIf(c, inner) AS lo, sum(c) AS hi FROM (\
+       SELECT bucket >= toDateTime(?) AND bucket < toDateTime(?) AS inner, d.1 AS ports, \
+       d.2 AS packets FROM (SELECT bucket, argMax((ports, packets), sealed) AS d \
+         FROM {db}.scan_port_digests_1d WHERE {filter}{all_sensors} GROUP BY {digest_key})) \
+     ARRAY JOIN ports AS dport, packets AS c GROUP BY dport \
+     UNION ALL \
+     SELECT dport, sumIf(packets, bucket >= toDateTime(?) AND bucket < toDateTime(?)) AS lo, \
+       sum(packets) AS hi FROM {db}.{days} WHERE {filter} AND ({digest_key}) IN (\
+         SELECT {digest_key} FROM {db}.scan_sensor_totals_1d WHERE {filter} \
+         AND ({digest_key}) NOT IN (SELECT {digest_key} FROM {db}.scan_port_digests_1d \
+           WHERE {filter}{all_sensors}) GROUP BY {digest_key}) \
+     GROUP BY dport) \
+     GROUP BY dport ORDER BY hi DESC, dport LIMIT ?";
+
+/// The most packets any port can have beyond its `hi` of [`DIGEST_TOP_PORTS`]: over the digests
+/// read, the most packets of a port each left out plus the events that arrived after the seal
+/// (the day's packets now, from `scan_sensor_totals_1d`, minus the digest's total). Binds: the
+/// filter (the days touched) twice.
+pub const DIGEST_BOUND: &str = "SELECT toUInt64(sum(d.1 + if(x > d.2, x - d.2, 0))) AS bound \
+     FROM (SELECT {digest_key}, argMax((rest_max, total), sealed) AS d \
+       FROM {db}.scan_port_digests_1d WHERE {filter}{all_sensors} GROUP BY {digest_key}) \
+     AS digests ANY LEFT JOIN (SELECT {digest_key}, sum(packets) AS x \
+       FROM {db}.scan_sensor_totals_1d WHERE {filter} GROUP BY {digest_key}) AS totals \
+     USING ({digest_key})";
+
 /// Packets per step of the given ports (the hourly rollup is sorted by port first, so only
 /// their rows are read). Binds: step, step, the filter, each port.
 pub const PORT_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, dport, \
@@ -213,6 +246,23 @@ pub fn graph_sql(template: &str, db: &str, rollup: Rollup, filter: Filter) -> St
             },
         )
         .replace(
+            "{digest_key}",
+            if all_sensors {
+                "bucket, proto"
+            } else {
+                "bucket, sensor_id, proto"
+            },
+        )
+        .replace(
+            "{all_sensors}",
+            // The digests over all sensors have the id `''`; an empty sensor group binds `''`.
+            if all_sensors {
+                " AND sensor_id = ''"
+            } else {
+                " AND sensor_id != ''"
+            },
+        )
+        .replace(
             "{port_sources}",
             if all_sensors {
                 "scan_port_sources_1d"
@@ -324,6 +374,21 @@ pub fn all(db: &str) -> Vec<(String, String)> {
             fill(
                 &graph_sql(TOP_PORTS_DAYS, db, Rollup::Hour, filter),
                 &vals(&[f, f, f, &["10"]]),
+            ),
+        ));
+        let inner = ["1763683200", "1763769600"];
+        out.push((
+            format!("top port candidates from digests ({label})"),
+            fill(
+                &graph_sql(DIGEST_TOP_PORTS, db, Rollup::Hour, filter),
+                &vals(&[&inner, f, &inner, f, f, f, &["100"]]),
+            ),
+        ));
+        out.push((
+            format!("digest bound ({label})"),
+            fill(
+                &graph_sql(DIGEST_BOUND, db, Rollup::Hour, filter),
+                &vals(&[f, f]),
             ),
         ));
     }
