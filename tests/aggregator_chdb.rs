@@ -66,5 +66,5 @@ fn schema_and_queries_run_on_current_clickhouse_via_chdb() {
     );
     let version = stdout.lines().next().unwrap_or("");
     assert!(version.starts_with("chdb ClickHouse 2"), "{stdout}");
-    assert!(stdout.contains("ok: 36 DDL (twice)"), "{stdout}");
+    assert!(stdout.contains("ok: 38 DDL (twice)"), "{stdout}");
 }

@@ -110,8 +110,8 @@ fn two_shards_two_aggregators_match_a_single_server() {
                 sh,
                 "SELECT count() FROM system.tables WHERE database = 't_cluster'"
             ),
-            55,
-            "21 local and 21 Distributed tables, 13 views"
+            58,
+            "22 local and 22 Distributed tables, 14 views"
         );
     }
 }

@@ -29,7 +29,7 @@ fn migrations_are_idempotent_and_check_the_version() {
         String::from_utf8(out.stdout).unwrap()
     };
     let first = run(&["migrate"]);
-    assert!(first.starts_with("35 step(s) applied"), "{first}");
+    assert!(first.starts_with("37 step(s) applied"), "{first}");
     let second = run(&["migrate"]);
     assert_eq!(second.trim(), "0 step(s) applied");
     let tables = ch
@@ -51,6 +51,8 @@ fn migrations_are_idempotent_and_check_the_version() {
          scan_port_sensor_sources_1d_mv\tMaterializedView\n\
          scan_port_sources_1d\tAggregatingMergeTree\n\
          scan_port_sources_1d_mv\tMaterializedView\n\
+         scan_port_sources_5m\tAggregatingMergeTree\n\
+         scan_port_sources_5m_mv\tMaterializedView\n\
          scan_port_totals_1d\tSummingMergeTree\n\
          scan_port_totals_1d_mv\tMaterializedView\n\
          scan_ports_1d\tSummingMergeTree\n\

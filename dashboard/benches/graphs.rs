@@ -153,6 +153,7 @@ fn main() {
             "/chart/regions.png",
             "/chart/port-packets.png?port=23",
             "/chart/port-sources.png?port=445",
+            "/chart/port-sources.png?port=23",
             "/api/v1/ports.json",
             "/api/v1/trends.json",
         ];

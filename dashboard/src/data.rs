@@ -602,9 +602,8 @@ impl Reader {
     pub async fn port_sources(&self, q: &GraphQuery) -> Result<GraphData> {
         const DAY: i64 = 86_400;
         let port = q.port.unwrap_or(0);
-        let (names, any) = self.port_countries(q).await?;
-        let daily = q.rollup != Rollup::FiveMinutes;
-        let qs = if daily {
+        let qs = if q.rollup != Rollup::FiveMinutes {
+            // Daily HyperLogLog states beyond two days: whole days.
             GraphQuery {
                 from: q.from.div_euclid(DAY) * DAY,
                 to: (q.to + DAY - 1).div_euclid(DAY) * DAY,
@@ -624,49 +623,50 @@ impl Reader {
             format!("Port {port}: unique sources by source region"),
             Self::unit(&qs, "unique sources"),
         );
+        // Over all regions does not need the top regions: read it beside them.
+        let all = async {
+            let query = self
+                .client
+                .query(&self.graph_sql(queries::PORT_SOURCES_ALL, &qs, true))
+                .bind(qs.step)
+                .bind(qs.step)
+                .bind(port);
+            bind_filter(query, &qs)
+                .fetch_all::<(u32, u64)>()
+                .await
+                .map_err(Error::ch("reading the per-port unique sources"))
+        };
+        let ((names, any), all) = tokio::try_join!(self.port_countries(q), all)?;
         if !any {
             return Ok(s);
         }
-        let rows: Vec<(u32, String, u64)> = if daily {
-            let query = self
-                .client
-                .query(&self.graph_sql(queries::PORT_SOURCES_DAILY, &qs, true))
-                .bind(port);
-            bind_filter(query, &qs)
-                .bind(names.clone())
-                .fetch_all()
-                .await
-        } else {
-            let query = self
-                .client
-                .query(&self.graph_sql(queries::PORT_SOURCES, &qs, true))
-                .bind(qs.step)
-                .bind(qs.step)
-                .bind(port);
-            bind_filter(query, &qs)
-                .bind(names.clone())
-                .fetch_all()
-                .await
-        }
-        .map_err(Error::ch("reading the per-port unique sources"))?;
+        let query = self
+            .client
+            .query(&self.graph_sql(queries::PORT_SOURCES, &qs, true))
+            .bind(qs.step)
+            .bind(qs.step)
+            .bind(names.clone())
+            .bind(port);
+        let rows: Vec<(u32, String, u64)> = bind_filter(query, &qs)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the per-port unique sources by region"))?;
         let mut sources = self.fold_regions(
             &qs,
             &names,
-            rows.iter()
-                .filter(|r| r.1 != "*")
-                .map(|(t, c, n)| (*t, c.as_str(), *n as f64)),
+            rows.iter().map(|(t, c, n)| (*t, c.as_str(), *n as f64)),
         );
-        let mut all = vec![0.0; Self::times(&qs).len()];
-        for (t, _, n) in rows.iter().filter(|r| r.1 == "*") {
-            if let Some(i) = Self::index(&qs, *t) {
-                all[i] = *n as f64;
+        let mut values = vec![0.0; Self::times(&qs).len()];
+        for (t, n) in all {
+            if let Some(i) = Self::index(&qs, t) {
+                values[i] = n as f64;
             }
         }
         // Last, so that each region keeps the colour it has in the packets chart.
         sources.push(Series {
             name: "all regions".into(),
             total: None,
-            values: all,
+            values,
         });
         s.series = sources;
         Ok(s)

@@ -158,24 +158,19 @@ pub const PORT_PACKET_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?
      if(has(?, toString(country)), toString(country), '') AS c, {port_count} AS packets \
      FROM {db}.{port_packets} WHERE dport = ? AND {filter} GROUP BY t, c ORDER BY t, c";
 
-/// One port (periods up to two days): unique sources per 5-minute step and country (others
-/// folded into `''`), plus the same without the country split (`c = '*'`, since unique sources
-/// do not add up), in one pass: the states are merged per step and country once, then each row
-/// counts for its region and for `'*'`. Binds: step, step, port, the filter, countries.
-pub const PORT_SOURCES: &str = "SELECT t, c, uniqMerge(s) AS sources \
-     FROM (SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, toString(country) AS cc, \
-           uniqMergeState(sources) AS s \
-           FROM {db}.scan_port_regions_5m WHERE dport = ? AND {filter} GROUP BY t, cc) \
-     ARRAY JOIN [if(has(?, cc), cc, ''), '*'] AS c GROUP BY t, c";
+/// One port: unique sources per step and country, countries outside the given list folded into
+/// `''`, from `{port_sources}`: `uniq` states per 5 minutes up to two days, HyperLogLog states
+/// per day beyond, over all sensors without a sensor filter. Binds: step, step, countries,
+/// port, the filter.
+pub const PORT_SOURCES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
+     if(has(?, toString(country)), toString(country), '') AS c, {sources_merge}(sources) AS sources \
+     FROM {db}.{port_sources} WHERE dport = ? AND {filter} GROUP BY t, c";
 
-/// One port (longer periods): unique sources per day and country, and over all regions
-/// (`'*'`), from the daily HyperLogLog states (over all sensors without a sensor filter).
-/// Binds: port, the filter, countries.
-pub const PORT_SOURCES_DAILY: &str = "SELECT t, c, uniqHLL12Merge(s) AS sources \
-     FROM (SELECT toUInt32(bucket) AS t, toString(country) AS cc, \
-           uniqHLL12MergeState(sources) AS s \
-           FROM {db}.{port_sources} WHERE dport = ? AND {filter} GROUP BY t, cc) \
-     ARRAY JOIN [if(has(?, cc), cc, ''), '*'] AS c GROUP BY t, c";
+/// One port: unique sources per step over all regions (they do not add up over regions: a
+/// query of its own, run beside [`PORT_SOURCES`]). Binds: step, step, port, the filter.
+pub const PORT_SOURCES_ALL: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
+     {sources_merge}(sources) AS sources FROM {db}.{port_sources} WHERE dport = ? AND {filter} \
+     GROUP BY t";
 
 /// Trends: per protocol and port, packets in the last 24 hours (day index = baseline days,
 /// from the hourly rollup) and the sum and sum of squares of the daily packets of the whole
@@ -264,10 +259,18 @@ pub fn graph_sql(template: &str, db: &str, rollup: Rollup, filter: Filter) -> St
         )
         .replace(
             "{port_sources}",
-            if all_sensors {
-                "scan_port_sources_1d"
-            } else {
-                "scan_port_sensor_sources_1d"
+            match (rollup, all_sensors) {
+                (Rollup::FiveMinutes, true) => "scan_port_sources_5m",
+                (Rollup::FiveMinutes, false) => "scan_port_regions_5m",
+                (Rollup::Hour, true) => "scan_port_sources_1d",
+                (Rollup::Hour, false) => "scan_port_sensor_sources_1d",
+            },
+        )
+        .replace(
+            "{sources_merge}",
+            match rollup {
+                Rollup::FiveMinutes => "uniqMerge",
+                Rollup::Hour => "uniqHLL12Merge",
             },
         )
 }
@@ -348,13 +351,13 @@ pub fn all(db: &str) -> Vec<(String, String)> {
                     "port sources",
                     PORT_SOURCES,
                     filter,
-                    vals(&[&["300", "300", "23"], f, &["['AU','JP']"]]),
+                    vals(&[&["300", "300", "['AU','JP']", "23"], f]),
                 ),
                 (
-                    "daily port sources",
-                    PORT_SOURCES_DAILY,
+                    "port sources over all regions",
+                    PORT_SOURCES_ALL,
                     filter,
-                    vals(&[&["23"], f, &["['AU','JP']"]]),
+                    vals(&[&["300", "300", "23"], f]),
                 ),
             ];
             for (what, template, filter, values) in graph {
@@ -491,7 +494,7 @@ mod tests {
         assert_eq!(count(COUNTRY_SERIES), 7);
         assert_eq!(count(PORT_PACKET_SERIES), 8);
         assert_eq!(count(PORT_SOURCES), 8);
-        assert_eq!(count(PORT_SOURCES_DAILY), 6);
+        assert_eq!(count(PORT_SOURCES_ALL), 7);
         assert_eq!(count(TRENDS), 11);
         assert_eq!(count(EVENT_SEARCH), 8);
         let three = Filter {
@@ -509,9 +512,15 @@ mod tests {
         assert!(sql(TOP_PORTS_DAYS, "db", Rollup::Hour).contains("db.scan_port_totals_1d"));
         let filtered = graph_sql(TOP_PORTS_DAYS, "db", Rollup::Hour, FILTERED);
         assert!(filtered.contains("db.scan_ports_1d"), "{filtered}");
-        assert!(sql(PORT_SOURCES_DAILY, "db", Rollup::Hour).contains("db.scan_port_sources_1d"));
-        let filtered = graph_sql(PORT_SOURCES_DAILY, "db", Rollup::Hour, FILTERED);
-        assert!(filtered.contains("db.scan_port_sensor_sources_1d"));
+        // Unique sources: per 5 minutes (`uniq`) or per day (HyperLogLog), over all sensors
+        // without a sensor filter.
+        let sources = |rollup, filter| graph_sql(PORT_SOURCES, "db", rollup, filter);
+        let five = sources(Rollup::FiveMinutes, Filter::default());
+        assert!(five.contains("uniqMerge(sources) AS sources FROM db.scan_port_sources_5m"));
+        assert!(sources(Rollup::FiveMinutes, FILTERED).contains("db.scan_port_regions_5m"));
+        let daily = sources(Rollup::Hour, Filter::default());
+        assert!(daily.contains("uniqHLL12Merge(sources) AS sources FROM db.scan_port_sources_1d"));
+        assert!(sources(Rollup::Hour, FILTERED).contains("db.scan_port_sensor_sources_1d"));
         assert!(sql(PORT_PACKET_SERIES, "db", Rollup::Hour).contains("sum(packets)"));
         let five = sql(PORT_PACKET_SERIES, "db", Rollup::FiveMinutes);
         assert!(five.contains("countMerge(packets) AS packets FROM db.scan_port_regions_5m"));
