@@ -16,6 +16,11 @@
 //! sensor's spool, a rebuilt rollup), and at once after `rebuild-rollups`. The latest digest of a
 //! day counts (the table replaces older ones when it merges); a day without one is read from the
 //! rollups in full.
+//!
+//! Limit: the widening relies on `scan_sensor_totals_1d` and `scan_ports_1d` agreeing. Both are
+//! filled by views of the same INSERT, one after the other, so while a late batch for a sealed
+//! day is being written one may count it and the other not yet: for that moment a reader's
+//! bound can be short by that batch.
 
 use clickhouse::Client;
 

@@ -60,8 +60,8 @@ pub struct Step {
 }
 
 /// Rollups added after the first release that can be filled from an older rollup when the
-/// migration creates them: (table, `INSERT` columns' `SELECT`, with `{db}` and `{source}` the
-/// older rollup's storage table).
+/// migration creates them: (table, the `SELECT` of its `INSERT`, with `{db}` and
+/// `{scan_ports_1d}`, that rollup's storage table in the layout).
 const BACKFILLS: &[(&str, &str)] = &[(
     "scan_sensor_totals_1d",
     "SELECT bucket, proto, sensor_id, sum(packets) FROM {db}.{scan_ports_1d} \
