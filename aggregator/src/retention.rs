@@ -62,20 +62,25 @@ pub async fn run_once(
             if !expired(day, keep_from) {
                 continue;
             }
-            let sql = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
-            client
-                .query(&sql)
-                .bind(day)
-                .execute()
-                .await
-                .map_err(Error::ch(format!(
-                    "dropping partition {day} of {db}.{table}"
-                )))?;
+            drop_partition(client, db, &table, day).await?;
             tracing::info!(table = %table, partition = day, "Expired partition dropped");
             dropped.push(format!("{table}/{day}"));
         }
     }
     Ok(dropped)
+}
+
+/// Drops one partition (a day as YYYYMMDD or a month as YYYYMM) of a table on this node.
+async fn drop_partition(client: &Client, db: &str, table: &str, partition: u32) -> Result<()> {
+    let sql = queries::sql(queries::DROP_PARTITION, db).replace("{table}", table);
+    client
+        .query(&sql)
+        .bind(partition)
+        .execute()
+        .await
+        .map_err(Error::ch(format!(
+            "dropping partition {partition} of {db}.{table}"
+        )))
 }
 
 /// Whether a partition (a day as YYYYMMDD or a month as YYYYMM) lies wholly before the first
@@ -138,15 +143,7 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
         if month_partitioned(r.table) {
             delete_day(client, db, &table, day).await?;
         } else {
-            let drop = queries::sql(queries::DROP_PARTITION, db).replace("{table}", &table);
-            client
-                .query(&drop)
-                .bind(day)
-                .execute()
-                .await
-                .map_err(Error::ch(format!(
-                    "dropping partition {day} of {db}.{table}"
-                )))?;
+            drop_partition(client, db, &table, day).await?;
         }
         let fill = queries::sql(queries::REBUILD_ROLLUP_DAY, db)
             .replace("{table}", &table)
