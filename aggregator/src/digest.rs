@@ -32,6 +32,14 @@ pub const DIGEST_PORTS: u64 = 1000;
 
 const DAY: i64 = 86_400;
 
+/// What a day's digests are sealed from, as `{source}` and `{sensor}` of
+/// [`queries::SEAL_DIGESTS`]: per sensor from `scan_ports_1d`, over all sensors (id `''`) from
+/// `scan_port_totals_1d`.
+pub const SEAL_SOURCES: [(&str, &str); 2] = [
+    ("scan_ports_1d", "sensor_id"),
+    ("scan_port_totals_1d", "''"),
+];
+
 /// Seals the digests of the day starting at `day` (Unix seconds, UTC midnight), per sensor and
 /// over all sensors, as of `sealed_us` (Unix microseconds, the digests' version), keeping `ports`
 /// ports each ([`DIGEST_PORTS`]; tests keep fewer).
@@ -42,10 +50,7 @@ pub async fn seal_day(
     sealed_us: u64,
     ports: u64,
 ) -> Result<()> {
-    for (source, sensor) in [
-        ("scan_ports_1d", "sensor_id"),
-        ("scan_port_totals_1d", "''"),
-    ] {
+    for (source, sensor) in SEAL_SOURCES {
         let sql = queries::sql(queries::SEAL_DIGESTS, db)
             .replace("{source}", source)
             .replace("{sensor}", sensor);

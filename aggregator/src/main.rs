@@ -458,10 +458,7 @@ fn print_sql_statements() {
     for (q, vals) in queries::ALL {
         println!("{};", queries::with_samples(q, vals, db).replace('\n', " "));
     }
-    for (source, sensor) in [
-        ("scan_ports_1d", "sensor_id"),
-        ("scan_port_totals_1d", "''"),
-    ] {
+    for (source, sensor) in agg::digest::SEAL_SOURCES {
         println!(
             "{};",
             queries::with_samples(

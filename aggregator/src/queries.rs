@@ -74,7 +74,7 @@ pub const REBUILD_ROLLUP_DAY: &str = "INSERT INTO {db}.{table} \
 pub const DIGESTS_DUE: &str = "SELECT toUInt32(bucket) AS day FROM (\
      SELECT bucket, sensor_id, proto, sum(packets) AS x FROM {db}.scan_sensor_totals_1d \
      WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY bucket, sensor_id, proto) \
-     AS now ANY LEFT JOIN (SELECT bucket, sensor_id, proto, argMax(total, sealed) AS total \
+     AS current ANY LEFT JOIN (SELECT bucket, sensor_id, proto, argMax(total, sealed) AS total \
      FROM {db}.scan_port_digests_1d WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) \
      GROUP BY bucket, sensor_id, proto) AS sealed USING (bucket, sensor_id, proto) \
      WHERE x != total GROUP BY bucket ORDER BY bucket";

@@ -69,10 +69,7 @@ pub async fn retention_all(settings: &Settings) -> Result<Vec<String>> {
     let ch = &settings.config.clickhouse;
     let r = &settings.config.retention;
     let layout = Layout::from_config(ch);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = now_us().div_euclid(1_000_000);
     let nodes = if ch.nodes.is_empty() {
         vec![ch.url.clone()]
     } else {
@@ -113,6 +110,7 @@ pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> 
     Ok(())
 }
 
+/// Now, in Unix microseconds.
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

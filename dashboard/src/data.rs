@@ -150,6 +150,9 @@ fn bind_filter(query: clickhouse::query::Query, q: &GraphQuery) -> clickhouse::q
     bind_range(query, q, q.from, q.to, true)
 }
 
+/// Seconds in a day (UTC days: the daily rollups' and the digests' buckets).
+const DAY: i64 = 86_400;
+
 /// Rows of [`queries::DIGEST_TOP_PORTS`] read: the ports with the largest upper bounds.
 const DIGEST_CANDIDATE_ROWS: u32 = 256;
 
@@ -374,7 +377,6 @@ impl Reader {
 
     /// The top ports (or ports that include them) of a request.
     async fn top_ports(&self, q: &GraphQuery) -> Result<Top> {
-        const DAY: i64 = 86_400;
         let first_day = (q.from + DAY - 1).div_euclid(DAY) * DAY;
         let last_day = q.to.div_euclid(DAY) * DAY;
         let query = if q.rollup == Rollup::Hour && last_day > first_day {
@@ -420,7 +422,6 @@ impl Reader {
         first_day: i64,
         last_day: i64,
     ) -> Result<Option<Vec<u16>>> {
-        const DAY: i64 = 86_400;
         let touched = (
             q.from.div_euclid(DAY) * DAY,
             (q.to + DAY - 1).div_euclid(DAY) * DAY,
@@ -600,7 +601,6 @@ impl Reader {
     /// to two days, per day (UTC) beyond, where a month of hourly states would take seconds to
     /// merge.
     pub async fn port_sources(&self, q: &GraphQuery) -> Result<GraphData> {
-        const DAY: i64 = 86_400;
         let port = q.port.unwrap_or(0);
         let qs = if q.rollup != Rollup::FiveMinutes {
             // Daily HyperLogLog states beyond two days: whole days.
@@ -676,7 +676,6 @@ impl Reader {
     /// mean of the whole UTC days of the baseline before them (the hours between the last whole
     /// day and the last 24 hours are in neither).
     pub async fn trends(&self, cfg: &TrendsConfig, now: i64) -> Result<Trends> {
-        const DAY: i64 = 86_400;
         let to = (now + 3599).div_euclid(3600) * 3600;
         let recent_from = to - DAY;
         let days = i64::from(cfg.baseline_days);
