@@ -5,6 +5,12 @@
 //! daily IODEF file per partner CSIRT into `target/demo/outbox/`; Ctrl-C stops everything
 //! cleanly.
 //!
+//! The public pages show only the UTC days that are over, over at least two sensors (the
+//! `[public]` defaults, against probe response attacks: `docs/probe-response.md`); so that they
+//! show something, the demo loads two weeks of synthetic history up to today 00:00 UTC from the
+//! lab sensor and three synthetic ones (`teiten_dashboard::testdata`). Today's real scans are in
+//! the analyst's view (log in).
+//!
 //! All traffic stays inside the lab's namespaces: the scanners send only to 198.18.1.0/24,
 //! which nothing answers. hping3 forges source addresses (`--rand-source`) so the source region
 //! graph has countries to show; those packets, too, never leave the lab.
@@ -33,10 +39,17 @@ fn main() {
         ..Options::default()
     };
     let mut chain = Chain::start(&dir, &opts);
+    let days = load_history(&chain);
     println!();
     println!("  Dashboard: {}/", chain.dashboard_url);
     println!("  Analyst login: analyst / {}", opts.analyst_password);
-    println!("  Scanners probe 198.18.1.0/24 every 20 s; graphs fill within a minute.");
+    println!(
+        "  Scanners probe 198.18.1.0/24 every 20 s; the analyst's graphs fill within a minute."
+    );
+    println!(
+        "  Public pages show the days that are over ({days} days of synthetic history loaded);"
+    );
+    println!("  today's scans are for analysts: log in to see them.");
     println!("  Ctrl-C stops everything.");
     println!();
 
@@ -71,6 +84,37 @@ fn main() {
     chain.stop();
     drop(chain);
     println!("Stopped.");
+}
+
+/// Loads synthetic history (events only: the synthetic sensors are not registered) for the days
+/// before today (UTC); returns how many days.
+fn load_history(chain: &Chain) -> i64 {
+    const DAYS: i64 = 14;
+    let today = teiten_dashboard::now() / 86_400 * 86_400;
+    let synth = teiten_dashboard::testdata::Synth {
+        db: "teiten".into(),
+        sensors: ["lab-1", "history-2", "history-3", "history-4"]
+            .map(String::from)
+            .to_vec(),
+        from: today - DAYS * 86_400,
+        to: today,
+        events: 1_000_000,
+        sources: 20_000,
+        seed: 5,
+    };
+    println!("Loading {DAYS} days of synthetic history...");
+    for (offset, count) in [(0, 500_000), (500_000, 500_000)] {
+        chain
+            .clickhouse
+            .query(&synth.events_sql(offset, count))
+            .expect("synthetic history");
+    }
+    // A port that rose yesterday, for the public trends box.
+    chain
+        .clickhouse
+        .query(&synth.surge_sql(8728, 20_000, 2_000, 20))
+        .expect("synthetic surge");
+    DAYS
 }
 
 /// One round of real scanners against the dark prefix.

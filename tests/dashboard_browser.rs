@@ -19,6 +19,8 @@ use teiten_dashboard::testdata::{sensor_address, Synth};
 
 const DB: &str = "dash";
 const PASSWORD: &str = "browser-test password";
+/// The port of the marked probes.
+const MARKED: u16 = 47_331;
 
 /// Kills a child process when dropped.
 struct Guard(Child);
@@ -361,7 +363,27 @@ fn dashboard_in_headless_chromium() {
     ch.query(&synth.sensors_sql()).unwrap();
     ch.query(&synth.reports_sql()).unwrap();
     ch.query(&synth.events_sql(0, synth.events)).unwrap();
-    ch.query(&synth.surge_sql(8728, 30_000, 3_000, 20)).unwrap();
+    // The surge ends at the start of today (UTC): the public pages show the days that are
+    // over, analysts the last 24 hours.
+    let today = now / 86_400 * 86_400;
+    let surge = Synth {
+        to: today,
+        ..synth.clone()
+    };
+    ch.query(&surge.surge_sql(8728, 30_000, 3_000, 20)).unwrap();
+    // Marked probes (the probe response attack): 7 SYNs to one sensor on a port nothing else
+    // uses, yesterday and in the last minutes.
+    for t in [today - 5 * 3600, now - 120] {
+        ch.query(&format!(
+            "INSERT INTO {DB}.scan_events (sensor_id, epoch, batch_seq, idx, ts, usec, proto, src, \
+             dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country) \
+             SELECT 'tokyo-1', 777 + {t}, 1, toUInt32(number), toDateTime({t}), 0, 6, \
+             toFixedString(IPv6StringToNum('::ffff:192.0.2.9'), 16), \
+             toFixedString(IPv6StringToNum('::ffff:198.18.0.77'), 16), 40000, {MARKED}, 2, 50, 0, 40, \
+             0, 1024, 'scan', 0, toFixedString('AU', 2) FROM numbers(7)"
+        ))
+        .unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let (_dash, url) = start_dashboard(&ch, dir.path());
 
@@ -430,6 +452,22 @@ fn dashboard_in_headless_chromium() {
     no_sensor_address("/port", &b.html());
     b.screenshot("dashboard-port-23.png");
 
+    // The port of the marked probes is not published; the page says so, as for any port
+    // below the threshold.
+    b.goto(&format!("{url}/port?port={MARKED}"));
+    let html = b.html();
+    assert!(
+        html.contains("is not published for this period") && html.contains("id=\"public\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("id=\"sensor\""),
+        "no sensor filter in public"
+    );
+    let (w, _, ink, _) = b.chart("#chart-port-packets");
+    assert!(w == 1000 && ink > 1_000, "the chart says why it is empty");
+    b.screenshot("dashboard-port-unpublished.png");
+
     // A bad parameter gets a clear message.
     b.goto(&format!("{url}/?top=5000"));
     let body = b.eval("document.body.innerText");
@@ -459,6 +497,19 @@ fn dashboard_in_headless_chromium() {
         "the session cookie is HttpOnly"
     );
     b.screenshot("dashboard-analyst-sensors.png");
+    // The analyst sees the marked probes at once, per sensor, in 5-minute buckets.
+    b.goto(&format!(
+        "{url}/port?port={MARKED}&sensor=tokyo-1&mode=total"
+    ));
+    let html = b.html();
+    assert!(
+        html.contains("id=\"analyst-view\"") && html.contains("300-second buckets"),
+        "{html}"
+    );
+    assert!(!html.contains("is not published"), "{html}");
+    let (_, _, ink, _) = b.chart("#chart-port-packets");
+    assert!(ink > 10_000);
+    b.screenshot("dashboard-port-analyst.png");
     b.goto(&format!("{url}/analyst/events?port=8728&rows=20"));
     let html = b.html();
     assert!(

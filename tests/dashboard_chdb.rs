@@ -37,9 +37,9 @@ fn dashboard_queries_run_on_clickhouse_18_16() {
     let queries = statements(&dashboard_sql());
     assert_eq!(
         queries.len(),
-        47,
-        "9 graph statements x 2 bucket widths x 2 filter shapes + 2 daily top ports \
-         + 2 x 2 digest statements + 5 others"
+        63,
+        "9 graph statements x 2 bucket widths x 2 filter shapes + 4 public statements x 2 x 2 \
+         + 2 daily top ports + 2 x 2 digest statements + 5 others"
     );
     let mut nonempty = 0;
     for q in &queries {
@@ -79,7 +79,7 @@ fn dashboard_queries_run_on_current_clickhouse_via_chdb() {
         "chdb compatibility check failed (needs `pip install chdb-core`):\n{stdout}\n{stderr}"
     );
     assert!(stdout.starts_with("chdb ClickHouse 2"), "{stdout}");
-    assert_eq!(statements(&dashboard_sql()).len(), 47);
+    assert_eq!(statements(&dashboard_sql()).len(), 63);
     // The script counts the statements of every `-- queries` section.
     let mut section = "";
     let mut queries = 0;

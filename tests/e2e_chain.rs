@@ -41,13 +41,42 @@ fn run(mut c: std::process::Command) {
         .unwrap();
 }
 
-fn get_json(url: &str) -> Value {
+/// GET as the chain's analyst (today's traffic is for analysts only; the public pages show the
+/// days that are over, see `tests/probe_response.rs`).
+fn get_json(url: &str, cookie: &str) -> Value {
     ureq::get(url)
+        .set("cookie", cookie)
         .call()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
         .into_string()
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap()
+}
+
+/// Logs in as the chain's analyst through the form and returns the session cookie.
+fn login(base: &str) -> String {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let cookie = |res: &ureq::Response, name: &str| {
+        res.all("set-cookie")
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let form = agent.get(&format!("{base}/login")).call().unwrap();
+    let csrf = cookie(&form, "teiten_login_csrf");
+    let token = csrf.trim_start_matches("teiten_login_csrf=").to_owned();
+    let res = agent
+        .post(&format!("{base}/login"))
+        .set("cookie", &csrf)
+        .send_form(&[
+            ("user", "analyst"),
+            ("password", &Options::default().analyst_password),
+            ("csrf", &token),
+        ])
+        .unwrap();
+    cookie(&res, "teiten_session")
 }
 
 /// Today's daily file in a partner's outbox (the scheduler may have written yesterday's).
@@ -118,9 +147,11 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
 
     // Countries, from the dashboard's region graph (totals over the day).
     let url = &chain.dashboard_url;
-    let regions = totals(&get_json(&format!(
-        "{url}/api/v1/regions.json?period=1d&mode=total&top=20"
-    )));
+    let analyst = login(url);
+    let regions = totals(&get_json(
+        &format!("{url}/api/v1/regions.json?period=1d&mode=total&top=20"),
+        &analyst,
+    ));
     for (_, cc, n) in SOURCES {
         assert_eq!(
             regions.get(*cc),
@@ -130,9 +161,10 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
     }
     assert_eq!(regions.get("unknown"), Some(&484.0), "the lab's own source");
     // Ports: the dashboard's totals equal ClickHouse's raw counts.
-    let ports = totals(&get_json(&format!(
-        "{url}/api/v1/ports.json?period=1d&mode=total&top=20"
-    )));
+    let ports = totals(&get_json(
+        &format!("{url}/api/v1/ports.json?period=1d&mode=total&top=20"),
+        &analyst,
+    ));
     assert_eq!(ports.get("443"), Some(&64.0), "zmap");
     assert_eq!(
         ports.get("23"),
@@ -179,7 +211,20 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
     // prefix 198.18.1.0/24 holds the sensor addresses, which never appear.
     assert!(!std::fs::read_to_string(&all).unwrap().contains("198.18.1."));
 
-    // The public answers never carry a sensor address.
+    // The public answers never carry a sensor address, nor today's probes.
+    let public: Value = serde_json::from_str(
+        &ureq::get(&format!("{url}/api/v1/ports.json?period=1d&mode=total"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        public["series"],
+        serde_json::json!([]),
+        "today is not public"
+    );
     let body = ureq::get(&format!("{url}/api/v1/ports.json?period=1d"))
         .call()
         .unwrap()
@@ -269,10 +314,13 @@ fn faults_lose_nothing_and_duplicate_nothing() {
         "duplicate rows"
     );
     // The dashboard's totals match.
-    let ports = totals(&get_json(&format!(
-        "{}/api/v1/ports.json?period=1d&mode=total&top=20",
-        chain.dashboard_url
-    )));
+    let ports = totals(&get_json(
+        &format!(
+            "{}/api/v1/ports.json?period=1d&mode=total&top=20",
+            chain.dashboard_url
+        ),
+        &login(&chain.dashboard_url),
+    ));
     assert_eq!(ports.get("23"), Some(&(3000.0 + 256.0)));
     assert_eq!(ports.get("445"), Some(&3000.0));
     assert_eq!(ports.get("22"), Some(&(3000.0 + 256.0)));

@@ -140,7 +140,14 @@ fn main() {
         let settings = Config::parse(&toml, "bench").unwrap().validate().unwrap();
         teiten_dashboard::chart::load_font(&settings.config.font).unwrap();
         let client = teiten_dashboard::client(&settings);
-        let router = app(Arc::new(AppState::new(settings, client)));
+        let state = Arc::new(AppState::new(settings, client));
+        // The analyst's view (every filter, full detail); the public one reads fewer buckets.
+        let cookie = format!(
+            "{}={}",
+            teiten_dashboard::auth::SESSION_COOKIE,
+            state.sessions.create("bench")
+        );
+        let router = app(state);
         let filters = [
             "",
             "&proto=tcp",
@@ -188,7 +195,12 @@ fn main() {
                         let res = rt.block_on(async {
                             let res = router
                                 .clone()
-                                .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+                                .oneshot(
+                                    Request::get(&uri)
+                                        .header("cookie", &cookie)
+                                        .body(Body::empty())
+                                        .unwrap(),
+                                )
                                 .await
                                 .unwrap();
                             let status = res.status();

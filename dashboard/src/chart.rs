@@ -154,12 +154,20 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> 
     let (x0, x1) = (data.from, data.to.max(data.from + 1));
     let day = data.to - data.from <= 2 * 86_400;
     let caption = format!(
-        "{} — {}, {}, {} to {} UTC",
+        "{} — {}, {}, {} to {} UTC{}",
         data.title,
         data.proto,
         data.sensors,
         cut(&iso(data.from), 0, 16).replace('T', " "),
-        cut(&iso(data.to), 0, 16).replace('T', " ")
+        cut(&iso(data.to), 0, 16).replace('T', " "),
+        match &data.public {
+            Some(p) => format!(
+                " (public: {} s buckets, delay: {})",
+                data.step.max(p.grain_secs),
+                p.delay
+            ),
+            None => String::new(),
+        }
     );
     let mut chart = ChartBuilder::on(root)
         .caption(caption, (FAMILY, 17))
@@ -198,7 +206,27 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> 
             .label(s.name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
     }
-    if data.series.is_empty() {
+    if !data.published {
+        let (n, k) = data
+            .public
+            .as_ref()
+            .map_or((0, 0), |p| (p.min_sources, p.min_sensors));
+        let grey = (FAMILY, 18).into_font().color(&RGBColor(120, 120, 120));
+        for (i, line) in [
+            "Not published for this period:".to_owned(),
+            format!("public per-port data needs {n} sources on {k} sensors"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            root.draw_text(
+                line,
+                &grey,
+                (WIDTH as i32 / 2 - 220, HEIGHT as i32 / 2 + 26 * i as i32),
+            )
+            .map_err(e)?;
+        }
+    } else if data.series.is_empty() {
         root.draw_text(
             "No packets for this selection",
             &(FAMILY, 20).into_font().color(&RGBColor(120, 120, 120)),
@@ -236,6 +264,8 @@ mod tests {
             proto: "tcp",
             sensors: "all sensors".into(),
             port: None,
+            published: true,
+            public: None,
             times: (0..24).map(|i| 1_763_683_200 + i * 3600).collect(),
             series: (0..series)
                 .map(|s| Series {

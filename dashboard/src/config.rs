@@ -40,6 +40,57 @@ pub struct Config {
     /// The analyst view (login). Default: no users, so nobody can log in.
     #[serde(default)]
     pub analyst: AnalystConfig,
+    /// What the public (not logged-in) pages and API may show: the defence against probe
+    /// response attacks (`docs/probe-response.md`).
+    #[serde(default)]
+    pub public: PublicConfig,
+}
+
+/// `[public]`: the public pages and API show data only after a delay, in coarse buckets, over
+/// all sensors, and per port or region only when it cleared a threshold. Analysts (logged in)
+/// see everything at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    /// Delay before data is public, in seconds: public data ends at `now - delay_secs`, rounded
+    /// down to `grain_secs`. At most 30 days. Default: none set, and public data ends at the
+    /// start of the current UTC day (only whole UTC days that are over are public).
+    #[serde(default)]
+    pub delay_secs: Option<u64>,
+    /// The finest public bucket, in seconds: 300, 3600 or 86400. Periods whose own bucket is
+    /// finer are drawn at this one. Default 3600 (one hour).
+    #[serde(default = "default_grain")]
+    pub grain_secs: u32,
+    /// A port (or a source region) is public in a period only when at least this many distinct
+    /// source addresses sent to it in the period, over all sensors. At least 1. Default 10.
+    #[serde(default = "default_min_sources")]
+    pub min_sources: u64,
+    /// ... and at least this many distinct sensors saw it in the period. At least 1.
+    /// Default 2.
+    #[serde(default = "default_min_sensors")]
+    pub min_sensors: u64,
+}
+
+impl PublicConfig {
+    /// The end (exclusive, Unix seconds) of public data at `now`: the start of the current UTC
+    /// day, or `now - delay_secs` rounded down to the grain.
+    pub fn until(&self, now: i64) -> i64 {
+        match self.delay_secs {
+            None => now.div_euclid(86_400) * 86_400,
+            Some(d) => {
+                let g = i64::from(self.grain_secs.max(1));
+                (now - d as i64).div_euclid(g) * g
+            }
+        }
+    }
+
+    /// The delay in words, for responses.
+    pub fn delay_text(&self) -> String {
+        match self.delay_secs {
+            None => "whole UTC days that are over".to_owned(),
+            Some(d) => format!("{d} seconds, then whole {}-second buckets", self.grain_secs),
+        }
+    }
 }
 
 /// `[limits]`
@@ -126,6 +177,15 @@ pub struct AnalystConfig {
     pub aggregator_config: Option<PathBuf>,
 }
 
+fn default_grain() -> u32 {
+    3600
+}
+fn default_min_sources() -> u64 {
+    10
+}
+fn default_min_sensors() -> u64 {
+    2
+}
 fn default_trend_refresh() -> u64 {
     300
 }
@@ -207,6 +267,17 @@ impl Default for TrendsConfig {
             min_packets: default_min_packets(),
             max_rows: default_trend_rows(),
             refresh_secs: default_trend_refresh(),
+        }
+    }
+}
+
+impl Default for PublicConfig {
+    fn default() -> Self {
+        PublicConfig {
+            delay_secs: None,
+            grain_secs: default_grain(),
+            min_sources: default_min_sources(),
+            min_sensors: default_min_sensors(),
         }
     }
 }
@@ -344,6 +415,18 @@ impl Config {
                 ));
             }
         }
+        if ![300, 3600, 86_400].contains(&self.public.grain_secs) {
+            return bad(format!(
+                "public.grain_secs {}: one of 300, 3600, 86400",
+                self.public.grain_secs
+            ));
+        }
+        if self.public.delay_secs.is_some_and(|d| d > 30 * 86_400) {
+            return bad("public.delay_secs: at most 2592000 (30 days)".to_owned());
+        }
+        if self.public.min_sources == 0 || self.public.min_sensors == 0 {
+            return bad("public.min_sources and public.min_sensors: at least 1".to_owned());
+        }
         if self.analyst.session_secs < 60 {
             return bad("analyst.session_secs: at least 60".to_owned());
         }
@@ -400,6 +483,34 @@ mod tests {
     fn bad_group() {
         assert!(err("[groups]\nx = []").contains("groups.x: no sensors"));
         assert!(err("[groups]\nx = [\"a b\"]").contains("bad sensor id"));
+    }
+
+    #[test]
+    fn public_defaults_end_at_the_start_of_the_utc_day() {
+        let s = Config::parse("", "t").unwrap().validate().unwrap();
+        let p = &s.config.public;
+        assert_eq!((p.grain_secs, p.min_sources, p.min_sensors), (3600, 10, 2));
+        // 2025-11-22T00:20:34Z and 23:59:59Z: both end at 2025-11-22T00:00:00Z.
+        assert_eq!(p.until(1_763_769_600 + 1234), 1_763_769_600);
+        assert_eq!(p.until(1_763_769_600 + 86_399), 1_763_769_600);
+        assert_eq!(p.until(1_763_769_600), 1_763_769_600);
+        assert_eq!(p.delay_text(), "whole UTC days that are over");
+        let short = Config::parse("[public]\ndelay_secs = 600\ngrain_secs = 300", "t")
+            .unwrap()
+            .validate()
+            .unwrap();
+        // 00:20:34 - 10 minutes = 00:10:34, down to 00:10:00.
+        assert_eq!(
+            short.config.public.until(1_763_769_600 + 1234),
+            1_763_770_200
+        );
+    }
+
+    #[test]
+    fn bad_public() {
+        assert!(err("[public]\ngrain_secs = 60").contains("public.grain_secs 60"));
+        assert!(err("[public]\nmin_sensors = 0").contains("at least 1"));
+        assert!(err("[public]\ndelay_secs = 9999999").contains("30 days"));
     }
 
     #[test]

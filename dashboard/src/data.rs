@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::TrendsConfig;
 use crate::error::{Error, Result};
-use crate::params::{GraphQuery, Mode};
+use crate::params::{GraphQuery, Mode, Period, Proto, Public, Sensors};
 use crate::queries::{self, graph_sql, sql, Filter, Rollup};
 
 /// One line of a graph.
@@ -50,11 +50,18 @@ pub struct GraphData {
     pub times: Vec<i64>,
     /// The lines, largest first (`others` last).
     pub series: Vec<Series>,
+    /// `false` only for a per-port graph of a port that is not public in the period (below the
+    /// threshold or never seen: the same answer).
+    pub published: bool,
+    /// The public rules this answer follows (`null`: an analyst's answer, in full detail).
+    pub public: Option<Public>,
 }
 
 /// The per-port graph: packets and unique sources by region.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PortData {
+    /// Whether the port is public in the period (always for analysts).
+    pub published: bool,
     /// Packets by source region.
     pub packets: GraphData,
     /// Unique source addresses by region, and over all regions.
@@ -87,6 +94,9 @@ pub struct Trends {
     pub baseline_days: u32,
     /// Rising ports, highest score first.
     pub rising: Vec<Trend>,
+    /// The public rules (`null`: an analyst's trends, up to now): public trends end at the
+    /// public end and list only ports public over their last day.
+    pub public: Option<Public>,
 }
 
 /// Protocol name for tables.
@@ -98,6 +108,11 @@ pub fn proto_name(p: u8) -> String {
         58 => "icmpv6".into(),
         n => n.to_string(),
     }
+}
+
+/// The country names of a series query without the `--` that stands in for an empty list.
+fn shown(names: &[String]) -> Vec<String> {
+    names.iter().filter(|n| *n != "--").cloned().collect()
 }
 
 /// Country label: `??` (unknown) becomes `unknown`, `''` (folded) `others`.
@@ -152,6 +167,33 @@ fn bind_filter(query: clickhouse::query::Query, q: &GraphQuery) -> clickhouse::q
 
 /// Seconds in a day (UTC days: the daily rollups' and the digests' buckets).
 const DAY: i64 = 86_400;
+
+/// The rollup of a public threshold: per-day unique sources when the period ends on a UTC day
+/// (its first day counted whole: only earlier, public data is added), else the 5-minute ones
+/// (never a day that goes past the public end).
+fn threshold_rollup(q: &GraphQuery) -> (Rollup, i64) {
+    if q.rollup == Rollup::Hour && q.to % DAY == 0 {
+        (Rollup::Hour, q.from.div_euclid(DAY) * DAY)
+    } else {
+        (Rollup::FiveMinutes, q.from)
+    }
+}
+
+/// The public filter (protocols, never sensors) with `ports` in `{port_list}`.
+fn public_filter(q: &GraphQuery, ports: usize) -> Filter {
+    Filter {
+        protos: q.proto.numbers().map(|p| p.len()),
+        sensors: None,
+        ports,
+    }
+}
+
+fn bind_ports(mut query: clickhouse::query::Query, ports: &[u16]) -> clickhouse::query::Query {
+    for p in ports {
+        query = query.bind(p);
+    }
+    query
+}
 
 /// Rows of [`queries::DIGEST_TOP_PORTS`] read: the ports with the largest upper bounds.
 const DIGEST_CANDIDATE_ROWS: u32 = 256;
@@ -239,20 +281,87 @@ impl Reader {
         (t >= q.from && t < q.to).then(|| ((t - q.from) / i64::from(q.step)) as usize)
     }
 
-    /// Active sensors per bucket, for the per-sensor average.
-    async fn divisors(&self, q: &GraphQuery) -> Result<Option<Vec<f64>>> {
+    /// The ports public in the period of a public request, with their packets, most first
+    /// ([`queries::PUBLIC_PORTS`]); empty for analysts' requests.
+    pub async fn published_ports(&self, q: &GraphQuery) -> Result<Vec<(u16, u64)>> {
+        let Some(p) = &q.public else {
+            return Ok(Vec::new());
+        };
+        let (rollup, sources_from) = threshold_rollup(q);
+        let sql = graph_sql(queries::PUBLIC_PORTS, &self.db, rollup, public_filter(q, 0));
+        let query = bind_range(self.client.query(&sql), q, q.from, q.to, true).bind(p.min_sensors);
+        bind_range(query, q, sources_from, q.to, true)
+            .bind(p.min_sources)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the public ports"))
+    }
+
+    /// The source countries public in the period of the traffic to `ports` (published ones),
+    /// top N with their packets.
+    async fn public_countries(&self, q: &GraphQuery, ports: &[u16]) -> Result<Vec<String>> {
+        let Some(p) = &q.public else {
+            return Ok(Vec::new());
+        };
+        if ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (rollup, sources_from) = threshold_rollup(q);
+        let sql = graph_sql(
+            queries::PUBLIC_COUNTRIES,
+            &self.db,
+            rollup,
+            public_filter(q, ports.len()),
+        );
+        let query = bind_range(self.client.query(&sql), q, q.from, q.to, true);
+        let query = bind_ports(query, ports).bind(p.min_sensors);
+        let query = bind_ports(bind_range(query, q, sources_from, q.to, true), ports);
+        let rows: Vec<(String, u64)> = query
+            .bind(p.min_sources)
+            .bind(q.top)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the public countries"))?;
+        Ok(rows.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// Active sensors per bucket, for the per-sensor average. Public requests (with the
+    /// published ports) count only the sensors that saw a published port.
+    async fn divisors(
+        &self,
+        q: &GraphQuery,
+        published: Option<&[u16]>,
+    ) -> Result<Option<Vec<f64>>> {
         if q.mode == Mode::Total {
             return Ok(None);
         }
-        let query = self
-            .client
-            .query(&self.graph_sql(queries::ACTIVE_SENSORS, q, false))
-            .bind(q.step)
-            .bind(q.step);
-        let rows: Vec<(u32, u64)> = bind_range(query, q, q.from, q.to, false)
-            .fetch_all()
-            .await
-            .map_err(Error::ch("reading active sensors"))?;
+        let rows: Vec<(u32, u64)> = match published {
+            None => {
+                let query = self
+                    .client
+                    .query(&self.graph_sql(queries::ACTIVE_SENSORS, q, false))
+                    .bind(q.step)
+                    .bind(q.step);
+                bind_range(query, q, q.from, q.to, false)
+                    .fetch_all()
+                    .await
+                    .map_err(Error::ch("reading active sensors"))?
+            }
+            Some([]) => Vec::new(),
+            Some(ports) => {
+                let sql = graph_sql(
+                    queries::PUBLIC_ACTIVE_SENSORS,
+                    &self.db,
+                    q.rollup,
+                    public_filter(q, ports.len()),
+                );
+                let query = self.client.query(&sql).bind(q.step).bind(q.step);
+                bind_ports(bind_range(query, q, q.from, q.to, true), ports)
+                    .fetch_all()
+                    .await
+                    .map_err(Error::ch("reading active sensors"))?
+            }
+        };
         let mut out = vec![0.0; Self::times(q).len()];
         for (t, n) in rows {
             if let Some(i) = Self::index(q, t) {
@@ -300,13 +409,34 @@ impl Reader {
             port: q.port,
             times: Self::times(q),
             series: Vec::new(),
+            published: true,
+            public: q.public.clone(),
         }
+    }
+
+    /// The answer for a port that is not public in the period: the same whether it is below
+    /// the threshold or was never seen.
+    fn not_published(mut g: GraphData, port: u16) -> GraphData {
+        g.title = format!("Port {port}: not published");
+        g.published = false;
+        g.series.clear();
+        g
     }
 
     /// The destination port graph.
     pub async fn ports(&self, q: &GraphQuery) -> Result<GraphData> {
-        // The divisors do not depend on the top N: read both at once.
-        let (top, divisors) = tokio::try_join!(self.top_ports(q), self.divisors(q))?;
+        let (top, divisors) = if q.public.is_some() {
+            // Public: the top N of the ports that cleared the threshold.
+            let published = self.published_ports(q).await?;
+            let ports: Vec<u16> = published.iter().map(|(p, _)| *p).collect();
+            let divisors = self.divisors(q, Some(&ports)).await?;
+            let mut top = published;
+            top.truncate(q.top as usize);
+            (Top::Exact(top), divisors)
+        } else {
+            // The divisors do not depend on the top N: read both at once.
+            tokio::try_join!(self.top_ports(q), self.divisors(q, None))?
+        };
         let ports: Vec<u16> = match &top {
             Top::Exact(top) => top.iter().map(|(p, _)| *p).collect(),
             Top::Candidates(ports) => ports.clone(),
@@ -479,7 +609,10 @@ impl Reader {
 
     /// The source region graph: top N countries plus others.
     pub async fn regions(&self, q: &GraphQuery) -> Result<GraphData> {
-        let (top, divisors) = tokio::try_join!(self.top_countries(q), self.divisors(q))?;
+        if q.public.is_some() {
+            return self.public_regions(q).await;
+        }
+        let (top, divisors) = tokio::try_join!(self.top_countries(q), self.divisors(q, None))?;
         if top.is_empty() {
             return Ok(self.regions_base(q));
         }
@@ -504,6 +637,58 @@ impl Reader {
         }
         Self::apply_divisors(&mut series, &divisors);
         let mut g = self.regions_base(q);
+        g.series = series;
+        Ok(g)
+    }
+
+    /// The public region graph: the traffic to the published ports only, by the countries that
+    /// cleared the threshold, the others folded into `others`.
+    async fn public_regions(&self, q: &GraphQuery) -> Result<GraphData> {
+        let ports: Vec<u16> = self
+            .published_ports(q)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let mut g = self.regions_base(q);
+        if ports.is_empty() {
+            return Ok(g);
+        }
+        let (names, divisors) = tokio::try_join!(
+            self.public_countries(q, &ports),
+            self.divisors(q, Some(&ports))
+        )?;
+        // At least one name: 18.16 refuses `has([], x)`.
+        let listed = if names.is_empty() {
+            vec!["--".to_owned()]
+        } else {
+            names.clone()
+        };
+        let sql = graph_sql(
+            queries::PUBLIC_COUNTRY_SERIES,
+            &self.db,
+            q.rollup,
+            public_filter(q, ports.len()),
+        );
+        let query = self
+            .client
+            .query(&sql)
+            .bind(q.step)
+            .bind(q.step)
+            .bind(listed);
+        let rows: Vec<(u32, String, u64)> = bind_ports(bind_filter(query, q), &ports)
+            .fetch_all()
+            .await
+            .map_err(Error::ch("reading the public country series"))?;
+        let mut series = self.fold_regions(
+            q,
+            &names,
+            rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
+        );
+        for s in &mut series {
+            s.total = Some(s.values.iter().sum());
+        }
+        Self::apply_divisors(&mut series, &divisors);
         g.series = series;
         Ok(g)
     }
@@ -551,25 +736,54 @@ impl Reader {
 
     /// The port's top N source countries by packets (at least one name: 18.16 refuses
     /// `has([], x)`), and whether it had any packets.
+    /// Public requests: the port's countries that cleared the threshold (the port is
+    /// published: it had packets).
     async fn port_countries(&self, q: &GraphQuery) -> Result<(Vec<String>, bool)> {
-        let top = self.top_countries(q).await?;
-        let mut names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
+        let (mut names, any) = if q.public.is_some() {
+            let names = self.public_countries(q, &[q.port.unwrap_or(0)]).await?;
+            (names, true)
+        } else {
+            let top = self.top_countries(q).await?;
+            let any = !top.is_empty();
+            (top.into_iter().map(|(c, _)| c).collect(), any)
+        };
         if names.is_empty() {
             names.push("--".into());
         }
-        Ok((names, !top.is_empty()))
+        Ok((names, any))
+    }
+
+    /// Public requests: whether the port is published, and the published ports (the divisor's
+    /// ports). `None` for analysts.
+    async fn port_publication(&self, q: &GraphQuery) -> Result<Option<(bool, Vec<u16>)>> {
+        if q.public.is_none() {
+            return Ok(None);
+        }
+        let ports: Vec<u16> = self
+            .published_ports(q)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        Ok(Some((ports.contains(&q.port.unwrap_or(0)), ports)))
     }
 
     /// One port's packets by source region.
     pub async fn port_packets(&self, q: &GraphQuery) -> Result<GraphData> {
         let port = q.port.unwrap_or(0);
-        let ((names, any), divisors) = tokio::try_join!(self.port_countries(q), self.divisors(q))?;
         let mut p = Self::base(
             q,
             "port-packets",
             format!("Port {port}: packets by source region"),
             Self::unit(q, "packets"),
         );
+        let publication = self.port_publication(q).await?;
+        if let Some((false, _)) = publication {
+            return Ok(Self::not_published(p, port));
+        }
+        let published = publication.as_ref().map(|(_, ports)| ports.as_slice());
+        let ((names, any), divisors) =
+            tokio::try_join!(self.port_countries(q), self.divisors(q, published))?;
         if !any {
             return Ok(p);
         }
@@ -586,7 +800,7 @@ impl Reader {
             .map_err(Error::ch("reading the per-port packets"))?;
         let mut packets = self.fold_regions(
             q,
-            &names,
+            &shown(&names),
             rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
         );
         for s in &mut packets {
@@ -602,7 +816,16 @@ impl Reader {
     /// merge.
     pub async fn port_sources(&self, q: &GraphQuery) -> Result<GraphData> {
         let port = q.port.unwrap_or(0);
-        let qs = if q.rollup != Rollup::FiveMinutes {
+        let publication = self.port_publication(q).await?;
+        let qs = if q.public.is_some() && (q.rollup == Rollup::FiveMinutes || q.to % DAY != 0) {
+            // Public, not ending on a UTC day: the 5-minute states at the public step (a
+            // daily state would count sources after the public end).
+            GraphQuery {
+                mode: Mode::Total,
+                rollup: Rollup::FiveMinutes,
+                ..q.clone()
+            }
+        } else if q.rollup != Rollup::FiveMinutes {
             // Daily HyperLogLog states beyond two days: whole days.
             GraphQuery {
                 from: q.from.div_euclid(DAY) * DAY,
@@ -623,6 +846,9 @@ impl Reader {
             format!("Port {port}: unique sources by source region"),
             Self::unit(&qs, "unique sources"),
         );
+        if let Some((false, _)) = publication {
+            return Ok(Self::not_published(s, port));
+        }
         // Over all regions does not need the top regions: read it beside them.
         let all = async {
             let query = self
@@ -653,7 +879,7 @@ impl Reader {
             .map_err(Error::ch("reading the per-port unique sources by region"))?;
         let mut sources = self.fold_regions(
             &qs,
-            &names,
+            &shown(&names),
             rows.iter().map(|(t, c, n)| (*t, c.as_str(), *n as f64)),
         );
         let mut values = vec![0.0; Self::times(&qs).len()];
@@ -675,8 +901,19 @@ impl Reader {
     /// Rising ports: the last 24 hours before `now` (rounded up to the hour) against the daily
     /// mean of the whole UTC days of the baseline before them (the hours between the last whole
     /// day and the last 24 hours are in neither).
-    pub async fn trends(&self, cfg: &TrendsConfig, now: i64) -> Result<Trends> {
-        let to = (now + 3599).div_euclid(3600) * 3600;
+    ///
+    /// Public trends (`public`) end at the public end (rounded down to the hour) and list only
+    /// the ports public over their last day.
+    pub async fn trends(
+        &self,
+        cfg: &TrendsConfig,
+        now: i64,
+        public: Option<&Public>,
+    ) -> Result<Trends> {
+        let to = match public {
+            Some(p) => p.until.div_euclid(3600) * 3600,
+            None => (now + 3599).div_euclid(3600) * 3600,
+        };
         let recent_from = to - DAY;
         let days = i64::from(cfg.baseline_days);
         let base_to = recent_from.div_euclid(DAY) * DAY;
@@ -722,11 +959,34 @@ impl Reader {
                 .then(a.port.cmp(&b.port))
                 .then(a.proto.cmp(&b.proto))
         });
+        if let Some(p) = public {
+            let last_day = GraphQuery {
+                period: Period::Custom,
+                from: recent_from,
+                to,
+                step: 3600,
+                rollup: Rollup::Hour,
+                proto: Proto::All,
+                sensors: Sensors::All,
+                top: 1,
+                mode: Mode::Total,
+                port: None,
+                public: Some(p.clone()),
+            };
+            let published: BTreeSet<u16> = self
+                .published_ports(&last_day)
+                .await?
+                .into_iter()
+                .map(|(port, _)| port)
+                .collect();
+            rising.retain(|t| published.contains(&t.port));
+        }
         rising.truncate(cfg.max_rows as usize);
         Ok(Trends {
             to,
             baseline_days: cfg.baseline_days,
             rising,
+            public: public.cloned(),
         })
     }
 

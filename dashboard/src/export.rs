@@ -87,6 +87,8 @@ mod tests {
             proto: "all",
             sensors: "all sensors".into(),
             port: None,
+            published: true,
+            public: None,
             times: vec![0, 300],
             series: vec![
                 Series {
@@ -120,6 +122,8 @@ mod tests {
             proto: "all",
             sensors: "all sensors".into(),
             port: Some(23),
+            published: true,
+            public: None,
             times: vec![0, 43_200, 86_400],
             series: vec![Series {
                 name: "JP".into(),
@@ -139,6 +143,7 @@ mod tests {
             ..hourly.clone()
         };
         let p = PortData {
+            published: true,
             packets: hourly,
             sources: daily,
         };

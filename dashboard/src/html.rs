@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::chart::colour;
 use crate::data::{GraphData, Trends};
 use crate::export::num;
-use crate::params::{iso, GraphQuery, Mode, Period, Proto, Sensors};
+use crate::params::{iso, GraphQuery, Mode, Period, Proto, Public, Sensors};
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -113,27 +113,32 @@ pub fn filters(
     for p in Proto::ALL {
         f.push_str(&option(p.name(), p.name(), q.proto == p));
     }
-    f.push_str("</select></label><label>Sensor <select name=\"sensor\" id=\"sensor\">");
-    f.push_str(&option("", "all", !matches!(q.sensors, Sensors::One(_))));
-    for s in sensors {
-        f.push_str(&option(s, s, q.sensors == Sensors::One(s.clone())));
-    }
-    f.push_str("</select></label><label>Group <select name=\"group\" id=\"group\">");
-    f.push_str(&option(
-        "",
-        "none",
-        !matches!(q.sensors, Sensors::Group(..)),
-    ));
-    for g in groups {
+    f.push_str("</select></label>");
+    // The sensor and group filters are for analysts only.
+    if q.public.is_none() {
+        f.push_str("<label>Sensor <select name=\"sensor\" id=\"sensor\">");
+        f.push_str(&option("", "all", !matches!(q.sensors, Sensors::One(_))));
+        for s in sensors {
+            f.push_str(&option(s, s, q.sensors == Sensors::One(s.clone())));
+        }
+        f.push_str("</select></label><label>Group <select name=\"group\" id=\"group\">");
         f.push_str(&option(
-            g,
-            g,
-            matches!(&q.sensors, Sensors::Group(x, _) if x == g),
+            "",
+            "none",
+            !matches!(q.sensors, Sensors::Group(..)),
         ));
+        for g in groups {
+            f.push_str(&option(
+                g,
+                g,
+                matches!(&q.sensors, Sensors::Group(x, _) if x == g),
+            ));
+        }
+        f.push_str("</select></label>");
     }
     let _ = write!(
         f,
-        "</select></label><label>Top <input name=\"top\" id=\"top\" type=\"number\" min=\"1\" \
+        "<label>Top <input name=\"top\" id=\"top\" type=\"number\" min=\"1\" \
          max=\"{max_top}\" value=\"{}\"></label><label>Values <select name=\"mode\" id=\"mode\">{}{}</select></label>\
          <button type=\"submit\" id=\"apply\">Show</button></form>",
         q.top,
@@ -141,6 +146,26 @@ pub fn filters(
         option("total", "total", q.mode == Mode::Total),
     );
     f
+}
+
+/// What a graph page shows: the public rules, or that an analyst sees everything.
+pub fn audience(public: Option<&Public>) -> String {
+    match public {
+        Some(p) => format!(
+            "<p class=\"public\" id=\"public\">Public view: data up to {} UTC (delay: {}), in \
+             buckets of at least {} seconds, over all sensors; ports and source regions are shown \
+             only when seen from at least {} sources on at least {} sensors in the period. \
+             Analysts (<a href=\"/login\">log in</a>) see today's traffic, per sensor.</p>",
+            esc(&iso(p.until)),
+            esc(&p.delay),
+            p.grain_secs,
+            p.min_sources,
+            p.min_sensors
+        ),
+        None => "<p class=\"public\" id=\"analyst-view\">Analyst view: every port, sensor \
+                 and bucket, up to now.</p>"
+            .to_owned(),
+    }
 }
 
 /// A chart image with its downloads and the table of numbers behind it.
@@ -164,6 +189,14 @@ pub fn graph(g: &GraphData, chart: &str, api: &str, qs: &str) -> String {
         esc(&iso(g.to)),
         g.step
     );
+    if !g.published {
+        let _ = write!(
+            s,
+            "<p class=\"unpublished\">{}</p></section>",
+            esc(&not_published_text(g))
+        );
+        return s;
+    }
     if g.series.is_empty() {
         s.push_str("<p>No packets for this selection.</p></section>");
         return s;
@@ -206,13 +239,32 @@ pub fn graph(g: &GraphData, chart: &str, api: &str, qs: &str) -> String {
     s
 }
 
+/// Why a per-port graph shows nothing: the same text for a port below the threshold and one
+/// never seen.
+pub fn not_published_text(g: &GraphData) -> String {
+    let (n, k) = g
+        .public
+        .as_ref()
+        .map_or((0, 0), |p| (p.min_sources, p.min_sensors));
+    format!(
+        "Port {} is not published for this period: public per-port data is shown only for ports \
+         seen from at least {n} sources on at least {k} sensors.",
+        g.port.unwrap_or(0)
+    )
+}
+
 /// The trends box.
 pub fn trends(t: &Trends) -> String {
     let mut s = format!(
         "<div class=\"trend\" id=\"trends\"><h2>Rising ports</h2><p>Last 24 hours to {} against \
-         the daily mean of the {} days before.</p>",
+         the daily mean of the {} days before{}.</p>",
         esc(&iso(t.to)),
-        t.baseline_days
+        t.baseline_days,
+        if t.public.is_some() {
+            " (public: ports that cleared the threshold over those 24 hours)"
+        } else {
+            ""
+        }
     );
     if t.rising.is_empty() {
         s.push_str("<p>No port rose unusually.</p></div>");

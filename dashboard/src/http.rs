@@ -20,7 +20,7 @@ use crate::data::{Cache, GraphData, PortData, Reader, Trends};
 use crate::error::HttpError;
 use crate::export;
 use crate::html::{self, esc, page};
-use crate::params::{GraphQuery, RawParams};
+use crate::params::{iso, GraphQuery, Public, RawParams};
 
 /// The API documentation served at `/api`.
 const API_DOC: &str = include_str!("../API.md");
@@ -36,8 +36,10 @@ pub struct AppState {
     pub sessions: Sessions,
     graphs: Cache<GraphData>,
     images: Cache<Vec<u8>>,
-    /// The latest trends computed in the background, with the time they were computed.
+    /// The latest trends computed in the background, with the time they were computed: the
+    /// analysts' (up to now) and the public ones (up to the public end).
     latest_trends: std::sync::RwLock<Option<(i64, Arc<Trends>)>>,
+    latest_public_trends: std::sync::RwLock<Option<(i64, Arc<Trends>)>>,
     sensors: Cache<BTreeSet<String>>,
     /// The clock (Unix seconds); tests may fix it.
     pub clock: fn() -> i64,
@@ -69,22 +71,35 @@ impl AppState {
             graphs: Cache::new(ttl, max),
             images: Cache::new(ttl, max),
             latest_trends: std::sync::RwLock::new(None),
+            latest_public_trends: std::sync::RwLock::new(None),
             sensors: Cache::new(ttl, 1),
             clock: now,
             filing: None,
         }
     }
 
-    /// Computes the trends now and keeps them as the latest (the background refresh of
-    /// `trends.refresh_secs`, and requests that find the latest too old).
+    /// Computes the trends now, the analysts' and the public ones, and keeps them as the
+    /// latest (the background refresh of `trends.refresh_secs`); returns the analysts'.
     pub async fn refresh_trends(&self) -> crate::error::Result<Arc<Trends>> {
+        self.refresh_trends_for(true).await?;
+        self.refresh_trends_for(false).await
+    }
+
+    /// Computes the public (`public`) or the analysts' trends now and keeps them as the latest.
+    async fn refresh_trends_for(&self, public: bool) -> crate::error::Result<Arc<Trends>> {
         let now = (self.clock)();
+        let rules = public.then(|| Public::of(&self.settings.config.public, now));
         let t = Arc::new(
             self.reader
-                .trends(&self.settings.config.trends, now)
+                .trends(&self.settings.config.trends, now, rules.as_ref())
                 .await?,
         );
-        if let Ok(mut latest) = self.latest_trends.write() {
+        let slot = if public {
+            &self.latest_public_trends
+        } else {
+            &self.latest_trends
+        };
+        if let Ok(mut latest) = slot.write() {
             *latest = Some((now, t.clone()));
         }
         Ok(t)
@@ -125,7 +140,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         for format in [Format::Png, Format::Svg] {
             r = r.route(
                 &format!("/chart/{}.{}", graph.name(), format.ext()),
-                get(move |s: St, q: RawQuery| chart(s, q, graph, format)),
+                get(move |s: St, h: HeaderMap, q: RawQuery| chart(s, h, q, graph, format)),
             );
         }
     }
@@ -137,7 +152,7 @@ pub fn app(state: Arc<AppState>) -> Router {
                     api.name(),
                     if csv { "csv" } else { "json" }
                 ),
-                get(move |s: St, q: RawQuery| api_data(s, q, api, csv)),
+                get(move |s: St, h: HeaderMap, q: RawQuery| api_data(s, h, q, api, csv)),
             );
         }
     }
@@ -229,14 +244,16 @@ async fn known_sensors(state: &AppState) -> Result<Arc<BTreeSet<String>>, HttpEr
     Ok(ids)
 }
 
-/// Parses and checks graph parameters; reads the sensor list only when a sensor is named.
+/// Parses and checks graph parameters; reads the sensor list only when an analyst names a
+/// sensor. `public`: no analyst is logged in.
 async fn graph_query(
     state: &AppState,
     query: Option<&str>,
     needs_port: bool,
+    public: bool,
 ) -> Result<GraphQuery, HttpError> {
     let raw = RawParams::parse(query)?;
-    let known = if raw.sensor.as_deref().is_some_and(|s| !s.is_empty()) {
+    let known = if !public && raw.sensor.as_deref().is_some_and(|s| !s.is_empty()) {
         known_sensors(state).await?
     } else {
         Arc::new(BTreeSet::new())
@@ -247,7 +264,47 @@ async fn graph_query(
         &known,
         (state.clock)(),
         needs_port,
+        public,
     )
+}
+
+/// Whether a request comes without an analyst's session: answered under `[public]`.
+fn is_public(state: &AppState, headers: &HeaderMap) -> bool {
+    state.sessions.get(headers).is_none()
+}
+
+/// The caching and rules headers of a graph answer: public answers may be cached by anyone and
+/// state the public rules; analysts' answers are private and never stored.
+fn audience_headers(res: &mut Response, public: Option<&Public>) {
+    let h = res.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("Cookie"));
+    match public {
+        Some(p) => {
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=60"),
+            );
+            for (name, value) in [
+                ("x-teiten-public-grain", p.grain_secs.to_string()),
+                ("x-teiten-public-delay", p.delay.clone()),
+                ("x-teiten-public-until", iso(p.until)),
+                (
+                    "x-teiten-public-threshold",
+                    format!("{} sources, {} sensors", p.min_sources, p.min_sensors),
+                ),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    h.insert(name, v);
+                }
+            }
+        }
+        None => {
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+        }
+    }
 }
 
 async fn ports_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, HttpError> {
@@ -286,6 +343,7 @@ async fn port_data(state: &AppState, q: &GraphQuery) -> Result<PortData, HttpErr
     let (packets, sources) =
         tokio::try_join!(port_packets_data(state, q), port_sources_data(state, q))?;
     Ok(PortData {
+        published: packets.published && sources.published,
         packets: packets.as_ref().clone(),
         sources: sources.as_ref().clone(),
     })
@@ -306,19 +364,22 @@ async fn cached<V>(
 
 async fn chart(
     State(state): St,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     graph: Graph,
     format: Format,
 ) -> Response {
-    match chart_inner(&state, query.as_deref(), graph, format).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, format.content_type()),
-                (header::CACHE_CONTROL, "public, max-age=60"),
-            ],
-            bytes.as_ref().clone(),
-        )
-            .into_response(),
+    let public = is_public(&state, &headers);
+    match chart_inner(&state, query.as_deref(), graph, format, public).await {
+        Ok((bytes, rules)) => {
+            let mut res = (
+                [(header::CONTENT_TYPE, format.content_type())],
+                bytes.as_ref().clone(),
+            )
+                .into_response();
+            audience_headers(&mut res, rules.as_ref());
+            res
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -328,11 +389,12 @@ async fn chart_inner(
     query: Option<&str>,
     graph: Graph,
     format: Format,
-) -> Result<Arc<Vec<u8>>, HttpError> {
-    let q = graph_query(state, query, graph.needs_port()).await?;
+    public: bool,
+) -> Result<(Arc<Vec<u8>>, Option<Public>), HttpError> {
+    let q = graph_query(state, query, graph.needs_port(), public).await?;
     let key = format!("{}|{}", q.cache_key(graph.name()), format.ext());
     if let Some(b) = state.images.get(&key) {
-        return Ok(b);
+        return Ok((b, q.public));
     }
     let data: GraphData = match graph {
         Graph::Ports => ports_data(state, &q).await?.as_ref().clone(),
@@ -350,13 +412,20 @@ async fn chart_inner(
         })??;
     let bytes = Arc::new(bytes);
     state.images.put(key, bytes.clone());
-    Ok(bytes)
+    Ok((bytes, q.public))
 }
 
-async fn api_data(State(state): St, RawQuery(query): RawQuery, api: Api, csv: bool) -> Response {
-    let result: Result<(String, String), HttpError> = async {
-        let q = graph_query(&state, query.as_deref(), api == Api::Port).await?;
-        Ok(match api {
+async fn api_data(
+    State(state): St,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    api: Api,
+    csv: bool,
+) -> Response {
+    let public = is_public(&state, &headers);
+    let result: Result<(String, String, Option<Public>), HttpError> = async {
+        let q = graph_query(&state, query.as_deref(), api == Api::Port, public).await?;
+        let (body, name) = match api {
             Api::Ports | Api::Regions => {
                 let g = if api == Api::Ports {
                     ports_data(&state, &q).await?
@@ -380,30 +449,31 @@ async fn api_data(State(state): St, RawQuery(query): RawQuery, api: Api, csv: bo
                     (to_json(&p)?, String::new())
                 }
             }
-        })
+        };
+        Ok((body, name, q.public))
     }
     .await;
     match result {
-        Ok((body, name)) if csv => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"teiten-{name}.csv\""),
-                ),
-                (header::CACHE_CONTROL, "public, max-age=60".to_owned()),
-            ],
-            body,
-        )
-            .into_response(),
-        Ok((body, _)) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "public, max-age=60"),
-            ],
-            body,
-        )
-            .into_response(),
+        Ok((body, name, rules)) if csv => {
+            let mut res = (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"teiten-{name}.csv\""),
+                    ),
+                ],
+                body,
+            )
+                .into_response();
+            audience_headers(&mut res, rules.as_ref());
+            res
+        }
+        Ok((body, _, rules)) => {
+            let mut res = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            audience_headers(&mut res, rules.as_ref());
+            res
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -420,20 +490,25 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, HttpError> {
 /// The latest trends while younger than two refresh periods (`trends.refresh_secs`; with 0,
 /// than the cache lifetime), else computed now and kept as the latest. When computing fails
 /// (ClickHouse down), the latest is served however old, as cached graphs are.
-async fn trends_data(state: &AppState) -> Result<Arc<Trends>, HttpError> {
+async fn trends_data(state: &AppState, public: bool) -> Result<Arc<Trends>, HttpError> {
     let refresh = state.settings.config.trends.refresh_secs as i64;
     let max_age = if refresh > 0 {
         2 * refresh
     } else {
         state.settings.cache_ttl.as_secs() as i64
     };
-    let latest = || state.latest_trends.read().ok().and_then(|l| l.clone());
+    let slot = if public {
+        &state.latest_public_trends
+    } else {
+        &state.latest_trends
+    };
+    let latest = || slot.read().ok().and_then(|l| l.clone());
     if let Some((at, t)) = latest() {
         if (state.clock)() - at < max_age {
             return Ok(t);
         }
     }
-    match state.refresh_trends().await {
+    match state.refresh_trends_for(public).await {
         Ok(t) => Ok(t),
         Err(e) => match latest() {
             Some((_, t)) => {
@@ -445,9 +520,17 @@ async fn trends_data(state: &AppState) -> Result<Arc<Trends>, HttpError> {
     }
 }
 
-async fn trends_json(State(state): St) -> Response {
-    match trends_data(&state).await.and_then(|t| to_json(t.as_ref())) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+async fn trends_json(State(state): St, headers: HeaderMap) -> Response {
+    let public = is_public(&state, &headers);
+    match trends_data(&state, public).await {
+        Ok(t) => match to_json(t.as_ref()) {
+            Ok(body) => {
+                let mut res = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+                audience_headers(&mut res, t.public.as_ref());
+                res
+            }
+            Err(e) => e.into_response(),
+        },
         Err(e) => e.into_response(),
     }
 }
@@ -471,9 +554,20 @@ async fn graph_page(
     query: Option<&str>,
     which: Api,
 ) -> Result<Response, HttpError> {
-    let q = graph_query(state, query, which == Api::Port).await?;
-    let sensors = known_sensors(state).await?;
-    let groups: Vec<String> = state.settings.config.groups.keys().cloned().collect();
+    let user = user_of(state, headers);
+    let public = user.is_none();
+    let q = graph_query(state, query, which == Api::Port, public).await?;
+    // The public form offers no sensor or group filter.
+    let sensors = if public {
+        Arc::new(BTreeSet::new())
+    } else {
+        known_sensors(state).await?
+    };
+    let groups: Vec<String> = if public {
+        Vec::new()
+    } else {
+        state.settings.config.groups.keys().cloned().collect()
+    };
     let max_top = state.settings.config.limits.max_top;
     let qs = q.query_string();
     let (title, action) = match which {
@@ -482,8 +576,9 @@ async fn graph_page(
         Api::Port => ("Per port", "/port"),
     };
     let mut body = String::new();
+    body.push_str(&html::audience(q.public.as_ref()));
     if which == Api::Ports {
-        body.push_str(&html::trends(&*trends_data(state).await?));
+        body.push_str(&html::trends(&*trends_data(state, public).await?));
     }
     body.push_str(&html::filters(action, &q, &sensors, &groups, max_top));
     match which {
@@ -505,7 +600,6 @@ async fn graph_page(
             body.push_str(&html::graph(&p.sources, "port-sources", "port", &qs));
         }
     }
-    let user = user_of(state, headers);
     Ok(html_response(
         StatusCode::OK,
         page(

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{is_sensor_name, Config};
+use crate::config::{is_sensor_name, Config, PublicConfig};
 use crate::error::HttpError;
 use crate::queries::Rollup;
 
@@ -187,6 +187,48 @@ impl Sensors {
     }
 }
 
+/// The rules a public (not logged-in) request is answered under, stated in every public
+/// response (`public` in JSON, `X-Teiten-Public-*` headers, chart captions, page text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Public {
+    /// The finest public bucket, seconds.
+    pub grain_secs: u32,
+    /// The delay in words.
+    pub delay: String,
+    /// Public data ends here (Unix seconds, exclusive).
+    pub until: i64,
+    /// Distinct sources a port or region needs in the period to be shown.
+    pub min_sources: u64,
+    /// Distinct sensors a port or region needs in the period to be shown.
+    pub min_sensors: u64,
+}
+
+impl Public {
+    /// The rules of `config` at `now`.
+    pub fn of(config: &PublicConfig, now: i64) -> Public {
+        Public {
+            grain_secs: config.grain_secs,
+            delay: config.delay_text(),
+            until: config.until(now),
+            min_sources: config.min_sources,
+            min_sensors: config.min_sensors,
+        }
+    }
+
+    /// One line for captions and pages.
+    pub fn text(&self) -> String {
+        format!(
+            "public data: until {} (delay: {}), buckets of at least {} s, ports and regions \
+             seen from at least {} sources on at least {} sensors",
+            iso(self.until),
+            self.delay,
+            self.grain_secs,
+            self.min_sources,
+            self.min_sensors
+        )
+    }
+}
+
 /// Checked graph parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphQuery {
@@ -210,6 +252,8 @@ pub struct GraphQuery {
     pub mode: Mode,
     /// The per-port graph's port.
     pub port: Option<u16>,
+    /// The public rules (`None`: an analyst, who sees everything).
+    pub public: Option<Public>,
 }
 
 /// The bucket width for a span: 5 minutes up to 2 days, 1 hour up to 31 days, 6 hours up to
@@ -272,14 +316,30 @@ const EARLIEST: i64 = 946_684_800;
 impl GraphQuery {
     /// Checks the parameters against the config, the known sensor ids and the clock (`now`,
     /// Unix seconds). `needs_port`: the per-port graph (port required); elsewhere a port is
-    /// refused.
+    /// refused. `public`: a request without login, answered under `[public]` (no sensor or
+    /// group filter, data until [`PublicConfig::until`], buckets of at least its grain).
     pub fn from_raw(
         raw: &RawParams,
         config: &Config,
         known_sensors: &BTreeSet<String>,
         now: i64,
         needs_port: bool,
+        public: bool,
     ) -> Result<GraphQuery, HttpError> {
+        let public = public.then(|| Public::of(&config.public, now));
+        if let Some(p) = &public {
+            // Before anything else, whatever the value: the same answer for every sensor.
+            for (name, v) in [("sensor", &raw.sensor), ("group", &raw.group)] {
+                if v.as_deref().is_some_and(|s| !s.is_empty()) {
+                    return Err(HttpError::bad(format!(
+                        "{name}: the sensor and group filters are for analysts (log in); {}",
+                        p.text()
+                    )));
+                }
+            }
+        }
+        // Public data ends at `until`: named periods end there, custom ones are cut there.
+        let end = public.as_ref().map_or(now, |p| p.until);
         // Empty form fields count as absent.
         let from_raw = raw.from.as_deref().filter(|s| !s.trim().is_empty());
         let to_raw = raw.to.as_deref().filter(|s| !s.trim().is_empty());
@@ -310,6 +370,8 @@ impl GraphQuery {
                 ));
             };
             let (f, t) = (parse_time("from", f)?, parse_time("to", t)?);
+            // Checked as asked, then cut at the public end.
+            let cut = |t: i64| t.min(end);
             if f >= t {
                 return Err(HttpError::bad(format!(
                     "from ({}) must be before to ({})",
@@ -336,19 +398,50 @@ impl GraphQuery {
                     config.limits.max_days
                 )));
             }
-            (f, t)
+            if let Some(p) = &public {
+                if f >= cut(t) {
+                    return Err(HttpError::bad(format!(
+                        "from ({}): public data ends at {} (delay: {}); analysts (log in) see \
+                         later data",
+                        iso(f),
+                        iso(p.until),
+                        p.delay
+                    )));
+                }
+            }
+            (f, cut(t))
         } else {
-            (now - period.days() * 86_400, now)
+            (end - period.days() * 86_400, end)
         };
-        let (step, rollup) = step_for(to - from);
+        let (mut step, mut rollup) = step_for(to - from);
+        if let Some(p) = &public {
+            if step < p.grain_secs {
+                step = p.grain_secs;
+                rollup = Rollup::Hour;
+            }
+        }
         let s = i64::from(step);
-        // Whole buckets; the current, partly filled bucket is included.
-        let to_aligned = (to + s - 1).div_euclid(s) * s;
+        // Whole buckets: for analysts the current, partly filled bucket is included; public
+        // answers end at the last whole bucket before the public end.
+        let to_aligned = if public.is_some() {
+            to.div_euclid(s) * s
+        } else {
+            (to + s - 1).div_euclid(s) * s
+        };
         let from_aligned = if period == Period::Custom {
             from.div_euclid(s) * s
         } else {
             to_aligned - period.days() * 86_400
         };
+        if from_aligned >= to_aligned {
+            return Err(HttpError::bad(format!(
+                "from..to: no whole {s}-second bucket before the public end{}",
+                public
+                    .as_ref()
+                    .map(|p| format!(" ({})", iso(p.until)))
+                    .unwrap_or_default()
+            )));
+        }
 
         let proto = match raw.proto.as_deref().unwrap_or("all") {
             "" | "all" => Proto::All,
@@ -426,6 +519,7 @@ impl GraphQuery {
             top,
             mode,
             port,
+            public,
         })
     }
 
@@ -455,9 +549,10 @@ impl GraphQuery {
     }
 
     /// The cache key: the graph and every value that changes its data, with the actual bounds.
+    /// Public and analyst answers never share an entry (`public` is part of the key).
     pub fn cache_key(&self, graph: &str) -> String {
         format!(
-            "{graph}|{}|{}|{}|{}|{:?}|{}|{}|{:?}",
+            "{graph}|{}|{}|{}|{}|{:?}|{}|{}|{:?}|{:?}",
             self.from,
             self.to,
             self.step,
@@ -465,7 +560,8 @@ impl GraphQuery {
             self.sensors,
             self.top,
             self.mode.name(),
-            self.port
+            self.port,
+            self.public
         )
     }
 }
@@ -483,7 +579,7 @@ mod tests {
     fn check(q: &str, port: bool) -> Result<GraphQuery, String> {
         let raw = RawParams::parse(Some(q)).map_err(|e| format!("{e:?}"))?;
         let known: BTreeSet<String> = ["tokyo-1".to_owned(), "osaka-1".to_owned()].into();
-        GraphQuery::from_raw(&raw, &config(), &known, NOW, port).map_err(|e| match e {
+        GraphQuery::from_raw(&raw, &config(), &known, NOW, port, false).map_err(|e| match e {
             HttpError::BadRequest(m) => m,
             e => format!("{e:?}"),
         })
@@ -596,6 +692,62 @@ mod tests {
             (q.period, q.top, q.sensors),
             (Period::Week, 3, Sensors::All)
         );
+    }
+
+    fn public(q: &str, port: bool) -> Result<GraphQuery, String> {
+        let raw = RawParams::parse(Some(q)).map_err(|e| format!("{e:?}"))?;
+        let known: BTreeSet<String> = ["tokyo-1".to_owned()].into();
+        GraphQuery::from_raw(&raw, &config(), &known, NOW, port, true).map_err(|e| match e {
+            HttpError::BadRequest(m) => m,
+            e => format!("{e:?}"),
+        })
+    }
+
+    #[test]
+    fn public_answers_end_at_the_start_of_the_day_in_hours() {
+        let midnight = 1_763_769_600; // 2025-11-22T00:00:00Z
+        let q = public("", false).unwrap();
+        assert_eq!((q.from, q.to, q.step), (midnight - 86_400, midnight, 3600));
+        assert_eq!(q.rollup, Rollup::Hour);
+        assert_eq!(q.public.as_ref().unwrap().until, midnight);
+        let w = public("period=1w", false).unwrap();
+        assert_eq!((w.to, w.to - w.from), (midnight, 7 * 86_400));
+        // A custom range past the end is cut there; one after it is refused, naming `from`.
+        let c = public("from=2025-11-21T06:00&to=2025-11-22T12:00", false).unwrap();
+        assert_eq!(
+            (c.from, c.to, c.step),
+            (midnight - 18 * 3600, midnight, 3600)
+        );
+        let late = public("from=2025-11-22T00:05&to=2025-11-22T00:10", false).unwrap_err();
+        assert!(
+            late.starts_with("from (2025-11-22T00:05:00Z): public data ends at"),
+            "{late}"
+        );
+        // The analyst's answer to the same: 5-minute buckets up to now.
+        let a = check("from=2025-11-22T00:05&to=2025-11-22T00:10", false).unwrap();
+        assert_eq!((a.step, a.public), (300, None));
+        assert_ne!(
+            q.cache_key("ports"),
+            check("", false).unwrap().cache_key("ports")
+        );
+    }
+
+    #[test]
+    fn public_refuses_sensor_filters_alike() {
+        for q in [
+            "sensor=tokyo-1",
+            "sensor=nowhere",
+            "group=japan",
+            "group=mars",
+        ] {
+            let e = public(q, false).unwrap_err();
+            assert!(e.contains("filters are for analysts"), "{q}: {e}");
+            let name = q.split('=').next().unwrap();
+            assert!(e.starts_with(name), "{q}: {e}");
+            // The message does not depend on the value.
+            assert_eq!(e, public(&format!("{name}=x"), false).unwrap_err());
+        }
+        assert_eq!(public("port=4444", true).unwrap().port, Some(4444));
     }
 
     #[test]

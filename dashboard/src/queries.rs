@@ -187,6 +187,45 @@ pub const TRENDS: &str = "SELECT proto, dport, toUInt64(sumIf(p, d = ?)) AS rece
            WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY proto, dport) \
      GROUP BY proto, dport HAVING recent >= ? ORDER BY recent DESC, proto, dport LIMIT ?";
 
+/// Public answers (`[public]`, `docs/probe-response.md`): the ports that cleared the threshold
+/// in the period, with their packets, most first. A port counts when at least `min_sensors`
+/// sensors saw it (`{ports}`, per sensor) and at least `min_sources` distinct sources sent to it
+/// over all sensors (`{port_sources}`: `uniq` states per 5 minutes, or HyperLogLog states per
+/// day when the period ends on a UTC day). Binds: the filter (without sensors), min_sensors,
+/// the filter again (for the sources: from the start of the first day), min_sources.
+pub const PUBLIC_PORTS: &str = "SELECT dport, packets FROM (\
+     SELECT dport, sum(packets) AS packets, uniqExact(sensor_id) AS sensors \
+       FROM {db}.{ports} WHERE {filter} GROUP BY dport HAVING sensors >= ?) AS seen \
+     ANY INNER JOIN (SELECT dport, {sources_merge}(sources) AS n \
+       FROM {db}.{port_sources} WHERE {filter} GROUP BY dport HAVING n >= ?) AS sent \
+     USING dport ORDER BY packets DESC, dport";
+
+/// Public answers: of the traffic to the given (published) ports, the source countries that
+/// cleared the same threshold, with their packets, most first. Binds: the filter, each port,
+/// min_sensors, the filter (sources), each port, min_sources, N.
+pub const PUBLIC_COUNTRIES: &str = "SELECT c, packets FROM (\
+     SELECT toString(country) AS c, {port_count} AS packets, uniqExact(sensor_id) AS sensors \
+       FROM {db}.{port_packets} WHERE {filter} AND dport IN ({port_list}) GROUP BY c \
+       HAVING sensors >= ?) AS seen \
+     ANY INNER JOIN (SELECT toString(country) AS c, {sources_merge}(sources) AS n \
+       FROM {db}.{port_sources} WHERE {filter} AND dport IN ({port_list}) GROUP BY c \
+       HAVING n >= ?) AS sent \
+     USING c ORDER BY packets DESC, c LIMIT ?";
+
+/// Public answers: packets to the given (published) ports per step and country, countries
+/// outside the given list folded into `''`. Binds: step, step, countries, the filter, each port.
+pub const PUBLIC_COUNTRY_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
+     if(has(?, toString(country)), toString(country), '') AS c, {port_count} AS packets \
+     FROM {db}.{port_packets} WHERE {filter} AND dport IN ({port_list}) \
+     GROUP BY t, c ORDER BY t, c";
+
+/// Public answers: the divisor of "average per sensor", sensors that saw any of the given
+/// (published) ports per step (a sensor that saw only unpublished ports does not move it).
+/// Binds: step, step, the filter, each port.
+pub const PUBLIC_ACTIVE_SENSORS: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
+     uniqExact(sensor_id) AS sensors FROM {db}.{ports} WHERE {filter} \
+     AND dport IN ({port_list}) GROUP BY t ORDER BY t";
+
 /// Known sensor ids (the registry; the filter accepts only these).
 pub const SENSOR_IDS: &str = "SELECT sensor_id FROM {db}.sensors GROUP BY sensor_id \
      ORDER BY sensor_id";
@@ -368,6 +407,53 @@ pub fn all(db: &str) -> Vec<(String, String)> {
             }
         }
     }
+    // Public answers: never a sensor filter; with and without a protocol.
+    let tcp = Filter {
+        protos: Some(1),
+        sensors: None,
+        ports: 0,
+    };
+    for rollup in [Rollup::FiveMinutes, Rollup::Hour] {
+        for (filter, f, label) in [
+            (tcp, &FILTER_SAMPLES[..3], "tcp"),
+            (Filter::default(), &NO_FILTER_SAMPLES[..], "all"),
+        ] {
+            let two = Filter { ports: 2, ..filter };
+            let ports: &[&str] = &["23", "445"];
+            let public: Vec<(&str, &str, Filter, Vec<String>)> = vec![
+                (
+                    "public ports",
+                    PUBLIC_PORTS,
+                    filter,
+                    vals(&[f, &["2"], f, &["10"]]),
+                ),
+                (
+                    "public countries",
+                    PUBLIC_COUNTRIES,
+                    two,
+                    vals(&[f, ports, &["2"], f, ports, &["10"], &["10"]]),
+                ),
+                (
+                    "public country series",
+                    PUBLIC_COUNTRY_SERIES,
+                    two,
+                    vals(&[&["3600", "3600", "['AU','JP']"], f, ports]),
+                ),
+                (
+                    "public active sensors",
+                    PUBLIC_ACTIVE_SENSORS,
+                    two,
+                    vals(&[&["3600", "3600"], f, ports]),
+                ),
+            ];
+            for (what, template, filter, values) in public {
+                out.push((
+                    format!("{what} ({}, {label})", rollup.suffix()),
+                    fill(&graph_sql(template, db, rollup, filter), &values),
+                ));
+            }
+        }
+    }
     for (filter, f, label) in [
         (FILTERED, &FILTER_SAMPLES[..], "filtered"),
         (Filter::default(), &NO_FILTER_SAMPLES[..], "unfiltered"),
@@ -496,6 +582,25 @@ mod tests {
         assert_eq!(count(PORT_SOURCES), 8);
         assert_eq!(count(PORT_SOURCES_ALL), 7);
         assert_eq!(count(TRENDS), 11);
+        let public = Filter {
+            protos: Some(1),
+            sensors: None,
+            ports: 2,
+        };
+        let n = |t: &str| {
+            graph_sql(t, "db", Rollup::Hour, public)
+                .matches('?')
+                .count()
+        };
+        assert_eq!(n(PUBLIC_PORTS), 8);
+        assert_eq!(n(PUBLIC_COUNTRIES), 13);
+        assert_eq!(n(PUBLIC_COUNTRY_SERIES), 8);
+        assert_eq!(n(PUBLIC_ACTIVE_SENSORS), 7);
+        // Distinct sources over all sensors; distinct sensors from a per-sensor rollup.
+        let p = graph_sql(PUBLIC_PORTS, "db", Rollup::Hour, public);
+        assert!(p.contains("FROM db.scan_ports_1h") && p.contains("FROM db.scan_port_sources_1d"));
+        let p = graph_sql(PUBLIC_PORTS, "db", Rollup::FiveMinutes, public);
+        assert!(p.contains("FROM db.scan_ports_5m") && p.contains("FROM db.scan_port_sources_5m"));
         assert_eq!(count(EVENT_SEARCH), 8);
         let three = Filter {
             protos: Some(2),

@@ -84,12 +84,14 @@ const FILTERS: [(&str, &str); 5] = [
 /// Requests every period of whole days with every filter and a few N (each phase its own N,
 /// so that the dashboard's cache stays out of it) and compares each answer with the raw events.
 async fn check_all(env: &Env, periods: &[&str], tops: &[usize]) -> usize {
+    // The analyst's answers (every sensor filter; the public ones are in `graphs.rs`).
+    let cookie = common::analyst_cookie(env);
     let mut checked = 0;
     for period in periods {
         for (f, extra) in FILTERS {
             for top in tops {
                 let uri = format!("/api/v1/ports.json?period={period}&mode=total&top={top}{f}");
-                let a = get(&env.app, &uri, None).await;
+                let a = get(&env.app, &uri, Some(&cookie)).await;
                 assert_eq!(a.status, 200, "{uri}: {}", a.text());
                 let g = a.json();
                 let (from, to) = (g["from"].as_i64().unwrap(), g["to"].as_i64().unwrap());
@@ -189,7 +191,7 @@ async fn top_ports_from_digests_are_exact() {
     let g = get(
         &env.app,
         "/api/v1/ports.json?period=1m&mode=total&top=9",
-        None,
+        Some(&common::analyst_cookie(&env)),
     )
     .await
     .json();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{count, get, start, DB};
+use common::{count, get, start, start_with, today, DAY, DB};
 use serde_json::Value;
 
 /// Sum of a series' values.
@@ -35,9 +35,13 @@ fn series<'a>(g: &'a Value, name: &str) -> &'a Value {
 async fn graphs_match_the_raw_events() {
     let env = start(400_000);
     let app = &env.app;
+    // Everything at once, per sensor, up to now: the analyst's view (the public one is
+    // `public_views_follow_the_rules` below).
+    let cookie = common::analyst_cookie(&env);
+    let an = Some(cookie.as_str());
 
     // Destination ports, last day, totals: each port's sum equals the raw count.
-    let a = get(app, "/api/v1/ports.json?mode=total&top=5", None).await;
+    let a = get(app, "/api/v1/ports.json?mode=total&top=5", an).await;
     assert_eq!(a.status, 200, "{}", a.text());
     let g = a.json();
     assert_eq!(g["step"], 300, "one day is drawn from the 5-minute rollup");
@@ -69,14 +73,14 @@ async fn graphs_match_the_raw_events() {
     }
 
     // Per sensor: every bucket divided by the 4 sensors that saw traffic.
-    let avg = get(app, "/api/v1/ports.json?top=5", None).await.json();
+    let avg = get(app, "/api/v1/ports.json?top=5", an).await.json();
     assert_eq!(avg["mode"], "avg");
     let t23 = sum(series(&g, "23"));
     assert!((sum(series(&avg, "23")) - t23 / 4.0).abs() < 1e-6);
     assert!(avg["unit"].as_str().unwrap().contains("per sensor"));
 
     // Protocol filter.
-    let udp = get(app, "/api/v1/ports.json?mode=total&proto=udp&top=3", None)
+    let udp = get(app, "/api/v1/ports.json?mode=total&proto=udp&top=3", an)
         .await
         .json();
     let top_udp = &udp["series"][0];
@@ -90,11 +94,11 @@ async fn graphs_match_the_raw_events() {
     );
     assert_eq!(sum(top_udp), raw);
     assert_eq!(port, "53", "DNS leads UDP");
-    let tcp = get(app, "/api/v1/ports.json?mode=total&proto=tcp&top=1", None)
+    let tcp = get(app, "/api/v1/ports.json?mode=total&proto=tcp&top=1", an)
         .await
         .json();
     assert_eq!(tcp["series"][0]["name"], "8728", "the surge is TCP");
-    let icmp = get(app, "/api/v1/ports.json?mode=total&proto=icmp&top=3", None)
+    let icmp = get(app, "/api/v1/ports.json?mode=total&proto=icmp&top=3", an)
         .await
         .json();
     let icmp_series = icmp["series"].as_array().unwrap();
@@ -112,7 +116,7 @@ async fn graphs_match_the_raw_events() {
     let one = get(
         app,
         "/api/v1/ports.json?mode=total&sensor=osaka-1&top=1",
-        None,
+        an,
     )
     .await
     .json();
@@ -126,7 +130,7 @@ async fn graphs_match_the_raw_events() {
     );
     assert_eq!(sum(&one["series"][0]), raw);
     assert_eq!(one["sensors"], "sensor osaka-1");
-    let grp = get(app, "/api/v1/ports.json?mode=total&group=north&top=1", None)
+    let grp = get(app, "/api/v1/ports.json?mode=total&group=north&top=1", an)
         .await
         .json();
     let raw = count(
@@ -140,7 +144,7 @@ async fn graphs_match_the_raw_events() {
     assert_eq!(sum(&grp["series"][0]), raw);
 
     // A month reads the hourly rollup; a custom span of 3 days too.
-    let month = get(app, "/api/v1/ports.json?period=1m&mode=total&top=2", None)
+    let month = get(app, "/api/v1/ports.json?period=1m&mode=total&top=2", an)
         .await
         .json();
     assert_eq!(month["step"], 3600);
@@ -158,13 +162,13 @@ async fn graphs_match_the_raw_events() {
         ),
     );
     assert_eq!(sum(&month["series"][0]), raw);
-    let year = get(app, "/api/v1/ports.json?period=1y&top=2", None)
+    let year = get(app, "/api/v1/ports.json?period=1y&top=2", an)
         .await
         .json();
     assert_eq!(year["step"], 86_400);
 
     // Regions: top N plus others add up to every packet.
-    let r = get(app, "/api/v1/regions.json?mode=total&top=3", None)
+    let r = get(app, "/api/v1/regions.json?mode=total&top=3", an)
         .await
         .json();
     let all = all_series(&r);
@@ -184,7 +188,7 @@ async fn graphs_match_the_raw_events() {
 
     // Per port: packets by region add up; unique sources over all regions match uniqExact
     // within the approximation of uniq.
-    let pp = get(app, "/api/v1/port.json?port=23&mode=total&top=3", None)
+    let pp = get(app, "/api/v1/port.json?port=23&mode=total&top=3", an)
         .await
         .json();
     let port23 = |from: i64, to: i64| {
@@ -226,7 +230,7 @@ async fn graphs_match_the_raw_events() {
     let pm = get(
         app,
         "/api/v1/port.json?port=23&period=1m&mode=total&top=3",
-        None,
+        an,
     )
     .await
     .json();
@@ -273,7 +277,7 @@ async fn graphs_match_the_raw_events() {
     let ps = get(
         app,
         "/api/v1/port.json?port=23&period=1m&sensor=osaka-1",
-        None,
+        an,
     )
     .await
     .json();
@@ -283,7 +287,7 @@ async fn graphs_match_the_raw_events() {
         "osaka-1",
     );
     // The CSV has the hourly rows; the daily sources fill the midnight rows only.
-    let mcsv = get(app, "/api/v1/port.csv?port=23&period=1m&top=2", None)
+    let mcsv = get(app, "/api/v1/port.csv?port=23&period=1m&top=2", an)
         .await
         .text();
     let midnight = mcsv
@@ -296,7 +300,7 @@ async fn graphs_match_the_raw_events() {
     assert!(one_am.ends_with(','), "{one_am}");
 
     // Trends: the surge on 8728 stands out against its 30-day baseline.
-    let tr = get(app, "/api/v1/trends.json", None).await.json();
+    let tr = get(app, "/api/v1/trends.json", an).await.json();
     let rising = tr["rising"].as_array().unwrap();
     assert_eq!(rising[0]["port"], 8728, "{tr}");
     assert_eq!(rising[0]["proto"], "tcp");
@@ -304,12 +308,12 @@ async fn graphs_match_the_raw_events() {
         rising.iter().all(|r| r["port"] != 23),
         "steady ports do not rise: {tr}"
     );
-    let front = get(app, "/", None).await;
+    let front = get(app, "/", an).await;
     assert_eq!(front.status, 200);
     assert!(front.text().contains("id=\"trends\"") && front.text().contains(">8728/tcp<"));
 
     // CSV: one row per bucket plus the header.
-    let csv = get(app, "/api/v1/ports.csv?top=5&mode=total", None).await;
+    let csv = get(app, "/api/v1/ports.csv?top=5&mode=total", an).await;
     assert_eq!(csv.status, 200);
     assert!(csv.headers["content-type"]
         .to_str()
@@ -318,21 +322,19 @@ async fn graphs_match_the_raw_events() {
     let text = csv.text();
     assert_eq!(text.lines().count(), 289);
     assert!(text.starts_with("time,"));
-    let pcsv = get(app, "/api/v1/port.csv?port=23&top=2", None)
-        .await
-        .text();
+    let pcsv = get(app, "/api/v1/port.csv?port=23&top=2", an).await.text();
     assert!(pcsv.lines().next().unwrap().contains("sources all regions"));
 
     // Charts.
-    let png = get(app, "/chart/ports.png?top=5", None).await;
+    let png = get(app, "/chart/ports.png?top=5", an).await;
     assert_eq!(png.status, 200);
     assert_eq!(png.headers["content-type"], "image/png");
     assert_eq!(&png.body[1..4], b"PNG");
-    let svg = get(app, "/chart/regions.svg?top=3", None).await;
+    let svg = get(app, "/chart/regions.svg?top=3", an).await;
     assert_eq!(svg.headers["content-type"], "image/svg+xml");
     assert!(svg.text().contains("\nCN\n</text>"));
     for c in ["port-packets", "port-sources"] {
-        let a = get(app, &format!("/chart/{c}.svg?port=23"), None).await;
+        let a = get(app, &format!("/chart/{c}.svg?port=23"), an).await;
         assert_eq!(a.status, 200, "{c}: {}", a.text());
     }
 
@@ -372,6 +374,7 @@ async fn graphs_match_the_raw_events() {
 async fn bad_parameters_are_400_and_the_cache_outlives_an_outage() {
     let mut env = start(20_000);
     let app = &env.app;
+    let cookie = common::analyst_cookie(&env);
     for (uri, message) in [
         (
             "/api/v1/ports.json?top=1000000",
@@ -404,7 +407,7 @@ async fn bad_parameters_are_400_and_the_cache_outlives_an_outage() {
         ("/regions?period=2y", "period"),
         ("/?x=1", "unknown field `x`"),
     ] {
-        let a = get(app, uri, None).await;
+        let a = get(app, uri, Some(&cookie)).await;
         assert_eq!(a.status, 400, "{uri}: {}", a.text());
         assert!(a.text().contains(message), "{uri}: {}", a.text());
     }
@@ -415,13 +418,14 @@ async fn bad_parameters_are_400_and_the_cache_outlives_an_outage() {
         "/chart/regions.png?proto=icmp&sensor=tokyo-1&period=custom&from=2020-01-01&to=2020-01-02",
         "/chart/ports.svg?period=custom&from=2020-01-01&to=2020-01-02",
     ] {
-        let a = get(app, uri, None).await;
+        let a = get(app, uri, Some(&cookie)).await;
         assert_eq!(a.status, 200, "{uri}: {}", a.text());
     }
-    let empty = get(app, "/api/v1/port.json?port=23&proto=udp", None)
+    let empty = get(app, "/api/v1/port.json?port=23&proto=udp", Some(&cookie))
         .await
         .json();
     assert_eq!(empty["packets"]["series"], serde_json::json!([]));
+    assert_eq!(empty["published"], true, "analysts see every port");
     // The injection attempt changed nothing.
     assert_eq!(
         count(&env.ch, &format!("SELECT count() FROM {DB}.sensors")),
@@ -447,4 +451,294 @@ async fn bad_parameters_are_400_and_the_cache_outlives_an_outage() {
     let back = get(app, "/api/v1/ports.json?period=1w&proto=udp", None).await;
     assert_eq!(back.status, 200);
     drop(env.state);
+}
+
+/// Marked probes (the probe response attack): `n` TCP SYNs to `port` from `sources` sources
+/// (from 192.0.2.1 up) at `t`, to the given sensors in turn.
+fn probes_sql(port: u16, n: u64, sources: u64, sensors: &[&str], t: i64) -> String {
+    let list = sensors
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "INSERT INTO {DB}.scan_events (sensor_id, epoch, batch_seq, idx, ts, usec, proto, src, \
+         dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country) \
+         SELECT arrayElement([{list}], 1 + number % {ns}), 424242 + {t}, {port}, toUInt32(number), \
+           toDateTime({t}), 0, toUInt8(6), \
+           toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(3221225985 + number % {sources})))), 16), \
+           toFixedString(IPv6StringToNum('::ffff:198.18.0.77'), 16), toUInt16(40000), \
+           toUInt16({port}), toUInt16(2), toUInt8(50), toUInt32(0), toUInt32(40), toUInt32(0), \
+           toUInt16(1024), 'scan', toUInt8(0), toFixedString('AU', 2) FROM numbers({n})",
+        ns = sensors.len()
+    )
+}
+
+/// The public pages and API against the probe response attack: marked probes to a port nothing
+/// else uses change no public byte (today's, or yesterday's below the threshold); above it, the
+/// port is shown for the days that are over, in hours; a port below the threshold and one never
+/// seen get the same answer; analysts see the probes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_views_follow_the_rules() {
+    // No cache and trends computed when asked: every answer below is read afresh.
+    let env = start_with(
+        100_000,
+        "[cache]\nttl_secs = 0\n\n[trends]\nrefresh_secs = 0\n",
+    );
+    let app = &env.app;
+    let cookie = common::analyst_cookie(&env);
+    let midnight = today();
+    // A port no generated event uses, and another one.
+    let free = |p: u16| {
+        count(
+            &env.ch,
+            &format!("SELECT count() FROM {DB}.scan_events WHERE dport = {p}"),
+        ) == 0.0
+    };
+    let marked = (47_000..48_000).find(|p| free(*p)).unwrap();
+    let never = (marked + 1..48_000).find(|p| free(*p)).unwrap();
+
+    // The rules are stated: in JSON, headers, pages.
+    let a = get(app, "/api/v1/ports.json?top=20&mode=total", None).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let g = a.json();
+    assert_eq!(
+        (g["to"].as_i64(), g["step"].as_i64()),
+        (Some(midnight), Some(3600))
+    );
+    assert_eq!(g["from"].as_i64(), Some(midnight - DAY));
+    assert_eq!(g["public"]["until"].as_i64(), Some(midnight));
+    assert_eq!(g["public"]["delay"], "whole UTC days that are over");
+    assert_eq!(g["public"]["min_sources"], 10);
+    assert_eq!(a.headers["x-teiten-public-grain"], "3600");
+    assert_eq!(a.headers["cache-control"], "public, max-age=60");
+    assert_eq!(a.headers["vary"], "Cookie");
+    assert!(g["series"].as_array().unwrap().len() >= 10, "{g}");
+    let regions = get(app, "/api/v1/regions.json?mode=total", None)
+        .await
+        .json();
+    assert!(
+        !regions["series"].as_array().unwrap().is_empty(),
+        "{regions}"
+    );
+    // Each public port cleared the threshold (exact counts over the raw events: at least the
+    // HyperLogLog estimate's 10, with room for its error) and its numbers are the raw ones.
+    for s in g["series"].as_array().unwrap() {
+        let port = s["name"].as_str().unwrap();
+        let range = format!(
+            "ts >= toDateTime({}) AND ts < toDateTime({midnight}) AND dport = {port}",
+            midnight - DAY
+        );
+        let sensors = count(
+            &env.ch,
+            &format!("SELECT uniqExact(sensor_id) FROM {DB}.scan_events WHERE {range}"),
+        );
+        let sources = count(
+            &env.ch,
+            &format!("SELECT uniqExact(src) FROM {DB}.scan_events WHERE {range}"),
+        );
+        assert!(
+            sensors >= 2.0 && sources >= 9.0,
+            "port {port}: {sources} sources on {sensors} sensors"
+        );
+        let raw = count(
+            &env.ch,
+            &format!("SELECT count() FROM {DB}.scan_events WHERE {range}"),
+        );
+        assert_eq!(s["total"].as_f64(), Some(raw), "port {port}");
+    }
+    let front = get(app, "/", None).await.text();
+    assert!(
+        front.contains("id=\"public\"") && !front.contains("id=\"sensor\""),
+        "{front}"
+    );
+    // Sensor and group filters, finer or later data: the same 400 for any value.
+    for uri in [
+        "/api/v1/ports.json?sensor=tokyo-1",
+        "/api/v1/ports.json?sensor=mars-1",
+        "/chart/ports.png?group=north",
+        "/port?port=23&sensor=naha-1",
+    ] {
+        let a = get(app, uri, None).await;
+        assert_eq!(a.status, 400, "{uri}");
+        assert!(
+            a.text().contains("filters are for analysts"),
+            "{uri}: {}",
+            a.text()
+        );
+    }
+    let late = format!(
+        "/api/v1/ports.json?from={}&to={}",
+        midnight + 600,
+        midnight + 3600
+    );
+    let a = get(app, &late, None).await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.text().starts_with("from (") && a.text().contains("public data ends at"),
+        "{}",
+        a.text()
+    );
+    // A custom range into today is cut at midnight, in hours.
+    let cut = get(
+        app,
+        &format!(
+            "/api/v1/ports.json?from={}&to={}",
+            midnight - 7200,
+            midnight + 7200
+        ),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(
+        (cut["to"].as_i64(), cut["step"].as_i64()),
+        (Some(midnight), Some(3600))
+    );
+
+    let uris: Vec<String> = [
+        "/",
+        "/regions",
+        "/port?port={m}",
+        "/?period=1w&top=20",
+        "/api/v1/ports.json?top=20",
+        "/api/v1/ports.json?top=20&mode=total&proto=tcp",
+        "/api/v1/ports.csv?top=20",
+        "/api/v1/regions.json?top=20",
+        "/api/v1/regions.json?top=20&mode=total",
+        "/api/v1/regions.csv?period=1w",
+        "/api/v1/port.json?port={m}",
+        "/api/v1/port.csv?port={m}",
+        "/api/v1/port.json?port={m}&period=1w",
+        "/api/v1/trends.json",
+        "/chart/ports.png?top=20",
+        "/chart/ports.svg?period=1m&top=20",
+        "/chart/regions.svg",
+        "/chart/port-packets.svg?port={m}",
+        "/chart/port-sources.png?port={m}",
+        "/chart/port-packets.png?port={m}&period=custom&from={f}&to={t}",
+    ]
+    .iter()
+    .map(|u| {
+        u.replace("{m}", &marked.to_string())
+            .replace("{f}", &(midnight - 30 * DAY).to_string())
+            .replace("{t}", &(midnight + DAY).to_string())
+    })
+    .collect();
+    let read_all = || async {
+        let mut out = Vec::new();
+        for u in &uris {
+            let a = get(app, u, None).await;
+            assert_eq!(a.status, 200, "{u}: {}", a.text());
+            out.push(a.body);
+        }
+        out
+    };
+    let before = read_all().await;
+
+    // Phase 1: 7 marked SYNs to one sensor today, and 7 more yesterday (still below the
+    // threshold: one source, one sensor).
+    env.ch
+        .query(&probes_sql(
+            marked,
+            7,
+            1,
+            &["tokyo-1"],
+            teiten_dashboard::now() - 60,
+        ))
+        .unwrap();
+    env.ch
+        .query(&probes_sql(marked, 7, 1, &["tokyo-1"], midnight - 5 * 3600))
+        .unwrap();
+    let after = read_all().await;
+    for (u, (b, a)) in uris.iter().zip(before.iter().zip(&after)) {
+        assert!(b == a, "{u} changed after the marked probes");
+    }
+    // A port below the threshold and one never seen: the same answer, the port aside.
+    for (path, ext) in [
+        ("/api/v1/port", "json"),
+        ("/api/v1/port", "csv"),
+        ("/chart/port-packets", "svg"),
+        ("/chart/port-sources", "svg"),
+        ("/port", ""),
+    ] {
+        let u = |p: u16| {
+            if ext.is_empty() {
+                format!("{path}?port={p}")
+            } else {
+                format!("{path}.{ext}?port={p}")
+            }
+        };
+        let a = get(app, &u(marked), None).await;
+        let b = get(app, &u(never), None).await;
+        assert_eq!(a.status, b.status, "{path}");
+        assert_eq!(
+            a.text().replace(&marked.to_string(), "P"),
+            b.text().replace(&never.to_string(), "P"),
+            "{path}.{ext}"
+        );
+    }
+    let np = get(app, &format!("/api/v1/port.json?port={marked}"), None)
+        .await
+        .json();
+    assert_eq!(np["published"], false);
+    assert_eq!(np["packets"]["series"], serde_json::json!([]));
+    let page = get(app, &format!("/port?port={marked}"), None).await.text();
+    assert!(page.contains("is not published for this period"), "{page}");
+    // The analyst sees both at once, per sensor, in 5-minute buckets.
+    let an = get(
+        app,
+        &format!(
+            "/api/v1/port.json?port={marked}&period=custom&from={}&to={}&mode=total&sensor=tokyo-1",
+            midnight - DAY,
+            teiten_dashboard::now() + 300
+        ),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(an.headers["cache-control"], "private, no-store");
+    let an = an.json();
+    assert_eq!(an["public"], serde_json::Value::Null);
+    assert_eq!(all_series(&an["packets"]), 14.0, "{an}");
+    let today_an = get(
+        app,
+        &format!("/api/v1/port.json?port={marked}&mode=total"),
+        Some(&cookie),
+    )
+    .await
+    .json();
+    assert_eq!(today_an["packets"]["step"], 300);
+    assert!(all_series(&today_an["packets"]) >= 7.0);
+
+    // Phase 2: yesterday, 12 sources on 2 sensors: the port clears the threshold and is shown
+    // for yesterday, in hours, with every one of yesterday's probes and none of today's.
+    env.ch
+        .query(&probes_sql(
+            marked,
+            24,
+            12,
+            &["osaka-1", "naha-1"],
+            midnight - 3 * 3600,
+        ))
+        .unwrap();
+    let p = get(
+        app,
+        &format!("/api/v1/port.json?port={marked}&mode=total"),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(p["published"], true, "{p}");
+    assert_eq!(p["packets"]["step"], 3600);
+    assert_eq!(all_series(&p["packets"]), 31.0, "{p}");
+    let top = get(app, "/api/v1/ports.json?top=20&mode=total", None)
+        .await
+        .json();
+    let shown = top["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == marked.to_string().as_str());
+    let rank = count(&env.ch, &format!("SELECT count() FROM (SELECT dport, count() AS c FROM {DB}.scan_events WHERE ts >= toDateTime({}) AND ts < toDateTime({midnight}) GROUP BY dport HAVING c > 31)", midnight - DAY));
+    assert_eq!(shown, rank < 20.0, "{top}");
 }

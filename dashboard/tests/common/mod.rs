@@ -31,6 +31,11 @@ pub(crate) struct Env {
 /// Starts ClickHouse, applies the aggregator's schema, loads `events` events over the last 31
 /// days from 4 sensors plus a surge on TCP port 8728 in the last 20 hours, and builds the app.
 pub(crate) fn start(events: u64) -> Env {
+    start_with(events, "")
+}
+
+/// [`start`] with more config text (sections after the others').
+pub(crate) fn start_with(events: u64, extra: &str) -> Env {
     let ch =
         Server::start().expect("a private clickhouse-server (apt-get install clickhouse-server)");
     for step in steps(DB, &Layout::Single) {
@@ -68,7 +73,7 @@ pub(crate) fn start(events: u64) -> Env {
     let toml = format!(
         "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n\n[groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n\n\
          [analyst]\noutbox = \"{}\"\naggregator_config = \"{}\"\n\n\
-         [analyst.users]\nalice = \"{hash}\"\n",
+         [analyst.users]\nalice = \"{hash}\"\n\n{extra}",
         ch.url(),
         ch.dir().join("outbox").display(),
         aggregator_config.display(),
@@ -165,4 +170,19 @@ pub(crate) fn count(ch: &Server, sql: &str) -> f64 {
 pub(crate) fn csrf_of(html: &str) -> String {
     let i = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[i..].split('"').next().unwrap().to_owned()
+}
+
+/// A logged-in analyst's session cookie (`teiten_session=...`), made the way the login handler
+/// makes one; the login itself is tested in `analyst.rs`.
+pub(crate) fn analyst_cookie(env: &Env) -> String {
+    format!(
+        "{}={}",
+        teiten_dashboard::auth::SESSION_COOKIE,
+        env.state.sessions.create("alice")
+    )
+}
+
+/// Start of the current UTC day: where public data ends by default.
+pub(crate) fn today() -> i64 {
+    teiten_dashboard::now() / DAY * DAY
 }
