@@ -23,7 +23,10 @@ pub mod queries;
 mod server;
 pub mod testdata;
 
-pub use config::{AnalystConfig, CacheConfig, Config, LimitsConfig, Settings, TrendsConfig};
+pub use config::{
+    AnalystConfig, CacheConfig, Config, LimitsConfig, LoginConfig, QueryConfig, Settings,
+    TrendsConfig,
+};
 pub use error::{Error, HttpError, Result};
 pub use http::{app, now, AppState};
 pub use server::{client, serve};
