@@ -188,6 +188,42 @@ pub struct LoginGuard {
     by_address: Keyed<IpAddr>,
     by_user: Keyed<String>,
     checks: tokio::sync::Semaphore,
+    /// Work for the password check threads.
+    jobs: std::sync::mpsc::SyncSender<Check>,
+}
+
+/// A hash, a password, and where the answer goes.
+type Check = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// `n` threads that check passwords at a lower CPU priority (nice 10), so that a run of
+/// checks never starves the request handlers of the machine's cores; a fixed set of threads
+/// also keeps the argon2 memory in a fixed set of malloc arenas.
+fn checkers(n: usize) -> std::sync::mpsc::SyncSender<Check> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Check>(n);
+    let rx = std::sync::Arc::new(Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("password-check-{i}"))
+            .spawn(move || {
+                // SAFETY: setpriority has no memory effects; on Linux, PRIO_PROCESS with id 0
+                // sets the nice value of the calling thread only.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                }
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((hash, password, answer)) = job else {
+                        return;
+                    };
+                    let _ = answer.send(verify_password(&hash, &password));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "Starting a password check thread failed");
+        }
+    }
+    tx
 }
 
 fn quota(burst: u32, per_minute: u32) -> governor::Quota {
@@ -236,6 +272,7 @@ impl LoginGuard {
             )),
             by_user: governor::RateLimiter::keyed(quota(cfg.user_burst, cfg.user_per_minute)),
             checks: tokio::sync::Semaphore::new(cfg.max_checks),
+            jobs: checkers(cfg.max_checks),
         }
     }
 
@@ -256,7 +293,8 @@ impl LoginGuard {
         Ok(())
     }
 
-    /// Runs a password check when a slot is free (waiting at most 2 s for one).
+    /// Runs a password check on a check thread when a slot is free (waiting at most 2 s for
+    /// one).
     pub async fn verify(
         &self,
         hash: String,
@@ -266,9 +304,11 @@ impl LoginGuard {
             .await
             .map_err(|_| Refusal::Busy)?
             .map_err(|_| Refusal::Busy)?;
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
+        let (answer, ok) = tokio::sync::oneshot::channel();
+        self.jobs
+            .try_send((hash, password, answer))
+            .map_err(|_| Refusal::Busy)?;
+        let ok = ok.await.unwrap_or(false);
         drop(permit);
         Ok(ok)
     }

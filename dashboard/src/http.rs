@@ -638,7 +638,8 @@ async fn login(
                 "The server is busy; try again in a moment.",
             ),
         };
-        tracing::warn!(user = %name, %ip, ?refusal, "Login attempt refused unchecked");
+        // Debug only: a flood must not become a flood of log lines.
+        tracing::debug!(user = %name, %ip, ?refusal, "Login attempt refused unchecked");
         let mut res = login_form_response(&state, status, Some(message));
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
