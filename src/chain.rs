@@ -188,7 +188,7 @@ impl Chain {
             &sensor_cfg,
             &format!(
                 "sensor_id = \"lab-1\"\ninterface = \"{}\"\nmonitored_prefixes = [\"{}\"]\n\
-                 [aggregator]\nurls = [\"{aggregator_url}\"]\ntoken = \"{token}\"\n\
+                 [aggregator]\nurls = [\"{aggregator_url}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
                  retry_max_secs = 2\n[spool]\ndir = \"{}\"\n\
                  [batch]\nmax_interval_ms = {}\n[metrics]\nlisten = \"\"\n",
                 lab.sensor_if,

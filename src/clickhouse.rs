@@ -7,6 +7,10 @@
 //! [`Server::cluster`] starts several servers that each know all of them as the shards of one
 //! cluster, for `Distributed` tables.
 //!
+//! Besides `default` (no password), every server has the user [`READER_USER`] (password
+//! [`READER_PASSWORD`]) whose profile is `readonly = 2`: it may read and set query settings,
+//! not write (the dashboard's `[query] user`).
+//!
 //! The binary is `$TEITEN_CLICKHOUSE_SERVER`, else `clickhouse-server` from `PATH`, `/usr/sbin`
 //! or `/usr/bin` (Debian's package `clickhouse-server`). No binary is an error that says so:
 //! a test that needs ClickHouse fails, it never skips.
@@ -55,6 +59,11 @@ fn find_binary() -> io::Result<PathBuf> {
             )
         })
 }
+
+/// The read-only user of every test server.
+pub const READER_USER: &str = "teiten_reader";
+/// Its password.
+pub const READER_PASSWORD: &str = "reader-pw";
 
 /// A loopback TCP port that was free a moment ago.
 pub fn free_port() -> io::Result<u16> {
@@ -139,8 +148,8 @@ impl Server {
             dir.join("users.xml"),
             r#"<?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default><reader><max_memory_usage>4000000000</max_memory_usage><readonly>2</readonly></reader></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default><teiten_reader><password>reader-pw</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>reader</profile><quota>default</quota></teiten_reader></users>
   <quotas><default></default></quotas>
 </yandex>
 "#,

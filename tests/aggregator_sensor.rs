@@ -33,7 +33,7 @@ fn sensor_replay_reaches_clickhouse_exactly() {
         &config,
         format!(
             "sensor_id = \"lab-1\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
-             [aggregator]\nurls = [\"{}\"]\ntoken = \"{token}\"\ntimeout_secs = 30\n\n\
+             [aggregator]\nurls = [\"{}\"]\nallow_insecure = true\ntoken = \"{token}\"\ntimeout_secs = 30\n\n\
              [spool]\ndir = \"{}\"\n\n[batch]\nmax_events = 5000\nmax_interval_ms = 200\n",
             agg.url,
             dir.path().join("spool").display()

@@ -38,7 +38,7 @@ fn config_with_metrics(
         &path,
         format!(
             "sensor_id = \"spool-test\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\
-             [aggregator]\nurls = [{}]\ntoken = \"{TOKEN}\"\ntimeout_secs = 5\nretry_max_secs = 1\n\
+             [aggregator]\nurls = [{}]\nallow_insecure = true\ntoken = \"{TOKEN}\"\ntimeout_secs = 5\nretry_max_secs = 1\n\
              [spool]\ndir = \"{}\"\n[batch]\nmax_events = {max_events}\nmax_interval_ms = 200\n\
              [metrics]\nlisten = \"{}\"\n",
             urls.join(", "),

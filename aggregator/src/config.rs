@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::exchange::config::{Exchange, ExchangeConfig};
+use crate::http_server::ServerConfig;
 
 /// The config file as written (`aggregator.example.toml` shows every field).
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +39,9 @@ pub struct Config {
     /// The IODEF exchange with partner CSIRTs and internal reports.
     #[serde(default)]
     pub exchange: ExchangeConfig,
+    /// Limits on connections and requests (slow and abusive clients).
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 /// `[clickhouse]`
@@ -399,6 +403,19 @@ impl Config {
         if self.registry.refresh_secs == 0 {
             return Err(bad("registry.refresh_secs", "must be at least 1"));
         }
+        self.server
+            .check()
+            .map_err(|(field, reason)| bad(field, reason))?;
+        if self.server.request_timeout_secs <= self.ingest.ack_timeout_secs {
+            return Err(bad(
+                "server.request_timeout_secs",
+                format!(
+                    "must be more than ingest.ack_timeout_secs ({}), or a batch could time out \
+                     before its acknowledgement",
+                    self.ingest.ack_timeout_secs
+                ),
+            ));
+        }
         let exchange = self.exchange.clone().validate()?;
         Ok(Settings {
             exchange,
@@ -491,6 +508,25 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().contains("ingest.max_pending_events"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn server_limits_are_checked() {
+        let s = Config::parse("").unwrap().validate().unwrap();
+        assert_eq!(s.config.server.max_connections, 1024);
+        let err = Config::parse("[server]\nmax_connections = 0\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("server.max_connections"), "{err}");
+        let err = Config::parse("[server]\nrequest_timeout_secs = 30\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("server.request_timeout_secs"),
             "{err}"
         );
     }

@@ -4,7 +4,8 @@
 //! Layout: [`config`] (TOML, validated before I/O), [`schema`] and [`queries`] (every SQL
 //! statement), [`migrate`], [`geo`], [`registry`] (sensors and tokens), [`store`] (dedup,
 //! backpressure, the writer), [`http`] (`app()`), [`retention`], [`digest`] (the port digests of
-//! past days), [`server`] (running it all).
+//! past days), [`http_server`] (the hardened accept loop, shared with the dashboard), [`server`]
+//! (running it all).
 //! See `aggregator/README.md` for the tables the dashboard and the IODEF export read.
 
 mod config;
@@ -13,6 +14,7 @@ mod error;
 pub mod exchange;
 mod geo;
 mod http;
+pub mod http_server;
 mod metrics;
 mod migrate;
 pub mod queries;

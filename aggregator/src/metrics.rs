@@ -41,6 +41,8 @@ pub struct Metrics {
     pub partitions_dropped: Counter,
     /// Events re-inserted when repairing a partly stored batch.
     pub events_repaired: Counter,
+    /// Reloads of the sensor registry from ClickHouse (periodic and on unknown tokens).
+    pub registry_reloads: Counter,
 }
 
 impl Default for Metrics {
@@ -65,6 +67,7 @@ impl Metrics {
             geo_reloads: Counter::default(),
             partitions_dropped: Counter::default(),
             events_repaired: Counter::default(),
+            registry_reloads: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -117,6 +120,11 @@ impl Metrics {
             "events_repaired",
             "Events inserted to complete a partly stored batch",
             m.events_repaired.clone(),
+        );
+        registry.register(
+            "registry_reloads",
+            "Reloads of the sensor registry from ClickHouse",
+            m.registry_reloads.clone(),
         );
         Metrics { registry, ..m }
     }

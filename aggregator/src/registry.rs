@@ -191,12 +191,21 @@ pub enum Auth {
 }
 
 /// The in-memory copy of the registry used to authenticate requests.
+///
+/// Reloads are single-flight: one at a time, and a request with an unknown token that finds a
+/// reload in flight waits for it instead of starting another. Unknown tokens cause at most one
+/// reload per [`MISS_REFRESH_GAP`], counted from the start of the last reload whether it
+/// succeeded or not, so a flood of made-up tokens costs ClickHouse one query a second.
 pub struct Cache {
     client: Client,
     db: String,
     /// Token hash -> (sensor, revoked).
     by_hash: RwLock<HashMap<[u8; 32], (String, bool)>>,
-    last_refresh: Mutex<Option<Instant>>,
+    /// Held during a reload; its value counts the reloads started.
+    reloading: tokio::sync::Mutex<u64>,
+    /// When the last reload started.
+    last_attempt: Mutex<Option<Instant>>,
+    reloads: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -207,8 +216,8 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// Shortest time between two refreshes caused by unknown tokens.
-const MISS_REFRESH_GAP: Duration = Duration::from_secs(1);
+/// Shortest time between two reloads caused by unknown tokens.
+pub(crate) const MISS_REFRESH_GAP: Duration = Duration::from_secs(1);
 
 impl Cache {
     /// An empty cache; call [`Cache::refresh`] before use.
@@ -217,12 +226,33 @@ impl Cache {
             client,
             db: db.into(),
             by_hash: RwLock::new(HashMap::new()),
-            last_refresh: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(0),
+            last_attempt: Mutex::new(None),
+            reloads: None,
         }
     }
 
-    /// Reloads the registry from ClickHouse.
+    /// The same cache, counting its reloads in `counter`.
+    pub fn counting_reloads(
+        mut self,
+        counter: prometheus_client::metrics::counter::Counter,
+    ) -> Cache {
+        self.reloads = Some(counter);
+        self
+    }
+
+    /// Reloads the registry from ClickHouse (waiting for a reload in flight to end first).
     pub async fn refresh(&self) -> Result<usize> {
+        let mut started = self.reloading.lock().await;
+        self.reload(&mut started).await
+    }
+
+    async fn reload(&self, started: &mut u64) -> Result<usize> {
+        *started += 1;
+        *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        if let Some(c) = &self.reloads {
+            c.inc();
+        }
         let rows = list(&self.client, &self.db).await?;
         let mut map = HashMap::with_capacity(rows.len());
         for r in rows {
@@ -233,7 +263,6 @@ impl Cache {
         }
         let n = map.len();
         *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map;
-        *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         Ok(n)
     }
 
@@ -246,25 +275,33 @@ impl Cache {
         }
     }
 
-    /// Checks a bearer token. An unknown token triggers a refresh (at most one per second), so
-    /// a sensor added a moment ago is accepted at once.
+    fn reload_due(&self) -> bool {
+        match *self.last_attempt.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => true,
+            Some(t) => t.elapsed() >= MISS_REFRESH_GAP,
+        }
+    }
+
+    /// Checks a bearer token. An unknown token triggers a reload (single-flight, at most one
+    /// per [`MISS_REFRESH_GAP`]), so a sensor added a moment ago is accepted at once.
     pub async fn authenticate(&self, token: &str) -> Auth {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let auth = self.check_cached(&hash);
-        if auth != Auth::Unknown {
+        if auth != Auth::Unknown || !self.reload_due() {
             return auth;
         }
-        let due = match *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner()) {
-            None => true,
-            Some(t) => t.elapsed() >= MISS_REFRESH_GAP,
-        };
-        if due {
-            if let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "Sensor registry refresh failed");
+        match self.reloading.try_lock() {
+            Ok(mut started) => {
+                if self.reload_due() {
+                    if let Err(e) = self.reload(&mut started).await {
+                        tracing::warn!(error = %e, "Sensor registry refresh failed");
+                    }
+                }
             }
-            return self.check_cached(&hash);
+            // A reload is in flight: wait for it rather than start another.
+            Err(_) => drop(self.reloading.lock().await),
         }
-        Auth::Unknown
+        self.check_cached(&hash)
     }
 }
 
@@ -284,6 +321,37 @@ mod tests {
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    /// ClickHouse down (nothing listens): a flood of unknown tokens makes one reload attempt,
+    /// not one per request, and a second flood a moment later makes none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unknown_token_flood_reloads_once() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = Client::default().with_url(format!("http://127.0.0.1:{port}"));
+        let reloads = prometheus_client::metrics::counter::Counter::default();
+        let cache =
+            std::sync::Arc::new(Cache::new(client, "teiten").counting_reloads(reloads.clone()));
+        for _ in 0..2 {
+            let mut tasks = Vec::new();
+            for i in 0..200 {
+                let cache = cache.clone();
+                tasks.push(tokio::spawn(async move {
+                    cache.authenticate(&format!("tt_made_up_{i}")).await
+                }));
+            }
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), Auth::Unknown);
+            }
+        }
+        assert_eq!(reloads.get(), 1);
+        tokio::time::sleep(MISS_REFRESH_GAP).await;
+        assert_eq!(cache.authenticate("tt_again").await, Auth::Unknown);
+        assert_eq!(reloads.get(), 2, "due again after the gap");
     }
 
     #[test]

@@ -141,7 +141,10 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let geo = Geo::new(GeoDb::load(&cfg.geo)?);
     tracing::info!(db = ?geo.current(), "Geo database loaded");
     let client = client(&cfg.clickhouse);
-    let registry = Arc::new(Cache::new(client.clone(), &cfg.clickhouse.database));
+    let registry = Arc::new(
+        Cache::new(client.clone(), &cfg.clickhouse.database)
+            .counting_reloads(metrics.registry_reloads.clone()),
+    );
     let sensors = registry.refresh().await?;
     tracing::info!(sensors, "Sensor registry loaded");
     let exchange = Arc::new(settings.exchange.clone());
@@ -269,8 +272,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
             std::process::exit(2);
         });
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    crate::http_server::serve(listener, app(state), &cfg.server, shutdown)
         .await
         .map_err(io("serving HTTP"))?;
     reloader.abort();

@@ -2,6 +2,8 @@
 //! CSRF token per session (and per login form) that every POST form must carry.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use axum::http::HeaderMap;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
+use crate::config::LoginConfig;
 use crate::error::{Error, Result};
 
 /// The session cookie.
@@ -144,6 +147,173 @@ impl Sessions {
     }
 }
 
+/// A user name as it may appear in a log line: at most 64 characters, control and non-ASCII
+/// characters escaped (`\n`, `\u{..}`), `…` appended when cut.
+pub fn printable(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(64)
+        .flat_map(char::escape_default)
+        .collect();
+    if name.chars().nth(64).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+type Keyed<K> = governor::DefaultKeyedRateLimiter<K>;
+
+/// Most addresses and user names whose attempts are remembered; past it old quiet ones are
+/// forgotten, and if all are recent further attempts are refused until some are.
+const MAX_TRACKED: usize = 100_000;
+/// How long an attempt waits for a password check slot before it is answered 503.
+const CHECK_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a login attempt is not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many attempts from this address (or its IPv6 /64); retry after this long.
+    Address(Duration),
+    /// Too many attempts on this user name; retry after this long.
+    User(Duration),
+    /// Every password check slot is busy.
+    Busy,
+}
+
+/// Throttling of login attempts: per client address and per user name (token buckets that
+/// refill steadily, so a client that keeps failing waits longer and longer between tries), and
+/// a bound on password checks running at once (each argon2 check takes about 19 MiB).
+#[derive(Debug)]
+pub struct LoginGuard {
+    by_address: Keyed<IpAddr>,
+    by_user: Keyed<String>,
+    checks: tokio::sync::Semaphore,
+    /// Work for the password check threads.
+    jobs: std::sync::mpsc::SyncSender<Check>,
+}
+
+/// A hash, a password, and where the answer goes.
+type Check = (String, String, tokio::sync::oneshot::Sender<bool>);
+
+/// `n` threads that check passwords at a lower CPU priority (nice 10), so that a run of
+/// checks never starves the request handlers of the machine's cores; a fixed set of threads
+/// also keeps the argon2 memory in a fixed set of malloc arenas.
+fn checkers(n: usize) -> std::sync::mpsc::SyncSender<Check> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Check>(n);
+    let rx = std::sync::Arc::new(Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("password-check-{i}"))
+            .spawn(move || {
+                // SAFETY: setpriority has no memory effects; on Linux, PRIO_PROCESS with id 0
+                // sets the nice value of the calling thread only.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+                }
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((hash, password, answer)) = job else {
+                        return;
+                    };
+                    let _ = answer.send(verify_password(&hash, &password));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "Starting a password check thread failed");
+        }
+    }
+    tx
+}
+
+fn quota(burst: u32, per_minute: u32) -> governor::Quota {
+    let one = NonZeroU32::MIN;
+    governor::Quota::with_period(Duration::from_secs(60) / per_minute.max(1))
+        .unwrap_or_else(|| governor::Quota::per_minute(one))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(one))
+}
+
+/// The key of an address: IPv4 as is, IPv6 by its /64 (one host usually owns a whole /64).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+fn take<K: std::hash::Hash + Eq + Clone>(limiter: &Keyed<K>, key: &K) -> Option<Duration> {
+    if limiter.len() >= MAX_TRACKED {
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+        if limiter.len() >= MAX_TRACKED {
+            return Some(Duration::from_secs(60));
+        }
+    }
+    use governor::clock::Clock;
+    limiter
+        .check_key(key)
+        .err()
+        .map(|not_until| not_until.wait_time_from(governor::clock::DefaultClock::default().now()))
+}
+
+impl LoginGuard {
+    /// A guard with the limits of `[login]`.
+    pub fn new(cfg: &LoginConfig) -> LoginGuard {
+        LoginGuard {
+            by_address: governor::RateLimiter::keyed(quota(
+                cfg.address_burst,
+                cfg.address_per_minute,
+            )),
+            by_user: governor::RateLimiter::keyed(quota(cfg.user_burst, cfg.user_per_minute)),
+            checks: tokio::sync::Semaphore::new(cfg.max_checks),
+            jobs: checkers(cfg.max_checks),
+        }
+    }
+
+    /// Counts an attempt from `ip` on `user` and says whether it may go on. Names that are not
+    /// configured users share one bucket, so made-up names cannot grow the table.
+    pub fn attempt(&self, ip: IpAddr, user: &str, known: bool) -> std::result::Result<(), Refusal> {
+        if let Some(wait) = take(&self.by_address, &address_key(ip)) {
+            return Err(Refusal::Address(wait));
+        }
+        let key = if known {
+            user.to_owned()
+        } else {
+            String::new()
+        };
+        if let Some(wait) = take(&self.by_user, &key) {
+            return Err(Refusal::User(wait));
+        }
+        Ok(())
+    }
+
+    /// Runs a password check on a check thread when a slot is free (waiting at most 2 s for
+    /// one).
+    pub async fn verify(
+        &self,
+        hash: String,
+        password: String,
+    ) -> std::result::Result<bool, Refusal> {
+        let permit = tokio::time::timeout(CHECK_WAIT, self.checks.acquire())
+            .await
+            .map_err(|_| Refusal::Busy)?
+            .map_err(|_| Refusal::Busy)?;
+        let (answer, ok) = tokio::sync::oneshot::channel();
+        self.jobs
+            .try_send((hash, password, answer))
+            .map_err(|_| Refusal::Busy)?;
+        let ok = ok.await.unwrap_or(false);
+        drop(permit);
+        Ok(ok)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +343,73 @@ mod tests {
         assert!(!same_token("abc", "abd"));
         assert!(!same_token("", ""));
         assert_eq!(random_token().len(), 64);
+    }
+
+    #[test]
+    fn names_in_logs_are_escaped_and_cut() {
+        assert_eq!(printable("alice"), "alice");
+        assert_eq!(printable("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        let long = "x".repeat(1000);
+        assert_eq!(printable(&long), format!("{}…", "x".repeat(64)));
+    }
+
+    #[test]
+    fn attempts_are_throttled_per_address_and_user() {
+        let cfg = LoginConfig {
+            address_burst: 3,
+            address_per_minute: 1,
+            user_burst: 2,
+            user_per_minute: 1,
+            max_checks: 1,
+        };
+        let g = LoginGuard::new(&cfg);
+        let a: IpAddr = "198.18.0.1".parse().unwrap();
+        let b: IpAddr = "198.18.0.2".parse().unwrap();
+        assert!(g.attempt(a, "bob", true).is_ok());
+        assert!(g.attempt(a, "bob", true).is_ok());
+        // bob's bucket is empty, from any address.
+        assert!(
+            matches!(g.attempt(b, "bob", true), Err(Refusal::User(w)) if w > Duration::from_secs(50))
+        );
+        // a's third attempt passes its own bucket; the fourth does not.
+        assert!(g.attempt(a, "alice", true).is_ok());
+        assert!(matches!(
+            g.attempt(a, "alice", true),
+            Err(Refusal::Address(_))
+        ));
+        // Made-up names share one bucket, apart from real users.
+        let c: IpAddr = "198.18.0.3".parse().unwrap();
+        let d: IpAddr = "198.18.0.4".parse().unwrap();
+        assert!(g.attempt(c, "nobody-1", false).is_ok());
+        assert!(g.attempt(c, "nobody-2", false).is_ok());
+        assert!(matches!(
+            g.attempt(d, "nobody-3", false),
+            Err(Refusal::User(_))
+        ));
+        assert!(g.attempt(d, "alice", true).is_ok());
+        // One IPv6 /64 is one address.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            address_key(v6("2001:db8::1")),
+            address_key(v6("2001:db8::ffff:2"))
+        );
+        assert_ne!(
+            address_key(v6("2001:db8::1")),
+            address_key(v6("2001:db8:0:1::1"))
+        );
+    }
+
+    #[tokio::test]
+    async fn password_checks_are_bounded() {
+        let cfg = LoginConfig {
+            max_checks: 1,
+            ..LoginConfig::default()
+        };
+        let g = std::sync::Arc::new(LoginGuard::new(&cfg));
+        let hash = hash_password("pw").unwrap();
+        assert_eq!(g.verify(hash.clone(), "pw".into()).await, Ok(true));
+        let _held = g.checks.acquire().await.unwrap();
+        assert_eq!(g.verify(hash, "pw".into()).await, Err(Refusal::Busy));
     }
 
     #[test]

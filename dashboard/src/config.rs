@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use teiten_aggregator::http_server::ServerConfig;
 use teiten_aggregator::ClickHouseConfig;
 
 use crate::error::{Error, Result};
@@ -44,6 +45,16 @@ pub struct Config {
     /// response attacks (`docs/probe-response.md`).
     #[serde(default)]
     pub public: PublicConfig,
+    /// Throttling of login attempts.
+    #[serde(default)]
+    pub login: LoginConfig,
+    /// How the dashboard's queries run in ClickHouse.
+    #[serde(default)]
+    pub query: QueryConfig,
+    /// Limits on connections and requests (slow and abusive clients; the aggregator has the
+    /// same section).
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 /// `[public]`: the public pages and API show data only after a delay, in coarse buckets, over
@@ -89,6 +100,91 @@ impl PublicConfig {
         match self.delay_secs {
             None => "whole UTC days that are over".to_owned(),
             Some(d) => format!("{d} seconds, then whole {}-second buckets", self.grain_secs),
+        }
+    }
+}
+
+/// `[login]`: attempts are counted per client address (IPv6 by /64) and per user name (names
+/// that are not configured users share one count); each count is a bucket of `*_burst`
+/// attempts refilled at `*_per_minute`, and an attempt that finds its bucket empty is answered
+/// 429 with `Retry-After`, without checking the password.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// Attempts one address may make in a row. 1 to 1000. Default 10.
+    #[serde(default = "default_address_burst")]
+    pub address_burst: u32,
+    /// Attempts per minute an address gets back. 1 to 600. Default 6.
+    #[serde(default = "default_address_per_minute")]
+    pub address_per_minute: u32,
+    /// Attempts on one user name in a row, from any address. 1 to 1000. Default 10.
+    #[serde(default = "default_user_burst")]
+    pub user_burst: u32,
+    /// Attempts per minute a user name gets back. 1 to 600. Default 4.
+    #[serde(default = "default_user_per_minute")]
+    pub user_per_minute: u32,
+    /// Password checks (argon2, about 19 MiB each) running at once; an attempt waits at most
+    /// 2 s for a slot, then gets 503. 1 to 64. Default 2.
+    #[serde(default = "default_max_checks")]
+    pub max_checks: usize,
+}
+
+/// `[query]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Longest a query may run in ClickHouse (`max_execution_time`), in seconds; then it is
+    /// cancelled and the page answers 500. 1 to 3600. Default 10.
+    #[serde(default = "default_max_execution")]
+    pub max_execution_secs: u64,
+    /// A read-only ClickHouse user the graph, API and analyst queries run as (its profile
+    /// needs `readonly` = 2, so that `max_execution_time` can be set; see
+    /// `docs/deploy-single-node.md`). Internal reports filed on the exchange page still use
+    /// `clickhouse.user`. Default none: `clickhouse.user` for everything.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password of `query.user`. Default empty.
+    #[serde(default)]
+    pub password: String,
+}
+
+fn default_address_burst() -> u32 {
+    10
+}
+fn default_address_per_minute() -> u32 {
+    6
+}
+fn default_user_burst() -> u32 {
+    10
+}
+fn default_user_per_minute() -> u32 {
+    4
+}
+fn default_max_checks() -> usize {
+    2
+}
+fn default_max_execution() -> u64 {
+    10
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            address_burst: default_address_burst(),
+            address_per_minute: default_address_per_minute(),
+            user_burst: default_user_burst(),
+            user_per_minute: default_user_per_minute(),
+            max_checks: default_max_checks(),
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            max_execution_secs: default_max_execution(),
+            user: None,
+            password: String::new(),
         }
     }
 }
@@ -430,6 +526,37 @@ impl Config {
         if self.analyst.session_secs < 60 {
             return bad("analyst.session_secs: at least 60".to_owned());
         }
+        let l = &self.login;
+        for (field, v, max) in [
+            ("login.address_burst", l.address_burst, 1000),
+            ("login.address_per_minute", l.address_per_minute, 600),
+            ("login.user_burst", l.user_burst, 1000),
+            ("login.user_per_minute", l.user_per_minute, 600),
+        ] {
+            if v == 0 || v > max {
+                return bad(format!("{field} {v}: between 1 and {max}"));
+            }
+        }
+        if l.max_checks == 0 || l.max_checks > 64 {
+            return bad(format!(
+                "login.max_checks {}: between 1 and 64",
+                l.max_checks
+            ));
+        }
+        if !(1..=3600).contains(&self.query.max_execution_secs) {
+            return bad(format!(
+                "query.max_execution_secs {}: between 1 and 3600",
+                self.query.max_execution_secs
+            ));
+        }
+        if let Some(u) = &self.query.user {
+            if u.is_empty() || u.len() > 64 || u.chars().any(|c| c.is_control()) {
+                return bad(format!("query.user {u:?}: 1 to 64 printable characters"));
+            }
+        }
+        if let Err((field, reason)) = self.server.check() {
+            return bad(format!("{field}: {reason}"));
+        }
         Ok(Settings {
             cache_ttl: Duration::from_secs(self.cache.ttl_secs),
             config: self,
@@ -511,6 +638,19 @@ mod tests {
         assert!(err("[public]\ngrain_secs = 60").contains("public.grain_secs 60"));
         assert!(err("[public]\nmin_sensors = 0").contains("at least 1"));
         assert!(err("[public]\ndelay_secs = 9999999").contains("30 days"));
+    }
+
+    #[test]
+    fn login_query_and_server_limits() {
+        let s = Config::parse("", "t").unwrap().validate().unwrap();
+        assert_eq!(s.config.login.max_checks, 2);
+        assert_eq!(s.config.query.max_execution_secs, 10);
+        assert_eq!(s.config.server.max_connections, 1024);
+        assert!(err("[login]\nmax_checks = 0").contains("login.max_checks"));
+        assert!(err("[login]\nuser_burst = 0").contains("login.user_burst"));
+        assert!(err("[query]\nmax_execution_secs = 0").contains("query.max_execution_secs"));
+        assert!(err("[query]\nuser = \"\"").contains("query.user"));
+        assert!(err("[server]\nmax_requests = 0").contains("server.max_requests"));
     }
 
     #[test]

@@ -1003,13 +1003,22 @@ impl Reader {
 }
 
 /// A small TTL cache: entries older than the TTL are misses; when full, expired entries go
-/// first, then the oldest.
+/// first, then the oldest. [`Cache::get_or_fetch`] is single-flight: concurrent misses of one
+/// key wait for one fetch instead of each querying ClickHouse. Keys longer than
+/// [`MAX_KEY_BYTES`] are neither cached nor shared (fetched directly).
 #[derive(Debug)]
 pub struct Cache<V> {
     ttl: Duration,
     max: usize,
     map: Mutex<HashMap<String, (Instant, Arc<V>)>>,
+    /// One cell per key being fetched, shared by the requests that miss it meanwhile; removed
+    /// when its fetch ends, so there are at most as many as requests in progress
+    /// (`server.max_requests`).
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<V>>>>>,
 }
+
+/// Longest cache key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
 
 impl<V> Cache<V> {
     /// A cache keeping entries for `ttl` (zero: never), at most `max`.
@@ -1018,7 +1027,46 @@ impl<V> Cache<V> {
             ttl,
             max: max.max(1),
             map: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The fresh entry of `key`, or the value of `fetch`, stored. A miss while another
+    /// request fetches the same key waits for that fetch and takes its value (or, if it
+    /// failed, fetches in turn). With the cache off (zero TTL), fetches are still shared
+    /// between concurrent requests.
+    pub async fn get_or_fetch<E>(
+        &self,
+        key: String,
+        fetch: impl std::future::Future<Output = std::result::Result<V, E>>,
+    ) -> std::result::Result<Arc<V>, E> {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return fetch.await.map(Arc::new);
+        }
+        let cell = self
+            .fetching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = cell
+            .get_or_try_init(|| async { fetch.await.map(Arc::new) })
+            .await
+            .cloned();
+        if let Ok(v) = &result {
+            self.put(key.clone(), v.clone());
+        }
+        let mut fetching = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+        // The next miss starts afresh (from the cache, or with a new fetch); requests that
+        // already hold this cell still share it.
+        if fetching.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            fetching.remove(&key);
+        }
+        result
     }
 
     /// A fresh entry.
@@ -1080,6 +1128,50 @@ mod tests {
         let off: Cache<u32> = Cache::new(Duration::ZERO, 2);
         off.put("a".into(), Arc::new(1));
         assert!(off.get("a").is_none());
+    }
+
+    /// Many concurrent misses of one key: one fetch, every request gets its value; the
+    /// fetch table is empty afterwards; a failed fetch is not shared as a value.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn misses_are_single_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for ttl in [Duration::from_secs(60), Duration::ZERO] {
+            let c: Arc<Cache<u32>> = Arc::new(Cache::new(ttl, 10));
+            let fetches = Arc::new(AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..50 {
+                let (c, fetches) = (c.clone(), fetches.clone());
+                tasks.push(tokio::spawn(async move {
+                    c.get_or_fetch("k".into(), async {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Ok::<u32, String>(7)
+                    })
+                    .await
+                }));
+            }
+            for t in tasks {
+                assert_eq!(*t.await.unwrap().unwrap(), 7);
+            }
+            assert_eq!(fetches.load(Ordering::SeqCst), 1, "ttl {ttl:?}");
+            assert!(c.fetching.lock().unwrap().is_empty());
+        }
+        let c: Cache<u32> = Cache::new(Duration::from_secs(60), 10);
+        let e = c
+            .get_or_fetch("k".into(), async { Err::<u32, _>("down") })
+            .await;
+        assert_eq!(e.unwrap_err(), "down");
+        assert_eq!(
+            *c.get_or_fetch("k".into(), async { Ok::<_, &str>(1) })
+                .await
+                .unwrap(),
+            1
+        );
+        let long = "x".repeat(MAX_KEY_BYTES + 1);
+        c.get_or_fetch(long.clone(), async { Ok::<_, &str>(2) })
+            .await
+            .unwrap();
+        assert!(c.get(&long).is_none(), "over-long keys are not cached");
     }
 
     #[test]

@@ -39,6 +39,8 @@ fn day_text(day: u32) -> String {
 pub struct Filing {
     exchange: Exchange,
     geo: GeoDb,
+    /// The client that writes the reports, when the reader's may not (`query.user`).
+    writer: Option<clickhouse::Client>,
 }
 
 impl std::fmt::Debug for Filing {
@@ -64,7 +66,14 @@ impl Filing {
         Ok(Filing {
             exchange: settings.exchange,
             geo,
+            writer: None,
         })
+    }
+
+    /// The same, writing reports with `client` rather than the reader's.
+    pub fn with_writer(mut self, client: clickhouse::Client) -> Filing {
+        self.writer = Some(client);
+        self
     }
 }
 
@@ -156,7 +165,7 @@ pub async fn file_report(
 ) -> Result<Filed, HttpError> {
     let input = form.input().map_err(HttpError::BadRequest)?;
     exchange::reports::file(
-        reader.client(),
+        filing.writer.as_ref().unwrap_or(reader.client()),
         reader.db(),
         &filing.exchange,
         &filing.geo,

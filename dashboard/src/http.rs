@@ -34,6 +34,8 @@ pub struct AppState {
     pub reader: Reader,
     /// Analyst sessions.
     pub sessions: Sessions,
+    /// Login throttling.
+    login: auth::LoginGuard,
     graphs: Cache<GraphData>,
     images: Cache<Vec<u8>>,
     /// The latest trends computed in the background, with the time they were computed: the
@@ -65,9 +67,9 @@ impl AppState {
             settings.config.analyst.session_secs,
         ));
         AppState {
-            settings,
             reader,
             sessions,
+            login: auth::LoginGuard::new(&settings.config.login),
             graphs: Cache::new(ttl, max),
             images: Cache::new(ttl, max),
             latest_trends: std::sync::RwLock::new(None),
@@ -75,6 +77,7 @@ impl AppState {
             sensors: Cache::new(ttl, 1),
             clock: now,
             filing: None,
+            settings,
         }
     }
 
@@ -236,12 +239,7 @@ fn html_response(status: StatusCode, body: String) -> Response {
 }
 
 async fn known_sensors(state: &AppState) -> Result<Arc<BTreeSet<String>>, HttpError> {
-    if let Some(s) = state.sensors.get("ids") {
-        return Ok(s);
-    }
-    let ids = Arc::new(state.reader.sensor_ids().await?);
-    state.sensors.put("ids".into(), ids.clone());
-    Ok(ids)
+    cached(&state.sensors, "ids".into(), state.reader.sensor_ids()).await
 }
 
 /// Parses and checks graph parameters; reads the sensor list only when an analyst names a
@@ -354,12 +352,7 @@ async fn cached<V>(
     key: String,
     fetch: impl std::future::Future<Output = crate::error::Result<V>>,
 ) -> Result<Arc<V>, HttpError> {
-    if let Some(v) = cache.get(&key) {
-        return Ok(v);
-    }
-    let v = Arc::new(fetch.await?);
-    cache.put(key, v.clone());
-    Ok(v)
+    Ok(cache.get_or_fetch(key, fetch).await?)
 }
 
 async fn chart(
@@ -393,14 +386,25 @@ async fn chart_inner(
 ) -> Result<(Arc<Vec<u8>>, Option<Public>), HttpError> {
     let q = graph_query(state, query, graph.needs_port(), public).await?;
     let key = format!("{}|{}", q.cache_key(graph.name()), format.ext());
-    if let Some(b) = state.images.get(&key) {
-        return Ok((b, q.public));
-    }
+    let bytes = state
+        .images
+        .get_or_fetch(key, render(state, &q, graph, format))
+        .await?;
+    Ok((bytes, q.public))
+}
+
+/// Draws a chart from its (cached) data.
+async fn render(
+    state: &AppState,
+    q: &GraphQuery,
+    graph: Graph,
+    format: Format,
+) -> Result<Vec<u8>, HttpError> {
     let data: GraphData = match graph {
-        Graph::Ports => ports_data(state, &q).await?.as_ref().clone(),
-        Graph::Regions => regions_data(state, &q).await?.as_ref().clone(),
-        Graph::PortPackets => port_packets_data(state, &q).await?.as_ref().clone(),
-        Graph::PortSources => port_sources_data(state, &q).await?.as_ref().clone(),
+        Graph::Ports => ports_data(state, q).await?.as_ref().clone(),
+        Graph::Regions => regions_data(state, q).await?.as_ref().clone(),
+        Graph::PortPackets => port_packets_data(state, q).await?.as_ref().clone(),
+        Graph::PortSources => port_sources_data(state, q).await?.as_ref().clone(),
     };
     let bytes = tokio::task::spawn_blocking(move || chart::render(&data, format))
         .await
@@ -410,9 +414,7 @@ async fn chart_inner(
                 message: e.to_string(),
             })
         })??;
-    let bytes = Arc::new(bytes);
-    state.images.put(key, bytes.clone());
-    Ok((bytes, q.public))
+    Ok(bytes)
 }
 
 async fn api_data(
@@ -699,7 +701,12 @@ struct LoginForm {
     csrf: String,
 }
 
-async fn login(State(state): St, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): St,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let cookie = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if !auth::same_token(&cookie, &f.csrf) {
         return HttpError::Forbidden(
@@ -707,23 +714,49 @@ async fn login(State(state): St, headers: HeaderMap, Form(f): Form<LoginForm>) -
         )
         .into_response();
     }
+    let ip = peer
+        .map(|p| p.0 .0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let name = auth::printable(&f.user);
     let hash = state.settings.config.analyst.users.get(&f.user).cloned();
     let known = hash.is_some();
+    let refused = |refusal: auth::Refusal| {
+        let (status, wait, message) = match refusal {
+            auth::Refusal::Address(w) | auth::Refusal::User(w) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                w.as_secs() + 1,
+                "Too many login attempts; wait a moment and try again.",
+            ),
+            auth::Refusal::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                1,
+                "The server is busy; try again in a moment.",
+            ),
+        };
+        // Debug only: a flood must not become a flood of log lines.
+        tracing::debug!(user = %name, %ip, ?refusal, "Login attempt refused unchecked");
+        let mut res = login_form_response(&state, status, Some(message));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        res
+    };
+    if let Err(r) = state.login.attempt(ip, &f.user, known) {
+        return refused(r);
+    }
     let hash = hash.unwrap_or_else(|| auth::dummy_hash().to_owned());
-    let password = f.password;
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&hash, &password))
-        .await
-        .unwrap_or(false)
-        && known;
+    let ok = match state.login.verify(hash, f.password).await {
+        Ok(ok) => ok && known,
+        Err(r) => return refused(r),
+    };
     if !ok {
-        tracing::warn!(user = %f.user, "Login refused");
+        tracing::warn!(user = %name, %ip, "Login refused");
         return login_form_response(
             &state,
             StatusCode::UNAUTHORIZED,
             Some("Wrong user name or password."),
         );
     }
-    tracing::info!(user = %f.user, "Analyst logged in");
+    tracing::info!(user = %name, %ip, "Analyst logged in");
     let token = state.sessions.create(&f.user);
     let secure = state.settings.config.analyst.secure_cookies;
     let mut res = Redirect::to("/analyst").into_response();

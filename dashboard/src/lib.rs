@@ -24,7 +24,8 @@ mod server;
 pub mod testdata;
 
 pub use config::{
-    AnalystConfig, CacheConfig, Config, LimitsConfig, PublicConfig, Settings, TrendsConfig,
+    AnalystConfig, CacheConfig, Config, LimitsConfig, LoginConfig, PublicConfig, QueryConfig,
+    Settings, TrendsConfig,
 };
 pub use error::{Error, HttpError, Result};
 pub use http::{app, now, AppState};

@@ -9,10 +9,22 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::http::{app, AppState};
 
-/// The ClickHouse client, built like the aggregator's (RowBinary without schema validation:
-/// 18.16 lacks RowBinaryWithNamesAndTypes). The dashboard only reads, except for the internal
-/// reports analysts file (with `analyst.aggregator_config`).
+/// The ClickHouse client of the dashboard's queries, built like the aggregator's (RowBinary
+/// without schema validation: 18.16 lacks RowBinaryWithNamesAndTypes): as `query.user` when
+/// one is configured, and with `max_execution_time` = `query.max_execution_secs`.
 pub fn client(settings: &Settings) -> clickhouse::Client {
+    let mut ch = settings.config.clickhouse.clone();
+    let q = &settings.config.query;
+    if let Some(user) = &q.user {
+        ch.user = user.clone();
+        ch.password = q.password.clone();
+    }
+    teiten_aggregator::client(&ch)
+        .with_option("max_execution_time", q.max_execution_secs.to_string())
+}
+
+/// The client that files internal reports (`clickhouse.user`, which may write).
+fn writer(settings: &Settings) -> clickhouse::Client {
     teiten_aggregator::client(&settings.config.clickhouse)
 }
 
@@ -22,7 +34,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let listen = settings.config.listen;
     let mut state = AppState::new(settings.clone(), client(&settings));
     if let Some(path) = &settings.config.analyst.aggregator_config {
-        state = state.with_filing(crate::exchange::Filing::load(path)?);
+        state =
+            state.with_filing(crate::exchange::Filing::load(path)?.with_writer(writer(&settings)));
         tracing::info!(config = %path.display(), "Internal reports can be filed on the exchange page");
     }
     let state = Arc::new(state);
@@ -62,14 +75,14 @@ pub async fn serve(settings: Settings) -> Result<()> {
     };
     let mut term = signal(SignalKind::terminate()).map_err(io("installing SIGTERM"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io("installing SIGINT"))?;
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!("Shutting down");
-        })
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("Shutting down");
+    };
+    teiten_aggregator::http_server::serve(listener, app(state), &settings.config.server, shutdown)
         .await
         .map_err(io("serving HTTP"))
 }

@@ -98,9 +98,14 @@ impl Default for CaptureConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregatorConfig {
-    /// Aggregator base URLs, tried in order for failover (`http://` or `https://`).
+    /// Aggregator base URLs, tried in order for failover: `https://` (`http://` only with
+    /// `allow_insecure`).
     #[serde(default)]
     pub urls: Vec<String>,
+    /// Allow `http://` URLs: the token and the captured packets then cross the network in
+    /// clear text, which reveals the sensor. Only for tests on loopback. Default false.
+    #[serde(default)]
+    pub allow_insecure: bool,
     /// This sensor's token (from `teiten-aggregator sensor add`). Prefer `token_file`.
     #[serde(default)]
     pub token: Option<String>,
@@ -293,6 +298,15 @@ impl Config {
                     format!("{url:?} must start with http:// or https://"),
                 ));
             }
+            if url.starts_with("http://") && !self.aggregator.allow_insecure {
+                return Err(bad(
+                    "aggregator.urls",
+                    format!(
+                        "{url:?} is plain HTTP; the sensor ships over https:// only (set \
+                         aggregator.allow_insecure = true to allow http:// in tests)"
+                    ),
+                ));
+            }
         }
         let token = match (&self.aggregator.token, &self.aggregator.token_file) {
             (Some(_), Some(_)) => {
@@ -431,13 +445,36 @@ monitored_prefixes = ["198.18.1.0/24", "2001:db8:1::/48"]
     }
 
     #[test]
+    fn plain_http_needs_allow_insecure() {
+        let err = check(&format!(
+            "{MIN}\n[aggregator]\nurls = [\"http://127.0.0.1:1\"]\ntoken = \"t\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("aggregator.allow_insecure = true"), "{err}");
+        let v = check(&format!(
+            "{MIN}\n[aggregator]\nurls = [\"http://127.0.0.1:1\"]\ntoken = \"t\"\n\
+             allow_insecure = true\n"
+        ))
+        .unwrap();
+        assert_eq!(v.urls, ["http://127.0.0.1:1"]);
+    }
+
+    #[test]
     fn values_out_of_range() {
         for (extra, key) in [
             ("[capture]\nthreads = 0", "capture.threads"),
             ("[batch]\nmax_events = 0", "batch.max_events"),
             ("[metrics]\nlisten = \"nowhere\"", "metrics.listen"),
             ("[aggregator]\nurls = [\"ftp://x\"]", "aggregator.urls"),
-            ("[aggregator]\nurls = [\"http://x\"]", "aggregator.token"),
+            (
+                "[aggregator]\nurls = [\"http://x\"]\nallow_insecure = true",
+                "aggregator.token",
+            ),
+            (
+                "[aggregator]\nurls = [\"http://x\"]\ntoken = \"t\"",
+                "aggregator.urls",
+            ),
             (
                 "[aggregator]\ntoken_file = \"/nonexistent/token\"",
                 "aggregator.token_file",

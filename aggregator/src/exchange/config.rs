@@ -99,6 +99,10 @@ pub struct PartnerConfig {
     /// HTTPS endpoint the daily file is POSTed to (besides the outbox). Default none.
     #[serde(default)]
     pub url: Option<String>,
+    /// Allow an `http://` `url` (the file and the token then cross the network in clear
+    /// text): only for tests on loopback. Default false (`http://` is refused).
+    #[serde(default)]
+    pub allow_insecure: bool,
     /// Extra CA certificates (PEM) trusted for `url`. Default: the web PKI roots only.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -340,6 +344,8 @@ pub struct Partner {
     pub timezone: Tz,
     /// HTTPS delivery endpoint.
     pub url: Option<String>,
+    /// `url` may be `http://`.
+    pub allow_insecure: bool,
     /// Extra CAs for `url`.
     pub ca_file: Option<PathBuf>,
     /// Bearer token file for `url`.
@@ -543,6 +549,16 @@ impl ExchangeConfig {
                 )
             })?;
             if let Some(url) = &p.url {
+                if url.starts_with("http://") && !p.allow_insecure {
+                    return Err(bad(
+                        "exchange.partner.url",
+                        format!(
+                            "partner `{}`: `{url}` is not an https:// URL (set \
+                             exchange.partner.allow_insecure = true to allow http:// in tests)",
+                            p.id
+                        ),
+                    ));
+                }
                 if !url.starts_with("https://") && !url.starts_with("http://") {
                     return Err(bad(
                         "exchange.partner.url",
@@ -564,6 +580,7 @@ impl ExchangeConfig {
                 tlp,
                 timezone,
                 url: p.url.clone(),
+                allow_insecure: p.allow_insecure,
                 ca_file: p.ca_file.clone(),
                 token_file: p.token_file.clone(),
                 upload_token_sha256,
@@ -701,6 +718,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("appears twice"), "{e}");
+        let e = check(
+            "[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\nurl = \"http://127.0.0.1:9/x\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("exchange.partner.url") && e.contains("allow_insecure"),
+            "{e}"
+        );
+        let x = check(
+            "[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\nurl = \"http://127.0.0.1:9/x\"\n\
+             allow_insecure = true\n",
+        )
+        .unwrap();
+        assert!(x.partners[0].allow_insecure);
         let e = check(
             "[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\nupload_token_sha256 = \"secret\"\n",
         )

@@ -146,8 +146,16 @@ pub async fn status(
         .map_err(|e| ExchangeError::ch("reading the exchange status", e))
 }
 
-/// The HTTPS client of one partner.
+/// The HTTPS client of one partner; refuses an `http://` URL unless the partner has
+/// `allow_insecure = true`.
 fn agent(x: &Exchange, p: &Partner) -> Result<ureq::Agent, String> {
+    if p.url.as_deref().is_some_and(|u| u.starts_with("http://")) && !p.allow_insecure {
+        return Err(format!(
+            "partner `{}`: refusing to deliver over http:// (https only; set \
+             exchange.partner.allow_insecure = true to allow it in tests)",
+            p.id
+        ));
+    }
     teiten_wire::http_agent(
         p.ca_file.as_deref(),
         Duration::from_secs(x.config.delivery_timeout_secs),
