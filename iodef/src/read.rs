@@ -4,11 +4,12 @@
 //! references is expanded: a `<!DOCTYPE` is refused outright, which defeats billion-laughs and
 //! XXE documents before any expansion could happen.
 
+use std::collections::HashMap;
 use std::io::{self, BufRead};
 
 use quick_xml::events::attributes::Attribute;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{Namespace, NamespaceResolver, QName, ResolveResult};
+use quick_xml::events::Event;
+use quick_xml::name::{Namespace, NamespaceError, PrefixDeclaration, QName, ResolveResult};
 use quick_xml::Reader;
 
 use crate::error::{Diagnostic, Error, Location, Severity};
@@ -31,6 +32,24 @@ pub struct Limits {
     pub max_token_bytes: u64,
     /// Maximum number of diagnostics kept (default 10,000); further ones are counted only.
     pub max_diagnostics: usize,
+    /// Maximum number of attributes on one element, namespace declarations included
+    /// (default 1,024; real IODEF uses a handful).
+    pub max_attributes: u32,
+    /// Maximum number of namespace declarations in scope at once, i.e. declared on the
+    /// elements open at that point (default 1,024). Lookups stay constant-time past a few
+    /// declarations, so this bounds memory, not time.
+    pub max_namespaces: u32,
+    /// Maximum input bytes of one streamed unit (default: unlimited, `u64::MAX`): for
+    /// [`StreamReader`](crate::StreamReader) and [`validate`](crate::validate) a top-level
+    /// `EventData` with everything inside it, an `Incident` without its top-level
+    /// `EventData`, or the document's own children; for a whole-document read, the document.
+    /// What a unit holds in memory is bounded by this and `max_unit_elements`. Checked at
+    /// every token (a unit may pass it by one token).
+    pub max_unit_bytes: u64,
+    /// Maximum number of elements in one streamed unit (as for `max_unit_bytes`; default:
+    /// unlimited). An element costs up to several hundred bytes in the model however short
+    /// it is in the input (`<EventData/>`: 12 bytes, about 630 in memory).
+    pub max_unit_elements: u64,
 }
 
 impl Default for Limits {
@@ -41,6 +60,10 @@ impl Default for Limits {
             max_elements: u64::MAX,
             max_token_bytes: 16 << 20,
             max_diagnostics: 10_000,
+            max_attributes: 1024,
+            max_namespaces: 1024,
+            max_unit_bytes: u64::MAX,
+            max_unit_elements: u64::MAX,
         }
     }
 }
@@ -385,6 +408,7 @@ const MAX_DEPTH: u32 = 256;
 const NS_V1: &[u8] = b"urn:ietf:params:xml:ns:iodef-1.0";
 const NS_V2: &[u8] = b"urn:ietf:params:xml:ns:iodef-2.0";
 const NS_XML: &[u8] = b"http://www.w3.org/XML/1998/namespace";
+const NS_XMLNS: &[u8] = b"http://www.w3.org/2000/xmlns/";
 
 /// Attributes of one start tag, namespace declarations removed; qualified names are
 /// `xml:lang` for the XML namespace and `{uri}local` for any other namespace.
@@ -413,28 +437,194 @@ impl Attrs {
 }
 
 /// The attribute names of one start tag with their offsets, to find duplicates: a few kept
-/// inline, more in a list.
+/// inline and compared one by one, the rest in a hash map (linear time in all).
 #[derive(Default)]
 struct Keys<'a> {
     inline: [(&'a [u8], usize); 8],
     len: usize,
-    more: Vec<(&'a [u8], usize)>,
+    more: HashMap<&'a [u8], usize>,
 }
 
 impl<'a> Keys<'a> {
     /// Record `key` at offset `at`; the offset of an earlier equal key if there is one.
     fn insert(&mut self, key: &'a [u8], at: usize) -> Option<usize> {
-        let seen = self.inline[..self.len].iter().chain(self.more.iter());
-        if let Some(&(_, prev)) = seen.into_iter().find(|(k, _)| *k == key) {
+        if let Some(&(_, prev)) = self.inline[..self.len].iter().find(|(k, _)| *k == key) {
             return Some(prev);
         }
         if let Some(slot) = self.inline.get_mut(self.len) {
             *slot = (key, at);
             self.len += 1;
-        } else {
-            self.more.push((key, at));
+            return None;
         }
-        None
+        match self.more.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(at);
+                None
+            }
+        }
+    }
+}
+
+/// No earlier binding of the same prefix.
+const NO_BINDING: u32 = u32::MAX;
+
+/// Bindings in scope past which lookups go through the hash index.
+const SMALL_SCOPE: usize = 8;
+
+/// One namespace binding: `buf[start..start + prefix_len]` is the prefix (empty for the
+/// default namespace), the URI follows it.
+#[derive(Debug, Clone, Copy)]
+struct Binding {
+    start: usize,
+    prefix_len: usize,
+    uri_len: usize,
+    /// The binding of the same prefix it hides, or [`NO_BINDING`].
+    prev: u32,
+}
+
+/// The namespace bindings in scope, with quick-xml's `NamespaceResolver` rules and errors
+/// (`xml` and `xmlns` reserved; an empty URI unbinds), but linear-time: lookups scan a few
+/// bindings from the innermost, and go through a hash index of the innermost binding per
+/// prefix once more than [`SMALL_SCOPE`] are in scope.
+#[derive(Debug, Default)]
+struct Namespaces {
+    buf: Vec<u8>,
+    bindings: Vec<Binding>,
+    /// `bindings.len()` when each open scope began.
+    scopes: Vec<usize>,
+    /// Innermost binding per prefix; kept while more than [`SMALL_SCOPE`] are in scope.
+    index: HashMap<Vec<u8>, u32>,
+    indexed: bool,
+}
+
+impl Namespaces {
+    fn prefix(&self, b: &Binding) -> &[u8] {
+        &self.buf[b.start..b.start + b.prefix_len]
+    }
+
+    fn uri(&self, b: &Binding) -> &[u8] {
+        let s = b.start + b.prefix_len;
+        &self.buf[s..s + b.uri_len]
+    }
+
+    /// The innermost binding of `prefix`.
+    fn find(&self, prefix: &[u8]) -> Option<u32> {
+        if self.indexed {
+            return self.index.get(prefix).copied();
+        }
+        self.bindings
+            .iter()
+            .rposition(|b| self.prefix(b) == prefix)
+            .map(|i| i as u32)
+    }
+
+    fn push_scope(&mut self) {
+        self.scopes.push(self.bindings.len());
+    }
+
+    fn pop_scope(&mut self) {
+        let Some(from) = self.scopes.pop() else {
+            return;
+        };
+        if self.indexed {
+            for i in (from..self.bindings.len()).rev() {
+                let b = self.bindings[i];
+                let p = b.start..b.start + b.prefix_len;
+                if b.prev == NO_BINDING {
+                    self.index.remove(&self.buf[p]);
+                } else if let Some(slot) = self.index.get_mut(&self.buf[p]) {
+                    *slot = b.prev;
+                }
+            }
+        }
+        if let Some(b) = self.bindings.get(from) {
+            self.buf.truncate(b.start);
+        }
+        self.bindings.truncate(from);
+        if self.indexed && self.bindings.len() <= SMALL_SCOPE {
+            self.index.clear();
+            self.indexed = false;
+        }
+    }
+
+    /// Declare a binding in the innermost scope, as `NamespaceResolver::add`.
+    fn add(&mut self, prefix: PrefixDeclaration<'_>, uri: &[u8]) -> Result<(), NamespaceError> {
+        let p: &[u8] = match prefix {
+            PrefixDeclaration::Default => b"",
+            PrefixDeclaration::Named(b"xml") => {
+                if uri != NS_XML {
+                    return Err(NamespaceError::InvalidXmlPrefixBind(uri.to_vec()));
+                }
+                return Ok(());
+            }
+            PrefixDeclaration::Named(b"xmlns") => {
+                return Err(NamespaceError::InvalidXmlnsPrefixBind(uri.to_vec()));
+            }
+            PrefixDeclaration::Named(p) => {
+                if uri == NS_XML {
+                    return Err(NamespaceError::InvalidPrefixForXml(p.to_vec()));
+                }
+                if uri == NS_XMLNS {
+                    return Err(NamespaceError::InvalidPrefixForXmlns(p.to_vec()));
+                }
+                p
+            }
+        };
+        let prev = self.find(p).unwrap_or(NO_BINDING);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(p);
+        self.buf.extend_from_slice(uri);
+        let i = self.bindings.len() as u32;
+        self.bindings.push(Binding {
+            start,
+            prefix_len: p.len(),
+            uri_len: uri.len(),
+            prev,
+        });
+        if self.indexed {
+            self.index.insert(p.to_vec(), i);
+        } else if self.bindings.len() > SMALL_SCOPE {
+            for (k, b) in self.bindings.iter().enumerate() {
+                self.index.insert(self.prefix(b).to_vec(), k as u32);
+            }
+            self.indexed = true;
+        }
+        Ok(())
+    }
+
+    /// The default namespace (unprefixed element names).
+    fn resolve_default(&self) -> ResolveResult<'_> {
+        match self.find(b"") {
+            Some(i) => {
+                let b = &self.bindings[i as usize];
+                if b.uri_len == 0 {
+                    ResolveResult::Unbound
+                } else {
+                    ResolveResult::Bound(Namespace(self.uri(b)))
+                }
+            }
+            None => ResolveResult::Unbound,
+        }
+    }
+
+    /// The namespace of `prefix` (not empty), as `NamespaceResolver::resolve_prefix`.
+    fn resolve_prefixed<'s>(&'s self, prefix: &[u8]) -> ResolveResult<'s> {
+        match prefix {
+            b"xml" => return ResolveResult::Bound(Namespace(NS_XML)),
+            b"xmlns" => return ResolveResult::Bound(Namespace(NS_XMLNS)),
+            _ => {}
+        }
+        match self.find(prefix) {
+            Some(i) if self.bindings[i as usize].uri_len != 0 => {
+                ResolveResult::Bound(Namespace(self.uri(&self.bindings[i as usize])))
+            }
+            _ => ResolveResult::Unknown(prefix.to_vec()),
+        }
+    }
+
+    fn in_scope(&self) -> usize {
+        self.bindings.len()
     }
 }
 
@@ -477,7 +667,7 @@ pub(crate) struct Parser<R: BufRead> {
     reader: Reader<Counting<R>>,
     /// The namespace scopes, kept here rather than by an `NsReader`, so that each start
     /// tag's attributes are scanned once (bindings and attributes in the same pass).
-    ns: NamespaceResolver,
+    ns: Namespaces,
     /// The depths of the open elements that declare namespaces: only they have a scope in
     /// `ns` (the others would add an empty one).
     ns_scopes: Vec<u32>,
@@ -516,6 +706,20 @@ pub(crate) struct Parser<R: BufRead> {
     marks: Vec<usize>,
     depth: u32,
     elements: u64,
+    /// Elements in the current unit (see [`Limits::max_unit_elements`]).
+    unit_elements: u64,
+    /// Bytes of the current unit before `unit_from`, where its current stretch began.
+    unit_done: u64,
+    unit_from: u64,
+    /// The input offset past which the current unit is over `max_unit_bytes`.
+    unit_limit: u64,
+}
+
+/// A unit set aside while a nested one is read (see [`Parser::begin_unit`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unit {
+    elements: u64,
+    bytes: u64,
 }
 
 impl<R: BufRead> Parser<R> {
@@ -532,7 +736,7 @@ impl<R: BufRead> Parser<R> {
         }
         let mut p = Parser {
             reader,
-            ns: NamespaceResolver::default(),
+            ns: Namespaces::default(),
             ns_scopes: Vec::new(),
             default_ns: None,
             default_uri: Vec::new(),
@@ -558,6 +762,10 @@ impl<R: BufRead> Parser<R> {
             marks: Vec::new(),
             depth: 0,
             elements: 0,
+            unit_elements: 0,
+            unit_done: 0,
+            unit_from: 0,
+            unit_limit: opts.limits.max_unit_bytes,
         };
         loop {
             match p.next_event()? {
@@ -608,6 +816,48 @@ impl<R: BufRead> Parser<R> {
 
     pub(crate) fn take_diagnostics(&mut self) -> Vec<Diagnostic> {
         std::mem::take(&mut self.diags)
+    }
+
+    /// Start a new unit here (for the unit caps); the current one is set aside and returned,
+    /// to be taken up again with [`Parser::resume_unit`].
+    pub(crate) fn begin_unit(&mut self) -> Unit {
+        let pos = self.reader.get_ref().pos;
+        let outer = Unit {
+            elements: self.unit_elements,
+            bytes: self.unit_done + pos.saturating_sub(self.unit_from),
+        };
+        self.resume_unit(Unit {
+            elements: 0,
+            bytes: 0,
+        });
+        outer
+    }
+
+    /// End the current unit and go on with `u`.
+    pub(crate) fn resume_unit(&mut self, u: Unit) {
+        let pos = self.reader.get_ref().pos;
+        self.unit_elements = u.elements;
+        self.unit_done = u.bytes;
+        self.unit_from = pos;
+        self.unit_limit = pos.saturating_add(self.limits.max_unit_bytes.saturating_sub(u.bytes));
+    }
+
+    #[cold]
+    fn unit_cap(&mut self, limit: &'static str, cap: u64) -> Error {
+        Error::Limit {
+            location: self.location_now(),
+            limit,
+            cap,
+        }
+    }
+
+    /// Where a start tag's problem is: the path with the element's (qualified) name.
+    #[cold]
+    fn tag_location(&self, qname: &str) -> Location {
+        let mut l = self.location_now();
+        l.path.push('/');
+        push_segment(&mut l.path, qname);
+        l
     }
 
     fn location_now(&self) -> Location {
@@ -679,6 +929,10 @@ impl<R: BufRead> Parser<R> {
                 Ok(x) => x,
                 Err(e) => return Err(self.map_xml_err(e)),
             };
+            if self.reader.get_ref().pos > self.unit_limit {
+                let cap = self.limits.max_unit_bytes;
+                return Err(self.unit_cap("max_unit_bytes", cap));
+            }
             // After a text event the reader is inside markup (its `<` is consumed).
             self.after_markup = !matches!(ev, Event::Text(_));
             match ev {
@@ -693,6 +947,7 @@ impl<R: BufRead> Parser<R> {
                     let mut attr_err = None;
                     let mut ns_err = None;
                     let mut scoped = false;
+                    let max_attrs = self.limits.max_attributes as usize;
                     for a in e.attributes().with_checks(false) {
                         let a = match a {
                             Ok(a) => a,
@@ -701,19 +956,35 @@ impl<R: BufRead> Parser<R> {
                                 break;
                             }
                         };
+                        if spans.len() >= max_attrs {
+                            self.attr_spans = spans;
+                            let name = String::from_utf8_lossy(e.name().into_inner()).into_owned();
+                            return Err(Error::Limit {
+                                location: self.tag_location(&name),
+                                limit: "max_attributes",
+                                cap: u64::from(self.limits.max_attributes),
+                            });
+                        }
                         if let Some(prefix) = a.key.as_namespace_binding() {
                             if !scoped {
                                 scoped = true;
-                                if let Err(err) = self.ns.push(&BytesStart::new("")) {
-                                    ns_err = Some(err);
-                                    break;
-                                }
+                                self.ns.push_scope();
                                 self.ns_scopes.push(self.depth + 1);
                             }
                             self.default_ns = None;
-                            if let Err(err) = self.ns.add(prefix, Namespace(&a.value)) {
+                            if let Err(err) = self.ns.add(prefix, &a.value) {
                                 ns_err = Some(err);
                                 break;
+                            }
+                            if self.ns.in_scope() > self.limits.max_namespaces as usize {
+                                self.attr_spans = spans;
+                                let name =
+                                    String::from_utf8_lossy(e.name().into_inner()).into_owned();
+                                return Err(Error::Limit {
+                                    location: self.tag_location(&name),
+                                    limit: "max_namespaces",
+                                    cap: u64::from(self.limits.max_namespaces),
+                                });
                             }
                         }
                         let ks = (a.key.0.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
@@ -733,11 +1004,16 @@ impl<R: BufRead> Parser<R> {
                     // kept until the bindings change (`default_ns`).
                     let ns = match colon {
                         None if self.default_ns.is_some() => None,
-                        None => Some(self.ns.resolve_prefix(None, true)),
-                        Some(_) => Some(self.ns.resolve_element(e.name()).0),
+                        None => Some(self.ns.resolve_default()),
+                        Some(i) => Some(self.ns.resolve_prefixed(&qname[..i])),
                     };
                     self.depth += 1;
                     self.elements += 1;
+                    self.unit_elements += 1;
+                    if self.unit_elements > self.limits.max_unit_elements {
+                        let cap = self.limits.max_unit_elements;
+                        return Err(self.unit_cap("max_unit_elements", cap));
+                    }
                     if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
                         let cap = u64::from(self.limits.max_depth.min(MAX_DEPTH));
                         return Err(Error::Limit {
@@ -839,9 +1115,9 @@ impl<R: BufRead> Parser<R> {
                             continue;
                         }
                         // Unprefixed attributes are in no namespace: nothing to resolve.
-                        let (rns, local) = if key.as_ref().contains(&b':') {
-                            let (rns, local) = self.ns.resolve_attribute(key);
-                            (rns, local.into_inner())
+                        let k = key.into_inner();
+                        let (rns, local) = if let Some(i) = k.iter().position(|&c| c == b':') {
+                            (self.ns.resolve_prefixed(&k[..i]), &k[i + 1..])
                         } else {
                             (ResolveResult::Unbound, key.into_inner())
                         };
@@ -922,7 +1198,7 @@ impl<R: BufRead> Parser<R> {
                     // End tags are not resolved: the scope can go at once.
                     if self.ns_scopes.last() == Some(&self.depth) {
                         self.ns_scopes.pop();
-                        self.ns.pop();
+                        self.ns.pop_scope();
                         self.default_ns = None;
                     }
                     self.depth = self.depth.saturating_sub(1);
@@ -1072,7 +1348,7 @@ impl<R: BufRead> Parser<R> {
         let len = self.path.len();
         self.path.push('/');
         // Checked to be UTF-8 in next_event.
-        self.path.push_str(&self.child_local);
+        push_segment(&mut self.path, &self.child_local);
         self.marks.push(len);
         let c = self.reader.get_mut();
         c.marks.push(c.child);
@@ -1416,7 +1692,7 @@ impl<R: BufRead> Parser<R> {
         } else {
             format!("attribute `{name}` of `{}`", self.current_name())
         };
-        let msg = format!("invalid value `{v}` for {target}: {what}");
+        let msg = format!("invalid value `{}` for {target}: {what}", Shown(v));
         let loc = self.here();
         self.invalid(loc, msg)
     }
@@ -1772,6 +2048,42 @@ impl<R: BufRead> Parser<R> {
             attributes,
             content,
         })
+    }
+}
+
+/// Longest element name kept whole in paths (bytes); longer ones are shortened, so that a
+/// hostile name does not make every diagnostic under it large.
+const MAX_SEGMENT: usize = 128;
+
+/// Push an element name on a path, shortened past [`MAX_SEGMENT`] bytes.
+fn push_segment(path: &mut String, name: &str) {
+    if name.len() <= MAX_SEGMENT {
+        path.push_str(name);
+    } else {
+        let mut end = MAX_SEGMENT;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        path.push_str(&name[..end]);
+        path.push_str(&format!("...({} bytes)", name.len()));
+    }
+}
+
+/// A value in a diagnostic: shortened past 100 bytes (with its length), so that the
+/// diagnostics of a hostile document stay small.
+struct Shown<'a>(&'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.len() <= 100 {
+            return f.write_str(v);
+        }
+        let mut end = 100;
+        while !v.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}...({} bytes)", &v[..end], v.len())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Streaming: write one Incident or EventData at a time, read one EventData at a time.
 //! Memory is bounded by the largest single EventData (and an Incident's header), never by
-//! the document.
+//! the document; [`Limits::max_unit_bytes`](crate::Limits::max_unit_bytes) and
+//! [`Limits::max_unit_elements`](crate::Limits::max_unit_elements) bound those in turn.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Write};
@@ -8,7 +9,7 @@ use std::io::{BufRead, Write};
 use crate::check::{Checker, Ids};
 use crate::convert::{self, Notes};
 use crate::error::{Diagnostic, Error, Severity};
-use crate::read::{Parser, ReadOptions, Version};
+use crate::read::{Parser, ReadOptions, Unit, Version};
 use crate::write::{WriteOptions, XmlOut};
 use crate::{v1, v2};
 
@@ -391,6 +392,8 @@ pub(crate) struct RawStream<R: BufRead> {
     pos: usize,
     queue: VecDeque<(Raw, u64, u64)>,
     head_at: (u64, u64),
+    /// The document's own unit, set aside while an Incident is read (the unit caps).
+    doc_unit: Option<Unit>,
     done: bool,
     pub(crate) incidents: usize,
     pub(crate) events: usize,
@@ -418,6 +421,7 @@ impl<R: BufRead> RawStream<R> {
             pos: 0,
             queue: VecDeque::new(),
             head_at: (0, 0),
+            doc_unit: None,
             done: false,
             incidents: 0,
             events: 0,
@@ -475,6 +479,8 @@ impl<R: BufRead> RawStream<R> {
                                 return Ok(());
                             }
                             let (line, col) = p.child_start();
+                            // The Incident without its EventData is a unit of its own.
+                            self.doc_unit = Some(p.begin_unit());
                             let attrs = p.enter_child();
                             let mut i = $m::Incident::default();
                             i.read_attrs(p, attrs)?;
@@ -492,6 +498,9 @@ impl<R: BufRead> RawStream<R> {
                         if !p.next_child()? {
                             i.finish(p)?;
                             p.leave_child();
+                            if let Some(u) = self.doc_unit.take() {
+                                p.resume_unit(u);
+                            }
                             let i = std::mem::take(i);
                             if !*head_sent {
                                 self.queue
@@ -517,9 +526,13 @@ impl<R: BufRead> RawStream<R> {
                                 *head_sent = true;
                             }
                             let (line, col) = p.child_start();
-                            // Read in place, in its box: the EventData is not moved.
+                            // Read in place, in its box: the EventData is not moved. It is a
+                            // unit of its own (the unit caps).
                             let mut e = Box::<$m::EventData>::default();
-                            if p.child(|p, a| e.read_into(p, a))?.is_some() {
+                            let inc_unit = p.begin_unit();
+                            let read = p.child(|p, a| e.read_into(p, a))?;
+                            p.resume_unit(inc_unit);
+                            if read.is_some() {
                                 self.queue.push_back((Raw::$ev(e), line, col));
                                 self.events += 1;
                             }

@@ -3,7 +3,11 @@
 //! - `POST /api/v1/iodef` (`Authorization: Bearer <partner upload token>`, body an IODEF v1 or
 //!   v2 document, `Content-Encoding: gzip` allowed, `X-Filename` optional): 200 `{"status":
 //!   "stored", ...}` or `{"status": "duplicate", ...}`; 422 `{"status": "quarantined",
-//!   "reason": ...}` with every schema and semantic error; 401 unknown token; 413 too large.
+//!   "reason": ...}` with every schema and semantic error (or the import cap exceeded, naming
+//!   the element); 401 unknown token; 413 too large (`max_upload_bytes`, after gunzip); 503
+//!   with `Retry-After` when `max_concurrent_imports` imports are running. The body is
+//!   decompressed as it arrives into a spool file under `<inbox>/.uploads/` (removed once
+//!   imported), never held in memory.
 //! - `POST /api/v1/reports` (`Authorization: Bearer <reporter token>`, JSON
 //!   [`ReportInput`](super::reports::ReportInput)): 201 `{"id", "colour", "rules",
 //!   "duplicate": false}`, 200 with `"duplicate": true` for a report filed before; 400 not the
@@ -12,7 +16,8 @@
 //! ClickHouse trouble answers 503 with `Retry-After`; nothing is half-accepted: a file or report
 //! is acknowledged only once stored.
 
-use std::io::Read;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -21,7 +26,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 
 use super::import::{import, Imported};
 use super::reports::{self, ReportInput};
@@ -124,6 +131,144 @@ async fn body_bytes(body: Body, max: usize) -> Result<Bytes, Response> {
     }
 }
 
+/// An upload's spool file, removed when dropped.
+struct Spool(PathBuf);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The decoded body went past the cap.
+#[derive(Debug)]
+struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too large")
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// A file that refuses to grow past `max` bytes.
+struct Capped {
+    f: std::fs::File,
+    n: usize,
+    max: usize,
+}
+
+impl Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.n + b.len() > self.max {
+            return Err(std::io::Error::other(TooLarge));
+        }
+        let k = self.f.write(b)?;
+        self.n += k;
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.f.flush()
+    }
+}
+
+fn is_too_large(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|x| x.is::<TooLarge>())
+}
+
+/// Streams the body (gunzipped with `gz`) into a new spool file under `<inbox>/.uploads/`,
+/// at most `max` bytes of it compressed or not; the 413 or 400 answer otherwise.
+async fn spool_body(
+    inbox: &Path,
+    partner: &str,
+    mut body: Body,
+    gz: bool,
+    max: usize,
+) -> Result<Spool, Response> {
+    let dir = inbox.join(".uploads");
+    let path = dir.join(format!("{partner}-{:016x}.xml", rand::random::<u64>()));
+    let failed = |what: &str, e: std::io::Error| {
+        tracing::error!(file = %path.display(), error = %e, "Cannot spool an upload ({what})");
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the upload could not be stored",
+        )
+    };
+    let f = match std::fs::create_dir_all(&dir).and_then(|()| std::fs::File::create(&path)) {
+        Ok(f) => f,
+        Err(e) => return Err(failed("creating", e)),
+    };
+    let spool = Spool(path.clone());
+    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let out = Capped { f, n: 0, max };
+        if gz {
+            let mut d = flate2::write::GzDecoder::new(out);
+            while let Some(b) = rx.blocking_recv() {
+                d.write_all(&b)?;
+            }
+            d.try_finish()?;
+            d.get_mut().flush()
+        } else {
+            let mut out = out;
+            while let Some(b) = rx.blocking_recv() {
+                out.write_all(&b)?;
+            }
+            out.flush()
+        }
+    });
+    let mut raw = 0usize;
+    let mut read_err = false;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            read_err = true;
+            break;
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        raw += data.len();
+        if raw > max {
+            drop(tx);
+            let _ = writer.await;
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("body is larger than {max} bytes"),
+            ));
+        }
+        if tx.send(data).await.is_err() {
+            // The writer stopped: its error is below.
+            break;
+        }
+    }
+    drop(tx);
+    let written = writer.await.expect("the spool writer does not panic");
+    if read_err {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the request body could not be read",
+        ));
+    }
+    match written {
+        Ok(()) => Ok(spool),
+        Err(e) if is_too_large(&e) => Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("decompressed body is larger than {max} bytes"),
+        )),
+        Err(e) if gz && e.kind() != std::io::ErrorKind::StorageFull => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("gzip body does not decompress: {e}"),
+        )),
+        Err(e) => Err(failed("writing", e)),
+    }
+}
+
 async fn upload(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let x = &st.exchange;
     let hash = match token_hash(&headers) {
@@ -138,42 +283,38 @@ async fn upload(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body)
         tracing::warn!("IODEF upload with an unknown token refused");
         return refuse(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token");
     };
-    let max = x.config.max_upload_bytes;
-    let mut bytes = match body_bytes(body, max).await {
-        Ok(b) => b,
-        Err(r) => return r,
+    // A slot first, before the body is read: imports beyond the cap wait on the client's side.
+    let Ok(_slot) = x.imports.clone().try_acquire_owned() else {
+        tracing::warn!(partner = %partner.id, "IODEF upload refused: all import slots busy");
+        let mut r = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} imports are running (max_concurrent_imports), retry later",
+                x.config.max_concurrent_imports
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(st.retry_after_secs));
+        return r;
     };
+    let max = x.config.max_upload_bytes;
     let gz = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    if gz {
-        let mut out = Vec::new();
-        let read = flate2::read::GzDecoder::new(&bytes[..])
-            .take(max as u64 + 1)
-            .read_to_end(&mut out);
-        if let Err(e) = read {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                format!("gzip body does not decompress: {e}"),
-            );
-        }
-        if out.len() > max {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("decompressed body is larger than {max} bytes"),
-            );
-        }
-        bytes = out.into();
-    }
+    let spool = match spool_body(&x.config.inbox, &partner.id, body, gz, max).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let name = headers
         .get("x-filename")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("upload.xml")
         .to_owned();
-    match import(&st.client, &st.db, x, &partner.id, &name, bytes).await {
+    let result = import(&st.client, &st.db, x, &partner.id, &name, spool.0.clone()).await;
+    drop(spool);
+    match result {
         Ok(i @ Imported::Quarantined { .. }) => answer(
             StatusCode::UNPROCESSABLE_ENTITY,
             serde_json::to_value(i).expect("serialises"),

@@ -50,9 +50,40 @@ pub struct ExchangeConfig {
     /// Default 300.
     #[serde(default = "default_interval")]
     pub interval_secs: u64,
-    /// Largest IODEF upload accepted over HTTP, in bytes (413 above). Default 64 MiB.
+    /// Largest IODEF file imported, in bytes, after gzip decoding: an upload above is
+    /// answered 413, an inbox file above is quarantined. Uploads are spooled to
+    /// `<inbox>/.uploads/`, not held in memory. Default 64 MiB; at least 1 KiB.
     #[serde(default = "default_max_upload")]
     pub max_upload_bytes: usize,
+    /// Imports (uploads and inbox files) running at once; an upload beyond answers 503 with
+    /// `Retry-After`, the inbox waits for a free slot. The memory bound of the imports is this
+    /// times the bound of one (aggregator README, "Exchange"). Default 2; 1 to 64.
+    #[serde(default = "default_concurrent_imports")]
+    pub max_concurrent_imports: usize,
+    /// Longest string stored with an indicator, in bytes: the IncidentID (`name:value`), the
+    /// restriction, the category list, an Address, the ports. A document with a longer one is
+    /// quarantined, naming the element. Default 1024; 64 to 65536.
+    #[serde(default = "default_import_string")]
+    pub import_max_string_bytes: usize,
+    /// Indicator rows (addresses) per imported document; a document with more is quarantined.
+    /// Default 1,000,000; 1 to 100,000,000.
+    #[serde(default = "default_import_rows")]
+    pub import_max_indicators: u32,
+    /// Bytes of one streamed unit of an imported document: a top-level `EventData` with
+    /// everything inside it, or an `Incident` without its `EventData`. A document with a larger
+    /// unit is quarantined. With `import_max_unit_elements` this bounds the memory of one
+    /// import. Default 4 MiB; 4 KiB to 64 MiB.
+    #[serde(default = "default_unit_bytes")]
+    pub import_max_unit_bytes: u64,
+    /// Elements in one streamed unit (as above); each costs up to about 700 bytes in memory,
+    /// however small in the file. Default 20,000; 100 to 1,000,000.
+    #[serde(default = "default_unit_elements")]
+    pub import_max_unit_elements: u64,
+    /// Attempts at an inbox file whose import failed (other than ClickHouse being unavailable)
+    /// or was interrupted (the aggregator stopped or died during it) before the file is
+    /// quarantined with the last reason instead of being tried again. Default 2; 1 to 100.
+    #[serde(default = "default_import_attempts")]
+    pub import_attempts: u32,
     /// Delivery attempts within one scheduler run before waiting for the next. Default 3.
     #[serde(default = "default_attempts")]
     pub delivery_attempts: u32,
@@ -183,6 +214,24 @@ fn default_interval() -> u64 {
 }
 fn default_max_upload() -> usize {
     64 << 20
+}
+fn default_concurrent_imports() -> usize {
+    2
+}
+fn default_import_string() -> usize {
+    1024
+}
+fn default_import_rows() -> u32 {
+    1_000_000
+}
+fn default_unit_bytes() -> u64 {
+    4 << 20
+}
+fn default_unit_elements() -> u64 {
+    20_000
+}
+fn default_import_attempts() -> u32 {
+    2
 }
 fn default_attempts() -> u32 {
     3
@@ -420,6 +469,8 @@ pub struct Exchange {
     pub reporters: Vec<(String, [u8; 32])>,
     /// Triage rules in order.
     pub rules: Vec<Rule>,
+    /// Free import slots (`max_concurrent_imports`), shared by uploads and the inbox.
+    pub imports: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Exchange {
@@ -475,6 +526,55 @@ impl ExchangeConfig {
             return Err(bad(
                 "exchange.export_delay_minutes",
                 "must be at most 1440 (one day)",
+            ));
+        }
+        let ranges: [(&'static str, u64, u64, u64); 6] = [
+            (
+                "exchange.max_upload_bytes",
+                self.max_upload_bytes as u64,
+                1024,
+                u64::MAX,
+            ),
+            (
+                "exchange.max_concurrent_imports",
+                self.max_concurrent_imports as u64,
+                1,
+                64,
+            ),
+            (
+                "exchange.import_max_string_bytes",
+                self.import_max_string_bytes as u64,
+                64,
+                65_536,
+            ),
+            (
+                "exchange.import_max_indicators",
+                u64::from(self.import_max_indicators),
+                1,
+                100_000_000,
+            ),
+            (
+                "exchange.import_max_unit_bytes",
+                self.import_max_unit_bytes,
+                4096,
+                64 << 20,
+            ),
+            (
+                "exchange.import_max_unit_elements",
+                self.import_max_unit_elements,
+                100,
+                1_000_000,
+            ),
+        ];
+        for (field, v, lo, hi) in ranges {
+            if v < lo || v > hi {
+                return Err(bad(field, format!("{v} is not between {lo} and {hi}")));
+            }
+        }
+        if !(1..=100).contains(&self.import_attempts) {
+            return Err(bad(
+                "exchange.import_attempts",
+                format!("{} is not between 1 and 100", self.import_attempts),
             ));
         }
         let mut partners: Vec<Partner> = Vec::new();
@@ -650,11 +750,13 @@ impl ExchangeConfig {
         if rules.is_empty() {
             rules = default_rules();
         }
+        let imports = std::sync::Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_imports));
         Ok(Exchange {
             config: self,
             partners,
             reporters,
             rules,
+            imports,
         })
     }
 }
@@ -760,6 +862,48 @@ mod tests {
         assert!(e.contains("`spam` is not one of"), "{e}");
         let e = check("[[triage]]\nname = \"x\"\ncolour = \"blue\"\n").unwrap_err();
         assert!(e.contains("`blue` is not a colour"), "{e}");
+    }
+
+    #[test]
+    fn import_caps_have_defaults_and_ranges() {
+        let x = check("").unwrap();
+        assert_eq!(x.config.max_concurrent_imports, 2);
+        assert_eq!(x.imports.available_permits(), 2);
+        assert_eq!(x.config.import_max_string_bytes, 1024);
+        assert_eq!(x.config.import_max_indicators, 1_000_000);
+        assert_eq!(x.config.import_max_unit_bytes, 4 << 20);
+        assert_eq!(x.config.import_max_unit_elements, 20_000);
+        assert_eq!(x.config.import_attempts, 2);
+        for (text, field) in [
+            (
+                "max_concurrent_imports = 0",
+                "exchange.max_concurrent_imports",
+            ),
+            (
+                "import_max_string_bytes = 10",
+                "exchange.import_max_string_bytes",
+            ),
+            (
+                "import_max_indicators = 0",
+                "exchange.import_max_indicators",
+            ),
+            (
+                "import_max_unit_bytes = 1",
+                "exchange.import_max_unit_bytes",
+            ),
+            (
+                "import_max_unit_elements = 5000000",
+                "exchange.import_max_unit_elements",
+            ),
+            ("import_attempts = 0", "exchange.import_attempts"),
+            ("max_upload_bytes = 10", "exchange.max_upload_bytes"),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(
+                e.contains(field) && e.contains("is not between"),
+                "{text}: {e}"
+            );
+        }
     }
 
     #[test]

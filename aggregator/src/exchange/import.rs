@@ -8,12 +8,21 @@
 //! `iodef_indicators` (incident, restriction, category, time, role, protocol and ports).
 //! The `iodef_imports` row is written last: a file whose import died half-way is completed on
 //! the next attempt (the indicators already stored are skipped by number), and a file imported
-//! before is answered as a duplicate. Memory is bounded by one Incident.
+//! before is answered as a duplicate.
+//!
+//! Memory is bounded whatever the document (aggregator README, "Exchange"): every pass streams
+//! one unit at a time (a top-level EventData, or an Incident without its EventData), each unit
+//! capped in bytes and elements (`import_max_unit_bytes`, `import_max_unit_elements`); the rows
+//! are produced per EventData and sent in chunks of [`CHUNK_ROWS`] through a channel of two,
+//! the strings of an Incident shared by its rows, not copied; every stored string is capped
+//! (`import_max_string_bytes`) and so is the number of rows (`import_max_indicators`), checked
+//! in a pass of their own before anything is stored, so a document over a cap is quarantined
+//! whole with the element named. Uploads are spooled to a file, not held in memory.
 
-use std::collections::HashSet;
 use std::io::BufRead;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
@@ -54,21 +63,76 @@ pub enum Imported {
     },
 }
 
-/// One row of `iodef_indicators`.
+/// One row of `iodef_indicators`, borrowed from a [`Chunk`].
 #[derive(Debug, Clone, Row, Serialize)]
-struct IndicatorRow {
-    sha256: String,
+struct IndicatorRow<'a> {
+    sha256: &'a str,
     n: u32,
-    partner: String,
+    partner: &'a str,
+    incident: &'a str,
+    restriction: &'a str,
+    category: &'a str,
+    time: u32,
+    role: i8,
+    address: &'a str,
+    addr: [u8; 16],
+    proto: u8,
+    ports: &'a str,
+}
+
+/// Rows sent to ClickHouse at a time (and the most a [`Chunk`] holds).
+pub const CHUNK_ROWS: usize = 1000;
+
+/// What the rows of one Incident share, stored once.
+#[derive(Debug, Default)]
+struct Shared {
     incident: String,
     restriction: String,
     category: String,
+}
+
+/// One address of an EventData.
+#[derive(Debug)]
+struct Indicator {
+    n: u32,
     time: u32,
     role: i8,
-    address: String,
+    address: Box<str>,
     addr: [u8; 16],
     proto: u8,
-    ports: String,
+    /// Shared by the addresses of one System.
+    ports: Arc<str>,
+}
+
+/// Up to [`CHUNK_ROWS`] rows of one Incident.
+#[derive(Debug)]
+struct Chunk {
+    shared: Arc<Shared>,
+    rows: Vec<Indicator>,
+}
+
+/// The caps of an import (from `[exchange]`).
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    max_string: usize,
+    max_rows: u32,
+}
+
+/// Why a document was not walked to its end.
+#[derive(Debug)]
+enum WalkError {
+    /// Reading failed (cap of the reader, malformed XML, I/O).
+    Iodef(iodef::Error),
+    /// A cap of the import: the message names the element and the config field.
+    Cap(String),
+    /// The receiver of the rows went away.
+    Stopped,
+}
+
+impl From<iodef::Error> for WalkError {
+    fn from(e: iodef::Error) -> Self {
+        WalkError::Iodef(e)
+    }
 }
 
 /// One row of `iodef_imports`.
@@ -202,14 +266,32 @@ fn unix(t: Option<&iodef::DateTime>) -> Option<u32> {
         .and_then(|t| u32::try_from(t.timestamp()).ok())
 }
 
-/// Every address of an Incident as indicator rows (numbered from `*n`).
-fn indicators(
-    i: &iodef::v2::Incident,
-    sha256: &str,
-    partner: &str,
-    n: &mut u32,
-    out: &mut Vec<IndicatorRow>,
-) {
+/// `value` if it is within the string cap; else the error naming `what`.
+fn capped(value: &str, caps: Caps, what: impl FnOnce() -> String) -> Result<(), WalkError> {
+    if value.len() > caps.max_string {
+        return Err(WalkError::Cap(format!(
+            "{}: {} bytes, more than exchange.import_max_string_bytes ({})",
+            what(),
+            value.len(),
+            caps.max_string
+        )));
+    }
+    Ok(())
+}
+
+/// What the rows of Incident number `k` (1-based) share, and their default time.
+fn shared_of(i: &iodef::v2::Incident, k: u32, caps: Caps) -> Result<(Shared, u32), WalkError> {
+    let at = |e: &str| format!("/IODEF-Document/Incident[{k}]{e}");
+    if let Some(id) = &i.incident_id {
+        let len = id.value.len() + id.name.as_ref().map_or(0, |n| n.len() + 1);
+        if len > caps.max_string {
+            return Err(WalkError::Cap(format!(
+                "{}: {len} bytes (name and value), more than exchange.import_max_string_bytes ({})",
+                at("/IncidentID"),
+                caps.max_string
+            )));
+        }
+    }
     let incident = i
         .incident_id
         .as_ref()
@@ -219,14 +301,38 @@ fn indicators(
         })
         .unwrap_or_default();
     let restriction = restriction(i.restriction.as_ref());
+    capped(&restriction, caps, || at("/@restriction"))?;
     let category = incident_category(i);
+    capped(&category, caps, || {
+        at("/Assessment (the incident categories)")
+    })?;
     let time = unix(i.detect_time.as_ref())
         .or_else(|| unix(i.start_time.as_ref()))
         .or_else(|| unix(i.report_time.as_ref()))
         .or_else(|| unix(i.generation_time.as_ref()))
         .unwrap_or(0);
-    let mut stack: Vec<(&iodef::v2::EventData, u32)> =
-        i.event_data.iter().rev().map(|e| (e, time)).collect();
+    Ok((
+        Shared {
+            incident,
+            restriction,
+            category,
+        },
+        time,
+    ))
+}
+
+/// Every address of one top-level EventData (number `ev` of Incident `k`, nested EventData
+/// included) as rows numbered from `*n`, handed to `emit` one at a time.
+fn event_rows(
+    e: &iodef::v2::EventData,
+    incident_time: u32,
+    (k, ev): (u32, u32),
+    caps: Caps,
+    n: &mut u32,
+    emit: &mut dyn FnMut(Indicator) -> Result<(), WalkError>,
+) -> Result<(), WalkError> {
+    let at = || format!("/IODEF-Document/Incident[{k}]/EventData[{ev}]");
+    let mut stack: Vec<(&iodef::v2::EventData, u32)> = vec![(e, incident_time)];
     while let Some((e, inherited)) = stack.pop() {
         let t = unix(e.detect_time.as_ref())
             .or_else(|| unix(e.start_time.as_ref()))
@@ -250,33 +356,152 @@ fn indicators(
                         _ => String::new(),
                     })
                     .unwrap_or_default();
+                capped(&ports, caps, || {
+                    format!("{}/Flow/System/Service/Portlist", at())
+                })?;
+                let ports: Arc<str> = ports.into();
                 let Some(node) = &s.node else { continue };
                 for c in &node.choice {
                     let iodef::v2::NodeChoice::Address(a) = c else {
                         continue;
                     };
                     let value = a.value.trim();
+                    capped(value, caps, || format!("{}/Flow/System/Node/Address", at()))?;
+                    if *n >= caps.max_rows {
+                        return Err(WalkError::Cap(format!(
+                            "{}/Flow/System/Node/Address: more than exchange.import_max_indicators ({}) addresses in the document",
+                            at(),
+                            caps.max_rows
+                        )));
+                    }
                     let ip: Option<IpAddr> = value.parse().ok();
-                    out.push(IndicatorRow {
-                        sha256: sha256.to_owned(),
+                    emit(Indicator {
                         n: *n,
-                        partner: partner.to_owned(),
-                        incident: incident.clone(),
-                        restriction: restriction.clone(),
-                        category: category.clone(),
                         time: t,
                         role,
-                        address: ip.map_or_else(|| value.to_owned(), super::reports::canonical),
+                        address: ip
+                            .map_or_else(|| value.to_owned(), super::reports::canonical)
+                            .into(),
                         addr: ip.map_or([0; 16], address_bytes),
                         proto,
                         ports: ports.clone(),
-                    });
+                    })?;
                     *n += 1;
                 }
             }
         }
         stack.extend(e.event_data.iter().rev().map(|c| (c, t)));
     }
+    Ok(())
+}
+
+/// Sends the rows gathered so far, if any.
+fn flush(
+    sink: &mut dyn FnMut(Chunk) -> bool,
+    shared: &Arc<Shared>,
+    rows: &mut Vec<Indicator>,
+) -> Result<(), WalkError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let chunk = Chunk {
+        shared: shared.clone(),
+        rows: std::mem::replace(rows, Vec::with_capacity(CHUNK_ROWS)),
+    };
+    if sink(chunk) {
+        Ok(())
+    } else {
+        Err(WalkError::Stopped)
+    }
+}
+
+/// Streams a document and hands its rows to `sink` in chunks of at most [`CHUNK_ROWS`]
+/// (`sink` answers false to stop: [`WalkError::Stopped`]). Returns the incidents and rows.
+fn walk(
+    input: impl BufRead,
+    opts: &iodef::ReadOptions,
+    caps: Caps,
+    sink: &mut dyn FnMut(Chunk) -> bool,
+) -> Result<(u32, u32), WalkError> {
+    let mut r = iodef::StreamReader::new(input, opts)?;
+    let (mut incidents, mut n, mut events, mut time) = (0u32, 0u32, 0u32, 0u32);
+    let mut shared = Arc::new(Shared::default());
+    let mut rows: Vec<Indicator> = Vec::new();
+    while let Some(item) = r.next_item()? {
+        match item {
+            iodef::StreamItem::Incident(i) => {
+                let (s, t) = shared_of(&i, incidents + 1, caps)?;
+                flush(sink, &shared, &mut rows)?;
+                shared = Arc::new(s);
+                time = t;
+                events = 0;
+            }
+            iodef::StreamItem::EventData(e) => {
+                events += 1;
+                let mut emit = |row: Indicator| -> Result<(), WalkError> {
+                    rows.push(row);
+                    if rows.len() >= CHUNK_ROWS {
+                        flush(sink, &shared, &mut rows)?;
+                    }
+                    Ok(())
+                };
+                event_rows(&e, time, (incidents + 1, events), caps, &mut n, &mut emit)?;
+            }
+            iodef::StreamItem::IncidentEnd(_) => incidents += 1,
+        }
+    }
+    flush(sink, &shared, &mut rows)?;
+    Ok((incidents, n))
+}
+
+/// The reader's caps for imports: the file size, and the unit caps that bound its memory.
+fn read_options(x: &Exchange) -> iodef::ReadOptions {
+    let c = &x.config;
+    iodef::ReadOptions {
+        lenient: false,
+        limits: iodef::Limits {
+            max_bytes: c.max_upload_bytes as u64,
+            // A stored string is at most 64 KiB; a text value four times that is refused.
+            max_token_bytes: 1 << 18,
+            max_unit_bytes: c.import_max_unit_bytes,
+            max_unit_elements: c.import_max_unit_elements,
+            // Diagnostics name values and paths (shortened); 200 are plenty for a reason.
+            max_diagnostics: 200,
+            ..iodef::Limits::default()
+        },
+    }
+}
+
+/// Indicator numbers already stored for `sha256`, as a bit set (numbers at or past the row cap
+/// are not kept: no row of ours has one).
+async fn stored_rows(
+    client: &Client,
+    db: &str,
+    sha256: &str,
+    max_rows: u32,
+) -> Result<Vec<u64>, ExchangeError> {
+    let what = || format!("checking import {sha256}");
+    let mut cur = client
+        .query(&queries::sql(queries::IMPORT_STORED_INDICATORS, db))
+        .bind(sha256)
+        .fetch::<u32>()
+        .map_err(|e| ExchangeError::ch(what(), e))?;
+    let mut bits: Vec<u64> = Vec::new();
+    while let Some(n) = cur.next().await.map_err(|e| ExchangeError::ch(what(), e))? {
+        if n < max_rows {
+            let w = (n / 64) as usize;
+            if bits.len() <= w {
+                bits.resize(w + 1, 0);
+            }
+            bits[w] |= 1 << (n % 64);
+        }
+    }
+    Ok(bits)
+}
+
+fn is_stored(bits: &[u64], n: u32) -> bool {
+    bits.get((n / 64) as usize)
+        .is_some_and(|w| w & (1 << (n % 64)) != 0)
 }
 
 /// Imports one file from `partner`. `name` is the file name as received (kept for the
@@ -314,86 +539,122 @@ pub async fn import(
         });
     }
 
-    // Pass 1: validate.
+    // Pass 1: validate (with the import's caps: the reader's errors name the element).
+    let ropts = read_options(x);
+    let caps = Caps {
+        max_string: x.config.import_max_string_bytes,
+        max_rows: x.config.import_max_indicators,
+    };
     let s = src.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        s.open()
-            .map(|r| iodef::validate(r, &iodef::ValidateOptions::default()))
-    })
-    .await
-    .expect("the validator does not panic")
-    .map_err(io(format!("reading {name}")))?;
+    let vopts = iodef::ValidateOptions {
+        expect: None,
+        limits: ropts.limits,
+    };
+    let report = tokio::task::spawn_blocking(move || s.open().map(|r| iodef::validate(r, &vopts)))
+        .await
+        .expect("the validator does not panic")
+        .map_err(io(format!("reading {name}")))?;
     let version = match report.version {
         Some(iodef::Version::V1) => 1,
         Some(iodef::Version::V2) => 2,
         None => 0,
     };
+    let mut reason = String::new();
     if !report.is_valid() {
-        let mut reason: Vec<String> = report.errors().map(ToString::to_string).collect();
+        let mut lines: Vec<String> = report.errors().map(ToString::to_string).collect();
         if report.dropped > 0 {
-            reason.push(format!("... and {} more", report.dropped));
+            lines.push(format!("... and {} more", report.dropped));
         }
-        if reason.is_empty() {
-            reason.push("not an IODEF document".into());
+        if lines.is_empty() {
+            lines.push("not an IODEF document".into());
         }
-        let reason = reason.join("\n");
+        reason = lines.join("\n");
+    }
+    drop(report);
+
+    // Pass 2: the import's own caps (string lengths, rows), before anything is stored.
+    if reason.is_empty() {
+        let (s, o) = (src.clone(), ropts.clone());
+        let checked = tokio::task::spawn_blocking(move || {
+            let r = s.open().map_err(|e| WalkError::Iodef(e.into()))?;
+            walk(r, &o, caps, &mut |_| true)
+        })
+        .await
+        .expect("the import check does not panic");
+        match checked {
+            Ok(_) => {}
+            Err(WalkError::Cap(m)) => reason = m,
+            Err(WalkError::Iodef(iodef::Error::Io(e))) => {
+                return Err(ExchangeError::Io {
+                    what: format!("reading {name}"),
+                    source: e,
+                })
+            }
+            Err(WalkError::Iodef(e)) => reason = e.to_string(),
+            Err(WalkError::Stopped) => unreachable!("the check's sink never stops"),
+        }
+    }
+    if !reason.is_empty() {
         quarantine(x, partner, name, &sha256, src.as_ref(), &reason)?;
         record(
             client, db, &sha256, partner, name, version, 1, &reason, 0, 0,
         )
         .await?;
-        tracing::warn!(partner, file = name, %sha256, errors = report.errors().count(), "IODEF import quarantined");
+        tracing::warn!(partner, file = name, %sha256, reason = %reason.lines().next().unwrap_or(""), "IODEF import quarantined");
         return Ok(Imported::Quarantined { sha256, reason });
     }
 
-    // Pass 2: indicators, streamed to ClickHouse in chunks; a partly stored file is completed.
-    let stored: HashSet<u32> = client
-        .query(&queries::sql(queries::IMPORT_STORED_INDICATORS, db))
-        .bind(&sha256)
-        .fetch_all::<u32>()
-        .await
-        .map_err(|e| ExchangeError::ch(format!("checking import {sha256}"), e))?
-        .into_iter()
-        .collect();
-    let (tx, mut rx) = mpsc::channel::<Vec<IndicatorRow>>(4);
+    // Pass 3: indicators, streamed to ClickHouse in chunks; a partly stored file is completed.
+    let stored = stored_rows(client, db, &sha256, caps.max_rows).await?;
+    let (tx, mut rx) = mpsc::channel::<Chunk>(2);
     let s = src.clone();
-    let (sha, who) = (sha256.clone(), partner.to_owned());
-    let reader = tokio::task::spawn_blocking(move || -> Result<(u32, u32), iodef::Error> {
-        let mut r = iodef::StreamReader::new(s.open()?, &iodef::ReadOptions::strict())?;
-        let (mut incidents, mut n) = (0u32, 0u32);
-        let mut chunk = Vec::new();
-        while let Some(i) = r.next_incident()? {
-            incidents += 1;
-            indicators(&i, &sha, &who, &mut n, &mut chunk);
-            if chunk.len() >= 10_000 && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
-                break;
-            }
-        }
-        if !chunk.is_empty() {
-            let _ = tx.blocking_send(chunk);
-        }
-        Ok((incidents, n))
+    let reader = tokio::task::spawn_blocking(move || -> Result<(u32, u32), WalkError> {
+        let r = s.open().map_err(|e| WalkError::Iodef(e.into()))?;
+        walk(r, &ropts, caps, &mut |c| tx.blocking_send(c).is_ok())
     });
     let what = || format!("storing the indicators of {name}");
     let mut insert = client
         .insert::<IndicatorRow>("iodef_indicators")
         .await
         .map_err(|e| ExchangeError::ch(what(), e))?;
-    while let Some(rows) = rx.recv().await {
-        for row in rows.iter().filter(|r| !stored.contains(&r.n)) {
+    while let Some(chunk) = rx.recv().await {
+        let sh = &chunk.shared;
+        for r in chunk.rows.iter().filter(|r| !is_stored(&stored, r.n)) {
+            let row = IndicatorRow {
+                sha256: &sha256,
+                n: r.n,
+                partner,
+                incident: &sh.incident,
+                restriction: &sh.restriction,
+                category: &sh.category,
+                time: r.time,
+                role: r.role,
+                address: &r.address,
+                addr: r.addr,
+                proto: r.proto,
+                ports: &r.ports,
+            };
             insert
-                .write(row)
+                .write(&row)
                 .await
                 .map_err(|e| ExchangeError::ch(what(), e))?;
         }
     }
-    let (incidents, total) = reader
-        .await
-        .expect("the reader does not panic")
-        .map_err(|e| ExchangeError::Iodef {
-            what: format!("reading {name}"),
-            source: e,
-        })?;
+    let (incidents, total) = match reader.await.expect("the reader does not panic") {
+        Ok(x) => x,
+        Err(WalkError::Iodef(e)) => {
+            return Err(ExchangeError::Iodef {
+                what: format!("reading {name}"),
+                source: e,
+            })
+        }
+        Err(WalkError::Cap(m)) => return Err(ExchangeError::Invalid(m)),
+        Err(WalkError::Stopped) => {
+            return Err(ExchangeError::Invalid(format!(
+                "storing the indicators of {name} stopped"
+            )))
+        }
+    };
     insert
         .end()
         .await
@@ -492,8 +753,56 @@ fn quarantine(
     Ok(path)
 }
 
+/// The attempts file of an inbox file: `<dir>/.<name>.attempts`, holding the number of
+/// attempts started and, on the next line, why the last one did not finish.
+fn attempts_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.attempts"))
+}
+
+fn read_attempts(p: &Path) -> (u32, String) {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let (count, reason) = text.split_once('\n').unwrap_or((&text, ""));
+    (count.trim().parse().unwrap_or(0), reason.trim().to_owned())
+}
+
+fn write_attempts(p: &Path, count: u32, reason: &str) -> std::io::Result<()> {
+    super::export::write_atomic(p, format!("{count}\n{reason}\n").as_bytes())
+}
+
+/// What an attempt that never reported back is taken to have been.
+const INTERRUPTED: &str =
+    "interrupted: the aggregator stopped or died while importing this file (killed, out of memory?)";
+
+/// Quarantines an inbox file that failed or was interrupted `count` times.
+#[allow(clippy::too_many_arguments)]
+async fn give_up(
+    client: &Client,
+    db: &str,
+    x: &Exchange,
+    partner: &str,
+    name: &str,
+    path: &Path,
+    count: u32,
+    last: &str,
+) -> Result<Imported, ExchangeError> {
+    let src = path.to_path_buf();
+    let sha256 = digest(&src).map_err(|source| ExchangeError::Io {
+        what: format!("reading {}", path.display()),
+        source,
+    })?;
+    let last = if last.is_empty() { INTERRUPTED } else { last };
+    let reason = format!("import failed or was interrupted {count} times; the last time: {last}");
+    quarantine(x, partner, name, &sha256, &src, &reason)?;
+    record(client, db, &sha256, partner, name, 0, 1, &reason, 0, 0).await?;
+    tracing::warn!(partner, file = name, %sha256, %reason, "Inbox file quarantined after repeated failures");
+    Ok(Imported::Quarantined { sha256, reason })
+}
+
 /// Imports every file waiting in `<inbox>/<partner>/`, moving each to `done/` once imported
-/// or quarantined. Files whose import failed for a transient reason stay for the next run.
+/// or quarantined. A file whose import failed stays for the next run, except that a file
+/// whose import failed or was interrupted `import_attempts` times is quarantined with the
+/// last reason (failures because ClickHouse is unavailable do not count). Each import takes
+/// one of the `max_concurrent_imports` slots, waiting for one if need be.
 pub async fn scan_inbox(
     client: &Client,
     db: &str,
@@ -521,7 +830,33 @@ pub async fn scan_inbox(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let result = import(client, db, x, &p.id, &name, f.clone()).await;
+            let Ok(_slot) = x.imports.acquire().await else {
+                break;
+            };
+            let marker = attempts_path(&dir, &name);
+            let (count, last) = read_attempts(&marker);
+            let result = if count >= x.config.import_attempts {
+                give_up(client, db, x, &p.id, &name, &f, count, &last).await
+            } else {
+                // Counted before it starts: an attempt that kills the process counts too.
+                if let Err(e) = write_attempts(&marker, count + 1, INTERRUPTED) {
+                    tracing::error!(file = %marker.display(), error = %e, "Cannot record an import attempt");
+                }
+                let r = import(client, db, x, &p.id, &name, f.clone()).await;
+                if let Err(e) = &r {
+                    if matches!(e, ExchangeError::ClickHouse { .. }) {
+                        // Not the file's fault: this attempt does not count.
+                        let _ = if count == 0 {
+                            std::fs::remove_file(&marker)
+                        } else {
+                            write_attempts(&marker, count, &last)
+                        };
+                    } else {
+                        let _ = write_attempts(&marker, count + 1, &e.to_string());
+                    }
+                }
+                r
+            };
             if result.is_ok() {
                 let done = dir.join("done");
                 let moved = std::fs::create_dir_all(&done)
@@ -529,6 +864,7 @@ pub async fn scan_inbox(
                 if let Err(e) = moved {
                     tracing::error!(file = %f.display(), error = %e, "Cannot move an imported file to done/");
                 }
+                let _ = std::fs::remove_file(&marker);
             }
             out.push((format!("{}/{name}", p.id), result));
         }
@@ -568,26 +904,33 @@ mod tests {
         })
         .write(&mut doc, iodef::WriteOptions::default())
         .unwrap();
-        let mut r = iodef::StreamReader::new(&doc[..], &iodef::ReadOptions::strict()).unwrap();
-        let mut rows = Vec::new();
-        let mut n = 0;
-        while let Some(i) = r.next_incident().unwrap() {
-            indicators(&i, "ab", "p", &mut n, &mut rows);
-        }
+        let caps = Caps {
+            max_string: 1024,
+            max_rows: 100,
+        };
+        let mut chunks = Vec::new();
+        let (incidents, n) = walk(&doc[..], &iodef::ReadOptions::strict(), caps, &mut |c| {
+            chunks.push(c);
+            true
+        })
+        .unwrap();
+        assert_eq!(incidents, 1);
+        assert_eq!(chunks.len(), 1);
+        let sh = chunks[0].shared.clone();
+        let rows = &chunks[0].rows;
         type Row<'a> = (u32, &'a str, i8, u8, &'a str, u32, &'a str, &'a str);
         let got: Vec<Row> = rows
             .iter()
             .map(|r| {
-                let a = r.address.as_str();
                 (
                     r.n,
-                    a,
+                    &*r.address,
                     r.role,
                     r.proto,
-                    r.ports.as_str(),
+                    &*r.ports,
                     r.time,
-                    r.restriction.as_str(),
-                    r.incident.as_str(),
+                    sh.restriction.as_str(),
+                    sh.incident.as_str(),
                 )
             })
             .collect();
@@ -604,6 +947,113 @@ mod tests {
         assert_eq!(n, 4);
         assert_eq!(rows[0].addr, address_bytes("1.0.0.1".parse().unwrap()));
         assert_eq!(rows[1].addr, [0; 16], "a network is kept as text only");
-        assert_eq!(rows[0].category, "scanning");
+        assert_eq!(sh.category, "scanning");
+    }
+
+    /// A document of `addresses` Address elements in one Node, with an IncidentID of
+    /// `id_len` bytes.
+    fn many_addresses(id_len: usize, addresses: usize) -> Vec<u8> {
+        let mut d = format!(
+            "<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">\
+             <Incident purpose=\"reporting\"><IncidentID name=\"c.example\">{}</IncidentID>\
+             <GenerationTime>2026-01-01T00:00:00Z</GenerationTime>\
+             <Contact role=\"creator\" type=\"organization\"/><EventData><Flow>\
+             <System category=\"source\"><Node>",
+            "x".repeat(id_len)
+        );
+        for i in 0..addresses {
+            d.push_str(&format!(
+                "<Address category=\"ipv4-addr\">10.{}.{}.{}</Address>",
+                i >> 16 & 255,
+                i >> 8 & 255,
+                i & 255
+            ));
+        }
+        d.push_str("</Node></System></Flow></EventData></Incident></IODEF-Document>");
+        d.into_bytes()
+    }
+
+    #[test]
+    fn rows_come_in_chunks_sharing_the_incident_and_caps_name_the_element() {
+        let caps = Caps {
+            max_string: 1024,
+            max_rows: 10_000,
+        };
+        let doc = many_addresses(1000, 2500);
+        let mut sizes = Vec::new();
+        let mut first: Option<Arc<Shared>> = None;
+        let (_, n) = walk(&doc[..], &iodef::ReadOptions::strict(), caps, &mut |c| {
+            sizes.push(c.rows.len());
+            let f = first.get_or_insert_with(|| c.shared.clone());
+            assert!(
+                Arc::ptr_eq(f, &c.shared),
+                "one copy of the incident's strings"
+            );
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 2500);
+        assert_eq!(
+            sizes,
+            [1000, 1000, 500],
+            "flushed as produced, within one EventData"
+        );
+
+        // The receiver going away stops the walk.
+        let mut calls = 0;
+        let r = walk(&doc[..], &iodef::ReadOptions::strict(), caps, &mut |_| {
+            calls += 1;
+            false
+        });
+        assert!(matches!(r, Err(WalkError::Stopped)), "{r:?}");
+        assert_eq!(calls, 1);
+
+        let e = match walk(
+            &many_addresses(1100, 3)[..],
+            &iodef::ReadOptions::strict(),
+            caps,
+            &mut |_| true,
+        ) {
+            Err(WalkError::Cap(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            e.contains("/IODEF-Document/Incident[1]/IncidentID")
+                && e.contains("import_max_string_bytes (1024)"),
+            "{e}"
+        );
+        let few = Caps {
+            max_rows: 2000,
+            ..caps
+        };
+        let e = match walk(&doc[..], &iodef::ReadOptions::strict(), few, &mut |_| true) {
+            Err(WalkError::Cap(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            e.contains("Incident[1]/EventData[1]/Flow/System/Node/Address")
+                && e.contains("import_max_indicators (2000)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn stored_rows_are_a_bit_set() {
+        let bits = vec![0b101u64, 1 << 63];
+        assert!(is_stored(&bits, 0) && !is_stored(&bits, 1) && is_stored(&bits, 2));
+        assert!(is_stored(&bits, 127) && !is_stored(&bits, 128) && !is_stored(&bits, 100_000));
+    }
+
+    #[test]
+    fn attempts_are_counted_in_a_hidden_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = attempts_path(d.path(), "a.xml");
+        assert_eq!(p.file_name().unwrap(), ".a.xml.attempts");
+        assert_eq!(read_attempts(&p), (0, String::new()));
+        write_attempts(&p, 2, "reading a.xml: limit exceeded").unwrap();
+        assert_eq!(
+            read_attempts(&p),
+            (2, "reading a.xml: limit exceeded".into())
+        );
     }
 }
