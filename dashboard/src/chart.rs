@@ -153,24 +153,36 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> 
     let ymax = if ymax > 0.0 { ymax * 1.08 } else { 1.0 };
     let (x0, x1) = (data.from, data.to.max(data.from + 1));
     let day = data.to - data.from <= 2 * 86_400;
-    let caption = format!(
-        "{} — {}, {}, {} to {} UTC{}",
-        data.title,
-        data.proto,
-        data.sensors,
+    let (from, to) = (
         cut(&iso(data.from), 0, 16).replace('T', " "),
         cut(&iso(data.to), 0, 16).replace('T', " "),
-        match &data.public {
-            Some(p) => format!(
-                " (public: {} s buckets, delay: {})",
-                data.step.max(p.grain_secs),
-                p.delay
-            ),
-            None => String::new(),
-        }
     );
+    // Public charts (always over all sensors) name their grain and delay instead.
+    let (caption, size) = match &data.public {
+        Some(p) => (
+            format!(
+                "{} — {}, {from} to {to} UTC — public: {}-s buckets, delay: {}",
+                data.title,
+                data.proto,
+                data.step.max(p.grain_secs),
+                if p.delay.starts_with("whole") {
+                    "whole UTC days"
+                } else {
+                    p.delay.as_str()
+                }
+            ),
+            14,
+        ),
+        None => (
+            format!(
+                "{} — {}, {}, {from} to {to} UTC",
+                data.title, data.proto, data.sensors
+            ),
+            17,
+        ),
+    };
     let mut chart = ChartBuilder::on(root)
-        .caption(caption, (FAMILY, 17))
+        .caption(caption, (FAMILY, size))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)

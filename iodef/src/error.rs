@@ -143,6 +143,15 @@ impl Error {
                 location,
                 message,
             },
+            Error::Limit {
+                location,
+                limit,
+                cap,
+            } => Diagnostic {
+                severity: Severity::Error,
+                location,
+                message: format!("limit exceeded: {limit} (cap {cap})"),
+            },
             other => Diagnostic {
                 severity: Severity::Error,
                 location: other.location().cloned().unwrap_or_default(),

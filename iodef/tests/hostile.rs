@@ -413,3 +413,240 @@ fn lenient_mode_loads_what_it_can() {
     assert_eq!(inc.event_data.len(), 1);
     assert!(inc.start_time.is_none());
 }
+
+/// A root start tag with `n` attributes `a0="" a1="" ...` (12 MB for a million), plus
+/// `extra` at its end.
+fn many_attributes(n: usize, extra: &str) -> String {
+    let mut t = String::from(
+        "<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"",
+    );
+    for i in 0..n {
+        t.push_str(&format!(" xsi:a{i}=\"\""));
+    }
+    t.push_str(extra);
+    t.push_str("><Incident purpose=\"reporting\"/></IODEF-Document>");
+    t
+}
+
+fn raised() -> ReadOptions {
+    ReadOptions {
+        lenient: true,
+        limits: Limits {
+            max_attributes: u32::MAX,
+            max_namespaces: u32::MAX,
+            ..Limits::default()
+        },
+    }
+}
+
+#[test]
+fn a_million_attributes_are_read_in_linear_time_and_capped_by_default() {
+    let x = many_attributes(1_000_000, " xsi:a999999=\"dup\"");
+    assert!(x.len() > 12_000_000);
+    let t = std::time::Instant::now();
+    match Document::from_slice(x.as_bytes(), &raised()) {
+        Err(Error::Syntax { message, location }) => {
+            assert!(message.contains("duplicate"), "{message}");
+            assert_eq!(location.line, 1);
+        }
+        other => panic!("expected the duplicate, got {:?}", other.map(|_| ())),
+    }
+    // Quadratic, this did not finish in 2 minutes; linear, it is a few seconds even unoptimised.
+    assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
+    match Document::from_slice(x.as_bytes(), &ReadOptions::strict()) {
+        Err(Error::Limit {
+            limit,
+            cap,
+            location,
+        }) => {
+            assert_eq!((limit, cap), ("max_attributes", 1024));
+            assert_eq!(location.path, "/IODEF-Document", "names the element");
+        }
+        other => panic!("expected the cap, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn many_namespace_declarations_resolve_in_linear_time_and_are_capped() {
+    // 300,000 prefixes declared on the root, each used by an attribute of the Incident: every
+    // lookup goes through the hash index (a scan per lookup took about a minute).
+    let n = 300_000;
+    let mut x =
+        String::from("<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"");
+    for i in 0..n {
+        x.push_str(&format!(
+            " xmlns:p{i}=\"http://www.w3.org/2001/XMLSchema-instance\""
+        ));
+    }
+    x.push_str("><Incident purpose=\"reporting\"");
+    for i in (0..n).step_by(3) {
+        x.push_str(&format!(" p{i}:a{i}=\"\""));
+    }
+    x.push_str(" xml:lang=\"en\"/></IODEF-Document>");
+    let t = std::time::Instant::now();
+    let r = Document::from_slice(x.as_bytes(), &raised());
+    assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
+    // Lenient: read to the end (the Incident lacks its children, which is only invalid).
+    let loaded = r.expect("read to the end");
+    assert!(!loaded.diagnostics.is_empty());
+    // Scopes end with their element: a prefix declared on a closed element is unknown again.
+    let scoped = "<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">\
+        <Incident purpose=\"reporting\" xmlns:a=\"u:1\" xmlns:b=\"u:2\" xmlns:c=\"u:3\" \
+        xmlns:d=\"u:4\" xmlns:e=\"u:5\" xmlns:f=\"u:6\" xmlns:g=\"u:7\" xmlns:h=\"u:8\" \
+        xmlns:i=\"u:9\" xmlns:j=\"u:10\"><a:x/></Incident><Incident purpose=\"reporting\">\
+        <a:x/></Incident></IODEF-Document>";
+    match Document::from_slice(scoped.as_bytes(), &raised()) {
+        Err(Error::Syntax { message, .. }) => {
+            assert!(
+                message.contains("undeclared namespace prefix `a`"),
+                "{message}"
+            )
+        }
+        other => panic!("expected the unknown prefix, got {:?}", other.map(|_| ())),
+    }
+    let mut x = String::from(
+        "<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">\
+         <Incident purpose=\"reporting\">",
+    );
+    for i in 0..1100 {
+        x.push_str(&format!(
+            "<AdditionalData dtype=\"xml\" xmlns:q{i}=\"u:{i}\">"
+        ));
+    }
+    match Document::from_slice(x.as_bytes(), &ReadOptions::strict()) {
+        Err(Error::Limit { limit, cap, .. }) => {
+            assert_eq!((limit, cap), ("max_depth", 64), "depth first here")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let mut x =
+        String::from("<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"");
+    for i in 0..600 {
+        x.push_str(&format!(" xmlns:p{i}=\"u:{i}\""));
+    }
+    x.push_str("><Incident purpose=\"reporting\"");
+    for i in 0..600 {
+        x.push_str(&format!(" xmlns:q{i}=\"u:{i}\""));
+    }
+    x.push_str("/></IODEF-Document>");
+    match Document::from_slice(x.as_bytes(), &ReadOptions::strict()) {
+        Err(Error::Limit {
+            limit,
+            cap,
+            location,
+        }) => {
+            assert_eq!((limit, cap), ("max_namespaces", 1024));
+            assert_eq!(
+                location.path, "/IODEF-Document/Incident",
+                "names the element"
+            );
+        }
+        other => panic!("expected the cap, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn unit_caps_bound_one_streamed_event_data() {
+    let nested = doc(&format!(
+        "<EventData>{}</EventData><EventData/>",
+        "<EventData/>".repeat(50_000)
+    ));
+    let opts = ReadOptions {
+        lenient: false,
+        limits: Limits {
+            max_unit_elements: 10_000,
+            ..Limits::default()
+        },
+    };
+    let mut r = StreamReader::new(nested.as_bytes(), &opts).expect("open");
+    let err = loop {
+        match r.next_item() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("read to the end"),
+            Err(e) => break e,
+        }
+    };
+    match err {
+        Error::Limit {
+            limit,
+            cap,
+            location,
+        } => {
+            assert_eq!((limit, cap), ("max_unit_elements", 10_000));
+            assert_eq!(location.path, "/IODEF-Document/Incident/EventData");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Many small units pass: the count starts again with each top-level EventData.
+    let many = doc(&"<EventData><Description>x</Description></EventData>".repeat(30_000));
+    let mut r = StreamReader::new(many.as_bytes(), &opts).expect("open");
+    let mut n = 0;
+    while let Some(item) = r.next_item().expect("item") {
+        n += matches!(item, iodef::StreamItem::EventData(_)) as u32;
+    }
+    assert_eq!(n, 30_000);
+    // The validator reports the cap as the reason.
+    let report = validate(
+        nested.as_bytes(),
+        &ValidateOptions {
+            expect: None,
+            limits: opts.limits,
+        },
+    );
+    assert!(!report.is_valid());
+    assert!(
+        report
+            .errors()
+            .any(|d| d.message.contains("max_unit_elements")),
+        "{:?}",
+        report.diagnostics
+    );
+    // Bytes: one EventData of 200 KB against a 64 KiB cap.
+    let big = doc(&format!(
+        "<EventData><Description>{}</Description></EventData>",
+        "y".repeat(200_000)
+    ));
+    let opts = ReadOptions {
+        lenient: false,
+        limits: Limits {
+            max_unit_bytes: 64 << 10,
+            ..Limits::default()
+        },
+    };
+    let mut r = StreamReader::new(big.as_bytes(), &opts).expect("open");
+    let err = loop {
+        match r.next_item() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("read to the end"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                limit: "max_unit_bytes",
+                cap: 65536,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn long_values_are_shortened_in_diagnostics() {
+    let v = "9".repeat(100_000);
+    let x = doc(&format!(
+        "<EventData><Flow><System category=\"source\"><Service ip-protocol=\"6\"><Port>{v}</Port>\
+         </Service></System></Flow></EventData>"
+    ));
+    let report = validate(x.as_bytes(), &ValidateOptions::default());
+    let d = report
+        .errors()
+        .find(|d| d.message.contains("Port"))
+        .expect("the bad port is reported");
+    assert!(d.message.len() < 400, "{}", d.message);
+    assert!(d.message.contains("...(100000 bytes)"), "{}", d.message);
+}
