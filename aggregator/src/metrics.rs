@@ -11,7 +11,8 @@ use prometheus_client::registry::Registry;
 /// The label of a rejection.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// One of [`crate::http::Reject::reason`]'s values.
+    /// One of [`crate::http::Reject::reason`]'s values (or, for withheld events, of
+    /// [`crate::sources::Withheld::name`]'s).
     pub reason: &'static str,
 }
 
@@ -41,6 +42,9 @@ pub struct Metrics {
     pub partitions_dropped: Counter,
     /// Events re-inserted when repairing a partly stored batch.
     pub events_repaired: Counter,
+    /// Events stored whose source is withheld from partners and public counts, by reason
+    /// (one of [`crate::sources::Withheld::name`]'s values).
+    pub events_withheld: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,6 +69,7 @@ impl Metrics {
             geo_reloads: Counter::default(),
             partitions_dropped: Counter::default(),
             events_repaired: Counter::default(),
+            events_withheld: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -117,6 +122,11 @@ impl Metrics {
             "events_repaired",
             "Events inserted to complete a partly stored batch",
             m.events_repaired.clone(),
+        );
+        registry.register(
+            "events_withheld",
+            "Events stored whose source is withheld from partner files and public counts, by reason",
+            m.events_withheld.clone(),
         );
         Metrics { registry, ..m }
     }
