@@ -250,7 +250,7 @@ impl SourcePolicy {
     }
 }
 
-/// A withheld source of a period, for analysts ([`withheld_sources`]).
+/// A withheld source of a period, for analysts: a row of [`crate::queries::WITHHELD_SOURCES`].
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, serde::Serialize, serde::Deserialize)]
 pub struct WithheldSource {
     /// The address (IPv4 dotted, IPv6 compressed).
@@ -284,7 +284,8 @@ impl WithheldSource {
     }
 }
 
-/// Events and distinct sources of a period with one [`Withheld`] code ([`withheld_counts`]).
+/// Events and distinct sources of a period with one [`Withheld`] code: a row of
+/// [`crate::queries::WITHHELD_COUNTS`].
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, serde::Serialize, serde::Deserialize)]
 pub struct WithheldCount {
     /// The code (0: published).
@@ -293,41 +294,6 @@ pub struct WithheldCount {
     pub events: u64,
     /// Distinct sources.
     pub sources: u64,
-}
-
-/// The withheld sources seen in `[from, to)` (Unix seconds), most packets first, at most
-/// `limit`.
-pub async fn withheld_sources(
-    client: &clickhouse::Client,
-    db: &str,
-    from: i64,
-    to: i64,
-    limit: u32,
-) -> crate::Result<Vec<WithheldSource>> {
-    client
-        .query(&crate::queries::sql(crate::queries::WITHHELD_SOURCES, db))
-        .bind(from)
-        .bind(to)
-        .bind(limit)
-        .fetch_all()
-        .await
-        .map_err(crate::Error::ch("reading the withheld sources"))
-}
-
-/// Events and sources of `[from, to)` by [`Withheld`] code, published (0) included.
-pub async fn withheld_counts(
-    client: &clickhouse::Client,
-    db: &str,
-    from: i64,
-    to: i64,
-) -> crate::Result<Vec<WithheldCount>> {
-    client
-        .query(&crate::queries::sql(crate::queries::WITHHELD_COUNTS, db))
-        .bind(from)
-        .bind(to)
-        .fetch_all()
-        .await
-        .map_err(crate::Error::ch("counting the withheld events"))
 }
 
 /// Whether `net` lies inside one of the [`BENCHMARKING`] ranges.
