@@ -3,8 +3,10 @@
 
 Input (stdin or a file argument): the output of `teiten-aggregator schema --print-sql`:
 `-- section` comment lines, then one statement per line ending in `;`. The DDL is run twice
-(the second run must change nothing: every step is idempotent), then the sample rows are
-inserted, then every query is run and must succeed. Checks that the materialized views filled
+(the second run must change nothing: every step is idempotent); the legacy schema (the release
+before the `withheld` column) is created in its own database and upgraded with the `upgrade`
+statements, which must leave it with the same tables, views and `scan_events` columns as the
+new one; then the sample rows are inserted, then every query is run and must succeed. Checks that the materialized views filled
 the rollups. Prints the ClickHouse version and a summary; exits non-zero on the first failure,
 naming the statement.
 
@@ -36,7 +38,7 @@ def main() -> int:
             print(f"statement before any section: {line}", file=sys.stderr)
             return 2
         sections[current].append(line.rstrip(";"))
-    for needed in ("ddl", "sample", "queries"):
+    for needed in ("ddl", "legacy", "upgrade", "sample", "queries"):
         if not sections.get(needed):
             print(f"no `-- {needed}` statements in the input", file=sys.stderr)
             return 2
@@ -62,6 +64,17 @@ def main() -> int:
         tables_after = run("SELECT name, engine FROM system.tables WHERE database = 'teiten' ORDER BY name")
         if tables_before != tables_after:
             raise SystemExit("second DDL run changed the schema")
+        for sql in sections["legacy"]:
+            run(sql)
+        old_db = sections["legacy"][0].split()[-1]
+        for sql in sections["upgrade"]:
+            run(sql)
+        upgraded = run(f"SELECT name, engine FROM system.tables WHERE database = '{old_db}' ORDER BY name")
+        if upgraded != tables_after:
+            raise SystemExit(f"the upgraded {old_db} differs from a new database:\n{upgraded}")
+        cols = "SELECT name, type FROM system.columns WHERE database = '{}' AND table = 'scan_events' ORDER BY name"
+        if run(cols.format(old_db)) != run(cols.format("teiten")):
+            raise SystemExit(f"{old_db}.scan_events has other columns than a new one")
         for sql in sections["sample"]:
             run(sql)
         for sql in sections["queries"]:
@@ -72,7 +85,8 @@ def main() -> int:
         r1 = run("SELECT countMerge(packets) FROM teiten.scan_rollup_1h").strip()
         if r5 != "2" or r1 != "2":
             raise SystemExit(f"rollups not filled by the views: 5m={r5} 1h={r1}")
-        print(f"ok: {len(sections['ddl'])} DDL (twice), {len(sections['sample'])} inserts, "
+        print(f"ok: {len(sections['ddl'])} DDL (twice), {len(sections['legacy'])} legacy DDL "
+              f"upgraded by {len(sections['upgrade'])}, {len(sections['sample'])} inserts, "
               f"{len(sections['queries'])} queries; raw rows after drop: {raw}; rollup packets {r5}/{r1}")
         print(tables_after, end="")
     return 0

@@ -21,6 +21,9 @@ pub struct Options {
     pub analyst_password: String,
     /// Batch interval of the sensor in milliseconds.
     pub batch_interval_ms: u64,
+    /// Dark prefixes of other (imaginary) sensors, added to the aggregator's
+    /// `[sources] monitored` beside the lab's own.
+    pub other_monitored: Vec<String>,
 }
 
 impl Default for Options {
@@ -29,6 +32,7 @@ impl Default for Options {
             dashboard_port: 0,
             analyst_password: "teiten-demo".into(),
             batch_interval_ms: 500,
+            other_monitored: Vec::new(),
         }
     }
 }
@@ -125,16 +129,29 @@ impl Chain {
         std::fs::create_dir_all(dir).expect("chain directory");
         let clickhouse = Server::start().expect("ClickHouse starts");
         let lab = Lab::with_uplink();
-        let (_, host_ip, _) = lab.uplink.clone().expect("uplink");
+        let (_, host_ip, sensor_uplink_ip) = lab.uplink.clone().expect("uplink");
 
         let agg_port = free_port().unwrap();
         let aggregator_url = format!("http://{host_ip}:{agg_port}");
         let aggregator_cfg = dir.join("aggregator.toml");
+        // The dark prefix and the sensor's addresses are withheld; the lab's scanner sends
+        // from the benchmarking range, and only its own address there is published.
+        let monitored: Vec<String> = [lab::DARK, lab::DARK6]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(opts.other_monitored.iter().cloned())
+            .map(|p| format!("\"{p}\""))
+            .collect();
         write(
             &aggregator_cfg,
             &format!(
-                "listen = \"{host_ip}:{agg_port}\"\n[clickhouse]\nurl = \"{}\"\n\n{}",
+                "listen = \"{host_ip}:{agg_port}\"\n[clickhouse]\nurl = \"{}\"\n\n\
+                 [sources]\nmonitored = [{}]\nsensor_addresses = [\"{}\", \"{sensor_uplink_ip}\"]\n\
+                 publish_benchmarking = [\"{}/32\"]\n\n{}",
                 clickhouse.url(),
+                monitored.join(", "),
+                lab::SENSOR_IP,
+                lab::SCANNER_IP,
                 exchange_config(dir)
             ),
         );
@@ -187,12 +204,13 @@ impl Chain {
         write(
             &sensor_cfg,
             &format!(
-                "sensor_id = \"lab-1\"\ninterface = \"{}\"\nmonitored_prefixes = [\"{}\"]\n\
+                "sensor_id = \"lab-1\"\ninterface = \"{}\"\nmonitored_prefixes = [\"{}\", \"{}\"]\n\
                  [aggregator]\nurls = [\"{aggregator_url}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
                  retry_max_secs = 2\n[spool]\ndir = \"{}\"\n\
                  [batch]\nmax_interval_ms = {}\n[metrics]\nlisten = \"\"\n",
                 lab.sensor_if,
                 lab::DARK,
+                lab::DARK6,
                 dir.join("spool").display(),
                 opts.batch_interval_ms
             ),
@@ -282,6 +300,11 @@ impl Chain {
                 .arg(&self.aggregator_cfg)
                 .args(["export", "--date", today.trim()]),
         )
+    }
+
+    /// The aggregator's config file.
+    pub fn aggregator_config(&self) -> &Path {
+        &self.aggregator_cfg
     }
 
     /// The outbox of a partner.

@@ -12,6 +12,9 @@ pub const SCANNER_IP: &str = "198.18.0.1";
 pub const SENSOR_IP: &str = "198.18.0.2";
 /// The dark prefix the sensor monitors.
 pub const DARK: &str = "198.18.1.0/24";
+/// The IPv6 dark prefix the sensor monitors too (documentation space: the lab routes no IPv6,
+/// so only frames replayed onto the scanner side's link reach it).
+pub const DARK6: &str = "2001:db8:1::/64";
 /// A prefix routed to the sensor side but not monitored.
 pub const UNMONITORED: &str = "198.18.2.0/24";
 

@@ -17,14 +17,26 @@ fn schema_and_queries_run_on_clickhouse_18_16() {
     let sql = statements();
     let ch = Server::start().expect("private ClickHouse starts");
     let mut n = 0;
+    let objects = |db: &str| {
+        ch.query(&format!(
+            "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name"
+        ))
+        .unwrap()
+    };
     for pass in 0..2 {
-        for line in sql
-            .lines()
-            .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
-        {
+        let mut section = "";
+        for line in sql.lines().filter(|l| !l.trim().is_empty()) {
+            if let Some(header) = line.strip_prefix("-- ") {
+                if section == "upgrade" && pass == 0 {
+                    // The legacy schema, upgraded, is the new one.
+                    assert_eq!(objects("teiten_v0"), objects("teiten"));
+                }
+                section = header.split_whitespace().next().unwrap_or("");
+                continue;
+            }
             let stmt = line.trim_end_matches(';');
-            // The second pass re-runs the DDL only (idempotence).
-            if pass == 1 && !stmt.starts_with("CREATE") {
+            // The second pass re-runs the new schema's DDL only (idempotence).
+            if pass == 1 && !(section == "ddl" && stmt.starts_with("CREATE")) {
                 continue;
             }
             ch.query(stmt)
@@ -33,6 +45,11 @@ fn schema_and_queries_run_on_clickhouse_18_16() {
         }
     }
     assert!(n > 30, "only {n} statements");
+    let columns = |db: &str| {
+        ch.query(&format!("DESCRIBE TABLE {db}.scan_events"))
+            .unwrap()
+    };
+    assert_eq!(columns("teiten_v0"), columns("teiten"));
     assert_eq!(
         ch.query("SELECT countMerge(packets) FROM teiten.scan_rollup_1h")
             .unwrap(),
@@ -66,5 +83,8 @@ fn schema_and_queries_run_on_current_clickhouse_via_chdb() {
     );
     let version = stdout.lines().next().unwrap_or("");
     assert!(version.starts_with("chdb ClickHouse 2"), "{stdout}");
-    assert!(stdout.contains("ok: 38 DDL (twice)"), "{stdout}");
+    assert!(
+        stdout.contains("ok: 38 DDL (twice), 37 legacy DDL upgraded by 13,"),
+        "{stdout}"
+    );
 }

@@ -46,13 +46,13 @@ fn migrations_are_idempotent_and_check_the_version() {
          scan_port_packets_1h\tSummingMergeTree\n\
          scan_port_packets_1h_mv\tMaterializedView\n\
          scan_port_regions_5m\tAggregatingMergeTree\n\
-         scan_port_regions_5m_mv\tMaterializedView\n\
+         scan_port_regions_5m_published_mv\tMaterializedView\n\
          scan_port_sensor_sources_1d\tAggregatingMergeTree\n\
-         scan_port_sensor_sources_1d_mv\tMaterializedView\n\
+         scan_port_sensor_sources_1d_published_mv\tMaterializedView\n\
          scan_port_sources_1d\tAggregatingMergeTree\n\
-         scan_port_sources_1d_mv\tMaterializedView\n\
+         scan_port_sources_1d_published_mv\tMaterializedView\n\
          scan_port_sources_5m\tAggregatingMergeTree\n\
-         scan_port_sources_5m_mv\tMaterializedView\n\
+         scan_port_sources_5m_published_mv\tMaterializedView\n\
          scan_port_totals_1d\tSummingMergeTree\n\
          scan_port_totals_1d_mv\tMaterializedView\n\
          scan_ports_1d\tSummingMergeTree\n\
@@ -66,19 +66,23 @@ fn migrations_are_idempotent_and_check_the_version() {
          scan_regions_5m\tSummingMergeTree\n\
          scan_regions_5m_mv\tMaterializedView\n\
          scan_rollup_1h\tAggregatingMergeTree\n\
-         scan_rollup_1h_mv\tMaterializedView\n\
+         scan_rollup_1h_published_mv\tMaterializedView\n\
          scan_rollup_5m\tAggregatingMergeTree\n\
-         scan_rollup_5m_mv\tMaterializedView\n\
+         scan_rollup_5m_published_mv\tMaterializedView\n\
          scan_sensor_totals_1d\tSummingMergeTree\n\
          scan_sensor_totals_1d_mv\tMaterializedView\n\
          sensor_reports\tMergeTree\n\
          sensors\tReplacingMergeTree\n"
     );
     // A dropped view is recreated by the next run, and only it.
-    ch.query("DROP TABLE t_migrate.scan_rollup_1h_mv").unwrap();
+    ch.query("DROP TABLE t_migrate.scan_rollup_1h_published_mv")
+        .unwrap();
     let third = run(&["migrate"]);
     assert!(third.starts_with("1 step(s) applied"), "{third}");
-    assert!(third.contains("t_migrate.scan_rollup_1h_mv"), "{third}");
+    assert!(
+        third.contains("t_migrate.scan_rollup_1h_published_mv"),
+        "{third}"
+    );
 
     // --check-config accepts this config and rejects an unknown field with its name.
     let ok = run(&["--check-config"]);
@@ -226,7 +230,10 @@ fn ingest_authenticates_rejects_deduplicates_and_stores_exactly() {
             &ch,
             "SELECT uniqMerge(sources) FROM t_ingest.scan_rollup_1h"
         ),
-        scalar(&ch, "SELECT uniq(src) FROM t_ingest.scan_events")
+        scalar(
+            &ch,
+            "SELECT uniqIf(src, withheld = 0) FROM t_ingest.scan_events"
+        )
     );
     // Fields round-trip: the first event of b1.
     let row = ch
@@ -372,4 +379,239 @@ fn slow_clickhouse_means_503_busy_with_bounded_requests() {
         assert_eq!(a.status, 200, "{a:?}");
     }
     eventually(&ch, "SELECT count() FROM t_slow.scan_events", 300);
+}
+
+/// The statements of one `-- <name>` section of `teiten-aggregator schema --print-sql`.
+fn print_sql_section(name: &str) -> Vec<String> {
+    let out = teiten::run_ok(
+        std::process::Command::new(teiten::bin("teiten-aggregator"))
+            .args(["schema", "--print-sql"]),
+    );
+    let mut current = String::new();
+    let mut statements = Vec::new();
+    for line in out.lines() {
+        if let Some(header) = line.strip_prefix("-- ") {
+            current = header.split_whitespace().next().unwrap_or("").to_owned();
+        } else if current == name && !line.trim().is_empty() {
+            statements.push(line.trim_end_matches(';').to_owned());
+        }
+    }
+    assert!(!statements.is_empty(), "no `-- {name}` section");
+    statements
+}
+
+#[test]
+fn a_database_of_the_release_before_withheld_is_upgraded() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    // The old schema, and rows stored by the old release (no withheld column).
+    for sql in print_sql_section("legacy") {
+        ch.query(&sql).unwrap_or_else(|e| panic!("{sql}\n{e}"));
+    }
+    let old_cols = "sensor_id, epoch, batch_seq, idx, ts, usec, proto, src, dst, sport, dport, \
+                    tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country";
+    ch.query(&format!(
+        "INSERT INTO teiten_v0.scan_events ({old_cols}) VALUES \
+         ('old-1', 1, 1, 0, toDateTime(1763700000), 0, 6, \
+          toFixedString(IPv6StringToNum('::ffff:1.0.0.1'), 16), \
+          toFixedString(IPv6StringToNum('::ffff:198.18.1.1'), 16), 4000, 23, 2, 54, 1, 40, 1, 1024, 'scan', 0, 'AU'), \
+         ('old-1', 1, 1, 1, toDateTime(1763700000), 0, 6, \
+          toFixedString(IPv6StringToNum('::ffff:10.0.0.1'), 16), \
+          toFixedString(IPv6StringToNum('::ffff:198.18.1.1'), 16), 4000, 23, 2, 54, 1, 40, 1, 1024, 'scan', 8, '??')"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = |db: &str| {
+        let (config, _) = write_config(dir.path(), &ch.url(), db, "");
+        let out = std::process::Command::new(teiten::bin("teiten-aggregator"))
+            .arg("--config")
+            .arg(&config)
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let up = migrate("teiten_v0");
+    assert!(up.starts_with("13 step(s) applied"), "{up}");
+    assert!(
+        up.contains("teiten_v0.scan_events.withheld (column added)"),
+        "{up}"
+    );
+    for view in [
+        "scan_rollup_5m_mv",
+        "scan_rollup_1h_mv",
+        "scan_port_regions_5m_mv",
+        "scan_port_sources_1d_mv",
+        "scan_port_sensor_sources_1d_mv",
+        "scan_port_sources_5m_mv",
+    ] {
+        assert!(
+            up.contains(&format!("teiten_v0.{view} (dropped)")),
+            "{view}: {up}"
+        );
+        let new = view.replace("_mv", "_published_mv");
+        assert!(up.contains(&format!("teiten_v0.{new}\n")), "{new}: {up}");
+    }
+    assert_eq!(migrate("teiten_v0").trim(), "0 step(s) applied");
+    // The upgraded database has what a new one has.
+    assert!(migrate("t_fresh").starts_with("37 step(s) applied"));
+    let objects = |db: &str| {
+        ch.query(&format!(
+            "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name"
+        ))
+        .unwrap()
+    };
+    assert_eq!(objects("teiten_v0"), objects("t_fresh"));
+    let columns = |db: &str| {
+        ch.query(&format!("DESCRIBE TABLE {db}.scan_events"))
+            .unwrap()
+    };
+    assert_eq!(columns("teiten_v0"), columns("t_fresh"));
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT countIf(withheld = 0) FROM teiten_v0.scan_events"
+        ),
+        2,
+        "rows stored before the upgrade read as published"
+    );
+
+    // New events go through the new views: only published sources are counted.
+    let agg = Agg::start(&ch, "teiten_v0", "");
+    let tok = agg.add_sensor("s1");
+    let now = now_us();
+    assert_eq!(
+        post(&agg.url, &tok, &batch("s1", 1, 1, 70, now)).status,
+        200
+    );
+    let since = now / 1_000_000 - 3600;
+    let published = scalar(
+        &ch,
+        &format!(
+            "SELECT uniqExactIf(src, withheld = 0) FROM teiten_v0.scan_events \
+             WHERE ts >= toDateTime({since})"
+        ),
+    );
+    let all = scalar(
+        &ch,
+        &format!(
+            "SELECT uniqExact(src) FROM teiten_v0.scan_events WHERE ts >= toDateTime({since})"
+        ),
+    );
+    assert_eq!(
+        (published, all),
+        (60, 70),
+        "2001:2::/48 sources are withheld"
+    );
+    for table in [
+        "scan_port_sources_5m",
+        "scan_rollup_5m",
+        "scan_port_regions_5m",
+    ] {
+        assert_eq!(
+            scalar(
+                &ch,
+                &format!(
+                    "SELECT uniqMerge(sources) FROM teiten_v0.{table} \
+                     WHERE bucket >= toDateTime({since})"
+                )
+            ),
+            published,
+            "{table}"
+        );
+    }
+    // HyperLogLog states: within 2 % of the exact count (60 with the withheld, 70 without).
+    for table in ["scan_port_sources_1d", "scan_port_sensor_sources_1d"] {
+        let hll = scalar(
+            &ch,
+            &format!(
+                "SELECT uniqHLL12Merge(sources) FROM teiten_v0.{table} \
+                     WHERE bucket >= toDateTime({})",
+                since - 86_400
+            ),
+        );
+        assert!((58..=62).contains(&hll), "{table}: {hll}");
+    }
+}
+
+#[test]
+fn batches_with_times_outside_the_window_are_refused_and_others_still_stored() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    let agg = Agg::start(&ch, "t_clock", "");
+    let bad_sensor = agg.add_sensor("skewed");
+    let bad_token = bad_sensor.clone();
+    let good_sensor = agg.add_sensor("steady");
+    let now = now_us();
+    let day = 86_400_000_000i64;
+    // A batch whose events spread over 150 days (150 partitions: an INSERT carrying it would
+    // fail, and with it every other sensor's batch in the same INSERT), one sealed an hour in
+    // the future, one with an event at the epoch.
+    let mut spread = batch("skewed", 1, 1, 150, now);
+    for (i, e) in spread.events.iter_mut().enumerate() {
+        e.ts_us = now - i as i64 * day;
+    }
+    let mut future = batch("skewed", 1, 2, 10, now);
+    future.sealed_us = now + 3_600_000_000;
+    let mut epoch = batch("skewed", 1, 3, 10, now);
+    epoch.events[4].ts_us = 0;
+    let poisoned = [spread, future, epoch];
+    let url = agg.url.clone();
+    let bad = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut answers = Vec::new();
+            for _ in 0..5 {
+                for b in &poisoned {
+                    answers.push(post(&url, &bad_sensor, b));
+                }
+            }
+            answers
+        }
+    });
+    let mut stored = 0u64;
+    for seq in 1..=20 {
+        let a = post(&url, &good_sensor, &batch("steady", 1, seq, 200, now_us()));
+        assert_eq!(a.status, 200, "{a:?}");
+        stored += 200;
+    }
+    let answers = bad.join().unwrap();
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a.status, 422, "{a:?}");
+        assert!(a.body.contains(r#""error":"clock_skew""#), "{a:?}");
+        let detail = match i % 3 {
+            0 => "ingest.max_event_age_secs",
+            1 => "ingest.max_clock_skew_secs",
+            _ => "event 4's time 1970-01-01T00:00:00Z",
+        };
+        assert!(a.body.contains(detail), "{detail}: {a:?}");
+        assert!(a.body.contains("check the sensor's clock"), "{a:?}");
+    }
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT count() FROM t_clock.scan_events WHERE sensor_id = 'steady'"
+        ),
+        stored
+    );
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT count() FROM t_clock.scan_events WHERE sensor_id = 'skewed'"
+        ),
+        0
+    );
+    assert!(
+        agg.metrics()
+            .contains("teiten_aggregator_batches_rejected_total{reason=\"clock_skew\"} 15"),
+        "{}",
+        agg.metrics()
+    );
+    // A batch from a sensor's spool after a week-long outage is still taken.
+    let week = batch("skewed", 1, 4, 10, now - 7 * day);
+    let a = post(&url, &bad_token, &week);
+    assert_eq!(a.status, 200, "{a:?}");
 }

@@ -468,8 +468,14 @@ fn uploads_reports_triage_and_correlation() {
     require_tool("xmllint", "libxml2-utils");
     let ch = Server::start().expect("ClickHouse starts");
     let work = tempfile::tempdir().unwrap();
-    let cfg = exchange_config(work.path(), "")
-        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
+    let cfg = exchange_config(
+        work.path(),
+        &format!(
+            "[[exchange.reporter]]\nname = \"av-1\"\ntoken_sha256 = \"{}\"\n",
+            sha256_hex("av-token")
+        ),
+    )
+    .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
     let agg = Agg::start(&ch, "ex_api", &cfg);
     let token = agg.add_sensor("tokyo-1");
     let d = day_start();
@@ -643,7 +649,13 @@ fn uploads_reports_triage_and_correlation() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|r| r["colour"] == "red")
         .unwrap();
-    let (ok, doc) = agg.cli(&["report", "export", red["id"].as_str().unwrap()]);
+    let (ok, doc) = agg.cli(&[
+        "report",
+        "export",
+        red["id"].as_str().unwrap(),
+        "--reporter",
+        "ids-1",
+    ]);
     assert!(ok, "{doc}");
     let f = work.path().join("report.xml");
     std::fs::write(&f, doc).unwrap();
@@ -668,6 +680,88 @@ fn uploads_reports_triage_and_correlation() {
     let c: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(c["sightings"]["packets"], 0);
     assert!(c["imports"].as_array().unwrap().is_empty());
+    assert_eq!(c["sightings"]["withheld"], 0);
+
+    // Report ids are per reporter: the same id from two reporters is two reports; neither
+    // sees the other's colour through a "duplicate" answer, nor pre-empts it.
+    let given = |category: &str, host: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "id": "IDS-4711", "detected": format!("{date}T03:00:00Z"), "source": "ids",
+            "host": host, "category": category,
+        }))
+        .unwrap()
+    };
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("ids-token"),
+        &given("intrusion", "192.0.2.30"),
+    );
+    assert_eq!(
+        (s, r["colour"].as_str(), r["id"].as_str()),
+        (201, Some("red"), Some("IDS-4711")),
+        "{r}"
+    );
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("av-token"),
+        &given("scan", "192.0.2.31"),
+    );
+    assert_eq!(
+        (s, r["colour"].as_str(), r["duplicate"].as_bool()),
+        (201, Some("green"), Some(false)),
+        "another reporter's id is not a duplicate: {r}"
+    );
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("ids-token"),
+        &given("intrusion", "192.0.2.30"),
+    );
+    assert_eq!(
+        (s, r["colour"].as_str(), r["duplicate"].as_bool()),
+        (200, Some("red"), Some(true)),
+        "{r}"
+    );
+    let (s, r) = http(
+        "POST",
+        &reports_url,
+        Some("av-token"),
+        &given("intrusion", "192.0.2.30"),
+    );
+    assert_eq!(
+        (s, r["colour"].as_str(), r["duplicate"].as_bool()),
+        (200, Some("green"), Some(true)),
+        "av-1's own report, not ids-1's: {r}"
+    );
+    assert_eq!(
+        aggregator_common::scalar(
+            &ch,
+            "SELECT count() FROM ex_api.internal_reports WHERE id = 'IDS-4711'"
+        ),
+        2
+    );
+    for (reporter, host, other) in [
+        ("ids-1", "192.0.2.30", "192.0.2.31"),
+        ("av-1", "192.0.2.31", "192.0.2.30"),
+    ] {
+        let (ok, doc) = agg.cli(&["report", "export", "IDS-4711", "--reporter", reporter]);
+        assert!(ok, "{doc}");
+        assert!(
+            doc.contains(host) && !doc.contains(other),
+            "{reporter}: {doc}"
+        );
+        assert!(
+            doc.contains(&format!("report-{reporter}/IDS-4711")),
+            "{doc}"
+        );
+    }
+    let (ok, out) = agg.cli(&["report", "export", "IDS-4711", "--reporter", "nobody"]);
+    assert!(
+        !ok && out.contains("no report IDS-4711 of reporter nobody"),
+        "{out}"
+    );
 }
 
 /// A partner endpoint that answers 503 to the first `fail` requests, then 200, recording what

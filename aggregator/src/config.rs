@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::exchange::config::{Exchange, ExchangeConfig};
 use crate::http_server::ServerConfig;
+use crate::sources::{is_benchmarking, parse_prefix, SourcePolicy};
 
 /// The config file as written (`aggregator.example.toml` shows every field).
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +43,30 @@ pub struct Config {
     /// Limits on connections and requests (slow and abusive clients).
     #[serde(default)]
     pub server: ServerConfig,
+    /// Which sources are never published (partner files, public unique-source counts).
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+/// `[sources]`: what the aggregator must know to withhold sources that reveal a sensor or
+/// were forged (see `sources`). Addresses or prefixes, IPv4 or IPv6 (`192.0.2.1`,
+/// `2001:db8::/32`), without host bits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// Every monitored (dark) prefix of every sensor; a source inside one is withheld.
+    /// Default empty (a warning at start when partners are configured).
+    #[serde(default)]
+    pub monitored: Vec<String>,
+    /// Every sensor's own addresses (management, uplink); a source among them is withheld.
+    /// Default empty.
+    #[serde(default)]
+    pub sensor_addresses: Vec<String>,
+    /// Prefixes inside the benchmarking ranges 198.18.0.0/15 and 2001:2::/48 whose sources
+    /// are published anyway (a lab driving real scanners from them); no other special-purpose
+    /// range can be published. Default empty: the benchmarking ranges are withheld.
+    #[serde(default)]
+    pub publish_benchmarking: Vec<String>,
 }
 
 /// `[clickhouse]`
@@ -103,6 +128,19 @@ pub struct IngestConfig {
     /// The Retry-After value sent with 503, in seconds. Default 5.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u64,
+    /// Seconds a batch's seal time, or an event's time, may lie ahead of the aggregator's
+    /// clock, and an event's time after its batch's seal time; a batch beyond is refused with
+    /// 422 `clock_skew`. Default 300.
+    #[serde(default = "default_max_clock_skew")]
+    pub max_clock_skew_secs: u64,
+    /// Seconds an event's time may lie before its batch's seal time (422 `clock_skew`
+    /// beyond). Default 86400.
+    #[serde(default = "default_max_event_age")]
+    pub max_event_age_secs: u64,
+    /// Days a batch's seal time may lie behind the aggregator's clock (a sensor's spool after
+    /// an outage; 422 `clock_skew` beyond). Default 30.
+    #[serde(default = "default_max_batch_age")]
+    pub max_batch_age_days: u64,
 }
 
 /// `[insert]`
@@ -205,6 +243,15 @@ fn default_ack_timeout() -> u64 {
 fn default_retry_after() -> u64 {
     5
 }
+fn default_max_clock_skew() -> u64 {
+    300
+}
+fn default_max_event_age() -> u64 {
+    86_400
+}
+fn default_max_batch_age() -> u64 {
+    30
+}
 fn default_insert_rows() -> u64 {
     1_000_000
 }
@@ -280,6 +327,8 @@ pub struct Settings {
     pub registry_refresh: Duration,
     /// `[exchange]`, checked.
     pub exchange: Exchange,
+    /// `[sources]`, checked.
+    pub sources: SourcePolicy,
 }
 
 impl Config {
@@ -416,8 +465,22 @@ impl Config {
                 ),
             ));
         }
+        if i.max_clock_skew_secs == 0 || i.max_event_age_secs == 0 || i.max_batch_age_days == 0 {
+            return Err(bad(
+                "ingest.max_clock_skew_secs",
+                "max_clock_skew_secs, max_event_age_secs and max_batch_age_days must be at least 1",
+            ));
+        }
+        if i.max_batch_age_days > 36_500 || i.max_clock_skew_secs > 86_400 * 366 {
+            return Err(bad(
+                "ingest.max_batch_age_days",
+                "max_batch_age_days must be at most 36500 and max_clock_skew_secs at most a year",
+            ));
+        }
+        let sources = self.sources.policy().map_err(|(f, r)| bad(f, r))?;
         let exchange = self.exchange.clone().validate()?;
         Ok(Settings {
+            sources,
             exchange,
             ack_timeout: Duration::from_secs(self.ingest.ack_timeout_secs),
             insert_period: Duration::from_millis(self.insert.period_ms),
@@ -427,6 +490,42 @@ impl Config {
             registry_refresh: Duration::from_secs(self.registry.refresh_secs),
             config: self,
         })
+    }
+}
+
+impl SourcesConfig {
+    /// The checked prefixes as a policy, or the field and reason of the first bad entry.
+    fn policy(&self) -> std::result::Result<SourcePolicy, (&'static str, String)> {
+        let parse = |field: &'static str, list: &[String]| {
+            list.iter()
+                .map(|t| parse_prefix(t).map_err(|r| (field, r)))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let monitored = parse("sources.monitored", &self.monitored)?;
+        let sensors = parse("sources.sensor_addresses", &self.sensor_addresses)?;
+        let bench = parse("sources.publish_benchmarking", &self.publish_benchmarking)?;
+        if let Some(n) = bench.iter().find(|n| !is_benchmarking(n)) {
+            return Err((
+                "sources.publish_benchmarking",
+                format!("`{n}` is not inside 198.18.0.0/15 or 2001:2::/48"),
+            ));
+        }
+        Ok(SourcePolicy::new(&monitored, &sensors, &bench))
+    }
+}
+
+impl Config {
+    /// Settings that are valid but probably a mistake, one sentence each (logged at start).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if !self.exchange.partners.is_empty() && self.sources.monitored.is_empty() {
+            w.push(
+                "partners are configured but [sources] monitored is empty: sources forged from \
+                 a dark address are only withheld when they equal the event's destination"
+                    .to_owned(),
+            );
+        }
+        w
     }
 }
 
@@ -529,6 +628,44 @@ mod tests {
             err.to_string().contains("server.request_timeout_secs"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sources_are_checked_with_the_field_named() {
+        let err = |text: &str| {
+            Config::parse(text)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[sources]\nmonitored = [\"198.18.1.7/24\"]\n");
+        assert!(
+            e.contains("sources.monitored") && e.contains("host bits"),
+            "{e}"
+        );
+        let e = err("[sources]\nsensor_addresses = [\"sensor-1\"]\n");
+        assert!(e.contains("sources.sensor_addresses"), "{e}");
+        let e = err("[sources]\npublish_benchmarking = [\"10.0.0.0/8\"]\n");
+        assert!(
+            e.contains("sources.publish_benchmarking") && e.contains("198.18.0.0/15"),
+            "{e}"
+        );
+        let ok = Config::parse(
+            "[sources]\nmonitored = [\"198.18.1.0/24\", \"2001:db8:1::/48\"]\n\
+             sensor_addresses = [\"198.18.0.2\"]\npublish_benchmarking = [\"198.18.0.0/24\"]\n",
+        )
+        .unwrap();
+        assert!(ok.warnings().is_empty());
+        assert!(!ok.validate().unwrap().sources.monitors_nothing());
+        let e = err("[ingest]\nmax_clock_skew_secs = 0\n");
+        assert!(e.contains("ingest.max_clock_skew_secs"), "{e}");
+    }
+
+    #[test]
+    fn partners_without_monitored_prefixes_warn() {
+        let c = Config::parse("[[exchange.partner]]\nid = \"kr\"\ncountries = [\"KR\"]\n").unwrap();
+        assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - 401 unknown, revoked or missing token; 403 the token belongs to another sensor;
 //! - 413 body, decompressed batch or event count over the limits; 415 wrong content type;
 //! - 400 not a batch (bad magic, corrupt compression, undecodable payload); 422 a batch that
-//!   breaks a rule of the format;
+//!   breaks a rule of the format (`invalid`), or whose seal or event times lie outside the
+//!   window around the aggregator's clock and the seal time (`clock_skew`, see [`TimeWindow`];
+//!   the sensor sets such a batch aside and goes on with the next);
 //! - 503 with `Retry-After` when ClickHouse is slow or down, or the batch is being written by
 //!   another request.
 //!
@@ -31,6 +33,7 @@ use teiten_wire::{Ack, AckStatus, Limits, WireError, CONTENT_TYPE, INGEST_PATH};
 use crate::geo::{Geo, UNKNOWN};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::registry::{Auth, Cache};
+use crate::sources::SourcePolicy;
 use crate::store::{Enriched, Outcome, Store, StoreError};
 
 /// What the handlers share.
@@ -57,6 +60,101 @@ pub struct AppState {
     pub client: clickhouse::Client,
     /// The database.
     pub db: String,
+    /// Which sources are withheld from partners and public counts.
+    pub sources: Arc<SourcePolicy>,
+    /// The accepted times of a batch.
+    pub time_window: TimeWindow,
+}
+
+/// The times a batch may carry, from `[ingest]`: its seal time at most `max_skew` ahead of
+/// the aggregator's clock and at most `max_batch_age` behind it; each event's time at most
+/// `max_event_age` before the seal time and at most `max_skew` after it (and so never more
+/// than twice `max_skew` ahead of the clock). All in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// `ingest.max_clock_skew_secs`.
+    pub max_skew_us: i64,
+    /// `ingest.max_event_age_secs`.
+    pub max_event_age_us: i64,
+    /// `ingest.max_batch_age_days`.
+    pub max_batch_age_us: i64,
+}
+
+impl TimeWindow {
+    /// The window of a checked `[ingest]`.
+    pub fn from_config(i: &crate::config::IngestConfig) -> TimeWindow {
+        let us = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX / 2_000_000) * 1_000_000;
+        TimeWindow {
+            max_skew_us: us(i.max_clock_skew_secs),
+            max_event_age_us: us(i.max_event_age_secs),
+            max_batch_age_us: us(i.max_batch_age_days.saturating_mul(86_400)),
+        }
+    }
+
+    /// Checks a batch at aggregator time `now_us`; the error says which time is wrong, by how
+    /// much, and which setting bounds it.
+    pub fn check(&self, batch: &teiten_wire::Batch, now_us: i64) -> Result<(), String> {
+        let sealed = batch.sealed_us;
+        let secs = |us: i64| us.saturating_abs() / 1_000_000;
+        let fix = "check the sensor's clock (NTP)";
+        if sealed > now_us.saturating_add(self.max_skew_us) {
+            return Err(format!(
+                "the batch's seal time {} is {} s ahead of the aggregator's clock ({}); at most \
+                 {} s are accepted (ingest.max_clock_skew_secs): {fix}",
+                rfc3339(sealed),
+                secs(sealed - now_us),
+                rfc3339(now_us),
+                secs(self.max_skew_us)
+            ));
+        }
+        if sealed < now_us.saturating_sub(self.max_batch_age_us) {
+            return Err(format!(
+                "the batch's seal time {} is {} s behind the aggregator's clock ({}); at most \
+                 {} days are accepted (ingest.max_batch_age_days): {fix}",
+                rfc3339(sealed),
+                secs(now_us - sealed),
+                rfc3339(now_us),
+                self.max_batch_age_us / 86_400_000_000
+            ));
+        }
+        let lo = sealed.saturating_sub(self.max_event_age_us);
+        let hi = sealed.saturating_add(self.max_skew_us);
+        if let Some((i, e)) = batch
+            .events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.ts_us < lo || e.ts_us > hi)
+        {
+            let (how, limit, field) = if e.ts_us < lo {
+                ("before", self.max_event_age_us, "ingest.max_event_age_secs")
+            } else {
+                ("after", self.max_skew_us, "ingest.max_clock_skew_secs")
+            };
+            return Err(format!(
+                "event {i}'s time {} is {} s {how} the batch's seal time {}; at most {} s are \
+                 accepted ({field}): {fix}",
+                rfc3339(e.ts_us),
+                secs(e.ts_us - sealed),
+                rfc3339(sealed),
+                secs(limit)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Microseconds since the epoch as RFC 3339 (UTC, seconds), or the number when out of range.
+fn rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp(us.div_euclid(1_000_000), 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| format!("{us} us"))
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for AppState {
@@ -103,6 +201,9 @@ pub enum Reject {
     /// Decodable, but breaks a rule.
     #[error("{0}")]
     Invalid(WireError),
+    /// Seal or event times outside the [`TimeWindow`].
+    #[error("{0}")]
+    ClockSkew(String),
     /// Retry later.
     #[error("{0}")]
     Unavailable(StoreError),
@@ -118,6 +219,7 @@ impl Reject {
             Reject::TooLarge(_) => "too_large",
             Reject::Malformed(_) => "malformed",
             Reject::Invalid(_) => "invalid",
+            Reject::ClockSkew(_) => "clock_skew",
             Reject::Unavailable(StoreError::Busy) => "busy",
             Reject::Unavailable(StoreError::InFlight) => "in_flight",
             Reject::Unavailable(StoreError::ShuttingDown) => "shutting_down",
@@ -132,7 +234,7 @@ impl Reject {
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::Malformed(_) => StatusCode::BAD_REQUEST,
-            Reject::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Reject::Invalid(_) | Reject::ClockSkew(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -244,8 +346,10 @@ async fn ingest_inner(
     let bytes = read_body(body, st.max_body_bytes).await?;
     let limits = st.limits;
     let geo = st.geo.current();
+    let sources = st.sources.clone();
     let decoded = tokio::task::spawn_blocking(move || {
         let batch = teiten_wire::decode(&bytes, limits)?;
+        let withheld = batch.events.iter().map(|e| sources.of_event(e)).collect();
         let mut unknown = 0u32;
         let countries = batch
             .events
@@ -261,6 +365,7 @@ async fn ingest_inner(
             batch,
             countries,
             unknown,
+            withheld,
         })
     })
     .await
@@ -278,6 +383,11 @@ async fn ingest_inner(
             data.batch.id.sensor_id
         )));
     }
+    // Refused before it reaches a shared INSERT: a batch with absurd times must not fail
+    // (or spread partitions through) the INSERT that carries other sensors' batches.
+    st.time_window
+        .check(&data.batch, now_us())
+        .map_err(Reject::ClockSkew)?;
     st.metrics.geo_unknown.inc_by(u64::from(data.unknown));
     let seq = data.batch.id.seq;
     match st.store.submit(data).await {
@@ -351,4 +461,78 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         st.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use teiten_wire::{Batch, BatchId, Class, Event, SensorStats, Tags};
+
+    fn batch(sealed_us: i64, times: &[i64]) -> Batch {
+        Batch {
+            id: BatchId {
+                sensor_id: "s".into(),
+                epoch: 1,
+                seq: 1,
+            },
+            sealed_us,
+            stats: SensorStats::default(),
+            events: times
+                .iter()
+                .map(|t| Event {
+                    ts_us: *t,
+                    proto: 6,
+                    src: "1.0.0.1".parse().unwrap(),
+                    dst: "198.18.1.1".parse().unwrap(),
+                    sport: 1,
+                    dport: 23,
+                    tcp_flags: 2,
+                    ttl: 50,
+                    ip_id: 1,
+                    ip_len: 40,
+                    seq: 1,
+                    window: 1024,
+                    class: Class::Scan,
+                    tags: Tags::empty(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn time_window_names_the_time_and_the_setting() {
+        let i: crate::config::IngestConfig = toml::from_str("").unwrap();
+        let w = TimeWindow::from_config(&i);
+        let s = 1_000_000;
+        let now = 1_763_700_000 * s;
+        assert!(w.check(&batch(now, &[now - 3600 * s, now]), now).is_ok());
+        // A spooled batch from last week is fine; from last year it is not.
+        assert!(w.check(&batch(now - 7 * 86_400 * s, &[]), now).is_ok());
+        let e = w
+            .check(&batch(now - 400 * 86_400 * s, &[]), now)
+            .unwrap_err();
+        assert!(
+            e.contains("behind") && e.contains("ingest.max_batch_age_days"),
+            "{e}"
+        );
+        let e = w.check(&batch(now + 3600 * s, &[]), now).unwrap_err();
+        assert!(
+            e.contains("3600 s ahead") && e.contains("max_clock_skew_secs"),
+            "{e}"
+        );
+        let e = w.check(&batch(now, &[now, 0]), now).unwrap_err();
+        assert!(
+            e.starts_with("event 1's time 1970-01-01T00:00:00Z is 1763700000 s before"),
+            "{e}"
+        );
+        assert!(e.contains("ingest.max_event_age_secs"), "{e}");
+        let e = w.check(&batch(now, &[now + 301 * s]), now).unwrap_err();
+        assert!(e.contains("301 s after"), "{e}");
+        let e = w.check(&batch(now, &[i64::MAX]), now).unwrap_err();
+        assert!(e.contains("after"), "{e}");
+        assert_eq!(
+            Reject::ClockSkew(e).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
 }

@@ -22,11 +22,12 @@ mod registry;
 mod retention;
 pub mod schema;
 mod server;
+pub mod sources;
 mod store;
 
 pub use config::{
     ClickHouseConfig, Config, GeoConfig, IngestConfig, InsertConfig, RegistryConfig,
-    RetentionConfig, Settings,
+    RetentionConfig, Settings, SourcesConfig,
 };
 pub use error::{Error, Result};
 pub use geo::{address_bytes, address_from_bytes, Geo, GeoDb, UNKNOWN as UNKNOWN_COUNTRY};

@@ -118,6 +118,9 @@ enum ReportCmd {
     Export {
         /// The report id.
         id: String,
+        /// The reporter that filed it (ids are per reporter).
+        #[arg(long, default_value = "cli")]
+        reporter: String,
     },
 }
 
@@ -416,10 +419,10 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                         println!("{}", serde_json::to_string(&r)?);
                     }
                 }
-                ReportCmd::Export { id } => {
-                    let r = exchange::reports::by_id(&client, &db, &id)
+                ReportCmd::Export { id, reporter } => {
+                    let r = exchange::reports::by_id(&client, &db, &reporter, &id)
                         .await?
-                        .with_context(|| format!("no report {id}"))?;
+                        .with_context(|| format!("no report {id} of reporter {reporter}"))?;
                     let doc = r.document(&settings.exchange.config.csirt)?;
                     std::io::Write::write_all(&mut std::io::stdout(), &doc)?;
                 }
@@ -442,10 +445,23 @@ fn print_sql_statements() {
     let db = "teiten";
     println!("-- ddl");
     for s in steps(db, &Layout::Single) {
+        // A new database needs only the creating steps (the others are upgrades, below).
+        if s.when != agg::schema::When::Missing {
+            continue;
+        }
         println!("{};", s.sql);
         if let Some(fill) = &s.backfill {
             println!("{fill};");
         }
+    }
+    let old = agg::schema::LEGACY_SAMPLE_DB;
+    println!("-- legacy schema (the release before the withheld column), database {old}");
+    for s in agg::schema::legacy_steps(old, &Layout::Single) {
+        println!("{};", s.sql);
+    }
+    println!("-- upgrade of {old}, the statements migrate applies to it");
+    for sql in agg::schema::upgrade_sql(old, &Layout::Single) {
+        println!("{sql};");
     }
     println!("-- sample rows, in the column order the aggregator inserts");
     for (table, cols, values) in queries::SAMPLE_INSERTS {

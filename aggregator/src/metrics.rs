@@ -11,7 +11,8 @@ use prometheus_client::registry::Registry;
 /// The label of a rejection.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// One of [`crate::http::Reject::reason`]'s values.
+    /// One of [`crate::http::Reject::reason`]'s values (or, for withheld events, of
+    /// [`crate::sources::Withheld::name`]'s).
     pub reason: &'static str,
 }
 
@@ -43,6 +44,9 @@ pub struct Metrics {
     pub events_repaired: Counter,
     /// Reloads of the sensor registry from ClickHouse (periodic and on unknown tokens).
     pub registry_reloads: Counter,
+    /// Events stored whose source is withheld from partners and public counts, by reason
+    /// (one of [`crate::sources::Withheld::name`]'s values).
+    pub events_withheld: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -68,6 +72,7 @@ impl Metrics {
             partitions_dropped: Counter::default(),
             events_repaired: Counter::default(),
             registry_reloads: Counter::default(),
+            events_withheld: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -125,6 +130,11 @@ impl Metrics {
             "registry_reloads",
             "Reloads of the sensor registry from ClickHouse",
             m.registry_reloads.clone(),
+        );
+        registry.register(
+            "events_withheld",
+            "Events stored whose source is withheld from partner files and public counts, by reason",
+            m.events_withheld.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -1,6 +1,13 @@
-//! Applies the schema ([`crate::schema::steps`]) to a server: the version first, then every
-//! step whose object is missing from `system.tables` (or `system.databases`), in order, with
-//! its backfill.
+//! Applies the schema ([`crate::schema::steps`]) to a server: the version first, then, in
+//! order, every step whose object is missing from `system.tables` (or `system.databases`),
+//! with its backfill; every column step whose table was there before and lacks the column
+//! (`system.columns`); every drop step whose (replaced) view is there.
+//!
+//! Upgrading from the release before `withheld`: the column is added to `scan_events` (and its
+//! Distributed table), with 0 (published) in the rows stored before; the six views whose unique
+//! sources now count published sources only are dropped and created under new names. Rows a
+//! running aggregator inserts between the drop and the new view are missing from those rollups:
+//! stop ingest for the migration, or rebuild the day afterwards (`rebuild-rollups`).
 
 use std::collections::HashSet;
 
@@ -8,7 +15,7 @@ use clickhouse::Client;
 
 use crate::error::{Error, Result};
 use crate::queries;
-use crate::schema::{parse_version, steps, Layout, MIN_SERVER_VERSION};
+use crate::schema::{parse_version, steps, Layout, When, MIN_SERVER_VERSION};
 
 /// Checks the server version and applies the missing steps; returns what was applied (empty
 /// when the schema was complete).
@@ -48,7 +55,15 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
         } else {
             tables.contains(&step.object)
         };
-        if present {
+        let due = match step.when {
+            When::Missing => !present,
+            When::Present => present,
+            // A table created by this run has the column already.
+            When::ColumnMissing(column) => {
+                present && !has_column(client, db, &step.object, column).await?
+            }
+        };
+        if !due {
             continue;
         }
         let name = if step.object.is_empty() {
@@ -56,11 +71,16 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
         } else {
             format!("{db}.{}", step.object)
         };
+        let doing = match step.when {
+            When::Missing => "creating",
+            When::ColumnMissing(_) => "adding a column to",
+            When::Present => "dropping the replaced view",
+        };
         client
             .query(&step.sql)
             .execute()
             .await
-            .map_err(Error::ch(format!("migration step creating {name}")))?;
+            .map_err(Error::ch(format!("migration step {doing} {name}")))?;
         if let Some(fill) = &step.backfill {
             client
                 .query(fill)
@@ -68,8 +88,24 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
                 .await
                 .map_err(Error::ch(format!("filling {name} from the older rollups")))?;
         }
-        tracing::info!(object = %name, "Migration step applied");
-        applied.push(name);
+        tracing::info!(object = %name, step = doing, "Migration step applied");
+        applied.push(match step.when {
+            When::Missing => name,
+            When::ColumnMissing(column) => format!("{name}.{column} (column added)"),
+            When::Present => format!("{name} (dropped)"),
+        });
     }
     Ok(applied)
+}
+
+async fn has_column(client: &Client, db: &str, table: &str, column: &str) -> Result<bool> {
+    let n: u64 = client
+        .query(queries::COLUMN_EXISTS)
+        .bind(db)
+        .bind(table)
+        .bind(column)
+        .fetch_one()
+        .await
+        .map_err(Error::ch(format!("checking the columns of {db}.{table}")))?;
+    Ok(n > 0)
 }

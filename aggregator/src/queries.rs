@@ -14,6 +14,9 @@ pub const SERVER_VERSION: &str = "SELECT version()";
 pub const DATABASE_EXISTS: &str = "SELECT count() FROM system.databases WHERE name = ?";
 /// Tables and views of a database (the migration check).
 pub const TABLES_IN_DATABASE: &str = "SELECT name FROM system.tables WHERE database = ?";
+/// Whether a table has a column (the migration's column steps). Binds: database, table, column.
+pub const COLUMN_EXISTS: &str =
+    "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?";
 
 /// Rows already stored for a batch (deduplication).
 pub const BATCH_ROWS: &str = "SELECT count() FROM {db}.scan_events \
@@ -25,7 +28,8 @@ pub const BATCH_INDEXES: &str = "SELECT idx FROM {db}.scan_events \
 /// Insert targets: table and column list (the crate builds `INSERT INTO t (cols) FORMAT
 /// RowBinary` from the row types, whose fields are in this order).
 pub const SCAN_EVENTS_INSERT_COLUMNS: &str = "sensor_id, epoch, batch_seq, idx, ts, usec, proto, \
-     src, dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country";
+     src, dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country, \
+     withheld";
 /// Columns of a sensor registry row.
 pub const SENSORS_INSERT_COLUMNS: &str = "sensor_id, token_sha256, revoked, changed, version";
 /// Columns of a sensor report row.
@@ -111,13 +115,28 @@ pub const READ_TOP_COUNTRIES: &str = "SELECT country, countMerge(packets) AS pac
      WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) \
      GROUP BY country ORDER BY packets DESC, country LIMIT ?";
 /// Read API: per-source scan activity in `[from, to)` for a daily report (IODEF export);
-/// addresses as text (IPv4 without the `::ffff:` prefix).
+/// addresses as text (IPv4 without the `::ffff:` prefix). Published sources only.
 pub const READ_DAILY_SOURCES: &str = "SELECT \
      replaceRegexpOne(IPv6NumToString(src), '^::ffff:', '') AS source, proto, dport, \
      any(country) AS country, count() AS packets, toUInt32(min(ts)) AS first_seen, \
      toUInt32(max(ts)) AS last_seen, groupBitOr(tags) AS tags \
      FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
+     AND withheld = 0 \
      GROUP BY src, proto, dport ORDER BY packets DESC, source, proto, dport LIMIT ?";
+/// Analysts: the withheld sources of `[from, to)` (any class) with their reason
+/// ([`crate::sources::Withheld`] code), packets, first and last seen, sensors and ports, most
+/// packets first. Binds: from, to, limit.
+pub const WITHHELD_SOURCES: &str = "SELECT \
+     replaceRegexpOne(IPv6NumToString(src), '^::ffff:', '') AS source, withheld, \
+     count() AS packets, toUInt32(min(ts)) AS first_seen, toUInt32(max(ts)) AS last_seen, \
+     uniqExact(sensor_id) AS sensors, uniqExact(proto, dport) AS ports \
+     FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND withheld != 0 \
+     GROUP BY src, withheld ORDER BY packets DESC, source, withheld LIMIT ?";
+/// Analysts: events and distinct sources of `[from, to)` by withheld reason (0: published).
+/// Binds: from, to.
+pub const WITHHELD_COUNTS: &str = "SELECT withheld, count() AS events, \
+     uniqExact(src) AS sources FROM {db}.scan_events \
+     WHERE ts >= toDateTime(?) AND ts < toDateTime(?) GROUP BY withheld ORDER BY withheld";
 /// Totals over raw events (tests and operators compare them with the rollups).
 pub const RAW_TOTALS: &str = "SELECT count() AS packets, uniqExact(src) AS sources \
      FROM {db}.scan_events";
@@ -129,15 +148,17 @@ pub const ROLLUP_TOTALS: &str = "SELECT countMerge(packets) AS packets \
 
 /// The scan events of one partner-day from every source country, in the order they are
 /// written (by source, then time; the rest makes the order total, so a re-export gives the
-/// same bytes). The destination (sensor) address is deliberately not selected.
+/// same bytes). The destination (sensor) address is deliberately not selected, and withheld
+/// sources (forged, special-purpose, a sensor's) never are.
 pub const EXPORT_EVENTS_ALL: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
      FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
+     AND withheld = 0 \
      ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
 /// [`EXPORT_EVENTS_ALL`] limited to source countries (an array of alpha-2 codes).
 pub const EXPORT_EVENTS_COUNTRIES: &str =
     "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
      FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
-     AND has(?, toString(country)) \
+     AND withheld = 0 AND has(?, toString(country)) \
      ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
 /// Internal reports detected in `[from, to)` with one of the given TLP labels.
 pub const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
@@ -173,8 +194,9 @@ pub const IODEF_INDICATORS_INSERT_COLUMNS: &str = "sha256, n, partner, incident,
 pub const IMPORTS_RECENT: &str = "SELECT sha256, partner, name, toUInt32(received) AS received, \
      iodef_version, toString(status) AS status, reason, incidents, indicators \
      FROM {db}.iodef_imports ORDER BY received DESC, sha256 LIMIT ?";
-/// Whether an internal report id is stored.
-pub const REPORT_EXISTS: &str = "SELECT count() FROM {db}.internal_reports WHERE id = ?";
+/// Whether a reporter's report id is stored (ids are per reporter). Binds: reporter, id.
+pub const REPORT_EXISTS: &str =
+    "SELECT count() FROM {db}.internal_reports WHERE reporter = ? AND id = ?";
 /// Reports on one affected host detected at or after a time (triage repetition rules).
 pub const HOST_REPORTS_SINCE: &str = "SELECT count() FROM {db}.internal_reports \
      WHERE host = ? AND detected >= toDateTime(?)";
@@ -187,15 +209,17 @@ pub const REPORTS_RECENT: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
      countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
      FROM {db}.internal_reports ORDER BY detected DESC, id LIMIT ?";
-/// One internal report.
+/// One internal report of one reporter. Binds: reporter, id.
 pub const REPORT_BY_ID: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
      countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
-     FROM {db}.internal_reports WHERE id = ? LIMIT 1";
-/// What the sensors saw of one source address (as text, IPv4 as `::ffff:a.b.c.d`).
+     FROM {db}.internal_reports WHERE reporter = ? AND id = ? LIMIT 1";
+/// What the sensors saw of one source address (as text, IPv4 as `::ffff:a.b.c.d`), with the
+/// gravest reason it was withheld (0: published).
 pub const CORRELATE_SIGHTINGS: &str =
     "SELECT count() AS packets, toUInt32(min(ts)) AS first_seen, \
-     toUInt32(max(ts)) AS last_seen, uniqExact(dport) AS ports, uniqExact(sensor_id) AS sensors \
+     toUInt32(max(ts)) AS last_seen, uniqExact(dport) AS ports, uniqExact(sensor_id) AS sensors, \
+     max(withheld) AS withheld \
      FROM {db}.scan_events WHERE src = IPv6StringToNum(?)";
 /// The ports one source address probed most.
 pub const CORRELATE_PORTS: &str = "SELECT proto, dport, count() AS packets \
@@ -221,6 +245,7 @@ pub const ALL: &[(&str, &[&str])] = &[
     (SERVER_VERSION, &[]),
     (DATABASE_EXISTS, &["'teiten'"]),
     (TABLES_IN_DATABASE, &["'teiten'"]),
+    (COLUMN_EXISTS, &["'teiten'", "'scan_events'", "'withheld'"]),
     (BATCH_ROWS, &["'tokyo-1'", "7", "3"]),
     (BATCH_INDEXES, &["'tokyo-1'", "7", "3"]),
     (SENSORS_CURRENT, &[]),
@@ -235,6 +260,8 @@ pub const ALL: &[(&str, &[&str])] = &[
     (READ_TOP_PORTS, &["1763683200", "1763769600", "10"]),
     (READ_TOP_COUNTRIES, &["1763683200", "1763769600", "10"]),
     (READ_DAILY_SOURCES, &["1763683200", "1763769600", "100"]),
+    (WITHHELD_SOURCES, &["1763683200", "1763769600", "100"]),
+    (WITHHELD_COUNTS, &["1763683200", "1763769600"]),
     (RAW_TOTALS, &[]),
     (ROLLUP_TOTALS, &[]),
     (EXPORT_EVENTS_ALL, &["1763683200", "1763769600"]),
@@ -250,10 +277,10 @@ pub const ALL: &[(&str, &[&str])] = &[
     (IMPORT_BY_SHA, &["'ab12'"]),
     (IMPORT_STORED_INDICATORS, &["'ab12'"]),
     (IMPORTS_RECENT, &["50"]),
-    (REPORT_EXISTS, &["'r1'"]),
+    (REPORT_EXISTS, &["'ids-1'", "'r1'"]),
     (HOST_REPORTS_SINCE, &["'192.0.2.10'", "1763683200"]),
     (REPORTS_RECENT, &["50"]),
-    (REPORT_BY_ID, &["'r1'"]),
+    (REPORT_BY_ID, &["'ids-1'", "'r1'"]),
     (CORRELATE_SIGHTINGS, &["'::ffff:1.0.0.1'"]),
     (CORRELATE_PORTS, &["'::ffff:1.0.0.1'"]),
     (CORRELATE_IMPORTS, &["'::ffff:1.0.0.1'"]),
@@ -282,11 +309,11 @@ pub const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
         "('tokyo-1', 7, 3, 0, toDateTime(1763700000), 5, 6, \
          toFixedString(IPv6StringToNum('::ffff:1.0.0.1'), 16), \
          toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \
-         40000, 23, 2, 54, 54321, 40, 12345, 1024, 'scan', 1, 'AU'), \
+         40000, 23, 2, 54, 54321, 40, 12345, 1024, 'scan', 1, 'AU', 0), \
          ('tokyo-1', 7, 3, 1, toDateTime(1763700001), 6, 17, \
          toFixedString(IPv6StringToNum('2001:2::1'), 16), \
          toFixedString(IPv6StringToNum('2001:db8::1'), 16), \
-         53, 53, 0, 60, 0, 60, 0, 0, 'backscatter', 0, 'JP')",
+         53, 53, 0, 60, 0, 60, 0, 0, 'backscatter', 0, 'JP', 2)",
     ),
     (
         "sensors",

@@ -46,13 +46,28 @@ impl Layout {
     }
 }
 
-/// One migration step: the object it creates and its idempotent DDL.
+/// When a migration step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// When its object is missing (it creates it).
+    Missing,
+    /// When its object (a table) was there before this migration and lacks this column (it
+    /// adds it: 18.16 has no `ADD COLUMN IF NOT EXISTS`).
+    ColumnMissing(&'static str),
+    /// When its object is there (it drops a view replaced by one under a new name).
+    Present,
+}
+
+/// One migration step: the object it creates, changes or drops and its DDL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    /// Name of the table or view the step creates (checked in `system.tables`); empty for the
-    /// database itself (checked in `system.databases`).
+    /// Name of the table or view the step is about (checked in `system.tables`); empty for
+    /// the database itself (checked in `system.databases`).
     pub object: String,
-    /// The statement (`CREATE ... IF NOT EXISTS`).
+    /// When it runs.
+    pub when: When,
+    /// The statement (`CREATE ... IF NOT EXISTS`, `ALTER TABLE ... ADD COLUMN`, `DROP TABLE
+    /// IF EXISTS`).
     pub sql: String,
     /// Run right after the object was created (not when it was there): fills a rollup added
     /// in an upgrade from an older one, before its view exists.
@@ -68,8 +83,10 @@ const BACKFILLS: &[(&str, &str)] = &[(
      GROUP BY bucket, proto, sensor_id",
 )];
 
-/// Columns of the raw events table, in insert order (see [`crate::store::EventRow`]).
-const SCAN_EVENTS_COLUMNS: &str = "\
+/// Columns of the raw events table before `withheld` was added (an upgrade adds it).
+macro_rules! scan_events_columns_v0 {
+    () => {
+        "\
     sensor_id String, \
     epoch UInt64, \
     batch_seq UInt64, \
@@ -89,7 +106,16 @@ const SCAN_EVENTS_COLUMNS: &str = "\
     window UInt16, \
     class Enum8('scan' = 0, 'backscatter' = 1, 'other' = 2), \
     tags UInt8, \
-    country FixedString(2)";
+    country FixedString(2)"
+    };
+}
+
+/// The column that says why an event's source is withheld from partner files and public
+/// counts (0: published; see [`crate::sources::Withheld`]).
+pub const WITHHELD_COLUMN: (&str, &str) = ("withheld", "UInt8");
+
+/// Columns of the raw events table, in insert order (see [`crate::store::EventRow`]).
+const SCAN_EVENTS_COLUMNS: &str = concat!(scan_events_columns_v0!(), ", withheld UInt8");
 
 const ROLLUP_COLUMNS: &str = "\
     bucket DateTime, \
@@ -546,32 +572,45 @@ pub struct Rollup {
     pub keys: &'static str,
     /// The aggregate expressions.
     pub aggregates: &'static str,
+    /// The view this one replaced (dropped by the migration), or empty.
+    pub replaces: &'static str,
 }
 
-const STATES: &str = "countState() AS packets, uniqState(src) AS sources";
+impl Rollup {
+    /// The aggregates of the view it replaced (unique sources counted with the withheld).
+    fn legacy_aggregates(&self) -> String {
+        self.aggregates
+            .replace("StateIf(src, withheld = 0)", "State(src)")
+    }
+}
+
+/// Packets of every event; unique sources of the published ones only (`withheld = 0`).
+const STATES: &str = "countState() AS packets, uniqStateIf(src, withheld = 0) AS sources";
 const COUNT: &str = "count() AS packets";
-/// Unique sources alone (`uniq`, the 5-minute per-port rollup over all sensors).
-const SOURCES: &str = "uniqState(src) AS sources";
-/// Unique sources as a HyperLogLog state (the daily per-port rollups).
-const SKETCH: &str = "uniqHLL12State(src) AS sources";
+/// Unique published sources alone (`uniq`, the 5-minute per-port rollup over all sensors).
+const SOURCES: &str = "uniqStateIf(src, withheld = 0) AS sources";
+/// Unique published sources as a HyperLogLog state (the daily per-port rollups).
+const SKETCH: &str = "uniqHLL12StateIf(src, withheld = 0) AS sources";
 /// The bucket of the daily rollups (`toDate` as a `DateTime`, like the other buckets).
 const DAY_BUCKET: &str = "toStartOfDay";
 
 /// Rollup views, in migration order.
 pub const ROLLUPS: &[Rollup] = &[
     Rollup {
-        view: "scan_rollup_5m_mv",
+        view: "scan_rollup_5m_published_mv",
         table: "scan_rollup_5m",
         bucket: "toStartOfFiveMinute",
         keys: "proto, dport, country, sensor_id",
         aggregates: STATES,
+        replaces: "scan_rollup_5m_mv",
     },
     Rollup {
-        view: "scan_rollup_1h_mv",
+        view: "scan_rollup_1h_published_mv",
         table: "scan_rollup_1h",
         bucket: "toStartOfHour",
         keys: "proto, dport, country, sensor_id",
         aggregates: STATES,
+        replaces: "scan_rollup_1h_mv",
     },
     Rollup {
         view: "scan_ports_5m_mv",
@@ -579,6 +618,7 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: "toStartOfFiveMinute",
         keys: "proto, dport, sensor_id",
         aggregates: COUNT,
+        replaces: "",
     },
     Rollup {
         view: "scan_ports_1h_mv",
@@ -586,6 +626,7 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: "toStartOfHour",
         keys: "proto, dport, sensor_id",
         aggregates: COUNT,
+        replaces: "",
     },
     Rollup {
         view: "scan_ports_1d_mv",
@@ -593,6 +634,7 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: DAY_BUCKET,
         keys: "proto, dport, sensor_id",
         aggregates: COUNT,
+        replaces: "",
     },
     Rollup {
         view: "scan_regions_5m_mv",
@@ -600,6 +642,7 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: "toStartOfFiveMinute",
         keys: "proto, country, sensor_id",
         aggregates: COUNT,
+        replaces: "",
     },
     Rollup {
         view: "scan_regions_1h_mv",
@@ -607,13 +650,15 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: "toStartOfHour",
         keys: "proto, country, sensor_id",
         aggregates: COUNT,
+        replaces: "",
     },
     Rollup {
-        view: "scan_port_regions_5m_mv",
+        view: "scan_port_regions_5m_published_mv",
         table: "scan_port_regions_5m",
         bucket: "toStartOfFiveMinute",
         keys: "proto, dport, country, sensor_id",
         aggregates: STATES,
+        replaces: "scan_port_regions_5m_mv",
     },
     Rollup {
         view: "scan_port_packets_1h_mv",
@@ -621,6 +666,7 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: "toStartOfHour",
         keys: "proto, dport, country, sensor_id",
         aggregates: COUNT,
+        replaces: "",
     },
     Rollup {
         view: "scan_port_totals_1d_mv",
@@ -628,27 +674,31 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: DAY_BUCKET,
         keys: "proto, dport",
         aggregates: COUNT,
+        replaces: "",
     },
     Rollup {
-        view: "scan_port_sources_1d_mv",
+        view: "scan_port_sources_1d_published_mv",
         table: "scan_port_sources_1d",
         bucket: DAY_BUCKET,
         keys: "proto, dport, country",
         aggregates: SKETCH,
+        replaces: "scan_port_sources_1d_mv",
     },
     Rollup {
-        view: "scan_port_sensor_sources_1d_mv",
+        view: "scan_port_sensor_sources_1d_published_mv",
         table: "scan_port_sensor_sources_1d",
         bucket: DAY_BUCKET,
         keys: "proto, dport, country, sensor_id",
         aggregates: SKETCH,
+        replaces: "scan_port_sensor_sources_1d_mv",
     },
     Rollup {
-        view: "scan_port_sources_5m_mv",
+        view: "scan_port_sources_5m_published_mv",
         table: "scan_port_sources_5m",
         bucket: "toStartOfFiveMinute",
         keys: "proto, dport, country",
         aggregates: SOURCES,
+        replaces: "scan_port_sources_5m_mv",
     },
     Rollup {
         view: "scan_sensor_totals_1d_mv",
@@ -656,6 +706,7 @@ pub const ROLLUPS: &[Rollup] = &[
         bucket: DAY_BUCKET,
         keys: "proto, sensor_id",
         aggregates: COUNT,
+        replaces: "",
     },
 ];
 
@@ -709,19 +760,57 @@ fn engine(layout: &Layout, db: &str, s: &Storage) -> String {
     }
 }
 
-/// The ordered migration steps for database `db` (a checked identifier).
+/// The ordered migration steps for database `db` (a checked identifier): the database, the
+/// tables, the upgrades of tables made by an older release (columns added, replaced views
+/// dropped), the views.
 pub fn steps(db: &str, layout: &Layout) -> Vec<Step> {
+    build(db, layout, false)
+}
+
+/// The schema as it was before the `withheld` column (the release the upgrade steps start
+/// from): for the upgrade tests.
+pub fn legacy_steps(db: &str, layout: &Layout) -> Vec<Step> {
+    build(db, layout, true)
+}
+
+/// The database `schema --print-sql` creates with [`legacy_steps`] and upgrades.
+pub const LEGACY_SAMPLE_DB: &str = "teiten_v0";
+
+/// The statements [`steps`] applies to a database made by [`legacy_steps`], in order.
+pub fn upgrade_sql(db: &str, layout: &Layout) -> Vec<String> {
+    let replaced: Vec<&str> = ROLLUPS
+        .iter()
+        .filter(|r| !r.replaces.is_empty())
+        .map(|r| r.view)
+        .collect();
+    steps(db, layout)
+        .into_iter()
+        .filter(|s| s.when != When::Missing || replaced.contains(&s.object.as_str()))
+        .map(|s| s.sql)
+        .collect()
+}
+
+fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
     let mut out = vec![Step {
         object: String::new(),
+        when: When::Missing,
         sql: format!("CREATE DATABASE IF NOT EXISTS {db}"),
         backfill: None,
     }];
+    let columns = |s: &Storage| {
+        if legacy && s.name == "scan_events" {
+            scan_events_columns_v0!()
+        } else {
+            s.columns
+        }
+    };
     for s in STORAGE {
         let table = storage_name(layout, s.name);
         out.push(Step {
+            when: When::Missing,
             sql: format!(
                 "CREATE TABLE IF NOT EXISTS {db}.{table} ({}) ENGINE = {} PARTITION BY {} ORDER BY {}{}",
-                s.columns,
+                columns(s),
                 engine(layout, db, s),
                 s.partition,
                 s.order,
@@ -747,10 +836,35 @@ pub fn steps(db: &str, layout: &Layout) -> Vec<Step> {
         if let Layout::Cluster { name: cluster, .. } = layout {
             out.push(Step {
                 object: s.name.to_owned(),
+                when: When::Missing,
                 sql: format!(
                     "CREATE TABLE IF NOT EXISTS {db}.{} ({}) ENGINE = Distributed({cluster}, {db}, {}_local, {})",
-                    s.name, s.columns, s.name, s.shard_key
+                    s.name, columns(s), s.name, s.shard_key
                 ),
+                backfill: None,
+            });
+        }
+    }
+    if !legacy {
+        // The storage table first, then the Distributed one over it.
+        let mut tables = vec![storage_name(layout, "scan_events")];
+        if matches!(layout, Layout::Cluster { .. }) {
+            tables.push("scan_events".to_owned());
+        }
+        let (column, ty) = WITHHELD_COLUMN;
+        for t in tables {
+            out.push(Step {
+                sql: format!("ALTER TABLE {db}.{t} ADD COLUMN {column} {ty}"),
+                object: t,
+                when: When::ColumnMissing(column),
+                backfill: None,
+            });
+        }
+        for r in ROLLUPS.iter().filter(|r| !r.replaces.is_empty()) {
+            out.push(Step {
+                object: r.replaces.to_owned(),
+                when: When::Present,
+                sql: format!("DROP TABLE IF EXISTS {db}.{}", r.replaces),
                 backfill: None,
             });
         }
@@ -758,12 +872,18 @@ pub fn steps(db: &str, layout: &Layout) -> Vec<Step> {
     for r in ROLLUPS {
         let source = storage_name(layout, "scan_events");
         let target = storage_name(layout, r.table);
+        let (view, aggregates) = if legacy && !r.replaces.is_empty() {
+            (r.replaces, r.legacy_aggregates())
+        } else {
+            (r.view, r.aggregates.to_owned())
+        };
         out.push(Step {
-            object: r.view.to_owned(),
+            object: view.to_owned(),
+            when: When::Missing,
             sql: format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{} TO {db}.{target} AS \
-                 SELECT {}(ts) AS bucket, {}, {} FROM {db}.{source} GROUP BY bucket, {}",
-                r.view, r.bucket, r.keys, r.aggregates, r.keys
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view} TO {db}.{target} AS \
+                 SELECT {}(ts) AS bucket, {}, {aggregates} FROM {db}.{source} GROUP BY bucket, {}",
+                r.bucket, r.keys, r.keys
             ),
             backfill: None,
         });
@@ -813,26 +933,71 @@ mod tests {
                 "scan_port_sources_5m",
                 "scan_sensor_totals_1d",
                 "scan_port_digests_1d",
+                // Upgrades: the column, the replaced views.
+                "scan_events",
                 "scan_rollup_5m_mv",
                 "scan_rollup_1h_mv",
+                "scan_port_regions_5m_mv",
+                "scan_port_sources_1d_mv",
+                "scan_port_sensor_sources_1d_mv",
+                "scan_port_sources_5m_mv",
+                "scan_rollup_5m_published_mv",
+                "scan_rollup_1h_published_mv",
                 "scan_ports_5m_mv",
                 "scan_ports_1h_mv",
                 "scan_ports_1d_mv",
                 "scan_regions_5m_mv",
                 "scan_regions_1h_mv",
-                "scan_port_regions_5m_mv",
+                "scan_port_regions_5m_published_mv",
                 "scan_port_packets_1h_mv",
                 "scan_port_totals_1d_mv",
-                "scan_port_sources_1d_mv",
-                "scan_port_sensor_sources_1d_mv",
-                "scan_port_sources_5m_mv",
+                "scan_port_sources_1d_published_mv",
+                "scan_port_sensor_sources_1d_published_mv",
+                "scan_port_sources_5m_published_mv",
                 "scan_sensor_totals_1d_mv"
             ]
         );
-        assert!(s.iter().all(|s| s.sql.contains("IF NOT EXISTS")));
+        let step = |name: &str| {
+            s.iter()
+                .find(|s| s.object == name && s.when == When::Missing)
+                .unwrap()
+        };
+        // A new database gets 37 objects: the upgrade steps find nothing to do there.
+        assert_eq!(s.iter().filter(|s| s.when == When::Missing).count(), 37);
+        let alter = s.iter().find(|s| s.when != When::Missing).unwrap();
+        assert_eq!(
+            alter.sql,
+            "ALTER TABLE teiten.scan_events ADD COLUMN withheld UInt8"
+        );
+        assert_eq!(alter.when, When::ColumnMissing("withheld"));
+        assert!(step("scan_events").sql.ends_with(
+            "country FixedString(2), withheld UInt8) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) \
+             ORDER BY (sensor_id, epoch, batch_seq, idx)"
+        ));
+        // Public unique sources count only published sources; packets count every event.
+        let mv = step("scan_port_regions_5m_published_mv");
+        assert!(
+            mv.sql
+                .contains("countState() AS packets, uniqStateIf(src, withheld = 0) AS sources"),
+            "{}",
+            mv.sql
+        );
+        assert!(step("scan_port_sources_1d_published_mv")
+            .sql
+            .contains("uniqHLL12StateIf(src, withheld = 0)"));
+        for r in ROLLUPS {
+            assert_eq!(
+                r.aggregates.contains("src"),
+                r.aggregates.contains("withheld = 0") && !r.replaces.is_empty(),
+                "{}",
+                r.view
+            );
+        }
+        assert!(s
+            .iter()
+            .all(|s| s.when != When::Missing || s.sql.contains("IF NOT EXISTS")));
         assert!(s[1].sql.contains("PARTITION BY toYYYYMMDD(ts)"));
         // Port-first rollups have small granules; the others the default.
-        let step = |name: &str| s.iter().find(|s| s.object == name).unwrap();
         assert!(step("scan_ports_1h").sql.ends_with(
             "ORDER BY (dport, bucket, proto, sensor_id) SETTINGS index_granularity = 256"
         ));
@@ -861,13 +1026,73 @@ mod tests {
         let sensors = s.iter().find(|s| s.object == "sensors_local").unwrap();
         assert!(sensors.sql.contains("ReplicatedReplacingMergeTree("));
         assert!(sensors.sql.contains("'{replica}', version)"));
-        let d = s.iter().find(|s| s.object == "scan_events").unwrap();
+        let d = s
+            .iter()
+            .find(|s| s.object == "scan_events" && s.when == When::Missing)
+            .unwrap();
         assert!(d
             .sql
             .contains("Distributed(c1, db, scan_events_local, cityHash64("));
-        let mv = s.iter().find(|s| s.object == "scan_rollup_1h_mv").unwrap();
+        let mv = s
+            .iter()
+            .find(|s| s.object == "scan_rollup_1h_published_mv")
+            .unwrap();
         assert!(mv.sql.contains("TO db.scan_rollup_1h_local"));
         assert!(mv.sql.contains("FROM db.scan_events_local"));
+    }
+
+    #[test]
+    fn legacy_schema_and_its_upgrade() {
+        let old = legacy_steps("v0", &Layout::Single);
+        assert_eq!(old.len(), 37);
+        let ev = old.iter().find(|s| s.object == "scan_events").unwrap();
+        assert!(
+            ev.sql.contains("country FixedString(2)) ENGINE"),
+            "{}",
+            ev.sql
+        );
+        let mv = old
+            .iter()
+            .find(|s| s.object == "scan_port_sources_5m_mv")
+            .unwrap();
+        assert!(
+            mv.sql
+                .contains("uniqState(src) AS sources FROM v0.scan_events"),
+            "{}",
+            mv.sql
+        );
+        let up = upgrade_sql("v0", &Layout::Single);
+        assert_eq!(up.len(), 1 + 6 + 6, "{up:#?}");
+        assert_eq!(
+            up[0],
+            "ALTER TABLE v0.scan_events ADD COLUMN withheld UInt8"
+        );
+        assert_eq!(up[1], "DROP TABLE IF EXISTS v0.scan_rollup_5m_mv");
+        assert!(up[7]
+            .starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS v0.scan_rollup_5m_published_mv"));
+        let cluster = Layout::Cluster {
+            name: "c1".into(),
+            replicated: false,
+        };
+        let up = upgrade_sql("db", &cluster);
+        assert_eq!(
+            up[0],
+            "ALTER TABLE db.scan_events_local ADD COLUMN withheld UInt8"
+        );
+        assert_eq!(
+            up[1],
+            "ALTER TABLE db.scan_events ADD COLUMN withheld UInt8"
+        );
+        let dist = steps("db", &cluster);
+        let d = dist
+            .iter()
+            .find(|s| s.object == "scan_events" && s.when == When::Missing)
+            .unwrap();
+        assert!(
+            d.sql.contains("withheld UInt8) ENGINE = Distributed"),
+            "{}",
+            d.sql
+        );
     }
 
     #[test]

@@ -135,6 +135,9 @@ pub async fn seal_digests(settings: &Settings) -> Result<Vec<u32>> {
 /// Serves until SIGTERM or SIGINT; a second signal exits at once.
 pub async fn serve(settings: Settings) -> Result<()> {
     let cfg = settings.config.clone();
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
+    }
     let applied = migrate_all(&cfg.clickhouse).await?;
     tracing::info!(steps = applied.len(), "Schema is up to date");
     let metrics = Arc::new(Metrics::new());
@@ -165,6 +168,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
         exchange: exchange.clone(),
         client: exchange_client.clone(),
         db: cfg.clickhouse.database.clone(),
+        sources: Arc::new(settings.sources.clone()),
+        time_window: crate::http::TimeWindow::from_config(&cfg.ingest),
     });
 
     let io = |what: &str| {

@@ -40,9 +40,10 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcqu
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::geo::address_bytes;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReasonLabel};
 use crate::queries;
 use crate::retention::day_of_us;
+use crate::sources::Withheld;
 
 /// One row of `scan_events`; fields in the table's column order.
 #[derive(Debug, Row, Serialize)]
@@ -67,6 +68,7 @@ pub(crate) struct EventRow<'a> {
     class: i8,
     tags: u8,
     country: [u8; 2],
+    withheld: u8,
 }
 
 /// One row of `sensor_reports`: a batch's counters as the sensor reported them.
@@ -97,6 +99,8 @@ pub struct Enriched {
     pub countries: Vec<[u8; 2]>,
     /// How many of them are unknown.
     pub unknown: u32,
+    /// `withheld[i]` is why `batch.events[i]`'s source is withheld ([`crate::sources`]).
+    pub withheld: Vec<Withheld>,
 }
 
 /// How a batch was acknowledged.
@@ -566,6 +570,15 @@ impl Writer {
                     self.shared.mark_committed(&job.data.batch.id);
                     self.metrics.batches_stored.inc();
                     self.metrics.events_stored.inc_by(n);
+                    for (i, w) in job.data.withheld.iter().enumerate() {
+                        let skipped = job.skip.as_ref().is_some_and(|s| s.contains(&(i as u32)));
+                        if *w != Withheld::No && !skipped {
+                            self.metrics
+                                .events_withheld
+                                .get_or_create(&ReasonLabel { reason: w.name() })
+                                .inc();
+                        }
+                    }
                     if job.skip.is_some() {
                         self.metrics.events_repaired.inc_by(n);
                     }
@@ -589,7 +602,13 @@ impl Writer {
     ) -> Result<u64> {
         let b = &job.data.batch;
         let mut written = 0u64;
-        for (i, (e, country)) in b.events.iter().zip(&job.data.countries).enumerate() {
+        for (i, ((e, country), withheld)) in b
+            .events
+            .iter()
+            .zip(&job.data.countries)
+            .zip(&job.data.withheld)
+            .enumerate()
+        {
             let idx = i as u32;
             if job.skip.as_ref().is_some_and(|s| s.contains(&idx)) {
                 continue;
@@ -616,6 +635,7 @@ impl Writer {
                 class: e.class as u8 as i8,
                 tags: e.tags.bits(),
                 country: *country,
+                withheld: *withheld as u8,
             };
             events
                 .write(&row)

@@ -1,9 +1,10 @@
-//! The analyst view's data: sensor health and the raw event search.
+//! The analyst view's data: sensor health, the raw event search and the withheld sources.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use teiten_aggregator::sources::{Withheld, WithheldCount, WithheldSource};
 use teiten_aggregator::{address_bytes, address_from_bytes};
 
 use crate::config::Config;
@@ -419,6 +420,132 @@ pub fn search_html(s: &Search, rows: &[EventView], more: bool) -> String {
     h
 }
 
+/// `/analyst/withheld`'s query string.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeriod {
+    /// Start (UTC; default 24 hours before `to`).
+    pub from: Option<String>,
+    /// End (exclusive; default now).
+    pub to: Option<String>,
+}
+
+/// Most withheld sources listed on the page.
+pub const WITHHELD_ROWS: u32 = 1000;
+
+/// The sources of a period that are never published (partner files, public unique-source
+/// counts), with their reasons, and the events of the period by reason: the page's body.
+pub async fn withheld_html(
+    reader: &Reader,
+    raw: &RawPeriod,
+    config: &Config,
+    now: i64,
+) -> Result<String, HttpError> {
+    let to = match raw.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => parse_time("to", t)?,
+        None => now + 1,
+    };
+    let from = match raw.from.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(f) => parse_time("from", f)?,
+        None => to - 86_400,
+    };
+    if from >= to {
+        return Err(HttpError::bad(format!(
+            "from ({}) must be before to ({})",
+            iso(from),
+            iso(to)
+        )));
+    }
+    if to - from > i64::from(config.limits.max_days) * 86_400 {
+        return Err(HttpError::bad(format!(
+            "from..to spans more than {} days",
+            config.limits.max_days
+        )));
+    }
+    let db = reader.db();
+    let counts: Vec<WithheldCount> = reader
+        .client()
+        .query(&teiten_aggregator::queries::sql(
+            teiten_aggregator::queries::WITHHELD_COUNTS,
+            db,
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all()
+        .await
+        .map_err(Error::ch("counting events by withheld reason"))?;
+    let rows: Vec<WithheldSource> = reader
+        .client()
+        .query(&teiten_aggregator::queries::sql(
+            teiten_aggregator::queries::WITHHELD_SOURCES,
+            db,
+        ))
+        .bind(from)
+        .bind(to)
+        .bind(WITHHELD_ROWS)
+        .fetch_all()
+        .await
+        .map_err(Error::ch("reading the withheld sources"))?;
+    Ok(withheld_body(from, to, &counts, &rows))
+}
+
+fn withheld_body(from: i64, to: i64, counts: &[WithheldCount], rows: &[WithheldSource]) -> String {
+    let mut h = format!(
+        "<p>Sources that never reach a partner file or a public unique-source count: forged \
+         (spoof suspects), special-purpose addresses, addresses in a monitored prefix, sensor \
+         addresses. Their packets are stored and counted.</p>\
+         <form method=\"get\" action=\"/analyst/withheld\" id=\"period\">\
+         <label>From <input name=\"from\" value=\"{}\"></label> \
+         <label>To <input name=\"to\" value=\"{}\"></label> \
+         <button type=\"submit\">Show</button></form>\
+         <h2>Events by reason</h2><table id=\"withheld-counts\"><tr><th class=\"l\">Reason</th>\
+         <th>Events</th><th>Sources</th></tr>",
+        esc(&iso(from)),
+        esc(&iso(to))
+    );
+    for w in Withheld::ALL {
+        let c = counts.iter().find(|c| c.withheld == w as u8);
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+            w.name(),
+            c.map_or(0, |c| c.events),
+            c.map_or(0, |c| c.sources)
+        );
+    }
+    let _ = write!(
+        h,
+        "</table><h2>Withheld sources</h2><p>{} source(s){}.</p>\
+         <table id=\"withheld\"><tr><th class=\"l\">Source</th><th class=\"l\">Reason</th>\
+         <th>Packets</th><th class=\"l\">First seen (UTC)</th><th class=\"l\">Last seen (UTC)</th>\
+         <th>Sensors</th><th>Ports</th></tr>",
+        rows.len(),
+        if rows.len() as u32 >= WITHHELD_ROWS {
+            format!(", the {WITHHELD_ROWS} with the most packets")
+        } else {
+            String::new()
+        }
+    );
+    for r in rows {
+        let addr = serde_urlencoded::to_string([("addr", &r.source)]).unwrap_or_default();
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\"><a href=\"/analyst/address?{}\">{}</a></td><td class=\"l\">{}</td>\
+             <td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&addr),
+            esc(&r.source),
+            esc(&r.reason()),
+            r.packets,
+            esc(&iso(i64::from(r.first_seen))),
+            esc(&iso(i64::from(r.last_seen))),
+            r.sensors,
+            r.ports
+        );
+    }
+    h.push_str("</table>");
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,5 +572,40 @@ mod tests {
             .unwrap_err()
             .contains("before"));
         assert!(check("src=2001:db8::1").is_ok());
+    }
+
+    #[test]
+    fn withheld_page_lists_every_reason_and_escapes() {
+        let counts = [
+            WithheldCount {
+                withheld: 0,
+                events: 5,
+                sources: 2,
+            },
+            WithheldCount {
+                withheld: 2,
+                events: 3,
+                sources: 1,
+            },
+        ];
+        let rows = [WithheldSource {
+            source: "10.1.2.3".into(),
+            withheld: 2,
+            packets: 3,
+            first_seen: 1_763_700_000,
+            last_seen: 1_763_700_060,
+            sensors: 1,
+            ports: 1,
+        }];
+        let h = withheld_body(1_763_683_200, 1_763_769_600, &counts, &rows);
+        for w in Withheld::ALL {
+            assert!(h.contains(&format!(">{}<", w.name())), "{h}");
+        }
+        assert!(
+            h.contains("<tr><td class=\"l\">special_purpose</td><td>3</td><td>1</td></tr>"),
+            "{h}"
+        );
+        assert!(h.contains("special_purpose: private use (RFC 1918)"), "{h}");
+        assert!(h.contains("/analyst/address?addr=10.1.2.3"), "{h}");
     }
 }

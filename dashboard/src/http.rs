@@ -133,7 +133,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/analyst/exchange", get(analyst_exchange))
         .route("/analyst/exchange/file", get(analyst_exchange_file))
         .route("/analyst/reports", post(analyst_file_report))
-        .route("/analyst/address", get(analyst_address));
+        .route("/analyst/address", get(analyst_address))
+        .route("/analyst/withheld", get(analyst_withheld));
     for graph in [
         Graph::Ports,
         Graph::Regions,
@@ -965,6 +966,29 @@ async fn analyst_address(State(state): St, headers: HeaderMap, RawQuery(q): RawQ
         Ok(body) => html_response(
             StatusCode::OK,
             page("Address", Some((&session.user, &session.csrf)), &body),
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn analyst_withheld(State(state): St, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let Some(session) = require_analyst(&state, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let result: Result<String, HttpError> = async {
+        let raw: analyst::RawPeriod = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
+            .map_err(|e| HttpError::bad(format!("bad query string: {e}")))?;
+        analyst::withheld_html(&state.reader, &raw, &state.settings.config, (state.clock)()).await
+    }
+    .await;
+    match result {
+        Ok(body) => html_response(
+            StatusCode::OK,
+            page(
+                "Withheld sources",
+                Some((&session.user, &session.csrf)),
+                &body,
+            ),
         ),
         Err(e) => e.into_response(),
     }

@@ -80,10 +80,15 @@ fn fingerprints(ev: &Event) -> Tags {
     tags
 }
 
-/// A source address that cannot legitimately arrive from the Internet.
+/// A source address that cannot legitimately arrive from the Internet (the event is tagged
+/// `spoof_suspect`, and keeps its class: the raw data stays as seen).
 ///
-/// 198.18.0.0/15 (RFC 2544 benchmarking) is deliberately *not* listed: labs, including ours,
-/// use it to drive real scanners at a sensor.
+/// This tag is a hint. What is published is decided by the aggregator at ingest
+/// (`teiten_aggregator::sources`): it withholds spoof suspects, every IANA special-purpose
+/// address (198.18.0.0/15 included, unless configured for a lab), sources inside any sensor's
+/// monitored prefixes and the sensors' own addresses from partner files and public counts.
+/// 198.18.0.0/15 (RFC 2544 benchmarking) is deliberately *not* listed here: labs, including
+/// ours, use it to drive real scanners at a sensor.
 pub fn is_martian(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(a) => martian_v4(a),

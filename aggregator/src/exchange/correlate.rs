@@ -23,6 +23,16 @@ pub struct Sightings {
     pub ports: u64,
     /// Distinct sensors that saw it.
     pub sensors: u64,
+    /// The gravest reason it was withheld from partners and public counts, as a
+    /// [`crate::sources::Withheld`] code (0: published).
+    pub withheld: u8,
+}
+
+impl Sightings {
+    /// The name of [`Sightings::withheld`] (`published`, `spoof_suspect`, ...).
+    pub fn withheld_reason(&self) -> &'static str {
+        crate::sources::Withheld::from_code(self.withheld).map_or("unknown", |w| w.name())
+    }
 }
 
 /// A port the address probed.

@@ -4,7 +4,10 @@
 //!
 //! A report arrives as JSON ([`ReportInput`], `POST /api/v1/reports` or `teiten-aggregator
 //! report add`). Its id is the one given, or a digest of its content, so the same report filed
-//! twice is stored once. Triage: the first rule whose conditions all hold sets the colour
+//! twice is stored once. Ids are per reporter: a report is found by (reporter, id), so one
+//! reporter using another's id neither hits the other's report (as a "duplicate" that would
+//! show its colour and rules) nor pre-empts it; both are stored, and their IODEF IncidentIDs
+//! differ (`report-<reporter>/<id>`). Triage: the first rule whose conditions all hold sets the colour
 //! (green without one), then every matching `escalate` rule raises it one step; the names of
 //! the rules that fired are stored with the report.
 
@@ -322,12 +325,13 @@ pub async fn file(
     let id = r.id(reporter);
     let exists: u64 = client
         .query(&queries::sql(queries::REPORT_EXISTS, db))
+        .bind(reporter)
         .bind(&id)
         .fetch_one()
         .await
         .map_err(|e| ExchangeError::ch(format!("looking up report {id}"), e))?;
     if exists > 0 {
-        let stored = by_id(client, db, &id).await?;
+        let stored = by_id(client, db, reporter, &id).await?;
         return Ok(Filed {
             id,
             colour: stored
@@ -443,18 +447,20 @@ pub async fn recent(
         .map_err(|e| ExchangeError::ch("listing internal reports", e))
 }
 
-/// One report.
+/// One report of one reporter.
 pub async fn by_id(
     client: &Client,
     db: &str,
+    reporter: &str,
     id: &str,
 ) -> Result<Option<StoredReport>, ExchangeError> {
     client
         .query(&queries::sql(queries::REPORT_BY_ID, db))
+        .bind(reporter)
         .bind(id)
         .fetch_optional()
         .await
-        .map_err(|e| ExchangeError::ch(format!("reading report {id}"), e))
+        .map_err(|e| ExchangeError::ch(format!("reading report {id} of {reporter}"), e))
 }
 
 /// The reports of `[from, to)` a partner may receive: TLP at or below its ceiling and an
@@ -624,7 +630,8 @@ impl StoredReport {
             restriction: Some(restriction),
             incident_id: Some(v2::IncidentID {
                 name: Some(csirt.to_owned()),
-                value: format!("report-{}", self.id),
+                // Ids are per reporter.
+                value: format!("report-{}/{}", self.reporter, self.id),
                 ..Default::default()
             }),
             detect_time: Some(time(self.detected)?),
