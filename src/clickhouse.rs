@@ -311,7 +311,8 @@ impl Server {
 /// `INSERT ... SELECT` of `n` scan events from `sensor` spread over the day starting at `day`
 /// (Unix seconds) into `table` (a `scan_events` table): TCP (one in ten UDP) from distinct
 /// sources all placed in `AU`, to one sensor address, six popular ports. For tests and
-/// benchmarks that need a large day fast (generated inside the server).
+/// benchmarks that need a large day fast (generated inside the server). Every row is stored as
+/// published (`withheld` 0), as the aggregator is bypassed.
 pub fn scan_day_sql(table: &str, sensor: &str, day: i64, n: u64) -> String {
     format!(
         "INSERT INTO {table} SELECT '{sensor}', 1, intDiv(number, 100000), \
@@ -321,7 +322,7 @@ pub fn scan_day_sql(table: &str, sensor: &str, day: i64, n: u64) -> String {
          cityHash64(number) % 3000000000)))), 16), \
          toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \
          toUInt16(1024 + number % 60000), toUInt16([22, 23, 80, 443, 445, 3389][number % 6 + 1]), \
-         2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU' FROM system.numbers LIMIT {n}"
+         2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU', 0 FROM system.numbers LIMIT {n}"
     )
 }
 

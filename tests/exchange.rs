@@ -70,7 +70,13 @@ fn batch_of(seq: u64, events: Vec<Event>) -> Batch {
             epoch: 1,
             seq,
         },
-        sealed_us: aggregator_common::now_us(),
+        // Sealed right after its last event, as a sensor does (the aggregator refuses events
+        // more than `ingest.max_event_age_secs` before the seal time).
+        sealed_us: events
+            .iter()
+            .map(|e| e.ts_us)
+            .max()
+            .unwrap_or_else(aggregator_common::now_us),
         stats: SensorStats::default(),
         events,
     }
@@ -129,7 +135,8 @@ fn source_addresses(file: &Path) -> BTreeSet<String> {
 
 fn exchange_config(dir: &Path, extra_partner: &str) -> String {
     format!(
-        "[retention]\nraw_days = 30\n\n[exchange]\ncsirt = \"csirt.teiten.test\"\n\
+        // The batches here carry events of several days (late events, day boundaries).
+        "[ingest]\nmax_event_age_secs = 864000\n\n[retention]\nraw_days = 30\n\n[exchange]\ncsirt = \"csirt.teiten.test\"\n\
          csirt_email = \"csirt@teiten.test\"\noutbox = \"{0}/outbox\"\ninbox = \"{0}/inbox\"\n\
          quarantine = \"{0}/quarantine\"\ninterval_secs = 1\nexport_delay_minutes = 0\n\
          delivery_attempts = 1\n\n\
@@ -947,7 +954,8 @@ fn an_export_killed_midway_leaves_nothing_and_the_rerun_is_complete() {
     let ch = Server::start().expect("ClickHouse starts");
     let work = tempfile::tempdir().unwrap();
     let cfg = format!(
-        "[retention]\nraw_days = 30\n\n[exchange]\ncsirt = \"csirt.teiten.test\"\n\
+        // The batches here carry events of several days (late events, day boundaries).
+        "[ingest]\nmax_event_age_secs = 864000\n\n[retention]\nraw_days = 30\n\n[exchange]\ncsirt = \"csirt.teiten.test\"\n\
          outbox = \"{}/outbox\"\nexport_delay_minutes = 1440\n\n\
          [[exchange.partner]]\nid = \"world\"\ncountries = [\"all\"]\n",
         work.path().display()
