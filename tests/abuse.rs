@@ -101,7 +101,7 @@ fn slowloris(addr: SocketAddr, n: usize, stop: Arc<AtomicBool>) -> JoinHandle<u6
                     None => true,
                     Some(s) => {
                         let mut b = [0u8; 512];
-                        match s.read(&mut b) {
+                        match s.peek(&mut b) {
                             Ok(_) => true,
                             Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
                         }
@@ -474,7 +474,7 @@ fn dashboard_survives_login_flood_and_slowloris() {
                 let mut got = Vec::new();
                 let mut k = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    let user = if k % 2 == 0 {
+                    let user = if k.is_multiple_of(2) {
                         "bob".to_owned()
                     } else {
                         format!("guess{i}x{k}")
