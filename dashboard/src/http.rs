@@ -744,7 +744,8 @@ async fn login(
     if let Err(r) = state.login.attempt(ip, &f.user, known) {
         return refused(r);
     }
-    let hash = hash.unwrap_or_else(|| auth::dummy_hash().to_owned());
+    // An unknown user is checked against a dummy hash (on the check thread), so that the
+    // answer takes as long.
     let ok = match state.login.verify(hash, f.password).await {
         Ok(ok) => ok && known,
         Err(r) => return refused(r),
