@@ -820,15 +820,19 @@ impl<R: BufRead> Parser<R> {
 
     /// Start a new unit here (for the unit caps); the current one is set aside and returned,
     /// to be taken up again with [`Parser::resume_unit`].
+    ///
+    /// Called with the unit's first element pending (its start tag read, not entered): that
+    /// element and its start tag belong to the new unit, not to the one set aside.
     pub(crate) fn begin_unit(&mut self) -> Unit {
-        let pos = self.reader.get_ref().pos;
+        let c = self.reader.get_ref();
+        let (pos, tag) = (c.pos, c.child.off.min(c.pos));
         let outer = Unit {
-            elements: self.unit_elements,
-            bytes: self.unit_done + pos.saturating_sub(self.unit_from),
+            elements: self.unit_elements.saturating_sub(1),
+            bytes: self.unit_done + tag.saturating_sub(self.unit_from),
         };
         self.resume_unit(Unit {
-            elements: 0,
-            bytes: 0,
+            elements: 1,
+            bytes: pos - tag,
         });
         outer
     }

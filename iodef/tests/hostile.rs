@@ -435,6 +435,7 @@ fn raised() -> ReadOptions {
         limits: Limits {
             max_attributes: u32::MAX,
             max_namespaces: u32::MAX,
+            max_token_bytes: 64 << 20,
             ..Limits::default()
         },
     }
