@@ -16,7 +16,9 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
     let agg = Agg::start(
         &ch,
         "t_ret",
-        "[retention]\nraw_days = 3\nrollup_days = 10\ninterval_secs = 1\ndigest_interval_secs = 1\n",
+        // Batches up to 70 days old: the ingest window must let them in.
+        "[ingest]\nmax_batch_age_days = 100\n\
+         [retention]\nraw_days = 3\nrollup_days = 10\ninterval_secs = 1\ndigest_interval_secs = 1\n",
     );
     let tok = agg.add_sensor("r1");
     let today = now_us() / DAY_US * DAY_US + 3_600_000_000;

@@ -25,7 +25,14 @@ fn sensor_replay_reaches_clickhouse_exactly() {
     let total = fields.lines().count() as u64;
 
     let ch = Server::start().expect("private ClickHouse starts");
-    let agg = Agg::start(&ch, "t_sensor", "");
+    // The capture was made on an earlier day: a replay of old traffic needs the ingest time
+    // window widened (by default a batch older than 30 days or an event a day older than its
+    // batch is refused as `clock_skew`).
+    let agg = Agg::start(
+        &ch,
+        "t_sensor",
+        "[ingest]\nmax_batch_age_days = 36500\nmax_event_age_secs = 3153600000\n",
+    );
     let token = agg.add_sensor("lab-1");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sensor.toml");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use teiten::clickhouse::{free_port, Server};
-use teiten_aggregator::schema::{steps, Layout};
+use teiten_aggregator::schema::{create_sql, Layout};
 use teiten_dashboard::testdata::{sensor_address, Synth};
 
 const DB: &str = "dash";
@@ -345,8 +345,8 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> (Guard, String) {
 #[test]
 fn dashboard_in_headless_chromium() {
     let ch = Server::start().expect("private clickhouse-server");
-    for step in steps(DB, &Layout::Single) {
-        ch.query(&step.sql).unwrap();
+    for sql in create_sql(DB, &Layout::Single) {
+        ch.query(&sql).unwrap();
     }
     let now = teiten_dashboard::now();
     let synth = Synth {

@@ -301,9 +301,24 @@ fn forged_and_special_sources_never_reach_partners_or_public_counts() {
         ))
         .unwrap();
     let url = &chain.dashboard_url;
+    // Today's data is not public yet (the public views wait for the day to be over): the
+    // public answer publishes nothing about the port.
+    let public = ureq::get(&format!(
+        "{url}/api/v1/port.json?port={PORT}&period=1d&mode=total"
+    ))
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    let pv: serde_json::Value = serde_json::from_str(&public).unwrap();
+    assert_eq!(pv["published"], false, "{public}");
+    // The analysts' all-sensor view reads the same published-only unique-source rollups that
+    // the public views read once the day is over.
+    let analyst = login(url, &Options::default().analyst_password);
     let body = ureq::get(&format!(
         "{url}/api/v1/port.json?port={PORT}&period=1d&mode=total"
     ))
+    .set("Cookie", &analyst)
     .call()
     .unwrap()
     .into_string()

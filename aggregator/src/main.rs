@@ -441,18 +441,11 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
 
 fn print_sql_statements() {
     use agg::queries;
-    use agg::schema::{steps, Layout};
+    use agg::schema::Layout;
     let db = "teiten";
     println!("-- ddl");
-    for s in steps(db, &Layout::Single) {
-        // A new database needs only the creating steps (the others are upgrades, below).
-        if s.when != agg::schema::When::Missing {
-            continue;
-        }
-        println!("{};", s.sql);
-        if let Some(fill) = &s.backfill {
-            println!("{fill};");
-        }
+    for sql in agg::schema::create_sql(db, &Layout::Single) {
+        println!("{sql};");
     }
     let old = agg::schema::LEGACY_SAMPLE_DB;
     println!("-- legacy schema (the release before the withheld column), database {old}");

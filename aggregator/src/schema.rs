@@ -760,6 +760,20 @@ fn engine(layout: &Layout, db: &str, s: &Storage) -> String {
     }
 }
 
+/// The statements that create a new database from nothing: the steps of [`steps`] that run
+/// when their object is missing (the others upgrade an older database), each with its
+/// backfill. Tests and benchmarks that build a database without `migrate` run these.
+pub fn create_sql(db: &str, layout: &Layout) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in steps(db, layout) {
+        if s.when == When::Missing {
+            out.push(s.sql);
+            out.extend(s.backfill);
+        }
+    }
+    out
+}
+
 /// The ordered migration steps for database `db` (a checked identifier): the database, the
 /// tables, the upgrades of tables made by an older release (columns added, replaced views
 /// dropped), the views.

@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use teiten::clickhouse::Server;
-use teiten_aggregator::schema::{steps, Layout, DERIVED_TABLES, ROLLUP_TABLES};
+use teiten_aggregator::schema::{create_sql, Layout, DERIVED_TABLES, ROLLUP_TABLES};
 use teiten_dashboard::testdata::Synth;
 use teiten_dashboard::{app, AppState, Config};
 use tower::ServiceExt;
@@ -50,8 +50,8 @@ fn main() {
 
     let ch =
         Server::start().expect("private clickhouse-server (apt-get install clickhouse-server)");
-    for step in steps(db, &Layout::Single) {
-        ch.query(&step.sql).expect("schema");
+    for sql in create_sql(db, &Layout::Single) {
+        ch.query(&sql).expect("schema");
     }
     let now = teiten_dashboard::now();
     let synth = Synth {

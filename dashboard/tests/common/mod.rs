@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use teiten::clickhouse::Server;
-use teiten_aggregator::schema::{steps, Layout};
+use teiten_aggregator::schema::{create_sql, Layout};
 use teiten_dashboard::testdata::Synth;
 use teiten_dashboard::{app, AppState, Config};
 use tower::ServiceExt;
@@ -38,8 +38,8 @@ pub(crate) fn start(events: u64) -> Env {
 pub(crate) fn start_with(events: u64, extra: &str) -> Env {
     let ch =
         Server::start().expect("a private clickhouse-server (apt-get install clickhouse-server)");
-    for step in steps(DB, &Layout::Single) {
-        ch.query(&step.sql).expect("schema step");
+    for sql in create_sql(DB, &Layout::Single) {
+        ch.query(&sql).expect("schema step");
     }
     let now = teiten_dashboard::now();
     let synth = Synth {
