@@ -234,6 +234,27 @@ pub struct LoginGuard {
     checks: tokio::sync::Semaphore,
     /// Work for the password check threads.
     jobs: std::sync::mpsc::SyncSender<Check>,
+    /// User names (configured ones; all others share the empty name) with a check waiting or
+    /// running: one at a time per name, so a flood on one name (or on made-up ones) holds at
+    /// most one place in the queue and the other users' logins go through.
+    in_flight: Mutex<std::collections::HashSet<String>>,
+}
+
+/// A counted login attempt that holds its user name's place in the check queue until dropped.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    guard: &'a LoginGuard,
+    key: String,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.guard
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
 }
 
 /// A hash, a password, and where the answer goes.
@@ -322,12 +343,19 @@ impl LoginGuard {
             by_user: governor::RateLimiter::keyed(quota(cfg.user_burst, cfg.user_per_minute)),
             checks: tokio::sync::Semaphore::new(cfg.max_checks),
             jobs: checkers(cfg.max_checks),
+            in_flight: Mutex::default(),
         }
     }
 
     /// Counts an attempt from `ip` on `user` and says whether it may go on. Names that are not
-    /// configured users share one bucket, so made-up names cannot grow the table.
-    pub fn attempt(&self, ip: IpAddr, user: &str, known: bool) -> std::result::Result<(), Refusal> {
+    /// configured users share one bucket, so made-up names cannot grow the table. While a
+    /// check on the same name is waiting or running, the attempt is refused (`User`, 1 s).
+    pub fn attempt(
+        &self,
+        ip: IpAddr,
+        user: &str,
+        known: bool,
+    ) -> std::result::Result<Attempt<'_>, Refusal> {
         if let Some(wait) = take(&self.by_address, &address_key(ip)) {
             return Err(Refusal::Address(wait));
         }
@@ -339,7 +367,11 @@ impl LoginGuard {
         if let Some(wait) = take(&self.by_user, &key) {
             return Err(Refusal::User(wait));
         }
-        Ok(())
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if !in_flight.insert(key.clone()) {
+            return Err(Refusal::User(Duration::from_secs(1)));
+        }
+        Ok(Attempt { guard: self, key })
     }
 
     /// Runs a password check on a check thread when a slot is free (waiting at most 2 s for
@@ -347,6 +379,7 @@ impl LoginGuard {
     /// `None`: the user is unknown; a dummy hash is checked instead (and the answer is false).
     pub async fn verify(
         &self,
+        _attempt: Attempt<'_>,
         hash: Option<String>,
         password: String,
     ) -> std::result::Result<bool, Refusal> {
@@ -462,11 +495,45 @@ mod tests {
         };
         let g = std::sync::Arc::new(LoginGuard::new(&cfg));
         let hash = hash_password("pw").unwrap();
-        assert_eq!(g.verify(Some(hash.clone()), "pw".into()).await, Ok(true));
-        assert_eq!(g.verify(None, "pw".into()).await, Ok(false));
-        assert_eq!(g.verify(None, "not a password".into()).await, Ok(false));
+        let ip: IpAddr = "198.18.0.1".parse().unwrap();
+        let at = |user: &str, known| g.attempt(ip, user, known).unwrap();
+        assert_eq!(
+            g.verify(at("a", true), Some(hash.clone()), "pw".into())
+                .await,
+            Ok(true)
+        );
+        assert_eq!(g.verify(at("x", false), None, "pw".into()).await, Ok(false));
+        assert_eq!(
+            g.verify(at("y", false), None, "not a password".into())
+                .await,
+            Ok(false)
+        );
         let _held = g.checks.acquire().await.unwrap();
-        assert_eq!(g.verify(Some(hash), "pw".into()).await, Err(Refusal::Busy));
+        assert_eq!(
+            g.verify(at("a", true), Some(hash), "pw".into()).await,
+            Err(Refusal::Busy)
+        );
+    }
+
+    #[test]
+    fn one_check_at_a_time_per_user_name() {
+        let g = LoginGuard::new(&LoginConfig::default());
+        let ip = |i: u8| IpAddr::from([198, 18, 0, i]);
+        let bob = g.attempt(ip(1), "bob", true).unwrap();
+        assert!(matches!(
+            g.attempt(ip(2), "bob", true),
+            Err(Refusal::User(w)) if w == Duration::from_secs(1)
+        ));
+        let made_up = g.attempt(ip(3), "guess-1", false).unwrap();
+        assert!(matches!(
+            g.attempt(ip(4), "guess-2", false),
+            Err(Refusal::User(_))
+        ));
+        // Another user's attempt is not held up by either.
+        assert!(g.attempt(ip(5), "alice", true).is_ok());
+        drop((bob, made_up));
+        assert!(g.attempt(ip(6), "bob", true).is_ok());
+        assert!(g.attempt(ip(7), "guess-3", false).is_ok());
     }
 
     #[test]

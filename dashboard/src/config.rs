@@ -124,7 +124,8 @@ pub struct LoginConfig {
     #[serde(default = "default_user_per_minute")]
     pub user_per_minute: u32,
     /// Password checks (argon2, about 19 MiB each) running at once; an attempt waits at most
-    /// 2 s for a slot, then gets 503. 1 to 64. Default 2.
+    /// 2 s for a slot, then gets 503. One check at a time per user name (made-up names count
+    /// as one), so a flood cannot queue ahead of another user. 1 to 64. Default 2.
     #[serde(default = "default_max_checks")]
     pub max_checks: usize,
 }

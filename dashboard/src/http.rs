@@ -741,12 +741,13 @@ async fn login(
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         res
     };
-    if let Err(r) = state.login.attempt(ip, &f.user, known) {
-        return refused(r);
-    }
+    let attempt = match state.login.attempt(ip, &f.user, known) {
+        Ok(a) => a,
+        Err(r) => return refused(r),
+    };
     // An unknown user is checked against a dummy hash (on the check thread), so that the
     // answer takes as long.
-    let ok = match state.login.verify(hash, f.password).await {
+    let ok = match state.login.verify(attempt, hash, f.password).await {
         Ok(ok) => ok && known,
         Err(r) => return refused(r),
     };

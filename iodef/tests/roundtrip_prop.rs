@@ -360,20 +360,29 @@ fn document() -> impl Strategy<Value = v2::Document> {
         })
 }
 
+fn errors(diagnostics: Vec<iodef::Diagnostic>) -> Vec<iodef::Diagnostic> {
+    diagnostics
+        .into_iter()
+        .filter(|d| d.severity == iodef::Severity::Error)
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn write_validate_read_equal(doc in document(), indent in any::<bool>()) {
         let doc = Document::V2(doc);
-        let problems = doc.check();
+        // Warnings (say, source and target Portlists of different lengths) are allowed: the
+        // schema and the RFC text accept such documents, and so must the round trip.
+        let problems = errors(doc.check());
         prop_assert!(problems.is_empty(), "generator made an invalid model: {}", problems[0]);
         let xml = doc.to_xml(WriteOptions { indent, ..WriteOptions::default() }).expect("write");
         if let Err(e) = common::xmllint_bytes(Version::V2, xml.as_bytes()) {
             prop_assert!(false, "xmllint rejected our output: {e}\n{xml}");
         }
         let back = Document::from_slice(xml.as_bytes(), &ReadOptions::strict()).expect("read back");
-        prop_assert!(back.diagnostics.is_empty());
+        prop_assert!(errors(back.diagnostics.clone()).is_empty(), "{:?}", back.diagnostics);
         prop_assert_eq!(&back.document, &doc);
 
         // The same through the streaming reader.
@@ -387,7 +396,7 @@ proptest! {
 
         // And down to v1: what converts must validate against the v1 schema.
         let v1 = doc.convert(Version::V1).value;
-        let problems = v1.check();
+        let problems = errors(v1.check());
         prop_assert!(problems.is_empty(), "v1 conversion invalid: {}", problems[0]);
         let xml1 = v1.to_xml(WriteOptions::default()).expect("write v1");
         if let Err(e) = common::xmllint_bytes(Version::V1, xml1.as_bytes()) {
