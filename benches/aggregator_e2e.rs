@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use teiten::clickhouse::{free_port, Server};
-use teiten_aggregator::{address_bytes, GeoConfig, GeoDb};
+use teiten_store::{address_bytes, GeoConfig, GeoDb};
 use teiten_wire::{Batch, BatchId, Class, Event, SensorStats, Tags, CONTENT_TYPE, INGEST_PATH};
 
 const SENSORS: usize = 4;
@@ -243,7 +243,7 @@ fn bench(c: &mut Criterion) {
         d
     };
     // The same rows through clickhouse-client (RowBinary file prepared before the clock).
-    let cols = teiten_aggregator::queries::SCAN_EVENTS_INSERT_COLUMNS;
+    let cols = teiten_store::queries::SCAN_EVENTS_INSERT_COLUMNS;
     let via_client = |e: u64| -> Duration {
         let mut data = Vec::with_capacity(EVENTS_PER_ITER as usize * 100);
         for bs in make(e) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aggregator_common::*;
 use teiten::clickhouse::Server;
-use teiten_aggregator::{GeoConfig, GeoDb};
+use teiten_store::{GeoConfig, GeoDb};
 use teiten_wire::Batch;
 
 /// Every `step`-th range with a country code, parsed independently of the aggregator.

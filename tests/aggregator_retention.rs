@@ -68,7 +68,7 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
         1
     );
     // Two raw partitions (5 and 70 days ago) and the 70-day-old day or month of each rollup.
-    let dropped = 2 + teiten_aggregator::schema::ROLLUP_TABLES.len();
+    let dropped = 2 + teiten_store::schema::ROLLUP_TABLES.len();
     assert!(agg.metrics().contains(&format!(
         "teiten_aggregator_partitions_dropped_total {dropped}"
     )));

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use teiten::clickhouse::{free_port, Server};
-use teiten_aggregator::schema::{create_sql, Layout};
 use teiten_dashboard::testdata::{sensor_address, Synth};
+use teiten_store::schema::{create_sql, Layout};
 
 const DB: &str = "dash";
 const PASSWORD: &str = "browser-test password";

@@ -1,15 +1,15 @@
 //! The TOML config: a serde struct with defaults, then [`Config::validate`] before any I/O.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
-use crate::exchange::config::{Exchange, ExchangeConfig};
-use crate::http_server::ServerConfig;
-use crate::sources::{is_benchmarking, parse_prefix, SourcePolicy};
+use teiten_exchange::config::{Exchange, ExchangeConfig};
+use teiten_service::http_server::ServerConfig;
+use teiten_store::sources::{is_benchmarking, parse_prefix, SourcePolicy};
+use teiten_store::{ClickHouseConfig, Error, GeoConfig, Result};
 
 /// The config file as written (`aggregator.example.toml` shows every field).
 #[derive(Debug, Clone, Deserialize)]
@@ -67,37 +67,6 @@ pub struct SourcesConfig {
     /// range can be published. Default empty: the benchmarking ranges are withheld.
     #[serde(default)]
     pub publish_benchmarking: Vec<String>,
-}
-
-/// `[clickhouse]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClickHouseConfig {
-    /// HTTP URL of the server (or, in cluster mode, of the node that takes inserts and queries).
-    /// Default `http://127.0.0.1:8123`.
-    #[serde(default = "default_ch_url")]
-    pub url: String,
-    /// User name. Default `default`.
-    #[serde(default = "default_user")]
-    pub user: String,
-    /// Password. Default empty.
-    #[serde(default)]
-    pub password: String,
-    /// Database holding teiten's tables: letters, digits and `_`. Default `teiten`.
-    #[serde(default = "default_database")]
-    pub database: String,
-    /// Cluster mode: the cluster name from the servers' `remote_servers` config. Default none
-    /// (single server).
-    #[serde(default)]
-    pub cluster: Option<String>,
-    /// Cluster mode: the HTTP URL of every node, for schema migrations and retention (each node
-    /// holds its own shard tables). Default empty; required with `cluster`.
-    #[serde(default)]
-    pub nodes: Vec<String>,
-    /// Cluster mode: use ReplicatedMergeTree (needs ZooKeeper and the `{shard}`/`{replica}`
-    /// macros on every server). Default false.
-    #[serde(default)]
-    pub replicated: bool,
 }
 
 /// `[ingest]`
@@ -165,22 +134,6 @@ pub struct InsertConfig {
     pub timeout_secs: u64,
 }
 
-/// `[geo]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GeoConfig {
-    /// Tor-format IPv4 ranges (`start,end,CC`, integers). Default `/usr/share/tor/geoip`.
-    #[serde(default = "default_geoip4")]
-    pub ipv4: PathBuf,
-    /// Tor-format IPv6 ranges. Default `/usr/share/tor/geoip6`.
-    #[serde(default = "default_geoip6")]
-    pub ipv6: PathBuf,
-    /// A MaxMind-format `.mmdb` (GeoLite2-Country or compatible); when set it is used instead
-    /// of the tor files. Default none.
-    #[serde(default)]
-    pub mmdb: Option<PathBuf>,
-}
-
 /// `[retention]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,15 +165,6 @@ pub struct RegistryConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-fn default_ch_url() -> String {
-    "http://127.0.0.1:8123".into()
-}
-fn default_user() -> String {
-    "default".into()
-}
-fn default_database() -> String {
-    "teiten".into()
 }
 fn default_max_body() -> usize {
     16 << 20
@@ -267,12 +211,6 @@ fn default_writers() -> usize {
 fn default_insert_timeout() -> u64 {
     30
 }
-fn default_geoip4() -> PathBuf {
-    "/usr/share/tor/geoip".into()
-}
-fn default_geoip6() -> PathBuf {
-    "/usr/share/tor/geoip6".into()
-}
 fn default_raw_days() -> u32 {
     90
 }
@@ -299,14 +237,7 @@ macro_rules! default_via_serde {
         }
     )*};
 }
-default_via_serde!(
-    ClickHouseConfig,
-    IngestConfig,
-    InsertConfig,
-    GeoConfig,
-    RetentionConfig,
-    RegistryConfig
-);
+default_via_serde!(IngestConfig, InsertConfig, RetentionConfig, RegistryConfig);
 
 /// A config that passed [`Config::validate`].
 #[derive(Debug, Clone)]
@@ -357,41 +288,9 @@ impl Config {
                 reason: reason.into(),
             }
         }
-        let ch = &self.clickhouse;
-        check_url(&ch.url).map_err(|r| bad("clickhouse.url", r))?;
-        if !is_identifier(&ch.database) {
-            return Err(bad(
-                "clickhouse.database",
-                "must be 1 to 64 ASCII letters, digits or '_', not starting with a digit",
-            ));
-        }
-        match &ch.cluster {
-            Some(name) => {
-                if !is_identifier(name) {
-                    return Err(bad(
-                        "clickhouse.cluster",
-                        "must be 1 to 64 ASCII letters, digits or '_'",
-                    ));
-                }
-                if ch.nodes.is_empty() {
-                    return Err(bad(
-                        "clickhouse.nodes",
-                        "cluster mode needs the HTTP URL of every node",
-                    ));
-                }
-                for n in &ch.nodes {
-                    check_url(n).map_err(|r| bad("clickhouse.nodes", r))?;
-                }
-            }
-            None => {
-                if !ch.nodes.is_empty() || ch.replicated {
-                    return Err(bad(
-                        "clickhouse.cluster",
-                        "`nodes` and `replicated` need a cluster name",
-                    ));
-                }
-            }
-        }
+        self.clickhouse
+            .check()
+            .map_err(|(field, reason)| bad(field, reason))?;
         let i = &self.ingest;
         if i.max_body_bytes < 64 {
             return Err(bad("ingest.max_body_bytes", "must be at least 64"));
@@ -529,22 +428,6 @@ impl Config {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(format!("`{url}` is not an http:// or https:// URL"))
-    }
-}
-
-/// A safe SQL identifier: it is put into DDL as is.
-pub(crate) fn is_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && !s.as_bytes()[0].is_ascii_digit()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,7 +445,7 @@ mod tests {
         let s = Config::parse("").unwrap().validate().unwrap();
         assert_eq!(s.config.clickhouse.database, "teiten");
         assert_eq!(s.config.listen.port(), 8080);
-        assert_eq!(s.config.geo.ipv4, PathBuf::from("/usr/share/tor/geoip"));
+        assert_eq!(s.config.geo.ipv4, std::path::PathBuf::from("/usr/share/tor/geoip"));
     }
 
     #[test]

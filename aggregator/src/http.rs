@@ -13,7 +13,7 @@
 //!   another request.
 //!
 //! The exchange's endpoints (`/api/v1/iodef`, `/api/v1/reports`) are described in
-//! `crate::exchange::api`.
+//! `crate::exchange_api`.
 //!
 //! Every refusal has a JSON body `{"error": reason, "detail": text}`, is logged with the cause
 //! (never the token) and counted by reason.
@@ -30,11 +30,11 @@ use bytes::BytesMut;
 use http_body_util::BodyExt;
 use teiten_wire::{Ack, AckStatus, Limits, WireError, CONTENT_TYPE, INGEST_PATH};
 
-use crate::geo::{Geo, UNKNOWN};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::registry::{Auth, Cache};
-use crate::sources::SourcePolicy;
 use crate::store::{Enriched, Outcome, Store, StoreError};
+use teiten_store::geo::{Geo, UNKNOWN};
+use teiten_store::sources::SourcePolicy;
 
 /// What the handlers share.
 pub struct AppState {
@@ -55,7 +55,7 @@ pub struct AppState {
     /// Batch requests allowed in progress at once.
     pub requests: Arc<tokio::sync::Semaphore>,
     /// The IODEF exchange (partner uploads, internal reports).
-    pub exchange: Arc<crate::exchange::config::Exchange>,
+    pub exchange: Arc<teiten_exchange::config::Exchange>,
     /// ClickHouse, for the exchange endpoints.
     pub client: clickhouse::Client,
     /// The database.
@@ -173,7 +173,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(INGEST_PATH, post(ingest))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .merge(crate::exchange::api::routes())
+        .merge(crate::exchange_api::routes())
         // The ingest handler enforces its own limit with a reason in the answer.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

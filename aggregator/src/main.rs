@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use teiten_aggregator as agg;
-use teiten_aggregator::exchange;
+use teiten_exchange as exchange;
 
 /// Receives sensor batches and stores them in ClickHouse.
 #[derive(Debug, Parser)]
@@ -228,7 +228,7 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
         }
         Command::Sensor { action } => {
             agg::migrate_all(ch).await?;
-            let client = agg::client(ch);
+            let client = teiten_store::client(ch);
             match action {
                 SensorCmd::Add { id } => {
                     let token = agg::add_sensor(&client, &db, &id).await?;
@@ -292,7 +292,7 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                 bail!("no partners in [exchange]: nothing to export");
             }
             agg::migrate_all(ch).await?;
-            let client = agg::client(ch);
+            let client = teiten_store::client(ch);
             for p in partners {
                 let (e, delivered) =
                     exchange::export_and_deliver(&client, &db, x, p, date, redeliver).await?;
@@ -323,7 +323,7 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             }
         }
         Command::ExchangeStatus { days } => {
-            let client = agg::client(ch);
+            let client = teiten_store::client(ch);
             let today = chrono::Utc::now().date_naive();
             let from = today - chrono::Days::new(u64::from(days));
             let rows = exchange::deliver::status(
@@ -354,7 +354,7 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
         Command::Import { partner, files } => {
             let x = &settings.exchange;
             agg::migrate_all(ch).await?;
-            let client = agg::client(ch);
+            let client = teiten_store::client(ch);
             let mut quarantined = 0;
             for f in files {
                 let name = f
@@ -388,7 +388,7 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
         }
         Command::Report { action } => {
             agg::migrate_all(ch).await?;
-            let client = agg::client(ch);
+            let client = teiten_store::client(ch);
             match action {
                 ReportCmd::Add { file, reporter } => {
                     let text = if file.as_os_str() == "-" {
@@ -402,7 +402,7 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                     };
                     let input: exchange::reports::ReportInput = serde_json::from_str(&text)
                         .with_context(|| format!("{} is not a report", file.display()))?;
-                    let geo = agg::GeoDb::load(&settings.config.geo)?;
+                    let geo = teiten_store::GeoDb::load(&settings.config.geo)?;
                     let f = exchange::reports::file(
                         &client,
                         &db,
@@ -429,7 +429,7 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             }
         }
         Command::Correlate { address } => {
-            let client = agg::client(ch);
+            let client = teiten_store::client(ch);
             let c = exchange::correlate::correlate(&client, &db, address).await?;
             println!("{}", serde_json::to_string_pretty(&c)?);
         }
@@ -440,20 +440,20 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
 }
 
 fn print_sql_statements() {
-    use agg::queries;
-    use agg::schema::Layout;
+    use teiten_store::queries;
+    use teiten_store::schema::Layout;
     let db = "teiten";
     println!("-- ddl");
-    for sql in agg::schema::create_sql(db, &Layout::Single) {
+    for sql in teiten_store::schema::create_sql(db, &Layout::Single) {
         println!("{sql};");
     }
-    let old = agg::schema::LEGACY_SAMPLE_DB;
+    let old = teiten_store::schema::LEGACY_SAMPLE_DB;
     println!("-- legacy schema (the release before the withheld column), database {old}");
-    for s in agg::schema::legacy_steps(old, &Layout::Single) {
+    for s in teiten_store::schema::legacy_steps(old, &Layout::Single) {
         println!("{};", s.sql);
     }
     println!("-- upgrade of {old}, the statements migrate applies to it");
-    for sql in agg::schema::upgrade_sql(old, &Layout::Single) {
+    for sql in teiten_store::schema::upgrade_sql(old, &Layout::Single) {
         println!("{sql};");
     }
     println!("-- sample rows, in the column order the aggregator inserts");
@@ -467,7 +467,7 @@ fn print_sql_statements() {
     for (q, vals) in queries::ALL {
         println!("{};", queries::with_samples(q, vals, db).replace('\n', " "));
     }
-    for (source, sensor) in agg::digest::SEAL_SOURCES {
+    for (source, sensor) in teiten_store::digest::SEAL_SOURCES {
         println!(
             "{};",
             queries::with_samples(
@@ -486,8 +486,8 @@ fn print_sql_statements() {
             )
         );
     }
-    for r in agg::schema::ROLLUPS {
-        let delete = if agg::schema::month_partitioned(r.table) {
+    for r in teiten_store::schema::ROLLUPS {
+        let delete = if teiten_store::schema::month_partitioned(r.table) {
             queries::DELETE_DAY
         } else {
             queries::DROP_PARTITION

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     /// One of [`crate::http::Reject::reason`]'s values (or, for withheld events, of
-    /// [`crate::sources::Withheld::name`]'s).
+    /// [`teiten_store::sources::Withheld::name`]'s).
     pub reason: &'static str,
 }
 
@@ -45,7 +45,7 @@ pub struct Metrics {
     /// Reloads of the sensor registry from ClickHouse (periodic and on unknown tokens).
     pub registry_reloads: Counter,
     /// Events stored whose source is withheld from partners and public counts, by reason
-    /// (one of [`crate::sources::Withheld::name`]'s values).
+    /// (one of [`teiten_store::sources::Withheld::name`]'s values).
     pub events_withheld: Family<ReasonLabel, Counter>,
 }
 

@@ -14,8 +14,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
-use crate::queries;
+use teiten_store::queries;
+use teiten_store::{Error, Result};
 
 /// A registry row (one change of a sensor's state).
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]

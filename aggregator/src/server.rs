@@ -4,48 +4,23 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clickhouse::Client;
 use teiten_wire::Limits;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{ClickHouseConfig, Settings};
-use crate::error::{Error, Result};
-use crate::geo::{Geo, GeoDb};
+use crate::config::Settings;
 use crate::http::{app, AppState};
 use crate::metrics::Metrics;
-use crate::migrate::migrate;
 use crate::registry::Cache;
-use crate::retention;
-use crate::schema::Layout;
 use crate::store::Store;
+use teiten_store::geo::{Geo, GeoDb};
+use teiten_store::migrate::migrate;
+use teiten_store::retention;
+use teiten_store::schema::Layout;
+use teiten_store::{client, client_for, ClickHouseConfig};
+use teiten_store::{Error, Result};
 
 /// How long the writer may take to end its INSERTs at shutdown.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
-
-/// A client for `url` with the config's credentials, RowBinary without schema validation
-/// (18.16 lacks RowBinaryWithNamesAndTypes) and, in cluster mode, synchronous Distributed
-/// inserts (so that an acknowledged batch is on its shard).
-pub fn client_for(ch: &ClickHouseConfig, url: &str) -> Client {
-    let mut c = Client::default()
-        .with_url(url)
-        .with_user(&ch.user)
-        .with_validation(false)
-        // Loopback or LAN: CPU is scarcer than bandwidth, and 18.16's compressed HTTP
-        // answers do not decode with the crate.
-        .with_compression(clickhouse::Compression::None);
-    if !ch.password.is_empty() {
-        c = c.with_password(&ch.password);
-    }
-    if ch.cluster.is_some() {
-        c = c.with_option("insert_distributed_sync", "1");
-    }
-    c
-}
-
-/// The client for inserts and queries, with the database set.
-pub fn client(ch: &ClickHouseConfig) -> Client {
-    client_for(ch, &ch.url).with_database(&ch.database)
-}
 
 /// Applies the schema on the server, or on every node in cluster mode.
 pub async fn migrate_all(ch: &ClickHouseConfig) -> Result<Vec<String>> {
@@ -98,12 +73,12 @@ pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> 
         retention::rebuild_rollups(&client_for(ch, url), &ch.database, &layout, day).await?;
     }
     let start = retention::day_start(day);
-    crate::digest::seal_day(
+    teiten_store::digest::seal_day(
         &client(ch),
         &ch.database,
         start,
         now_us() as u64,
-        crate::digest::DIGEST_PORTS,
+        teiten_store::digest::DIGEST_PORTS,
     )
     .await?;
     tracing::info!(day, "Port digests sealed again after the rebuild");
@@ -119,15 +94,15 @@ fn now_us() -> i64 {
 }
 
 /// Seals the port digests of every day over within the rollups' retention that has none or an
-/// out-of-date one ([`crate::digest`]); returns the days sealed (YYYYMMDD).
+/// out-of-date one ([`teiten_store::digest`]); returns the days sealed (YYYYMMDD).
 pub async fn seal_digests(settings: &Settings) -> Result<Vec<u32>> {
     let ch = &settings.config.clickhouse;
-    crate::digest::seal_due(
+    teiten_store::digest::seal_due(
         &client(ch),
         &ch.database,
         now_us(),
         settings.config.retention.rollup_days,
-        crate::digest::DIGEST_PORTS,
+        teiten_store::digest::DIGEST_PORTS,
     )
     .await
 }
@@ -242,7 +217,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
             let sum =
-                crate::exchange::run_once(&exchange_client, &exchange_db, &exchange, now).await;
+                teiten_exchange::run_once(&exchange_client, &exchange_db, &exchange, now).await;
             if sum.exported + sum.retried + sum.imported > 0 || !sum.errors.is_empty() {
                 tracing::info!(
                     exported = sum.exported,
@@ -277,7 +252,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
             std::process::exit(2);
         });
     };
-    crate::http_server::serve(listener, app(state), &cfg.server, shutdown)
+    teiten_service::http_server::serve(listener, app(state), &cfg.server, shutdown)
         .await
         .map_err(io("serving HTTP"))?;
     reloader.abort();

@@ -7,7 +7,7 @@
 //! shared by aggregators running side by side.
 //!
 //! For every batch that this process has not itself seen committed, the aggregator asks
-//! ClickHouse how many rows of it are stored ([`crate::queries::BATCH_ROWS`]) before writing:
+//! ClickHouse how many rows of it are stored ([`teiten_store::queries::BATCH_ROWS`]) before writing:
 //! - all of them: the batch is acknowledged as a duplicate;
 //! - none: all events are written;
 //! - some (an INSERT that died half-way: ClickHouse commits an INSERT block by block and part by
@@ -38,12 +38,12 @@ use teiten_wire::{Batch, BatchId};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::config::Settings;
-use crate::error::{Error, Result};
-use crate::geo::address_bytes;
 use crate::metrics::{Metrics, ReasonLabel};
-use crate::queries;
-use crate::retention::day_of_us;
-use crate::sources::Withheld;
+use teiten_store::geo::address_bytes;
+use teiten_store::queries;
+use teiten_store::retention::day_of_us;
+use teiten_store::sources::Withheld;
+use teiten_store::{Error, Result};
 
 /// One row of `scan_events`; fields in the table's column order.
 #[derive(Debug, Row, Serialize)]
@@ -99,7 +99,7 @@ pub struct Enriched {
     pub countries: Vec<[u8; 2]>,
     /// How many of them are unknown.
     pub unknown: u32,
-    /// `withheld[i]` is why `batch.events[i]`'s source is withheld ([`crate::sources`]).
+    /// `withheld[i]` is why `batch.events[i]`'s source is withheld ([`teiten_store::sources`]).
     pub withheld: Vec<Withheld>,
 }
 

@@ -20,9 +20,9 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use teiten::clickhouse::Server;
-use teiten_aggregator::schema::{create_sql, Layout, DERIVED_TABLES, ROLLUP_TABLES};
 use teiten_dashboard::testdata::Synth;
 use teiten_dashboard::{app, AppState, Config};
+use teiten_store::schema::{create_sql, Layout, DERIVED_TABLES, ROLLUP_TABLES};
 use tower::ServiceExt;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -108,12 +108,12 @@ fn main() {
     // Seal the port digests of the days that are over, as the aggregator does every few minutes.
     let t = Instant::now();
     let sealed = rt
-        .block_on(teiten_aggregator::digest::seal_due(
-            &teiten_aggregator::client_for(&Default::default(), &ch.url()),
+        .block_on(teiten_store::digest::seal_due(
+            &teiten_store::client_for(&Default::default(), &ch.url()),
             db,
             now * 1_000_000,
             60,
-            teiten_aggregator::digest::DIGEST_PORTS,
+            teiten_store::digest::DIGEST_PORTS,
         ))
         .expect("sealing the port digests");
     for table in DERIVED_TABLES {

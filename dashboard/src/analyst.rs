@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
-use teiten_aggregator::sources::{Withheld, WithheldCount, WithheldSource};
-use teiten_aggregator::{address_bytes, address_from_bytes};
+use teiten_store::sources::{Withheld, WithheldCount, WithheldSource};
+use teiten_store::{address_bytes, address_from_bytes};
 
 use crate::config::Config;
 use crate::data::{proto_name, Reader};
@@ -465,8 +465,8 @@ pub async fn withheld_html(
     let db = reader.db();
     let counts: Vec<WithheldCount> = reader
         .client()
-        .query(&teiten_aggregator::queries::sql(
-            teiten_aggregator::queries::WITHHELD_COUNTS,
+        .query(&teiten_store::queries::sql(
+            teiten_store::queries::WITHHELD_COUNTS,
             db,
         ))
         .bind(from)
@@ -476,8 +476,8 @@ pub async fn withheld_html(
         .map_err(Error::ch("counting events by withheld reason"))?;
     let rows: Vec<WithheldSource> = reader
         .client()
-        .query(&teiten_aggregator::queries::sql(
-            teiten_aggregator::queries::WITHHELD_SOURCES,
+        .query(&teiten_store::queries::sql(
+            teiten_store::queries::WITHHELD_SOURCES,
             db,
         ))
         .bind(from)

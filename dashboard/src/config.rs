@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use teiten_aggregator::http_server::ServerConfig;
-use teiten_aggregator::ClickHouseConfig;
+use teiten_service::http_server::ServerConfig;
+use teiten_store::ClickHouseConfig;
 
 use crate::error::{Error, Result};
 

@@ -1,17 +1,17 @@
 //! The analyst pages of the IODEF exchange: the status of every partner-day, the partner files
 //! imported, the internal reports with their triage colour, and the address page that
 //! correlates sensor sightings with imported and internal reports. The data comes from the
-//! aggregator's exchange tables through `teiten_aggregator::exchange`.
+//! aggregator's exchange tables through `teiten_exchange`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use teiten_aggregator::exchange::config::{Exchange, CATEGORIES, SOURCES};
-use teiten_aggregator::exchange::reports::{Filed, Indicators, ReportInput};
-use teiten_aggregator::exchange::{self, ExchangeError};
-use teiten_aggregator::GeoDb;
+use teiten_exchange::config::{Exchange, CATEGORIES, SOURCES};
+use teiten_exchange::reports::{Filed, Indicators, ReportInput};
+use teiten_exchange::{self as exchange, ExchangeError};
+use teiten_store::GeoDb;
 
 use crate::data::{proto_name, Reader};
 use crate::error::{Error, HttpError, Result};

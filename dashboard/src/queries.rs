@@ -13,7 +13,7 @@
 //! columns are read through `toString` or as raw 16 bytes.
 //!
 //! Speed: each graph reads the rollup that has only its own dimensions (see
-//! `aggregator/src/schema.rs`): the top ports from the daily rollup over all sensors unless a
+//! `store/src/schema.rs`): the top ports from the daily rollup over all sensors unless a
 //! sensor filter asks for the per-sensor one; the top ports' series from the hourly rollup sorted
 //! by port first (`dport IN (...)`, so only their rows are read); regions from
 //! `(bucket, proto, country, sensor_id)`; one port's packets from a plain count sorted by port
@@ -91,7 +91,7 @@ pub const TOP_PORTS_DAYS: &str = "SELECT dport, sum(p) AS packets FROM (\
      GROUP BY dport ORDER BY packets DESC, dport LIMIT ?";
 
 /// Candidates for the top ports of a period of days, from the port digests of the days that are
-/// over (`aggregator/src/digest.rs`): per port, `lo` the packets the digests of the whole days
+/// over (`store/src/digest.rs`): per port, `lo` the packets the digests of the whole days
 /// inside the period list, `hi` those of every day the period touches (a day at either end
 /// counted whole); the (day, sensor, protocol)s without a digest (today, a day not yet sealed)
 /// are read from the daily rollup in full. Sorted by `hi`, the first N' kept. Binds: the whole

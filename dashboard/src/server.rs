@@ -19,13 +19,12 @@ pub fn client(settings: &Settings) -> clickhouse::Client {
         ch.user = user.clone();
         ch.password = q.password.clone();
     }
-    teiten_aggregator::client(&ch)
-        .with_option("max_execution_time", q.max_execution_secs.to_string())
+    teiten_store::client(&ch).with_option("max_execution_time", q.max_execution_secs.to_string())
 }
 
 /// The client that files internal reports (`clickhouse.user`, which may write).
 fn writer(settings: &Settings) -> clickhouse::Client {
-    teiten_aggregator::client(&settings.config.clickhouse)
+    teiten_store::client(&settings.config.clickhouse)
 }
 
 /// Serves until SIGTERM or SIGINT (open requests finish first).
@@ -82,7 +81,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
         }
         tracing::info!("Shutting down");
     };
-    teiten_aggregator::http_server::serve(listener, app(state), &settings.config.server, shutdown)
+    teiten_service::http_server::serve(listener, app(state), &settings.config.server, shutdown)
         .await
         .map_err(io("serving HTTP"))
 }

@@ -1,4 +1,4 @@
-//! The top ports of long periods from the port digests (`aggregator/src/digest.rs`), against a
+//! The top ports of long periods from the port digests (`store/src/digest.rs`), against a
 //! real ClickHouse 18.16: every answer equals a direct count over the raw events, with the
 //! digests sealed (20 ports each, so that ports are left out), with the daily rollups of sealed
 //! days gone (so that only the digests can have answered), after `rebuild-rollups` of those days
@@ -9,7 +9,7 @@ mod common;
 
 use common::{get, start, Env, DAY, DB};
 use serde_json::Value;
-use teiten_aggregator::digest;
+use teiten_store::digest;
 
 /// Ports per digest in this test: fewer than a day's ports, so that digests leave ports out.
 const PORTS: u64 = 20;
@@ -18,8 +18,8 @@ fn now_us() -> i64 {
     teiten_dashboard::now() * 1_000_000
 }
 
-fn config(env: &Env) -> teiten_aggregator::ClickHouseConfig {
-    teiten_aggregator::ClickHouseConfig {
+fn config(env: &Env) -> teiten_store::ClickHouseConfig {
+    teiten_store::ClickHouseConfig {
         url: env.ch.url(),
         database: DB.into(),
         ..Default::default()
@@ -27,7 +27,7 @@ fn config(env: &Env) -> teiten_aggregator::ClickHouseConfig {
 }
 
 async fn seal(env: &Env) -> Vec<u32> {
-    let client = teiten_aggregator::client(&config(env));
+    let client = teiten_store::client(&config(env));
     digest::seal_due(&client, DB, now_us(), 60, PORTS)
         .await
         .expect("sealing the port digests")

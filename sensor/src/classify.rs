@@ -84,7 +84,7 @@ fn fingerprints(ev: &Event) -> Tags {
 /// `spoof_suspect`, and keeps its class: the raw data stays as seen).
 ///
 /// This tag is a hint. What is published is decided by the aggregator at ingest
-/// (`teiten_aggregator::sources`): it withholds spoof suspects, every IANA special-purpose
+/// (`teiten_store::sources`): it withholds spoof suspects, every IANA special-purpose
 /// address (198.18.0.0/15 included, unless configured for a lab), sources inside any sensor's
 /// monitored prefixes and the sensors' own addresses from partner files and public counts.
 /// 198.18.0.0/15 (RFC 2544 benchmarking) is deliberately *not* listed here: labs, including

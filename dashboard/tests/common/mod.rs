@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use teiten::clickhouse::Server;
-use teiten_aggregator::schema::{create_sql, Layout};
 use teiten_dashboard::testdata::Synth;
 use teiten_dashboard::{app, AppState, Config};
+use teiten_store::schema::{create_sql, Layout};
 use tower::ServiceExt;
 
 pub(crate) const DB: &str = "dash";

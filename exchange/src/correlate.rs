@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::reports::canonical;
 use super::ExchangeError;
-use crate::queries;
+use teiten_store::queries;
 
 /// What the sensors saw of a source address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Row, Serialize, Deserialize)]
@@ -24,14 +24,14 @@ pub struct Sightings {
     /// Distinct sensors that saw it.
     pub sensors: u64,
     /// The gravest reason it was withheld from partners and public counts, as a
-    /// [`crate::sources::Withheld`] code (0: published).
+    /// [`teiten_store::sources::Withheld`] code (0: published).
     pub withheld: u8,
 }
 
 impl Sightings {
     /// The name of [`Sightings::withheld`] (`published`, `spoof_suspect`, ...).
     pub fn withheld_reason(&self) -> &'static str {
-        crate::sources::Withheld::from_code(self.withheld).map_or("unknown", |w| w.name())
+        teiten_store::sources::Withheld::from_code(self.withheld).map_or("unknown", |w| w.name())
     }
 }
 

@@ -9,7 +9,7 @@ use crate::schema::{
 };
 
 /// The civil date (year, month, day) of a day number since 1970-01-01 (proleptic Gregorian).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -163,7 +163,7 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
 }
 
 /// The start (Unix seconds, UTC midnight) of a day given as YYYYMMDD.
-pub(crate) fn day_start(day: u32) -> i64 {
+pub fn day_start(day: u32) -> i64 {
     // Days from civil (the inverse of `civil_from_days`).
     let (y, m, d) = (
         i64::from(day / 10_000),
@@ -180,13 +180,13 @@ pub(crate) fn day_start(day: u32) -> i64 {
 }
 
 /// The day (YYYYMMDD, UTC) of a time in seconds.
-pub(crate) fn day_number(ts: i64) -> u32 {
+pub fn day_number(ts: i64) -> u32 {
     let (y, m, d) = civil_from_days(ts.div_euclid(86_400));
     (y * 10_000) as u32 + m * 100 + d
 }
 
 /// The day (YYYYMMDD, UTC) of a time in microseconds.
-pub(crate) fn day_of_us(ts_us: i64) -> u32 {
+pub fn day_of_us(ts_us: i64) -> u32 {
     day_number(ts_us.div_euclid(1_000_000))
 }
 

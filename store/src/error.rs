@@ -82,7 +82,7 @@ pub enum Error {
 
 impl Error {
     /// Wraps a ClickHouse client error with what was being done.
-    pub(crate) fn ch(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> Error {
+    pub fn ch(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> Error {
         let what = what.into();
         move |source| Error::ClickHouse { what, source }
     }

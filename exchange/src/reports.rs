@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 
 use super::config::{Action, Colour, Countries, Exchange, Partner, Rule, Tlp, CATEGORIES, SOURCES};
 use super::{now_unix, ExchangeError};
-use crate::geo::GeoDb;
-use crate::queries;
+use teiten_store::geo::GeoDb;
+use teiten_store::queries;
 
 /// A report as filed (JSON).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -381,7 +381,7 @@ pub async fn file(
         .addresses
         .iter()
         .map(|a| {
-            let cc = geo.lookup(*a).unwrap_or(crate::geo::UNKNOWN);
+            let cc = geo.lookup(*a).unwrap_or(teiten_store::geo::UNKNOWN);
             String::from_utf8_lossy(&cc).into_owned()
         })
         .collect();
@@ -685,7 +685,7 @@ impl StoredReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::config::ExchangeConfig;
+    use crate::config::ExchangeConfig;
 
     fn input(category: &str, host: &str) -> ReportInput {
         serde_json::from_value(serde_json::json!({

@@ -35,8 +35,8 @@ use sha2::{Digest, Sha256};
 use super::config::{Countries, Exchange, Partner};
 use super::reports::{self, StoredReport};
 use super::{now_unix, ExchangeError};
-use crate::geo::address_from_bytes;
-use crate::queries;
+use teiten_store::geo::address_from_bytes;
+use teiten_store::queries;
 
 /// One partner's day in UTC seconds: `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -522,7 +522,7 @@ mod tests {
     #[test]
     fn icmp_events_carry_type_and_code_and_never_the_destination() {
         let row = ExportRow {
-            src: crate::geo::address_bytes("1.0.0.9".parse().unwrap()),
+            src: teiten_store::geo::address_bytes("1.0.0.9".parse().unwrap()),
             sport: 8,
             dport: 0,
             proto: 1,

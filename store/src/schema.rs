@@ -14,7 +14,7 @@
 //!   `<name>` is a `Distributed` table over the cluster's shards, so readers use the same names
 //!   in both layouts. The materialized views sit on each node, between the local tables.
 
-use crate::config::ClickHouseConfig;
+use crate::client::ClickHouseConfig;
 
 /// The oldest server the schema and queries are written for.
 pub const MIN_SERVER_VERSION: (u32, u32) = (18, 16);
@@ -114,7 +114,7 @@ macro_rules! scan_events_columns_v0 {
 /// counts (0: published; see [`crate::sources::Withheld`]).
 pub const WITHHELD_COLUMN: (&str, &str) = ("withheld", "UInt8");
 
-/// Columns of the raw events table, in insert order (see [`crate::store::EventRow`]).
+/// Columns of the raw events table, in insert order (see `EventRow` in the aggregator's store).
 const SCAN_EVENTS_COLUMNS: &str = concat!(scan_events_columns_v0!(), ", withheld UInt8");
 
 const ROLLUP_COLUMNS: &str = "\

@@ -3,13 +3,42 @@
 //! flight finish on the old one and no event goes without a lookup.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::GeoConfig;
 use crate::error::{Error, Result};
+use serde::Deserialize;
+
+/// `[geo]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoConfig {
+    /// Tor-format IPv4 ranges (`start,end,CC`, integers). Default `/usr/share/tor/geoip`.
+    #[serde(default = "default_geoip4")]
+    pub ipv4: PathBuf,
+    /// Tor-format IPv6 ranges. Default `/usr/share/tor/geoip6`.
+    #[serde(default = "default_geoip6")]
+    pub ipv6: PathBuf,
+    /// A MaxMind-format `.mmdb` (GeoLite2-Country or compatible); when set it is used instead
+    /// of the tor files. Default none.
+    #[serde(default)]
+    pub mmdb: Option<PathBuf>,
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("all fields have defaults")
+    }
+}
+
+fn default_geoip4() -> PathBuf {
+    "/usr/share/tor/geoip".into()
+}
+fn default_geoip6() -> PathBuf {
+    "/usr/share/tor/geoip6".into()
+}
 
 /// Stored for addresses no range covers (and for tor's own `??`).
 pub const UNKNOWN: [u8; 2] = *b"??";

@@ -190,7 +190,7 @@ pub fn parse_prefix(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
-/// The configured prefixes, checked ([`crate::config::SourcesConfig`]), as lookup tables.
+/// The configured prefixes, checked (the aggregator's `[sources]`), as lookup tables.
 #[derive(Debug, Clone, Default)]
 pub struct SourcePolicy {
     monitored: JointPrefixMap<IpNet, ()>,
@@ -297,7 +297,7 @@ pub struct WithheldCount {
 }
 
 /// Whether `net` lies inside one of the [`BENCHMARKING`] ranges.
-pub(crate) fn is_benchmarking(net: &IpNet) -> bool {
+pub fn is_benchmarking(net: &IpNet) -> bool {
     BENCHMARKING.iter().any(|b| {
         b.parse::<IpNet>()
             .expect("benchmarking ranges parse")

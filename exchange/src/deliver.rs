@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{Exchange, Partner};
 use super::export::{day_number, Exported, Manifest};
 use super::ExchangeError;
-use crate::queries;
+use teiten_store::queries;
 
 /// The status of one partner-day.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //!   decompressed as it arrives into a spool file under `<inbox>/.uploads/` (removed once
 //!   imported), never held in memory.
 //! - `POST /api/v1/reports` (`Authorization: Bearer <reporter token>`, JSON
-//!   [`ReportInput`](super::reports::ReportInput)): 201 `{"id", "colour", "rules",
+//!   [`ReportInput`](teiten_exchange::reports::ReportInput)): 201 `{"id", "colour", "rules",
 //!   "duplicate": false}`, 200 with `"duplicate": true` for a report filed before; 400 not the
 //!   JSON expected (with line and column); 422 a field breaks a rule (named).
 //!
@@ -30,15 +30,15 @@ use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::import::{import, Imported};
-use super::reports::{self, ReportInput};
-use super::ExchangeError;
 use crate::http::AppState;
+use teiten_exchange::import::{import, Imported};
+use teiten_exchange::reports::{self, ReportInput};
+use teiten_exchange::ExchangeError;
 
 /// Path of partner uploads.
-pub const IODEF_PATH: &str = "/api/v1/iodef";
+pub(crate) const IODEF_PATH: &str = "/api/v1/iodef";
 /// Path of internal reports.
-pub const REPORTS_PATH: &str = "/api/v1/reports";
+pub(crate) const REPORTS_PATH: &str = "/api/v1/reports";
 /// Largest report body.
 const MAX_REPORT_BYTES: usize = 1 << 20;
 

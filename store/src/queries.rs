@@ -1,7 +1,7 @@
 //! Every non-DDL statement the project runs, in one place (DDL is in [`crate::schema`]).
 //!
 //! `{db}` stands for the configured database (a checked identifier, see
-//! [`crate::config::Config::validate`]); `?` are values bound by the `clickhouse` crate, which
+//! `Config::validate` of the aggregator); `?` are values bound by the `clickhouse` crate, which
 //! escapes them on the client (18.16 has no server-side parameters). [`ALL`] lists them with
 //! sample values for the chdb compatibility test.
 //!
@@ -144,7 +144,7 @@ pub const RAW_TOTALS: &str = "SELECT count() AS packets, uniqExact(src) AS sourc
 pub const ROLLUP_TOTALS: &str = "SELECT countMerge(packets) AS packets \
      FROM {db}.scan_rollup_5m";
 
-// ---- IODEF exchange (see `crate::exchange`) ----
+// ---- IODEF exchange (see `teiten-exchange`) ----
 
 /// The scan events of one partner-day from every source country, in the order they are
 /// written (by source, then time; the rest makes the order total, so a re-export gives the

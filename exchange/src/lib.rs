@@ -12,7 +12,6 @@
 //! `exchange.interval_secs`: export each partner's previous day once it is due, retry failed
 //! deliveries, import the inbox.
 
-pub mod api;
 pub mod config;
 pub mod correlate;
 pub mod deliver;

@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 
 use super::config::Exchange;
 use super::{now_unix, ExchangeError};
-use crate::geo::address_bytes;
-use crate::queries;
+use teiten_store::geo::address_bytes;
+use teiten_store::queries;
 
 /// The outcome of an import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

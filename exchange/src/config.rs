@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use teiten_store::{Error, Result};
 
 /// `[exchange]`. Every field has a default, so a config without the section is valid (no
 /// partners: nothing is exported).

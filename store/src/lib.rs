@@ -1,0 +1,30 @@
+//! teiten's database: everything that knows how the data is kept in ClickHouse.
+//!
+//! - [`client`]: `[clickhouse]` and the clients built from it.
+//! - [`schema`]: every table and view (DDL), the layouts (single server, cluster), the rules
+//!   statements follow to run on ClickHouse 18.16 and current releases.
+//! - [`queries`]: every other statement the aggregator, the exchange and the dashboard run.
+//! - [`migrate`]: brings a server's database to the schema.
+//! - [`retention`]: dropping old partitions and rebuilding rollups.
+//! - [`digest`]: the sealed port digests of past days.
+//! - [`geo`]: the source country of an address (tor-format files or a MaxMind database).
+//! - [`sources`]: which sources are withheld from partners and public counts, and why.
+//! - [`Error`]: what went wrong, with the file, table or step it concerns.
+
+pub mod client;
+pub mod digest;
+mod error;
+pub mod geo;
+pub mod migrate;
+pub mod queries;
+pub mod retention;
+pub mod schema;
+pub mod sources;
+
+pub use client::{client, client_for, ClickHouseConfig};
+pub use error::{Error, Result};
+pub use geo::{
+    address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb, UNKNOWN as UNKNOWN_COUNTRY,
+};
+pub use migrate::migrate;
+pub use retention::{first_kept_day, rebuild_rollups, run_once as retention_run_once};
