@@ -445,7 +445,10 @@ mod tests {
         let s = Config::parse("").unwrap().validate().unwrap();
         assert_eq!(s.config.clickhouse.database, "teiten");
         assert_eq!(s.config.listen.port(), 8080);
-        assert_eq!(s.config.geo.ipv4, std::path::PathBuf::from("/usr/share/tor/geoip"));
+        assert_eq!(
+            s.config.geo.ipv4,
+            std::path::PathBuf::from("/usr/share/tor/geoip")
+        );
     }
 
     #[test]

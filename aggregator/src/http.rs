@@ -150,13 +150,6 @@ fn rfc3339(us: i64) -> String {
         .unwrap_or_else(|| format!("{us} us"))
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
@@ -386,7 +379,7 @@ async fn ingest_inner(
     // Refused before it reaches a shared INSERT: a batch with absurd times must not fail
     // (or spread partitions through) the INSERT that carries other sensors' batches.
     st.time_window
-        .check(&data.batch, now_us())
+        .check(&data.batch, teiten_store::time::now_us())
         .map_err(Reject::ClockSkew)?;
     st.metrics.geo_unknown.inc_by(u64::from(data.unknown));
     let seq = data.batch.id.seq;

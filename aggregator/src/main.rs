@@ -324,13 +324,13 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
         }
         Command::ExchangeStatus { days } => {
             let client = teiten_store::client(ch);
-            let today = chrono::Utc::now().date_naive();
+            let today = teiten_store::time::date_of(teiten_store::time::now());
             let from = today - chrono::Days::new(u64::from(days));
             let rows = exchange::deliver::status(
                 &client,
                 &db,
-                exchange::export::day_number(from),
-                exchange::export::day_number(today),
+                teiten_store::time::date_number(from),
+                teiten_store::time::date_number(today),
             )
             .await?;
             println!(

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clickhouse::{Client, Row};
 use rand::RngCore;
@@ -72,12 +72,10 @@ pub fn token_hash(token: &str) -> String {
 }
 
 fn now_secs() -> (u32, u64) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let us = teiten_store::time::now_us();
     (
-        u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        u32::try_from(us / 1_000_000).unwrap_or(u32::MAX),
+        u64::try_from(us).unwrap_or(0).saturating_mul(1000),
     )
 }
 

@@ -2,7 +2,9 @@
 //! an orderly shutdown (stop accepting, let open requests finish, end the open INSERTs).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use teiten_store::time::{self, now_us};
 
 use teiten_wire::Limits;
 use tokio::signal::unix::{signal, SignalKind};
@@ -72,7 +74,7 @@ pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> 
     for url in &nodes {
         retention::rebuild_rollups(&client_for(ch, url), &ch.database, &layout, day).await?;
     }
-    let start = retention::day_start(day);
+    let start = time::day_start(day);
     teiten_store::digest::seal_day(
         &client(ch),
         &ch.database,
@@ -83,14 +85,6 @@ pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> 
     .await?;
     tracing::info!(day, "Port digests sealed again after the rebuild");
     Ok(())
-}
-
-/// Now, in Unix microseconds.
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// Seals the port digests of every day over within the rollups' retention that has none or an
@@ -212,10 +206,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
             return;
         }
         loop {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
+            let now = time::now();
             let sum =
                 teiten_exchange::run_once(&exchange_client, &exchange_db, &exchange, now).await;
             if sum.exported + sum.retried + sum.imported > 0 || !sum.errors.is_empty() {

@@ -29,7 +29,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clickhouse::inserter::Inserter;
 use clickhouse::{Client, Row};
@@ -41,8 +41,8 @@ use crate::config::Settings;
 use crate::metrics::{Metrics, ReasonLabel};
 use teiten_store::geo::address_bytes;
 use teiten_store::queries;
-use teiten_store::retention::day_of_us;
 use teiten_store::sources::Withheld;
+use teiten_store::time::{self, day_of_us};
 use teiten_store::{Error, Result};
 
 /// One row of `scan_events`; fields in the table's column order.
@@ -413,10 +413,7 @@ fn ended(
 }
 
 fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
-        .unwrap_or(0)
+    u32::try_from(time::now()).unwrap_or(u32::MAX)
 }
 
 impl Writer {

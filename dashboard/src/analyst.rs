@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use teiten_store::time::DAY;
 
 use serde::{Deserialize, Serialize};
 use teiten_store::sources::{Withheld, WithheldCount, WithheldSource};
@@ -58,7 +59,7 @@ pub async fn sensor_health(reader: &Reader, now: i64) -> Result<Vec<SensorHealth
         .client()
         .query(&sql(queries::SENSOR_HEALTH, reader.db(), Rollup::Hour))
         .bind(now - 3600)
-        .bind(now - 30 * 86_400)
+        .bind(now - 30 * DAY)
         .fetch_all()
         .await
         .map_err(Error::ch("reading sensor reports"))?;
@@ -205,7 +206,7 @@ impl Search {
         };
         let from = match nonempty(&raw.from) {
             Some(f) => parse_time("from", &f)?,
-            None => to - 86_400,
+            None => to - DAY,
         };
         if from >= to {
             return Err(HttpError::bad(format!(
@@ -214,7 +215,7 @@ impl Search {
                 iso(to)
             )));
         }
-        if to - from > i64::from(config.limits.max_days) * 86_400 {
+        if to - from > i64::from(config.limits.max_days) * DAY {
             return Err(HttpError::bad(format!(
                 "from..to spans more than {} days",
                 config.limits.max_days
@@ -447,7 +448,7 @@ pub async fn withheld_html(
     };
     let from = match raw.from.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(f) => parse_time("from", f)?,
-        None => to - 86_400,
+        None => to - DAY,
     };
     if from >= to {
         return Err(HttpError::bad(format!(
@@ -456,7 +457,7 @@ pub async fn withheld_html(
             iso(to)
         )));
     }
-    if to - from > i64::from(config.limits.max_days) * 86_400 {
+    if to - from > i64::from(config.limits.max_days) * DAY {
         return Err(HttpError::bad(format!(
             "from..to spans more than {} days",
             config.limits.max_days

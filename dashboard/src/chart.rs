@@ -2,6 +2,7 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use teiten_store::time::DAY;
 
 use crate::data::GraphData;
 use crate::error::{Error, Result};
@@ -152,7 +153,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> 
         .fold(0.0f64, f64::max);
     let ymax = if ymax > 0.0 { ymax * 1.08 } else { 1.0 };
     let (x0, x1) = (data.from, data.to.max(data.from + 1));
-    let day = data.to - data.from <= 2 * 86_400;
+    let day = data.to - data.from <= 2 * DAY;
     let (from, to) = (
         cut(&iso(data.from), 0, 16).replace('T', " "),
         cut(&iso(data.to), 0, 16).replace('T', " "),

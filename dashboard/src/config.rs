@@ -87,7 +87,7 @@ impl PublicConfig {
     /// day, or `now - delay_secs` rounded down to the grain.
     pub fn until(&self, now: i64) -> i64 {
         match self.delay_secs {
-            None => now.div_euclid(86_400) * 86_400,
+            None => teiten_store::time::midnight(now),
             Some(d) => {
                 let g = i64::from(self.grain_secs.max(1));
                 (now - d as i64).div_euclid(g) * g

@@ -166,7 +166,7 @@ fn bind_filter(query: clickhouse::query::Query, q: &GraphQuery) -> clickhouse::q
 }
 
 /// Seconds in a day (UTC days: the daily rollups' and the digests' buckets).
-const DAY: i64 = 86_400;
+use teiten_store::time::DAY;
 
 /// The rollup of a public threshold: per-day unique sources when the period ends on a UTC day
 /// (its first day counted whole: only earlier, public data is added), else the 5-minute ones

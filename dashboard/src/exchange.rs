@@ -265,8 +265,8 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
     let days = exchange::deliver::status(
         c,
         db,
-        exchange::export::day_number(from),
-        exchange::export::day_number(today + chrono::Days::new(1)),
+        teiten_store::time::date_number(from),
+        teiten_store::time::date_number(today + chrono::Days::new(1)),
     )
     .await
     .map_err(from_exchange)?;

@@ -2,6 +2,7 @@
 //! query runs. Every rule answers 400 with a message naming the parameter.
 
 use std::collections::BTreeSet;
+use teiten_store::time::DAY;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
@@ -259,7 +260,6 @@ pub struct GraphQuery {
 /// The bucket width for a span: 5 minutes up to 2 days, 1 hour up to 31 days, 6 hours up to
 /// 92 days, then 1 day.
 pub fn step_for(span_secs: i64) -> (u32, Rollup) {
-    const DAY: i64 = 86_400;
     if span_secs <= 2 * DAY {
         (300, Rollup::FiveMinutes)
     } else if span_secs <= 31 * DAY {
@@ -385,13 +385,13 @@ impl GraphQuery {
                     iso(f)
                 )));
             }
-            if t > now + 86_400 {
+            if t > now + DAY {
                 return Err(HttpError::bad(format!(
                     "to ({}) is more than a day in the future",
                     iso(t)
                 )));
             }
-            let max = i64::from(config.limits.max_days) * 86_400;
+            let max = i64::from(config.limits.max_days) * DAY;
             if t - f > max {
                 return Err(HttpError::bad(format!(
                     "from..to spans more than {} days",
@@ -411,7 +411,7 @@ impl GraphQuery {
             }
             (f, cut(t))
         } else {
-            (end - period.days() * 86_400, end)
+            (end - period.days() * DAY, end)
         };
         let (mut step, mut rollup) = step_for(to - from);
         if let Some(p) = &public {
@@ -431,7 +431,7 @@ impl GraphQuery {
         let from_aligned = if period == Period::Custom {
             from.div_euclid(s) * s
         } else {
-            to_aligned - period.days() * 86_400
+            to_aligned - period.days() * DAY
         };
         if from_aligned >= to_aligned {
             return Err(HttpError::bad(format!(

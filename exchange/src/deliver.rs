@@ -16,9 +16,10 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Exchange, Partner};
-use super::export::{day_number, Exported, Manifest};
+use super::export::{Exported, Manifest};
 use super::ExchangeError;
 use teiten_store::queries;
+use teiten_store::time;
 
 /// The status of one partner-day.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
@@ -83,10 +84,7 @@ pub enum State {
 }
 
 fn version_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    u64::try_from(teiten_store::time::now_us()).unwrap_or(0)
 }
 
 fn manifest_time(m: &Manifest) -> u32 {
@@ -218,7 +216,7 @@ pub async fn deliver(
     attempts_before: u32,
 ) -> Result<State, ExchangeError> {
     let m = &exported.manifest;
-    let day = day_number(
+    let day = time::date_number(
         chrono::NaiveDate::parse_from_str(&m.date, "%Y-%m-%d")
             .map_err(|e| ExchangeError::Invalid(format!("manifest date {}: {e}", m.date)))?,
     );
@@ -281,7 +279,7 @@ pub async fn retry_pending(
     let from = chrono::NaiveDate::parse_from_str(&today.to_string(), "%Y%m%d")
         .ok()
         .and_then(|d| d.checked_sub_days(chrono::Days::new(u64::from(days_back))))
-        .map_or(0, day_number);
+        .map_or(0, time::date_number);
     let mut n = 0;
     for s in status(client, db, from, today).await? {
         if s.status == "delivered" {

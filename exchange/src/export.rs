@@ -34,9 +34,10 @@ use sha2::{Digest, Sha256};
 
 use super::config::{Countries, Exchange, Partner};
 use super::reports::{self, StoredReport};
-use super::{now_unix, ExchangeError};
+use super::ExchangeError;
 use teiten_store::geo::address_from_bytes;
 use teiten_store::queries;
+use teiten_store::time;
 
 /// One partner's day in UTC seconds: `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +82,6 @@ pub fn local_date(t: i64, tz: Tz) -> NaiveDate {
         .single()
         .map(|d| d.date_naive())
         .unwrap_or_default()
-}
-
-/// `YYYYMMDD` of a date, as stored in `exchange_log.day`.
-pub fn day_number(date: NaiveDate) -> u32 {
-    date.format("%Y%m%d")
-        .to_string()
-        .parse()
-        .expect("a date formats as digits")
 }
 
 /// What is recorded beside each daily file (`<file>.manifest.json`).
@@ -359,7 +352,7 @@ pub async fn export_day(
         reports: reports.len() as u32,
         bytes,
         sha256,
-        generated: rfc3339(now_unix()),
+        generated: rfc3339(time::now()),
         revision: previous.as_ref().map_or(1, |p| p.revision + 1),
         change: previous.as_ref().map(|p| Change {
             previous_sha256: p.sha256.clone(),
@@ -501,7 +494,7 @@ mod tests {
         );
         assert_eq!(autumn.to - autumn.from, 25 * 3600);
         assert_eq!(local_date(jst.from, Tz::Asia__Tokyo), d);
-        assert_eq!(day_number(d), 20_251_121);
+        assert_eq!(teiten_store::time::date_number(d), 20_251_121);
     }
 
     #[test]

@@ -30,9 +30,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::config::Exchange;
-use super::{now_unix, ExchangeError};
+use super::ExchangeError;
 use teiten_store::geo::address_bytes;
 use teiten_store::queries;
+use teiten_store::time;
 
 /// The outcome of an import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -694,7 +695,7 @@ async fn record(
         sha256,
         partner,
         name,
-        received: now_unix() as u32,
+        received: time::now() as u32,
         iodef_version,
         status,
         reason,

@@ -26,7 +26,8 @@ use clickhouse::Client;
 
 use self::config::{Exchange, Partner};
 use self::deliver::State;
-use self::export::{day_number, day_window, local_date, Exported};
+use self::export::{day_window, local_date, Exported};
+use teiten_store::time;
 
 /// What went wrong in the exchange, with the partner, file or report concerned.
 #[derive(Debug, thiserror::Error)]
@@ -70,14 +71,6 @@ impl ExchangeError {
     }
 }
 
-/// Unix seconds now.
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Exports a partner's day, records it and delivers it when it changed (or, with `always`,
 /// even when the same bytes were exported before). Returns the export and, when it was
 /// (re)delivered, the delivery state.
@@ -96,7 +89,7 @@ pub async fn export_and_deliver(
     deliver::log_state(
         client,
         &exported.manifest,
-        day_number(date),
+        time::date_number(date),
         State::Generated,
         0,
         "",
@@ -131,7 +124,7 @@ pub async fn run_once(client: &Client, db: &str, x: &Arc<Exchange>, now: i64) ->
         if now < day_window(today, p.timezone).from + delay {
             continue;
         }
-        let day = day_number(yesterday);
+        let day = time::date_number(yesterday);
         let done = match deliver::status(client, db, day, day).await {
             Ok(rows) => rows.iter().any(|r| r.partner == p.id),
             Err(e) => {
@@ -158,9 +151,9 @@ pub async fn run_once(client: &Client, db: &str, x: &Arc<Exchange>, now: i64) ->
     let today = x
         .partners
         .iter()
-        .map(|p| day_number(local_date(now, p.timezone)))
+        .map(|p| time::date_number(local_date(now, p.timezone)))
         .max()
-        .unwrap_or_else(|| day_number(local_date(now, chrono_tz::Tz::UTC)));
+        .unwrap_or_else(|| time::date_number(local_date(now, chrono_tz::Tz::UTC)));
     match deliver::retry_pending(client, db, x, today, 14).await {
         Ok(n) => sum.retried = n,
         Err(e) => {

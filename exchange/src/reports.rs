@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::config::{Action, Colour, Countries, Exchange, Partner, Rule, Tlp, CATEGORIES, SOURCES};
-use super::{now_unix, ExchangeError};
+use super::ExchangeError;
 use teiten_store::geo::GeoDb;
 use teiten_store::queries;
+use teiten_store::time;
 
 /// A report as filed (JSON).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -388,7 +389,7 @@ pub async fn file(
     let rules = fired.join(",");
     let row = ReportRow {
         id: &id,
-        received: now_unix() as u32,
+        received: time::now() as u32,
         detected: r.detected as u32,
         reporter,
         source: &r.input.source,

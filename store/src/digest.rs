@@ -30,7 +30,7 @@ use crate::queries;
 /// Ports kept per day, sensor and protocol.
 pub const DIGEST_PORTS: u64 = 1000;
 
-const DAY: i64 = 86_400;
+use crate::time::DAY;
 
 /// What a day's digests are sealed from, as `{source}` and `{sensor}` of
 /// [`queries::SEAL_DIGESTS`]: per sensor from `scan_ports_1d`, over all sensors (id `''`) from
@@ -66,7 +66,7 @@ pub async fn seal_day(
             .await
             .map_err(Error::ch(format!(
                 "sealing the port digests of {} from {db}.{source}",
-                crate::retention::day_number(day)
+                crate::time::day_number(day)
             )))?;
     }
     Ok(())
@@ -101,7 +101,7 @@ pub async fn seal_due(
     let mut sealed = Vec::new();
     for day in due(client, db, now_us.div_euclid(1_000_000), days).await? {
         seal_day(client, db, day, now_us.max(0) as u64, ports).await?;
-        let n = crate::retention::day_number(day);
+        let n = crate::time::day_number(day);
         tracing::info!(day = n, "Port digests sealed");
         sealed.push(n);
     }

@@ -9,6 +9,7 @@
 //! - [`digest`]: the sealed port digests of past days.
 //! - [`geo`]: the source country of an address (tor-format files or a MaxMind database).
 //! - [`sources`]: which sources are withheld from partners and public counts, and why.
+//! - [`time`]: the one clock and calendar (UTC days as `YYYYMMDD`).
 //! - [`Error`]: what went wrong, with the file, table or step it concerns.
 
 pub mod client;
@@ -20,6 +21,7 @@ pub mod queries;
 pub mod retention;
 pub mod schema;
 pub mod sources;
+pub mod time;
 
 pub use client::{client, client_for, ClickHouseConfig};
 pub use error::{Error, Result};

@@ -7,27 +7,12 @@ use crate::queries;
 use crate::schema::{
     month_partitioned, storage_name, Layout, DERIVED_TABLES, RAW_TABLES, ROLLUPS, ROLLUP_TABLES,
 };
-
-/// The civil date (year, month, day) of a day number since 1970-01-01 (proleptic Gregorian).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+use crate::time;
 
 /// The oldest day (as YYYYMMDD) kept when keeping `days` days up to the day of `now` (Unix
 /// seconds, UTC): partitions of earlier days are dropped.
 pub fn first_kept_day(now: i64, days: u32) -> u32 {
-    let today = now.div_euclid(86_400);
-    let (y, m, d) = civil_from_days(today - i64::from(days) + 1);
-    (y * 10_000) as u32 + m * 100 + d
+    time::day_number(now - (i64::from(days) - 1) * time::DAY)
 }
 
 /// Drops expired partitions of the raw and rollup tables through `client` (one node) and
@@ -162,53 +147,9 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
     Ok(())
 }
 
-/// The start (Unix seconds, UTC midnight) of a day given as YYYYMMDD.
-pub fn day_start(day: u32) -> i64 {
-    // Days from civil (the inverse of `civil_from_days`).
-    let (y, m, d) = (
-        i64::from(day / 10_000),
-        i64::from(day / 100 % 100),
-        i64::from(day % 100),
-    );
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) * 86_400
-}
-
-/// The day (YYYYMMDD, UTC) of a time in seconds.
-pub fn day_number(ts: i64) -> u32 {
-    let (y, m, d) = civil_from_days(ts.div_euclid(86_400));
-    (y * 10_000) as u32 + m * 100 + d
-}
-
-/// The day (YYYYMMDD, UTC) of a time in microseconds.
-pub fn day_of_us(ts_us: i64) -> u32 {
-    day_number(ts_us.div_euclid(1_000_000))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_413), (2025, 11, 21));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-    }
-
-    #[test]
-    fn day_numbers_round_trip() {
-        for ts in [0, 951_782_400, 1_709_164_800, 1_795_306_560, 4_102_444_800] {
-            let start = ts / 86_400 * 86_400;
-            assert_eq!(day_start(day_number(ts)), start, "{ts}");
-        }
-        assert_eq!(day_start(20_240_229), 1_709_164_800);
-    }
 
     #[test]
     fn day_and_month_partitions_expire_whole() {
@@ -229,7 +170,7 @@ mod tests {
     fn keep_window() {
         // 2026-11-22 00:16 UTC
         let now = 1_795_306_560;
-        assert_eq!(civil_from_days(now / 86_400), (2026, 11, 22));
+        assert_eq!(time::day_number(now), 20_261_122);
         assert_eq!(first_kept_day(now, 1), 20_261_122);
         assert_eq!(first_kept_day(now, 90), 20_260_825);
     }
