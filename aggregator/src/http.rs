@@ -9,13 +9,21 @@
 //!   breaks a rule of the format (`invalid`), or whose seal or event times lie outside the
 //!   window around the aggregator's clock and the seal time (`clock_skew`, see [`TimeWindow`];
 //!   the sensor sets such a batch aside and goes on with the next);
-//! - 503 with `Retry-After` when ClickHouse is slow or down, or the batch is being written by
-//!   another request.
+//! - 422 `storage_rejected` when ClickHouse refuses the batch with a permanent error (the
+//!   schema does not match, the data is refused, the aggregator's ClickHouse user lacks a
+//!   right: see [`teiten_store::Cause::of`]), so that the sensor sets it aside instead of
+//!   retrying it forever; `cause` names it (`"schema: No such column withheld in table
+//!   teiten.scan_events"`);
+//! - 503 with `Retry-After` when ClickHouse is slow or down (a transient error, with its
+//!   `cause`), the batch is being written by another request, or an INSERT it shared with
+//!   other batches was refused for a reason that may be another batch's (`retry_alone`: sent
+//!   again, it is written alone).
 //!
 //! The exchange's endpoints (`/api/v1/iodef`, `/api/v1/reports`) are described in
 //! `crate::exchange_api`.
 //!
-//! Every refusal has a JSON body `{"error": reason, "detail": text}`, is logged with the cause
+//! Every refusal has a JSON body `{"error": reason, "detail": text}` (plus `cause` for
+//! ClickHouse errors: never a URL, address, user or password), is logged with the cause
 //! (never the token) and counted by reason.
 
 use std::sync::Arc;
@@ -200,6 +208,9 @@ pub enum Reject {
     /// Retry later.
     #[error("{0}")]
     Unavailable(StoreError),
+    /// ClickHouse refuses the batch with a permanent error: do not send it again.
+    #[error("{0}")]
+    StorageRejected(StoreError),
 }
 
 impl Reject {
@@ -216,7 +227,9 @@ impl Reject {
             Reject::Unavailable(StoreError::Busy) => "busy",
             Reject::Unavailable(StoreError::InFlight) => "in_flight",
             Reject::Unavailable(StoreError::ShuttingDown) => "shutting_down",
+            Reject::Unavailable(StoreError::Unattributed(_)) => "retry_alone",
             Reject::Unavailable(_) => "unavailable",
+            Reject::StorageRejected(_) => "storage_rejected",
         }
     }
 
@@ -227,7 +240,9 @@ impl Reject {
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::Malformed(_) => StatusCode::BAD_REQUEST,
-            Reject::Invalid(_) | Reject::ClockSkew(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Reject::Invalid(_) | Reject::ClockSkew(_) | Reject::StorageRejected(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Reject::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -238,7 +253,25 @@ impl Reject {
             Reject::Unavailable(StoreError::ClickHouse(_)) => {
                 "storage is unavailable, retry later".into()
             }
+            Reject::Unavailable(StoreError::Unattributed(_)) => {
+                "the INSERT this batch shared with others was refused; retry, it will be written \
+                 alone"
+                    .into()
+            }
+            Reject::StorageRejected(_) => {
+                "the aggregator's ClickHouse refuses this batch until an operator fixes the \
+                 cause; do not send it again"
+                    .into()
+            }
             other => other.to_string(),
+        }
+    }
+
+    /// The classified ClickHouse error behind a refusal, as the client may see it.
+    fn cause(&self) -> Option<String> {
+        match self {
+            Reject::Unavailable(e) | Reject::StorageRejected(e) => e.cause().map(|c| c.public()),
+            _ => None,
         }
     }
 }
@@ -259,19 +292,35 @@ impl IntoResponse for Refusal {
             .get_or_create(&ReasonLabel { reason: r.reason() })
             .inc();
         let sensor = self.sensor.as_deref().unwrap_or("-");
+        let cause = r.cause();
         match r {
+            Reject::StorageRejected(e) => {
+                let c = e.cause();
+                tracing::error!(
+                    sensor, reason = r.reason(), cause = cause.as_deref().unwrap_or(""),
+                    code = c.as_ref().and_then(|c| c.code), error = %e,
+                    "Batch refused: ClickHouse rejects it until an operator acts; the sensor sets it aside"
+                )
+            }
             Reject::Unavailable(StoreError::ClickHouse(e)) => {
-                tracing::error!(sensor, reason = r.reason(), error = %e, "Batch not stored")
+                tracing::error!(
+                    sensor, reason = r.reason(), cause = cause.as_deref().unwrap_or(""), error = %e,
+                    "Batch not stored"
+                )
             }
             Reject::Unavailable(_) => {
                 tracing::warn!(sensor, reason = r.reason(), error = %r, "Batch deferred")
             }
             _ => tracing::warn!(sensor, reason = r.reason(), error = %r, "Batch rejected"),
         }
-        let body = Json(serde_json::json!({"error": r.reason(), "detail": r.detail()}));
+        let mut body = serde_json::json!({"error": r.reason(), "detail": r.detail()});
+        if let Some(c) = cause {
+            body["cause"] = c.into();
+        }
+        let body = Json(body);
         let mut resp = (r.status(), body).into_response();
         if let Reject::Unavailable(e) = r {
-            let secs = if matches!(e, StoreError::InFlight) {
+            let secs = if matches!(e, StoreError::InFlight | StoreError::Unattributed(_)) {
                 1
             } else {
                 self.retry_after
@@ -394,6 +443,7 @@ async fn ingest_inner(
             status: AckStatus::Duplicate,
             stored: 0,
         }),
+        Err(e) if e.is_permanent() => Err(Reject::StorageRejected(e)),
         Err(e) => Err(Reject::Unavailable(e)),
     }
 }

@@ -16,6 +16,20 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// The labels of a ClickHouse error: its [`teiten_store::Cause`]. Bounded: `code` is a server
+/// error code (about 1000 exist) or `none`, `name` the code's name or empty.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClickHouseErrorLabels {
+    /// `transient` or `permanent`.
+    pub class: &'static str,
+    /// [`teiten_store::Category::name`].
+    pub category: &'static str,
+    /// The server's error code, or `none` for client-side errors (network, timeout).
+    pub code: String,
+    /// The code's name (`NO_SUCH_COLUMN_IN_TABLE`), `NETWORK`, `TIMED_OUT`..., or empty.
+    pub name: String,
+}
+
 /// Every metric the aggregator exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -32,6 +46,9 @@ pub struct Metrics {
     pub insert_seconds: Histogram,
     /// INSERT statements that failed.
     pub insert_errors: Counter,
+    /// ClickHouse errors of the ingest path (INSERTs and the checks whether a batch is
+    /// stored), by class and cause; count with [`Metrics::clickhouse_error`].
+    pub clickhouse_errors: Family<ClickHouseErrorLabels, Counter>,
     /// Events decoded and waiting for ClickHouse.
     pub pending_events: Gauge,
     /// Events whose source country was unknown.
@@ -66,6 +83,7 @@ impl Metrics {
             rejected: Family::default(),
             insert_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             insert_errors: Counter::default(),
+            clickhouse_errors: Family::default(),
             pending_events: Gauge::default(),
             geo_unknown: Counter::default(),
             geo_reloads: Counter::default(),
@@ -106,6 +124,12 @@ impl Metrics {
             m.insert_errors.clone(),
         );
         registry.register(
+            "clickhouse_errors",
+            "ClickHouse errors on the ingest path, by class (transient: retried; permanent: \
+             batches refused), category, server error code and its name",
+            m.clickhouse_errors.clone(),
+        );
+        registry.register(
             "pending_events",
             "Events decoded and waiting to be committed",
             m.pending_events.clone(),
@@ -137,6 +161,18 @@ impl Metrics {
             m.events_withheld.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Counts one ClickHouse error.
+    pub fn clickhouse_error(&self, cause: &teiten_store::Cause) {
+        self.clickhouse_errors
+            .get_or_create(&ClickHouseErrorLabels {
+                class: cause.class.name(),
+                category: cause.category.name(),
+                code: cause.code.map_or_else(|| "none".into(), |c| c.to_string()),
+                name: cause.name.clone(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

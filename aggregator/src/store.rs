@@ -19,6 +19,15 @@
 //! 503 so that it cannot be written twice. Rows reach the rollups through materialized views
 //! fired by the same INSERT.
 //!
+//! # Failures
+//! A failed ClickHouse request is classified ([`teiten_store::Cause`]) and the class travels
+//! with [`StoreError::ClickHouse`] to the answer: transient errors are retried by the sensor,
+//! permanent ones (schema, data, access) refuse the batch. An INSERT carries several batches;
+//! when it fails with a permanent error that may be one batch's fault ([`Category::Data`]),
+//! its batches are answered [`StoreError::Unattributed`] and each is written in an INSERT of
+//! its own when it comes again, so that only the guilty batch is refused. Every ClickHouse
+//! error is counted once in `clickhouse_errors` and logged once per INSERT or query.
+//!
 //! Limits of the guarantee: two aggregators receiving the same batch *at the same moment*
 //! (a sensor failing over while the first is still writing) can both find it absent; the
 //! sensor's request timeout must exceed `insert.timeout_secs` + `ingest.ack_timeout_secs`.
@@ -43,7 +52,7 @@ use teiten_store::geo::address_bytes;
 use teiten_store::queries;
 use teiten_store::sources::Withheld;
 use teiten_store::time::{self, day_of_us};
-use teiten_store::{Error, Result};
+use teiten_store::{Category, Cause, Class, Error, Result};
 
 /// One row of `scan_events`; fields in the table's column order.
 #[derive(Debug, Row, Serialize)]
@@ -113,7 +122,8 @@ pub enum Outcome {
     Duplicate,
 }
 
-/// Why a batch was not acknowledged; the sensor should retry later in every case.
+/// Why a batch was not acknowledged. The sensor should retry later, except after a
+/// [`StoreError::is_permanent`] one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -123,9 +133,14 @@ pub enum StoreError {
     /// Another copy of this batch is being written now.
     #[error("this batch is being stored by another request")]
     InFlight,
-    /// ClickHouse failed or is unreachable.
+    /// ClickHouse failed or is unreachable; [`Error::class`] says whether retrying may help.
+    /// Shared by the batches of one INSERT.
     #[error(transparent)]
-    ClickHouse(#[from] Error),
+    ClickHouse(Arc<Error>),
+    /// The INSERT that carried this batch with others failed with a permanent error that may
+    /// be another batch's; sent again, the batch is written alone.
+    #[error("the INSERT of this batch and others failed; the batch will be written alone: {0}")]
+    Unattributed(Arc<Error>),
     /// No answer from the writer within the acknowledgement timeout.
     #[error("the batch was not committed within {0:?}")]
     Timeout(Duration),
@@ -134,13 +149,36 @@ pub enum StoreError {
     ShuttingDown,
 }
 
+impl From<Error> for StoreError {
+    fn from(e: Error) -> Self {
+        StoreError::ClickHouse(Arc::new(e))
+    }
+}
+
+impl StoreError {
+    /// Whether the batch must not be sent again (a permanent ClickHouse error).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::ClickHouse(e) if e.class() == Class::Permanent)
+    }
+
+    /// The cause of a ClickHouse error.
+    pub fn cause(&self) -> Option<Cause> {
+        match self {
+            StoreError::ClickHouse(e) | StoreError::Unattributed(e) => e.cause(),
+            _ => None,
+        }
+    }
+}
+
 type Key = (String, u64, u64);
 
 struct Job {
     data: Enriched,
     /// Indexes already stored (a repair), or none.
     skip: Option<HashSet<u32>>,
-    done: oneshot::Sender<Result<u64>>,
+    /// Write it in an INSERT of its own (its last INSERT with others failed).
+    alone: bool,
+    done: oneshot::Sender<Result<u64, StoreError>>,
     _permit: OwnedSemaphorePermit,
     _inflight: InflightGuard,
 }
@@ -169,6 +207,8 @@ const RECENT_KEYS: usize = 100_000;
 struct Shared {
     inflight: Mutex<HashSet<Key>>,
     committed: Mutex<HashMap<(String, u64), VecDeque<u64>>>,
+    /// Batches to write alone when they come again ([`StoreError::Unattributed`]).
+    alone: Mutex<HashSet<Key>>,
     healthy: AtomicBool,
 }
 
@@ -177,6 +217,22 @@ impl Shared {
         let c = self.committed.lock().unwrap_or_else(|e| e.into_inner());
         c.get(&(id.sensor_id.clone(), id.epoch))
             .is_some_and(|q| q.contains(&id.seq))
+    }
+
+    /// Whether `key` is to be written alone; forgets it.
+    fn take_alone(&self, key: &Key) -> bool {
+        self.alone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
+    }
+
+    fn mark_alone(&self, key: Key) {
+        let mut a = self.alone.lock().unwrap_or_else(|e| e.into_inner());
+        if a.len() >= RECENT_KEYS {
+            a.clear();
+        }
+        a.insert(key);
     }
 
     fn mark_committed(&self, id: &BatchId) {
@@ -301,6 +357,7 @@ impl Store {
         {
             return Err(StoreError::InFlight);
         }
+        let alone = self.shared.take_alone(&key);
         let guard = InflightGuard {
             shared: self.shared.clone(),
             key,
@@ -342,6 +399,7 @@ impl Store {
         let job = Job {
             data,
             skip,
+            alone,
             done,
             _permit: permit,
             _inflight: guard,
@@ -356,7 +414,7 @@ impl Store {
         }
         match tokio::time::timeout(self.ack_timeout, wait).await {
             Ok(Ok(Ok(stored))) => Ok(Outcome::Stored(stored)),
-            Ok(Ok(Err(e))) => Err(StoreError::ClickHouse(e)),
+            Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(StoreError::ShuttingDown),
             Err(_) => Err(StoreError::Timeout(self.ack_timeout)),
         }
@@ -376,11 +434,19 @@ impl Store {
             Err(_) => Err(Error::ch(what)(clickhouse::error::Error::TimedOut)),
         };
         self.shared.healthy.store(r.is_ok(), Ordering::Relaxed);
+        self.count_error(&r);
         r
     }
 
+    /// Counts a failed query of the ingest path.
+    fn count_error<T>(&self, r: &Result<T>) {
+        if let Some(cause) = r.as_ref().err().and_then(Error::cause) {
+            self.metrics.clickhouse_error(&cause);
+        }
+    }
+
     async fn stored_indexes(&self, id: &BatchId) -> Result<HashSet<u32>> {
-        let v = self
+        let r = self
             .client
             .query(&queries::sql(queries::BATCH_INDEXES, &self.db))
             .bind(&id.sensor_id)
@@ -390,8 +456,9 @@ impl Store {
             .await
             .map_err(Error::ch(
                 "reading the stored events of a partly stored batch",
-            ))?;
-        Ok(v.into_iter().collect())
+            ));
+        self.count_error(&r);
+        Ok(r?.into_iter().collect())
     }
 }
 
@@ -481,6 +548,11 @@ impl Writer {
                 }
             };
             let Some(job) = job else { break };
+            let alone = job.alone;
+            if alone && !open.is_empty() {
+                let r = events.force_commit().await;
+                self.finish(&mut open, &mut started, ended(r), &mut events);
+            }
             started.get_or_insert_with(Instant::now);
             match self.write_job(&mut events, &mut reports, &job).await {
                 Ok(n) => open.push((job, n)),
@@ -491,6 +563,11 @@ impl Writer {
                     reports = self.reports_inserter();
                     continue;
                 }
+            }
+            if alone {
+                let r = events.force_commit().await;
+                self.finish(&mut open, &mut started, ended(r), &mut events);
+                continue;
             }
             match events.commit().await {
                 Ok(q) if q.transactions > 0 || q.rows > 0 => {
@@ -519,6 +596,7 @@ impl Writer {
         };
         if let Err(e) = r {
             self.metrics.insert_errors.inc();
+            self.metrics.clickhouse_error(&Cause::of(&e));
             tracing::error!(error = %e, "Inserting sensor reports failed");
             *reports = self.reports_inserter();
         }
@@ -538,32 +616,57 @@ impl Writer {
                 .observe(t.elapsed().as_secs_f64());
         }
         self.shared.healthy.store(result.is_ok(), Ordering::Relaxed);
-        match &result {
-            Ok(()) => {}
-            Err(e) => {
-                self.metrics.insert_errors.inc();
-                // If ClickHouse died during the INSERT, some of its parts may be stored: the
-                // re-sent batches complete the raw rows, but the views' parts may be missing.
-                let mut days: Vec<u32> = open
-                    .iter()
-                    .flat_map(|(j, _)| j.data.batch.events.iter().map(|e| day_of_us(e.ts_us)))
-                    .collect();
-                days.sort_unstable();
-                days.dedup();
+        // The error, shared by the answers of every batch of the INSERT, and whether each
+        // batch is to blame for it.
+        let mut failed: Option<(Arc<Error>, bool)> = None;
+        if let Err(e) = result {
+            self.metrics.insert_errors.inc();
+            let cause = e.cause();
+            if let Some(c) = &cause {
+                self.metrics.clickhouse_error(c);
+            }
+            let class = cause.as_ref().map_or(Class::Transient, |c| c.class);
+            let category = cause.as_ref().map(|c| c.category);
+            let public = cause.as_ref().map(Cause::public).unwrap_or_default();
+            // A data error of an INSERT of several batches may be one batch's fault.
+            let attributable = open.len() == 1 || category != Some(Category::Data);
+            // If ClickHouse died during the INSERT, some of its parts may be stored: the
+            // re-sent batches complete the raw rows, but the views' parts may be missing.
+            let mut days: Vec<u32> = open
+                .iter()
+                .flat_map(|(j, _)| j.data.batch.events.iter().map(|e| day_of_us(e.ts_us)))
+                .collect();
+            days.sort_unstable();
+            days.dedup();
+            let code = cause.as_ref().and_then(|c| c.code);
+            if class == Class::Transient {
                 tracing::error!(
-                    error = %e, batches = open.len(), ?days,
+                    error = %e, class = class.name(), cause = %public, code, batches = open.len(), ?days,
                     "INSERT failed; its batches will be re-sent. If ClickHouse crashed, run \
                      `teiten-aggregator rebuild-rollups` for these days once they are over"
                 );
-                *events = self.events_inserter();
+            } else if attributable {
+                tracing::error!(
+                    error = %e, class = class.name(), cause = %public, code, batches = open.len(),
+                    "INSERT refused by ClickHouse; its batches are refused and the sensors set \
+                     them aside until an operator fixes the cause and re-delivers them"
+                );
+            } else {
+                tracing::error!(
+                    error = %e, class = class.name(), cause = %public, code, batches = open.len(),
+                    "INSERT of several batches refused by ClickHouse; each is written alone \
+                     when it comes again, to find the one at fault"
+                );
             }
+            *events = self.events_inserter();
+            failed = Some((Arc::new(e), attributable));
         }
         for (job, n) in open.drain(..) {
             self.metrics.pending_events.dec_by(
                 (job.data.batch.events.len() - job.skip.as_ref().map_or(0, |s| s.len())) as i64,
             );
-            let answer = match &result {
-                Ok(()) => {
+            let answer = match &failed {
+                None => {
                     self.shared.mark_committed(&job.data.batch.id);
                     self.metrics.batches_stored.inc();
                     self.metrics.events_stored.inc_by(n);
@@ -581,10 +684,13 @@ impl Writer {
                     }
                     Ok(n)
                 }
-                Err(e) => Err(Error::ClickHouse {
-                    what: "inserting events".into(),
-                    source: clickhouse::error::Error::Custom(e.to_string()),
-                }),
+                Some((e, true)) => Err(StoreError::ClickHouse(e.clone())),
+                Some((e, false)) => {
+                    let id = &job.data.batch.id;
+                    self.shared
+                        .mark_alone((id.sensor_id.clone(), id.epoch, id.seq));
+                    Err(StoreError::Unattributed(e.clone()))
+                }
             };
             // The request may have timed out and gone; the batch is committed regardless.
             let _ = job.done.send(answer);
@@ -659,6 +765,7 @@ impl Writer {
         };
         if let Err(e) = reports.write(&report).await {
             self.metrics.insert_errors.inc();
+            self.metrics.clickhouse_error(&Cause::of(&e));
             tracing::error!(error = %e, "Writing a sensor report failed");
             *reports = self.reports_inserter();
         }

@@ -57,6 +57,8 @@ pub struct Summary {
     pub kernel_drops: u64,
     /// Batches acknowledged by the aggregator.
     pub batches_acked: u64,
+    /// Batches the aggregator refused, moved to the spool's `rejected/`.
+    pub batches_rejected: u64,
     /// Batches still in the spool.
     pub spool_batches: u64,
 }
@@ -70,6 +72,7 @@ impl Summary {
             malformed: m.malformed.get(),
             kernel_drops: m.kernel_drops.get(),
             batches_acked: m.batches_acked.get(),
+            batches_rejected: m.batches_rejected.get(),
             spool_batches: m.spool_batches.get().max(0) as u64,
         }
     }
@@ -82,6 +85,7 @@ impl Summary {
             malformed = self.malformed,
             kernel_drops = self.kernel_drops,
             batches_acked = self.batches_acked,
+            batches_rejected = self.batches_rejected,
             spooled_batches = self.spool_batches,
             "{message}"
         );

@@ -28,7 +28,8 @@ pub struct Metrics {
     pub batches_sent: Counter,
     /// Batches the aggregator acknowledged.
     pub batches_acked: Counter,
-    /// Batches the aggregator refused as malformed (moved to the spool's `rejected/`).
+    /// Batches the aggregator refused (malformed, or refused by its ClickHouse with a
+    /// permanent error: `storage_rejected`), moved to the spool's `rejected/`.
     pub batches_rejected: Counter,
     /// Failed deliveries (network errors, 5xx, 401/403), retried later.
     pub send_failures: Counter,
@@ -110,7 +111,7 @@ impl Metrics {
         c(
             &mut r,
             "batches_rejected",
-            "Batches refused by the aggregator as malformed",
+            "Batches refused by the aggregator (malformed, or refused by its storage), moved to rejected/",
             &self.batches_rejected,
         );
         c(

@@ -140,7 +140,13 @@ pub(crate) fn run(
             }
             Outcome::Rejected { status, reason } => {
                 metrics.batches_rejected.inc();
-                tracing::error!(seq, status, reason = %reason, "Aggregator refused batch, moved to rejected/");
+                if reason.contains(r#""error":"storage_rejected""#) {
+                    // Not this batch's fault: once the aggregator's ClickHouse is fixed, moving
+                    // the file back into the spool directory delivers it.
+                    tracing::error!(seq, status, reason = %reason, "Aggregator's ClickHouse refused batch, moved to rejected/; move it back into the spool once the aggregator is fixed");
+                } else {
+                    tracing::error!(seq, status, reason = %reason, "Aggregator refused batch, moved to rejected/");
+                }
                 if let Err(e) = spool.reject(seq) {
                     tracing::error!(seq, error = %e, "Cannot move refused batch aside");
                     wait(stop_at, backoff);

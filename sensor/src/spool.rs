@@ -5,7 +5,9 @@
 //! - `next_seq`: the next batch number, updated (atomically) *before* a batch file is written,
 //!   so a number is never used twice even if every batch has been acknowledged and removed;
 //! - `NNNNNNNNNNNNNNNNNNNN.ttb`: one encoded batch (the exact HTTP body), named by number;
-//! - `rejected/`: batches the aggregator refused as malformed, kept for inspection.
+//! - `rejected/`: batches the aggregator refused (malformed, or refused by its ClickHouse
+//!   with a permanent error), kept for inspection; moved back into the directory while the
+//!   sensor is stopped, a batch is delivered again at the next start.
 //!
 //! Every file is written to a temporary name, fsynced, renamed and the directory fsynced.
 

@@ -24,7 +24,7 @@ pub mod sources;
 pub mod time;
 
 pub use client::{client, client_for, ClickHouseConfig};
-pub use error::{Error, Result};
+pub use error::{Category, Cause, Class, Error, Result};
 pub use geo::{
     address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb, UNKNOWN as UNKNOWN_COUNTRY,
 };

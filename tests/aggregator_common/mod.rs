@@ -336,3 +336,111 @@ pub fn eventually(ch: &Server, sql: &str, expected: u64) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Writes a config for the real `teiten-sensor` shipping to `agg_url` as `sensor_id`
+/// (monitoring 198.18.1.0/24) with its spool in `dir/spool`, and returns its path and the
+/// sensor's metrics address.
+pub fn sensor_config(
+    dir: &std::path::Path,
+    agg_url: &str,
+    sensor_id: &str,
+    token: &str,
+) -> (PathBuf, String) {
+    let metrics = format!("127.0.0.1:{}", free_port().expect("free port"));
+    let path = dir.join("sensor.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "sensor_id = \"{sensor_id}\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
+             [aggregator]\nurls = [\"{agg_url}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
+             timeout_secs = 30\nretry_max_secs = 1\n\n[spool]\ndir = \"{}\"\n\n\
+             [batch]\nmax_events = 1000\nmax_interval_ms = 200\n\n[metrics]\nlisten = \"{metrics}\"\n",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    (path, metrics)
+}
+
+/// Writes a pcap of `n` packets of `teiten::pcapgen::scan_mix` (all to 198.18.1.0/24), 10 µs
+/// apart from `ts_us`, starting at packet number `first`.
+pub fn scan_pcap(path: &std::path::Path, first: u64, n: u64, ts_us: i64) {
+    use teiten::pcapgen::{frame, scan_mix, write_pcap};
+    write_pcap(
+        path,
+        (first..first + n).map(|i| (ts_us + (i - first) as i64 * 10, frame(&scan_mix(i)))),
+    )
+    .unwrap();
+}
+
+/// The `.ttb` batch files in a directory (a sensor's spool or its `rejected/`).
+pub fn batch_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "ttb"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Starts the real sensor on `config`, replaying `pcap`; standard error is appended to
+/// `sensor.log` beside the config ([`sensor_log`]).
+pub fn start_sensor(config: &std::path::Path, pcap: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(sensor_log(config))
+        .unwrap();
+    Command::new(teiten::bin("teiten-sensor"))
+        .arg("--config")
+        .arg(config)
+        .arg("--read")
+        .arg(pcap)
+        .env("TEITEN_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("teiten-sensor starts")
+}
+
+/// The log of the sensors started with `config`.
+pub fn sensor_log(config: &std::path::Path) -> PathBuf {
+    config.with_file_name("sensor.log")
+}
+
+/// Waits up to `secs` for a sensor to exit and returns its status; kills it and panics
+/// with its log if it does not.
+pub fn wait_sensor(
+    mut child: Child,
+    config: &std::path::Path,
+    secs: u64,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "sensor did not finish within {secs} s:\n{}",
+                std::fs::read_to_string(sensor_log(config)).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `GET` of a plain-HTTP URL's body (a sensor's or aggregator's `/metrics`).
+pub fn get_text(url: &str) -> String {
+    ureq::get(url)
+        .timeout(Duration::from_secs(5))
+        .call()
+        .map(|r| r.into_string().unwrap_or_default())
+        .unwrap_or_default()
+}
