@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use teiten_aggregator as agg;
 use teiten_aggregator::exchange;
+use teiten_service::LogFormat;
 
 /// Receives sensor batches and stores them in ClickHouse.
 #[derive(Debug, Parser)]
@@ -18,8 +19,12 @@ struct Cli {
     /// Check the config and exit (0 when valid).
     #[arg(long)]
     check_config: bool,
-    /// Log as JSON lines.
-    #[arg(long)]
+    /// How to write log lines on standard error (filter them with `TEITEN_LOG`, e.g.
+    /// `TEITEN_LOG=warn`; default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Deprecated: use `--log-format json`.
+    #[arg(long, global = true, hide = true)]
     log_json: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -140,22 +145,14 @@ enum SensorCmd {
     List,
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.log_json {
+        teiten_service::init_logging(LogFormat::Json);
+        tracing::warn!("--log-json is deprecated and will be removed: use --log-format json");
+    } else {
+        teiten_service::init_logging(cli.log_format);
+    }
     if let Some(Command::TokenHash) = &cli.command {
         let mut token = String::new();
         std::io::stdin()
@@ -180,10 +177,10 @@ fn main() -> anyhow::Result<()> {
         .validate()
         .with_context(|| format!("checking {}", cli.config.display()))?;
     if cli.check_config {
+        tracing::info!(config = %cli.config.display(), "config is valid");
         println!("{}: ok", cli.config.display());
         return Ok(());
     }
-    init_tracing(cli.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

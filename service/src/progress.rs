@@ -1,0 +1,84 @@
+//! Progress bars for long CLI jobs (`export`, `import`, `rebuild-rollups`, `seal-digests`,
+//! `teiten-sensor --read`). Bars are drawn on standard error only when it is a terminal;
+//! otherwise they are hidden and change no output. Every bar belongs to one process-wide
+//! [`indicatif::MultiProgress`], which [`crate::logging`] suspends while it writes a line.
+
+use std::sync::OnceLock;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+fn multi() -> &'static MultiProgress {
+    static MULTI: OnceLock<MultiProgress> = OnceLock::new();
+    // `ProgressDrawTarget::stderr()` draws nothing when standard error is not a terminal.
+    MULTI.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
+
+/// Runs `f` with the bars cleared from the terminal, then redraws them.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    match MULTI_READY.get() {
+        Some(()) => multi().suspend(f),
+        None => f(),
+    }
+}
+
+/// Set once a bar exists, so that logging without bars never touches the terminal state.
+static MULTI_READY: OnceLock<()> = OnceLock::new();
+
+fn add(bar: ProgressBar) -> ProgressBar {
+    let _ = MULTI_READY.set(());
+    multi().add(bar)
+}
+
+/// A bar of `len` items, labelled `what` (e.g. "importing"), with a count and an ETA.
+pub fn items(len: u64, what: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "{msg:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({eta}) {prefix}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = add(ProgressBar::new(len).with_style(style));
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A bar of `len` bytes, labelled `what` (e.g. "reading"), with rate and ETA.
+pub fn bytes(len: u64, what: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "{msg:>12} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ({eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = add(ProgressBar::new(len).with_style(style));
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A spinner for a job of unknown length, labelled `what`.
+pub fn spinner(what: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bar = add(ProgressBar::new_spinner().with_style(style));
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Off a terminal (as under `cargo test` with captured output... or not), bars still
+    /// count; what they draw is indicatif's business. Logging through `suspend` works with
+    /// and without a bar.
+    #[test]
+    fn bars_count_and_suspend_runs_the_closure() {
+        assert_eq!(suspend(|| 1 + 1), 2);
+        let b = items(3, "testing");
+        b.inc(2);
+        assert_eq!(b.position(), 2);
+        assert_eq!(suspend(|| 3), 3);
+        b.finish_and_clear();
+        let y = bytes(100, "reading");
+        y.set_position(50);
+        assert_eq!(y.position(), 50);
+        y.finish_and_clear();
+    }
+}
