@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use teiten_aggregator as agg;
 use teiten_aggregator::exchange;
-use teiten_service::LogFormat;
+use teiten_service::{progress, LogFormat};
 
 /// Receives sensor batches and stores them in ClickHouse.
 #[derive(Debug, Parser)]
@@ -208,20 +208,30 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             }
         }
         Command::SealDigests => {
-            let sealed = agg::seal_digests(&settings).await?;
+            let bar = progress::items(0, "sealing");
+            let sealed = agg::seal_digests(&settings, &bar).await;
+            bar.finish_and_clear();
+            let sealed = sealed?;
             println!("port digests of {} day(s) sealed", sealed.len());
             for d in sealed {
                 println!("  {d}");
             }
         }
         Command::RebuildRollups { days } => {
-            for day in days {
-                if !(19_700_101..=21_051_231).contains(&day) {
-                    bail!("{day} is not a day as YYYYMMDD");
-                }
-                agg::rebuild_rollups_all(ch, day).await?;
-                println!("rollups of {day} rebuilt");
+            if let Some(day) = days
+                .iter()
+                .find(|d| !(19_700_101..=21_051_231).contains(*d))
+            {
+                bail!("{day} is not a day as YYYYMMDD");
             }
+            let bar = progress::items(days.len() as u64, "rebuilding");
+            for day in days {
+                bar.set_prefix(day.to_string());
+                agg::rebuild_rollups_all(ch, day).await?;
+                bar.suspend(|| println!("rollups of {day} rebuilt"));
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
         }
         Command::Sensor { action } => {
             agg::migrate_all(ch).await?;
@@ -290,9 +300,12 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             }
             agg::migrate_all(ch).await?;
             let client = agg::client(ch);
+            let bar = progress::items(partners.len() as u64, "exporting");
             for p in partners {
+                bar.set_prefix(p.id.clone());
                 let (e, delivered) =
                     exchange::export_and_deliver(&client, &db, x, p, date, redeliver).await?;
+                bar.inc(1);
                 let m = &e.manifest;
                 let what = match (&m.change, e.changed) {
                     (_, false) => "unchanged".to_owned(),
@@ -309,15 +322,18 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                     Some(s) => format!("{s:?}").to_lowercase(),
                     None => "not re-delivered".to_owned(),
                 };
-                println!(
-                    "{}: {} events from {} sources, {} reports -> {} [{what}; {delivery}]",
-                    p.id,
-                    m.events,
-                    m.sources,
-                    m.reports,
-                    e.path.display()
-                );
+                bar.suspend(|| {
+                    println!(
+                        "{}: {} events from {} sources, {} reports -> {} [{what}; {delivery}]",
+                        p.id,
+                        m.events,
+                        m.sources,
+                        m.reports,
+                        e.path.display()
+                    )
+                });
             }
+            bar.finish_and_clear();
         }
         Command::ExchangeStatus { days } => {
             let client = agg::client(ch);
@@ -353,32 +369,37 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             agg::migrate_all(ch).await?;
             let client = agg::client(ch);
             let mut quarantined = 0;
+            let bar = progress::items(files.len() as u64, "importing");
             for f in files {
                 let name = f
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                bar.set_prefix(name.clone());
                 let r = exchange::import::import(&client, &db, x, &partner, &name, f.clone())
                     .await
                     .with_context(|| format!("importing {}", f.display()))?;
-                match &r {
+                bar.inc(1);
+                let line = match &r {
                     exchange::import::Imported::Stored {
                         incidents,
                         indicators,
                         ..
-                    } => println!(
+                    } => format!(
                         "{}: stored ({incidents} incidents, {indicators} indicators)",
                         f.display()
                     ),
                     exchange::import::Imported::Duplicate { previous, .. } => {
-                        println!("{}: imported before ({previous})", f.display())
+                        format!("{}: imported before ({previous})", f.display())
                     }
                     exchange::import::Imported::Quarantined { reason, .. } => {
                         quarantined += 1;
-                        println!("{}: quarantined:\n{reason}", f.display())
+                        format!("{}: quarantined:\n{reason}", f.display())
                     }
-                }
+                };
+                bar.suspend(|| println!("{line}"));
             }
+            bar.finish_and_clear();
             if quarantined > 0 {
                 bail!("{quarantined} file(s) quarantined");
             }

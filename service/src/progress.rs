@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 fn multi() -> &'static MultiProgress {
     static MULTI: OnceLock<MultiProgress> = OnceLock::new();
@@ -24,9 +24,11 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
 /// Set once a bar exists, so that logging without bars never touches the terminal state.
 static MULTI_READY: OnceLock<()> = OnceLock::new();
 
+/// Adds a bar; one dropped unfinished (a job that failed) is cleared, so that the error
+/// below it reads cleanly.
 fn add(bar: ProgressBar) -> ProgressBar {
     let _ = MULTI_READY.set(());
-    multi().add(bar)
+    multi().add(bar.with_finish(ProgressFinish::AndClear))
 }
 
 /// A bar of `len` items, labelled `what` (e.g. "importing"), with a count and an ETA.
@@ -65,9 +67,9 @@ pub fn spinner(what: &str) -> ProgressBar {
 mod tests {
     use super::*;
 
-    /// Off a terminal (as under `cargo test` with captured output... or not), bars still
-    /// count; what they draw is indicatif's business. Logging through `suspend` works with
-    /// and without a bar.
+    /// Bars count whether or not they are drawn (under `cargo test` standard error is
+    /// usually not a terminal, and they are hidden); `suspend` runs its closure with and
+    /// without bars.
     #[test]
     fn bars_count_and_suspend_runs_the_closure() {
         assert_eq!(suspend(|| 1 + 1), 2);
