@@ -177,7 +177,7 @@ pub(crate) fn read_file(
             Ok(pkt) => {
                 read += 16 + u64::from(pkt.header.caplen);
                 packets = packets.wrapping_add(1);
-                if packets % 1024 == 0 {
+                if packets & 1023 == 0 {
                     bar.set_position(read.min(size));
                 }
                 if let Some(ev) = p.handle(ts_us(pkt.header), pkt.data) {
