@@ -53,16 +53,6 @@ pub fn bytes(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// A spinner for a job of unknown length, labelled `what`.
-pub fn spinner(what: &str) -> ProgressBar {
-    let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let bar = add(ProgressBar::new_spinner().with_style(style));
-    bar.set_message(what.to_owned());
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
