@@ -127,7 +127,7 @@ fn start_aggregator(ch: &Server) -> Agg {
         .arg("--config")
         .arg(&config)
         .arg("serve")
-        .env("RUST_LOG", "warn")
+        .env("TEITEN_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
         .expect("teiten-aggregator starts");

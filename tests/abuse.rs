@@ -358,7 +358,7 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> Dashboard {
     let child = Command::new(teiten::bin("teiten-dashboard"))
         .args(["serve", "--config"])
         .arg(&config)
-        .env("RUST_LOG", "info")
+        .env("TEITEN_LOG", "info")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(dir.join("dashboard.err")).unwrap())

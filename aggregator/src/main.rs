@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use teiten_aggregator as agg;
 use teiten_exchange as exchange;
+use teiten_service::{progress, LogFormat};
 
 /// Receives sensor batches and stores them in ClickHouse.
 #[derive(Debug, Parser)]
@@ -18,8 +19,12 @@ struct Cli {
     /// Check the config and exit (0 when valid).
     #[arg(long)]
     check_config: bool,
-    /// Log as JSON lines.
-    #[arg(long)]
+    /// How to write log lines on standard error (filter them with `TEITEN_LOG`, e.g.
+    /// `TEITEN_LOG=warn`; default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Deprecated: use `--log-format json`.
+    #[arg(long, global = true, hide = true)]
     log_json: bool,
     #[command(subcommand)]
     command: Option<Command>,
@@ -140,22 +145,14 @@ enum SensorCmd {
     List,
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.log_json {
+        teiten_service::init_logging(LogFormat::Json);
+        tracing::warn!("--log-json is deprecated and will be removed: use --log-format json");
+    } else {
+        teiten_service::init_logging(cli.log_format);
+    }
     if let Some(Command::TokenHash) = &cli.command {
         let mut token = String::new();
         std::io::stdin()
@@ -180,10 +177,10 @@ fn main() -> anyhow::Result<()> {
         .validate()
         .with_context(|| format!("checking {}", cli.config.display()))?;
     if cli.check_config {
+        tracing::info!(config = %cli.config.display(), "config is valid");
         println!("{}: ok", cli.config.display());
         return Ok(());
     }
-    init_tracing(cli.log_json);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -211,20 +208,30 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             }
         }
         Command::SealDigests => {
-            let sealed = agg::seal_digests(&settings).await?;
+            let bar = progress::items(0, "sealing");
+            let sealed = agg::seal_digests(&settings, &bar).await;
+            bar.finish_and_clear();
+            let sealed = sealed?;
             println!("port digests of {} day(s) sealed", sealed.len());
             for d in sealed {
                 println!("  {d}");
             }
         }
         Command::RebuildRollups { days } => {
-            for day in days {
-                if !(19_700_101..=21_051_231).contains(&day) {
-                    bail!("{day} is not a day as YYYYMMDD");
-                }
-                agg::rebuild_rollups_all(ch, day).await?;
-                println!("rollups of {day} rebuilt");
+            if let Some(day) = days
+                .iter()
+                .find(|d| !(19_700_101..=21_051_231).contains(*d))
+            {
+                bail!("{day} is not a day as YYYYMMDD");
             }
+            let bar = progress::items(days.len() as u64, "rebuilding");
+            for day in days {
+                bar.set_prefix(day.to_string());
+                agg::rebuild_rollups_all(ch, day).await?;
+                bar.suspend(|| println!("rollups of {day} rebuilt"));
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
         }
         Command::Sensor { action } => {
             agg::migrate_all(ch).await?;
@@ -293,9 +300,12 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             }
             agg::migrate_all(ch).await?;
             let client = teiten_store::client(ch);
+            let bar = progress::items(partners.len() as u64, "exporting");
             for p in partners {
+                bar.set_prefix(p.id.clone());
                 let (e, delivered) =
                     exchange::export_and_deliver(&client, &db, x, p, date, redeliver).await?;
+                bar.inc(1);
                 let m = &e.manifest;
                 let what = match (&m.change, e.changed) {
                     (_, false) => "unchanged".to_owned(),
@@ -312,15 +322,18 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                     Some(s) => format!("{s:?}").to_lowercase(),
                     None => "not re-delivered".to_owned(),
                 };
-                println!(
-                    "{}: {} events from {} sources, {} reports -> {} [{what}; {delivery}]",
-                    p.id,
-                    m.events,
-                    m.sources,
-                    m.reports,
-                    e.path.display()
-                );
+                bar.suspend(|| {
+                    println!(
+                        "{}: {} events from {} sources, {} reports -> {} [{what}; {delivery}]",
+                        p.id,
+                        m.events,
+                        m.sources,
+                        m.reports,
+                        e.path.display()
+                    )
+                });
             }
+            bar.finish_and_clear();
         }
         Command::ExchangeStatus { days } => {
             let client = teiten_store::client(ch);
@@ -356,32 +369,37 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             agg::migrate_all(ch).await?;
             let client = teiten_store::client(ch);
             let mut quarantined = 0;
+            let bar = progress::items(files.len() as u64, "importing");
             for f in files {
                 let name = f
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                bar.set_prefix(name.clone());
                 let r = exchange::import::import(&client, &db, x, &partner, &name, f.clone())
                     .await
                     .with_context(|| format!("importing {}", f.display()))?;
-                match &r {
+                bar.inc(1);
+                let line = match &r {
                     exchange::import::Imported::Stored {
                         incidents,
                         indicators,
                         ..
-                    } => println!(
+                    } => format!(
                         "{}: stored ({incidents} incidents, {indicators} indicators)",
                         f.display()
                     ),
                     exchange::import::Imported::Duplicate { previous, .. } => {
-                        println!("{}: imported before ({previous})", f.display())
+                        format!("{}: imported before ({previous})", f.display())
                     }
                     exchange::import::Imported::Quarantined { reason, .. } => {
                         quarantined += 1;
-                        println!("{}: quarantined:\n{reason}", f.display())
+                        format!("{}: quarantined:\n{reason}", f.display())
                     }
-                }
+                };
+                bar.suspend(|| println!("{line}"));
             }
+            bar.finish_and_clear();
             if quarantined > 0 {
                 bail!("{quarantined} file(s) quarantined");
             }

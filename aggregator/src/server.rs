@@ -88,15 +88,20 @@ pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> 
 }
 
 /// Seals the port digests of every day over within the rollups' retention that has none or an
-/// out-of-date one ([`teiten_store::digest`]); returns the days sealed (YYYYMMDD).
-pub async fn seal_digests(settings: &Settings) -> Result<Vec<u32>> {
+/// out-of-date one ([`teiten_store::digest`]); returns the days sealed (YYYYMMDD). `progress`
+/// counts the days (`indicatif::ProgressBar::hidden()` shows nothing).
+pub async fn seal_digests(
+    settings: &Settings,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<u32>> {
     let ch = &settings.config.clickhouse;
-    teiten_store::digest::seal_due(
+    teiten_store::digest::seal_due_showing(
         &client(ch),
         &ch.database,
         now_us(),
         settings.config.retention.rollup_days,
         teiten_store::digest::DIGEST_PORTS,
+        progress,
     )
     .await
 }
@@ -190,7 +195,8 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let digest_settings = settings.clone();
     let digester = tokio::spawn(async move {
         loop {
-            if let Err(e) = seal_digests(&digest_settings).await {
+            if let Err(e) = seal_digests(&digest_settings, &indicatif::ProgressBar::hidden()).await
+            {
                 tracing::error!(error = %e, "Port digest run failed");
             }
             tokio::time::sleep(digest_settings.digest_interval).await;

@@ -55,6 +55,21 @@ pub struct Config {
     /// same section).
     #[serde(default)]
     pub server: ServerConfig,
+    /// Who may read `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: `/metrics` (Prometheus text: requests, latency per endpoint, cache hits,
+/// ClickHouse errors; no per-sensor labels) is read with a bearer token, like a scraper's
+/// `authorization` setting. Without `token_sha256`, `/metrics` answers 404.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// SHA-256 of the scraper's bearer token, 64 hex digits (`teiten-aggregator token-hash`
+    /// prints it). Default: none (no one may read `/metrics`).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
 }
 
 /// `[public]`: the public pages and API show data only after a delay, in coarse buckets, over
@@ -398,6 +413,8 @@ pub struct Settings {
     pub config: Config,
     /// The cache lifetime.
     pub cache_ttl: Duration,
+    /// The SHA-256 of the bearer token that may read `/metrics` (`metrics.token_sha256`).
+    pub metrics_token: Option<[u8; 32]>,
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -521,8 +538,11 @@ impl Config {
         if self.public.delay_secs.is_some_and(|d| d > 30 * 86_400) {
             return bad("public.delay_secs: at most 2592000 (30 days)".to_owned());
         }
-        if self.public.min_sources == 0 || self.public.min_sensors == 0 {
-            return bad("public.min_sources and public.min_sensors: at least 1".to_owned());
+        if self.public.min_sources == 0 {
+            return bad("public.min_sources: at least 1".to_owned());
+        }
+        if self.public.min_sensors == 0 {
+            return bad("public.min_sensors: at least 1".to_owned());
         }
         if self.analyst.session_secs < 60 {
             return bad("analyst.session_secs: at least 60".to_owned());
@@ -558,8 +578,19 @@ impl Config {
         if let Err((field, reason)) = self.server.check() {
             return bad(format!("{field}: {reason}"));
         }
+        let mut metrics_token = None;
+        if let Some(h) = &self.metrics.token_sha256 {
+            let mut d = [0u8; 32];
+            if hex::decode_to_slice(h.trim(), &mut d).is_err() {
+                return bad("metrics.token_sha256: 64 hex digits (a SHA-256 digest, \
+                     `teiten-aggregator token-hash`), not the token"
+                    .to_owned());
+            }
+            metrics_token = Some(d);
+        }
         Ok(Settings {
             cache_ttl: Duration::from_secs(self.cache.ttl_secs),
+            metrics_token,
             config: self,
         })
     }
@@ -652,6 +683,85 @@ mod tests {
         assert!(err("[query]\nmax_execution_secs = 0").contains("query.max_execution_secs"));
         assert!(err("[query]\nuser = \"\"").contains("query.user"));
         assert!(err("[server]\nmax_requests = 0").contains("server.max_requests"));
+    }
+
+    /// Every validated key, with a value that breaks its rule: the error names that key.
+    #[test]
+    fn every_validation_error_names_its_key() {
+        let cases: &[(&str, &str)] = &[
+            ("clickhouse.database", "[clickhouse]\ndatabase = \"a;b\""),
+            ("clickhouse.url", "[clickhouse]\nurl = \"ch:8123\""),
+            ("limits.max_top", "[limits]\nmax_top = 0"),
+            ("limits.max_top", "[limits]\nmax_top = 101"),
+            ("limits.max_days", "[limits]\nmax_days = 0"),
+            ("limits.max_days", "[limits]\nmax_days = 3661"),
+            ("limits.max_page", "[limits]\nmax_page = 0"),
+            ("limits.max_page", "[limits]\nmax_page = 10001"),
+            ("cache.max_entries", "[cache]\nmax_entries = 0"),
+            ("trends.baseline_days", "[trends]\nbaseline_days = 0"),
+            ("trends.baseline_days", "[trends]\nbaseline_days = 366"),
+            ("trends.min_ratio", "[trends]\nmin_ratio = 0.5"),
+            ("trends.min_ratio", "[trends]\nmin_ratio = nan"),
+            ("trends.min_score", "[trends]\nmin_score = inf"),
+            ("groups.a b", "[groups]\n\"a b\" = [\"s1\"]"),
+            ("groups.x", "[groups]\nx = []"),
+            ("groups.x", "[groups]\nx = [\"a b\"]"),
+            (
+                "analyst.users",
+                "[analyst.users]\n\"\" = \"$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA\"",
+            ),
+            ("analyst.users.alice", "[analyst.users]\nalice = \"plain\""),
+            ("public.grain_secs", "[public]\ngrain_secs = 60"),
+            ("public.delay_secs", "[public]\ndelay_secs = 2592001"),
+            ("public.min_sources", "[public]\nmin_sources = 0"),
+            ("public.min_sensors", "[public]\nmin_sensors = 0"),
+            ("analyst.session_secs", "[analyst]\nsession_secs = 59"),
+            ("login.address_burst", "[login]\naddress_burst = 0"),
+            (
+                "login.address_per_minute",
+                "[login]\naddress_per_minute = 601",
+            ),
+            ("login.user_burst", "[login]\nuser_burst = 1001"),
+            ("login.user_per_minute", "[login]\nuser_per_minute = 0"),
+            ("login.max_checks", "[login]\nmax_checks = 65"),
+            (
+                "query.max_execution_secs",
+                "[query]\nmax_execution_secs = 3601",
+            ),
+            ("query.user", "[query]\nuser = \"\""),
+            ("server.max_connections", "[server]\nmax_connections = 0"),
+            (
+                "server.header_read_timeout_ms",
+                "[server]\nheader_read_timeout_ms = 99",
+            ),
+            (
+                "server.request_timeout_secs",
+                "[server]\nrequest_timeout_secs = 0",
+            ),
+            ("server.max_requests", "[server]\nmax_requests = 0"),
+            (
+                "metrics.token_sha256",
+                "[metrics]\ntoken_sha256 = \"secret\"",
+            ),
+        ];
+        for (key, text) in cases {
+            let e = err(text);
+            let rest = e
+                .strip_prefix(&format!("config validation: {key}"))
+                .unwrap_or_else(|| panic!("{text:?} should be reported as `{key}`: {e}"));
+            assert!(
+                rest.starts_with(':') || rest.starts_with(' '),
+                "{text:?} should be reported as `{key}`: {e}"
+            );
+        }
+        let ok = Config::parse(
+            &format!("[metrics]\ntoken_sha256 = \"{}\"", "ab".repeat(32)),
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(ok.metrics_token, Some([0xab; 32]));
     }
 
     #[test]

@@ -1015,6 +1015,9 @@ pub struct Cache<V> {
     /// when its fetch ends, so there are at most as many as requests in progress
     /// (`server.max_requests`).
     fetching: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<V>>>>>,
+    /// Lookups answered from the cache, and the others (`/metrics`).
+    hits: prometheus_client::metrics::counter::Counter,
+    misses: prometheus_client::metrics::counter::Counter,
 }
 
 /// Longest cache key, in bytes.
@@ -1028,7 +1031,21 @@ impl<V> Cache<V> {
             max: max.max(1),
             map: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
+            hits: Default::default(),
+            misses: Default::default(),
         }
+    }
+
+    /// The same cache, counting its hits and misses of [`Cache::get_or_fetch`] in these
+    /// counters.
+    pub fn counted(
+        mut self,
+        hits: prometheus_client::metrics::counter::Counter,
+        misses: prometheus_client::metrics::counter::Counter,
+    ) -> Cache<V> {
+        self.hits = hits;
+        self.misses = misses;
+        self
     }
 
     /// The fresh entry of `key`, or the value of `fetch`, stored. A miss while another
@@ -1041,8 +1058,10 @@ impl<V> Cache<V> {
         fetch: impl std::future::Future<Output = std::result::Result<V, E>>,
     ) -> std::result::Result<Arc<V>, E> {
         if let Some(v) = self.get(&key) {
+            self.hits.inc();
             return Ok(v);
         }
+        self.misses.inc();
         if key.len() > MAX_KEY_BYTES {
             return fetch.await.map(Arc::new);
         }

@@ -114,10 +114,15 @@ impl IntoResponse for HttpError {
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 tracing::error!(error = %e, status = status.as_u16(), "Request failed");
-                text_response(
+                let mut res = text_response(
                     status,
                     "the dashboard could not answer this request; the error is logged\n".into(),
-                )
+                );
+                if matches!(e, Error::ClickHouse { .. }) {
+                    res.extensions_mut()
+                        .insert(crate::metrics::ClickHouseFailed);
+                }
+                res
             }
         }
     }

@@ -19,6 +19,7 @@ use crate::data::{Cache, GraphData, PortData, Reader, Trends};
 use crate::error::HttpError;
 use crate::export;
 use crate::html::{self, esc, page};
+use crate::metrics::{self, Metrics};
 use crate::params::{iso, GraphQuery, Public, RawParams};
 
 /// The API documentation served at `/api`.
@@ -46,6 +47,8 @@ pub struct AppState {
     pub clock: fn() -> i64,
     /// Filing internal reports from the exchange page (`analyst.aggregator_config`).
     filing: Option<Arc<crate::exchange::Filing>>,
+    /// What `/metrics` shows.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 pub use teiten_store::time::now;
@@ -59,17 +62,23 @@ impl AppState {
         let sessions = Sessions::new(std::time::Duration::from_secs(
             settings.config.analyst.session_secs,
         ));
+        let metrics = Arc::new(Metrics::new());
+        let counted = |name| metrics.cache_counters(name);
+        let (graph_hits, graph_misses) = counted("graphs");
+        let (image_hits, image_misses) = counted("images");
+        let (sensor_hits, sensor_misses) = counted("sensors");
         AppState {
             reader,
             sessions,
             login: auth::LoginGuard::new(&settings.config.login),
-            graphs: Cache::new(ttl, max),
-            images: Cache::new(ttl, max),
+            graphs: Cache::new(ttl, max).counted(graph_hits, graph_misses),
+            images: Cache::new(ttl, max).counted(image_hits, image_misses),
             latest_trends: std::sync::RwLock::new(None),
             latest_public_trends: std::sync::RwLock::new(None),
-            sensors: Cache::new(ttl, 1),
+            sensors: Cache::new(ttl, 1).counted(sensor_hits, sensor_misses),
             clock: now,
             filing: None,
+            metrics,
             settings,
         }
     }
@@ -118,6 +127,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/port", get(port_page))
         .route("/api", get(api_doc))
         .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::serve))
         .route("/api/v1/trends.json", get(trends_json))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -155,6 +165,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     }
     r.fallback(|| async { HttpError::NotFound })
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -18,14 +18,15 @@ pub mod exchange;
 pub mod export;
 pub mod html;
 mod http;
+mod metrics;
 pub mod params;
 pub mod queries;
 mod server;
 pub mod testdata;
 
 pub use config::{
-    AnalystConfig, CacheConfig, Config, LimitsConfig, LoginConfig, PublicConfig, QueryConfig,
-    Settings, TrendsConfig,
+    AnalystConfig, CacheConfig, Config, LimitsConfig, LoginConfig, MetricsConfig, PublicConfig,
+    QueryConfig, Settings, TrendsConfig,
 };
 pub use error::{Error, HttpError, Result};
 pub use http::{app, now, AppState};

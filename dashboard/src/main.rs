@@ -6,10 +6,15 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use teiten_dashboard::Config;
+use teiten_service::LogFormat;
 
 #[derive(Parser)]
 #[command(name = "teiten-dashboard", version, about = "teiten's dashboard")]
 struct Cli {
+    /// How to write log lines on standard error (filter them with `TEITEN_LOG`, e.g.
+    /// `TEITEN_LOG=warn`; default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,8 +29,8 @@ enum Command {
         /// Check the config and exit.
         #[arg(long)]
         check_config: bool,
-        /// Log as JSON lines.
-        #[arg(long)]
+        /// Deprecated: use `--log-format json`.
+        #[arg(long, hide = true)]
         json_log: bool,
     },
     /// Read a password from standard input (first line) and print its argon2 hash for
@@ -43,6 +48,12 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Serve { json_log: true, .. } = cli.command {
+        teiten_service::init_logging(LogFormat::Json);
+        tracing::warn!("--json-log is deprecated and will be removed: use --log-format json");
+    } else {
+        teiten_service::init_logging(cli.log_format);
+    }
     match cli.command {
         Command::HashPassword => {
             let mut line = String::new();
@@ -67,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve {
             config,
             check_config,
-            json_log,
+            json_log: _,
         } => {
             let settings = Config::load(&config)
                 .and_then(Config::validate)
@@ -77,18 +88,9 @@ fn main() -> anyhow::Result<()> {
                     teiten_dashboard::exchange::Filing::load(path)
                         .with_context(|| format!("config {}", config.display()))?;
                 }
+                tracing::info!(config = %config.display(), "config is valid");
                 println!("config {} is valid", config.display());
                 return Ok(());
-            }
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into());
-            if json_log {
-                tracing_subscriber::fmt()
-                    .json()
-                    .with_env_filter(filter)
-                    .init();
-            } else {
-                tracing_subscriber::fmt().with_env_filter(filter).init();
             }
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

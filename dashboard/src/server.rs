@@ -51,6 +51,9 @@ pub async fn serve(settings: Settings) -> Result<()> {
                         tracing::debug!(ms = t.elapsed().as_millis() as u64, "Trends computed")
                     }
                     Err(e) => {
+                        if matches!(e, Error::ClickHouse { .. }) {
+                            state.metrics.clickhouse_errors.inc();
+                        }
                         tracing::warn!(error = %e, "Computing the trends failed; retrying at the next refresh")
                     }
                 }

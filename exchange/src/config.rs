@@ -516,11 +516,11 @@ impl ExchangeConfig {
         if self.interval_secs == 0 {
             return Err(bad("exchange.interval_secs", "must be at least 1"));
         }
-        if self.delivery_attempts == 0 || self.delivery_timeout_secs == 0 {
-            return Err(bad(
-                "exchange.delivery_attempts",
-                "delivery_attempts and delivery_timeout_secs must be at least 1",
-            ));
+        if self.delivery_attempts == 0 {
+            return Err(bad("exchange.delivery_attempts", "must be at least 1"));
+        }
+        if self.delivery_timeout_secs == 0 {
+            return Err(bad("exchange.delivery_timeout_secs", "must be at least 1"));
         }
         if self.export_delay_minutes > 24 * 60 {
             return Err(bad(
@@ -732,10 +732,16 @@ impl ExchangeConfig {
                 ),
                 (None, true) => Action::Escalate,
             };
-            if r.repeated == Some(0) || r.window_hours == 0 {
+            if r.repeated == Some(0) {
                 return Err(field_err(
                     "exchange.triage.repeated",
-                    "repeated and window_hours must be at least 1".into(),
+                    "must be at least 1".into(),
+                ));
+            }
+            if r.window_hours == 0 {
+                return Err(field_err(
+                    "exchange.triage.window_hours",
+                    "must be at least 1".into(),
                 ));
             }
             rules.push(Rule {
@@ -768,6 +774,130 @@ mod tests {
     fn check(text: &str) -> std::result::Result<Exchange, String> {
         let c: ExchangeConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         c.validate().map_err(|e| e.to_string())
+    }
+
+    /// Every validated key, with a value that breaks its rule: the error names that key.
+    #[test]
+    fn every_validation_error_names_its_key() {
+        const P: &str = "[[partner]]\nid = \"kr\"\ncountries = [\"KR\"]\n";
+        const R: &str = "[[triage]]\nname = \"r\"\ncolour = \"red\"\n";
+        let cases: Vec<(&str, String)> = vec![
+            ("exchange.csirt", "csirt = \"\"".into()),
+            ("exchange.interval_secs", "interval_secs = 0".into()),
+            ("exchange.delivery_attempts", "delivery_attempts = 0".into()),
+            (
+                "exchange.delivery_timeout_secs",
+                "delivery_timeout_secs = 0".into(),
+            ),
+            (
+                "exchange.export_delay_minutes",
+                "export_delay_minutes = 1441".into(),
+            ),
+            (
+                "exchange.max_upload_bytes",
+                "max_upload_bytes = 1023".into(),
+            ),
+            (
+                "exchange.max_concurrent_imports",
+                "max_concurrent_imports = 0".into(),
+            ),
+            (
+                "exchange.max_concurrent_imports",
+                "max_concurrent_imports = 65".into(),
+            ),
+            (
+                "exchange.import_max_string_bytes",
+                "import_max_string_bytes = 63".into(),
+            ),
+            (
+                "exchange.import_max_indicators",
+                "import_max_indicators = 0".into(),
+            ),
+            (
+                "exchange.import_max_unit_bytes",
+                "import_max_unit_bytes = 4095".into(),
+            ),
+            (
+                "exchange.import_max_unit_elements",
+                "import_max_unit_elements = 99".into(),
+            ),
+            ("exchange.import_attempts", "import_attempts = 0".into()),
+            ("exchange.import_attempts", "import_attempts = 101".into()),
+            (
+                "exchange.partner.id",
+                "[[partner]]\nid = \"a/b\"\ncountries = [\"KR\"]".into(),
+            ),
+            ("exchange.partner.id", format!("{P}{P}")),
+            (
+                "exchange.partner.countries",
+                "[[partner]]\nid = \"a\"\ncountries = []".into(),
+            ),
+            (
+                "exchange.partner.countries",
+                "[[partner]]\nid = \"a\"\ncountries = [\"all\", \"KR\"]".into(),
+            ),
+            (
+                "exchange.partner.countries",
+                "[[partner]]\nid = \"a\"\ncountries = [\"KOR\"]".into(),
+            ),
+            (
+                "exchange.partner.iodef_version",
+                format!("{P}iodef_version = 3"),
+            ),
+            ("exchange.partner.tlp", format!("{P}tlp = \"blue\"")),
+            (
+                "exchange.partner.timezone",
+                format!("{P}timezone = \"Mars/Base\""),
+            ),
+            (
+                "exchange.partner.url",
+                format!("{P}url = \"http://p.example\""),
+            ),
+            (
+                "exchange.partner.url",
+                format!("{P}url = \"ftp://p.example\""),
+            ),
+            (
+                "exchange.partner.upload_token_sha256",
+                format!("{P}upload_token_sha256 = \"secret\""),
+            ),
+            (
+                "exchange.reporter.name",
+                "[[reporter]]\nname = \" \"\ntoken_sha256 = \"00\"".into(),
+            ),
+            (
+                "exchange.reporter.token_sha256",
+                "[[reporter]]\nname = \"a\"\ntoken_sha256 = \"00\"".into(),
+            ),
+            (
+                "exchange.triage.categories",
+                format!("{R}categories = [\"nope\"]"),
+            ),
+            (
+                "exchange.triage.sources",
+                format!("{R}sources = [\"nope\"]"),
+            ),
+            ("exchange.triage.colour", format!("{R}escalate = true")),
+            ("exchange.triage.colour", "[[triage]]\nname = \"r\"".into()),
+            (
+                "exchange.triage.colour",
+                "[[triage]]\nname = \"r\"\ncolour = \"blue\"".into(),
+            ),
+            ("exchange.triage.repeated", format!("{R}repeated = 0")),
+            (
+                "exchange.triage.window_hours",
+                format!("{R}window_hours = 0"),
+            ),
+        ];
+        for (key, text) in &cases {
+            let err = check(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text:?} passed validation"));
+            assert!(
+                err.starts_with(&format!("config field `{key}` is invalid")),
+                "{text:?} should be reported as `{key}`: {err}"
+            );
+        }
     }
 
     #[test]

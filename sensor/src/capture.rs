@@ -142,12 +142,14 @@ fn ts_us(h: &pcap::PacketHeader) -> i64 {
     i64::from(h.ts.tv_sec) * 1_000_000 + i64::from(h.ts.tv_usec)
 }
 
-/// Reads a pcap or pcapng file through the pipeline, handing events on in chunks.
+/// Reads a pcap or pcapng file through the pipeline, handing events on in chunks; with
+/// `progress`, shows the bytes read on a bar (when standard error is a terminal).
 pub(crate) fn read_file(
     path: &Path,
     monitored: Option<Monitored>,
     metrics: &Metrics,
     stop: &AtomicBool,
+    progress: bool,
     mut emit: impl FnMut(Vec<Event>),
 ) -> Result<(), CaptureError> {
     let what = path.display().to_string();
@@ -159,9 +161,25 @@ pub(crate) fn read_file(
     let link = link_type(&what, cap.get_datalink())?;
     let mut p = Processor::new(link, monitored);
     let mut chunk = Vec::with_capacity(CHUNK);
+    // Bytes read of the file, as the pcap format counts them (a 24-byte file header, then a
+    // 16-byte record header and the captured bytes per packet; pcapng blocks are a little
+    // larger, so its bar lags until the end).
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = if progress {
+        teiten_service::progress::bytes(size, "reading")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut read: u64 = 24;
+    let mut packets: u32 = 0;
     loop {
         match cap.next_packet() {
             Ok(pkt) => {
+                read += 16 + u64::from(pkt.header.caplen);
+                packets = packets.wrapping_add(1);
+                if packets & 1023 == 0 {
+                    bar.set_position(read.min(size));
+                }
                 if let Some(ev) = p.handle(ts_us(pkt.header), pkt.data) {
                     chunk.push(ev);
                     if chunk.len() == CHUNK {
@@ -175,6 +193,7 @@ pub(crate) fn read_file(
             }
             Err(pcap::Error::NoMorePackets) => break,
             Err(source) => {
+                bar.finish_and_clear();
                 p.publish(metrics);
                 if !chunk.is_empty() {
                     emit(chunk);
@@ -183,6 +202,7 @@ pub(crate) fn read_file(
             }
         }
     }
+    bar.finish_and_clear();
     p.publish(metrics);
     if !chunk.is_empty() {
         emit(chunk);

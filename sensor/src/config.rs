@@ -464,7 +464,21 @@ monitored_prefixes = ["198.18.1.0/24", "2001:db8:1::/48"]
     fn values_out_of_range() {
         for (extra, key) in [
             ("[capture]\nthreads = 0", "capture.threads"),
+            ("[capture]\nthreads = 17", "capture.threads"),
+            ("[capture]\nring_mb = 0", "capture.ring_mb"),
+            ("[capture]\nring_mb = 4097", "capture.ring_mb"),
+            ("[capture]\nsnaplen = 63", "capture.snaplen"),
+            ("[capture]\nsnaplen = 65536", "capture.snaplen"),
+            ("[spool]\nmax_mb = 0", "spool.max_mb"),
             ("[batch]\nmax_events = 0", "batch.max_events"),
+            ("[batch]\nmax_events = 500001", "batch.max_events"),
+            ("[batch]\nmax_interval_ms = 9", "batch.max_interval_ms"),
+            ("[batch]\nmax_interval_ms = 600001", "batch.max_interval_ms"),
+            (
+                "[aggregator]\ntoken = \"t\"\ntoken_file = \"/nonexistent/token\"",
+                "aggregator.token",
+            ),
+            ("[aggregator]\ntoken = \"a b\"", "aggregator.token"),
             ("[metrics]\nlisten = \"nowhere\"", "metrics.listen"),
             ("[aggregator]\nurls = [\"ftp://x\"]", "aggregator.urls"),
             (
@@ -486,9 +500,21 @@ monitored_prefixes = ["198.18.1.0/24", "2001:db8:1::/48"]
                 "{err}"
             );
         }
-        let err = check("sensor_id = \"bad id\"\nmonitored_prefixes = [\"198.18.1.0/24\"]")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("sensor_id"), "{err}");
+        for (text, key) in [
+            (
+                "sensor_id = \"bad id\"\nmonitored_prefixes = [\"198.18.1.0/24\"]",
+                "sensor_id",
+            ),
+            (
+                "sensor_id = \"a\"\nmonitored_prefixes = []",
+                "monitored_prefixes",
+            ),
+        ] {
+            let err = check(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("config sensor.toml: {key}: ")),
+                "{err}"
+            );
+        }
     }
 }

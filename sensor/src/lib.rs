@@ -103,13 +103,14 @@ fn spawn_sources(
     metrics: &Arc<Metrics>,
     stop: &Arc<AtomicBool>,
     tx: crossbeam_channel::Sender<Vec<teiten_wire::Event>>,
+    progress: bool,
 ) -> anyhow::Result<Vec<thread::JoinHandle<Result<(), CaptureError>>>> {
     let mut handles = Vec::new();
     match input {
         Input::File(path) => {
             let (path, metrics, stop) = (path.clone(), Arc::clone(metrics), Arc::clone(stop));
             handles.push(thread::Builder::new().name("read".into()).spawn(move || {
-                capture::read_file(&path, monitored, &metrics, &stop, |c| {
+                capture::read_file(&path, monitored, &metrics, &stop, progress, |c| {
                     let _ = tx.send(c);
                 })
             })?);
@@ -188,7 +189,9 @@ pub fn run_local(
     use std::io::Write;
     let metrics = Arc::new(Metrics::default());
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CHUNKS);
-    let sources = spawn_sources(input, monitored, capture, &metrics, stop, tx)?;
+    // A bar on standard error would tear events printed on a terminal.
+    let progress = mode == Local::Count || !std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let sources = spawn_sources(input, monitored, capture, &metrics, stop, tx, progress)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut write_result = Ok(());
@@ -285,6 +288,7 @@ pub fn run_ship(
             &metrics,
             stop,
             tx,
+            true,
         )
         .and_then(join_sources),
         None => {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use ipnet::IpNet;
 use teiten_sensor::{Config, Input, Local, Monitored};
+use teiten_service::LogFormat;
 
 /// teiten's sensor: records packets arriving on dark prefixes and ships them to the aggregator.
 ///
@@ -43,39 +44,21 @@ struct Cli {
     /// How long to keep delivering spooled batches after SIGTERM, in seconds.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     drain_secs: u64,
-    /// Log format on standard error.
+    /// How to write log lines on standard error (filter them with `TEITEN_LOG`, e.g.
+    /// `TEITEN_LOG=warn`; default `info`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    teiten_service::init_logging(cli.log_format);
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("teiten-sensor: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TEITEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -73,10 +73,16 @@ impl ClickHouseConfig {
                 }
             }
             None => {
-                if !ch.nodes.is_empty() || ch.replicated {
+                if !ch.nodes.is_empty() {
                     return Err((
-                        "clickhouse.cluster",
-                        "`nodes` and `replicated` need a cluster name".to_owned(),
+                        "clickhouse.nodes",
+                        "needs a cluster name in clickhouse.cluster".to_owned(),
+                    ));
+                }
+                if ch.replicated {
+                    return Err((
+                        "clickhouse.replicated",
+                        "needs a cluster name in clickhouse.cluster".to_owned(),
                     ));
                 }
             }

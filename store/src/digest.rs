@@ -98,12 +98,28 @@ pub async fn seal_due(
     days: u32,
     ports: u64,
 ) -> Result<Vec<u32>> {
+    let hidden = indicatif::ProgressBar::hidden();
+    seal_due_showing(client, db, now_us, days, ports, &hidden).await
+}
+
+/// [`seal_due`], counting the days due and sealed on `progress`.
+pub async fn seal_due_showing(
+    client: &Client,
+    db: &str,
+    now_us: i64,
+    days: u32,
+    ports: u64,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<u32>> {
     let mut sealed = Vec::new();
-    for day in due(client, db, now_us.div_euclid(1_000_000), days).await? {
+    let due = due(client, db, now_us.div_euclid(1_000_000), days).await?;
+    progress.set_length(due.len() as u64);
+    for day in due {
         seal_day(client, db, day, now_us.max(0) as u64, ports).await?;
         let n = crate::time::day_number(day);
         tracing::info!(day = n, "Port digests sealed");
         sealed.push(n);
+        progress.inc(1);
     }
     Ok(sealed)
 }

@@ -82,7 +82,7 @@ impl Agg {
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
-            .env("RUST_LOG", "info")
+            .env("TEITEN_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
