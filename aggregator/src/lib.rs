@@ -2,7 +2,8 @@
 //! exactly once, with the source country, rollups, retention and optional cluster mode.
 //!
 //! Layout: [`config`] (TOML, validated before I/O), [`schema`] and [`queries`] (every SQL
-//! statement), [`migrate`], [`geo`], [`registry`] (sensors and tokens), [`store`] (dedup,
+//! statement), [`migrate`] (with [`schema_diff`], the comparison of the server's tables with the
+//! definition), [`geo`], [`registry`] (sensors and tokens), [`store`] (dedup,
 //! backpressure, the writer), [`http`] (`app()`), [`retention`], [`digest`] (the port digests of
 //! past days), [`http_server`] (the hardened accept loop, shared with the dashboard), [`server`]
 //! (running it all).
@@ -21,6 +22,7 @@ pub mod queries;
 mod registry;
 mod retention;
 pub mod schema;
+pub mod schema_diff;
 mod server;
 pub mod sources;
 mod store;
