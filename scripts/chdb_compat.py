@@ -10,8 +10,15 @@ new one; then the sample rows are inserted, then every query is run and must suc
 the rollups. Prints the ClickHouse version and a summary; exits non-zero on the first failure,
 naming the statement.
 
+The `compare` statements (how `migrate` reads `system.tables` and `system.columns`, `?` the
+database) are run on the new database, on the upgraded legacy one and, at the end, on the
+legacy one changed by hand (a column's type, an extra column, another sort key); each answer
+is printed as one line `schema-json <label> {"tables": [...], "columns": [...]}` for
+`tests/aggregator_chdb.rs`, which compares it with the definition in Rust.
+
 Needs `pip install chdb-core`.
 """
+import json
 import sys
 import tempfile
 
@@ -38,7 +45,7 @@ def main() -> int:
             print(f"statement before any section: {line}", file=sys.stderr)
             return 2
         sections[current].append(line.rstrip(";"))
-    for needed in ("ddl", "legacy", "upgrade", "sample", "queries"):
+    for needed in ("ddl", "legacy", "upgrade", "compare", "sample", "queries"):
         if not sections.get(needed):
             print(f"no `-- {needed}` statements in the input", file=sys.stderr)
             return 2
@@ -46,12 +53,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         s = session.Session(d)
 
-        def run(sql: str) -> str:
+        def run(sql: str, fmt: str = "TSV") -> str:
             try:
                 # Binary columns (FixedString addresses) are not UTF-8 text.
-                return s.query(sql, "TSV").bytes().decode("utf-8", "replace")
+                return s.query(sql, fmt).bytes().decode("utf-8", "replace")
             except Exception as e:  # chdb raises its own error types
                 raise SystemExit(f"FAILED on ClickHouse {version}:\n  {sql}\n  {e}")
+
+        schema_dumps = []
+
+        def dump_schema(label: str, db: str) -> None:
+            tables_sql, columns_sql = sections["compare"]
+            rows = lambda sql: [json.loads(l) for l in run(sql.replace("?", f"'{db}'"), "JSONEachRow").splitlines() if l.strip()]
+            schema_dumps.append(f"schema-json {label} " + json.dumps({"tables": rows(tables_sql), "columns": rows(columns_sql)}))
 
         version = "?"
         version = run("SELECT version()").strip()
@@ -75,6 +89,8 @@ def main() -> int:
         cols = "SELECT name, type FROM system.columns WHERE database = '{}' AND table = 'scan_events' ORDER BY name"
         if run(cols.format(old_db)) != run(cols.format("teiten")):
             raise SystemExit(f"{old_db}.scan_events has other columns than a new one")
+        dump_schema("new", "teiten")
+        dump_schema("upgraded", old_db)
         for sql in sections["sample"]:
             run(sql)
         for sql in sections["queries"]:
@@ -85,10 +101,21 @@ def main() -> int:
         r1 = run("SELECT countMerge(packets) FROM teiten.scan_rollup_1h").strip()
         if r5 != "2" or r1 != "2":
             raise SystemExit(f"rollups not filled by the views: 5m={r5} 1h={r1}")
+        # Hand changes to the upgraded database, which the comparison must name.
+        run(f"ALTER TABLE {old_db}.scan_ports_5m MODIFY COLUMN packets UInt32")
+        run(f"ALTER TABLE {old_db}.sensors ADD COLUMN note String")
+        create = next(q for q in sections["legacy"] if f" {old_db}.scan_ports_1d (" in q)
+        run(create.replace(f"{old_db}.scan_ports_1d (", f"{old_db}.scan_ports_1d_new (")
+            .replace("ORDER BY (bucket, sensor_id, proto, dport)", "ORDER BY (bucket, dport)"))
+        run(f"RENAME TABLE {old_db}.scan_ports_1d TO {old_db}.scan_ports_1d_old, "
+            f"{old_db}.scan_ports_1d_new TO {old_db}.scan_ports_1d")
+        dump_schema("altered", old_db)
         print(f"ok: {len(sections['ddl'])} DDL (twice), {len(sections['legacy'])} legacy DDL "
               f"upgraded by {len(sections['upgrade'])}, {len(sections['sample'])} inserts, "
               f"{len(sections['queries'])} queries; raw rows after drop: {raw}; rollup packets {r5}/{r1}")
         print(tables_after, end="")
+        for line in schema_dumps:
+            print(line)
     return 0
 
 

@@ -400,6 +400,216 @@ fn print_sql_section(name: &str) -> Vec<String> {
     statements
 }
 
+/// What `migrate` reads of database `db` (the `-- compare` statements), compared with the
+/// definition.
+fn schema_differences(ch: &Server, db: &str) -> Vec<String> {
+    let compare = print_sql_section("compare");
+    let rows = |q: &str| -> serde_json::Value {
+        ch.query(&format!(
+            "{} FORMAT JSONEachRow",
+            q.replace('?', &format!("'{db}'"))
+        ))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .collect()
+    };
+    let tables: Vec<teiten_store::schema_diff::ServerTable> =
+        serde_json::from_value(rows(&compare[0])).unwrap();
+    let columns: Vec<teiten_store::schema_diff::ServerColumn> =
+        serde_json::from_value(rows(&compare[1])).unwrap();
+    assert!(tables.len() >= 36, "{db}: {} tables", tables.len());
+    teiten_store::schema_diff::differences(
+        db,
+        &teiten_store::schema::Layout::Single,
+        &tables,
+        &columns,
+    )
+}
+
+#[test]
+fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
+    let ch = Server::start().expect("private ClickHouse starts");
+    let legacy = print_sql_section("legacy");
+    // A database of the previous release with rows stored by it (the views fill the rollups).
+    let create = |db: &str| {
+        for sql in &legacy {
+            let sql = sql.replace("teiten_v0", db);
+            ch.query(&sql).unwrap_or_else(|e| panic!("{sql}\n{e}"));
+        }
+        ch.query(&format!(
+            "INSERT INTO {db}.scan_events (sensor_id, epoch, batch_seq, idx, ts, usec, proto, \
+             src, dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, \
+             country) VALUES \
+             ('old-1', 1, 1, 0, toDateTime(1763700000), 0, 6, \
+              toFixedString(IPv6StringToNum('::ffff:1.0.0.1'), 16), \
+              toFixedString(IPv6StringToNum('::ffff:198.18.1.1'), 16), 4000, 23, 2, 54, 1, 40, 1, \
+              1024, 'scan', 0, 'AU'), \
+             ('old-1', 1, 1, 1, toDateTime(1763700000), 0, 6, \
+              toFixedString(IPv6StringToNum('::ffff:1.0.0.2'), 16), \
+              toFixedString(IPv6StringToNum('::ffff:198.18.1.1'), 16), 4000, 80, 2, 54, 1, 40, 1, \
+              1024, 'scan', 0, 'AU')"
+        ))
+        .unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let aggregator = |db: &str, cmd: &str| {
+        let (config, _) = write_config(dir.path(), &ch.url(), db, "");
+        let mut child = std::process::Command::new(teiten::bin("teiten-aggregator"))
+            .arg("--config")
+            .arg(&config)
+            .arg(cmd)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("`teiten-aggregator {cmd}` on {db} still running after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // As created by the previous release: migrated, then as defined, with its rows.
+    create("h_prev");
+    // Before migrating, it lacks what the steps add: the column and the renamed views.
+    let before = schema_differences(&ch, "h_prev");
+    assert!(
+        before.contains(
+            &"h_prev.scan_events: column withheld: UInt8 in the definition, missing on the \
+              server (no migration step of this release adds it)"
+                .to_owned()
+        ),
+        "{before:#?}"
+    );
+    assert_eq!(before.len(), 7, "{before:#?}");
+    assert!(
+        before[1..]
+            .iter()
+            .all(|d| d.ends_with("_published_mv: in the definition, missing on the server")),
+        "{before:#?}"
+    );
+    let (ok, out, err) = aggregator("h_prev", "migrate");
+    assert!(ok, "{out}\n{err}");
+    assert!(out.starts_with("13 step(s) applied"), "{out}");
+    assert_eq!(schema_differences(&ch, "h_prev"), Vec::<String>::new());
+    assert_eq!(scalar(&ch, "SELECT count() FROM h_prev.scan_events"), 2);
+    assert_eq!(
+        scalar(&ch, "SELECT sum(packets) FROM h_prev.scan_ports_1d"),
+        2
+    );
+    // A new database compares equal too.
+    let (ok, out, err) = aggregator("h_new", "migrate");
+    assert!(ok && out.starts_with("37 step(s) applied"), "{out}\n{err}");
+    assert_eq!(schema_differences(&ch, "h_new"), Vec::<String>::new());
+
+    // Changed by hand: a column's type, an extra column, another sort key.
+    create("h_hand");
+    ch.query("ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt32")
+        .unwrap();
+    ch.query("ALTER TABLE h_hand.sensors ADD COLUMN note String")
+        .unwrap();
+    let ports_1d = legacy
+        .iter()
+        .find(|q| q.contains(" teiten_v0.scan_ports_1d ("))
+        .unwrap()
+        .replace("teiten_v0.scan_ports_1d (", "h_hand.scan_ports_1d_new (")
+        .replace(
+            "ORDER BY (bucket, sensor_id, proto, dport)",
+            "ORDER BY (bucket, dport)",
+        );
+    assert!(ports_1d.contains("ORDER BY (bucket, dport)"), "{ports_1d}");
+    ch.query(&ports_1d).unwrap();
+    ch.query("INSERT INTO h_hand.scan_ports_1d_new SELECT * FROM h_hand.scan_ports_1d")
+        .unwrap();
+    ch.query(
+        "RENAME TABLE h_hand.scan_ports_1d TO h_hand.scan_ports_1d_old, \
+         h_hand.scan_ports_1d_new TO h_hand.scan_ports_1d",
+    )
+    .unwrap();
+    let tables_before = ch
+        .query("SELECT name, engine FROM system.tables WHERE database = 'h_hand' ORDER BY name")
+        .unwrap();
+    let expected = [
+        "h_hand.sensors: column note: not in the definition, String on the server",
+        "h_hand.scan_ports_5m: column packets: UInt64 in the definition, UInt32 on the server",
+        "h_hand.scan_ports_1d: sort key: (bucket, sensor_id, proto, dport) in the definition, \
+         (bucket, dport) on the server",
+    ];
+    for cmd in ["migrate", "serve"] {
+        let (ok, out, err) = aggregator("h_hand", cmd);
+        assert!(
+            !ok,
+            "{cmd} started on a hand-changed database:\n{out}\n{err}"
+        );
+        assert!(
+            err.contains("ClickHouse database h_hand differs from this release's schema")
+                && err.contains("nothing was changed")
+                && err.contains("If a table was changed by hand, change it back"),
+            "{cmd}: {err}"
+        );
+        for e in expected {
+            assert!(
+                err.contains(&format!("  - {e}\n")),
+                "{cmd}: no `{e}` in\n{err}"
+            );
+        }
+        assert_eq!(
+            err.matches("\n  - ").count(),
+            expected.len(),
+            "{cmd}: {err}"
+        );
+        assert!(!out.contains("step(s) applied"), "{out}");
+    }
+    // Nothing was dropped or changed: the old views, the old columns, the rows.
+    assert_eq!(
+        ch.query("SELECT name, engine FROM system.tables WHERE database = 'h_hand' ORDER BY name")
+            .unwrap(),
+        tables_before
+    );
+    assert!(tables_before.contains("scan_rollup_5m_mv\tMaterializedView"));
+    assert_eq!(
+        scalar(
+            &ch,
+            "SELECT count() FROM system.columns WHERE database = 'h_hand' \
+             AND table = 'scan_events' AND name = 'withheld'"
+        ),
+        0
+    );
+    assert_eq!(scalar(&ch, "SELECT count() FROM h_hand.scan_events"), 2);
+    assert_eq!(
+        scalar(&ch, "SELECT sum(packets) FROM h_hand.scan_ports_1d"),
+        2
+    );
+    assert_eq!(
+        scalar(&ch, "SELECT sum(packets) FROM h_hand.scan_ports_5m"),
+        2
+    );
+    // Changed back (the sort key taken again from the definition): it migrates.
+    ch.query("ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt64")
+        .unwrap();
+    ch.query("ALTER TABLE h_hand.sensors DROP COLUMN note")
+        .unwrap();
+    ch.query(
+        "RENAME TABLE h_hand.scan_ports_1d TO h_hand.scan_ports_1d_hand, \
+         h_hand.scan_ports_1d_old TO h_hand.scan_ports_1d",
+    )
+    .unwrap();
+    let (ok, out, err) = aggregator("h_hand", "migrate");
+    assert!(ok && out.starts_with("13 step(s) applied"), "{out}\n{err}");
+    assert_eq!(schema_differences(&ch, "h_hand"), Vec::<String>::new());
+}
+
 #[test]
 fn a_database_of_the_release_before_withheld_is_upgraded() {
     let ch = Server::start().expect("private ClickHouse starts");

@@ -474,6 +474,12 @@ fn print_sql_statements() {
     for sql in teiten_store::schema::upgrade_sql(old, &Layout::Single) {
         println!("{sql};");
     }
+    println!(
+        "-- compare (how migrate reads the server's tables and columns to compare them with the \
+         definition; `?` is the database)"
+    );
+    println!("{};", queries::SCHEMA_TABLES);
+    println!("{};", queries::SCHEMA_COLUMNS);
     println!("-- sample rows, in the column order the aggregator inserts");
     for (table, cols, values) in queries::SAMPLE_INSERTS {
         println!(

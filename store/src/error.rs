@@ -54,6 +54,19 @@ pub enum Error {
         /// The oldest supported version.
         needed: String,
     },
+    /// Tables or views on the server differ from this release's definition in a way no
+    /// migration step handles (or a step did not bring them there): the aggregator does not
+    /// start on them.
+    #[error("{}", schema_mismatch(.database, .differences, *.after_migrating))]
+    SchemaMismatch {
+        /// The database.
+        database: String,
+        /// Each difference, `db.table: what differs`.
+        differences: Vec<String>,
+        /// Whether found after the migration steps ran (a step is wrong), rather than before
+        /// any ran (nothing was changed).
+        after_migrating: bool,
+    },
     /// A system call failed (binding the listener, signals).
     #[error("{what}: {source}")]
     Io {
@@ -78,6 +91,36 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+}
+
+fn schema_mismatch(database: &str, differences: &[String], after: bool) -> String {
+    let mut out = if after {
+        format!(
+            "ClickHouse database {database} still differs from this release's schema after \
+             the migration steps ran (a migration step of this release is wrong; please report \
+             it with this message):"
+        )
+    } else {
+        format!(
+            "ClickHouse database {database} differs from this release's schema in ways no \
+             migration step of this release handles; nothing was changed:"
+        )
+    };
+    for d in differences {
+        out.push_str("\n  - ");
+        out.push_str(d);
+    }
+    if !after {
+        out.push_str(
+            "\nIf a table was changed by hand, change it back (`teiten-aggregator schema \
+             --print-sql` prints this release's DDL; a table with another engine or key must be \
+             created anew under another name, filled with INSERT ... SELECT and swapped in with \
+             RENAME TABLE). If the database was made by a newer release, run that release. A \
+             column or table this release defines but cannot add is a missing migration: \
+             see docs/upgrading.md.",
+        );
+    }
+    out
 }
 
 impl Error {

@@ -4,7 +4,8 @@
 //! - [`schema`]: every table and view (DDL), the layouts (single server, cluster), the rules
 //!   statements follow to run on ClickHouse 18.16 and current releases.
 //! - [`queries`]: every other statement the aggregator, the exchange and the dashboard run.
-//! - [`migrate`]: brings a server's database to the schema.
+//! - [`migrate`]: brings a server's database to the schema, comparing every table with its
+//!   definition ([`schema_diff`]) and refusing what no step migrates.
 //! - [`retention`]: dropping old partitions and rebuilding rollups.
 //! - [`digest`]: the sealed port digests of past days.
 //! - [`geo`]: the source country of an address (tor-format files or a MaxMind database).
@@ -20,6 +21,7 @@ pub mod migrate;
 pub mod queries;
 pub mod retention;
 pub mod schema;
+pub mod schema_diff;
 pub mod sources;
 pub mod time;
 

@@ -1,7 +1,13 @@
-//! Applies the schema ([`crate::schema::steps`]) to a server: the version first, then, in
-//! order, every step whose object is missing from `system.tables` (or `system.databases`),
-//! with its backfill; every column step whose table was there before and lacks the column
-//! (`system.columns`); every drop step whose (replaced) view is there.
+//! Applies the schema ([`crate::schema::steps`]) to a server: the version first, then the
+//! comparison of every table and view that is there with its definition
+//! ([`crate::schema_diff`]): a difference that no step below migrates (a column of another type,
+//! an extra column, a missing one without its step, another engine, partition key, sort key or
+//! view query) stops the migration before any step, with [`Error::SchemaMismatch`] naming each
+//! table and difference. Then, in order, every step whose object is missing from
+//! `system.tables` (or `system.databases`), with its backfill; every column step whose table
+//! was there before and lacks the column (`system.columns`); every drop step whose (replaced)
+//! view is there. When steps ran, the comparison is made again, strictly: the database must
+//! then be as defined.
 //!
 //! Upgrading from the release before `withheld`: the column is added to `scan_events` (and its
 //! Distributed table), with 0 (published) in the rows stored before; the six views whose unique
@@ -16,6 +22,7 @@ use clickhouse::Client;
 use crate::error::{Error, Result};
 use crate::queries;
 use crate::schema::{parse_version, steps, Layout, When, MIN_SERVER_VERSION};
+use crate::schema_diff::{compare, ServerColumn, ServerTable, Stage};
 
 /// Checks the server version and applies the missing steps; returns what was applied (empty
 /// when the schema was complete).
@@ -48,6 +55,9 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
         .map_err(Error::ch("checking system.tables"))?
         .into_iter()
         .collect();
+    if db_exists > 0 {
+        check(client, db, layout, Stage::Before).await?;
+    }
     let mut applied = Vec::new();
     for step in steps(db, layout) {
         let present = if step.object.is_empty() {
@@ -95,7 +105,39 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
             When::Present => format!("{name} (dropped)"),
         });
     }
+    if !applied.is_empty() {
+        check(client, db, layout, Stage::After).await?;
+    }
     Ok(applied)
+}
+
+/// Compares the server's tables and views with the definition ([`crate::schema_diff`]).
+async fn check(client: &Client, db: &str, layout: &Layout, stage: Stage) -> Result<()> {
+    let tables: Vec<ServerTable> = client
+        .query(queries::SCHEMA_TABLES)
+        .bind(db)
+        .fetch_all()
+        .await
+        .map_err(Error::ch(format!(
+            "reading the tables of {db} (system.tables)"
+        )))?;
+    let columns: Vec<ServerColumn> = client
+        .query(queries::SCHEMA_COLUMNS)
+        .bind(db)
+        .fetch_all()
+        .await
+        .map_err(Error::ch(format!(
+            "reading the columns of {db} (system.columns)"
+        )))?;
+    let differences = compare(db, layout, &tables, &columns, stage);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(Error::SchemaMismatch {
+        database: db.to_owned(),
+        differences,
+        after_migrating: stage == Stage::After,
+    })
 }
 
 async fn has_column(client: &Client, db: &str, table: &str, column: &str) -> Result<bool> {

@@ -18,6 +18,15 @@ pub const TABLES_IN_DATABASE: &str = "SELECT name FROM system.tables WHERE datab
 pub const COLUMN_EXISTS: &str =
     "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?";
 
+/// The tables and views of a database as the server has them, for the migration's comparison
+/// with the definition ([`crate::schema_diff`]). Binds: database.
+pub const SCHEMA_TABLES: &str = "SELECT name, engine, engine_full, partition_key, sorting_key, \
+     create_table_query FROM system.tables WHERE database = ?";
+/// The columns of a database's tables, each table's in its order (the comparison). Binds:
+/// database.
+pub const SCHEMA_COLUMNS: &str = "SELECT table, name, type, default_kind, default_expression \
+     FROM system.columns WHERE database = ?";
+
 /// Rows already stored for a batch (deduplication).
 pub const BATCH_ROWS: &str = "SELECT count() FROM {db}.scan_events \
      WHERE sensor_id = ? AND epoch = ? AND batch_seq = ?";
@@ -246,6 +255,8 @@ pub const ALL: &[(&str, &[&str])] = &[
     (DATABASE_EXISTS, &["'teiten'"]),
     (TABLES_IN_DATABASE, &["'teiten'"]),
     (COLUMN_EXISTS, &["'teiten'", "'scan_events'", "'withheld'"]),
+    (SCHEMA_TABLES, &["'teiten'"]),
+    (SCHEMA_COLUMNS, &["'teiten'"]),
     (BATCH_ROWS, &["'tokyo-1'", "7", "3"]),
     (BATCH_INDEXES, &["'tokyo-1'", "7", "3"]),
     (SENSORS_CURRENT, &[]),

@@ -72,6 +72,35 @@ pub struct Step {
     /// Run right after the object was created (not when it was there): fills a rollup added
     /// in an upgrade from an older one, before its view exists.
     pub backfill: Option<String>,
+    /// What the object must look like on the server (steps that create a table or view):
+    /// `migrate` compares an object that is there with it ([`crate::schema_diff`]).
+    pub shape: Option<Shape>,
+}
+
+/// The definition of a table or view, as the comparison with the server reads it (the same
+/// text the step's `CREATE` statement is made of).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// A table.
+    Table {
+        /// The column list (`name Type, ...`).
+        columns: String,
+        /// The engine with its arguments (`ReplacingMergeTree(version)`).
+        engine: String,
+        /// The partition key, empty for none (Distributed).
+        partition: String,
+        /// The sort key (`ORDER BY`), empty for none (Distributed).
+        order: String,
+        /// The table settings (`index_granularity = 256`), empty for the defaults.
+        settings: String,
+    },
+    /// A materialized view writing to a table (`TO`).
+    View {
+        /// The table it writes to, `db.table`.
+        target: String,
+        /// Its query (`SELECT ...`).
+        select: String,
+    },
 }
 
 /// Rollups added after the first release that can be filled from an older rollup when the
@@ -810,6 +839,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
         when: When::Missing,
         sql: format!("CREATE DATABASE IF NOT EXISTS {db}"),
         backfill: None,
+        shape: None,
     }];
     let columns = |s: &Storage| {
         if legacy && s.name == "scan_events" {
@@ -820,6 +850,13 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
     };
     for s in STORAGE {
         let table = storage_name(layout, s.name);
+        let shape = Shape::Table {
+            columns: columns(s).to_owned(),
+            engine: engine(layout, db, s),
+            partition: s.partition.to_owned(),
+            order: s.order.to_owned(),
+            settings: s.settings.to_owned(),
+        };
         out.push(Step {
             when: When::Missing,
             sql: format!(
@@ -834,6 +871,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                     format!(" SETTINGS {}", s.settings)
                 }
             ),
+            shape: Some(shape),
             backfill: BACKFILLS
                 .iter()
                 .find(|(name, _)| *name == s.name)
@@ -848,14 +886,26 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
             object: table,
         });
         if let Layout::Cluster { name: cluster, .. } = layout {
+            let engine = format!(
+                "Distributed({cluster}, {db}, {}_local, {})",
+                s.name, s.shard_key
+            );
             out.push(Step {
                 object: s.name.to_owned(),
                 when: When::Missing,
                 sql: format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.{} ({}) ENGINE = Distributed({cluster}, {db}, {}_local, {})",
-                    s.name, columns(s), s.name, s.shard_key
+                    "CREATE TABLE IF NOT EXISTS {db}.{} ({}) ENGINE = {engine}",
+                    s.name,
+                    columns(s)
                 ),
                 backfill: None,
+                shape: Some(Shape::Table {
+                    columns: columns(s).to_owned(),
+                    engine,
+                    partition: String::new(),
+                    order: String::new(),
+                    settings: String::new(),
+                }),
             });
         }
     }
@@ -872,6 +922,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                 object: t,
                 when: When::ColumnMissing(column),
                 backfill: None,
+                shape: None,
             });
         }
         for r in ROLLUPS.iter().filter(|r| !r.replaces.is_empty()) {
@@ -880,6 +931,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                 when: When::Present,
                 sql: format!("DROP TABLE IF EXISTS {db}.{}", r.replaces),
                 backfill: None,
+                shape: None,
             });
         }
     }
@@ -891,15 +943,21 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
         } else {
             (r.view, r.aggregates.to_owned())
         };
+        let select = format!(
+            "SELECT {}(ts) AS bucket, {}, {aggregates} FROM {db}.{source} GROUP BY bucket, {}",
+            r.bucket, r.keys, r.keys
+        );
         out.push(Step {
             object: view.to_owned(),
             when: When::Missing,
             sql: format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view} TO {db}.{target} AS \
-                 SELECT {}(ts) AS bucket, {}, {aggregates} FROM {db}.{source} GROUP BY bucket, {}",
-                r.bucket, r.keys, r.keys
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view} TO {db}.{target} AS {select}"
             ),
             backfill: None,
+            shape: Some(Shape::View {
+                target: format!("{db}.{target}"),
+                select,
+            }),
         });
     }
     out
