@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Generate the typed IODEF model (structs, enums, reader, writer, checks) from the XSD.
 
-Usage: python3 iodef/codegen/gen.py   (from the workspace root)
+Usage: python3 iodef/codegen/gen.py [--schemas DIR] [--out DIR]
 
-Writes iodef/src/v2/model.rs and iodef/src/v1/model.rs. The generated files are committed;
-re-run this script only when the generator changes. Standard library only.
+Reads iodef-2.0.xsd and iodef-1.0.xsd (from ../shared/conformance/iodef/schemas beside the
+workspace unless --schemas says otherwise) and writes v2/model.rs, v1/model.rs and
+convert/generated.rs under iodef/src (or under --out), formatted with rustfmt. The generated
+files are committed; re-run this script only when the generator changes.
+`scripts/check-generated` (run by `scripts/test`) regenerates them into a temporary directory
+and fails if they differ from the committed ones. Standard library only.
 """
+import argparse
 import os
 import re
 import sys
@@ -1161,26 +1166,42 @@ HOOKS = {
 
 
 def main():
+    ap = argparse.ArgumentParser(description="Generate the typed IODEF model from the XSDs.")
+    ap.add_argument("--schemas", default=SCHEMAS,
+                    help="directory holding iodef-2.0.xsd and iodef-1.0.xsd (default: %(default)s)")
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "src"),
+                    help="source directory to write v2/, v1/ and convert/ into (default: iodef/src)")
+    args = ap.parse_args()
+    for xsd in ("iodef-2.0.xsd", "iodef-1.0.xsd"):
+        if not os.path.isfile(os.path.join(args.schemas, xsd)):
+            raise SystemExit("gen.py: schema %s not found (use --schemas DIR)" % os.path.join(args.schemas, xsd))
     gens = {}
     for version, xsd, ns, outdir in (
         ("v2", "iodef-2.0.xsd", "urn:ietf:params:xml:ns:iodef-2.0", "v2"),
         ("v1", "iodef-1.0.xsd", "urn:ietf:params:xml:ns:iodef-1.0", "v1"),
     ):
-        g = Gen(os.path.join(SCHEMAS, xsd), version)
+        g = Gen(os.path.join(args.schemas, xsd), version)
         g.run()
         label = "IODEF %s (%s)" % ("2.0, RFC 7970" if version == "v2" else "1.0, RFC 5070", xsd)
-        out = os.path.join(HERE, "..", "src", outdir, "model.rs")
+        out = os.path.join(args.out, outdir, "model.rs")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         emit(g, out, ns, label, HOOKS[version])
         gens[version] = g
         print("%s: %d classes, %d enums, %d choices" % (version, len(g.classes), len(g.enums), len(g.choice_enums)))
-    out = os.path.join(HERE, "..", "src", "convert", "generated.rs")
+    out = os.path.join(args.out, "convert", "generated.rs")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     emit_conversions(gens["v1"], gens["v2"], out)
-    # Keep the committed files `cargo fmt` clean.
+    # Keep the committed files `cargo fmt` clean: formatted with the workspace's rustfmt
+    # settings, if it has any, also when written outside the tree.
     import subprocess
+    root = os.path.join(HERE, "..", "..")
+    rustfmt = ["rustfmt", "--edition", "2021"]
+    for cfg in ("rustfmt.toml", ".rustfmt.toml"):
+        if os.path.isfile(os.path.join(root, cfg)):
+            rustfmt += ["--config-path", os.path.join(root, cfg)]
+            break
     for f in ("v2/model.rs", "v1/model.rs", "convert/generated.rs"):
-        subprocess.run(["rustfmt", "--edition", "2021", os.path.join(HERE, "..", "src", f)], check=True)
+        subprocess.run(rustfmt + [os.path.join(args.out, f)], check=True)
 
 
 if __name__ == "__main__":
