@@ -1,5 +1,7 @@
 //! The library's error type and the HTTP error every handler answers with.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -47,12 +49,24 @@ pub enum Error {
         /// The cause.
         message: String,
     },
+    /// The error of a fetch that several requests waited for (see [`crate::cache`]), as each
+    /// of them gets it.
+    #[error("{0}")]
+    Shared(Arc<Error>),
 }
 
 /// The dashboard's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error itself, through any [`Error::Shared`].
+    fn root(&self) -> &Error {
+        match self {
+            Error::Shared(e) => e.root(),
+            e => e,
+        }
+    }
+
     /// A mapper for `map_err` on a ClickHouse call.
     pub(crate) fn ch(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> Error {
         let what = what.into();
@@ -73,6 +87,20 @@ pub enum HttpError {
     Forbidden(&'static str),
     /// Anything else: logged, answered 500 (or 503 when ClickHouse is unreachable).
     Internal(Error),
+    /// The error of a fetch that several requests waited for, answered as that error.
+    Shared(Arc<HttpError>),
+}
+
+impl crate::cache::Shared for Error {
+    fn from_shared(shared: Arc<Error>) -> Error {
+        Arc::try_unwrap(shared).unwrap_or_else(Error::Shared)
+    }
+}
+
+impl crate::cache::Shared for HttpError {
+    fn from_shared(shared: Arc<HttpError>) -> HttpError {
+        Arc::try_unwrap(shared).unwrap_or_else(HttpError::Shared)
+    }
 }
 
 impl HttpError {
@@ -90,6 +118,12 @@ impl From<Error> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        self.respond()
+    }
+}
+
+impl HttpError {
+    fn respond(&self) -> Response {
         let text_response = |status: StatusCode, text: String| {
             (
                 status,
@@ -102,11 +136,12 @@ impl IntoResponse for HttpError {
                 .into_response()
         };
         match self {
-            HttpError::BadRequest(m) => text_response(StatusCode::BAD_REQUEST, m + "\n"),
+            HttpError::BadRequest(m) => text_response(StatusCode::BAD_REQUEST, format!("{m}\n")),
             HttpError::NotFound => text_response(StatusCode::NOT_FOUND, "not found\n".into()),
             HttpError::Forbidden(m) => text_response(StatusCode::FORBIDDEN, format!("{m}\n")),
+            HttpError::Shared(e) => e.respond(),
             HttpError::Internal(e) => {
-                let status = match &e {
+                let status = match e.root() {
                     Error::ClickHouse {
                         source: clickhouse::error::Error::Network(_),
                         ..
@@ -118,7 +153,7 @@ impl IntoResponse for HttpError {
                     status,
                     "the dashboard could not answer this request; the error is logged\n".into(),
                 );
-                if matches!(e, Error::ClickHouse { .. }) {
+                if matches!(e.root(), Error::ClickHouse { .. }) {
                     res.extensions_mut()
                         .insert(crate::metrics::ClickHouseFailed);
                 }

@@ -13,9 +13,10 @@ use serde::Deserialize;
 
 use crate::analyst::{self, RawSearch, Search};
 use crate::auth::{self, Session, Sessions, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::cache::Cache;
 use crate::chart::{self, Format};
 use crate::config::Settings;
-use crate::data::{Cache, GraphData, PortData, Reader, Trends};
+use crate::data::{GraphData, PortData, Reader, Trends};
 use crate::error::HttpError;
 use crate::export;
 use crate::html::{self, esc, page};
@@ -355,7 +356,7 @@ async fn port_data(state: &AppState, q: &GraphQuery) -> Result<PortData, HttpErr
     })
 }
 
-async fn cached<V>(
+async fn cached<V: Send + Sync + 'static>(
     cache: &Cache<V>,
     key: String,
     fetch: impl std::future::Future<Output = crate::error::Result<V>>,

@@ -4,12 +4,13 @@
 //! raw event search).
 //!
 //! Layout: [`config`] (TOML, validated before I/O), [`queries`] (every SQL statement),
-//! [`params`] (request parameters and their 400s), [`data`] (reading the rollups, the cache),
+//! [`params`] (request parameters and their 400s), [`data`] (reading the rollups), [`cache`] (the per-query cache),
 //! [`chart`], [`export`], [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`http`]
 //! (`app()`), [`server`], [`testdata`] (synthetic data for tests and benchmarks). The API is documented in `dashboard/API.md` (served at `/api`).
 
 pub mod analyst;
 pub mod auth;
+pub mod cache;
 pub mod chart;
 mod config;
 pub mod data;
