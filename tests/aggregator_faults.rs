@@ -93,8 +93,9 @@ fn exactly_once_across_aggregator_kills_clickhouse_restarts_and_lost_acks() {
             (id, t)
         })
         .collect();
-    // Two days ago at 20:00 UTC, so that batches cross midnight.
-    let base_ts = (now_us() / 86_400_000_000 - 2) * 86_400_000_000 + 20 * 3_600_000_000;
+    // Three days ago at 20:00 UTC, so that batches cross midnight, and the last one (40 hours
+    // later, yesterday at 12:00) is in the past whatever the time of day the test runs.
+    let base_ts = (now_us() / 86_400_000_000 - 3) * 86_400_000_000 + 20 * 3_600_000_000;
     let acked = Arc::new(AtomicU64::new(0));
     let senders: Vec<_> = tokens
         .iter()

@@ -21,7 +21,8 @@ fn expired_partitions_are_dropped_on_schedule_and_on_demand() {
          [retention]\nraw_days = 3\nrollup_days = 10\ninterval_secs = 1\ndigest_interval_secs = 1\n",
     );
     let tok = agg.add_sensor("r1");
-    let today = now_us() / DAY_US * DAY_US + 3_600_000_000;
+    // A minute ago, or midnight if that was yesterday: today, and never ahead of the clock.
+    let today = (now_us() / DAY_US * DAY_US).max(now_us() - 60_000_000);
     // Batches of events from today, 5 days ago (raw expired, rollups kept) and 70 days ago
     // (everything expired, the month partitions of that month too).
     for (seq, days_ago) in [(1u64, 0i64), (2, 5), (3, 70)] {
