@@ -98,18 +98,16 @@ pub(crate) fn check_sensor_id(id: &str) -> Result<()> {
 
 /// All sensors' current state.
 pub async fn list(client: &Client, db: &str) -> Result<Vec<SensorState>> {
-    client
-        .query(&queries::sql(queries::SENSORS_CURRENT, db))
-        .fetch_all()
+    queries::sensors_current(db)
+        .fetch_all(client)
         .await
         .map_err(Error::ch("reading the sensor registry"))
 }
 
 /// What every sensor reported lately.
 pub async fn status(client: &Client, db: &str) -> Result<Vec<SensorStatus>> {
-    client
-        .query(&queries::sql(queries::SENSOR_STATUS, db))
-        .fetch_all()
+    queries::sensor_status(db)
+        .fetch_all(client)
         .await
         .map_err(Error::ch("reading sensor reports"))
 }

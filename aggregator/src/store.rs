@@ -7,7 +7,7 @@
 //! shared by aggregators running side by side.
 //!
 //! For every batch that this process has not itself seen committed, the aggregator asks
-//! ClickHouse how many rows of it are stored ([`teiten_store::queries::BATCH_ROWS`]) before writing:
+//! ClickHouse how many rows of it are stored ([`teiten_store::queries::batch_rows`]) before writing:
 //! - all of them: the batch is acknowledged as a duplicate;
 //! - none: all events are written;
 //! - some (an INSERT that died half-way: ClickHouse commits an INSERT block by block and part by
@@ -422,13 +422,8 @@ impl Store {
 
     async fn stored_rows(&self, id: &BatchId) -> Result<u64> {
         let what = "checking whether a batch is stored";
-        let q = self
-            .client
-            .query(&queries::sql(queries::BATCH_ROWS, &self.db))
-            .bind(&id.sensor_id)
-            .bind(id.epoch)
-            .bind(id.seq)
-            .fetch_one::<u64>();
+        let st = queries::batch_rows(&self.db, &id.sensor_id, id.epoch, id.seq);
+        let q = st.fetch_one::<u64>(&self.client);
         let r = match tokio::time::timeout(self.ack_timeout, q).await {
             Ok(r) => r.map_err(Error::ch(what)),
             Err(_) => Err(Error::ch(what)(clickhouse::error::Error::TimedOut)),
@@ -446,13 +441,8 @@ impl Store {
     }
 
     async fn stored_indexes(&self, id: &BatchId) -> Result<HashSet<u32>> {
-        let r = self
-            .client
-            .query(&queries::sql(queries::BATCH_INDEXES, &self.db))
-            .bind(&id.sensor_id)
-            .bind(id.epoch)
-            .bind(id.seq)
-            .fetch_all::<u32>()
+        let r = queries::batch_indexes(&self.db, &id.sensor_id, id.epoch, id.seq)
+            .fetch_all::<u32>(&self.client)
             .await
             .map_err(Error::ch(
                 "reading the stored events of a partly stored batch",

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{is_sensor_name, Config, PublicConfig};
 use crate::error::HttpError;
-use crate::queries::Rollup;
+use teiten_store::reads::Rollup;
 
 /// The query string as sent (all text, so that every error message is ours).
 #[derive(Debug, Default, Deserialize)]

@@ -135,11 +135,8 @@ pub async fn status(
     from_day: u32,
     to_day: u32,
 ) -> Result<Vec<DayStatus>, ExchangeError> {
-    client
-        .query(&queries::sql(queries::EXCHANGE_STATUS, db))
-        .bind(from_day)
-        .bind(to_day)
-        .fetch_all()
+    queries::exchange_status(db, from_day, to_day)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch("reading the exchange status", e))
 }

@@ -19,10 +19,12 @@ mod error;
 pub mod geo;
 pub mod migrate;
 pub mod queries;
+pub mod reads;
 pub mod retention;
 pub mod schema;
 pub mod schema_diff;
 pub mod sources;
+pub mod statement;
 pub mod time;
 
 pub use client::{client, client_for, ClickHouseConfig};
