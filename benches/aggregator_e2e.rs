@@ -91,7 +91,7 @@ fn row_binary(batch: &Batch, geo: &GeoDb, out: &mut Vec<u8>) {
         out.extend_from_slice(&e.window.to_le_bytes());
         out.push(e.class as u8);
         out.push(e.tags.bits());
-        out.extend_from_slice(&geo.lookup(e.src).unwrap_or(*b"??"));
+        out.extend_from_slice(&geo.lookup(e.src).unwrap_or(teiten_store::UNKNOWN_COUNTRY));
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::TrendsConfig;
 use crate::error::{Error, Result};
 use crate::params::{GraphQuery, Mode, Period, Proto, Public, Sensors};
+use teiten_store::proto::UNKNOWN_COUNTRY_TEXT;
 use teiten_store::reads::{self, Filter, Rollup, Threshold, TrendsWindow};
 
 /// One line of a graph.
@@ -100,15 +101,7 @@ pub struct Trends {
 }
 
 /// Protocol name for tables.
-pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        n => n.to_string(),
-    }
-}
+pub use teiten_store::proto::proto_name;
 
 /// The country names of a series query without the `--` that stands in for an empty list.
 fn shown(names: &[String]) -> Vec<String> {
@@ -119,7 +112,7 @@ fn shown(names: &[String]) -> Vec<String> {
 fn region_name(c: &str) -> String {
     match c {
         "" => "others".into(),
-        "??" => "unknown".into(),
+        UNKNOWN_COUNTRY_TEXT => "unknown".into(),
         c => c.to_owned(),
     }
 }

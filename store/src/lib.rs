@@ -9,6 +9,9 @@
 //! - [`retention`]: dropping old partitions and rebuilding rollups.
 //! - [`digest`]: the sealed port digests of past days.
 //! - [`geo`]: the source country of an address (tor-format files or a MaxMind database).
+//! - [`statement`]: a statement with its bound values ([`statement::Statement`]).
+//! - [`reads`]: every statement the dashboard runs.
+//! - [`proto`]: protocol numbers and names, the unknown-country code.
 //! - [`sources`]: which sources are withheld from partners and public counts, and why.
 //! - [`time`]: the one clock and calendar (UTC days as `YYYYMMDD`).
 //! - [`Error`]: what went wrong, with the file, table or step it concerns.
@@ -18,6 +21,7 @@ pub mod digest;
 mod error;
 pub mod geo;
 pub mod migrate;
+pub mod proto;
 pub mod queries;
 pub mod reads;
 pub mod retention;
@@ -29,8 +33,7 @@ pub mod time;
 
 pub use client::{client, client_for, ClickHouseConfig};
 pub use error::{Category, Cause, Class, Error, Result};
-pub use geo::{
-    address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb, UNKNOWN as UNKNOWN_COUNTRY,
-};
+pub use geo::{address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb};
 pub use migrate::migrate;
+pub use proto::{proto_name, Proto, UNKNOWN_COUNTRY};
 pub use retention::{first_kept_day, rebuild_rollups, run_once as retention_run_once};
