@@ -243,7 +243,7 @@ fn bench(c: &mut Criterion) {
         d
     };
     // The same rows through clickhouse-client (RowBinary file prepared before the clock).
-    let cols = teiten_store::queries::SCAN_EVENTS_INSERT_COLUMNS;
+    let cols = teiten_store::events::column_names();
     let via_client = |e: u64| -> Duration {
         let mut data = Vec::with_capacity(EVENTS_PER_ITER as usize * 100);
         for bs in make(e) {

@@ -482,7 +482,7 @@ fn print_sql_statements() -> anyhow::Result<()> {
     println!("{};", queries::schema_tables(db).sql());
     println!("{};", queries::schema_columns(db).sql());
     println!("-- sample rows, in the column order the aggregator inserts");
-    for (table, cols, values) in queries::SAMPLE_INSERTS {
+    for (table, cols, values) in queries::sample_inserts() {
         println!(
             "INSERT INTO {db}.{table} ({cols}) VALUES {};",
             values.replace("{db}", db)

@@ -48,37 +48,12 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcqu
 
 use crate::config::Settings;
 use crate::metrics::{Metrics, ReasonLabel};
+use teiten_store::events::EventRow;
 use teiten_store::geo::address_bytes;
 use teiten_store::queries;
 use teiten_store::sources::Withheld;
 use teiten_store::time::{self, day_of_us};
 use teiten_store::{Category, Cause, Class, Error, Result};
-
-/// One row of `scan_events`; fields in the table's column order.
-#[derive(Debug, Row, Serialize)]
-pub(crate) struct EventRow<'a> {
-    sensor_id: &'a str,
-    epoch: u64,
-    batch_seq: u64,
-    idx: u32,
-    ts: u32,
-    usec: u32,
-    proto: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
-    sport: u16,
-    dport: u16,
-    tcp_flags: u16,
-    ttl: u8,
-    ip_id: u32,
-    ip_len: u32,
-    tcp_seq: u32,
-    window: u16,
-    class: i8,
-    tags: u8,
-    country: [u8; 2],
-    withheld: u8,
-}
 
 /// One row of `sensor_reports`: a batch's counters as the sensor reported them.
 #[derive(Debug, Row, Serialize)]

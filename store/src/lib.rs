@@ -4,6 +4,7 @@
 //! - [`schema`]: every table and view (DDL), the layouts (single server, cluster), the rules
 //!   statements follow to run on ClickHouse 18.16 and current releases.
 //! - [`queries`]: every other statement the aggregator, the exchange and the dashboard run.
+//! - [`events`]: the raw event row and its one column list.
 //! - [`migrate`]: brings a server's database to the schema, comparing every table with its
 //!   definition ([`schema_diff`]) and refusing what no step migrates.
 //! - [`retention`]: dropping old partitions and rebuilding rollups.
@@ -19,6 +20,7 @@
 pub mod client;
 pub mod digest;
 mod error;
+pub mod events;
 pub mod geo;
 pub mod migrate;
 pub mod proto;

@@ -39,10 +39,8 @@ const BATCH_INDEXES: &str = "SELECT idx FROM {db}.scan_events \
      WHERE sensor_id = ? AND epoch = ? AND batch_seq = ?";
 
 /// Insert targets: table and column list (the crate builds `INSERT INTO t (cols) FORMAT
-/// RowBinary` from the row types, whose fields are in this order).
-pub const SCAN_EVENTS_INSERT_COLUMNS: &str = "sensor_id, epoch, batch_seq, idx, ts, usec, proto, \
-     src, dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country, \
-     withheld";
+/// RowBinary` from the row types, whose fields are in this order). The raw events' are
+/// [`crate::events::EVENT_COLUMNS`].
 /// Columns of a sensor registry row.
 pub const SENSORS_INSERT_COLUMNS: &str = "sensor_id, token_sha256, revoked, changed, version";
 /// Columns of a sensor report row.
@@ -543,11 +541,25 @@ pub fn maintenance_samples(db: &str) -> Vec<Statement> {
     out
 }
 /// Sample rows for the compatibility test: (table, columns, VALUES list), in the column order
-/// of the aggregator's row types.
-pub const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
+/// of the row types.
+pub fn sample_inserts() -> Vec<(&'static str, String, &'static str)> {
+    SAMPLE_INSERTS
+        .iter()
+        .map(|(table, columns, values)| {
+            let columns = match *table {
+                "scan_events" => crate::events::column_names(),
+                _ => (*columns).to_owned(),
+            };
+            (*table, columns, *values)
+        })
+        .collect()
+}
+
+/// The rows of [`sample_inserts`] (the raw events' columns are filled in there).
+const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
     (
         "scan_events",
-        SCAN_EVENTS_INSERT_COLUMNS,
+        "",
         "('tokyo-1', 7, 3, 0, toDateTime(1763700000), 5, 6, \
          toFixedString(IPv6StringToNum('::ffff:1.0.0.1'), 16), \
          toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \

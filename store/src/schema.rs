@@ -112,39 +112,9 @@ const BACKFILLS: &[(&str, &str)] = &[(
      GROUP BY bucket, proto, sensor_id",
 )];
 
-/// Columns of the raw events table before `withheld` was added (an upgrade adds it).
-macro_rules! scan_events_columns_v0 {
-    () => {
-        "\
-    sensor_id String, \
-    epoch UInt64, \
-    batch_seq UInt64, \
-    idx UInt32, \
-    ts DateTime, \
-    usec UInt32, \
-    proto UInt8, \
-    src FixedString(16), \
-    dst FixedString(16), \
-    sport UInt16, \
-    dport UInt16, \
-    tcp_flags UInt16, \
-    ttl UInt8, \
-    ip_id UInt32, \
-    ip_len UInt32, \
-    tcp_seq UInt32, \
-    window UInt16, \
-    class Enum8('scan' = 0, 'backscatter' = 1, 'other' = 2), \
-    tags UInt8, \
-    country FixedString(2)"
-    };
-}
-
 /// The column that says why an event's source is withheld from partner files and public
 /// counts (0: published; see [`crate::sources::Withheld`]).
 pub const WITHHELD_COLUMN: (&str, &str) = ("withheld", "UInt8");
-
-/// Columns of the raw events table, in insert order (see `EventRow` in the aggregator's store).
-const SCAN_EVENTS_COLUMNS: &str = concat!(scan_events_columns_v0!(), ", withheld UInt8");
 
 const ROLLUP_COLUMNS: &str = "\
     bucket DateTime, \
@@ -372,7 +342,8 @@ fn storage() -> impl Iterator<Item = Storage> {
 const TABLES: &[Storage] = &[
     Storage {
         name: "scan_events",
-        columns: SCAN_EVENTS_COLUMNS,
+        // From the one event column list ([`crate::events::EVENT_COLUMNS`]).
+        columns: "",
         engine: "MergeTree",
         engine_arg: "",
         partition: "toYYYYMMDD(ts)",
@@ -904,16 +875,16 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
         shape: None,
     }];
     let columns = |s: &Storage| {
-        if legacy && s.name == "scan_events" {
-            scan_events_columns_v0!()
+        if s.name == "scan_events" {
+            crate::events::columns_ddl(legacy)
         } else {
-            s.columns
+            s.columns.to_owned()
         }
     };
     for s in &storage().collect::<Vec<_>>() {
         let table = storage_name(layout, s.name);
         let shape = Shape::Table {
-            columns: columns(s).to_owned(),
+            columns: columns(s),
             engine: engine(layout, db, s),
             partition: s.partition.to_owned(),
             order: s.order.to_owned(),
@@ -962,7 +933,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                 ),
                 backfill: None,
                 shape: Some(Shape::Table {
-                    columns: columns(s).to_owned(),
+                    columns: columns(s),
                     engine,
                     partition: String::new(),
                     order: String::new(),
