@@ -306,7 +306,8 @@ impl Store {
 
     /// Whether ClickHouse answers a trivial query within two seconds.
     pub async fn ping(&self) -> bool {
-        let q = self.client.query("SELECT 1").fetch_one::<u8>();
+        let st = queries::ping();
+        let q = st.fetch_one::<u8>(&self.client);
         let ok = matches!(
             tokio::time::timeout(Duration::from_secs(2), q).await,
             Ok(Ok(1))

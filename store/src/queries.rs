@@ -12,6 +12,8 @@
 use crate::schema::{month_partitioned, Rollup};
 use crate::statement::Statement;
 
+/// A trivial query (the health probe).
+const PING: &str = "SELECT 1";
 /// Server version (checked before migrating).
 const SERVER_VERSION: &str = "SELECT version()";
 /// Whether a database exists.
@@ -222,6 +224,11 @@ fn with_db(template: &str, db: &str) -> Statement {
 /// A statement of a template naming one table (`{table}`, a schema table on this node).
 fn with_table(template: &str, db: &str, table: &str) -> Statement {
     Statement::new(template.replace("{db}", db).replace("{table}", table))
+}
+
+/// A trivial query answering `1` (is the server there?).
+pub fn ping() -> Statement {
+    Statement::new(PING)
 }
 
 /// The server's version: one string.
@@ -465,6 +472,7 @@ const TO: i64 = 1_763_769_600;
 pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
     let countries = ["AU".to_owned(), "KR".to_owned()];
     vec![
+        ("ping", ping()),
         ("server version", server_version()),
         ("database exists", database_exists(db)),
         ("tables in database", tables_in_database(db)),
