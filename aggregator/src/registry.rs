@@ -306,6 +306,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn registry_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <SensorRow as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::SENSORS_INSERT_COLUMNS
+        );
+    }
+
+    #[test]
     fn tokens_are_random_and_hashed() {
         let a = new_token();
         let b = new_token();

@@ -738,3 +738,17 @@ impl Writer {
         Ok(written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <ReportRow as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::SENSOR_REPORTS_INSERT_COLUMNS
+        );
+    }
+}

@@ -300,3 +300,17 @@ pub async fn retry_pending(
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <LogRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::EXCHANGE_LOG_INSERT_COLUMNS
+        );
+    }
+}

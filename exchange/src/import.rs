@@ -873,6 +873,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn import_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <ImportRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::IODEF_IMPORTS_INSERT_COLUMNS
+        );
+    }
+
+    #[test]
+    fn indicator_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <IndicatorRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::IODEF_INDICATORS_INSERT_COLUMNS
+        );
+    }
+
+    #[test]
     fn names_are_made_safe() {
         assert_eq!(safe_name("../../etc/passwd"), "passwd");
         assert_eq!(safe_name("a b;c.xml"), "a_b_c.xml");

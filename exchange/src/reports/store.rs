@@ -260,3 +260,17 @@ pub async fn for_partner(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <ReportRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::INTERNAL_REPORTS_INSERT_COLUMNS
+        );
+    }
+}
