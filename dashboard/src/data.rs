@@ -103,11 +103,6 @@ pub struct Trends {
 /// Protocol name for tables.
 pub use teiten_store::proto::proto_name;
 
-/// The country names of a series query without the `--` that stands in for an empty list.
-fn shown(names: &[String]) -> Vec<String> {
-    names.iter().filter(|n| *n != "--").cloned().collect()
-}
-
 /// Country label: `??` (unknown) becomes `unknown`, `''` (folded) `others`.
 fn region_name(c: &str) -> String {
     match c {
@@ -537,14 +532,8 @@ impl Reader {
             self.public_countries(q, &ports),
             self.divisors(q, Some(&ports))
         )?;
-        // At least one name: 18.16 refuses `has([], x)`.
-        let listed = if names.is_empty() {
-            vec!["--".to_owned()]
-        } else {
-            names.clone()
-        };
         let st =
-            reads::public_country_series(&self.db, q.rollup, &filter(q), q.step, &listed, &ports);
+            reads::public_country_series(&self.db, q.rollup, &filter(q), q.step, &names, &ports);
         let rows: Vec<(u32, String, u64)> = st
             .fetch_all(&self.client)
             .await
@@ -603,12 +592,11 @@ impl Reader {
         out
     }
 
-    /// The port's top N source countries by packets (at least one name: 18.16 refuses
-    /// `has([], x)`), and whether it had any packets.
+    /// The port's top N source countries by packets, and whether it had any packets.
     /// Public requests: the port's countries that cleared the threshold (the port is
     /// published: it had packets).
     async fn port_countries(&self, q: &GraphQuery) -> Result<(Vec<String>, bool)> {
-        let (mut names, any) = if q.public.is_some() {
+        let (names, any) = if q.public.is_some() {
             let names = self.public_countries(q, &[q.port.unwrap_or(0)]).await?;
             (names, true)
         } else {
@@ -616,9 +604,6 @@ impl Reader {
             let any = !top.is_empty();
             (top.into_iter().map(|(c, _)| c).collect(), any)
         };
-        if names.is_empty() {
-            names.push("--".into());
-        }
         Ok((names, any))
     }
 
@@ -663,7 +648,7 @@ impl Reader {
             .map_err(Error::ch("reading the per-port packets"))?;
         let mut packets = self.fold_regions(
             q,
-            &shown(&names),
+            &names,
             rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
         );
         for s in &mut packets {
@@ -730,7 +715,7 @@ impl Reader {
             .map_err(Error::ch("reading the per-port unique sources by region"))?;
         let mut sources = self.fold_regions(
             &qs,
-            &shown(&names),
+            &names,
             rows.iter().map(|(t, c, n)| (*t, c.as_str(), *n as f64)),
         );
         let mut values = vec![0.0; Self::times(&qs).len()];

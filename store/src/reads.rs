@@ -65,6 +65,16 @@ pub struct Filter {
     pub sensors: Option<Vec<String>>,
 }
 
+/// The country list of a series statement: at least one name (18.16 refuses `has([], x)`):
+/// `--`, which no row has, for none.
+fn countries_list(countries: &[String]) -> Vec<String> {
+    if countries.is_empty() {
+        vec!["--".to_owned()]
+    } else {
+        countries.to_vec()
+    }
+}
+
 fn list(n: usize) -> String {
     vec!["?"; n.max(1)].join(", ")
 }
@@ -451,8 +461,8 @@ pub fn top_port_countries(db: &str, rollup: Rollup, f: &Filter, port: u16, top: 
     f.bind(st).bind(top)
 }
 
-/// Packets per step and country, the countries not in `countries` (at least one: 18.16
-/// refuses `has([], x)`) folded into `''`: `(t, country, packets)`.
+/// Packets per step and country, the countries not in `countries` (none: all) folded into
+/// `''`: `(t, country, packets)`.
 pub fn country_series(
     db: &str,
     rollup: Rollup,
@@ -463,7 +473,7 @@ pub fn country_series(
     let st = Statement::new(graph_sql(COUNTRY_SERIES, db, rollup, f, 0))
         .bind(step)
         .bind(step)
-        .bind(countries);
+        .bind(countries_list(countries));
     f.bind(st)
 }
 
@@ -479,7 +489,7 @@ pub fn port_packet_series(
     let st = Statement::new(graph_sql(PORT_PACKET_SERIES, db, rollup, f, 0))
         .bind(step)
         .bind(step)
-        .bind(countries)
+        .bind(countries_list(countries))
         .bind(port);
     f.bind(st)
 }
@@ -497,7 +507,7 @@ pub fn port_sources(
     let st = Statement::new(graph_sql(PORT_SOURCES, db, rollup, f, 0))
         .bind(step)
         .bind(step)
-        .bind(countries)
+        .bind(countries_list(countries))
         .bind(port);
     f.bind(st)
 }
@@ -611,7 +621,7 @@ pub fn public_country_series(
     ))
     .bind(step)
     .bind(step)
-    .bind(countries);
+    .bind(countries_list(countries));
     f.bind(st).bind_all(ports.iter().copied())
 }
 
@@ -927,6 +937,12 @@ mod tests {
             ..f.clone()
         };
         let st = top_ports("db", Rollup::Hour, &none, 10);
+        // An empty country list binds `['--']` (18.16 refuses `has([], x)`).
+        let fold = country_series("db", Rollup::Hour, &f, 3600, &[]);
+        assert!(
+            fold.to_string().contains("has(['--'], toString(country))"),
+            "{fold}"
+        );
         assert!(st.to_string().contains("sensor_id IN ('')"), "{st}");
         let all = Filter {
             from: FROM,
