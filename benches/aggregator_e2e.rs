@@ -91,7 +91,7 @@ fn row_binary(batch: &Batch, geo: &GeoDb, out: &mut Vec<u8>) {
         out.extend_from_slice(&e.window.to_le_bytes());
         out.push(e.class as u8);
         out.push(e.tags.bits());
-        out.extend_from_slice(&geo.lookup(e.src).unwrap_or(*b"??"));
+        out.extend_from_slice(&geo.lookup(e.src).unwrap_or(teiten_store::UNKNOWN_COUNTRY));
     }
 }
 
@@ -243,7 +243,7 @@ fn bench(c: &mut Criterion) {
         d
     };
     // The same rows through clickhouse-client (RowBinary file prepared before the clock).
-    let cols = teiten_store::queries::SCAN_EVENTS_INSERT_COLUMNS;
+    let cols = teiten_store::events::column_names();
     let via_client = |e: u64| -> Duration {
         let mut data = Vec::with_capacity(EVENTS_PER_ITER as usize * 100);
         for bs in make(e) {

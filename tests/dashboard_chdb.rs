@@ -1,8 +1,8 @@
 //! Every SQL statement of the dashboard runs on ClickHouse 18.16 (the private server) and on
 //! current ClickHouse (26.x in-process through chdb-core, driven by `scripts/chdb_compat.py`),
 //! over the aggregator's schema and sample rows. The statements come from
-//! `teiten-dashboard print-sql`, which prints them from the one module that holds them
-//! (`dashboard/src/queries.rs`).
+//! `teiten-dashboard print-sql`, which prints the statements production runs, built with sample
+//! values by the one module that holds them (`store/src/reads.rs`).
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -169,7 +169,7 @@ fn main() -> anyhow::Result<()> {
         if !print_sql {
             bail!("nothing to do: use `schema --print-sql`");
         }
-        print_sql_statements();
+        print_sql_statements()?;
         return Ok(());
     }
     let config = agg::Config::load(&cli.config)?;
@@ -457,7 +457,8 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_sql_statements() {
+/// `schema --print-sql`: every statement built by teiten-store, with sample values.
+fn print_sql_statements() -> anyhow::Result<()> {
     use teiten_store::queries;
     use teiten_store::schema::Layout;
     let db = "teiten";
@@ -478,68 +479,22 @@ fn print_sql_statements() {
         "-- compare (how migrate reads the server's tables and columns to compare them with the \
          definition; `?` is the database)"
     );
-    println!("{};", queries::SCHEMA_TABLES);
-    println!("{};", queries::SCHEMA_COLUMNS);
+    println!("{};", queries::schema_tables(db).sql());
+    println!("{};", queries::schema_columns(db).sql());
     println!("-- sample rows, in the column order the aggregator inserts");
-    for (table, cols, values) in queries::SAMPLE_INSERTS {
+    for (table, cols, values) in queries::sample_inserts() {
         println!(
             "INSERT INTO {db}.{table} ({cols}) VALUES {};",
             values.replace("{db}", db)
         );
     }
     println!("-- queries");
-    for (q, vals) in queries::ALL {
-        println!("{};", queries::with_samples(q, vals, db).replace('\n', " "));
+    let statements = queries::samples(db)
+        .into_iter()
+        .map(|(_, st)| st)
+        .chain(queries::maintenance_samples(db));
+    for st in statements {
+        println!("{};", st.to_sql_literal()?);
     }
-    for (source, sensor) in teiten_store::digest::SEAL_SOURCES {
-        println!(
-            "{};",
-            queries::with_samples(
-                &queries::SEAL_DIGESTS
-                    .replace("{source}", source)
-                    .replace("{sensor}", sensor),
-                &[
-                    "1763769600000000",
-                    "1000",
-                    "1001",
-                    "1000",
-                    "1000",
-                    "1763683200"
-                ],
-                db
-            )
-        );
-    }
-    for r in teiten_store::schema::ROLLUPS {
-        let delete = if teiten_store::schema::month_partitioned(r.table) {
-            queries::DELETE_DAY
-        } else {
-            queries::DROP_PARTITION
-        };
-        println!(
-            "{};",
-            queries::with_samples(&delete.replace("{table}", r.table), &["20251121"], db)
-        );
-        println!(
-            "{};",
-            queries::with_samples(
-                &queries::REBUILD_ROLLUP_DAY
-                    .replace("{table}", r.table)
-                    .replace("{bucket}", r.bucket)
-                    .replace("{keys}", r.keys)
-                    .replace("{aggregates}", r.aggregates)
-                    .replace("{source}", "scan_events"),
-                &["20251121"],
-                db
-            )
-        );
-    }
-    println!(
-        "{};",
-        queries::with_samples(
-            &queries::DROP_PARTITION.replace("{table}", "scan_events"),
-            &["20251121"],
-            db
-        )
-    );
+    Ok(())
 }

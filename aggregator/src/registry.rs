@@ -98,18 +98,16 @@ pub(crate) fn check_sensor_id(id: &str) -> Result<()> {
 
 /// All sensors' current state.
 pub async fn list(client: &Client, db: &str) -> Result<Vec<SensorState>> {
-    client
-        .query(&queries::sql(queries::SENSORS_CURRENT, db))
-        .fetch_all()
+    queries::sensors_current(db)
+        .fetch_all(client)
         .await
         .map_err(Error::ch("reading the sensor registry"))
 }
 
 /// What every sensor reported lately.
 pub async fn status(client: &Client, db: &str) -> Result<Vec<SensorStatus>> {
-    client
-        .query(&queries::sql(queries::SENSOR_STATUS, db))
-        .fetch_all()
+    queries::sensor_status(db)
+        .fetch_all(client)
         .await
         .map_err(Error::ch("reading sensor reports"))
 }
@@ -306,6 +304,15 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <SensorRow as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::SENSORS_INSERT_COLUMNS
+        );
+    }
 
     #[test]
     fn tokens_are_random_and_hashed() {

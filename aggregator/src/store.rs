@@ -7,7 +7,7 @@
 //! shared by aggregators running side by side.
 //!
 //! For every batch that this process has not itself seen committed, the aggregator asks
-//! ClickHouse how many rows of it are stored ([`teiten_store::queries::BATCH_ROWS`]) before writing:
+//! ClickHouse how many rows of it are stored ([`teiten_store::queries::batch_rows`]) before writing:
 //! - all of them: the batch is acknowledged as a duplicate;
 //! - none: all events are written;
 //! - some (an INSERT that died half-way: ClickHouse commits an INSERT block by block and part by
@@ -48,37 +48,12 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcqu
 
 use crate::config::Settings;
 use crate::metrics::{Metrics, ReasonLabel};
+use teiten_store::events::EventRow;
 use teiten_store::geo::address_bytes;
 use teiten_store::queries;
 use teiten_store::sources::Withheld;
 use teiten_store::time::{self, day_of_us};
 use teiten_store::{Category, Cause, Class, Error, Result};
-
-/// One row of `scan_events`; fields in the table's column order.
-#[derive(Debug, Row, Serialize)]
-pub(crate) struct EventRow<'a> {
-    sensor_id: &'a str,
-    epoch: u64,
-    batch_seq: u64,
-    idx: u32,
-    ts: u32,
-    usec: u32,
-    proto: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
-    sport: u16,
-    dport: u16,
-    tcp_flags: u16,
-    ttl: u8,
-    ip_id: u32,
-    ip_len: u32,
-    tcp_seq: u32,
-    window: u16,
-    class: i8,
-    tags: u8,
-    country: [u8; 2],
-    withheld: u8,
-}
 
 /// One row of `sensor_reports`: a batch's counters as the sensor reported them.
 #[derive(Debug, Row, Serialize)]
@@ -331,7 +306,8 @@ impl Store {
 
     /// Whether ClickHouse answers a trivial query within two seconds.
     pub async fn ping(&self) -> bool {
-        let q = self.client.query("SELECT 1").fetch_one::<u8>();
+        let st = queries::ping();
+        let q = st.fetch_one::<u8>(&self.client);
         let ok = matches!(
             tokio::time::timeout(Duration::from_secs(2), q).await,
             Ok(Ok(1))
@@ -422,13 +398,8 @@ impl Store {
 
     async fn stored_rows(&self, id: &BatchId) -> Result<u64> {
         let what = "checking whether a batch is stored";
-        let q = self
-            .client
-            .query(&queries::sql(queries::BATCH_ROWS, &self.db))
-            .bind(&id.sensor_id)
-            .bind(id.epoch)
-            .bind(id.seq)
-            .fetch_one::<u64>();
+        let st = queries::batch_rows(&self.db, &id.sensor_id, id.epoch, id.seq);
+        let q = st.fetch_one::<u64>(&self.client);
         let r = match tokio::time::timeout(self.ack_timeout, q).await {
             Ok(r) => r.map_err(Error::ch(what)),
             Err(_) => Err(Error::ch(what)(clickhouse::error::Error::TimedOut)),
@@ -446,13 +417,8 @@ impl Store {
     }
 
     async fn stored_indexes(&self, id: &BatchId) -> Result<HashSet<u32>> {
-        let r = self
-            .client
-            .query(&queries::sql(queries::BATCH_INDEXES, &self.db))
-            .bind(&id.sensor_id)
-            .bind(id.epoch)
-            .bind(id.seq)
-            .fetch_all::<u32>()
+        let r = queries::batch_indexes(&self.db, &id.sensor_id, id.epoch, id.seq)
+            .fetch_all::<u32>(&self.client)
             .await
             .map_err(Error::ch(
                 "reading the stored events of a partly stored batch",
@@ -770,5 +736,19 @@ impl Writer {
             *reports = self.reports_inserter();
         }
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <ReportRow as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::SENSOR_REPORTS_INSERT_COLUMNS
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::data::{proto_name, Reader};
 use crate::error::{Error, HttpError, Result};
 use crate::html::esc;
 use crate::params::{iso, parse_time};
-use crate::queries::{self, sql, Rollup};
+use teiten_store::reads;
 
 /// One sensor's health.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -49,18 +49,12 @@ struct HealthRow {
 
 /// Registered sensors with what their reports of the last 30 days say.
 pub async fn sensor_health(reader: &Reader, now: i64) -> Result<Vec<SensorHealth>> {
-    let registry: Vec<(String, u8, u32)> = reader
-        .client()
-        .query(&sql(queries::SENSOR_REGISTRY, reader.db(), Rollup::Hour))
-        .fetch_all()
+    let registry: Vec<(String, u8, u32)> = reads::sensor_registry(reader.db())
+        .fetch_all(reader.client())
         .await
         .map_err(Error::ch("reading the sensor registry"))?;
-    let rows: Vec<HealthRow> = reader
-        .client()
-        .query(&sql(queries::SENSOR_HEALTH, reader.db(), Rollup::Hour))
-        .bind(now - 3600)
-        .bind(now - 30 * DAY)
-        .fetch_all()
+    let rows: Vec<HealthRow> = reads::sensor_health(reader.db(), now - 3600, now - 30 * DAY)
+        .fetch_all(reader.client())
         .await
         .map_err(Error::ch("reading sensor reports"))?;
     let mut out: Vec<SensorHealth> = registry
@@ -318,22 +312,16 @@ struct EventRow {
 
 /// One page of events, newest first, and whether there is another page.
 pub async fn search(reader: &Reader, s: &Search) -> Result<(Vec<EventView>, bool)> {
-    let src_hex = s
-        .src
-        .map(|a| hex::encode(address_bytes(a)))
-        .unwrap_or_else(|| "00".into());
-    let rows: Vec<EventRow> = reader
-        .client()
-        .query(&sql(queries::EVENT_SEARCH, reader.db(), Rollup::Hour))
-        .bind(s.from)
-        .bind(s.to)
-        .bind(u8::from(s.src.is_none()))
-        .bind(src_hex)
-        .bind(u8::from(s.port.is_none()))
-        .bind(s.port.unwrap_or(0))
-        .bind(u64::from(s.page - 1) * u64::from(s.rows))
-        .bind(s.rows + 1)
-        .fetch_all()
+    let search = reads::EventSearch {
+        from: s.from,
+        to: s.to,
+        src: s.src.map(address_bytes),
+        port: s.port,
+        offset: u64::from(s.page - 1) * u64::from(s.rows),
+        rows: s.rows + 1,
+    };
+    let rows: Vec<EventRow> = reads::event_search(reader.db(), &search)
+        .fetch_all(reader.client())
         .await
         .map_err(Error::ch("searching events"))?;
     let more = rows.len() > s.rows as usize;
@@ -464,29 +452,15 @@ pub async fn withheld_html(
         )));
     }
     let db = reader.db();
-    let counts: Vec<WithheldCount> = reader
-        .client()
-        .query(&teiten_store::queries::sql(
-            teiten_store::queries::WITHHELD_COUNTS,
-            db,
-        ))
-        .bind(from)
-        .bind(to)
-        .fetch_all()
+    let counts: Vec<WithheldCount> = teiten_store::queries::withheld_counts(db, from, to)
+        .fetch_all(reader.client())
         .await
         .map_err(Error::ch("counting events by withheld reason"))?;
-    let rows: Vec<WithheldSource> = reader
-        .client()
-        .query(&teiten_store::queries::sql(
-            teiten_store::queries::WITHHELD_SOURCES,
-            db,
-        ))
-        .bind(from)
-        .bind(to)
-        .bind(WITHHELD_ROWS)
-        .fetch_all()
-        .await
-        .map_err(Error::ch("reading the withheld sources"))?;
+    let rows: Vec<WithheldSource> =
+        teiten_store::queries::withheld_sources(db, from, to, WITHHELD_ROWS)
+            .fetch_all(reader.client())
+            .await
+            .map_err(Error::ch("reading the withheld sources"))?;
     Ok(withheld_body(from, to, &counts, &rows))
 }
 

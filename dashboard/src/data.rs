@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::config::TrendsConfig;
 use crate::error::{Error, Result};
 use crate::params::{GraphQuery, Mode, Period, Proto, Public, Sensors};
-use crate::queries::{self, graph_sql, sql, Filter, Rollup};
+use teiten_store::proto::UNKNOWN_COUNTRY_TEXT;
+use teiten_store::reads::{self, Filter, Rollup, Threshold, TrendsWindow};
 
 /// One line of a graph.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -98,69 +99,25 @@ pub struct Trends {
 }
 
 /// Protocol name for tables.
-pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        n => n.to_string(),
-    }
-}
-
-/// The country names of a series query without the `--` that stands in for an empty list.
-fn shown(names: &[String]) -> Vec<String> {
-    names.iter().filter(|n| *n != "--").cloned().collect()
-}
+pub use teiten_store::proto::proto_name;
 
 /// Country label: `??` (unknown) becomes `unknown`, `''` (folded) `others`.
 fn region_name(c: &str) -> String {
     match c {
         "" => "others".into(),
-        "??" => "unknown".into(),
+        UNKNOWN_COUNTRY_TEXT => "unknown".into(),
         c => c.to_owned(),
     }
 }
 
-/// The filter shape of a graph request (with or without its protocol filter).
-fn filter_of(q: &GraphQuery, with_proto: bool) -> Filter {
+/// The graph filter of a request (its period, protocols and sensors).
+fn filter(q: &GraphQuery) -> Filter {
     Filter {
-        protos: q.proto.numbers().filter(|_| with_proto).map(|p| p.len()),
-        sensors: q.sensors.ids().map(|s| s.len()),
-        ports: 0,
+        from: q.from,
+        to: q.to,
+        protos: q.proto.numbers(),
+        sensors: q.sensors.ids(),
     }
-}
-
-/// Binds the graph filter of [`Filter::text`] for `[from, to)`.
-fn bind_range(
-    mut query: clickhouse::query::Query,
-    q: &GraphQuery,
-    from: i64,
-    to: i64,
-    with_proto: bool,
-) -> clickhouse::query::Query {
-    query = query.bind(from).bind(to);
-    if with_proto {
-        if let Some(protos) = q.proto.numbers() {
-            for p in protos {
-                query = query.bind(p);
-            }
-        }
-    }
-    if let Some(ids) = q.sensors.ids() {
-        if ids.is_empty() {
-            // No sensor has an empty id: an empty group counts nothing.
-            query = query.bind("");
-        }
-        for id in ids {
-            query = query.bind(id);
-        }
-    }
-    query
-}
-
-fn bind_filter(query: clickhouse::query::Query, q: &GraphQuery) -> clickhouse::query::Query {
-    bind_range(query, q, q.from, q.to, true)
 }
 
 /// Seconds in a day (UTC days: the daily rollups' and the digests' buckets).
@@ -177,23 +134,16 @@ fn threshold_rollup(q: &GraphQuery) -> (Rollup, i64) {
     }
 }
 
-/// The public filter (protocols, never sensors) with `ports` in `{port_list}`.
-fn public_filter(q: &GraphQuery, ports: usize) -> Filter {
-    Filter {
-        protos: q.proto.numbers().map(|p| p.len()),
-        sensors: None,
-        ports,
+/// The public threshold of a request.
+fn threshold(p: &Public, sources_from: i64) -> Threshold {
+    Threshold {
+        min_sensors: p.min_sensors,
+        min_sources: p.min_sources,
+        sources_from,
     }
 }
 
-fn bind_ports(mut query: clickhouse::query::Query, ports: &[u16]) -> clickhouse::query::Query {
-    for p in ports {
-        query = query.bind(p);
-    }
-    query
-}
-
-/// Rows of [`queries::DIGEST_TOP_PORTS`] read: the ports with the largest upper bounds.
+/// Rows of [`reads::digest_top_ports`] read: the ports with the largest upper bounds.
 const DIGEST_CANDIDATE_ROWS: u32 = 256;
 
 /// The top ports query's answer: the top N with their packets, or candidates that include
@@ -261,15 +211,6 @@ impl Reader {
         &self.db
     }
 
-    fn sql(&self, template: &str, rollup: Rollup) -> String {
-        sql(template, &self.db, rollup)
-    }
-
-    /// A graph template for a request (its rollup and filter shape).
-    fn graph_sql(&self, template: &str, q: &GraphQuery, with_proto: bool) -> String {
-        graph_sql(template, &self.db, q.rollup, filter_of(q, with_proto))
-    }
-
     fn times(q: &GraphQuery) -> Vec<i64> {
         (q.from..q.to).step_by(q.step as usize).collect()
     }
@@ -280,17 +221,14 @@ impl Reader {
     }
 
     /// The ports public in the period of a public request, with their packets, most first
-    /// ([`queries::PUBLIC_PORTS`]); empty for analysts' requests.
+    /// ([`reads::public_ports`]); empty for analysts' requests.
     pub async fn published_ports(&self, q: &GraphQuery) -> Result<Vec<(u16, u64)>> {
         let Some(p) = &q.public else {
             return Ok(Vec::new());
         };
         let (rollup, sources_from) = threshold_rollup(q);
-        let sql = graph_sql(queries::PUBLIC_PORTS, &self.db, rollup, public_filter(q, 0));
-        let query = bind_range(self.client.query(&sql), q, q.from, q.to, true).bind(p.min_sensors);
-        bind_range(query, q, sources_from, q.to, true)
-            .bind(p.min_sources)
-            .fetch_all()
+        reads::public_ports(&self.db, rollup, &filter(q), &threshold(p, sources_from))
+            .fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading the public ports"))
     }
@@ -305,19 +243,16 @@ impl Reader {
             return Ok(Vec::new());
         }
         let (rollup, sources_from) = threshold_rollup(q);
-        let sql = graph_sql(
-            queries::PUBLIC_COUNTRIES,
+        let st = reads::public_countries(
             &self.db,
             rollup,
-            public_filter(q, ports.len()),
+            &filter(q),
+            &threshold(p, sources_from),
+            ports,
+            q.top,
         );
-        let query = bind_range(self.client.query(&sql), q, q.from, q.to, true);
-        let query = bind_ports(query, ports).bind(p.min_sensors);
-        let query = bind_ports(bind_range(query, q, sources_from, q.to, true), ports);
-        let rows: Vec<(String, u64)> = query
-            .bind(p.min_sources)
-            .bind(q.top)
-            .fetch_all()
+        let rows: Vec<(String, u64)> = st
+            .fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading the public countries"))?;
         Ok(rows.into_iter().map(|(c, _)| c).collect())
@@ -334,28 +269,14 @@ impl Reader {
             return Ok(None);
         }
         let rows: Vec<(u32, u64)> = match published {
-            None => {
-                let query = self
-                    .client
-                    .query(&self.graph_sql(queries::ACTIVE_SENSORS, q, false))
-                    .bind(q.step)
-                    .bind(q.step);
-                bind_range(query, q, q.from, q.to, false)
-                    .fetch_all()
-                    .await
-                    .map_err(Error::ch("reading active sensors"))?
-            }
+            None => reads::active_sensors(&self.db, q.rollup, &filter(q), q.step)
+                .fetch_all(&self.client)
+                .await
+                .map_err(Error::ch("reading active sensors"))?,
             Some([]) => Vec::new(),
             Some(ports) => {
-                let sql = graph_sql(
-                    queries::PUBLIC_ACTIVE_SENSORS,
-                    &self.db,
-                    q.rollup,
-                    public_filter(q, ports.len()),
-                );
-                let query = self.client.query(&sql).bind(q.step).bind(q.step);
-                bind_ports(bind_range(query, q, q.from, q.to, true), ports)
-                    .fetch_all()
+                reads::public_active_sensors(&self.db, q.rollup, &filter(q), q.step, ports)
+                    .fetch_all(&self.client)
                     .await
                     .map_err(Error::ch("reading active sensors"))?
             }
@@ -443,23 +364,11 @@ impl Reader {
         let mut values: HashMap<u16, (u64, Vec<f64>)> =
             ports.iter().map(|p| (*p, (0, vec![0.0; n]))).collect();
         if !ports.is_empty() {
-            let filter = Filter {
-                ports: ports.len(),
-                ..filter_of(q, true)
-            };
-            let query = self
-                .client
-                .query(&graph_sql(queries::PORT_SERIES, &self.db, q.rollup, filter))
-                .bind(q.step)
-                .bind(q.step);
-            let mut query = bind_filter(query, q);
-            for p in &ports {
-                query = query.bind(p);
-            }
-            let rows: Vec<(u32, u16, u64)> = query
-                .fetch_all()
-                .await
-                .map_err(Error::ch("reading the port series"))?;
+            let rows: Vec<(u32, u16, u64)> =
+                reads::port_series(&self.db, q.rollup, &filter(q), q.step, &ports)
+                    .fetch_all(&self.client)
+                    .await
+                    .map_err(Error::ch("reading the port series"))?;
             for (t, port, packets) in rows {
                 if let (Some(i), Some((total, v))) = (Self::index(q, t), values.get_mut(&port)) {
                     v[i] += packets as f64;
@@ -507,28 +416,17 @@ impl Reader {
     async fn top_ports(&self, q: &GraphQuery) -> Result<Top> {
         let first_day = (q.from + DAY - 1).div_euclid(DAY) * DAY;
         let last_day = q.to.div_euclid(DAY) * DAY;
-        let query = if q.rollup == Rollup::Hour && last_day > first_day {
+        let st = if q.rollup == Rollup::Hour && last_day > first_day {
             if let Some(candidates) = self.digest_candidates(q, first_day, last_day).await? {
                 return Ok(Top::Candidates(candidates));
             }
             // Over whole days from the daily rollup, the hours at the ends from the 5-minute one.
-            let query = self
-                .client
-                .query(&self.graph_sql(queries::TOP_PORTS_DAYS, q, true));
-            let query = bind_range(query, q, first_day, last_day, true);
-            let query = bind_range(query, q, q.from, first_day, true);
-            bind_range(query, q, last_day, q.to, true)
+            reads::top_ports_days(&self.db, &filter(q), first_day, last_day, q.top)
         } else {
-            bind_filter(
-                self.client
-                    .query(&self.graph_sql(queries::TOP_PORTS, q, true)),
-                q,
-            )
+            reads::top_ports(&self.db, q.rollup, &filter(q), q.top)
         };
         Ok(Top::Exact(
-            query
-                .bind(q.top)
-                .fetch_all::<(u16, u64)>()
+            st.fetch_all::<(u16, u64)>(&self.client)
                 .await
                 .map_err(Error::ch("reading the top ports"))?,
         ))
@@ -554,30 +452,22 @@ impl Reader {
             q.from.div_euclid(DAY) * DAY,
             (q.to + DAY - 1).div_euclid(DAY) * DAY,
         );
+        let touched = filter(q).range(touched.0, touched.1);
         let rows = async {
-            let query = self
-                .client
-                .query(&self.graph_sql(queries::DIGEST_TOP_PORTS, q, true))
-                .bind(first_day)
-                .bind(last_day);
-            let query = bind_range(query, q, touched.0, touched.1, true)
-                .bind(first_day)
-                .bind(last_day);
-            let query = bind_range(query, q, touched.0, touched.1, true);
-            let query = bind_range(query, q, touched.0, touched.1, true);
-            bind_range(query, q, touched.0, touched.1, true)
-                .bind(DIGEST_CANDIDATE_ROWS)
-                .fetch_all::<(u16, u64, u64)>()
-                .await
-                .map_err(Error::ch("reading the port digests"))
+            reads::digest_top_ports(
+                &self.db,
+                &touched,
+                first_day,
+                last_day,
+                DIGEST_CANDIDATE_ROWS,
+            )
+            .fetch_all::<(u16, u64, u64)>(&self.client)
+            .await
+            .map_err(Error::ch("reading the port digests"))
         };
         let bound = async {
-            let query = self
-                .client
-                .query(&self.graph_sql(queries::DIGEST_BOUND, q, true));
-            let query = bind_range(query, q, touched.0, touched.1, true);
-            bind_range(query, q, touched.0, touched.1, true)
-                .fetch_one::<u64>()
+            reads::digest_bound(&self.db, &touched)
+                .fetch_one::<u64>(&self.client)
                 .await
                 .map_err(Error::ch("reading the port digests' bound"))
         };
@@ -585,22 +475,11 @@ impl Reader {
         Ok(candidates(&rows, bound, q.top as usize))
     }
     async fn top_countries(&self, q: &GraphQuery) -> Result<Vec<(String, u64)>> {
-        let query = match q.port {
-            None => bind_filter(
-                self.client
-                    .query(&self.graph_sql(queries::TOP_COUNTRIES, q, true)),
-                q,
-            ),
-            Some(port) => bind_filter(
-                self.client
-                    .query(&self.graph_sql(queries::TOP_PORT_COUNTRIES, q, true))
-                    .bind(port),
-                q,
-            ),
+        let st = match q.port {
+            None => reads::top_countries(&self.db, q.rollup, &filter(q), q.top),
+            Some(port) => reads::top_port_countries(&self.db, q.rollup, &filter(q), port, q.top),
         };
-        query
-            .bind(q.top)
-            .fetch_all()
+        st.fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading the top countries"))
     }
@@ -615,16 +494,11 @@ impl Reader {
             return Ok(self.regions_base(q));
         }
         let names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
-        let query = self
-            .client
-            .query(&self.graph_sql(queries::COUNTRY_SERIES, q, true))
-            .bind(q.step)
-            .bind(q.step)
-            .bind(names.clone());
-        let rows: Vec<(u32, String, u64)> = bind_filter(query, q)
-            .fetch_all()
-            .await
-            .map_err(Error::ch("reading the country series"))?;
+        let rows: Vec<(u32, String, u64)> =
+            reads::country_series(&self.db, q.rollup, &filter(q), q.step, &names)
+                .fetch_all(&self.client)
+                .await
+                .map_err(Error::ch("reading the country series"))?;
         let mut series = self.fold_regions(
             q,
             &names,
@@ -656,26 +530,10 @@ impl Reader {
             self.public_countries(q, &ports),
             self.divisors(q, Some(&ports))
         )?;
-        // At least one name: 18.16 refuses `has([], x)`.
-        let listed = if names.is_empty() {
-            vec!["--".to_owned()]
-        } else {
-            names.clone()
-        };
-        let sql = graph_sql(
-            queries::PUBLIC_COUNTRY_SERIES,
-            &self.db,
-            q.rollup,
-            public_filter(q, ports.len()),
-        );
-        let query = self
-            .client
-            .query(&sql)
-            .bind(q.step)
-            .bind(q.step)
-            .bind(listed);
-        let rows: Vec<(u32, String, u64)> = bind_ports(bind_filter(query, q), &ports)
-            .fetch_all()
+        let st =
+            reads::public_country_series(&self.db, q.rollup, &filter(q), q.step, &names, &ports);
+        let rows: Vec<(u32, String, u64)> = st
+            .fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading the public country series"))?;
         let mut series = self.fold_regions(
@@ -732,12 +590,11 @@ impl Reader {
         out
     }
 
-    /// The port's top N source countries by packets (at least one name: 18.16 refuses
-    /// `has([], x)`), and whether it had any packets.
+    /// The port's top N source countries by packets, and whether it had any packets.
     /// Public requests: the port's countries that cleared the threshold (the port is
     /// published: it had packets).
     async fn port_countries(&self, q: &GraphQuery) -> Result<(Vec<String>, bool)> {
-        let (mut names, any) = if q.public.is_some() {
+        let (names, any) = if q.public.is_some() {
             let names = self.public_countries(q, &[q.port.unwrap_or(0)]).await?;
             (names, true)
         } else {
@@ -745,9 +602,6 @@ impl Reader {
             let any = !top.is_empty();
             (top.into_iter().map(|(c, _)| c).collect(), any)
         };
-        if names.is_empty() {
-            names.push("--".into());
-        }
         Ok((names, any))
     }
 
@@ -785,20 +639,14 @@ impl Reader {
         if !any {
             return Ok(p);
         }
-        let query = self
-            .client
-            .query(&self.graph_sql(queries::PORT_PACKET_SERIES, q, true))
-            .bind(q.step)
-            .bind(q.step)
-            .bind(names.clone())
-            .bind(port);
-        let rows: Vec<(u32, String, u64)> = bind_filter(query, q)
-            .fetch_all()
+        let st = reads::port_packet_series(&self.db, q.rollup, &filter(q), q.step, &names, port);
+        let rows: Vec<(u32, String, u64)> = st
+            .fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading the per-port packets"))?;
         let mut packets = self.fold_regions(
             q,
-            &shown(&names),
+            &names,
             rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
         );
         for s in &mut packets {
@@ -849,14 +697,8 @@ impl Reader {
         }
         // Over all regions does not need the top regions: read it beside them.
         let all = async {
-            let query = self
-                .client
-                .query(&self.graph_sql(queries::PORT_SOURCES_ALL, &qs, true))
-                .bind(qs.step)
-                .bind(qs.step)
-                .bind(port);
-            bind_filter(query, &qs)
-                .fetch_all::<(u32, u64)>()
+            reads::port_sources_all(&self.db, qs.rollup, &filter(&qs), qs.step, port)
+                .fetch_all::<(u32, u64)>(&self.client)
                 .await
                 .map_err(Error::ch("reading the per-port unique sources"))
         };
@@ -864,20 +706,14 @@ impl Reader {
         if !any {
             return Ok(s);
         }
-        let query = self
-            .client
-            .query(&self.graph_sql(queries::PORT_SOURCES, &qs, true))
-            .bind(qs.step)
-            .bind(qs.step)
-            .bind(names.clone())
-            .bind(port);
-        let rows: Vec<(u32, String, u64)> = bind_filter(query, &qs)
-            .fetch_all()
+        let st = reads::port_sources(&self.db, qs.rollup, &filter(&qs), qs.step, &names, port);
+        let rows: Vec<(u32, String, u64)> = st
+            .fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading the per-port unique sources by region"))?;
         let mut sources = self.fold_regions(
             &qs,
-            &shown(&names),
+            &names,
             rows.iter().map(|(t, c, n)| (*t, c.as_str(), *n as f64)),
         );
         let mut values = vec![0.0; Self::times(&qs).len()];
@@ -916,21 +752,17 @@ impl Reader {
         let days = i64::from(cfg.baseline_days);
         let base_to = recent_from.div_euclid(DAY) * DAY;
         let start = base_to - days * DAY;
-        let rows: Vec<(u8, u16, u64, u64, f64)> = self
-            .client
-            .query(&self.sql(queries::TRENDS, Rollup::Hour))
-            .bind(cfg.baseline_days)
-            .bind(cfg.baseline_days)
-            .bind(cfg.baseline_days)
-            .bind(start)
-            .bind(start)
-            .bind(base_to)
-            .bind(cfg.baseline_days)
-            .bind(recent_from)
-            .bind(to)
-            .bind(cfg.min_packets)
-            .bind(5000u32)
-            .fetch_all()
+        let window = TrendsWindow {
+            baseline_days: cfg.baseline_days,
+            start,
+            base_to,
+            recent_from,
+            to,
+            min_packets: cfg.min_packets,
+            limit: 5000,
+        };
+        let rows: Vec<(u8, u16, u64, u64, f64)> = reads::trends(&self.db, &window)
+            .fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading trends"))?;
         let mut rising: Vec<Trend> = rows
@@ -990,10 +822,8 @@ impl Reader {
 
     /// Known sensor ids.
     pub async fn sensor_ids(&self) -> Result<BTreeSet<String>> {
-        let ids: Vec<String> = self
-            .client
-            .query(&self.sql(queries::SENSOR_IDS, Rollup::Hour))
-            .fetch_all()
+        let ids: Vec<String> = reads::sensor_ids(&self.db)
+            .fetch_all(&self.client)
             .await
             .map_err(Error::ch("reading sensor ids"))?;
         Ok(ids.into_iter().collect())

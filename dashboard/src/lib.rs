@@ -3,10 +3,11 @@
 //! and CSV API behind them, rising-port trends, and a logged-in analyst view (sensor health,
 //! raw event search).
 //!
-//! Layout: [`config`] (TOML, validated before I/O), [`queries`] (every SQL statement),
-//! [`params`] (request parameters and their 400s), [`data`] (reading the rollups), [`cache`] (the per-query cache),
+//! Layout: [`config`] (TOML, validated before I/O), [`params`] (request parameters and their
+//! 400s), [`data`] (reading the rollups), [`cache`] (the per-query cache),
 //! [`chart`], [`export`], [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`http`]
-//! (`app()`), [`server`], [`testdata`] (synthetic data for tests and benchmarks). The API is documented in `dashboard/API.md` (served at `/api`).
+//! (`app()`), [`server`], [`testdata`] (synthetic data for tests and benchmarks).
+//! Every SQL statement it runs is built with its values in `teiten_store::reads`. The API is documented in `dashboard/API.md` (served at `/api`).
 
 pub mod analyst;
 pub mod auth;
@@ -21,7 +22,6 @@ pub mod html;
 mod http;
 mod metrics;
 pub mod params;
-pub mod queries;
 mod server;
 pub mod testdata;
 

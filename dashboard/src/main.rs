@@ -70,7 +70,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::PrintSql { database } => {
             println!("-- queries (teiten-dashboard)");
-            for (_, sql) in teiten_dashboard::queries::all(&database) {
+            for (what, st) in teiten_store::reads::samples(&database) {
+                let sql = st
+                    .to_sql_literal()
+                    .with_context(|| format!("the {what} statement"))?;
                 println!("{sql};");
             }
             Ok(())

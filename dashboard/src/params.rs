@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{is_sensor_name, Config, PublicConfig};
 use crate::error::HttpError;
-use crate::queries::Rollup;
+use teiten_store::proto::Proto as ip;
+use teiten_store::reads::Rollup;
 
 /// The query string as sent (all text, so that every error message is ours).
 #[derive(Debug, Default, Deserialize)]
@@ -151,9 +152,9 @@ impl Proto {
     pub fn numbers(self) -> Option<Vec<u8>> {
         match self {
             Proto::All => None,
-            Proto::Tcp => Some(vec![6]),
-            Proto::Udp => Some(vec![17]),
-            Proto::Icmp => Some(vec![1, 58]),
+            Proto::Tcp => Some(vec![ip::Tcp.number()]),
+            Proto::Udp => Some(vec![ip::Udp.number()]),
+            Proto::Icmp => Some(vec![ip::Icmp.number(), ip::Icmpv6.number()]),
         }
     }
 }

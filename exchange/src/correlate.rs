@@ -110,29 +110,20 @@ pub async fn correlate(
         IpAddr::V6(v6) => v6.to_string(),
     };
     let what = |w: &str| format!("correlating {text}: {w}");
-    let sightings: Sightings = client
-        .query(&queries::sql(queries::CORRELATE_SIGHTINGS, db))
-        .bind(&stored)
-        .fetch_one()
+    let sightings: Sightings = queries::correlate_sightings(db, &stored)
+        .fetch_one(client)
         .await
         .map_err(|e| ExchangeError::ch(what("sightings"), e))?;
-    let top_ports = client
-        .query(&queries::sql(queries::CORRELATE_PORTS, db))
-        .bind(&stored)
-        .fetch_all()
+    let top_ports = queries::correlate_ports(db, &stored)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch(what("ports"), e))?;
-    let imports = client
-        .query(&queries::sql(queries::CORRELATE_IMPORTS, db))
-        .bind(&stored)
-        .fetch_all()
+    let imports = queries::correlate_imports(db, &stored)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch(what("imports"), e))?;
-    let reports = client
-        .query(&queries::sql(queries::CORRELATE_REPORTS, db))
-        .bind(&text)
-        .bind(&text)
-        .fetch_all()
+    let reports = queries::correlate_reports(db, &text)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch(what("reports"), e))?;
     Ok(Correlation {

@@ -135,11 +135,8 @@ pub async fn status(
     from_day: u32,
     to_day: u32,
 ) -> Result<Vec<DayStatus>, ExchangeError> {
-    client
-        .query(&queries::sql(queries::EXCHANGE_STATUS, db))
-        .bind(from_day)
-        .bind(to_day)
-        .fetch_all()
+    queries::exchange_status(db, from_day, to_day)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch("reading the exchange status", e))
 }
@@ -302,4 +299,18 @@ pub async fn retry_pending(
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <LogRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::EXCHANGE_LOG_INSERT_COLUMNS
+        );
+    }
 }

@@ -428,20 +428,15 @@ async fn write_document(
         .expect("every Tlp label is known to the iodef crate");
     w.begin_incident(&report.incident()).map_err(xerr)?;
 
-    let sql = queries::sql(
-        match partner.countries {
-            Countries::All => queries::EXPORT_EVENTS_ALL,
-            Countries::Only(_) => queries::EXPORT_EVENTS_COUNTRIES,
-        },
-        db,
-    );
-    let mut q = client.query(&sql).bind(window.from).bind(window.to);
-    if let Countries::Only(list) = &partner.countries {
-        q = q.bind(list);
-    }
+    let countries = match &partner.countries {
+        Countries::All => None,
+        Countries::Only(list) => Some(list.as_slice()),
+    };
+    let st = queries::export_events(db, window.from, window.to, countries);
     let what = || format!("reading the events of {} for {date}", partner.id);
-    let mut cursor = q
-        .fetch::<ExportRow>()
+    let mut cursor = st
+        .query(client)
+        .and_then(|q| q.fetch::<ExportRow>())
         .map_err(|e| ExchangeError::ch(what(), e))?;
     let (mut events, mut sources) = (0u64, 0u64);
     let mut last_src: Option<[u8; 16]> = None;

@@ -192,10 +192,8 @@ pub async fn recent(
     db: &str,
     limit: u32,
 ) -> Result<Vec<ImportListing>, ExchangeError> {
-    client
-        .query(&queries::sql(queries::IMPORTS_RECENT, db))
-        .bind(limit)
-        .fetch_all()
+    queries::imports_recent(db, limit)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch("listing imports", e))
 }
@@ -482,10 +480,9 @@ async fn stored_rows(
     max_rows: u32,
 ) -> Result<Vec<u64>, ExchangeError> {
     let what = || format!("checking import {sha256}");
-    let mut cur = client
-        .query(&queries::sql(queries::IMPORT_STORED_INDICATORS, db))
-        .bind(sha256)
-        .fetch::<u32>()
+    let mut cur = queries::import_stored_indicators(db, sha256)
+        .query(client)
+        .and_then(|q| q.fetch::<u32>())
         .map_err(|e| ExchangeError::ch(what(), e))?;
     let mut bits: Vec<u64> = Vec::new();
     while let Some(n) = cur.next().await.map_err(|e| ExchangeError::ch(what(), e))? {
@@ -527,10 +524,8 @@ pub async fn import(
         .await
         .expect("the digest task does not panic")
         .map_err(io(format!("reading {name}")))?;
-    let previous: Option<PreviousRow> = client
-        .query(&queries::sql(queries::IMPORT_BY_SHA, db))
-        .bind(&sha256)
-        .fetch_optional()
+    let previous: Option<PreviousRow> = queries::import_by_sha(db, &sha256)
+        .fetch_optional(client)
         .await
         .map_err(|e| ExchangeError::ch(format!("looking up import {sha256}"), e))?;
     if let Some(p) = previous {
@@ -876,6 +871,24 @@ pub async fn scan_inbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn import_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <ImportRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::IODEF_IMPORTS_INSERT_COLUMNS
+        );
+    }
+
+    #[test]
+    fn indicator_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <IndicatorRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::IODEF_INDICATORS_INSERT_COLUMNS
+        );
+    }
 
     #[test]
     fn names_are_made_safe() {

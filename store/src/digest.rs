@@ -33,7 +33,7 @@ pub const DIGEST_PORTS: u64 = 1000;
 use crate::time::DAY;
 
 /// What a day's digests are sealed from, as `{source}` and `{sensor}` of
-/// [`queries::SEAL_DIGESTS`]: per sensor from `scan_ports_1d`, over all sensors (id `''`) from
+/// [`queries::seal_digests`]: per sensor from `scan_ports_1d`, over all sensors (id `''`) from
 /// `scan_port_totals_1d`.
 pub const SEAL_SOURCES: [(&str, &str); 2] = [
     ("scan_ports_1d", "sensor_id"),
@@ -51,18 +51,8 @@ pub async fn seal_day(
     ports: u64,
 ) -> Result<()> {
     for (source, sensor) in SEAL_SOURCES {
-        let sql = queries::sql(queries::SEAL_DIGESTS, db)
-            .replace("{source}", source)
-            .replace("{sensor}", sensor);
-        client
-            .query(&sql)
-            .bind(sealed_us)
-            .bind(ports)
-            .bind(ports + 1)
-            .bind(ports)
-            .bind(ports)
-            .bind(day)
-            .execute()
+        queries::seal_digests(db, source, sensor, sealed_us, ports, day)
+            .execute(client)
             .await
             .map_err(Error::ch(format!(
                 "sealing the port digests of {} from {db}.{source}",
@@ -77,13 +67,8 @@ pub async fn seal_day(
 pub async fn due(client: &Client, db: &str, now: i64, days: u32) -> Result<Vec<i64>> {
     let today = now.div_euclid(DAY) * DAY;
     let from = today - i64::from(days) * DAY;
-    let due: Vec<u32> = client
-        .query(&queries::sql(queries::DIGESTS_DUE, db))
-        .bind(from)
-        .bind(today)
-        .bind(from)
-        .bind(today)
-        .fetch_all()
+    let due: Vec<u32> = queries::digests_due(db, from, today)
+        .fetch_all(client)
         .await
         .map_err(Error::ch("listing the days whose port digests are due"))?;
     Ok(due.into_iter().map(i64::from).collect())

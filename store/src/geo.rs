@@ -40,8 +40,8 @@ fn default_geoip6() -> PathBuf {
     "/usr/share/tor/geoip6".into()
 }
 
-/// Stored for addresses no range covers (and for tor's own `??`).
-pub const UNKNOWN: [u8; 2] = *b"??";
+/// Stored for addresses no range covers (and for tor's own `??`): [`crate::proto::UNKNOWN_COUNTRY`].
+pub const UNKNOWN: [u8; 2] = crate::proto::UNKNOWN_COUNTRY;
 
 /// A loaded IP-to-country database.
 pub enum GeoDb {

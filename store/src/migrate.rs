@@ -27,9 +27,8 @@ use crate::schema_diff::{compare, ServerColumn, ServerTable, Stage};
 /// Checks the server version and applies the missing steps; returns what was applied (empty
 /// when the schema was complete).
 pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<String>> {
-    let version: String = client
-        .query(queries::SERVER_VERSION)
-        .fetch_one()
+    let version: String = queries::server_version()
+        .fetch_one(client)
         .await
         .map_err(Error::ch("reading the server version"))?;
     match parse_version(&version) {
@@ -41,16 +40,12 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
             })
         }
     }
-    let db_exists: u64 = client
-        .query(queries::DATABASE_EXISTS)
-        .bind(db)
-        .fetch_one()
+    let db_exists: u64 = queries::database_exists(db)
+        .fetch_one(client)
         .await
         .map_err(Error::ch("checking system.databases"))?;
-    let tables: HashSet<String> = client
-        .query(queries::TABLES_IN_DATABASE)
-        .bind(db)
-        .fetch_all::<String>()
+    let tables: HashSet<String> = queries::tables_in_database(db)
+        .fetch_all::<String>(client)
         .await
         .map_err(Error::ch("checking system.tables"))?
         .into_iter()
@@ -113,18 +108,15 @@ pub async fn migrate(client: &Client, db: &str, layout: &Layout) -> Result<Vec<S
 
 /// Compares the server's tables and views with the definition ([`crate::schema_diff`]).
 async fn check(client: &Client, db: &str, layout: &Layout, stage: Stage) -> Result<()> {
-    let tables: Vec<ServerTable> = client
-        .query(queries::SCHEMA_TABLES)
-        .bind(db)
-        .fetch_all()
-        .await
-        .map_err(Error::ch(format!(
-            "reading the tables of {db} (system.tables)"
-        )))?;
-    let columns: Vec<ServerColumn> = client
-        .query(queries::SCHEMA_COLUMNS)
-        .bind(db)
-        .fetch_all()
+    let tables: Vec<ServerTable> =
+        queries::schema_tables(db)
+            .fetch_all(client)
+            .await
+            .map_err(Error::ch(format!(
+                "reading the tables of {db} (system.tables)"
+            )))?;
+    let columns: Vec<ServerColumn> = queries::schema_columns(db)
+        .fetch_all(client)
         .await
         .map_err(Error::ch(format!(
             "reading the columns of {db} (system.columns)"
@@ -141,12 +133,8 @@ async fn check(client: &Client, db: &str, layout: &Layout, stage: Stage) -> Resu
 }
 
 async fn has_column(client: &Client, db: &str, table: &str, column: &str) -> Result<bool> {
-    let n: u64 = client
-        .query(queries::COLUMN_EXISTS)
-        .bind(db)
-        .bind(table)
-        .bind(column)
-        .fetch_one()
+    let n: u64 = queries::column_exists(db, table, column)
+        .fetch_one(client)
         .await
         .map_err(Error::ch(format!("checking the columns of {db}.{table}")))?;
     Ok(n > 0)

@@ -1,44 +1,48 @@
-//! Every non-DDL statement the project runs, in one place (DDL is in [`crate::schema`]).
+//! Every non-DDL statement the aggregator, the exchange and the store run, each built with its
+//! bound values by one function returning a [`Statement`] (DDL is in [`crate::schema`], the
+//! dashboard's reads in [`crate::reads`]).
 //!
 //! `{db}` stands for the configured database (a checked identifier, see
 //! `Config::validate` of the aggregator); `?` are values bound by the `clickhouse` crate, which
-//! escapes them on the client (18.16 has no server-side parameters). [`ALL`] lists them with
-//! sample values for the chdb compatibility test.
+//! escapes them on the client (18.16 has no server-side parameters). [`samples`] builds every
+//! statement with sample values for the chdb compatibility test (`schema --print-sql`).
 //!
-//! The read queries at the end are the API for the dashboard and the IODEF exchange; see
-//! `aggregator/README.md` for the tables and columns.
+//! See `aggregator/README.md` for the tables and columns.
 
+use crate::schema::{month_partitioned, Rollup};
+use crate::statement::Statement;
+
+/// A trivial query (the health probe).
+const PING: &str = "SELECT 1";
 /// Server version (checked before migrating).
-pub const SERVER_VERSION: &str = "SELECT version()";
+const SERVER_VERSION: &str = "SELECT version()";
 /// Whether a database exists.
-pub const DATABASE_EXISTS: &str = "SELECT count() FROM system.databases WHERE name = ?";
+const DATABASE_EXISTS: &str = "SELECT count() FROM system.databases WHERE name = ?";
 /// Tables and views of a database (the migration check).
-pub const TABLES_IN_DATABASE: &str = "SELECT name FROM system.tables WHERE database = ?";
+const TABLES_IN_DATABASE: &str = "SELECT name FROM system.tables WHERE database = ?";
 /// Whether a table has a column (the migration's column steps). Binds: database, table, column.
-pub const COLUMN_EXISTS: &str =
+const COLUMN_EXISTS: &str =
     "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?";
 
 /// The tables and views of a database as the server has them, for the migration's comparison
 /// with the definition ([`crate::schema_diff`]). Binds: database.
-pub const SCHEMA_TABLES: &str = "SELECT name, engine, engine_full, partition_key, sorting_key, \
+const SCHEMA_TABLES: &str = "SELECT name, engine, engine_full, partition_key, sorting_key, \
      create_table_query FROM system.tables WHERE database = ?";
 /// The columns of a database's tables, each table's in its order (the comparison). Binds:
 /// database.
-pub const SCHEMA_COLUMNS: &str = "SELECT table, name, type, default_kind, default_expression \
+const SCHEMA_COLUMNS: &str = "SELECT table, name, type, default_kind, default_expression \
      FROM system.columns WHERE database = ?";
 
 /// Rows already stored for a batch (deduplication).
-pub const BATCH_ROWS: &str = "SELECT count() FROM {db}.scan_events \
+const BATCH_ROWS: &str = "SELECT count() FROM {db}.scan_events \
      WHERE sensor_id = ? AND epoch = ? AND batch_seq = ?";
 /// The event indexes already stored for a partly stored batch (repair).
-pub const BATCH_INDEXES: &str = "SELECT idx FROM {db}.scan_events \
+const BATCH_INDEXES: &str = "SELECT idx FROM {db}.scan_events \
      WHERE sensor_id = ? AND epoch = ? AND batch_seq = ?";
 
 /// Insert targets: table and column list (the crate builds `INSERT INTO t (cols) FORMAT
-/// RowBinary` from the row types, whose fields are in this order).
-pub const SCAN_EVENTS_INSERT_COLUMNS: &str = "sensor_id, epoch, batch_seq, idx, ts, usec, proto, \
-     src, dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country, \
-     withheld";
+/// RowBinary` from the row types, whose fields are in this order). The raw events' are
+/// [`crate::events::EVENT_COLUMNS`].
 /// Columns of a sensor registry row.
 pub const SENSORS_INSERT_COLUMNS: &str = "sensor_id, token_sha256, revoked, changed, version";
 /// Columns of a sensor report row.
@@ -47,11 +51,11 @@ pub const SENSOR_REPORTS_INSERT_COLUMNS: &str = "sensor_id, epoch, batch_seq, re
      filtered, malformed, spool_bytes, spool_dropped_events";
 
 /// The current state of every sensor (latest registry row wins).
-pub const SENSORS_CURRENT: &str = "SELECT sensor_id, argMax(token_sha256, version) AS token, \
+const SENSORS_CURRENT: &str = "SELECT sensor_id, argMax(token_sha256, version) AS token, \
      argMax(revoked, version) AS revoked, toUInt32(argMax(changed, version)) AS changed \
      FROM {db}.sensors GROUP BY sensor_id ORDER BY sensor_id";
 /// What sensors reported: last seen, events in the last 5 minutes, latest counters.
-pub const SENSOR_STATUS: &str = "SELECT sensor_id, toUInt32(max(received)) AS last_seen, \
+const SENSOR_STATUS: &str = "SELECT sensor_id, toUInt32(max(received)) AS last_seen, \
      toUInt64(sumIf(events, received >= now() - 300)) AS events_5m, \
      argMax(kernel_drops, (sealed_us, batch_seq)) AS kernel_drops, \
      argMax(spool_bytes, (sealed_us, batch_seq)) AS spool_bytes, \
@@ -60,23 +64,23 @@ pub const SENSOR_STATUS: &str = "SELECT sensor_id, toUInt32(max(received)) AS la
      FROM {db}.sensor_reports GROUP BY sensor_id ORDER BY sensor_id";
 
 /// Active day partitions of a table on this node (retention).
-pub const TABLE_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts \
+const TABLE_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts \
      WHERE database = ? AND table = ? AND active ORDER BY partition";
 /// Drops one day partition (`{table}` is a schema table name, `?` the day as YYYYMMDD).
-pub const DROP_PARTITION: &str = "ALTER TABLE {db}.{table} DROP PARTITION ?";
+const DROP_PARTITION: &str = "ALTER TABLE {db}.{table} DROP PARTITION ?";
 
 /// Deletes one day's rows from a month-partitioned table (`{table}`; `?` the day as YYYYMMDD):
 /// a mutation, done in the background ([`MUTATIONS_PENDING`]).
-pub const DELETE_DAY: &str = "ALTER TABLE {db}.{table} DELETE WHERE toYYYYMMDD(bucket) = ?";
+const DELETE_DAY: &str = "ALTER TABLE {db}.{table} DELETE WHERE toYYYYMMDD(bucket) = ?";
 /// Mutations of a table not done yet. Binds: database, table.
-pub const MUTATIONS_PENDING: &str = "SELECT count() FROM system.mutations \
+const MUTATIONS_PENDING: &str = "SELECT count() FROM system.mutations \
      WHERE database = ? AND table = ? AND is_done = 0";
 
 /// Recomputes one day of a rollup table from the raw events (after its partition was
 /// dropped): `{table}`, `{bucket}`, `{keys}` and `{aggregates}` come from
 /// [`crate::schema::ROLLUPS`], `{source}` from the layout, `?` is the day as YYYYMMDD. Same
 /// expressions as the materialized views (a day's buckets, daily ones too, lie in that day).
-pub const REBUILD_ROLLUP_DAY: &str = "INSERT INTO {db}.{table} \
+const REBUILD_ROLLUP_DAY: &str = "INSERT INTO {db}.{table} \
      SELECT {bucket}(ts) AS bucket, {keys}, {aggregates} \
      FROM {db}.{source} WHERE toYYYYMMDD(ts) = ? \
      GROUP BY bucket, {keys}";
@@ -84,7 +88,7 @@ pub const REBUILD_ROLLUP_DAY: &str = "INSERT INTO {db}.{table} \
 /// Port digests due: the days in `[?, ?)` with a (sensor, protocol) whose packets differ from
 /// its latest digest's total (never sealed, or events arrived or were rebuilt since). Binds: from,
 /// to, from, to (Unix seconds, whole days).
-pub const DIGESTS_DUE: &str = "SELECT toUInt32(bucket) AS day FROM (\
+const DIGESTS_DUE: &str = "SELECT toUInt32(bucket) AS day FROM (\
      SELECT bucket, sensor_id, proto, sum(packets) AS x FROM {db}.scan_sensor_totals_1d \
      WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY bucket, sensor_id, proto) \
      AS current ANY LEFT JOIN (SELECT bucket, sensor_id, proto, argMax(total, sealed) AS total \
@@ -97,7 +101,7 @@ pub const DIGESTS_DUE: &str = "SELECT toUInt32(bucket) AS day FROM (\
 /// of the day (so the total and the ports agree): per sensor and protocol, the ports sorted by
 /// packets, the first K kept. Binds: sealed (Unix microseconds), K, K + 1, K, K, the day (Unix
 /// seconds).
-pub const SEAL_DIGESTS: &str = "INSERT INTO {db}.scan_port_digests_1d \
+const SEAL_DIGESTS: &str = "INSERT INTO {db}.scan_port_digests_1d \
      (bucket, sensor_id, proto, sealed, total, rest_max, ports, packets) \
      SELECT bucket, sensor_id, proto, toUInt64(?) AS sealed, arraySum(ps) AS total, \
      if(length(ps) > ?, ps[?], 0) AS rest_max, arraySlice(arrayMap(x -> x.1, s), 1, ?) AS ports, \
@@ -109,33 +113,10 @@ pub const SEAL_DIGESTS: &str = "INSERT INTO {db}.scan_port_digests_1d \
                  GROUP BY bucket, sensor_id, proto, dport) \
            GROUP BY bucket, sensor_id, proto)";
 
-/// Read API: packets and unique sources per 5-minute bucket in `[from, to)` (Unix seconds).
-pub const READ_SERIES_5M: &str = "SELECT toUInt32(bucket) AS t, countMerge(packets) AS packets, \
-     uniqMerge(sources) AS sources FROM {db}.scan_rollup_5m \
-     WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) GROUP BY bucket ORDER BY bucket";
-/// Read API: top destination ports by packets over hourly rollups in `[from, to)`.
-pub const READ_TOP_PORTS: &str = "SELECT proto, dport, countMerge(packets) AS packets, \
-     uniqMerge(sources) AS sources FROM {db}.scan_rollup_1h \
-     WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) \
-     GROUP BY proto, dport ORDER BY packets DESC, proto, dport LIMIT ?";
-/// Read API: top source countries over hourly rollups in `[from, to)`.
-pub const READ_TOP_COUNTRIES: &str = "SELECT country, countMerge(packets) AS packets, \
-     uniqMerge(sources) AS sources FROM {db}.scan_rollup_1h \
-     WHERE bucket >= toDateTime(?) AND bucket < toDateTime(?) \
-     GROUP BY country ORDER BY packets DESC, country LIMIT ?";
-/// Read API: per-source scan activity in `[from, to)` for a daily report (IODEF export);
-/// addresses as text (IPv4 without the `::ffff:` prefix). Published sources only.
-pub const READ_DAILY_SOURCES: &str = "SELECT \
-     replaceRegexpOne(IPv6NumToString(src), '^::ffff:', '') AS source, proto, dport, \
-     any(country) AS country, count() AS packets, toUInt32(min(ts)) AS first_seen, \
-     toUInt32(max(ts)) AS last_seen, groupBitOr(tags) AS tags \
-     FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
-     AND withheld = 0 \
-     GROUP BY src, proto, dport ORDER BY packets DESC, source, proto, dport LIMIT ?";
 /// Analysts: the withheld sources of `[from, to)` (any class) with their reason
 /// ([`crate::sources::Withheld`] code), packets, first and last seen, sensors and ports, most
 /// packets first. Binds: from, to, limit.
-pub const WITHHELD_SOURCES: &str = "SELECT \
+const WITHHELD_SOURCES: &str = "SELECT \
      replaceRegexpOne(IPv6NumToString(src), '^::ffff:', '') AS source, withheld, \
      count() AS packets, toUInt32(min(ts)) AS first_seen, toUInt32(max(ts)) AS last_seen, \
      uniqExact(sensor_id) AS sensors, uniqExact(proto, dport) AS ports \
@@ -143,15 +124,9 @@ pub const WITHHELD_SOURCES: &str = "SELECT \
      GROUP BY src, withheld ORDER BY packets DESC, source, withheld LIMIT ?";
 /// Analysts: events and distinct sources of `[from, to)` by withheld reason (0: published).
 /// Binds: from, to.
-pub const WITHHELD_COUNTS: &str = "SELECT withheld, count() AS events, \
+const WITHHELD_COUNTS: &str = "SELECT withheld, count() AS events, \
      uniqExact(src) AS sources FROM {db}.scan_events \
      WHERE ts >= toDateTime(?) AND ts < toDateTime(?) GROUP BY withheld ORDER BY withheld";
-/// Totals over raw events (tests and operators compare them with the rollups).
-pub const RAW_TOTALS: &str = "SELECT count() AS packets, uniqExact(src) AS sources \
-     FROM {db}.scan_events";
-/// Totals over the 5-minute rollups.
-pub const ROLLUP_TOTALS: &str = "SELECT countMerge(packets) AS packets \
-     FROM {db}.scan_rollup_5m";
 
 // ---- IODEF exchange (see `teiten-exchange`) ----
 
@@ -159,18 +134,17 @@ pub const ROLLUP_TOTALS: &str = "SELECT countMerge(packets) AS packets \
 /// written (by source, then time; the rest makes the order total, so a re-export gives the
 /// same bytes). The destination (sensor) address is deliberately not selected, and withheld
 /// sources (forged, special-purpose, a sensor's) never are.
-pub const EXPORT_EVENTS_ALL: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
+const EXPORT_EVENTS_ALL: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
      FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
      AND withheld = 0 \
      ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
 /// [`EXPORT_EVENTS_ALL`] limited to source countries (an array of alpha-2 codes).
-pub const EXPORT_EVENTS_COUNTRIES: &str =
-    "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
+const EXPORT_EVENTS_COUNTRIES: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
      FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
      AND withheld = 0 AND has(?, toString(country)) \
      ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
 /// Internal reports detected in `[from, to)` with one of the given TLP labels.
-pub const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
+const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
      countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
      FROM {db}.internal_reports WHERE detected >= toDateTime(?) AND detected < toDateTime(?) \
@@ -179,7 +153,7 @@ pub const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
 pub const EXCHANGE_LOG_INSERT_COLUMNS: &str = "partner, day, revision, file, sha256, events, \
      sources, reports, bytes, generated, status, attempts, error, version";
 /// The current state of every partner-day in `[from_day, to_day]` (YYYYMMDD), newest first.
-pub const EXCHANGE_STATUS: &str = "SELECT partner, day, argMax(revision, version) AS revision, \
+const EXCHANGE_STATUS: &str = "SELECT partner, day, argMax(revision, version) AS revision, \
      argMax(file, version) AS file, argMax(sha256, version) AS sha256, \
      argMax(events, version) AS events, argMax(sources, version) AS sources, \
      argMax(reports, version) AS reports, argMax(bytes, version) AS bytes, \
@@ -189,10 +163,10 @@ pub const EXCHANGE_STATUS: &str = "SELECT partner, day, argMax(revision, version
      FROM {db}.exchange_log WHERE day >= ? AND day <= ? \
      GROUP BY partner, day ORDER BY day DESC, partner";
 /// Whether a file with this content hash was imported before, and how.
-pub const IMPORT_BY_SHA: &str = "SELECT toString(status) AS status, partner, reason, incidents, \
+const IMPORT_BY_SHA: &str = "SELECT toString(status) AS status, partner, reason, incidents, \
      indicators FROM {db}.iodef_imports WHERE sha256 = ? ORDER BY received LIMIT 1";
 /// Indicator numbers already stored for a file (an import that died half-way).
-pub const IMPORT_STORED_INDICATORS: &str = "SELECT n FROM {db}.iodef_indicators WHERE sha256 = ?";
+const IMPORT_STORED_INDICATORS: &str = "SELECT n FROM {db}.iodef_indicators WHERE sha256 = ?";
 /// Columns of an import row.
 pub const IODEF_IMPORTS_INSERT_COLUMNS: &str = "sha256, partner, name, received, iodef_version, \
      status, reason, incidents, indicators";
@@ -200,123 +174,400 @@ pub const IODEF_IMPORTS_INSERT_COLUMNS: &str = "sha256, partner, name, received,
 pub const IODEF_INDICATORS_INSERT_COLUMNS: &str = "sha256, n, partner, incident, restriction, \
      category, time, role, address, addr, proto, ports";
 /// Recent imports, newest first.
-pub const IMPORTS_RECENT: &str = "SELECT sha256, partner, name, toUInt32(received) AS received, \
+const IMPORTS_RECENT: &str = "SELECT sha256, partner, name, toUInt32(received) AS received, \
      iodef_version, toString(status) AS status, reason, incidents, indicators \
      FROM {db}.iodef_imports ORDER BY received DESC, sha256 LIMIT ?";
 /// Whether a reporter's report id is stored (ids are per reporter). Binds: reporter, id.
-pub const REPORT_EXISTS: &str =
+const REPORT_EXISTS: &str =
     "SELECT count() FROM {db}.internal_reports WHERE reporter = ? AND id = ?";
 /// Reports on one affected host detected at or after a time (triage repetition rules).
-pub const HOST_REPORTS_SINCE: &str = "SELECT count() FROM {db}.internal_reports \
+const HOST_REPORTS_SINCE: &str = "SELECT count() FROM {db}.internal_reports \
      WHERE host = ? AND detected >= toDateTime(?)";
 /// Columns of an internal report row.
 pub const INTERNAL_REPORTS_INSERT_COLUMNS: &str = "id, received, detected, reporter, source, \
      host, category, description, addresses, countries, ports, protocol, hashes, urls, tlp, \
      colour, rules";
 /// Recent internal reports, newest first.
-pub const REPORTS_RECENT: &str = "SELECT id, toUInt32(received) AS received, \
+const REPORTS_RECENT: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
      countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
      FROM {db}.internal_reports ORDER BY detected DESC, id LIMIT ?";
 /// One internal report of one reporter. Binds: reporter, id.
-pub const REPORT_BY_ID: &str = "SELECT id, toUInt32(received) AS received, \
+const REPORT_BY_ID: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
      countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
      FROM {db}.internal_reports WHERE reporter = ? AND id = ? LIMIT 1";
 /// What the sensors saw of one source address (as text, IPv4 as `::ffff:a.b.c.d`), with the
 /// gravest reason it was withheld (0: published).
-pub const CORRELATE_SIGHTINGS: &str =
-    "SELECT count() AS packets, toUInt32(min(ts)) AS first_seen, \
+const CORRELATE_SIGHTINGS: &str = "SELECT count() AS packets, toUInt32(min(ts)) AS first_seen, \
      toUInt32(max(ts)) AS last_seen, uniqExact(dport) AS ports, uniqExact(sensor_id) AS sensors, \
      max(withheld) AS withheld \
      FROM {db}.scan_events WHERE src = IPv6StringToNum(?)";
 /// The ports one source address probed most.
-pub const CORRELATE_PORTS: &str = "SELECT proto, dport, count() AS packets \
+const CORRELATE_PORTS: &str = "SELECT proto, dport, count() AS packets \
      FROM {db}.scan_events WHERE src = IPv6StringToNum(?) \
      GROUP BY proto, dport ORDER BY packets DESC, proto, dport LIMIT 20";
 /// Imported partner indicators naming one address.
-pub const CORRELATE_IMPORTS: &str = "SELECT partner, incident, toUInt32(time) AS time, category, \
+const CORRELATE_IMPORTS: &str = "SELECT partner, incident, toUInt32(time) AS time, category, \
      toString(role) AS role, ports, restriction FROM {db}.iodef_indicators \
      WHERE addr = IPv6StringToNum(?) ORDER BY time DESC, partner, incident LIMIT 100";
 /// Internal reports naming one address (as indicator or affected host).
-pub const CORRELATE_REPORTS: &str = "SELECT id, toUInt32(detected) AS detected, category, \
+const CORRELATE_REPORTS: &str = "SELECT id, toUInt32(detected) AS detected, category, \
      toString(colour) AS colour, host, tlp FROM {db}.internal_reports \
      WHERE has(addresses, ?) OR host = ? ORDER BY detected DESC, id LIMIT 100";
 
-/// Puts the database name into a template.
-pub fn sql(template: &str, db: &str) -> String {
-    template.replace("{db}", db)
+/// A statement of a template with the database in place.
+fn with_db(template: &str, db: &str) -> Statement {
+    Statement::new(template.replace("{db}", db))
 }
 
-/// Every query above with sample values in place of `?`, for the compatibility test
-/// (`teiten-aggregator schema --print-sql`).
-pub const ALL: &[(&str, &[&str])] = &[
-    (SERVER_VERSION, &[]),
-    (DATABASE_EXISTS, &["'teiten'"]),
-    (TABLES_IN_DATABASE, &["'teiten'"]),
-    (COLUMN_EXISTS, &["'teiten'", "'scan_events'", "'withheld'"]),
-    (SCHEMA_TABLES, &["'teiten'"]),
-    (SCHEMA_COLUMNS, &["'teiten'"]),
-    (BATCH_ROWS, &["'tokyo-1'", "7", "3"]),
-    (BATCH_INDEXES, &["'tokyo-1'", "7", "3"]),
-    (SENSORS_CURRENT, &[]),
-    (SENSOR_STATUS, &[]),
-    (TABLE_PARTITIONS, &["'teiten'", "'scan_events'"]),
-    (MUTATIONS_PENDING, &["'teiten'", "'scan_ports_1h'"]),
-    (
-        DIGESTS_DUE,
-        &["1763683200", "1763769600", "1763683200", "1763769600"],
-    ),
-    (READ_SERIES_5M, &["1763683200", "1763769600"]),
-    (READ_TOP_PORTS, &["1763683200", "1763769600", "10"]),
-    (READ_TOP_COUNTRIES, &["1763683200", "1763769600", "10"]),
-    (READ_DAILY_SOURCES, &["1763683200", "1763769600", "100"]),
-    (WITHHELD_SOURCES, &["1763683200", "1763769600", "100"]),
-    (WITHHELD_COUNTS, &["1763683200", "1763769600"]),
-    (RAW_TOTALS, &[]),
-    (ROLLUP_TOTALS, &[]),
-    (EXPORT_EVENTS_ALL, &["1763683200", "1763769600"]),
-    (
-        EXPORT_EVENTS_COUNTRIES,
-        &["1763683200", "1763769600", "['AU','KR']"],
-    ),
-    (
-        EXPORT_REPORTS,
-        &["1763683200", "1763769600", "['clear','green','amber']"],
-    ),
-    (EXCHANGE_STATUS, &["20251120", "20251122"]),
-    (IMPORT_BY_SHA, &["'ab12'"]),
-    (IMPORT_STORED_INDICATORS, &["'ab12'"]),
-    (IMPORTS_RECENT, &["50"]),
-    (REPORT_EXISTS, &["'ids-1'", "'r1'"]),
-    (HOST_REPORTS_SINCE, &["'192.0.2.10'", "1763683200"]),
-    (REPORTS_RECENT, &["50"]),
-    (REPORT_BY_ID, &["'ids-1'", "'r1'"]),
-    (CORRELATE_SIGHTINGS, &["'::ffff:1.0.0.1'"]),
-    (CORRELATE_PORTS, &["'::ffff:1.0.0.1'"]),
-    (CORRELATE_IMPORTS, &["'::ffff:1.0.0.1'"]),
-    (CORRELATE_REPORTS, &["'1.0.0.1'", "'1.0.0.1'"]),
-];
+/// A statement of a template naming one table (`{table}`, a schema table on this node).
+fn with_table(template: &str, db: &str, table: &str) -> Statement {
+    Statement::new(template.replace("{db}", db).replace("{table}", table))
+}
 
-/// Fills a template's `?` with sample values.
-pub fn with_samples(template: &str, values: &[&str], db: &str) -> String {
-    let mut out = String::new();
-    let mut values = values.iter();
-    for (i, part) in sql(template, db).split('?').enumerate() {
-        if i > 0 {
-            out.push_str(values.next().copied().unwrap_or("NULL"));
-        }
-        out.push_str(part);
+/// A trivial query answering `1` (is the server there?).
+pub fn ping() -> Statement {
+    Statement::new(PING)
+}
+
+/// The server's version: one string.
+pub fn server_version() -> Statement {
+    Statement::new(SERVER_VERSION)
+}
+
+/// Whether database `db` exists: one count.
+pub fn database_exists(db: &str) -> Statement {
+    Statement::new(DATABASE_EXISTS).bind(db)
+}
+
+/// The names of the tables and views of `db`.
+pub fn tables_in_database(db: &str) -> Statement {
+    Statement::new(TABLES_IN_DATABASE).bind(db)
+}
+
+/// Whether `db.table` has `column`: one count.
+pub fn column_exists(db: &str, table: &str, column: &str) -> Statement {
+    Statement::new(COLUMN_EXISTS)
+        .bind(db)
+        .bind(table)
+        .bind(column)
+}
+
+/// The tables and views of `db` as the server has them ([`crate::schema_diff::ServerTable`]).
+pub fn schema_tables(db: &str) -> Statement {
+    Statement::new(SCHEMA_TABLES).bind(db)
+}
+
+/// The columns of the tables of `db` ([`crate::schema_diff::ServerColumn`]).
+pub fn schema_columns(db: &str) -> Statement {
+    Statement::new(SCHEMA_COLUMNS).bind(db)
+}
+
+/// Rows already stored of one batch: one count.
+pub fn batch_rows(db: &str, sensor_id: &str, epoch: u64, seq: u64) -> Statement {
+    with_db(BATCH_ROWS, db)
+        .bind(sensor_id)
+        .bind(epoch)
+        .bind(seq)
+}
+
+/// The event indexes already stored of a partly stored batch.
+pub fn batch_indexes(db: &str, sensor_id: &str, epoch: u64, seq: u64) -> Statement {
+    with_db(BATCH_INDEXES, db)
+        .bind(sensor_id)
+        .bind(epoch)
+        .bind(seq)
+}
+
+/// The current state of every sensor.
+pub fn sensors_current(db: &str) -> Statement {
+    with_db(SENSORS_CURRENT, db)
+}
+
+/// What every sensor reported lately.
+pub fn sensor_status(db: &str) -> Statement {
+    with_db(SENSOR_STATUS, db)
+}
+
+/// The active partitions of `db.table` on this node.
+pub fn table_partitions(db: &str, table: &str) -> Statement {
+    Statement::new(TABLE_PARTITIONS).bind(db).bind(table)
+}
+
+/// Drops one partition (a day as YYYYMMDD or a month as YYYYMM) of `db.table`.
+pub fn drop_partition(db: &str, table: &str, partition: u32) -> Statement {
+    with_table(DROP_PARTITION, db, table).bind(partition)
+}
+
+/// Deletes one day's rows (YYYYMMDD) of a month-partitioned `db.table` (a mutation).
+pub fn delete_day(db: &str, table: &str, day: u32) -> Statement {
+    with_table(DELETE_DAY, db, table).bind(day)
+}
+
+/// Mutations of `db.table` not done yet: one count.
+pub fn mutations_pending(db: &str, table: &str) -> Statement {
+    Statement::new(MUTATIONS_PENDING).bind(db).bind(table)
+}
+
+/// Empties one day (YYYYMMDD) of a rollup's table `table` (its name on this node) before a
+/// rebuild: drops the day's partition, or deletes the day's rows where the partitions are
+/// months ([`month_partitioned`]).
+pub fn clear_rollup_day(db: &str, r: &Rollup, table: &str, day: u32) -> Statement {
+    if month_partitioned(r.table) {
+        delete_day(db, table, day)
+    } else {
+        drop_partition(db, table, day)
     }
+}
+
+/// Recomputes one day (YYYYMMDD) of a rollup into `table` (its name on this node) from the raw
+/// events in `source` (theirs), with the view's own expressions.
+pub fn rebuild_rollup_day(db: &str, r: &Rollup, table: &str, source: &str, day: u32) -> Statement {
+    Statement::new(
+        REBUILD_ROLLUP_DAY
+            .replace("{db}", db)
+            .replace("{table}", table)
+            .replace("{bucket}", r.bucket())
+            .replace("{keys}", r.keys)
+            .replace("{aggregates}", r.aggregates)
+            .replace("{source}", source),
+    )
+    .bind(day)
+}
+
+/// The days (Unix seconds) in `[from, to)` whose port digests are missing or out of date.
+pub fn digests_due(db: &str, from: i64, to: i64) -> Statement {
+    with_db(DIGESTS_DUE, db)
+        .bind(from)
+        .bind(to)
+        .bind(from)
+        .bind(to)
+}
+
+/// Seals the port digests of the day starting at `day` (Unix seconds) from `source` with the
+/// sensor expression `sensor` (a pair of [`crate::digest::SEAL_SOURCES`]), as of `sealed_us`,
+/// keeping `ports` ports.
+pub fn seal_digests(
+    db: &str,
+    source: &str,
+    sensor: &str,
+    sealed_us: u64,
+    ports: u64,
+    day: i64,
+) -> Statement {
+    Statement::new(
+        SEAL_DIGESTS
+            .replace("{db}", db)
+            .replace("{source}", source)
+            .replace("{sensor}", sensor),
+    )
+    .bind(sealed_us)
+    .bind(ports)
+    .bind(ports + 1)
+    .bind(ports)
+    .bind(ports)
+    .bind(day)
+}
+
+/// The withheld sources of `[from, to)`, most packets first, at most `limit`
+/// ([`crate::sources::WithheldSource`]).
+pub fn withheld_sources(db: &str, from: i64, to: i64, limit: u32) -> Statement {
+    with_db(WITHHELD_SOURCES, db)
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+}
+
+/// Events and distinct sources of `[from, to)` by withheld reason
+/// ([`crate::sources::WithheldCount`]).
+pub fn withheld_counts(db: &str, from: i64, to: i64) -> Statement {
+    with_db(WITHHELD_COUNTS, db).bind(from).bind(to)
+}
+
+/// The published scan events of `[from, to)` for a partner file, from every source country
+/// (`None`) or from the listed ones (alpha-2 codes).
+pub fn export_events(db: &str, from: i64, to: i64, countries: Option<&[String]>) -> Statement {
+    match countries {
+        None => with_db(EXPORT_EVENTS_ALL, db).bind(from).bind(to),
+        Some(list) => with_db(EXPORT_EVENTS_COUNTRIES, db)
+            .bind(from)
+            .bind(to)
+            .bind(list),
+    }
+}
+
+/// Internal reports detected in `[from, to)` with one of the TLP labels.
+pub fn export_reports(db: &str, from: i64, to: i64, tlps: &[&str]) -> Statement {
+    with_db(EXPORT_REPORTS, db).bind(from).bind(to).bind(tlps)
+}
+
+/// The current state of every partner-day in `[from_day, to_day]` (YYYYMMDD).
+pub fn exchange_status(db: &str, from_day: u32, to_day: u32) -> Statement {
+    with_db(EXCHANGE_STATUS, db).bind(from_day).bind(to_day)
+}
+
+/// How a file with this content hash was imported before, if it was.
+pub fn import_by_sha(db: &str, sha256: &str) -> Statement {
+    with_db(IMPORT_BY_SHA, db).bind(sha256)
+}
+
+/// The indicator numbers already stored of a file.
+pub fn import_stored_indicators(db: &str, sha256: &str) -> Statement {
+    with_db(IMPORT_STORED_INDICATORS, db).bind(sha256)
+}
+
+/// The last `limit` imports, newest first.
+pub fn imports_recent(db: &str, limit: u32) -> Statement {
+    with_db(IMPORTS_RECENT, db).bind(limit)
+}
+
+/// Whether a reporter's report id is stored: one count.
+pub fn report_exists(db: &str, reporter: &str, id: &str) -> Statement {
+    with_db(REPORT_EXISTS, db).bind(reporter).bind(id)
+}
+
+/// Reports on one affected host detected at or after `since` (Unix seconds): one count.
+pub fn host_reports_since(db: &str, host: &str, since: i64) -> Statement {
+    with_db(HOST_REPORTS_SINCE, db).bind(host).bind(since)
+}
+
+/// The last `limit` internal reports, newest first.
+pub fn reports_recent(db: &str, limit: u32) -> Statement {
+    with_db(REPORTS_RECENT, db).bind(limit)
+}
+
+/// One internal report of one reporter.
+pub fn report_by_id(db: &str, reporter: &str, id: &str) -> Statement {
+    with_db(REPORT_BY_ID, db).bind(reporter).bind(id)
+}
+
+/// What the sensors saw of one source address (as stored: IPv4 as `::ffff:a.b.c.d`).
+pub fn correlate_sightings(db: &str, stored: &str) -> Statement {
+    with_db(CORRELATE_SIGHTINGS, db).bind(stored)
+}
+
+/// The ports one source address (as stored) probed most.
+pub fn correlate_ports(db: &str, stored: &str) -> Statement {
+    with_db(CORRELATE_PORTS, db).bind(stored)
+}
+
+/// Imported partner indicators naming one address (as stored).
+pub fn correlate_imports(db: &str, stored: &str) -> Statement {
+    with_db(CORRELATE_IMPORTS, db).bind(stored)
+}
+
+/// Internal reports naming one address (as text: indicator or affected host).
+pub fn correlate_reports(db: &str, text: &str) -> Statement {
+    with_db(CORRELATE_REPORTS, db).bind(text).bind(text)
+}
+
+/// Sample values: 2025-11-21 (a whole UTC day).
+const FROM: i64 = 1_763_683_200;
+const TO: i64 = 1_763_769_600;
+
+/// Every statement above (except the DDL-like rollup maintenance, see
+/// [`maintenance_samples`]) with sample values, for the compatibility test
+/// (`teiten-aggregator schema --print-sql`): (purpose, statement).
+pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
+    let countries = ["AU".to_owned(), "KR".to_owned()];
+    vec![
+        ("ping", ping()),
+        ("server version", server_version()),
+        ("database exists", database_exists(db)),
+        ("tables in database", tables_in_database(db)),
+        (
+            "column exists",
+            column_exists(db, "scan_events", "withheld"),
+        ),
+        ("schema tables", schema_tables(db)),
+        ("schema columns", schema_columns(db)),
+        ("batch rows", batch_rows(db, "tokyo-1", 7, 3)),
+        ("batch indexes", batch_indexes(db, "tokyo-1", 7, 3)),
+        ("sensors current", sensors_current(db)),
+        ("sensor status", sensor_status(db)),
+        ("table partitions", table_partitions(db, "scan_events")),
+        ("mutations pending", mutations_pending(db, "scan_ports_1h")),
+        ("digests due", digests_due(db, FROM, TO)),
+        ("withheld sources", withheld_sources(db, FROM, TO, 100)),
+        ("withheld counts", withheld_counts(db, FROM, TO)),
+        ("export events", export_events(db, FROM, TO, None)),
+        (
+            "export events of countries",
+            export_events(db, FROM, TO, Some(&countries)),
+        ),
+        (
+            "export reports",
+            export_reports(db, FROM, TO, &["clear", "green", "amber"]),
+        ),
+        (
+            "exchange status",
+            exchange_status(db, 20_251_120, 20_251_122),
+        ),
+        ("import by sha", import_by_sha(db, "ab12")),
+        (
+            "import stored indicators",
+            import_stored_indicators(db, "ab12"),
+        ),
+        ("imports recent", imports_recent(db, 50)),
+        ("report exists", report_exists(db, "ids-1", "r1")),
+        (
+            "host reports since",
+            host_reports_since(db, "192.0.2.10", FROM),
+        ),
+        ("reports recent", reports_recent(db, 50)),
+        ("report by id", report_by_id(db, "ids-1", "r1")),
+        (
+            "correlate sightings",
+            correlate_sightings(db, "::ffff:1.0.0.1"),
+        ),
+        ("correlate ports", correlate_ports(db, "::ffff:1.0.0.1")),
+        ("correlate imports", correlate_imports(db, "::ffff:1.0.0.1")),
+        ("correlate reports", correlate_reports(db, "1.0.0.1")),
+    ]
+}
+
+/// The statements that change rows with sample values, run after [`samples`] by the
+/// compatibility test: the digests sealed, each rollup's day cleared and rebuilt, a raw day
+/// dropped (single-server layout).
+pub fn maintenance_samples(db: &str) -> Vec<Statement> {
+    let mut out: Vec<Statement> = crate::digest::SEAL_SOURCES
+        .iter()
+        .map(|(source, sensor)| seal_digests(db, source, sensor, 1_763_769_600_000_000, 1000, FROM))
+        .collect();
+    for r in crate::schema::ROLLUPS {
+        out.push(clear_rollup_day(db, r, r.table, 20_251_121));
+        out.push(rebuild_rollup_day(
+            db,
+            r,
+            r.table,
+            "scan_events",
+            20_251_121,
+        ));
+    }
+    out.push(drop_partition(db, "scan_events", 20_251_121));
     out
 }
-
 /// Sample rows for the compatibility test: (table, columns, VALUES list), in the column order
-/// of the aggregator's row types.
-pub const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
+/// of the row types.
+pub fn sample_inserts() -> Vec<(&'static str, String, &'static str)> {
+    SAMPLE_INSERTS
+        .iter()
+        .map(|(table, columns, values)| {
+            let columns = match *table {
+                "scan_events" => crate::events::column_names(),
+                _ => (*columns).to_owned(),
+            };
+            (*table, columns, *values)
+        })
+        .collect()
+}
+
+/// The rows of [`sample_inserts`] (the raw events' columns are filled in there).
+const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
     (
         "scan_events",
-        SCAN_EVENTS_INSERT_COLUMNS,
+        "",
         "('tokyo-1', 7, 3, 0, toDateTime(1763700000), 5, 6, \
          toFixedString(IPv6StringToNum('::ffff:1.0.0.1'), 16), \
          toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \
@@ -362,3 +613,35 @@ pub const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
         "('tokyo-1', 7, 3, toDateTime(1763700002), 1763700001000000, 2, 0, 10, 1, 2, 3, 0, 4096, 0)",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_binds_every_placeholder() {
+        let db = "teiten";
+        let all = samples(db)
+            .into_iter()
+            .map(|(_, st)| st)
+            .chain(maintenance_samples(db));
+        for st in all {
+            let sql = st.to_sql_literal().unwrap_or_else(|e| panic!("{e}"));
+            assert!(!sql.contains('?') && !sql.contains('{'), "{sql}");
+        }
+        assert_eq!(
+            export_events(db, 1, 2, Some(&["AU".to_owned()])).to_string(),
+            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec FROM teiten.scan_events \
+             WHERE ts >= toDateTime(1) AND ts < toDateTime(2) AND class = 'scan' AND withheld = 0 \
+             AND has(['AU'], toString(country)) ORDER BY src, t, usec, proto, sport, dport, \
+             sensor_id, epoch, batch_seq, idx"
+        );
+        let r = crate::schema::ROLLUPS
+            .iter()
+            .find(|r| r.table == "scan_ports_1h")
+            .unwrap();
+        assert!(clear_rollup_day(db, r, "scan_ports_1h_local", 20_251_121)
+            .to_string()
+            .starts_with("ALTER TABLE teiten.scan_ports_1h_local DELETE"));
+    }
+}

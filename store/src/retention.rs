@@ -34,11 +34,8 @@ pub async fn run_once(
     for (logical, days) in plan {
         let table = storage_name(layout, logical);
         let keep_from = first_kept_day(now, days);
-        let parts: Vec<String> = client
-            .query(queries::TABLE_PARTITIONS)
-            .bind(db)
-            .bind(&table)
-            .fetch_all()
+        let parts: Vec<String> = queries::table_partitions(db, &table)
+            .fetch_all(client)
             .await
             .map_err(Error::ch(format!("listing partitions of {db}.{table}")))?;
         for p in parts {
@@ -57,11 +54,8 @@ pub async fn run_once(
 
 /// Drops one partition (a day as YYYYMMDD or a month as YYYYMM) of a table on this node.
 async fn drop_partition(client: &Client, db: &str, table: &str, partition: u32) -> Result<()> {
-    let sql = queries::sql(queries::DROP_PARTITION, db).replace("{table}", table);
-    client
-        .query(&sql)
-        .bind(partition)
-        .execute()
+    queries::drop_partition(db, table, partition)
+        .execute(client)
         .await
         .map_err(Error::ch(format!(
             "dropping partition {partition} of {db}.{table}"
@@ -85,20 +79,14 @@ const MUTATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60
 /// Deletes one day's rows from a month-partitioned table and waits until the deletion (a
 /// mutation, which 18.16 runs in the background) is done.
 async fn delete_day(client: &Client, db: &str, table: &str, day: u32) -> Result<()> {
-    let sql = queries::sql(queries::DELETE_DAY, db).replace("{table}", table);
-    client
-        .query(&sql)
-        .bind(day)
-        .execute()
+    queries::delete_day(db, table, day)
+        .execute(client)
         .await
         .map_err(Error::ch(format!("deleting day {day} of {db}.{table}")))?;
     let start = std::time::Instant::now();
     loop {
-        let pending: u64 = client
-            .query(queries::MUTATIONS_PENDING)
-            .bind(db)
-            .bind(table)
-            .fetch_one()
+        let pending: u64 = queries::mutations_pending(db, table)
+            .fetch_one(client)
             .await
             .map_err(Error::ch(format!("checking the mutations of {db}.{table}")))?;
         if pending == 0 {
@@ -130,16 +118,8 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
         } else {
             drop_partition(client, db, &table, day).await?;
         }
-        let fill = queries::sql(queries::REBUILD_ROLLUP_DAY, db)
-            .replace("{table}", &table)
-            .replace("{bucket}", r.bucket)
-            .replace("{keys}", r.keys)
-            .replace("{aggregates}", r.aggregates)
-            .replace("{source}", &source);
-        client
-            .query(&fill)
-            .bind(day)
-            .execute()
+        queries::rebuild_rollup_day(db, r, &table, &source, day)
+            .execute(client)
             .await
             .map_err(Error::ch(format!("rebuilding day {day} of {db}.{table}")))?;
         tracing::info!(table = %table, day, "Rollup day rebuilt from raw events");

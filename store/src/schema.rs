@@ -112,39 +112,9 @@ const BACKFILLS: &[(&str, &str)] = &[(
      GROUP BY bucket, proto, sensor_id",
 )];
 
-/// Columns of the raw events table before `withheld` was added (an upgrade adds it).
-macro_rules! scan_events_columns_v0 {
-    () => {
-        "\
-    sensor_id String, \
-    epoch UInt64, \
-    batch_seq UInt64, \
-    idx UInt32, \
-    ts DateTime, \
-    usec UInt32, \
-    proto UInt8, \
-    src FixedString(16), \
-    dst FixedString(16), \
-    sport UInt16, \
-    dport UInt16, \
-    tcp_flags UInt16, \
-    ttl UInt8, \
-    ip_id UInt32, \
-    ip_len UInt32, \
-    tcp_seq UInt32, \
-    window UInt16, \
-    class Enum8('scan' = 0, 'backscatter' = 1, 'other' = 2), \
-    tags UInt8, \
-    country FixedString(2)"
-    };
-}
-
 /// The column that says why an event's source is withheld from partner files and public
 /// counts (0: published; see [`crate::sources::Withheld`]).
 pub const WITHHELD_COLUMN: (&str, &str) = ("withheld", "UInt8");
-
-/// Columns of the raw events table, in insert order (see `EventRow` in the aggregator's store).
-const SCAN_EVENTS_COLUMNS: &str = concat!(scan_events_columns_v0!(), ", withheld UInt8");
 
 const ROLLUP_COLUMNS: &str = "\
     bucket DateTime, \
@@ -328,6 +298,7 @@ const INTERNAL_REPORTS_COLUMNS: &str = "\
     rules String";
 
 /// A storage table: name, columns, engine family and its argument, partition, order.
+#[derive(Debug, Clone, Copy)]
 struct Storage {
     name: &'static str,
     columns: &'static str,
@@ -355,15 +326,24 @@ const MONTH: &str = "toYYYYMM(bucket)";
 
 /// Whether a schema table is partitioned by month (else by day).
 pub fn month_partitioned(table: &str) -> bool {
-    STORAGE
-        .iter()
-        .any(|s| s.name == table && s.partition == MONTH)
+    storage().any(|s| s.name == table && s.partition == MONTH)
 }
 
-const STORAGE: &[Storage] = &[
+/// Every storage table in migration order: the tables, the rollups', the derived ones.
+fn storage() -> impl Iterator<Item = Storage> {
+    TABLES
+        .iter()
+        .copied()
+        .chain(ROLLUPS.iter().map(Rollup::storage))
+        .chain(DERIVED.iter().copied())
+}
+
+/// The storage tables that are neither rollups nor computed from them, in migration order.
+const TABLES: &[Storage] = &[
     Storage {
         name: "scan_events",
-        columns: SCAN_EVENTS_COLUMNS,
+        // From the one event column list ([`crate::events::EVENT_COLUMNS`]).
+        columns: "",
         engine: "MergeTree",
         engine_arg: "",
         partition: "toYYYYMMDD(ts)",
@@ -371,26 +351,6 @@ const STORAGE: &[Storage] = &[
         // A batch lands on one shard, so it is stored (and checked) in one place.
         settings: "",
         shard_key: "cityHash64(sensor_id, epoch, batch_seq)",
-    },
-    Storage {
-        name: "scan_rollup_5m",
-        columns: ROLLUP_COLUMNS,
-        engine: "AggregatingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, proto, dport, country, sensor_id)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_rollup_1h",
-        columns: ROLLUP_COLUMNS,
-        engine: "AggregatingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, proto, dport, country, sensor_id)",
-        settings: "",
-        shard_key: "rand()",
     },
     Storage {
         name: "sensors",
@@ -453,164 +413,161 @@ const STORAGE: &[Storage] = &[
         settings: "",
         shard_key: "cityHash64(id)",
     },
-    Storage {
-        name: "scan_ports_5m",
-        columns: PORTS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, dport)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    // Port first: the port graph's series read only their ports' rows.
-    Storage {
-        name: "scan_ports_1h",
-        columns: PORTS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: MONTH,
-        order: "(dport, bucket, proto, sensor_id)",
-        settings: SMALL_GRANULES,
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_ports_1d",
-        columns: PORTS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, dport)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_regions_5m",
-        columns: REGIONS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, country)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_regions_1h",
-        columns: REGIONS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, country)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_port_regions_5m",
-        columns: ROLLUP_COLUMNS,
-        engine: "AggregatingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(dport, sensor_id, bucket, proto, country)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_port_packets_1h",
-        columns: PORT_PACKETS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(dport, sensor_id, bucket, proto, country)",
-        settings: SMALL_GRANULES,
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_port_totals_1d",
-        columns: PORT_TOTALS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, proto, dport)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_port_sources_1d",
-        columns: PORT_SOURCES_COLUMNS,
-        engine: "AggregatingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(dport, bucket, proto, country)",
-        settings: SMALL_GRANULES,
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_port_sensor_sources_1d",
-        columns: PORT_SENSOR_SOURCES_COLUMNS,
-        engine: "AggregatingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(dport, sensor_id, bucket, proto, country)",
-        settings: SMALL_GRANULES,
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_port_sources_5m",
-        columns: PORT_SOURCES_5M_COLUMNS,
-        engine: "AggregatingMergeTree",
-        engine_arg: "",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(dport, bucket, proto, country)",
-        settings: SMALL_GRANULES,
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_sensor_totals_1d",
-        columns: SENSOR_TOTALS_COLUMNS,
-        engine: "SummingMergeTree",
-        engine_arg: "",
-        partition: MONTH,
-        order: "(bucket, sensor_id, proto)",
-        settings: "",
-        shard_key: "rand()",
-    },
-    Storage {
-        name: "scan_port_digests_1d",
-        columns: PORT_DIGESTS_COLUMNS,
-        engine: "ReplacingMergeTree",
-        engine_arg: "sealed",
-        partition: MONTH,
-        order: "(sensor_id, bucket, proto)",
-        settings: "",
-        shard_key: "rand()",
-    },
 ];
 
-/// A rollup: the materialized view filling `table` from the raw events, grouped by the bucket
-/// (`bucket` applied to `ts`) and `keys`, with `aggregates`; the table's columns are the bucket,
-/// the keys and the aggregates in this order (the rebuild inserts by position).
+/// The tables computed from the rollups ([`DERIVED_TABLES`]), created after them.
+const DERIVED: &[Storage] = &[Storage {
+    name: "scan_port_digests_1d",
+    columns: PORT_DIGESTS_COLUMNS,
+    engine: "ReplacingMergeTree",
+    engine_arg: "sealed",
+    partition: MONTH,
+    order: "(sensor_id, bucket, proto)",
+    settings: "",
+    shard_key: "rand()",
+}];
+
+/// The bucket width of a rollup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grain {
+    /// 5-minute buckets.
+    FiveMinutes,
+    /// Hourly buckets.
+    Hour,
+    /// UTC days (`toStartOfDay` as a `DateTime`, like the other buckets).
+    Day,
+}
+
+impl Grain {
+    /// The bucket function applied to `ts`.
+    pub const fn bucket(self) -> &'static str {
+        match self {
+            Grain::FiveMinutes => "toStartOfFiveMinute",
+            Grain::Hour => "toStartOfHour",
+            Grain::Day => "toStartOfDay",
+        }
+    }
+
+    /// The suffix of the table names (`5m`, `1h`, `1d`).
+    pub const fn suffix(self) -> &'static str {
+        match self {
+            Grain::FiveMinutes => "5m",
+            Grain::Hour => "1h",
+            Grain::Day => "1d",
+        }
+    }
+}
+
+/// What a rollup counts, by which dimensions (the table name is `scan_<kind>_<grain>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `scan_rollup_*`: packets and unique sources per port, country and sensor.
+    Rollup,
+    /// `scan_ports_*`: packets per port and sensor (the port graph).
+    Ports,
+    /// `scan_regions_*`: packets per source country and sensor (the region graph).
+    Regions,
+    /// `scan_port_regions_*`: like [`Kind::Rollup`], sorted by port first (one port's graph).
+    PortRegions,
+    /// `scan_port_packets_*`: packets per port, country and sensor, sorted by port first.
+    PortPackets,
+    /// `scan_port_totals_*`: packets per port over all sensors.
+    PortTotals,
+    /// `scan_port_sources_*`: unique sources per port and country over all sensors.
+    PortSources,
+    /// `scan_port_sensor_sources_*`: unique sources per port, country and sensor.
+    PortSensorSources,
+    /// `scan_sensor_totals_*`: packets per sensor and protocol (the digests' check).
+    SensorTotals,
+}
+
+impl Kind {
+    /// The part of the table name between `scan_` and the grain.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::Rollup => "rollup",
+            Kind::Ports => "ports",
+            Kind::Regions => "regions",
+            Kind::PortRegions => "port_regions",
+            Kind::PortPackets => "port_packets",
+            Kind::PortTotals => "port_totals",
+            Kind::PortSources => "port_sources",
+            Kind::PortSensorSources => "port_sensor_sources",
+            Kind::SensorTotals => "sensor_totals",
+        }
+    }
+}
+
+/// A rollup, the one definition of it: its table (name, columns, engine, partition, sort key,
+/// settings) and the materialized view filling it from the raw events, grouped by the bucket
+/// (the grain's function of `ts`) and `keys`, with `aggregates`. The table's columns are the
+/// bucket, the keys and the aggregates in this order (the rebuild inserts by position).
+/// [`ROLLUP_TABLES`], the storage tables and the views are all derived from [`ROLLUPS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rollup {
+    /// What it counts.
+    pub kind: Kind,
+    /// Its bucket width.
+    pub grain: Grain,
     /// The materialized view.
     pub view: &'static str,
-    /// The target table.
+    /// The target table (`scan_<kind>_<grain>`).
     pub table: &'static str,
-    /// The bucket function of `ts`.
-    pub bucket: &'static str,
     /// The grouping columns after the bucket.
     pub keys: &'static str,
     /// The aggregate expressions.
     pub aggregates: &'static str,
+    /// The table's columns (`name Type, ...`).
+    pub columns: &'static str,
+    /// `SummingMergeTree` or `AggregatingMergeTree`.
+    pub engine: &'static str,
+    /// The partition key.
+    pub partition: &'static str,
+    /// The sort key.
+    pub order: &'static str,
+    /// Table settings, empty for the defaults.
+    pub settings: &'static str,
     /// The view this one replaced (dropped by the migration), or empty.
     pub replaces: &'static str,
 }
 
 impl Rollup {
+    /// The bucket function of `ts`.
+    pub const fn bucket(&self) -> &'static str {
+        self.grain.bucket()
+    }
+
     /// The aggregates of the view it replaced (unique sources counted with the withheld).
     fn legacy_aggregates(&self) -> String {
         self.aggregates
             .replace("StateIf(src, withheld = 0)", "State(src)")
     }
+
+    /// Its storage table.
+    const fn storage(&self) -> Storage {
+        Storage {
+            name: self.table,
+            columns: self.columns,
+            engine: self.engine,
+            engine_arg: "",
+            partition: self.partition,
+            order: self.order,
+            // Rollup rows are summed wherever they land.
+            shard_key: "rand()",
+            settings: self.settings,
+        }
+    }
+}
+
+/// The rollup of a kind and grain, if there is one.
+pub fn rollup(kind: Kind, grain: Grain) -> Option<&'static Rollup> {
+    ROLLUPS.iter().find(|r| r.kind == kind && r.grain == grain)
+}
+
+/// The table of the rollup of a kind and grain; empty when there is none (a statement naming
+/// it fails on the server; the tests read every pair the statements use).
+pub fn rollup_table(kind: Kind, grain: Grain) -> &'static str {
+    rollup(kind, grain).map_or("", |r| r.table)
 }
 
 /// Packets of every event; unique sources of the published ones only (`withheld = 0`).
@@ -620,144 +577,220 @@ const COUNT: &str = "count() AS packets";
 const SOURCES: &str = "uniqStateIf(src, withheld = 0) AS sources";
 /// Unique published sources as a HyperLogLog state (the daily per-port rollups).
 const SKETCH: &str = "uniqHLL12StateIf(src, withheld = 0) AS sources";
-/// The bucket of the daily rollups (`toDate` as a `DateTime`, like the other buckets).
-const DAY_BUCKET: &str = "toStartOfDay";
 
 /// Rollup views, in migration order.
 pub const ROLLUPS: &[Rollup] = &[
     Rollup {
+        kind: Kind::Rollup,
+        grain: Grain::FiveMinutes,
         view: "scan_rollup_5m_published_mv",
         table: "scan_rollup_5m",
-        bucket: "toStartOfFiveMinute",
         keys: "proto, dport, country, sensor_id",
         aggregates: STATES,
+        columns: ROLLUP_COLUMNS,
+        engine: "AggregatingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, proto, dport, country, sensor_id)",
+        settings: "",
         replaces: "scan_rollup_5m_mv",
     },
     Rollup {
+        kind: Kind::Rollup,
+        grain: Grain::Hour,
         view: "scan_rollup_1h_published_mv",
         table: "scan_rollup_1h",
-        bucket: "toStartOfHour",
         keys: "proto, dport, country, sensor_id",
         aggregates: STATES,
+        columns: ROLLUP_COLUMNS,
+        engine: "AggregatingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, proto, dport, country, sensor_id)",
+        settings: "",
         replaces: "scan_rollup_1h_mv",
     },
     Rollup {
+        kind: Kind::Ports,
+        grain: Grain::FiveMinutes,
         view: "scan_ports_5m_mv",
         table: "scan_ports_5m",
-        bucket: "toStartOfFiveMinute",
         keys: "proto, dport, sensor_id",
         aggregates: COUNT,
+        columns: PORTS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, dport)",
+        settings: "",
         replaces: "",
     },
+    // Port first: the port graph's series read only their ports' rows.
     Rollup {
+        kind: Kind::Ports,
+        grain: Grain::Hour,
         view: "scan_ports_1h_mv",
         table: "scan_ports_1h",
-        bucket: "toStartOfHour",
         keys: "proto, dport, sensor_id",
         aggregates: COUNT,
+        columns: PORTS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: MONTH,
+        order: "(dport, bucket, proto, sensor_id)",
+        settings: SMALL_GRANULES,
         replaces: "",
     },
     Rollup {
+        kind: Kind::Ports,
+        grain: Grain::Day,
         view: "scan_ports_1d_mv",
         table: "scan_ports_1d",
-        bucket: DAY_BUCKET,
         keys: "proto, dport, sensor_id",
         aggregates: COUNT,
+        columns: PORTS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, dport)",
+        settings: "",
         replaces: "",
     },
     Rollup {
+        kind: Kind::Regions,
+        grain: Grain::FiveMinutes,
         view: "scan_regions_5m_mv",
         table: "scan_regions_5m",
-        bucket: "toStartOfFiveMinute",
         keys: "proto, country, sensor_id",
         aggregates: COUNT,
+        columns: REGIONS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, country)",
+        settings: "",
         replaces: "",
     },
     Rollup {
+        kind: Kind::Regions,
+        grain: Grain::Hour,
         view: "scan_regions_1h_mv",
         table: "scan_regions_1h",
-        bucket: "toStartOfHour",
         keys: "proto, country, sensor_id",
         aggregates: COUNT,
+        columns: REGIONS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, country)",
+        settings: "",
         replaces: "",
     },
     Rollup {
+        kind: Kind::PortRegions,
+        grain: Grain::FiveMinutes,
         view: "scan_port_regions_5m_published_mv",
         table: "scan_port_regions_5m",
-        bucket: "toStartOfFiveMinute",
         keys: "proto, dport, country, sensor_id",
         aggregates: STATES,
+        columns: ROLLUP_COLUMNS,
+        engine: "AggregatingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, sensor_id, bucket, proto, country)",
+        settings: "",
         replaces: "scan_port_regions_5m_mv",
     },
     Rollup {
+        kind: Kind::PortPackets,
+        grain: Grain::Hour,
         view: "scan_port_packets_1h_mv",
         table: "scan_port_packets_1h",
-        bucket: "toStartOfHour",
         keys: "proto, dport, country, sensor_id",
         aggregates: COUNT,
+        columns: PORT_PACKETS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, sensor_id, bucket, proto, country)",
+        settings: SMALL_GRANULES,
         replaces: "",
     },
     Rollup {
+        kind: Kind::PortTotals,
+        grain: Grain::Day,
         view: "scan_port_totals_1d_mv",
         table: "scan_port_totals_1d",
-        bucket: DAY_BUCKET,
         keys: "proto, dport",
         aggregates: COUNT,
+        columns: PORT_TOTALS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, proto, dport)",
+        settings: "",
         replaces: "",
     },
     Rollup {
+        kind: Kind::PortSources,
+        grain: Grain::Day,
         view: "scan_port_sources_1d_published_mv",
         table: "scan_port_sources_1d",
-        bucket: DAY_BUCKET,
         keys: "proto, dport, country",
         aggregates: SKETCH,
+        columns: PORT_SOURCES_COLUMNS,
+        engine: "AggregatingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, bucket, proto, country)",
+        settings: SMALL_GRANULES,
         replaces: "scan_port_sources_1d_mv",
     },
     Rollup {
+        kind: Kind::PortSensorSources,
+        grain: Grain::Day,
         view: "scan_port_sensor_sources_1d_published_mv",
         table: "scan_port_sensor_sources_1d",
-        bucket: DAY_BUCKET,
         keys: "proto, dport, country, sensor_id",
         aggregates: SKETCH,
+        columns: PORT_SENSOR_SOURCES_COLUMNS,
+        engine: "AggregatingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, sensor_id, bucket, proto, country)",
+        settings: SMALL_GRANULES,
         replaces: "scan_port_sensor_sources_1d_mv",
     },
     Rollup {
+        kind: Kind::PortSources,
+        grain: Grain::FiveMinutes,
         view: "scan_port_sources_5m_published_mv",
         table: "scan_port_sources_5m",
-        bucket: "toStartOfFiveMinute",
         keys: "proto, dport, country",
         aggregates: SOURCES,
+        columns: PORT_SOURCES_5M_COLUMNS,
+        engine: "AggregatingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(dport, bucket, proto, country)",
+        settings: SMALL_GRANULES,
         replaces: "scan_port_sources_5m_mv",
     },
     Rollup {
+        kind: Kind::SensorTotals,
+        grain: Grain::Day,
         view: "scan_sensor_totals_1d_mv",
         table: "scan_sensor_totals_1d",
-        bucket: DAY_BUCKET,
         keys: "proto, sensor_id",
         aggregates: COUNT,
+        columns: SENSOR_TOTALS_COLUMNS,
+        engine: "SummingMergeTree",
+        partition: MONTH,
+        order: "(bucket, sensor_id, proto)",
+        settings: "",
         replaces: "",
     },
 ];
 
 /// Tables whose day partitions retention drops, with the kind of data they hold.
 pub const RAW_TABLES: &[&str] = &["scan_events", "sensor_reports"];
-/// Rollup tables (kept longer).
-pub const ROLLUP_TABLES: &[&str] = &[
-    "scan_rollup_5m",
-    "scan_rollup_1h",
-    "scan_ports_5m",
-    "scan_ports_1h",
-    "scan_ports_1d",
-    "scan_regions_5m",
-    "scan_regions_1h",
-    "scan_port_regions_5m",
-    "scan_port_packets_1h",
-    "scan_port_totals_1d",
-    "scan_port_sources_1d",
-    "scan_port_sensor_sources_1d",
-    "scan_port_sources_5m",
-    "scan_sensor_totals_1d",
-];
+/// Rollup tables (kept longer), in the order of [`ROLLUPS`].
+pub const ROLLUP_TABLES: [&str; ROLLUPS.len()] = {
+    let mut out = [""; ROLLUPS.len()];
+    let mut i = 0;
+    while i < ROLLUPS.len() {
+        out[i] = ROLLUPS[i].table;
+        i += 1;
+    }
+    out
+};
 /// Tables computed from the rollups (kept as long as them, dropped with them).
 pub const DERIVED_TABLES: &[&str] = &["scan_port_digests_1d"];
 
@@ -842,16 +875,16 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
         shape: None,
     }];
     let columns = |s: &Storage| {
-        if legacy && s.name == "scan_events" {
-            scan_events_columns_v0!()
+        if s.name == "scan_events" {
+            crate::events::columns_ddl(legacy)
         } else {
-            s.columns
+            s.columns.to_owned()
         }
     };
-    for s in STORAGE {
+    for s in &storage().collect::<Vec<_>>() {
         let table = storage_name(layout, s.name);
         let shape = Shape::Table {
-            columns: columns(s).to_owned(),
+            columns: columns(s),
             engine: engine(layout, db, s),
             partition: s.partition.to_owned(),
             order: s.order.to_owned(),
@@ -900,7 +933,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                 ),
                 backfill: None,
                 shape: Some(Shape::Table {
-                    columns: columns(s).to_owned(),
+                    columns: columns(s),
                     engine,
                     partition: String::new(),
                     order: String::new(),
@@ -945,7 +978,9 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
         };
         let select = format!(
             "SELECT {}(ts) AS bucket, {}, {aggregates} FROM {db}.{source} GROUP BY bucket, {}",
-            r.bucket, r.keys, r.keys
+            r.bucket(),
+            r.keys,
+            r.keys
         );
         out.push(Step {
             object: view.to_owned(),
@@ -984,14 +1019,14 @@ mod tests {
             [
                 "",
                 "scan_events",
-                "scan_rollup_5m",
-                "scan_rollup_1h",
                 "sensors",
                 "sensor_reports",
                 "exchange_log",
                 "iodef_imports",
                 "iodef_indicators",
                 "internal_reports",
+                "scan_rollup_5m",
+                "scan_rollup_1h",
                 "scan_ports_5m",
                 "scan_ports_1h",
                 "scan_ports_1d",
@@ -1079,6 +1114,24 @@ mod tests {
             assert!(ROLLUP_TABLES.contains(&r.table), "{}", r.table);
         }
         assert_eq!(ROLLUPS.len(), ROLLUP_TABLES.len());
+    }
+
+    #[test]
+    fn rollups_are_named_by_kind_and_grain() {
+        for r in ROLLUPS {
+            assert_eq!(
+                r.table,
+                format!("scan_{}_{}", r.kind.name(), r.grain.suffix()),
+                "{r:?}"
+            );
+            assert_eq!(rollup(r.kind, r.grain), Some(r));
+            assert_eq!(rollup_table(r.kind, r.grain), r.table);
+            assert!(r.columns.starts_with("bucket DateTime, "), "{}", r.table);
+        }
+        assert_eq!(rollup_table(Kind::Regions, Grain::Day), "");
+        assert_eq!(ROLLUP_TABLES[0], "scan_rollup_5m");
+        assert!(month_partitioned("scan_ports_1h") && month_partitioned("scan_port_digests_1d"));
+        assert!(!month_partitioned("scan_ports_5m"));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //!
 //! The server's side is read from `system.tables` (`engine`, `engine_full`, `partition_key`,
 //! `sorting_key`, `create_table_query`) and `system.columns` (`type`, `default_kind`,
-//! `default_expression`), which 18.16 and 26.x both have ([`crate::queries::SCHEMA_TABLES`],
-//! [`crate::queries::SCHEMA_COLUMNS`]). Both sides are normalised before comparing: whitespace,
+//! `default_expression`), which 18.16 and 26.x both have ([`crate::queries::schema_tables`],
+//! [`crate::queries::schema_columns`]). Both sides are normalised before comparing: whitespace,
 //! identifier quoting (backticks, double quotes), the brackets around a sort key, quoted
 //! Distributed arguments, the ZooKeeper path and replica of a Replicated engine (the server may
 //! expand macros), the view's column list (18.16 writes `DateTime('Etc/UTC')` there). The
@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::schema::{steps, Layout, Shape, When};
 
-/// A table or view as `system.tables` describes it ([`crate::queries::SCHEMA_TABLES`]).
+/// A table or view as `system.tables` describes it ([`crate::queries::schema_tables`]).
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
 pub struct ServerTable {
     /// The table's name.
@@ -36,7 +36,7 @@ pub struct ServerTable {
     pub create_table_query: String,
 }
 
-/// A column as `system.columns` describes it ([`crate::queries::SCHEMA_COLUMNS`]), in its
+/// A column as `system.columns` describes it ([`crate::queries::schema_columns`]), in its
 /// table's order.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Deserialize)]
 pub struct ServerColumn {

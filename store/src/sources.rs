@@ -250,7 +250,7 @@ impl SourcePolicy {
     }
 }
 
-/// A withheld source of a period, for analysts: a row of [`crate::queries::WITHHELD_SOURCES`].
+/// A withheld source of a period, for analysts: a row of [`crate::queries::withheld_sources`].
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, serde::Serialize, serde::Deserialize)]
 pub struct WithheldSource {
     /// The address (IPv4 dotted, IPv6 compressed).
@@ -285,7 +285,7 @@ impl WithheldSource {
 }
 
 /// Events and distinct sources of a period with one [`Withheld`] code: a row of
-/// [`crate::queries::WITHHELD_COUNTS`].
+/// [`crate::queries::withheld_counts`].
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, serde::Serialize, serde::Deserialize)]
 pub struct WithheldCount {
     /// The code (0: published).

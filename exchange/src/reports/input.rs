@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Tlp, CATEGORIES, SOURCES};
 use crate::ExchangeError;
+use teiten_store::proto::Proto;
 
 /// A report as filed (JSON).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -135,11 +136,10 @@ impl ReportInput {
                 return Err(invalid("indicators.urls", format!("`{u}` is not a URL")));
             }
         }
-        let protocol = match i.protocol.as_deref() {
-            None | Some("tcp") => 6,
-            Some("udp") => 17,
-            Some("icmp") => 1,
-            Some(p) => {
+        let protocol = match i.protocol.as_deref().map(|p| (p, Proto::parse(p))) {
+            None => Proto::Tcp.number(),
+            Some((_, Some(p @ (Proto::Tcp | Proto::Udp | Proto::Icmp)))) => p.number(),
+            Some((p, _)) => {
                 return Err(invalid(
                     "indicators.protocol",
                     format!("`{p}` is not tcp, udp or icmp"),

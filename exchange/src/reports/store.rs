@@ -99,11 +99,8 @@ pub async fn file(
 ) -> Result<Filed, ExchangeError> {
     let r = input.check()?;
     let id = r.id(reporter);
-    let exists: u64 = client
-        .query(&queries::sql(queries::REPORT_EXISTS, db))
-        .bind(reporter)
-        .bind(&id)
-        .fetch_one()
+    let exists: u64 = queries::report_exists(db, reporter, &id)
+        .fetch_one(client)
         .await
         .map_err(|e| ExchangeError::ch(format!("looking up report {id}"), e))?;
     if exists > 0 {
@@ -132,11 +129,8 @@ pub async fn file(
         if let Some((_, window)) = rule.repeated {
             if !counts.iter().any(|(w, _)| *w == window) && matches_static(rule, &r) {
                 let since = (r.detected - i64::from(window)).max(0);
-                let n: u64 = client
-                    .query(&queries::sql(queries::HOST_REPORTS_SINCE, db))
-                    .bind(&r.input.host)
-                    .bind(since)
-                    .fetch_one()
+                let n: u64 = queries::host_reports_since(db, &r.input.host, since)
+                    .fetch_one(client)
                     .await
                     .map_err(|e| {
                         ExchangeError::ch(format!("counting reports on {}", r.input.host), e)
@@ -215,10 +209,8 @@ pub async fn recent(
     db: &str,
     limit: u32,
 ) -> Result<Vec<StoredReport>, ExchangeError> {
-    client
-        .query(&queries::sql(queries::REPORTS_RECENT, db))
-        .bind(limit)
-        .fetch_all()
+    queries::reports_recent(db, limit)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch("listing internal reports", e))
 }
@@ -230,11 +222,8 @@ pub async fn by_id(
     reporter: &str,
     id: &str,
 ) -> Result<Option<StoredReport>, ExchangeError> {
-    client
-        .query(&queries::sql(queries::REPORT_BY_ID, db))
-        .bind(reporter)
-        .bind(id)
-        .fetch_optional()
+    queries::report_by_id(db, reporter, id)
+        .fetch_optional(client)
         .await
         .map_err(|e| ExchangeError::ch(format!("reading report {id} of {reporter}"), e))
 }
@@ -259,12 +248,8 @@ pub async fn for_partner(
     .filter(|t| *t <= partner.tlp)
     .map(Tlp::label)
     .collect();
-    let rows: Vec<StoredReport> = client
-        .query(&queries::sql(queries::EXPORT_REPORTS, db))
-        .bind(from)
-        .bind(to)
-        .bind(&allowed)
-        .fetch_all()
+    let rows: Vec<StoredReport> = queries::export_reports(db, from, to, &allowed)
+        .fetch_all(client)
         .await
         .map_err(|e| ExchangeError::ch(format!("reading reports for {}", partner.id), e))?;
     Ok(rows
@@ -274,4 +259,18 @@ pub async fn for_partner(
             Countries::Only(_) => r.countries.iter().any(|c| partner.countries.includes(c)),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_rows_have_the_store_columns() {
+        // The row type and the store's column list (the sample rows) agree.
+        assert_eq!(
+            <ReportRow<'static> as clickhouse::Row>::COLUMN_NAMES.join(", "),
+            teiten_store::queries::INTERNAL_REPORTS_INSERT_COLUMNS
+        );
+    }
 }
