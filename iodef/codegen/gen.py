@@ -864,12 +864,13 @@ def emit_struct(w, gen, c, hooks):
     w("        Ok(())")
     w("    }")
     if c.xml_name is not None and c.name != "Document":
-        w("    pub(crate) fn write<W: Write>(&self, w: &mut XmlOut<W>, name: &str) -> io::Result<()> {")
-        w("        w.start(name)?;")
-        w("        self.write_attrs(w)?;")
-        w("        self.write_children(w, 0, usize::MAX)?;")
-        w("        w.end(name)")
-        w("    }")
+        lines(w, """\
+    pub(crate) fn write<W: Write>(&self, w: &mut XmlOut<W>, name: &str) -> io::Result<()> {
+        w.start(name)?;
+        self.write_attrs(w)?;
+        self.write_children(w, 0, usize::MAX)?;
+        w.end(name)
+    }""")
     # ---- check
     w("    pub(crate) fn check(&self, c: &mut Checker) {")
     for a in c.attrs:

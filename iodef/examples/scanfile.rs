@@ -47,6 +47,16 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// `MB/s, events/s, peak RSS` of `bytes` and `events` in `secs` seconds.
+fn rates(bytes: u64, events: u64, secs: f64) -> String {
+    format!(
+        "{:.0} MB/s, {:.0} events/s, peak RSS {} MiB",
+        bytes as f64 / secs / 1e6,
+        events as f64 / secs,
+        peak_rss_kib() / 1024
+    )
+}
+
 /// The file to read (the second argument, `/tmp/scan.xml` by default): its name, its size and
 /// a buffered reader of it.
 fn input(args: &[String]) -> io::Result<(String, u64, BufReader<File>)> {
@@ -83,10 +93,8 @@ fn main() -> io::Result<()> {
             let (_, bytes) = write_doc(io::sink(), n)?;
             let s = start.elapsed().as_secs_f64();
             println!(
-                "write {n} events: {bytes} bytes in {s:.3} s: {:.0} MB/s, {:.0} events/s, peak RSS {} MiB",
-                bytes as f64 / s / 1e6,
-                n as f64 / s,
-                peak_rss_kib() / 1024
+                "write {n} events: {bytes} bytes in {s:.3} s: {}",
+                rates(bytes, n, s)
             );
         }
         Some("read") => {
@@ -104,10 +112,8 @@ fn main() -> io::Result<()> {
             }
             let s = start.elapsed().as_secs_f64();
             println!(
-                "read {path}: {events} events ({ports} port sum) {bytes} bytes in {s:.3} s: {:.0} MB/s, {:.0} events/s, peak RSS {} MiB",
-                bytes as f64 / s / 1e6,
-                events as f64 / s,
-                peak_rss_kib() / 1024
+                "read {path}: {events} events ({ports} port sum) {bytes} bytes in {s:.3} s: {}",
+                rates(bytes, events, s)
             );
         }
         Some("bare") => {

@@ -169,6 +169,14 @@ mod fixup {
     use super::{conv_enum, conv_opt, Notes};
     use crate::{v1, v2};
 
+    /// A v2 string of `text`, with no language.
+    fn ml(text: &str) -> v2::MLString {
+        v2::MLString {
+            value: text.to_owned(),
+            ..Default::default()
+        }
+    }
+
     /// The texts of several v2 strings as one v1 text, joined with `; `.
     fn joined(texts: &[v2::MLString]) -> String {
         texts
@@ -229,16 +237,10 @@ mod fixup {
                     ..Default::default()
                 };
                 if !i.value.trim().is_empty() {
-                    s.description.push(v2::MLString {
-                        value: i.value.clone(),
-                        ..Default::default()
-                    });
+                    s.description.push(ml(&i.value));
                 }
                 if matches!(i.kind, Some(v1::ImpactType::Recon)) {
-                    out.incident_category.push(v2::MLString {
-                        value: "recon".into(),
-                        ..Default::default()
-                    });
+                    out.incident_category.push(ml("recon"));
                 }
                 impacts.push(v2::AssessmentChoice::SystemImpact(s));
             }
@@ -380,28 +382,14 @@ mod fixup {
             .iter()
             .map(|e| v2::Email {
                 email_to: Some(e.value.clone()),
-                description: e
-                    .meaning
-                    .iter()
-                    .map(|m| v2::MLString {
-                        value: m.clone(),
-                        ..Default::default()
-                    })
-                    .collect(),
+                description: e.meaning.iter().map(|m| ml(m)).collect(),
                 ..Default::default()
             })
             .collect();
         let phone = |t: &v1::ContactMeans, kind| v2::Telephone {
             kind,
             telephone_number: Some(t.value.clone()),
-            description: t
-                .meaning
-                .iter()
-                .map(|m| v2::MLString {
-                    value: m.clone(),
-                    ..Default::default()
-                })
-                .collect(),
+            description: t.meaning.iter().map(|m| ml(m)).collect(),
         };
         out.telephone = x.telephone.iter().map(|t| phone(t, None)).collect();
         if let Some(f) = &x.fax {
