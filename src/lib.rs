@@ -10,7 +10,7 @@ pub mod pcapgen;
 pub mod receiver;
 pub mod tls;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -104,4 +104,23 @@ pub fn tshark_number(s: &str) -> u64 {
         s.parse()
             .unwrap_or_else(|_| panic!("bad number {s:?} from tshark"))
     }
+}
+
+/// tshark's `-T fields` dump of a capture: one line a packet, the first occurrence of each of
+/// `fields` separated by commas. `options` stand before the output options (a display filter
+/// `-Y ...`, preferences `-o ...`); names are not resolved.
+pub fn tshark_fields(file: &Path, options: &[&str], fields: &[&str]) -> String {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r").arg(file).arg("-n").args(options).args([
+        "-T",
+        "fields",
+        "-E",
+        "separator=,",
+        "-E",
+        "occurrence=f",
+    ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    run_ok(&mut cmd)
 }

@@ -211,9 +211,8 @@ pub fn post_raw(url: &str, token: Option<&str>, content_type: &str, body: &[u8])
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
-    let resp = match req.send_bytes(body) {
+    let resp = match send(req, body) {
         Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
         Err(e) => {
             return Answer {
                 status: 0,
@@ -231,6 +230,26 @@ pub fn post_raw(url: &str, token: Option<&str>, content_type: &str, body: &[u8])
         retry_after,
         body,
     }
+}
+
+/// Sends `body`: any HTTP status is an answer; only a transport error is an error.
+pub fn send(req: ureq::Request, body: &[u8]) -> Result<ureq::Response, ureq::Error> {
+    match req.send_bytes(body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends `body` and reads the answer: its status and its body as JSON (a JSON string of the
+/// text when it is not JSON). Fails the test on a transport error, naming `what`.
+pub fn send_json(req: ureq::Request, body: &[u8], what: &str) -> (u16, serde_json::Value) {
+    let resp = send(req, body).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = resp.status();
+    let text = resp
+        .into_string()
+        .unwrap_or_else(|e| panic!("{what}: reading the answer: {e}"));
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
 }
 
 /// POSTs an encoded batch.
@@ -305,6 +324,29 @@ pub fn batch(sensor: &str, epoch: u64, seq: u64, n: usize, ts_us: i64) -> Batch 
     }
 }
 
+/// What `cmd` writes to its stdout given `input` on its stdin (written from a thread, so a
+/// large input cannot dead-lock against the output). Fails the test when `cmd` cannot run.
+pub fn pipe(cmd: &mut Command, input: &[u8]) -> Vec<u8> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    writer
+        .join()
+        .expect("writer thread")
+        .unwrap_or_else(|e| panic!("{what}: writing its input: {e}"));
+    assert!(out.status.success(), "{what}: {}", out.status);
+    out.stdout
+}
+
 /// Now, in microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -319,6 +361,20 @@ pub fn scalar(ch: &Server, sql: &str) -> u64 {
     out.trim()
         .parse()
         .unwrap_or_else(|_| panic!("`{sql}` returned `{out}`"))
+}
+
+/// Asserts that `table` has `n` rows with `n` distinct values of `column`.
+pub fn assert_rows_distinct(ch: &Server, table: &str, column: &str, n: u64) {
+    assert_eq!(
+        scalar(ch, &format!("SELECT count() FROM {table}")),
+        n,
+        "{table}"
+    );
+    assert_eq!(
+        scalar(ch, &format!("SELECT uniqExact({column}) FROM {table}")),
+        n,
+        "{table}: distinct {column}"
+    );
 }
 
 /// Waits up to 10 s for a query to return `expected`.
