@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod clickhouse;
 pub mod lab;
+pub mod login;
 pub mod measure;
 pub mod pcapgen;
 pub mod receiver;
@@ -71,16 +72,30 @@ fn build_bins() -> Result<PathBuf, String> {
 /// Runs a command to completion and returns its standard output; panics with the command,
 /// status and standard error when it fails or cannot start.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    try_run(cmd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a command to completion: its standard output, or what went wrong (the command, and its
+/// status and standard error, or why it could not start).
+pub fn try_run(cmd: &mut std::process::Command) -> Result<String, String> {
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("command printed UTF-8")
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed with {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("{cmd:?} printed no UTF-8: {e}"))
+}
+
+/// The command `teiten-... --config CONFIG` of the built binary `name`, to add arguments to.
+pub fn configured(name: &str, config: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin(name));
+    cmd.arg("--config").arg(config);
+    cmd
 }
 
 /// Panics unless `tool` is on PATH, naming the Debian package that provides it.

@@ -227,19 +227,14 @@ fn aggregator_survives_slowloris_and_unknown_tokens_while_a_sensor_ships() {
 
     // The real sensor ships its rounds meanwhile, one after another.
     for round in 0..ROUNDS {
-        let out = Command::new(teiten::bin("teiten-sensor"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--read")
-            .arg(dir.path().join(format!("round-{round}.pcap")))
-            .output()
-            .expect("teiten-sensor runs");
-        assert!(
-            out.status.success(),
-            "sensor round {round} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            agg.log_text()
-        );
+        let capture = dir.path().join(format!("round-{round}.pcap"));
+        if let Err(e) = teiten::try_run(
+            teiten::configured("teiten-sensor", &config)
+                .arg("--read")
+                .arg(capture),
+        ) {
+            panic!("sensor round {round}: {e}\n{}", agg.log_text());
+        }
     }
     // Keep the attack on for at least 12 s (two header-read timeouts and more).
     while started.elapsed() < Duration::from_secs(12) {
@@ -327,17 +322,7 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> Dashboard {
         ),
     )
     .unwrap();
-    let out = Command::new(teiten::bin("teiten-aggregator"))
-        .arg("--config")
-        .arg(&agg_config)
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    teiten::run_ok(teiten::configured("teiten-aggregator", &agg_config).arg("migrate"));
     let alice = teiten_dashboard::auth::hash_password(ALICE_PASSWORD).unwrap();
     let bob = teiten_dashboard::auth::hash_password("bob's password").unwrap();
     let port = free_port().unwrap();
@@ -391,36 +376,7 @@ fn analyst_logs_in(addr: SocketAddr) -> Duration {
         .redirects(0)
         .timeout(Duration::from_secs(20))
         .build();
-    let form = agent.get(&format!("http://{addr}/login")).call().unwrap();
-    let cookie = form
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("teiten_login_csrf="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let csrf = cookie.trim_start_matches("teiten_login_csrf=").to_owned();
-    let res = agent
-        .post(&format!("http://{addr}/login"))
-        .set("Cookie", &cookie)
-        .send_form(&[
-            ("user", "alice"),
-            ("password", ALICE_PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .unwrap_or_else(|e| panic!("the analyst's login failed: {e}"));
-    assert_eq!(res.status(), 303, "login redirects to /analyst");
-    let session = res
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("teiten_session="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = teiten::login::login(&agent, &format!("http://{addr}"), "alice", ALICE_PASSWORD);
     let page = agent
         .get(&format!("http://{addr}/analyst"))
         .set("Cookie", &session)

@@ -5,8 +5,6 @@
 
 mod aggregator_common;
 
-use std::process::Command;
-
 use aggregator_common::*;
 use teiten::clickhouse::Server;
 
@@ -47,19 +45,13 @@ fn sensor_replay_reaches_clickhouse_exactly() {
         ),
     )
     .unwrap();
-    let out = Command::new(teiten::bin("teiten-sensor"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--read")
-        .arg(&pcap)
-        .output()
-        .expect("teiten-sensor runs");
-    assert!(
-        out.status.success(),
-        "sensor failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        agg.log_text()
-    );
+    if let Err(e) = teiten::try_run(
+        teiten::configured("teiten-sensor", &config)
+            .arg("--read")
+            .arg(&pcap),
+    ) {
+        panic!("sensor: {e}\n{}", agg.log_text());
+    }
     assert_eq!(
         scalar(&ch, "SELECT count() FROM t_sensor.scan_events"),
         total

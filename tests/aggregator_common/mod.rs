@@ -257,6 +257,20 @@ pub fn post(url: &str, token: &str, batch: &Batch) -> Answer {
     post_raw(url, Some(token), CONTENT_TYPE, &teiten_wire::encode(batch))
 }
 
+/// POSTs `batch` the way the sensor retries it: again every 200 ms, at most 50 more times,
+/// until it is answered 200. Returns the last answer.
+pub fn post_until_ok(url: &str, token: &str, batch: &Batch) -> Answer {
+    let mut answer = post(url, token, batch);
+    for _ in 0..50 {
+        if answer.status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        answer = post(url, token, batch);
+    }
+    answer
+}
+
 /// A batch of `n` events. Sources cycle over a few real prefixes (so the geo lookup has work)
 /// and IPv6 every 7th event; timestamps start at `ts_us`.
 pub fn batch(sensor: &str, epoch: u64, seq: u64, n: usize, ts_us: i64) -> Batch {
