@@ -27,6 +27,9 @@ use aggregator_common::*;
 use teiten::clickhouse::{free_port, Server, READER_PASSWORD, READER_USER};
 use teiten::pcapgen::{frame, scan_mix, write_pcap};
 
+/// The `[aggregator]` timeouts of the lab sensor.
+const SENSOR_TIMEOUTS: &str = "timeout_secs = 10\nretry_max_secs = 1\n";
+
 /// Connects to `dst` from the loopback address `src` (127.0.0.0/8), so that the server sees
 /// a client address of its own.
 fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
@@ -171,19 +174,7 @@ fn aggregator_survives_slowloris_and_unknown_tokens_while_a_sensor_ships() {
     let token = agg.add_sensor("lab-1");
     let addr: SocketAddr = agg.url.trim_start_matches("http://").parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sensor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "sensor_id = \"lab-1\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
-             [aggregator]\nurls = [\"{}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
-             timeout_secs = 10\nretry_max_secs = 1\n\n\
-             [spool]\ndir = \"{}\"\n\n[batch]\nmax_events = 500\nmax_interval_ms = 200\n",
-            agg.url,
-            dir.path().join("spool").display()
-        ),
-    )
-    .unwrap();
+    let config = lab_sensor_config(dir.path(), &agg.url, &token, SENSOR_TIMEOUTS, 500);
     let start_us = now_us() - 600_000_000;
     for round in 0..ROUNDS {
         let frames = (0..PER_ROUND).map(|k| {

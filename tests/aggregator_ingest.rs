@@ -488,10 +488,23 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
 
     // Changed by hand: a column's type, an extra column, another sort key.
     create("h_hand");
-    ch.query("ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt32")
-        .unwrap();
-    ch.query("ALTER TABLE h_hand.sensors ADD COLUMN note String")
-        .unwrap();
+    let sql = |q: &str| {
+        ch.query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    };
+    // (the change, what changes it back)
+    let by_hand = [
+        (
+            "ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt32",
+            "ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt64",
+        ),
+        (
+            "ALTER TABLE h_hand.sensors ADD COLUMN note String",
+            "ALTER TABLE h_hand.sensors DROP COLUMN note",
+        ),
+    ];
+    for (change, _) in by_hand {
+        sql(change);
+    }
     let ports_1d = legacy
         .iter()
         .find(|q| q.contains(" teiten_v0.scan_ports_1d ("))
@@ -502,14 +515,12 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
             "ORDER BY (bucket, dport)",
         );
     assert!(ports_1d.contains("ORDER BY (bucket, dport)"), "{ports_1d}");
-    ch.query(&ports_1d).unwrap();
-    ch.query("INSERT INTO h_hand.scan_ports_1d_new SELECT * FROM h_hand.scan_ports_1d")
-        .unwrap();
-    ch.query(
+    sql(&ports_1d);
+    sql("INSERT INTO h_hand.scan_ports_1d_new SELECT * FROM h_hand.scan_ports_1d");
+    sql(
         "RENAME TABLE h_hand.scan_ports_1d TO h_hand.scan_ports_1d_old, \
          h_hand.scan_ports_1d_new TO h_hand.scan_ports_1d",
-    )
-    .unwrap();
+    );
     let tables_before = ch
         .query("SELECT name, engine FROM system.tables WHERE database = 'h_hand' ORDER BY name")
         .unwrap();
@@ -569,15 +580,13 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
         2
     );
     // Changed back (the sort key taken again from the definition): it migrates.
-    ch.query("ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt64")
-        .unwrap();
-    ch.query("ALTER TABLE h_hand.sensors DROP COLUMN note")
-        .unwrap();
-    ch.query(
+    for (_, undo) in by_hand {
+        sql(undo);
+    }
+    sql(
         "RENAME TABLE h_hand.scan_ports_1d TO h_hand.scan_ports_1d_hand, \
          h_hand.scan_ports_1d_old TO h_hand.scan_ports_1d",
-    )
-    .unwrap();
+    );
     let (ok, out, err) = aggregator("h_hand", "migrate");
     assert!(ok && out.starts_with("13 step(s) applied"), "{out}\n{err}");
     assert_eq!(schema_differences(&ch, "h_hand"), Vec::<String>::new());

@@ -8,6 +8,9 @@ mod aggregator_common;
 use aggregator_common::*;
 use teiten::clickhouse::Server;
 
+/// The `[aggregator]` timeouts of the lab sensor.
+const SENSOR_TIMEOUTS: &str = "timeout_secs = 30\n";
+
 #[test]
 fn sensor_replay_reaches_clickhouse_exactly() {
     let pcap = teiten::conformance().join("pcaps/lab/dark_mix.pcap");
@@ -33,18 +36,7 @@ fn sensor_replay_reaches_clickhouse_exactly() {
     );
     let token = agg.add_sensor("lab-1");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sensor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "sensor_id = \"lab-1\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
-             [aggregator]\nurls = [\"{}\"]\nallow_insecure = true\ntoken = \"{token}\"\ntimeout_secs = 30\n\n\
-             [spool]\ndir = \"{}\"\n\n[batch]\nmax_events = 5000\nmax_interval_ms = 200\n",
-            agg.url,
-            dir.path().join("spool").display()
-        ),
-    )
-    .unwrap();
+    let config = lab_sensor_config(dir.path(), &agg.url, &token, SENSOR_TIMEOUTS, 5000);
     if let Err(e) = teiten::try_run(
         teiten::configured("teiten-sensor", &config)
             .arg("--read")

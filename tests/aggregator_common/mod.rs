@@ -407,6 +407,48 @@ pub fn eventually(ch: &Server, sql: &str, expected: u64) {
     }
 }
 
+/// The config of a real `teiten-sensor` shipping to `agg_url` as `sensor_id` with `token`
+/// (monitoring 198.18.1.0/24), its spool in `spool`, sealing a batch at `max_events` events or
+/// after 200 ms. `aggregator` holds the further lines of the `[aggregator]` table (timeouts).
+pub fn sensor_toml(
+    sensor_id: &str,
+    agg_url: &str,
+    token: &str,
+    aggregator: &str,
+    spool: &std::path::Path,
+    max_events: usize,
+) -> String {
+    format!(
+        "sensor_id = \"{sensor_id}\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
+         [aggregator]\nurls = [\"{agg_url}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
+         {aggregator}\n[spool]\ndir = \"{}\"\n\n\
+         [batch]\nmax_events = {max_events}\nmax_interval_ms = 200\n",
+        spool.display()
+    )
+}
+
+/// Writes `dir/sensor.toml` for the sensor `lab-1` with its spool in `dir/spool` (see
+/// [`sensor_toml`] for the rest) and returns its path.
+pub fn lab_sensor_config(
+    dir: &std::path::Path,
+    agg_url: &str,
+    token: &str,
+    aggregator: &str,
+    max_events: usize,
+) -> PathBuf {
+    let path = dir.join("sensor.toml");
+    let toml = sensor_toml(
+        "lab-1",
+        agg_url,
+        token,
+        aggregator,
+        &dir.join("spool"),
+        max_events,
+    );
+    std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
+}
+
 /// Writes a config for the real `teiten-sensor` shipping to `agg_url` as `sensor_id`
 /// (monitoring 198.18.1.0/24) with its spool in `dir/spool`, and returns its path and the
 /// sensor's metrics address.
@@ -418,17 +460,19 @@ pub fn sensor_config(
 ) -> (PathBuf, String) {
     let metrics = format!("127.0.0.1:{}", free_port().expect("free port"));
     let path = dir.join("sensor.toml");
+    let toml = sensor_toml(
+        sensor_id,
+        agg_url,
+        token,
+        "timeout_secs = 30\nretry_max_secs = 1\n",
+        &dir.join("spool"),
+        1000,
+    );
     std::fs::write(
         &path,
-        format!(
-            "sensor_id = \"{sensor_id}\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
-             [aggregator]\nurls = [\"{agg_url}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
-             timeout_secs = 30\nretry_max_secs = 1\n\n[spool]\ndir = \"{}\"\n\n\
-             [batch]\nmax_events = 1000\nmax_interval_ms = 200\n\n[metrics]\nlisten = \"{metrics}\"\n",
-            dir.join("spool").display()
-        ),
+        format!("{toml}\n[metrics]\nlisten = \"{metrics}\"\n"),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (path, metrics)
 }
 
