@@ -217,7 +217,7 @@ pub fn post_raw(url: &str, token: Option<&str>, content_type: &str, body: &[u8])
             return Answer {
                 status: 0,
                 retry_after: None,
-                body: e.to_string(),
+                body: e,
             }
         }
     };
@@ -232,11 +232,11 @@ pub fn post_raw(url: &str, token: Option<&str>, content_type: &str, body: &[u8])
     }
 }
 
-/// Sends `body`: any HTTP status is an answer; only a transport error is an error.
-pub fn send(req: ureq::Request, body: &[u8]) -> Result<ureq::Response, ureq::Error> {
+/// Sends `body`: any HTTP status is an answer; only a transport error is an error (its text).
+pub fn send(req: ureq::Request, body: &[u8]) -> Result<ureq::Response, String> {
     match req.send_bytes(body) {
         Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     }
 }
 
