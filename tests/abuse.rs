@@ -336,8 +336,9 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> Dashboard {
         .arg(&config)
         .env("TEITEN_LOG", "info")
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.join("dashboard.err")).unwrap())
+        // The log goes to standard error (teiten-service's one log convention).
+        .stdout(std::fs::File::create(dir.join("dashboard.out")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
