@@ -5,12 +5,13 @@
 pub mod chain;
 pub mod clickhouse;
 pub mod lab;
+pub mod login;
 pub mod measure;
 pub mod pcapgen;
 pub mod receiver;
 pub mod tls;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -71,16 +72,30 @@ fn build_bins() -> Result<PathBuf, String> {
 /// Runs a command to completion and returns its standard output; panics with the command,
 /// status and standard error when it fails or cannot start.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    try_run(cmd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a command to completion: its standard output, or what went wrong (the command, and its
+/// status and standard error, or why it could not start).
+pub fn try_run(cmd: &mut std::process::Command) -> Result<String, String> {
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("command printed UTF-8")
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed with {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("{cmd:?} printed no UTF-8: {e}"))
+}
+
+/// The command `teiten-... --config CONFIG` of the built binary `name`, to add arguments to.
+pub fn configured(name: &str, config: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin(name));
+    cmd.arg("--config").arg(config);
+    cmd
 }
 
 /// Panics unless `tool` is on PATH, naming the Debian package that provides it.
@@ -104,4 +119,23 @@ pub fn tshark_number(s: &str) -> u64 {
         s.parse()
             .unwrap_or_else(|_| panic!("bad number {s:?} from tshark"))
     }
+}
+
+/// tshark's `-T fields` dump of a capture: one line a packet, the first occurrence of each of
+/// `fields` separated by commas. `options` stand before the output options (a display filter
+/// `-Y ...`, preferences `-o ...`); names are not resolved.
+pub fn tshark_fields(file: &Path, options: &[&str], fields: &[&str]) -> String {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r").arg(file).arg("-n").args(options).args([
+        "-T",
+        "fields",
+        "-E",
+        "separator=,",
+        "-E",
+        "occurrence=f",
+    ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    run_ok(&mut cmd)
 }

@@ -27,6 +27,9 @@ use aggregator_common::*;
 use teiten::clickhouse::{free_port, Server, READER_PASSWORD, READER_USER};
 use teiten::pcapgen::{frame, scan_mix, write_pcap};
 
+/// The `[aggregator]` timeouts of the lab sensor.
+const SENSOR_TIMEOUTS: &str = "timeout_secs = 10\nretry_max_secs = 1\n";
+
 /// Connects to `dst` from the loopback address `src` (127.0.0.0/8), so that the server sees
 /// a client address of its own.
 fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
@@ -171,19 +174,7 @@ fn aggregator_survives_slowloris_and_unknown_tokens_while_a_sensor_ships() {
     let token = agg.add_sensor("lab-1");
     let addr: SocketAddr = agg.url.trim_start_matches("http://").parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sensor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "sensor_id = \"lab-1\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
-             [aggregator]\nurls = [\"{}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
-             timeout_secs = 10\nretry_max_secs = 1\n\n\
-             [spool]\ndir = \"{}\"\n\n[batch]\nmax_events = 500\nmax_interval_ms = 200\n",
-            agg.url,
-            dir.path().join("spool").display()
-        ),
-    )
-    .unwrap();
+    let config = lab_sensor_config(dir.path(), &agg.url, &token, SENSOR_TIMEOUTS, 500);
     let start_us = now_us() - 600_000_000;
     for round in 0..ROUNDS {
         let frames = (0..PER_ROUND).map(|k| {
@@ -227,19 +218,14 @@ fn aggregator_survives_slowloris_and_unknown_tokens_while_a_sensor_ships() {
 
     // The real sensor ships its rounds meanwhile, one after another.
     for round in 0..ROUNDS {
-        let out = Command::new(teiten::bin("teiten-sensor"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--read")
-            .arg(dir.path().join(format!("round-{round}.pcap")))
-            .output()
-            .expect("teiten-sensor runs");
-        assert!(
-            out.status.success(),
-            "sensor round {round} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            agg.log_text()
-        );
+        let capture = dir.path().join(format!("round-{round}.pcap"));
+        if let Err(e) = teiten::try_run(
+            teiten::configured("teiten-sensor", &config)
+                .arg("--read")
+                .arg(capture),
+        ) {
+            panic!("sensor round {round}: {e}\n{}", agg.log_text());
+        }
     }
     // Keep the attack on for at least 12 s (two header-read timeouts and more).
     while started.elapsed() < Duration::from_secs(12) {
@@ -327,17 +313,7 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> Dashboard {
         ),
     )
     .unwrap();
-    let out = Command::new(teiten::bin("teiten-aggregator"))
-        .arg("--config")
-        .arg(&agg_config)
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    teiten::run_ok(teiten::configured("teiten-aggregator", &agg_config).arg("migrate"));
     let alice = teiten_dashboard::auth::hash_password(ALICE_PASSWORD).unwrap();
     let bob = teiten_dashboard::auth::hash_password("bob's password").unwrap();
     let port = free_port().unwrap();
@@ -360,6 +336,7 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> Dashboard {
         .arg(&config)
         .env("TEITEN_LOG", "info")
         .stdin(Stdio::null())
+        // The log goes to standard error (teiten-service's one log convention).
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -391,36 +368,7 @@ fn analyst_logs_in(addr: SocketAddr) -> Duration {
         .redirects(0)
         .timeout(Duration::from_secs(20))
         .build();
-    let form = agent.get(&format!("http://{addr}/login")).call().unwrap();
-    let cookie = form
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("teiten_login_csrf="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let csrf = cookie.trim_start_matches("teiten_login_csrf=").to_owned();
-    let res = agent
-        .post(&format!("http://{addr}/login"))
-        .set("Cookie", &cookie)
-        .send_form(&[
-            ("user", "alice"),
-            ("password", ALICE_PASSWORD),
-            ("csrf", &csrf),
-        ])
-        .unwrap_or_else(|e| panic!("the analyst's login failed: {e}"));
-    assert_eq!(res.status(), 303, "login redirects to /analyst");
-    let session = res
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("teiten_session="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = teiten::login::login(&agent, &format!("http://{addr}"), "alice", ALICE_PASSWORD);
     let page = agent
         .get(&format!("http://{addr}/analyst"))
         .set("Cookie", &session)

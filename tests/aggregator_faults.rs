@@ -219,14 +219,7 @@ fn a_partly_stored_batch_is_completed_not_duplicated() {
         a.body, r#"{"seq":1,"status":"stored","stored":400}"#,
         "{a:?}"
     );
-    assert_eq!(
-        scalar(&ch, "SELECT count() FROM t_repair.scan_events"),
-        1000
-    );
-    assert_eq!(
-        scalar(&ch, "SELECT uniqExact(idx) FROM t_repair.scan_events"),
-        1000
-    );
+    assert_rows_distinct(&ch, "t_repair.scan_events", "idx", 1000);
     let a = post(&agg.url, &tok, &b);
     assert_eq!(a.body, r#"{"seq":1,"status":"duplicate","stored":0}"#);
     assert!(agg

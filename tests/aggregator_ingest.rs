@@ -14,20 +14,8 @@ fn migrations_are_idempotent_and_check_the_version() {
     let ch = Server::start().expect("private ClickHouse starts");
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = write_config(dir.path(), &ch.url(), "t_migrate", "");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(teiten::bin("teiten-aggregator"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run =
+        |args: &[&str]| teiten::run_ok(teiten::configured("teiten-aggregator", &config).args(args));
     let first = run(&["migrate"]);
     assert!(first.starts_with("37 step(s) applied"), "{first}");
     let second = run(&["migrate"]);
@@ -312,14 +300,7 @@ fn clickhouse_down_means_503_with_retry_after_then_recovery() {
 
     ch.restart().unwrap();
     // The sensor retries after Retry-After; the batch is stored once.
-    let mut answer = post(&agg.url, &tok, &b2);
-    for _ in 0..50 {
-        if answer.status == 200 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        answer = post(&agg.url, &tok, &b2);
-    }
+    let answer = post_until_ok(&agg.url, &tok, &b2);
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(
         scalar(&ch, "SELECT count() FROM t_backpressure.scan_events"),
@@ -367,15 +348,7 @@ fn slow_clickhouse_means_503_busy_with_bounded_requests() {
     ch.resume();
     // Retried, all three are stored once.
     for seq in 1..=3u64 {
-        let b = batch("s1", 1, seq, 100, now);
-        let mut a = post(&agg.url, &tok, &b);
-        for _ in 0..50 {
-            if a.status == 200 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            a = post(&agg.url, &tok, &b);
-        }
+        let a = post_until_ok(&agg.url, &tok, &batch("s1", 1, seq, 100, now));
         assert_eq!(a.status, 200, "{a:?}");
     }
     eventually(&ch, "SELECT count() FROM t_slow.scan_events", 300);
@@ -515,10 +488,23 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
 
     // Changed by hand: a column's type, an extra column, another sort key.
     create("h_hand");
-    ch.query("ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt32")
-        .unwrap();
-    ch.query("ALTER TABLE h_hand.sensors ADD COLUMN note String")
-        .unwrap();
+    let sql = |q: &str| {
+        ch.query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    };
+    // (the change, what changes it back)
+    let by_hand = [
+        (
+            "ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt32",
+            "ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt64",
+        ),
+        (
+            "ALTER TABLE h_hand.sensors ADD COLUMN note String",
+            "ALTER TABLE h_hand.sensors DROP COLUMN note",
+        ),
+    ];
+    for (change, _) in by_hand {
+        sql(change);
+    }
     let ports_1d = legacy
         .iter()
         .find(|q| q.contains(" teiten_v0.scan_ports_1d ("))
@@ -529,14 +515,12 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
             "ORDER BY (bucket, dport)",
         );
     assert!(ports_1d.contains("ORDER BY (bucket, dport)"), "{ports_1d}");
-    ch.query(&ports_1d).unwrap();
-    ch.query("INSERT INTO h_hand.scan_ports_1d_new SELECT * FROM h_hand.scan_ports_1d")
-        .unwrap();
-    ch.query(
+    sql(&ports_1d);
+    sql("INSERT INTO h_hand.scan_ports_1d_new SELECT * FROM h_hand.scan_ports_1d");
+    sql(
         "RENAME TABLE h_hand.scan_ports_1d TO h_hand.scan_ports_1d_old, \
          h_hand.scan_ports_1d_new TO h_hand.scan_ports_1d",
-    )
-    .unwrap();
+    );
     let tables_before = ch
         .query("SELECT name, engine FROM system.tables WHERE database = 'h_hand' ORDER BY name")
         .unwrap();
@@ -596,15 +580,13 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
         2
     );
     // Changed back (the sort key taken again from the definition): it migrates.
-    ch.query("ALTER TABLE h_hand.scan_ports_5m MODIFY COLUMN packets UInt64")
-        .unwrap();
-    ch.query("ALTER TABLE h_hand.sensors DROP COLUMN note")
-        .unwrap();
-    ch.query(
+    for (_, undo) in by_hand {
+        sql(undo);
+    }
+    sql(
         "RENAME TABLE h_hand.scan_ports_1d TO h_hand.scan_ports_1d_hand, \
          h_hand.scan_ports_1d_old TO h_hand.scan_ports_1d",
-    )
-    .unwrap();
+    );
     let (ok, out, err) = aggregator("h_hand", "migrate");
     assert!(ok && out.starts_with("13 step(s) applied"), "{out}\n{err}");
     assert_eq!(schema_differences(&ch, "h_hand"), Vec::<String>::new());
@@ -632,18 +614,7 @@ fn a_database_of_the_release_before_withheld_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let migrate = |db: &str| {
         let (config, _) = write_config(dir.path(), &ch.url(), db, "");
-        let out = std::process::Command::new(teiten::bin("teiten-aggregator"))
-            .arg("--config")
-            .arg(&config)
-            .arg("migrate")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        teiten::run_ok(teiten::configured("teiten-aggregator", &config).arg("migrate"))
     };
     let up = migrate("teiten_v0");
     assert!(up.starts_with("13 step(s) applied"), "{up}");
@@ -669,18 +640,19 @@ fn a_database_of_the_release_before_withheld_is_upgraded() {
     assert_eq!(migrate("teiten_v0").trim(), "0 step(s) applied");
     // The upgraded database has what a new one has.
     assert!(migrate("t_fresh").starts_with("37 step(s) applied"));
-    let objects = |db: &str| {
-        ch.query(&format!(
-            "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name"
-        ))
-        .unwrap()
-    };
-    assert_eq!(objects("teiten_v0"), objects("t_fresh"));
-    let columns = |db: &str| {
-        ch.query(&format!("DESCRIBE TABLE {db}.scan_events"))
-            .unwrap()
-    };
-    assert_eq!(columns("teiten_v0"), columns("t_fresh"));
+    for (what, sql) in [
+        (
+            "tables and views",
+            "SELECT name, engine FROM system.tables WHERE database = '{db}' ORDER BY name",
+        ),
+        ("columns", "DESCRIBE TABLE {db}.scan_events"),
+    ] {
+        let of = |db: &str| {
+            let sql = sql.replace("{db}", db);
+            ch.query(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        };
+        assert_eq!(of("teiten_v0"), of("t_fresh"), "{what}");
+    }
     assert_eq!(
         scalar(
             &ch,

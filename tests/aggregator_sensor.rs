@@ -5,10 +5,11 @@
 
 mod aggregator_common;
 
-use std::process::Command;
-
 use aggregator_common::*;
 use teiten::clickhouse::Server;
+
+/// The `[aggregator]` timeouts of the lab sensor.
+const SENSOR_TIMEOUTS: &str = "timeout_secs = 30\n";
 
 #[test]
 fn sensor_replay_reaches_clickhouse_exactly() {
@@ -35,31 +36,14 @@ fn sensor_replay_reaches_clickhouse_exactly() {
     );
     let token = agg.add_sensor("lab-1");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sensor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "sensor_id = \"lab-1\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
-             [aggregator]\nurls = [\"{}\"]\nallow_insecure = true\ntoken = \"{token}\"\ntimeout_secs = 30\n\n\
-             [spool]\ndir = \"{}\"\n\n[batch]\nmax_events = 5000\nmax_interval_ms = 200\n",
-            agg.url,
-            dir.path().join("spool").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(teiten::bin("teiten-sensor"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--read")
-        .arg(&pcap)
-        .output()
-        .expect("teiten-sensor runs");
-    assert!(
-        out.status.success(),
-        "sensor failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        agg.log_text()
-    );
+    let config = lab_sensor_config(dir.path(), &agg.url, &token, SENSOR_TIMEOUTS, 5000);
+    if let Err(e) = teiten::try_run(
+        teiten::configured("teiten-sensor", &config)
+            .arg("--read")
+            .arg(&pcap),
+    ) {
+        panic!("sensor: {e}\n{}", agg.log_text());
+    }
     assert_eq!(
         scalar(&ch, "SELECT count() FROM t_sensor.scan_events"),
         total

@@ -9,14 +9,13 @@
 
 mod aggregator_common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aggregator_common::{batch, now_us, post, scalar, Agg};
+use aggregator_common::{assert_rows_distinct, batch, now_us, pipe, post, scalar, send_json, Agg};
 use teiten::clickhouse::Server;
 
 /// Batch sequence numbers, one series for the whole test.
@@ -25,23 +24,13 @@ static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 /// The bound the README states: an import adds at most this much to the process's peak RSS.
 const BOUND_KIB: u64 = 64 * 1024;
 
+/// The SHA-256 of `s` in hex, as `upload_token_sha256` wants it.
 fn sha256_hex(s: &str) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(s.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
+    let out = pipe(&mut Command::new("sha256sum"), s.as_bytes());
+    String::from_utf8_lossy(&out)
         .split_whitespace()
         .next()
-        .unwrap()
+        .expect("sha256sum prints the hash")
         .to_owned()
 }
 
@@ -72,19 +61,7 @@ const TAIL: &str = "</Incident></IODEF-Document>\n";
 /// The issue's shape: one EventData whose Node lists `addresses` Address elements, under an
 /// IncidentID of `id_len` bytes.
 fn many_addresses(id_len: usize, addresses: usize) -> Vec<u8> {
-    let mut d = head(&"I".repeat(id_len));
-    d.push_str("<EventData><Flow><System category=\"source\"><Node>\n");
-    for i in 0..addresses {
-        d.push_str(&format!(
-            "<Address category=\"ipv4-addr\">10.{}.{}.{}</Address>\n",
-            i >> 16 & 255,
-            i >> 8 & 255,
-            i & 255
-        ));
-    }
-    d.push_str("</Node></System></Flow></EventData>\n");
-    d.push_str(TAIL);
-    d.into_bytes()
+    many_events(id_len, 1, addresses)
 }
 
 /// `events` EventData of `per` addresses each, under an IncidentID of `id_len` bytes.
@@ -118,18 +95,7 @@ fn nested_event_data(n: usize) -> Vec<u8> {
 }
 
 fn gzip(b: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = b.to_vec();
-    let w = std::thread::spawn(move || stdin.write_all(&data).unwrap());
-    let out = child.wait_with_output().unwrap();
-    w.join().unwrap();
-    out.stdout
+    pipe(Command::new("gzip").arg("-c"), b)
 }
 
 fn upload(agg: &Agg, body: &[u8], gz: bool) -> (u16, serde_json::Value) {
@@ -139,17 +105,30 @@ fn upload(agg: &Agg, body: &[u8], gz: bool) -> (u16, serde_json::Value) {
     if gz {
         req = req.set("Content-Encoding", "gzip");
     }
-    let resp = match req.send_bytes(body) {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("upload: {e}"),
-    };
-    let status = resp.status();
-    let text = resp.into_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
+    send_json(req, body, "upload")
+}
+
+/// The reason of an upload answered 422 `quarantined`; fails the test on any other answer.
+fn quarantined((status, body): (u16, serde_json::Value)) -> String {
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (422, Some("quarantined")),
+        "{body}"
+    );
+    body["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {body}"))
+        .to_owned()
+}
+
+/// Waits up to `secs` seconds for `path` to exist; fails the test with `what` and the
+/// aggregator's log when it does not.
+fn wait_for_file(agg: &Agg, path: &Path, secs: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{what}:\n{}", agg.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -229,67 +208,46 @@ fn hostile_imports_stay_within_the_memory_bound_with_clear_errors() {
     assert_eq!(a.status, 200, "{a:?}");
 
     // The issue's 1 MB document: a 16 KiB IncidentID and 20,000 addresses in one Node (328 MiB
-    // before): the EventData is over the unit cap (20,000 elements).
-    let doc = many_addresses(16 << 10, 20_000);
-    assert!(doc.len() > 900_000, "{}", doc.len());
-    let (s, body) = measured(
-        &agg,
-        &token,
-        "1 MB, 16 KiB IncidentID, 20k addresses",
-        || upload(&agg, &doc, false),
-    );
-    assert_eq!(
-        (s, body["status"].as_str()),
-        (422, Some("quarantined")),
-        "{body}"
-    );
-    let reason = body["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("/IODEF-Document/Incident/EventData/Flow/System/Node (line ")
-            && reason.contains("limit exceeded: max_unit_elements (cap 20000)"),
-        "{reason}"
-    );
-    // Under the unit cap, the IncidentID copied into each row is what is refused.
-    let doc = many_addresses(16 << 10, 19_000);
-    let (s, body) = measured(
-        &agg,
-        &token,
-        "1 MB, 16 KiB IncidentID, 19k addresses",
-        || upload(&agg, &doc, false),
-    );
-    assert_eq!(
-        (s, body["status"].as_str()),
-        (422, Some("quarantined")),
-        "{body}"
-    );
-    let reason = body["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("/IODEF-Document/Incident[1]/IncidentID")
-            && reason.contains("exchange.import_max_string_bytes (1024)"),
-        "{reason}"
-    );
-
-    // The same shape, larger: 64 KiB IncidentID, 100,000 addresses (4.6 MB), gzipped.
-    let doc = many_addresses(64 << 10, 100_000);
-    let gz = gzip(&doc);
-    let (s, body) = measured(
-        &agg,
-        &token,
-        "4.6 MB (gzip), 64 KiB IncidentID, 100k addresses",
-        || upload(&agg, &gz, true),
-    );
-    assert_eq!(
-        (s, body["status"].as_str()),
-        (422, Some("quarantined")),
-        "{body}"
-    );
-    assert!(
-        body["reason"]
-            .as_str()
-            .unwrap()
-            .contains("max_unit_elements"),
-        "{body}"
-    );
+    // before).
+    let issue = many_addresses(16 << 10, 20_000);
+    assert!(issue.len() > 900_000, "{}", issue.len());
+    // (label, document, gzipped, what the reason names)
+    let refused: [(&str, Vec<u8>, bool, &[&str]); 3] = [
+        // The EventData is over the unit cap (20,000 elements).
+        (
+            "1 MB, 16 KiB IncidentID, 20k addresses",
+            issue,
+            false,
+            &[
+                "/IODEF-Document/Incident/EventData/Flow/System/Node (line ",
+                "limit exceeded: max_unit_elements (cap 20000)",
+            ],
+        ),
+        // Under the unit cap, the IncidentID copied into each row is what is refused.
+        (
+            "1 MB, 16 KiB IncidentID, 19k addresses",
+            many_addresses(16 << 10, 19_000),
+            false,
+            &[
+                "/IODEF-Document/Incident[1]/IncidentID",
+                "exchange.import_max_string_bytes (1024)",
+            ],
+        ),
+        // The same shape, larger: 64 KiB IncidentID, 100,000 addresses (4.6 MB), gzipped.
+        (
+            "4.6 MB (gzip), 64 KiB IncidentID, 100k addresses",
+            gzip(&many_addresses(64 << 10, 100_000)),
+            true,
+            &["max_unit_elements"],
+        ),
+    ];
+    for (label, doc, gz, names) in refused {
+        let answer = measured(&agg, &token, label, || upload(&agg, &doc, gz));
+        let reason = quarantined(answer);
+        for name in names {
+            assert!(reason.contains(name), "{label}: {reason}");
+        }
+    }
 
     // Within the caps, 300,000 addresses are stored: rows flushed as they are produced.
     let doc = many_events(900, 300, 1000);
@@ -305,14 +263,7 @@ fn hostile_imports_stay_within_the_memory_bound_with_clear_errors() {
         "{body}"
     );
     assert_eq!(body["indicators"].as_u64(), Some(300_000), "{body}");
-    assert_eq!(
-        scalar(&ch, "SELECT count() FROM ex_hostile.iodef_indicators"),
-        300_000
-    );
-    assert_eq!(
-        scalar(&ch, "SELECT uniqExact(n) FROM ex_hostile.iodef_indicators"),
-        300_000
-    );
+    assert_rows_distinct(&ch, "ex_hostile.iodef_indicators", "n", 300_000);
 
     // 12-byte `<EventData/>` elements: 2,000,000 of them nested in one EventData (24 MB;
     // about 1.2 GiB in memory unbounded).
@@ -335,12 +286,7 @@ fn hostile_imports_stay_within_the_memory_bound_with_clear_errors() {
             h.join().unwrap()
         })
     });
-    assert_eq!(
-        (s, body["status"].as_str()),
-        (422, Some("quarantined")),
-        "{body}"
-    );
-    let reason = body["reason"].as_str().unwrap();
+    let reason = quarantined((s, body));
     assert!(
         reason.contains("max_unit_elements")
             && reason.contains("/IODEF-Document/Incident/EventData"),
@@ -372,15 +318,12 @@ fn hostile_imports_stay_within_the_memory_bound_with_clear_errors() {
     let doc = many_events(64 << 10, 100, 1000);
     measured(&agg, &token, "inbox: 4.6 MB, 64 KiB IncidentID", || {
         std::fs::write(inbox.join("big-id.xml"), &doc).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !inbox.join("done/big-id.xml").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "inbox not handled:\n{}",
-                agg.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_for_file(
+            &agg,
+            &inbox.join("done/big-id.xml"),
+            120,
+            "inbox not handled",
+        );
     });
     assert_eq!(
         scalar(
@@ -415,15 +358,7 @@ fn hostile_imports_stay_within_the_memory_bound_with_clear_errors() {
         agg.kill();
         agg.restart();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !inbox.join("done/killer.xml").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "not quarantined:\n{}",
-            agg.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_file(&agg, &inbox.join("done/killer.xml"), 60, "not quarantined");
     assert!(!marker.exists(), "the attempts file goes with the file");
     let reason = std::fs::read_dir(work.path().join("quarantine/au-cert"))
         .unwrap()

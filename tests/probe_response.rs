@@ -105,39 +105,9 @@ fn json(url: &str, cookie: Option<&str>) -> Value {
     serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
 }
 
-/// Logs in through the form (CSRF cookie and token) and returns the session cookie.
+/// Logs in as the analyst and returns the session cookie.
 fn login(url: &str) -> String {
-    let form = agent().get(&format!("{url}/login")).call().unwrap();
-    let csrf_cookie = form
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("teiten_login_csrf="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let token = csrf_cookie
-        .trim_start_matches("teiten_login_csrf=")
-        .to_owned();
-    let res = agent()
-        .post(&format!("{url}/login"))
-        .set("cookie", &csrf_cookie)
-        .send_form(&[
-            ("user", "analyst"),
-            ("password", PASSWORD),
-            ("csrf", &token),
-        ])
-        .unwrap();
-    assert_eq!(res.status(), 303, "login");
-    res.all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("teiten_session="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
+    teiten::login::login(&agent(), url, "analyst", PASSWORD)
 }
 
 /// Every public endpoint that could show the marked port or the sensor.
@@ -278,37 +248,13 @@ fn public_views_resist_the_probe_response_attack() {
     // The chain's own dashboard caches (60 s): its analyst answer is never served to the
     // public, nor the other way round.
     let url = &chain.dashboard_url;
-    let chain_cookie = {
-        // The chain's analyst has the demo password.
-        let form = agent().get(&format!("{url}/login")).call().unwrap();
-        let c = form
-            .all("set-cookie")
-            .into_iter()
-            .find(|c| c.starts_with("teiten_login_csrf="))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let token = c.trim_start_matches("teiten_login_csrf=").to_owned();
-        let res = agent()
-            .post(&format!("{url}/login"))
-            .set("cookie", &c)
-            .send_form(&[
-                ("user", "analyst"),
-                ("password", &Options::default().analyst_password),
-                ("csrf", &token),
-            ])
-            .unwrap();
-        res.all("set-cookie")
-            .into_iter()
-            .find(|c| c.starts_with("teiten_session="))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
+    // The chain's analyst has the demo password.
+    let chain_cookie = teiten::login::login(
+        &agent(),
+        url,
+        "analyst",
+        &Options::default().analyst_password,
+    );
     for uri in [
         format!("/api/v1/port.json?port={MARKED}&mode=total"),
         "/api/v1/ports.json?mode=total".to_owned(),

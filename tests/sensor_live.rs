@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use teiten::lab::{self, Lab, SENSOR_IP};
-use teiten::{bin, require_tool, run_ok, tshark_number};
+use teiten::{bin, require_tool, run_ok, tshark_fields, tshark_number};
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -186,29 +186,18 @@ fn scanners_in_a_namespace_lab_are_recorded_exactly() {
             )
         })
         .collect();
-    let dump = run_ok(Command::new("tshark").arg("-r").arg(&sent_pcap).args([
-        "-n",
-        "-Y",
-        "ip.dst==198.18.1.0/24",
-        "-T",
-        "fields",
-        "-E",
-        "separator=,",
-        "-E",
-        "occurrence=f",
-        "-e",
-        "ip.dst",
-        "-e",
-        "ip.proto",
-        "-e",
-        "tcp.dstport",
-        "-e",
-        "udp.dstport",
-        "-e",
-        "ip.id",
-        "-e",
-        "tcp.seq_raw",
-    ]));
+    let dump = tshark_fields(
+        &sent_pcap,
+        &["-Y", "ip.dst==198.18.1.0/24"],
+        &[
+            "ip.dst",
+            "ip.proto",
+            "tcp.dstport",
+            "udp.dstport",
+            "ip.id",
+            "tcp.seq_raw",
+        ],
+    );
     let n = tshark_number;
     let mut want: Vec<Key> = dump
         .lines()

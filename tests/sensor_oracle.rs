@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use teiten::pcapgen::{frame, write_pcap, Spec, L4};
-use teiten::{bin, conformance, require_tool, run_ok, tshark_number as num};
+use teiten::{bin, conformance, require_tool, run_ok, tshark_fields, tshark_number as num};
 
 /// One packet as both sides report it.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,22 +48,7 @@ fn tshark(file: &Path) -> Vec<Fields> {
         "icmpv6.type",
         "icmpv6.code",
     ];
-    let mut cmd = Command::new("tshark");
-    cmd.args(["-r"]).arg(file).args([
-        "-n",
-        "-o",
-        "ip.defragment:FALSE",
-        "-T",
-        "fields",
-        "-E",
-        "separator=,",
-        "-E",
-        "occurrence=f",
-    ]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    run_ok(&mut cmd)
+    tshark_fields(file, &["-o", "ip.defragment:FALSE"], &fields)
         .lines()
         .map(|line| {
             let c: Vec<&str> = line.split(',').collect();
@@ -216,78 +201,61 @@ fn generated_edge_cases_match_tshark() {
         flags,
         window: 29200,
     };
-    let specs = [
-        Spec {
-            src: v4([45, 1, 2, 3]),
-            dst: v4([198, 18, 1, 1]),
-            ttl: 50,
-            ip_id: 7,
-            l4: tcp(0x002),
-            vlans: 0,
-        },
-        Spec {
-            src: v4([45, 1, 2, 4]),
-            dst: v4([198, 18, 1, 2]),
-            ttl: 60,
-            ip_id: 8,
-            l4: tcp(0x012),
-            vlans: 1,
-        },
-        Spec {
-            src: v4([45, 1, 2, 5]),
-            dst: v4([198, 18, 1, 3]),
-            ttl: 70,
-            ip_id: 9,
-            l4: tcp(0x1c2),
-            vlans: 2,
-        },
-        Spec {
-            src: v4([45, 1, 2, 6]),
-            dst: v4([198, 18, 1, 4]),
-            ttl: 80,
-            ip_id: 10,
-            l4: L4::Udp {
+    // (source, destination, TTL, IP ID, transport, 802.1Q tags)
+    let specs: Vec<Spec> = [
+        (v4([45, 1, 2, 3]), v4([198, 18, 1, 1]), 50, 7, tcp(0x002), 0),
+        (v4([45, 1, 2, 4]), v4([198, 18, 1, 2]), 60, 8, tcp(0x012), 1),
+        (v4([45, 1, 2, 5]), v4([198, 18, 1, 3]), 70, 9, tcp(0x1c2), 2),
+        (
+            v4([45, 1, 2, 6]),
+            v4([198, 18, 1, 4]),
+            80,
+            10,
+            L4::Udp {
                 sport: 53,
                 dport: 33434,
             },
-            vlans: 1,
-        },
-        Spec {
-            src: v4([45, 1, 2, 7]),
-            dst: v4([198, 18, 1, 5]),
-            ttl: 90,
-            ip_id: 11,
-            l4: L4::Icmp { ty: 8, code: 0 },
-            vlans: 0,
-        },
-        Spec {
-            src: v6("2a01:4f8::1"),
-            dst: v6("2001:db8:1::5"),
-            ttl: 64,
-            ip_id: 0,
-            l4: tcp(0x002),
-            vlans: 0,
-        },
-        Spec {
-            src: v6("2a01:4f8::2"),
-            dst: v6("2001:db8:1::6"),
-            ttl: 63,
-            ip_id: 0,
-            l4: L4::Udp {
+            1,
+        ),
+        (
+            v4([45, 1, 2, 7]),
+            v4([198, 18, 1, 5]),
+            90,
+            11,
+            L4::Icmp { ty: 8, code: 0 },
+            0,
+        ),
+        (v6("2a01:4f8::1"), v6("2001:db8:1::5"), 64, 0, tcp(0x002), 0),
+        (
+            v6("2a01:4f8::2"),
+            v6("2001:db8:1::6"),
+            63,
+            0,
+            L4::Udp {
                 sport: 1,
                 dport: 161,
             },
-            vlans: 1,
-        },
-        Spec {
-            src: v6("2a01:4f8::3"),
-            dst: v6("2001:db8:1::7"),
-            ttl: 62,
-            ip_id: 0,
-            l4: L4::Icmp { ty: 128, code: 0 },
-            vlans: 2,
-        },
-    ];
+            1,
+        ),
+        (
+            v6("2a01:4f8::3"),
+            v6("2001:db8:1::7"),
+            62,
+            0,
+            L4::Icmp { ty: 128, code: 0 },
+            2,
+        ),
+    ]
+    .into_iter()
+    .map(|(src, dst, ttl, ip_id, l4, vlans)| Spec {
+        src,
+        dst,
+        ttl,
+        ip_id,
+        l4,
+        vlans,
+    })
+    .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.pcap");
     write_pcap(

@@ -4,13 +4,13 @@
 //! harness receiver, with a CA and a server certificate made by openssl for the test.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use teiten::pcapgen::{frame, scan_mix, write_pcap};
 use teiten::receiver::Receiver;
 use teiten::tls::{certificates, tls_front};
-use teiten::{bin, require_tool};
+use teiten::{configured, require_tool, run_ok};
 
 const TOKEN: &str = "tls-test-token";
 
@@ -45,24 +45,15 @@ fn https_with_the_configured_ca_delivers_and_an_unknown_ca_does_not() {
     let pcap = dir.path().join("scan.pcap");
     write_pcap(&pcap, (0..5000u64).map(|i| (i as i64, frame(&scan_mix(i))))).unwrap();
 
-    let out = Command::new(bin("teiten-sensor"))
-        .arg("--config")
-        .arg(config(dir.path(), port, true))
-        .arg("--read")
-        .arg(&pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        configured("teiten-sensor", &config(dir.path(), port, true))
+            .arg("--read")
+            .arg(&pcap),
     );
     assert_eq!(rx.received().events.len(), 5000);
 
     // Without the CA the certificate is refused: nothing delivered, everything kept.
-    let mut child = Command::new(bin("teiten-sensor"))
-        .arg("--config")
-        .arg(config(dir.path(), port, false))
+    let mut child = configured("teiten-sensor", &config(dir.path(), port, false))
         .arg("--read")
         .arg(&pcap)
         .stderr(Stdio::piped())

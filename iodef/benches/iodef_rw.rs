@@ -9,34 +9,19 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use iodef::{
-    v2, validate, DateTime, ReadOptions, ScanEvent, ScanReport, StreamItem, StreamReader,
-    StreamWriter, ValidateOptions, WriteOptions,
+    v2, validate, ReadOptions, StreamItem, StreamReader, StreamWriter, ValidateOptions,
+    WriteOptions,
 };
 
+#[path = "../examples/common/mod.rs"]
+mod common;
+
 fn event(i: u64) -> v2::EventData {
-    let src = std::net::Ipv4Addr::from(
-        0xC633_6400_u32 ^ ((i as u32).wrapping_mul(2_654_435_761) & 0x00FF_FFFF),
-    );
-    let t = DateTime::from_unix(1_700_000_000 + (i / 3) as i64, 0).expect("time in range");
-    let mut e = ScanEvent::tcp(
-        src.into(),
-        1024 + (i % 60_000) as u16,
-        [22, 23, 80, 443, 445, 3389, 8080][(i % 7) as usize],
-        t,
-    );
-    if i % 5 == 1 {
-        e.protocol = 17;
-    }
-    e.event_data()
+    common::event(i).expect("time in range").event_data()
 }
 
 fn header() -> v2::Incident {
-    let t = DateTime::from_unix(1_700_000_000, 0).expect("time");
-    ScanReport::new("csirt.example.org", "2023-11-14-partner", t)
-        .csirt_email("csirt@example.org")
-        .tlp("amber")
-        .expect("tlp")
-        .incident()
+    common::incident().expect("header")
 }
 
 fn write_all<W: Write>(out: W, events: &[v2::EventData]) -> W {

@@ -390,21 +390,23 @@ def leaf_write(kind, expr, name):
     return "w.leaf_display(%s, %s)?" % (name, expr)
 
 
+# The check of a value of these kinds: `c.METHOD(value, name)`.
+CHECK_METHOD = {
+    "string": "text",
+    "timezone": "text",
+    "id": "id",
+    "idref": "idref",
+    "positive_float": "positive",
+    "float": "float",
+    "any": "any",
+}
+
+
 def check_value(kind, expr, name):
-    if kind in ("string", "timezone"):
-        return "{ c.text(%s, %s); }" % (expr, name)
-    if kind == "id":
-        return "{ c.id(%s, %s); }" % (expr, name)
-    if kind == "idref":
-        return "{ c.idref(%s, %s); }" % (expr, name)
-    if kind == "positive_float":
-        return "{ c.positive(%s, %s); }" % (expr, name)
-    if kind == "float":
-        return "{ c.float(%s, %s); }" % (expr, name)
+    if kind in CHECK_METHOD:
+        return "{ c.%s(%s, %s); }" % (CHECK_METHOD[kind], expr, name)
     if kind == "enum":
         return "{ c.ext(%s.ext(), %s); }" % (expr, name)
-    if kind == "any":
-        return "{ c.any(%s, %s); }" % (expr, name)
     if kind == "class":
         return "{ c.enter(%s); %s.check(c); c.leave(); }" % (name, expr)
     return ""
@@ -569,6 +571,22 @@ def order_string(c):
     return ", ".join(parts)
 
 
+def lines(w, text):
+    """Each line of `text` (Rust source as it is written, indented for its place)."""
+    for line in text.split("\n"):
+        w(line)
+
+
+def if_missing(w, f, call):
+    """For a required field, `if <the field is empty> { call }` in a method body."""
+    if f.min < 1:
+        return
+    cond = "self.%s.is_empty()" % f.field if f.max != 1 else "self.%s.is_none()" % f.field
+    w("        if %s {" % cond)
+    w("            %s" % call)
+    w("        }")
+
+
 def emit_struct(w, gen, c, hooks):
     if c.xml_name:
         w("/// The `%s` class." % c.xml_name)
@@ -717,27 +735,24 @@ def emit_struct(w, gen, c, hooks):
         w("    }")
         w("    pub(crate) fn finish<R: BufRead>(&mut self, p: &mut Parser<R>) -> Result<(), Error> {")
         for f in c.fields:
-            if f.min >= 1:
-                cond = "self.%s.is_empty()" % f.field if f.max != 1 else "self.%s.is_none()" % f.field
-                w("        if %s {" % cond)
-                w("            p.missing(%s, Self::ORDER)?;" % rust_str(f.xml))
-                w("        }")
+            if_missing(w, f, "p.missing(%s, Self::ORDER)?;" % rust_str(f.xml))
         w("        Ok(())")
         w("    }")
     # ---- read
     if c.xml_name is not None:
-        w("    /// Read a new value (children that are classes are read in place, with `read_into`;")
-        w("    /// this is for the streaming reader, choices and the document root).")
-        w("    #[allow(dead_code)]")
-        w("    pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {")
-        w("        let mut out = Self::default();")
-        w("        out.read_into(p, attrs)?;")
-        w("        Ok(out)")
-        w("    }")
-        w("    /// Read into `self` (a default value), in place.")
-        w("    pub(crate) fn read_into<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {")
-        w("        let out = self;")
-        w("        out.read_attrs(p, attrs)?;")
+        lines(w, """\
+    /// Read a new value (children that are classes are read in place, with `read_into`;
+    /// this is for the streaming reader, choices and the document root).
+    #[allow(dead_code)]
+    pub(crate) fn read<R: BufRead>(p: &mut Parser<R>, attrs: Attrs) -> Result<Self, Error> {
+        let mut out = Self::default();
+        out.read_into(p, attrs)?;
+        Ok(out)
+    }
+    /// Read into `self` (a default value), in place.
+    pub(crate) fn read_into<R: BufRead>(&mut self, p: &mut Parser<R>, attrs: Attrs) -> Result<(), Error> {
+        let out = self;
+        out.read_attrs(p, attrs)?;""")
         if c.text:
             w("        let text = p.read_text()?;")
             if c.text[0] == "String":
@@ -749,22 +764,23 @@ def emit_struct(w, gen, c, hooks):
         elif c.any_children:
             w("        out.content = p.read_any_children()?;")
         elif c.repeat_seq:
-            w("        let mut cur: Option<%s> = None;" % c.repeat_seq)
-            w("        let mut pos = 0usize;")
-            w("        while p.next_child()? {")
-            w("            if %s::starts_round(p) && cur.as_ref().is_some_and(|c| c.round_started()) {" % c.repeat_seq)
-            w("                out.items.extend(cur.take());")
-            w("                pos = 0;")
-            w("            }")
-            w("            cur.get_or_insert_with(Default::default).read_child(p, &mut pos)?;")
-            w("        }")
-            w("        out.items.extend(cur.take());")
-            w("        for item in &mut out.items {")
-            w("            item.finish(p)?;")
-            w("        }")
-            w("        if out.items.is_empty() {")
-            w("            p.missing(\"child element\", %s::ORDER)?;" % c.repeat_seq)
-            w("        }")
+            lines(w, """\
+        let mut cur: Option<SEQ> = None;
+        let mut pos = 0usize;
+        while p.next_child()? {
+            if SEQ::starts_round(p) && cur.as_ref().is_some_and(|c| c.round_started()) {
+                out.items.extend(cur.take());
+                pos = 0;
+            }
+            cur.get_or_insert_with(Default::default).read_child(p, &mut pos)?;
+        }
+        out.items.extend(cur.take());
+        for item in &mut out.items {
+            item.finish(p)?;
+        }
+        if out.items.is_empty() {
+            p.missing("child element", SEQ::ORDER)?;
+        }""".replace("SEQ", c.repeat_seq))
         elif c.fields:
             w("        let mut pos = 0usize;")
             w("        while p.next_child()? {")
@@ -810,30 +826,23 @@ def emit_struct(w, gen, c, hooks):
         w("    }")
     w("    pub(crate) fn write_children<W: Write>(&self, w: &mut XmlOut<W>, from: usize, to: usize) -> io::Result<()> {")
     w("        let _ = (&w, from, to);")
+    # Content that is not a field is written at the first child position.
+    at_start = []
     if c.text:
-        w("        if from == 0 {")
         if c.text[0] == "String":
-            w("            w.text(&self.value)?;")
+            at_start.append("w.text(&self.value)?;")
         else:
-            w("            if let Some(v) = &self.value {")
-            w("                w.text_display(v)?;")
-            w("            }")
-        w("        }")
+            at_start.append("if let Some(v) = &self.value {\n    w.text_display(v)?;\n}")
     if c.mixed_any:
-        w("        if from == 0 {")
-        w("            w.mixed(&self.content)?;")
-        w("        }")
+        at_start.append("w.mixed(&self.content)?;")
     if c.any_children:
-        w("        if from == 0 {")
-        w("            for x in &self.content {")
-        w("                w.any(x)?;")
-        w("            }")
-        w("        }")
+        at_start.append("for x in &self.content {\n    w.any(x)?;\n}")
     if c.repeat_seq:
+        at_start.append("for item in &self.items {\n    item.write_children(w, 0, usize::MAX)?;\n}")
+    for body in at_start:
         w("        if from == 0 {")
-        w("            for item in &self.items {")
-        w("                item.write_children(w, 0, usize::MAX)?;")
-        w("            }")
+        for line in body.split("\n"):
+            w("            " + line)
         w("        }")
     for f in c.fields:
         w("        if (from..to).contains(&%d) {" % f.idx)
@@ -855,12 +864,13 @@ def emit_struct(w, gen, c, hooks):
     w("        Ok(())")
     w("    }")
     if c.xml_name is not None and c.name != "Document":
-        w("    pub(crate) fn write<W: Write>(&self, w: &mut XmlOut<W>, name: &str) -> io::Result<()> {")
-        w("        w.start(name)?;")
-        w("        self.write_attrs(w)?;")
-        w("        self.write_children(w, 0, usize::MAX)?;")
-        w("        w.end(name)")
-        w("    }")
+        lines(w, """\
+    pub(crate) fn write<W: Write>(&self, w: &mut XmlOut<W>, name: &str) -> io::Result<()> {
+        w.start(name)?;
+        self.write_attrs(w)?;
+        self.write_children(w, 0, usize::MAX)?;
+        w.end(name)
+    }""")
     # ---- check
     w("    pub(crate) fn check(&self, c: &mut Checker) {")
     for a in c.attrs:
@@ -885,32 +895,29 @@ def emit_struct(w, gen, c, hooks):
         else:
             cv = check_value(c.text[1], "v", '"content"')
             if cv:
-                w("        if let Some(v) = &self.value {")
-                w("            %s" % cv)
-                w("        }")
+                lines(w, "        if let Some(v) = &self.value {\n            %s\n        }" % cv)
             else:
-                w("        if self.value.is_none() {")
-                w("            c.missing(\"content\");")
-                w("        }")
+                lines(w, """\
+        if self.value.is_none() {
+            c.missing("content");
+        }""")
     if c.mixed_any:
         w("        c.mixed(&self.content);")
     if c.any_children:
-        w("        for x in &self.content {")
-        w("            c.any(x, \"content\");")
-        w("        }")
+        lines(w, """\
+        for x in &self.content {
+            c.any(x, "content");
+        }""")
     if c.repeat_seq:
-        w("        if self.items.is_empty() {")
-        w("            c.missing(\"child element\");")
-        w("        }")
-        w("        for x in &self.items {")
-        w("            x.check(c);")
-        w("        }")
+        lines(w, """\
+        if self.items.is_empty() {
+            c.missing("child element");
+        }
+        for x in &self.items {
+            x.check(c);
+        }""")
     for f in c.fields:
-        if f.min >= 1:
-            cond = "self.%s.is_empty()" % f.field if f.max != 1 else "self.%s.is_none()" % f.field
-            w("        if %s {" % cond)
-            w("            c.missing(%s);" % rust_str(f.xml))
-            w("        }")
+        if_missing(w, f, "c.missing(%s);" % rust_str(f.xml))
         if f.kind == "choice":
             cv = "x.check(c);"
         else:

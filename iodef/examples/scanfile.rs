@@ -11,45 +11,23 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::time::Instant;
 
-use iodef::{
-    v2, DateTime, ReadOptions, ScanEvent, ScanReport, StreamItem, StreamReader, StreamWriter,
-    WriteOptions,
-};
+use iodef::{v2, ReadOptions, StreamItem, StreamReader, StreamWriter, WriteOptions};
 
-/// The `i`-th generated scan event: varied sources, ports, protocols and times.
-fn event(i: u64) -> ScanEvent {
-    let src = std::net::Ipv4Addr::from(
-        0xC633_6400_u32 ^ ((i as u32).wrapping_mul(2_654_435_761) & 0x00FF_FFFF),
-    );
-    let t = DateTime::from_unix(1_700_000_000 + (i / 3) as i64, 0).unwrap_or_else(unreachable_time);
-    let mut e = ScanEvent::tcp(
-        src.into(),
-        1024 + (i % 60_000) as u16,
-        [22, 23, 80, 443, 445, 3389, 8080][(i % 7) as usize],
-        t,
-    );
-    if i % 5 == 1 {
-        e.protocol = 17;
-    }
-    e
-}
+mod common;
 
-fn unreachable_time() -> DateTime {
-    DateTime::parse("2023-11-14T22:13:20Z").unwrap_or_else(|| std::process::exit(3))
+/// An error for what the generator cannot build (out of range: never for the sizes used).
+fn out_of_range(what: &str) -> io::Error {
+    io::Error::other(format!("cannot generate {what}: out of range"))
 }
 
 fn write_doc<W: Write>(out: W, n: u64) -> io::Result<(W, u64)> {
-    let t = DateTime::from_unix(1_700_000_000, 0).unwrap_or_else(unreachable_time);
-    let report = ScanReport::new("csirt.example.org", "2023-11-14-partner", t)
-        .csirt_email("csirt@example.org")
-        .tlp("amber")
-        .unwrap_or_else(|| std::process::exit(3));
+    let incident = common::incident().ok_or_else(|| out_of_range("the incident"))?;
     let mut w = StreamWriter::new(out, &v2::Document::default(), WriteOptions::default())
         .map_err(io::Error::other)?;
-    w.begin_incident(&report.incident())
-        .map_err(io::Error::other)?;
+    w.begin_incident(&incident).map_err(io::Error::other)?;
     for i in 0..n {
-        w.write_event_data(&event(i).event_data())
+        let e = common::event(i).ok_or_else(|| out_of_range(&format!("event {i}")))?;
+        w.write_event_data(&e.event_data())
             .map_err(io::Error::other)?;
     }
     w.end_incident().map_err(io::Error::other)?;
@@ -67,6 +45,30 @@ fn peak_rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// `MB/s, events/s, peak RSS` of `bytes` and `events` in `secs` seconds.
+fn rates(bytes: u64, events: u64, secs: f64) -> String {
+    format!(
+        "{:.0} MB/s, {:.0} events/s, peak RSS {} MiB",
+        bytes as f64 / secs / 1e6,
+        events as f64 / secs,
+        peak_rss_kib() / 1024
+    )
+}
+
+/// The file to read (the second argument, `/tmp/scan.xml` by default): its name, its size and
+/// a buffered reader of it.
+fn input(args: &[String]) -> io::Result<(String, u64, BufReader<File>)> {
+    let path = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "/tmp/scan.xml".into());
+    let bytes = std::fs::metadata(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?
+        .len();
+    let file = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    Ok((path, bytes, BufReader::with_capacity(1 << 16, file)))
 }
 
 fn main() -> io::Result<()> {
@@ -91,20 +93,13 @@ fn main() -> io::Result<()> {
             let (_, bytes) = write_doc(io::sink(), n)?;
             let s = start.elapsed().as_secs_f64();
             println!(
-                "write {n} events: {bytes} bytes in {s:.3} s: {:.0} MB/s, {:.0} events/s, peak RSS {} MiB",
-                bytes as f64 / s / 1e6,
-                n as f64 / s,
-                peak_rss_kib() / 1024
+                "write {n} events: {bytes} bytes in {s:.3} s: {}",
+                rates(bytes, n, s)
             );
         }
         Some("read") => {
-            let path = args
-                .get(2)
-                .cloned()
-                .unwrap_or_else(|| "/tmp/scan.xml".into());
-            let bytes = std::fs::metadata(&path)?.len();
+            let (path, bytes, input) = input(&args)?;
             let start = Instant::now();
-            let input = BufReader::with_capacity(1 << 16, File::open(&path)?);
             let mut r =
                 StreamReader::new(input, &ReadOptions::strict()).map_err(io::Error::other)?;
             let mut events = 0u64;
@@ -117,24 +112,15 @@ fn main() -> io::Result<()> {
             }
             let s = start.elapsed().as_secs_f64();
             println!(
-                "read {path}: {events} events ({ports} port sum) {bytes} bytes in {s:.3} s: {:.0} MB/s, {:.0} events/s, peak RSS {} MiB",
-                bytes as f64 / s / 1e6,
-                events as f64 / s,
-                peak_rss_kib() / 1024
+                "read {path}: {events} events ({ports} port sum) {bytes} bytes in {s:.3} s: {}",
+                rates(bytes, events, s)
             );
         }
         Some("bare") => {
             // Reference point: a bare quick-xml namespace-resolving event loop, no model.
-            let path = args
-                .get(2)
-                .cloned()
-                .unwrap_or_else(|| "/tmp/scan.xml".into());
-            let bytes = std::fs::metadata(&path)?.len();
+            let (_, bytes, input) = input(&args)?;
             let start = Instant::now();
-            let mut r = quick_xml::NsReader::from_reader(BufReader::with_capacity(
-                1 << 16,
-                File::open(&path)?,
-            ));
+            let mut r = quick_xml::NsReader::from_reader(input);
             let mut buf = Vec::new();
             let mut starts = 0u64;
             loop {

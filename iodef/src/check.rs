@@ -308,41 +308,21 @@ impl Checker {
         if !self.text_rules {
             return;
         }
-        use v2::AddressCategory as C;
-        let kind = match &a.category {
-            C::Ipv4Addr => Kind::V4,
-            C::Ipv4Net => Kind::V4Net,
-            C::Ipv6Addr => Kind::V6,
-            C::Ipv6Net => Kind::V6Net,
-            C::Asn => Kind::Asn,
-            C::EMail => Kind::Email,
-            C::Mac => Kind::Mac,
-            _ => Kind::Other,
-        };
-        self.address(&a.value, a.category.as_str(), kind);
+        self.address(&a.value, a.category.as_str());
     }
 
     pub(crate) fn hook_v1_address(&mut self, a: &v1::Address) {
         if !self.text_rules {
             return;
         }
-        use v1::AddressCategory as C;
-        let kind = match &a.category {
-            C::Ipv4Addr => Kind::V4,
-            C::Ipv4Net => Kind::V4Net,
-            C::Ipv6Addr => Kind::V6,
-            C::Ipv6Net => Kind::V6Net,
-            C::Asn => Kind::Asn,
-            C::EMail => Kind::Email,
-            C::Mac => Kind::Mac,
-            _ => Kind::Other,
-        };
-        self.address(&a.value, a.category.as_str(), kind);
+        self.address(&a.value, a.category.as_str());
     }
 
-    fn address(&mut self, raw: &str, category: &str, kind: Kind) {
+    /// Checks the text of an `Address` of `category` (as written in XML, the same values in
+    /// both versions).
+    fn address(&mut self, raw: &str, category: &str) {
         let v = trim(raw);
-        let ok = match kind {
+        let ok = match Kind::of(category) {
             Kind::V4 => v.parse::<Ipv4Addr>().is_ok(),
             Kind::V6 => v.parse::<Ipv6Addr>().is_ok(),
             Kind::V4Net => prefix::<Ipv4Addr>(v, 32),
@@ -478,6 +458,22 @@ enum Kind {
     Email,
     Mac,
     Other,
+}
+
+impl Kind {
+    /// The kind of an `Address` category value (v1 and v2 share these values).
+    fn of(category: &str) -> Kind {
+        match category {
+            "ipv4-addr" => Kind::V4,
+            "ipv4-net" => Kind::V4Net,
+            "ipv6-addr" => Kind::V6,
+            "ipv6-net" => Kind::V6Net,
+            "asn" => Kind::Asn,
+            "e-mail" => Kind::Email,
+            "mac" => Kind::Mac,
+            _ => Kind::Other,
+        }
+    }
 }
 
 fn prefix<T: std::str::FromStr>(v: &str, max: u8) -> bool {

@@ -259,14 +259,7 @@ impl<W: Write> XmlOut<W> {
         self.put_byte(b' ');
         self.put(name.as_bytes());
         self.put(b"=\"");
-        let mut tmp = [0u8; 24];
-        if let Some(v) = value.plain(&mut tmp) {
-            self.put(v);
-        } else {
-            let mut scratch = std::mem::take(&mut self.scratch);
-            self.escape(value.lexical(&mut scratch), true);
-            self.scratch = scratch;
-        }
+        self.value(value, true);
         self.put_byte(b'"');
         Ok(())
     }
@@ -279,15 +272,27 @@ impl<W: Write> XmlOut<W> {
 
     pub(crate) fn text_display<T: XmlValue + ?Sized>(&mut self, value: &T) -> io::Result<()> {
         self.close_open();
+        self.value(value, false);
+        Ok(())
+    }
+
+    /// The lexical form of `value`: escaped as an attribute value when `attr`, as it is in
+    /// text (numbers and times).
+    #[inline]
+    fn value<T: XmlValue + ?Sized>(&mut self, value: &T, attr: bool) {
         let mut tmp = [0u8; 24];
         if let Some(v) = value.plain(&mut tmp) {
             self.put(v);
         } else {
             let mut scratch = std::mem::take(&mut self.scratch);
-            self.put(value.lexical(&mut scratch));
+            let lexical = value.lexical(&mut scratch);
+            if attr {
+                self.escape(lexical, true);
+            } else {
+                self.put(lexical);
+            }
             self.scratch = scratch;
         }
-        Ok(())
     }
 
     /// Escape for XML 1.0 text or attribute values so that a reader gets `b` back exactly.
@@ -368,14 +373,7 @@ impl<W: Write> XmlOut<W> {
     ) -> io::Result<()> {
         self.leaf_open(name)?;
         self.put_byte(b'>');
-        let mut tmp = [0u8; 24];
-        if let Some(v) = value.plain(&mut tmp) {
-            self.put(v);
-        } else {
-            let mut scratch = std::mem::take(&mut self.scratch);
-            self.put(value.lexical(&mut scratch));
-            self.scratch = scratch;
-        }
+        self.value(value, false);
         self.leaf_close(name);
         Ok(())
     }

@@ -54,34 +54,38 @@ fn validate_exit_status() {
 #[test]
 fn convert_both_ways() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let v2 = dir.path().join("v2.xml");
-    let st = cli()
-        .args(["convert", "--to", "v2", "-o"])
-        .arg(&v2)
-        .arg(example("rfc5070/rfc5070-7.2-reconnaissance.xml"))
-        .output()
-        .expect("run");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    assert!(String::from_utf8_lossy(&st.stderr).contains("recon"));
-    common::xmllint(iodef::Version::V2, &v2).expect("converted v2 validates");
-
-    let v1 = dir.path().join("v1.xml");
-    let st = cli()
-        .args(["convert", "--to", "v1", "-o"])
-        .arg(&v1)
-        .arg(example("rfc8274/rfc8274-B.5-iot-malware.xml"))
-        .output()
-        .expect("run");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    common::xmllint(iodef::Version::V1, &v1).expect("converted v1 validates");
+    // (target version, input example, what stderr mentions)
+    let cases = [
+        (
+            iodef::Version::V2,
+            "rfc5070/rfc5070-7.2-reconnaissance.xml",
+            Some("recon"),
+        ),
+        (
+            iodef::Version::V1,
+            "rfc8274/rfc8274-B.5-iot-malware.xml",
+            None,
+        ),
+    ];
+    for (to, input, mentions) in cases {
+        let name = match to {
+            iodef::Version::V1 => "v1",
+            iodef::Version::V2 => "v2",
+        };
+        let out = dir.path().join(format!("{name}.xml"));
+        let st = cli()
+            .args(["convert", "--to", name, "-o"])
+            .arg(&out)
+            .arg(example(input))
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&st.stderr);
+        assert!(st.status.success(), "{input}: {stderr}");
+        if let Some(m) = mentions {
+            assert!(stderr.contains(m), "{input}: {stderr}");
+        }
+        common::xmllint(to, &out).unwrap_or_else(|e| panic!("{input} converted to {name}: {e}"));
+    }
 }
 
 #[test]

@@ -7,10 +7,7 @@ use iodef::{Document, ReadOptions, Version, WriteOptions};
 
 /// Which schema (by root namespace) a file is valid against, per EXPECTED-xmllint.tsv.
 fn expected_valid(rel: &str, version: Version) -> Option<bool> {
-    let schema = match version {
-        Version::V1 => "iodef-1.0.xsd",
-        Version::V2 => "iodef-2.0.xsd",
-    };
+    let schema = common::schema_name(version);
     common::expected()
         .into_iter()
         .find(|(f, s, _)| f == &format!("examples/{rel}") && s == schema)
@@ -23,13 +20,7 @@ fn corpus() {
     let mut failures = Vec::new();
     let mut valid_seen = 0;
     let mut invalid_seen = 0;
-    for path in common::all_examples() {
-        let rel = path
-            .strip_prefix(common::examples())
-            .expect("under examples")
-            .to_string_lossy()
-            .into_owned();
-        let bytes = std::fs::read(&path).expect("read example");
+    for (rel, bytes) in common::read_all_examples() {
         let strict = Document::from_slice(&bytes, &ReadOptions::strict());
         if rel.starts_with("rfc6545/") {
             // RID messages (RFC 6545) are not IODEF documents: a clear refusal.
@@ -158,13 +149,7 @@ fn corpus() {
 fn corpus_conversion() {
     let mut failures = Vec::new();
     let mut converted = 0;
-    for path in common::all_examples() {
-        let rel = path
-            .strip_prefix(common::examples())
-            .expect("under examples")
-            .to_string_lossy()
-            .into_owned();
-        let bytes = std::fs::read(&path).expect("read example");
+    for (rel, bytes) in common::read_all_examples() {
         let Ok(loaded) = Document::from_slice(&bytes, &ReadOptions::strict()) else {
             continue;
         };

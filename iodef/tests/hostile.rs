@@ -22,6 +22,48 @@ fn strict(xml: &[u8]) -> Result<iodef::Loaded, Error> {
     Document::from_slice(xml, &ReadOptions::strict())
 }
 
+/// Strict reading with these limits.
+fn strict_with(limits: Limits) -> ReadOptions {
+    ReadOptions {
+        lenient: false,
+        limits,
+    }
+}
+
+/// The limit, cap and location of the limit error that stops reading `xml` strictly; fails
+/// the test on any other outcome.
+fn strict_limit(xml: &str) -> (&'static str, u64, iodef::Location) {
+    match strict(xml.as_bytes()) {
+        Err(Error::Limit {
+            limit,
+            cap,
+            location,
+        }) => (limit, cap, location),
+        other => panic!("expected a limit, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// `depth` nested elements inside an `AdditionalData` of type xml.
+fn nested(depth: usize) -> String {
+    doc(&format!(
+        "<AdditionalData dtype=\"xml\">{}{}</AdditionalData>",
+        "<a>".repeat(depth),
+        "</a>".repeat(depth)
+    ))
+}
+
+/// The error that stops streaming `xml`; fails the test when the stream reads to the end.
+fn stream_error(xml: &str, opts: &ReadOptions) -> Error {
+    let mut r = StreamReader::new(xml.as_bytes(), opts).expect("open");
+    loop {
+        match r.next_item() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("read to the end"),
+            Err(e) => break e,
+        }
+    }
+}
+
 fn valid_report() -> Vec<u8> {
     let t = |s| DateTime::from_unix(1_700_000_000 + s, 0).expect("time");
     let mut w = StreamWriter::new(
@@ -46,19 +88,11 @@ fn valid_report() -> Vec<u8> {
 
 #[test]
 fn billion_laughs_is_refused() {
-    let mut x = String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n<!ENTITY lol \"lol\">\n");
-    for i in 1..10 {
-        let prev = if i == 1 {
-            "lol".to_string()
-        } else {
-            format!("lol{}", i - 1)
-        };
-        x.push_str(&format!(
-            "<!ENTITY lol{i} \"{}\">\n",
-            format!("&{prev};").repeat(10)
-        ));
-    }
-    x.push_str("]>\n<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">&lol9;</IODEF-Document>");
+    let x = format!(
+        "<?xml version=\"1.0\"?>\n{}<IODEF-Document version=\"2.00\" \
+         xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\">&lol9;</IODEF-Document>",
+        common::billion_laughs_doctype("\n")
+    );
     match strict(x.as_bytes()) {
         Err(Error::Forbidden { location, message }) => {
             assert_eq!(location.line, 2);
@@ -120,154 +154,89 @@ fn predefined_entities_and_char_refs_are_fine() {
 
 #[test]
 fn deep_nesting_is_capped() {
-    let depth = 100_000;
-    let body = format!(
-        "<AdditionalData dtype=\"xml\">{}{}</AdditionalData>",
-        "<a>".repeat(depth),
-        "</a>".repeat(depth)
-    );
-    match strict(doc(&body).as_bytes()) {
-        Err(Error::Limit {
-            limit,
-            cap,
-            location,
-        }) => {
-            assert_eq!(limit, "max_depth");
-            assert_eq!(cap, 64);
-            assert!(location.line > 0);
-        }
-        other => panic!("expected Limit, got {other:?}"),
-    }
-    let opts = ReadOptions {
-        lenient: false,
-        limits: Limits {
-            max_depth: 200_000,
-            ..Limits::default()
-        },
-    };
+    let deep = nested(100_000);
+    let (limit, cap, location) = strict_limit(&deep);
+    assert_eq!(limit, "max_depth");
+    assert_eq!(cap, 64);
+    assert!(location.line > 0);
+    let opts = strict_with(Limits {
+        max_depth: 200_000,
+        ..Limits::default()
+    });
     // A lifted cap is still bounded by the hard ceiling of 256 levels (the stack).
-    match Document::from_slice(doc(&body).as_bytes(), &opts) {
+    match Document::from_slice(deep.as_bytes(), &opts) {
         Err(Error::Limit { cap, .. }) => assert_eq!(cap, 256),
         other => panic!("expected Limit, got {:?}", other.err()),
     }
-    let at_ceiling = doc(&format!(
-        "<AdditionalData dtype=\"xml\">{}{}</AdditionalData>",
-        "<a>".repeat(250),
-        "</a>".repeat(250)
-    ));
-    assert!(Document::from_slice(at_ceiling.as_bytes(), &opts).is_ok());
-    let shallow = doc(&format!(
-        "<AdditionalData dtype=\"xml\">{}{}</AdditionalData>",
-        "<a>".repeat(50),
-        "</a>".repeat(50)
-    ));
-    assert!(Document::from_slice(shallow.as_bytes(), &opts).is_ok());
+    for (what, depth) in [("at the ceiling", 250), ("shallow", 50)] {
+        let ok = Document::from_slice(nested(depth).as_bytes(), &opts);
+        assert!(ok.is_ok(), "{what}: {:?}", ok.err());
+    }
 }
 
 #[test]
 fn size_element_and_token_caps() {
-    let x = valid_report();
-    let small = |limits: Limits| ReadOptions {
-        lenient: false,
-        limits,
+    let report = valid_report();
+    let additional = |attrs: &str, text: &str| {
+        doc(&format!(
+            "<AdditionalData dtype=\"string\"{attrs}>{text}</AdditionalData>"
+        ))
+        .into_bytes()
     };
-    let r = Document::from_slice(
-        &x,
-        &small(Limits {
-            max_bytes: 500,
-            ..Limits::default()
-        }),
-    );
-    assert!(
-        matches!(
-            r,
-            Err(Error::Limit {
-                limit: "max_bytes",
-                ..
-            })
+    let token_cap = Limits {
+        max_token_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    // (what, input, limits, the limit named in the error: `None` for any limit)
+    let cases: [(&str, Vec<u8>, Limits, Option<&str>); 5] = [
+        (
+            "a small byte cap",
+            report.clone(),
+            Limits {
+                max_bytes: 500,
+                ..Limits::default()
+            },
+            Some("max_bytes"),
         ),
-        "{:?}",
-        r.as_ref().err()
-    );
-    let r = Document::from_slice(
-        &x,
-        &small(Limits {
-            max_elements: 10,
-            ..Limits::default()
-        }),
-    );
-    assert!(
-        matches!(
-            r,
-            Err(Error::Limit {
-                limit: "max_elements",
-                ..
-            })
+        (
+            "a small element cap",
+            report,
+            Limits {
+                max_elements: 10,
+                ..Limits::default()
+            },
+            Some("max_elements"),
         ),
-        "{:?}",
-        r.as_ref().err()
-    );
-    let big = doc(&format!(
-        "<AdditionalData dtype=\"string\">{}</AdditionalData>",
-        "x".repeat(3 << 20)
-    ));
-    let r = Document::from_slice(
-        big.as_bytes(),
-        &small(Limits {
-            max_token_bytes: 1 << 20,
-            ..Limits::default()
-        }),
-    );
-    assert!(
-        matches!(
-            r,
-            Err(Error::Limit {
-                limit: "max_token_bytes",
-                ..
-            })
+        (
+            "one long text",
+            additional("", &"x".repeat(3 << 20)),
+            token_cap,
+            Some("max_token_bytes"),
         ),
-        "{:?}",
-        r.as_ref().err()
-    );
-    // Many entity-separated text pieces add up to the same cap.
-    let pieces = doc(&format!(
-        "<AdditionalData dtype=\"string\">{}</AdditionalData>",
-        "ab&amp;".repeat(500_000)
-    ));
-    let r = Document::from_slice(
-        pieces.as_bytes(),
-        &small(Limits {
-            max_token_bytes: 1 << 20,
-            ..Limits::default()
-        }),
-    );
-    assert!(
-        matches!(
-            r,
-            Err(Error::Limit {
-                limit: "max_token_bytes",
-                ..
-            })
+        // Many entity-separated text pieces add up to the same cap.
+        (
+            "entity-separated text pieces",
+            additional("", &"ab&amp;".repeat(500_000)),
+            token_cap,
+            Some("max_token_bytes"),
         ),
-        "{:?}",
-        r.as_ref().err()
-    );
-    let huge_tag = doc(&format!(
-        "<AdditionalData dtype=\"string\" a=\"{}\">x</AdditionalData>",
-        "y".repeat(3 << 20)
-    ));
-    let r = Document::from_slice(
-        huge_tag.as_bytes(),
-        &small(Limits {
-            max_token_bytes: 1 << 20,
-            ..Limits::default()
-        }),
-    );
-    assert!(
-        matches!(r, Err(Error::Limit { .. })),
-        "{:?}",
-        r.as_ref().err()
-    );
+        (
+            "one long start tag",
+            additional(&format!(" a=\"{}\"", "y".repeat(3 << 20)), "x"),
+            token_cap,
+            None,
+        ),
+    ];
+    for (what, input, limits, expected) in cases {
+        match Document::from_slice(&input, &strict_with(limits)) {
+            Err(Error::Limit { limit, .. }) => {
+                if let Some(expected) = expected {
+                    assert_eq!(limit, expected, "{what}");
+                }
+            }
+            other => panic!("{what}: expected Limit, got {:?}", other.err()),
+        }
+    }
 }
 
 #[test]
@@ -455,17 +424,9 @@ fn a_million_attributes_are_read_in_linear_time_and_capped_by_default() {
     }
     // Quadratic, this did not finish in 2 minutes; linear, it is a few seconds even unoptimised.
     assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
-    match Document::from_slice(x.as_bytes(), &ReadOptions::strict()) {
-        Err(Error::Limit {
-            limit,
-            cap,
-            location,
-        }) => {
-            assert_eq!((limit, cap), ("max_attributes", 1024));
-            assert_eq!(location.path, "/IODEF-Document", "names the element");
-        }
-        other => panic!("expected the cap, got {:?}", other.map(|_| ())),
-    }
+    let (limit, cap, location) = strict_limit(&x);
+    assert_eq!((limit, cap), ("max_attributes", 1024));
+    assert_eq!(location.path, "/IODEF-Document", "names the element");
 }
 
 #[test]
@@ -515,12 +476,8 @@ fn many_namespace_declarations_resolve_in_linear_time_and_are_capped() {
             "<AdditionalData dtype=\"xml\" xmlns:q{i}=\"u:{i}\">"
         ));
     }
-    match Document::from_slice(x.as_bytes(), &ReadOptions::strict()) {
-        Err(Error::Limit { limit, cap, .. }) => {
-            assert_eq!((limit, cap), ("max_depth", 64), "depth first here")
-        }
-        other => panic!("{:?}", other.map(|_| ())),
-    }
+    let (limit, cap, _) = strict_limit(&x);
+    assert_eq!((limit, cap), ("max_depth", 64), "depth first here");
     let mut x =
         String::from("<IODEF-Document version=\"2.00\" xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"");
     for i in 0..600 {
@@ -531,20 +488,12 @@ fn many_namespace_declarations_resolve_in_linear_time_and_are_capped() {
         x.push_str(&format!(" xmlns:q{i}=\"u:{i}\""));
     }
     x.push_str("/></IODEF-Document>");
-    match Document::from_slice(x.as_bytes(), &ReadOptions::strict()) {
-        Err(Error::Limit {
-            limit,
-            cap,
-            location,
-        }) => {
-            assert_eq!((limit, cap), ("max_namespaces", 1024));
-            assert_eq!(
-                location.path, "/IODEF-Document/Incident",
-                "names the element"
-            );
-        }
-        other => panic!("expected the cap, got {:?}", other.map(|_| ())),
-    }
+    let (limit, cap, location) = strict_limit(&x);
+    assert_eq!((limit, cap), ("max_namespaces", 1024));
+    assert_eq!(
+        location.path, "/IODEF-Document/Incident",
+        "names the element"
+    );
 }
 
 #[test]
@@ -553,22 +502,11 @@ fn unit_caps_bound_one_streamed_event_data() {
         "<EventData>{}</EventData><EventData/>",
         "<EventData/>".repeat(50_000)
     ));
-    let opts = ReadOptions {
-        lenient: false,
-        limits: Limits {
-            max_unit_elements: 10_000,
-            ..Limits::default()
-        },
-    };
-    let mut r = StreamReader::new(nested.as_bytes(), &opts).expect("open");
-    let err = loop {
-        match r.next_item() {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("read to the end"),
-            Err(e) => break e,
-        }
-    };
-    match err {
+    let opts = strict_with(Limits {
+        max_unit_elements: 10_000,
+        ..Limits::default()
+    });
+    match stream_error(&nested, &opts) {
         Error::Limit {
             limit,
             cap,
@@ -608,21 +546,11 @@ fn unit_caps_bound_one_streamed_event_data() {
         "<EventData><Description>{}</Description></EventData>",
         "y".repeat(200_000)
     ));
-    let opts = ReadOptions {
-        lenient: false,
-        limits: Limits {
-            max_unit_bytes: 64 << 10,
-            ..Limits::default()
-        },
-    };
-    let mut r = StreamReader::new(big.as_bytes(), &opts).expect("open");
-    let err = loop {
-        match r.next_item() {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("read to the end"),
-            Err(e) => break e,
-        }
-    };
+    let opts = strict_with(Limits {
+        max_unit_bytes: 64 << 10,
+        ..Limits::default()
+    });
+    let err = stream_error(&big, &opts);
     assert!(
         matches!(
             err,

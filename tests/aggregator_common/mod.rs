@@ -211,14 +211,13 @@ pub fn post_raw(url: &str, token: Option<&str>, content_type: &str, body: &[u8])
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
-    let resp = match req.send_bytes(body) {
+    let resp = match send(req, body) {
         Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
         Err(e) => {
             return Answer {
                 status: 0,
                 retry_after: None,
-                body: e.to_string(),
+                body: e,
             }
         }
     };
@@ -233,9 +232,43 @@ pub fn post_raw(url: &str, token: Option<&str>, content_type: &str, body: &[u8])
     }
 }
 
+/// Sends `body`: any HTTP status is an answer; only a transport error is an error (its text).
+pub fn send(req: ureq::Request, body: &[u8]) -> Result<ureq::Response, String> {
+    match req.send_bytes(body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends `body` and reads the answer: its status and its body as JSON (a JSON string of the
+/// text when it is not JSON). Fails the test on a transport error, naming `what`.
+pub fn send_json(req: ureq::Request, body: &[u8], what: &str) -> (u16, serde_json::Value) {
+    let resp = send(req, body).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = resp.status();
+    let text = resp
+        .into_string()
+        .unwrap_or_else(|e| panic!("{what}: reading the answer: {e}"));
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
+}
+
 /// POSTs an encoded batch.
 pub fn post(url: &str, token: &str, batch: &Batch) -> Answer {
     post_raw(url, Some(token), CONTENT_TYPE, &teiten_wire::encode(batch))
+}
+
+/// POSTs `batch` the way the sensor retries it: again every 200 ms, at most 50 more times,
+/// until it is answered 200. Returns the last answer.
+pub fn post_until_ok(url: &str, token: &str, batch: &Batch) -> Answer {
+    let mut answer = post(url, token, batch);
+    for _ in 0..50 {
+        if answer.status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        answer = post(url, token, batch);
+    }
+    answer
 }
 
 /// A batch of `n` events. Sources cycle over a few real prefixes (so the geo lookup has work)
@@ -305,6 +338,29 @@ pub fn batch(sensor: &str, epoch: u64, seq: u64, n: usize, ts_us: i64) -> Batch 
     }
 }
 
+/// What `cmd` writes to its stdout given `input` on its stdin (written from a thread, so a
+/// large input cannot dead-lock against the output). Fails the test when `cmd` cannot run.
+pub fn pipe(cmd: &mut Command, input: &[u8]) -> Vec<u8> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    writer
+        .join()
+        .expect("writer thread")
+        .unwrap_or_else(|e| panic!("{what}: writing its input: {e}"));
+    assert!(out.status.success(), "{what}: {}", out.status);
+    out.stdout
+}
+
 /// Now, in microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -319,6 +375,20 @@ pub fn scalar(ch: &Server, sql: &str) -> u64 {
     out.trim()
         .parse()
         .unwrap_or_else(|_| panic!("`{sql}` returned `{out}`"))
+}
+
+/// Asserts that `table` has `n` rows with `n` distinct values of `column`.
+pub fn assert_rows_distinct(ch: &Server, table: &str, column: &str, n: u64) {
+    assert_eq!(
+        scalar(ch, &format!("SELECT count() FROM {table}")),
+        n,
+        "{table}"
+    );
+    assert_eq!(
+        scalar(ch, &format!("SELECT uniqExact({column}) FROM {table}")),
+        n,
+        "{table}: distinct {column}"
+    );
 }
 
 /// Waits up to 10 s for a query to return `expected`.
@@ -337,6 +407,48 @@ pub fn eventually(ch: &Server, sql: &str, expected: u64) {
     }
 }
 
+/// The config of a real `teiten-sensor` shipping to `agg_url` as `sensor_id` with `token`
+/// (monitoring 198.18.1.0/24), its spool in `spool`, sealing a batch at `max_events` events or
+/// after 200 ms. `aggregator` holds the further lines of the `[aggregator]` table (timeouts).
+pub fn sensor_toml(
+    sensor_id: &str,
+    agg_url: &str,
+    token: &str,
+    aggregator: &str,
+    spool: &std::path::Path,
+    max_events: usize,
+) -> String {
+    format!(
+        "sensor_id = \"{sensor_id}\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
+         [aggregator]\nurls = [\"{agg_url}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
+         {aggregator}\n[spool]\ndir = \"{}\"\n\n\
+         [batch]\nmax_events = {max_events}\nmax_interval_ms = 200\n",
+        spool.display()
+    )
+}
+
+/// Writes `dir/sensor.toml` for the sensor `lab-1` with its spool in `dir/spool` (see
+/// [`sensor_toml`] for the rest) and returns its path.
+pub fn lab_sensor_config(
+    dir: &std::path::Path,
+    agg_url: &str,
+    token: &str,
+    aggregator: &str,
+    max_events: usize,
+) -> PathBuf {
+    let path = dir.join("sensor.toml");
+    let toml = sensor_toml(
+        "lab-1",
+        agg_url,
+        token,
+        aggregator,
+        &dir.join("spool"),
+        max_events,
+    );
+    std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
+}
+
 /// Writes a config for the real `teiten-sensor` shipping to `agg_url` as `sensor_id`
 /// (monitoring 198.18.1.0/24) with its spool in `dir/spool`, and returns its path and the
 /// sensor's metrics address.
@@ -348,17 +460,19 @@ pub fn sensor_config(
 ) -> (PathBuf, String) {
     let metrics = format!("127.0.0.1:{}", free_port().expect("free port"));
     let path = dir.join("sensor.toml");
+    let toml = sensor_toml(
+        sensor_id,
+        agg_url,
+        token,
+        "timeout_secs = 30\nretry_max_secs = 1\n",
+        &dir.join("spool"),
+        1000,
+    );
     std::fs::write(
         &path,
-        format!(
-            "sensor_id = \"{sensor_id}\"\nmonitored_prefixes = [\"198.18.1.0/24\"]\n\n\
-             [aggregator]\nurls = [\"{agg_url}\"]\nallow_insecure = true\ntoken = \"{token}\"\n\
-             timeout_secs = 30\nretry_max_secs = 1\n\n[spool]\ndir = \"{}\"\n\n\
-             [batch]\nmax_events = 1000\nmax_interval_ms = 200\n\n[metrics]\nlisten = \"{metrics}\"\n",
-            dir.join("spool").display()
-        ),
+        format!("{toml}\n[metrics]\nlisten = \"{metrics}\"\n"),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (path, metrics)
 }
 

@@ -70,6 +70,11 @@ impl Notes {
     }
 }
 
+/// [`conv_enum`] for an optional attribute: `None` stays `None`.
+fn conv_opt<A: XmlEnum, B: XmlEnum>(a: &Option<A>, n: &mut Notes, what: &str) -> Option<B> {
+    a.as_ref().and_then(|a| conv_enum(a, n, what))
+}
+
 fn conv_enum<A: XmlEnum, B: XmlEnum>(a: &A, n: &mut Notes, what: &str) -> Option<B> {
     let s = a.as_xml();
     if s == "ext-value" {
@@ -161,8 +166,25 @@ pub(crate) fn event_data_v2_to_v1(x: &v2::EventData, n: &mut Notes) -> v1::Event
 
 /// Hand-written bridges for what the two models express differently.
 mod fixup {
-    use super::{conv_enum, Notes};
+    use super::{conv_enum, conv_opt, Notes};
     use crate::{v1, v2};
+
+    /// A v2 string of `text`, with no language.
+    fn ml(text: &str) -> v2::MLString {
+        v2::MLString {
+            value: text.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// The texts of several v2 strings as one v1 text, joined with `; `.
+    fn joined(texts: &[v2::MLString]) -> String {
+        texts
+            .iter()
+            .map(|t| t.value.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 
     pub(super) fn v1_to_v2_document(x: &v1::Document, out: &mut v2::Document, n: &mut Notes) {
         out.format_id = x.formatid.clone();
@@ -209,32 +231,16 @@ mod fixup {
         for c in &x.choice {
             if let v1::AssessmentChoice::Impact(i) = c {
                 let mut s = v2::SystemImpact {
-                    severity: i.severity.as_ref().and_then(|v| {
-                        conv_enum::<v1::Severity, v2::Severity>(v, n, "Impact.severity")
-                    }),
-                    completion: i.completion.as_ref().and_then(|v| {
-                        conv_enum::<v1::ImpactCompletion, v2::SystemimpactCompletion>(
-                            v,
-                            n,
-                            "Impact.completion",
-                        )
-                    }),
-                    kind: i.kind.as_ref().and_then(|v| {
-                        conv_enum::<v1::ImpactType, v2::SystemimpactType>(v, n, "Impact.type")
-                    }),
+                    severity: conv_opt(&i.severity, n, "Impact.severity"),
+                    completion: conv_opt(&i.completion, n, "Impact.completion"),
+                    kind: conv_opt(&i.kind, n, "Impact.type"),
                     ..Default::default()
                 };
                 if !i.value.trim().is_empty() {
-                    s.description.push(v2::MLString {
-                        value: i.value.clone(),
-                        ..Default::default()
-                    });
+                    s.description.push(ml(&i.value));
                 }
                 if matches!(i.kind, Some(v1::ImpactType::Recon)) {
-                    out.incident_category.push(v2::MLString {
-                        value: "recon".into(),
-                        ..Default::default()
-                    });
+                    out.incident_category.push(ml("recon"));
                 }
                 impacts.push(v2::AssessmentChoice::SystemImpact(s));
             }
@@ -255,12 +261,7 @@ mod fixup {
             n.unlose("Assessment.incident_category");
             impacts.push(v1::AssessmentChoice::Impact(v1::Impact {
                 kind: Some(v1::ImpactType::Recon),
-                value: x
-                    .incident_category
-                    .iter()
-                    .map(|c| c.value.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                value: joined(&x.incident_category),
                 ..Default::default()
             }));
         }
@@ -270,25 +271,10 @@ mod fixup {
                     continue;
                 }
                 impacts.push(v1::AssessmentChoice::Impact(v1::Impact {
-                    severity: s.severity.as_ref().and_then(|v| {
-                        conv_enum::<v2::Severity, v1::Severity>(v, n, "SystemImpact.severity")
-                    }),
-                    completion: s.completion.as_ref().and_then(|v| {
-                        conv_enum::<v2::SystemimpactCompletion, v1::ImpactCompletion>(
-                            v,
-                            n,
-                            "SystemImpact.completion",
-                        )
-                    }),
-                    kind: s.kind.as_ref().and_then(|v| {
-                        conv_enum::<v2::SystemimpactType, v1::ImpactType>(v, n, "SystemImpact.type")
-                    }),
-                    value: s
-                        .description
-                        .iter()
-                        .map(|d| d.value.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
+                    severity: conv_opt(&s.severity, n, "SystemImpact.severity"),
+                    completion: conv_opt(&s.completion, n, "SystemImpact.completion"),
+                    kind: conv_opt(&s.kind, n, "SystemImpact.type"),
+                    value: joined(&s.description),
                 }));
             }
         }
@@ -396,28 +382,14 @@ mod fixup {
             .iter()
             .map(|e| v2::Email {
                 email_to: Some(e.value.clone()),
-                description: e
-                    .meaning
-                    .iter()
-                    .map(|m| v2::MLString {
-                        value: m.clone(),
-                        ..Default::default()
-                    })
-                    .collect(),
+                description: e.meaning.iter().map(|m| ml(m)).collect(),
                 ..Default::default()
             })
             .collect();
         let phone = |t: &v1::ContactMeans, kind| v2::Telephone {
             kind,
             telephone_number: Some(t.value.clone()),
-            description: t
-                .meaning
-                .iter()
-                .map(|m| v2::MLString {
-                    value: m.clone(),
-                    ..Default::default()
-                })
-                .collect(),
+            description: t.meaning.iter().map(|m| ml(m)).collect(),
         };
         out.telephone = x.telephone.iter().map(|t| phone(t, None)).collect();
         if let Some(f) = &x.fax {

@@ -16,12 +16,18 @@ pub(crate) fn examples() -> PathBuf {
     conformance().join("iodef/examples")
 }
 
-pub(crate) fn schema(version: iodef::Version) -> PathBuf {
-    let name = match version {
+/// The file name of the schema of `version`, as EXPECTED-xmllint.tsv names it.
+pub(crate) fn schema_name(version: iodef::Version) -> &'static str {
+    match version {
         iodef::Version::V1 => "iodef-1.0.xsd",
         iodef::Version::V2 => "iodef-2.0.xsd",
-    };
-    conformance().join("iodef/schemas").join(name)
+    }
+}
+
+pub(crate) fn schema(version: iodef::Version) -> PathBuf {
+    conformance()
+        .join("iodef/schemas")
+        .join(schema_name(version))
 }
 
 /// Run `xmllint --nonet --noout --schema SCHEMA FILE`; `Err(stderr)` when invalid.
@@ -86,4 +92,42 @@ pub(crate) fn all_examples() -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The document type declaration of a billion-laughs document: `lol1` to `lol9`, each ten
+/// references to the one before, so `&lol9;` would expand to 10^9 `lol`s. `sep` stands after
+/// each declaration (a newline puts each on its own line, `""` makes it one line).
+pub(crate) fn billion_laughs_doctype(sep: &str) -> String {
+    let mut x = format!("<!DOCTYPE lolz [{sep}<!ENTITY lol \"lol\">{sep}");
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "lol".to_string()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        x.push_str(&format!(
+            "<!ENTITY lol{i} \"{}\">{sep}",
+            format!("&{prev};").repeat(10)
+        ));
+    }
+    x.push_str("]>");
+    x.push_str(sep);
+    x
+}
+
+/// Every example document with its path relative to the examples directory and its bytes.
+pub(crate) fn read_all_examples() -> Vec<(String, Vec<u8>)> {
+    all_examples()
+        .into_iter()
+        .map(|path| {
+            let rel = path
+                .strip_prefix(examples())
+                .expect("under examples")
+                .to_string_lossy()
+                .into_owned();
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("read example {}: {e}", path.display()));
+            (rel, bytes)
+        })
+        .collect()
 }
