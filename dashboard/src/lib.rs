@@ -5,8 +5,11 @@
 //!
 //! Layout: [`config`] (TOML, validated before I/O), [`queries`] (every SQL statement),
 //! [`params`] (request parameters and their 400s), [`data`] (reading the rollups, the cache),
-//! [`chart`], [`export`], [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`http`]
-//! (`app()`), [`server`], [`testdata`] (synthetic data for tests and benchmarks). The API is documented in `dashboard/API.md` (served at `/api`).
+//! [`chart`], [`export`], [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`exchange`]
+//! (the exchange pages), [`reports`] (the aggregator's API: filing reports, downloading daily
+//! files), `http` (`app()`: routing, public, login and analyst handlers), [`server`],
+//! [`testdata`] (synthetic data for tests and benchmarks). The API is documented in
+//! `dashboard/API.md` (served at `/api`).
 
 pub mod analyst;
 pub mod auth;
@@ -21,13 +24,14 @@ mod http;
 mod metrics;
 pub mod params;
 pub mod queries;
+pub mod reports;
 mod server;
 pub mod testdata;
 
 pub use config::{
     AnalystConfig, CacheConfig, Config, LimitsConfig, LoginConfig, MetricsConfig, PublicConfig,
-    QueryConfig, Settings, TrendsConfig,
+    QueryConfig, ReportsConfig, Settings, TrendsConfig,
 };
 pub use error::{Error, HttpError, Result};
-pub use http::{app, now, AppState};
+pub use http::{app, now, Analyst, AppState};
 pub use server::{client, serve};

@@ -31,4 +31,6 @@ pub use geo::{
     address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb, UNKNOWN as UNKNOWN_COUNTRY,
 };
 pub use migrate::migrate;
-pub use retention::{first_kept_day, rebuild_rollups, run_once as retention_run_once};
+pub use retention::{
+    first_kept_day, rebuild_rollups, rebuild_rollups_all, run_once as retention_run_once,
+};
