@@ -1,7 +1,8 @@
 //! The analyst pages of the IODEF exchange: the status of every partner-day, the partner files
 //! imported, the internal reports with their triage colour, and the address page that
 //! correlates sensor sightings with imported and internal reports. The data comes from the
-//! aggregator's exchange tables through `teiten_exchange`.
+//! aggregator's exchange tables through `teiten_exchange` (read only); reports are filed and
+//! daily files downloaded through the aggregator's API ([`crate::reports`]).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
