@@ -318,14 +318,12 @@ pub struct AnalystConfig {
     pub secure_cookies: bool,
     /// Removed (the daily files come through the aggregator's API, `[reports]`): only read
     /// to name it in the error.
-    #[doc(hidden)]
     #[serde(default)]
-    pub outbox: Option<toml::Value>,
+    outbox: Option<toml::Value>,
     /// Removed (reports are filed through the aggregator's API, `[reports]`): only read to
     /// name it in the error.
-    #[doc(hidden)]
     #[serde(default)]
-    pub aggregator_config: Option<toml::Value>,
+    aggregator_config: Option<toml::Value>,
 }
 
 fn default_grain() -> u32 {

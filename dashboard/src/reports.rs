@@ -235,3 +235,190 @@ fn answered(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::Path as UrlPath;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use http_body_util::BodyExt;
+
+    /// A stand-in for the aggregator's two routes, checking the bearer token.
+    async fn fake_aggregator() -> String {
+        let authorised = |h: &HeaderMap| {
+            h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer tok-1")
+        };
+        let app = Router::new()
+            .route(
+                "/api/v1/reports",
+                post(move |h: HeaderMap, Json(r): Json<ReportInput>| async move {
+                    if !authorised(&h) {
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            Json(serde_json::json!({"error": "unauthorized", "detail": "unknown token"})),
+                        )
+                            .into_response();
+                    }
+                    match r.category.as_str() {
+                        "intrusion" => (
+                            StatusCode::CREATED,
+                            Json(serde_json::json!({"id": "r-1", "colour": "red",
+                                "rules": ["intrusion-is-red"], "duplicate": false})),
+                        )
+                            .into_response(),
+                        "dos" => (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
+                        other => (
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            Json(serde_json::json!({"error": "invalid",
+                                "detail": format!("category `{other}` is not one of ...")})),
+                        )
+                            .into_response(),
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/outbox/{partner}/{day}",
+                get(
+                    move |h: HeaderMap, UrlPath((p, d)): UrlPath<(String, String)>| async move {
+                        if !authorised(&h) {
+                            return StatusCode::UNAUTHORIZED.into_response();
+                        }
+                        if p == "au-cert" && d == "20261201" {
+                            (
+                                [
+                                    ("content-type", "application/xml"),
+                                    ("content-disposition", "attachment; filename=\"f.xml\""),
+                                ],
+                                "<IODEF-Document/>\n".repeat(50_000),
+                            )
+                                .into_response()
+                        } else {
+                            (
+                                StatusCode::NOT_FOUND,
+                                Json(serde_json::json!({"error": "not_found",
+                                    "detail": format!("the file of {p} for {d} is no longer in the outbox")})),
+                            )
+                                .into_response()
+                        }
+                    },
+                ),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn client(url: &str, token: &str) -> (Aggregator, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, format!("{token}\nignored\n")).unwrap();
+        let c = ReportsConfig {
+            url: format!("{url}/"),
+            token_file,
+            ca_file: None,
+            timeout_secs: 5,
+            download_timeout_secs: 5,
+        };
+        (Aggregator::load(&c).unwrap(), dir)
+    }
+
+    fn report(category: &str) -> ReportInput {
+        ReportInput {
+            id: None,
+            detected: "2026-11-30T08:15:00Z".into(),
+            source: "staff".into(),
+            host: "192.0.2.44".into(),
+            category: category.into(),
+            description: String::new(),
+            indicators: Default::default(),
+            tlp: "amber".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_reports_and_reads_refusals() {
+        let url = fake_aggregator().await;
+        let (agg, _dir) = client(&url, "tok-1");
+        assert!(
+            !format!("{agg:?}").contains("tok-1"),
+            "the token is never shown"
+        );
+        let filed = agg.file(&report("intrusion")).await.unwrap();
+        assert_eq!((filed.id.as_str(), filed.colour.as_str()), ("r-1", "red"));
+        assert_eq!(
+            agg.file(&report("spam")).await.unwrap_err(),
+            Refusal::Refused {
+                status: 422,
+                detail: "category `spam` is not one of ...".into()
+            }
+        );
+        assert_eq!(
+            agg.file(&report("dos")).await.unwrap_err(),
+            Refusal::Unavailable
+        );
+        let (wrong, _dir2) = client(&url, "tok-2");
+        assert!(matches!(
+            wrong.file(&report("intrusion")).await.unwrap_err(),
+            Refusal::Refused { status: 401, .. }
+        ));
+        // Nobody listening.
+        let (gone, _dir3) = client("http://127.0.0.1:9", "tok-1");
+        assert_eq!(
+            gone.file(&report("intrusion")).await.unwrap_err(),
+            Refusal::Unavailable
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_downloads_and_passes_404_on() {
+        let url = fake_aggregator().await;
+        let (agg, _dir) = client(&url, "tok-1");
+        let d = agg.outbox_file("au-cert", 20_261_201).await.unwrap();
+        assert_eq!(d.content_type, "application/xml");
+        assert_eq!(
+            d.disposition.as_deref(),
+            Some("attachment; filename=\"f.xml\"")
+        );
+        let bytes = d.body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), "<IODEF-Document/>\n".len() * 50_000);
+        match agg.outbox_file("jp-cert", 20_261_201).await.unwrap_err() {
+            Refusal::Refused {
+                status: 404,
+                detail,
+            } => {
+                assert!(detail.contains("no longer in the outbox"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_or_missing_token_file_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = ReportsConfig {
+            url: "https://127.0.0.1:8443".into(),
+            token_file: dir.path().join("none"),
+            ca_file: None,
+            timeout_secs: 5,
+            download_timeout_secs: 5,
+        };
+        let e = Aggregator::load(&c).unwrap_err().to_string();
+        assert!(e.contains("reports.token_file"), "{e}");
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        c.token_file = dir.path().join("empty");
+        let e = Aggregator::load(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("reports.token_file") && e.contains("no token"),
+            "{e}"
+        );
+        c.token_file = dir.path().join("empty");
+        std::fs::write(&c.token_file, "t\n").unwrap();
+        c.ca_file = Some(dir.path().join("no-ca.pem"));
+        let e = Aggregator::load(&c).unwrap_err().to_string();
+        assert!(e.contains("reports.ca_file"), "{e}");
+    }
+}

@@ -184,10 +184,12 @@ pub(super) async fn file_report(
             )
         }
         Err(Refusal::Refused { status, detail }) => not_filed(
-            StatusCode::from_u16(status)
-                .ok()
-                .filter(StatusCode::is_client_error)
-                .unwrap_or(StatusCode::BAD_REQUEST),
+            match status {
+                // The report: the analyst can change it.
+                400 | 413 | 422 => StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                // The dashboard's token or URL ([reports]): not the analyst's doing.
+                _ => StatusCode::BAD_GATEWAY,
+            },
             &format!("The aggregator refused the report: {detail}"),
         ),
         Err(Refusal::Unavailable) => not_filed(
