@@ -48,7 +48,26 @@ pub const PARTNERS: &[(&str, &str)] = &[
     ("us-cert", "US"),
 ];
 
-fn exchange_config(dir: &Path) -> String {
+/// The dashboard's own reporter token: it files the exchange page's internal reports and
+/// downloads the daily files through the aggregator's API as `[[exchange.reporter]]`
+/// `dashboard` (with `outbox = true`).
+pub const DASHBOARD_REPORTER: &str = "dashboard";
+
+/// The stored form of a token, from `teiten-aggregator token-hash`.
+fn token_hash(token: &str) -> String {
+    let mut child = Command::new(bin("teiten-aggregator"))
+        .arg("token-hash")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("teiten-aggregator token-hash");
+    writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "token-hash failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn exchange_config(dir: &Path, dashboard_token: &str) -> String {
     let mut s = format!(
         "[exchange]\ncsirt = \"csirt.teiten.test\"\ncsirt_email = \"csirt@teiten.test\"\n\
          outbox = \"{0}/outbox\"\ninbox = \"{0}/inbox\"\nquarantine = \"{0}/quarantine\"\n",
@@ -63,6 +82,11 @@ fn exchange_config(dir: &Path) -> String {
         "\n[[exchange.partner]]\nid = \"all-v1\"\ncountries = [\"all\"]\niodef_version = 1\n\
          tlp = \"green\"\n",
     );
+    s.push_str(&format!(
+        "\n[[exchange.reporter]]\nname = \"{DASHBOARD_REPORTER}\"\ntoken_sha256 = \"{}\"\n\
+         outbox = true\n",
+        token_hash(dashboard_token)
+    ));
     s
 }
 
@@ -134,6 +158,10 @@ impl Chain {
         let agg_port = free_port().unwrap();
         let aggregator_url = format!("http://{host_ip}:{agg_port}");
         let aggregator_cfg = dir.join("aggregator.toml");
+        // The dashboard's reporter token, in a file of its own (as deployed).
+        let dashboard_token = format!("tt_dashboard_{:016x}", std::process::id());
+        let dashboard_token_file = dir.join("dashboard-reporter.token");
+        write(&dashboard_token_file, &format!("{dashboard_token}\n"));
         // The dark prefix and the sensor's addresses are withheld; the lab's scanner sends
         // from the benchmarking range, and only its own address there is published.
         let monitored: Vec<String> = [lab::DARK, lab::DARK6]
@@ -152,7 +180,7 @@ impl Chain {
                 monitored.join(", "),
                 lab::SENSOR_IP,
                 lab::SCANNER_IP,
-                exchange_config(dir)
+                exchange_config(dir, &dashboard_token)
             ),
         );
         let agg = bin("teiten-aggregator");
@@ -192,12 +220,12 @@ impl Chain {
             &dashboard_cfg,
             &format!(
                 "listen = \"127.0.0.1:{dash_port}\"\n[clickhouse]\nurl = \"{}\"\n\
-                 [analyst]\nsecure_cookies = false\noutbox = \"{}\"\naggregator_config = \"{}\"\n\
-                 [analyst.users]\nanalyst = \"{}\"\n",
+                 [analyst]\nsecure_cookies = false\n\
+                 [analyst.users]\nanalyst = \"{}\"\n\
+                 [reports]\nurl = \"{aggregator_url}\"\ntoken_file = \"{}\"\n",
                 clickhouse.url(),
-                dir.join("outbox").display(),
-                aggregator_cfg.display(),
-                hash.trim()
+                hash.trim(),
+                dashboard_token_file.display()
             ),
         );
         let sensor_cfg = dir.join("sensor.toml");

@@ -323,10 +323,9 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path) -> Dashboard {
         format!(
             "listen = \"127.0.0.1:{port}\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"t_dash\"\n\
              [query]\nuser = \"{READER_USER}\"\npassword = \"{READER_PASSWORD}\"\n\
-             [analyst]\nsecure_cookies = false\noutbox = \"{}\"\n\
+             [analyst]\nsecure_cookies = false\n\
              [analyst.users]\nalice = \"{alice}\"\nbob = \"{bob}\"\n",
             ch.url(),
-            dir.join("outbox").display()
         ),
     )
     .unwrap();

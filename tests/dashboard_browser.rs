@@ -12,10 +12,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aggregator_common::Agg;
 use serde_json::{json, Value};
 use teiten::clickhouse::{free_port, Server};
 use teiten_dashboard::testdata::{sensor_address, Synth};
 use teiten_store::schema::{create_sql, Layout};
+
+mod aggregator_common;
 
 const DB: &str = "dash";
 const PASSWORD: &str = "browser-test password";
@@ -287,30 +290,37 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-/// Starts the dashboard binary and waits until `/health` answers.
-fn start_dashboard(ch: &Server, dir: &std::path::Path) -> (Guard, String) {
+/// Starts the aggregator the report form files through, with the dashboard's reporter token
+/// in `<its dir>/dashboard.token`.
+fn start_aggregator(ch: &Server) -> Agg {
+    let token = "tt_browser-dashboard";
+    let agg = Agg::start(
+        ch,
+        DB,
+        &format!(
+            "[[exchange.reporter]]\nname = \"dashboard\"\ntoken_sha256 = \"{}\"\noutbox = true\n",
+            aggregator_common::token_hash(token)
+        ),
+    );
+    std::fs::write(agg.dir.path().join("dashboard.token"), format!("{token}\n")).unwrap();
+    agg
+}
+
+/// Starts the dashboard binary (filing reports through `aggregator`) and waits until
+/// `/health` answers.
+fn start_dashboard(ch: &Server, dir: &std::path::Path, aggregator: &Agg) -> (Guard, String) {
     let port = free_port().unwrap();
     let hash = teiten_dashboard::auth::hash_password(PASSWORD).unwrap();
     let config = dir.join("dashboard.toml");
-    // The aggregator's config gives the triage rules and geo database of the report form.
-    let aggregator = dir.join("aggregator.toml");
-    std::fs::write(
-        &aggregator,
-        format!(
-            "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n",
-            ch.url()
-        ),
-    )
-    .unwrap();
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n\
-             [groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n[analyst]\noutbox = \"{}\"\n\
-             aggregator_config = \"{}\"\n[analyst.users]\nalice = \"{hash}\"\n",
+             [groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n[analyst.users]\nalice = \"{hash}\"\n\
+             [reports]\nurl = \"{}\"\ntoken_file = \"{}\"\n",
             ch.url(),
-            dir.join("outbox").display(),
-            aggregator.display(),
+            aggregator.url,
+            aggregator.dir.path().join("dashboard.token").display(),
         ),
     )
     .unwrap();
@@ -385,7 +395,8 @@ fn dashboard_in_headless_chromium() {
         .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_dash, url) = start_dashboard(&ch, dir.path());
+    let aggregator = start_aggregator(&ch);
+    let (_dash, url) = start_dashboard(&ch, dir.path(), &aggregator);
 
     let mut b = Browser::start();
     let no_sensor_address = |page: &str, html: &str| {
@@ -551,7 +562,8 @@ fn dashboard_in_headless_chromium() {
         "{html}"
     );
     b.screenshot("dashboard-analyst-address.png");
-    // File an internal report with the form: triaged by the aggregator's rules.
+    // File an internal report with the form: filed through the aggregator's API (as reporter
+    // `dashboard`), triaged by its rules.
     b.goto(&format!("{url}/analyst/exchange"));
     b.eval(
         "(() => { const f = document.querySelector('#report-form'); \
@@ -568,6 +580,13 @@ fn dashboard_in_headless_chromium() {
         "{html}"
     );
     b.screenshot("dashboard-analyst-report-filed.png");
+    let stored = ch
+        .query(&format!(
+            "SELECT count() FROM {DB}.internal_reports WHERE reporter = 'dashboard' \
+             AND host = '192.0.2.44' AND colour = 'red'"
+        ))
+        .unwrap();
+    assert_eq!(stored.trim(), "1", "stored by the aggregator");
     // Log out: the analyst pages are closed again.
     b.click("header button");
     assert!(b.url().ends_with('/'), "{}", b.url());

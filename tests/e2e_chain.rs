@@ -79,6 +79,16 @@ fn login(base: &str) -> String {
     cookie(&res, "teiten_session")
 }
 
+/// Status and text of a dashboard answer, whatever the status.
+fn analyst_page(r: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("dashboard: {e}"),
+    };
+    (resp.status(), resp.into_string().unwrap())
+}
+
 /// Today's daily file in a partner's outbox (the scheduler may have written yesterday's).
 fn only_xml(dir: &std::path::Path) -> std::path::PathBuf {
     let today = teiten::run_ok(std::process::Command::new("date").args(["-u", "+%Y-%m-%d"]));
@@ -210,6 +220,62 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
     // The lab's scanner itself sends from 198.18.0.0/24 (a real, "unknown" source); the dark
     // prefix 198.18.1.0/24 holds the sensor addresses, which never appear.
     assert!(!std::fs::read_to_string(&all).unwrap().contains("198.18.1."));
+
+    // The analyst's exchange page: a daily file downloaded through the aggregator, and an
+    // internal report filed through it (as the dashboard's reporter) stored in ClickHouse.
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let today = teiten::run_ok(std::process::Command::new("date").args(["-u", "+%Y%m%d"]));
+    let (status, body) = analyst_page(
+        agent
+            .get(&format!(
+                "{url}/analyst/exchange/file?partner=all-v1&day={}",
+                today.trim()
+            ))
+            .set("cookie", &analyst)
+            .call(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, std::fs::read_to_string(&all).unwrap());
+    let (status, page) = analyst_page(
+        agent
+            .get(&format!("{url}/analyst/exchange"))
+            .set("cookie", &analyst)
+            .call(),
+    );
+    assert_eq!(status, 200, "{page}");
+    let i = page
+        .find("name=\"csrf\" value=\"")
+        .expect("the report form")
+        + 19;
+    let csrf = page[i..].split('"').next().unwrap().to_owned();
+    let (status, filed) = analyst_page(
+        agent
+            .post(&format!("{url}/analyst/reports"))
+            .set("cookie", &analyst)
+            .send_form(&[
+                ("csrf", csrf.as_str()),
+                ("detected", "2026-11-30T08:15"),
+                ("source", "staff"),
+                ("host", "198.18.1.7"),
+                ("category", "intrusion"),
+                ("description", "seen in the chain test"),
+                ("addresses", "1.0.16.10"),
+                ("ports", "23"),
+                ("protocol", "tcp"),
+                ("tlp", "amber"),
+            ]),
+    );
+    assert_eq!(status, 200, "{filed}");
+    assert!(filed.contains("triage-red"), "{filed}");
+    let stored = chain
+        .clickhouse
+        .query(&format!(
+            "SELECT count() FROM teiten.internal_reports WHERE reporter = '{}' \
+             AND host = '198.18.1.7' AND colour = 'red'",
+            teiten::chain::DASHBOARD_REPORTER
+        ))
+        .unwrap();
+    assert_eq!(stored.trim(), "1", "the report is in ClickHouse");
 
     // The public answers never carry a sensor address, nor today's probes.
     let public: Value = serde_json::from_str(

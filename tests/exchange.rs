@@ -1016,3 +1016,254 @@ fn an_export_killed_midway_leaves_nothing_and_the_rerun_is_complete() {
     );
     assert_eq!(logged("generated"), 1, "one log row for the day");
 }
+
+/// Kills a child process when dropped.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `name=value` of a `Set-Cookie`.
+fn set_cookie(res: &ureq::Response, name: &str) -> String {
+    res.all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// A dashboard answer: status and text, whatever the status.
+fn page(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("dashboard: {e}"),
+    };
+    let disposition = resp.header("content-disposition").map(str::to_owned);
+    (resp.status(), resp.into_string().unwrap(), disposition)
+}
+
+/// The analyst's side of the exchange against the real aggregator: the dashboard binary files
+/// reports through `POST /api/v1/reports` with its own reporter token (stored, triaged,
+/// refused with the aggregator's reason, "unavailable" with the form kept when the aggregator
+/// is down) and downloads daily files through `GET /api/v1/outbox/{partner}/{day}`, which
+/// refuses every other caller.
+#[test]
+fn the_dashboard_files_reports_and_downloads_through_the_aggregator() {
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let cfg = exchange_config(
+        work.path(),
+        &format!(
+            "[[exchange.reporter]]\nname = \"dashboard\"\ntoken_sha256 = \"{}\"\noutbox = true\n",
+            sha256_hex("dashboard-token")
+        ),
+    )
+    .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
+    let mut agg = Agg::start(&ch, "ex_dash", &cfg);
+
+    // Today's daily files as the scheduler logs them: au-cert's is in the outbox, jp-cert's
+    // is gone.
+    let day = ch.query("SELECT toYYYYMMDD(today())").unwrap();
+    let day = day.trim().to_owned();
+    ch.query(&format!(
+        "INSERT INTO ex_dash.exchange_log VALUES \
+         ('au-cert', {day}, 1, 'teiten-au-cert-today.xml', 'ab', 3, 1, 0, 18, now(), 'delivered', 1, '', \
+          toUInt64(toUInt32(now())) * 1000000), \
+         ('jp-cert', {day}, 1, 'teiten-jp-cert-today.xml', 'cd', 1, 1, 0, 18, now(), 'delivered', 1, '', \
+          toUInt64(toUInt32(now())) * 1000000)"
+    ))
+    .unwrap();
+    let outbox = work.path().join("outbox/au-cert");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let content = b"<IODEF-Document version=\"2.00\"/>\n".repeat(5000);
+    std::fs::write(outbox.join("teiten-au-cert-today.xml"), &content).unwrap();
+
+    // The aggregator's route: reporters with `outbox = true` only, checked names.
+    let route = |partner: &str, day: &str| format!("{}/api/v1/outbox/{partner}/{day}", agg.url);
+    assert_eq!(http("GET", &route("au-cert", &day), None, b"").0, 401);
+    assert_eq!(
+        http("GET", &route("au-cert", &day), Some("wrong"), b"").0,
+        401
+    );
+    let (s, body) = http("GET", &route("au-cert", &day), Some("ids-token"), b"");
+    assert_eq!(s, 403, "a reporter without outbox = true: {body}");
+    for (partner, d) in [
+        ("..%2F..%2Fetc", day.as_str()),
+        ("au-cert%2F..%2Fjp-cert", day.as_str()),
+        ("au-cert", "20261399"),
+        ("au-cert", "yesterday"),
+        ("au-cert", "2026120"),
+    ] {
+        let (s, body) = http("GET", &route(partner, d), Some("dashboard-token"), b"");
+        assert_eq!(s, 400, "{partner} {d}: {body}");
+    }
+    let (s, body) = http("GET", &route("jp-cert", &day), Some("dashboard-token"), b"");
+    assert_eq!(s, 404, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no longer in the outbox"),
+        "{body}"
+    );
+    let (s, body) = http("GET", &route("de-cert", &day), Some("dashboard-token"), b"");
+    assert_eq!(s, 404, "{body}");
+    let whole = ureq::get(&route("au-cert", &day))
+        .set("Authorization", "Bearer dashboard-token")
+        .call()
+        .unwrap();
+    assert_eq!(whole.header("content-type"), Some("application/xml"));
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut whole.into_reader(), &mut got).unwrap();
+    assert_eq!(got, content);
+
+    // The dashboard, filing and downloading as reporter `dashboard`.
+    let token_file = work.path().join("dashboard.token");
+    std::fs::write(&token_file, "dashboard-token\n").unwrap();
+    let password = "exchange analyst";
+    let hash = teiten_dashboard::auth::hash_password(password).unwrap();
+    let port = teiten::clickhouse::free_port().unwrap();
+    let dash_cfg = work.path().join("dashboard.toml");
+    std::fs::write(
+        &dash_cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"ex_dash\"\n\
+             [analyst]\nsecure_cookies = false\n[analyst.users]\nalice = \"{hash}\"\n\
+             [reports]\nurl = \"{}\"\ntoken_file = \"{}\"\ntimeout_secs = 10\n",
+            ch.url(),
+            agg.url,
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(work.path().join("dashboard.log")).unwrap();
+    let _dash = Reaped(
+        Command::new(teiten::bin("teiten-dashboard"))
+            .args(["serve", "--config"])
+            .arg(&dash_cfg)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("teiten-dashboard"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ureq::get(&format!("{url}/health")).call().is_err() {
+        assert!(Instant::now() < deadline, "the dashboard did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let browser = ureq::AgentBuilder::new().redirects(0).build();
+    let form = browser.get(&format!("{url}/login")).call().unwrap();
+    let login_csrf = set_cookie(&form, "teiten_login_csrf");
+    let res = browser
+        .post(&format!("{url}/login"))
+        .set("cookie", &login_csrf)
+        .send_form(&[
+            ("user", "alice"),
+            ("password", password),
+            ("csrf", login_csrf.trim_start_matches("teiten_login_csrf=")),
+        ])
+        .unwrap();
+    let session = set_cookie(&res, "teiten_session");
+    let get = |path: &str| {
+        page(
+            browser
+                .get(&format!("{url}{path}"))
+                .set("cookie", &session)
+                .call(),
+        )
+    };
+
+    let (s, ex, _) = get("/analyst/exchange");
+    assert_eq!(s, 200, "{ex}");
+    assert!(ex.contains("id=\"report-form\""), "{ex}");
+    assert!(
+        ex.contains(&format!(
+            "/analyst/exchange/file?partner=au-cert&amp;day={day}"
+        )),
+        "{ex}"
+    );
+    let i = ex.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = ex[i..].split('"').next().unwrap().to_owned();
+
+    let (s, file, disposition) = get(&format!("/analyst/exchange/file?partner=au-cert&day={day}"));
+    assert_eq!(s, 200);
+    assert_eq!(file.as_bytes(), content.as_slice());
+    assert_eq!(
+        disposition.as_deref(),
+        Some("attachment; filename=\"teiten-au-cert-today.xml\"")
+    );
+    let (s, gone, _) = get(&format!("/analyst/exchange/file?partner=jp-cert&day={day}"));
+    assert_eq!(s, 404, "{gone}");
+    assert!(gone.contains("no longer in the outbox"), "{gone}");
+
+    let file_report = |category: &str| {
+        page(
+            browser
+                .post(&format!("{url}/analyst/reports"))
+                .set("cookie", &session)
+                .send_form(&[
+                    ("csrf", csrf.as_str()),
+                    ("detected", "2026-11-30T08:15"),
+                    ("source", "staff"),
+                    ("host", "192.0.2.44"),
+                    ("category", category),
+                    ("description", "brute force on <ssh>"),
+                    ("addresses", "203.0.113.7 198.51.100.1"),
+                    ("ports", "22, 2222"),
+                    ("protocol", "tcp"),
+                    ("tlp", "amber"),
+                ]),
+        )
+    };
+    let (s, filed, _) = file_report("intrusion");
+    assert_eq!(s, 200, "{filed}");
+    assert!(
+        filed.contains("id=\"filed\"") && filed.contains("triage-red") && filed.contains("stored"),
+        "{filed}"
+    );
+    assert_eq!(
+        aggregator_common::scalar(
+            &ch,
+            "SELECT count() FROM ex_dash.internal_reports WHERE reporter = 'dashboard' \
+             AND source = 'staff' AND host = '192.0.2.44' AND ports = [22, 2222] \
+             AND has(addresses, '198.51.100.1') AND colour = 'red' \
+             AND detected = toDateTime('2026-11-30 08:15:00')"
+        ),
+        1
+    );
+    let (s, again, _) = file_report("intrusion");
+    assert_eq!(s, 200, "{again}");
+    assert!(again.contains("was filed before"), "{again}");
+    let (s, refused, _) = file_report("spam");
+    assert_eq!(s, 422, "{refused}");
+    assert!(
+        refused.contains("The aggregator refused the report") && refused.contains("category"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("id=\"report-form\""),
+        "the form is kept: {refused}"
+    );
+    let (_, listed, _) = get("/analyst/exchange");
+    assert!(listed.contains("brute force on &lt;ssh&gt;"), "{listed}");
+
+    // The aggregator down: "unavailable", the form kept as sent.
+    agg.kill();
+    let (s, down, _) = file_report("intrusion");
+    assert_eq!(s, 503, "{down}");
+    assert!(down.contains("aggregator unavailable, try again"), "{down}");
+    assert!(
+        down.contains("value=\"203.0.113.7 198.51.100.1\"")
+            && down.contains("value=\"192.0.2.44\""),
+        "{down}"
+    );
+    let (s, _, _) = get(&format!("/analyst/exchange/file?partner=au-cert&day={day}"));
+    assert_eq!(s, 503);
+}

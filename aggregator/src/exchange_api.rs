@@ -12,6 +12,13 @@
 //!   [`ReportInput`](teiten_exchange::reports::ReportInput)): 201 `{"id", "colour", "rules",
 //!   "duplicate": false}`, 200 with `"duplicate": true` for a report filed before; 400 not the
 //!   JSON expected (with line and column); 422 a field breaks a rule (named).
+//! - `GET /api/v1/outbox/{partner}/{day}` (`Authorization: Bearer <reporter token>` of a
+//!   reporter with `outbox = true`, `day` as YYYYMMDD): the partner's daily file of that day as
+//!   the delivery log names it, streamed from `[exchange] outbox` (`Content-Type`
+//!   `application/xml` or `application/gzip`, `Content-Disposition` with its file name); 401
+//!   missing or unknown token; 403 a reporter without `outbox`; 400 a partner that is not a
+//!   partner id or a day that is not a date; 404 no file logged for that partner-day, or the
+//!   file is no longer in the outbox. The dashboard's exchange page downloads through it.
 //!
 //! ClickHouse trouble answers 503 with `Retry-After`; nothing is half-accepted: a file or report
 //! is acknowledged only once stored.
@@ -21,10 +28,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::Path as UrlPath;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
@@ -39,6 +47,8 @@ use teiten_exchange::ExchangeError;
 pub(crate) const IODEF_PATH: &str = "/api/v1/iodef";
 /// Path of internal reports.
 pub(crate) const REPORTS_PATH: &str = "/api/v1/reports";
+/// Path of the daily files in the outbox.
+pub(crate) const OUTBOX_PATH: &str = "/api/v1/outbox/{partner}/{day}";
 /// Largest report body.
 const MAX_REPORT_BYTES: usize = 1 << 20;
 
@@ -47,6 +57,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(IODEF_PATH, post(upload))
         .route(REPORTS_PATH, post(report))
+        .route(OUTBOX_PATH, get(outbox_file))
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
@@ -330,7 +341,7 @@ async fn report(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body)
         Ok(h) => h,
         Err(r) => return r,
     };
-    let Some((reporter, _)) = x.reporters.iter().find(|(_, h)| *h == hash) else {
+    let Some(reporter) = x.reporters.iter().find(|r| r.token_sha256 == hash) else {
         tracing::warn!("Internal report with an unknown token refused");
         return refuse(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token");
     };
@@ -349,7 +360,7 @@ async fn report(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body)
         }
     };
     let geo = st.geo.current();
-    match reports::file(&st.client, &st.db, x, &geo, reporter, input).await {
+    match reports::file(&st.client, &st.db, x, &geo, &reporter.name, input).await {
         Ok(f) => {
             let status = if f.duplicate {
                 StatusCode::OK
@@ -360,4 +371,109 @@ async fn report(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body)
         }
         Err(e) => from_error(&e, st.retry_after_secs),
     }
+}
+
+/// A plain file or directory name: no separator, no `.` or `..`, printable, at most 128 bytes.
+fn plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+/// `GET /api/v1/outbox/{partner}/{day}`: a partner's daily file, for reporters with `outbox`.
+async fn outbox_file(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath((partner, day)): UrlPath<(String, String)>,
+) -> Response {
+    let x = &st.exchange;
+    let hash = match token_hash(&headers) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let Some(reporter) = x.reporters.iter().find(|r| r.token_sha256 == hash) else {
+        tracing::warn!("Outbox request with an unknown token refused");
+        return refuse(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token");
+    };
+    if !reporter.outbox {
+        tracing::warn!(reporter = %reporter.name, "Outbox request refused: reporter without outbox = true");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this reporter may not read the outbox (outbox = true in its [[exchange.reporter]])",
+        );
+    }
+    if !teiten_exchange::config::is_id(&partner) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "partner: a partner id is 1 to 64 letters, digits, `-` or `_`",
+        );
+    }
+    let day_number = match chrono::NaiveDate::parse_from_str(&day, "%Y%m%d") {
+        Ok(d) if day.len() == 8 => teiten_store::time::date_number(d),
+        _ => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!("day: `{}` is not a date as YYYYMMDD", day.escape_debug()),
+            )
+        }
+    };
+    let days =
+        match teiten_exchange::deliver::status(&st.client, &st.db, day_number, day_number).await {
+            Ok(d) => d,
+            Err(e) => return from_error(&e, st.retry_after_secs),
+        };
+    let gone = || {
+        refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("the file of {partner} for {day} is no longer in the outbox"),
+        )
+    };
+    let Some(logged) = days.into_iter().find(|d| d.partner == partner) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no daily file of {partner} for {day} was generated"),
+        );
+    };
+    if !plain_name(&logged.file) {
+        tracing::warn!(partner = %partner, day = %day, "The delivery log names no plain file; not served");
+        return gone();
+    }
+    let path = x.config.outbox.join(&partner).join(&logged.file);
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return gone(),
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "Cannot open a daily file");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the file could not be read",
+            );
+        }
+    };
+    let kind = if logged.file.ends_with(".gz") {
+        "application/gzip"
+    } else {
+        "application/xml"
+    };
+    tracing::info!(reporter = %reporter.name, partner = %partner, day = %day, "Daily file served from the outbox");
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", logged.file.replace('"', "")),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -25,5 +25,7 @@ pub use registry::{
     add as add_sensor, list as list_sensors, new_token, revoke as revoke_sensor,
     status as sensor_status, token_hash, Auth, Cache, SensorState, SensorStatus,
 };
-pub use server::{migrate_all, rebuild_rollups_all, retention_all, seal_digests, serve};
+pub use server::{migrate_all, retention_all, seal_digests, serve};
 pub use store::{Enriched, Outcome, Store, StoreError, WriterHandle, WriterStop};
+/// Rebuilds one day of the rollups (store logic, in `teiten-store`).
+pub use teiten_store::rebuild_rollups_all;

@@ -66,10 +66,8 @@ pub fn new_token() -> String {
     format!("tt_{}", hex::encode(b))
 }
 
-/// The stored form of a token.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+/// The stored form of a token (shared with the dashboard's `/metrics`: `teiten-service`).
+pub use teiten_service::token_hash;
 
 fn now_secs() -> (u32, u64) {
     let us = teiten_store::time::now_us();

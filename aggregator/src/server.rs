@@ -62,31 +62,6 @@ pub async fn retention_all(settings: &Settings) -> Result<Vec<String>> {
     Ok(dropped)
 }
 
-/// Rebuilds one day of the rollups on the server or every node, then seals its port digests
-/// again (over the whole cluster).
-pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> {
-    let layout = Layout::from_config(ch);
-    let nodes = if ch.nodes.is_empty() {
-        vec![ch.url.clone()]
-    } else {
-        ch.nodes.clone()
-    };
-    for url in &nodes {
-        retention::rebuild_rollups(&client_for(ch, url), &ch.database, &layout, day).await?;
-    }
-    let start = time::day_start(day);
-    teiten_store::digest::seal_day(
-        &client(ch),
-        &ch.database,
-        start,
-        now_us() as u64,
-        teiten_store::digest::DIGEST_PORTS,
-    )
-    .await?;
-    tracing::info!(day, "Port digests sealed again after the rebuild");
-    Ok(())
-}
-
 /// Seals the port digests of every day over within the rollups' retention that has none or an
 /// out-of-date one ([`teiten_store::digest`]); returns the days sealed (YYYYMMDD). `progress`
 /// counts the days (`indicatif::ProgressBar::hidden()` shows nothing).

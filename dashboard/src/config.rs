@@ -58,6 +58,44 @@ pub struct Config {
     /// Who may read `/metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The aggregator's API, through which the exchange page files internal reports and
+    /// downloads the daily partner files. Default none: the page offers no report form and
+    /// no download.
+    #[serde(default)]
+    pub reports: Option<ReportsConfig>,
+}
+
+/// `[reports]`: the aggregator the exchange page talks to, as an `[[exchange.reporter]]` of
+/// the aggregator's own (its name is stored with every report filed here; `outbox = true` lets
+/// it download the daily files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// The aggregator's base URL (`https://127.0.0.1:8443`); reports go to
+    /// `<url>/api/v1/reports`, downloads come from `<url>/api/v1/outbox/...`. Required.
+    pub url: String,
+    /// File whose first line is the reporter's bearer token (its SHA-256 is the reporter's
+    /// `token_sha256` in the aggregator's config). Read at start-up, never logged. Required.
+    pub token_file: PathBuf,
+    /// PEM file of the CA (or the certificate) the aggregator's TLS certificate is checked
+    /// against, besides the web PKI. Default none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Longest a report may take to be filed (connecting, sending, the answer), in seconds.
+    /// 1 to 300. Default 30.
+    #[serde(default = "default_report_timeout")]
+    pub timeout_secs: u64,
+    /// Longest a daily file's download from the aggregator may take, in seconds. 1 to 3600.
+    /// Default 600.
+    #[serde(default = "default_download_timeout")]
+    pub download_timeout_secs: u64,
+}
+
+fn default_report_timeout() -> u64 {
+    30
+}
+fn default_download_timeout() -> u64 {
+    600
 }
 
 /// `[metrics]`: `/metrics` (Prometheus text: requests, latency per endpoint, cache hits,
@@ -155,8 +193,8 @@ pub struct QueryConfig {
     pub max_execution_secs: u64,
     /// A read-only ClickHouse user the graph, API and analyst queries run as (its profile
     /// needs `readonly` = 2, so that `max_execution_time` can be set; see
-    /// `docs/deploy-single-node.md`). Internal reports filed on the exchange page still use
-    /// `clickhouse.user`. Default none: `clickhouse.user` for everything.
+    /// `docs/deploy-single-node.md`). Default none: `clickhouse.user` for everything (the
+    /// dashboard only reads; internal reports are written by the aggregator, `[reports]`).
     #[serde(default)]
     pub user: Option<String>,
     /// Password of `query.user`. Default empty.
@@ -278,15 +316,14 @@ pub struct AnalystConfig {
     /// network... which should not exist. Default true.
     #[serde(default = "default_true")]
     pub secure_cookies: bool,
-    /// The aggregator's `[exchange] outbox`: the daily partner files the exchange page offers
-    /// for download. Default `/var/lib/teiten/outbox`.
-    #[serde(default = "default_outbox")]
-    pub outbox: PathBuf,
-    /// The aggregator's config file, read at start-up: its `[exchange]` triage rules and its
-    /// `[geo]` database file the internal reports analysts submit on the exchange page, exactly
-    /// as the aggregator's `/api/v1/reports` does. Default none: the page offers no form.
+    /// Removed (the daily files come through the aggregator's API, `[reports]`): only read
+    /// to name it in the error.
     #[serde(default)]
-    pub aggregator_config: Option<PathBuf>,
+    outbox: Option<toml::Value>,
+    /// Removed (reports are filed through the aggregator's API, `[reports]`): only read to
+    /// name it in the error.
+    #[serde(default)]
+    aggregator_config: Option<toml::Value>,
 }
 
 fn default_grain() -> u32 {
@@ -300,9 +337,6 @@ fn default_min_sensors() -> u64 {
 }
 fn default_trend_refresh() -> u64 {
     300
-}
-fn default_outbox() -> PathBuf {
-    PathBuf::from("/var/lib/teiten/outbox")
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8090))
@@ -400,7 +434,7 @@ impl Default for AnalystConfig {
             users: BTreeMap::new(),
             session_secs: default_session(),
             secure_cookies: true,
-            outbox: default_outbox(),
+            outbox: None,
             aggregator_config: None,
         }
     }
@@ -543,6 +577,50 @@ impl Config {
         }
         if self.public.min_sensors == 0 {
             return bad("public.min_sensors: at least 1".to_owned());
+        }
+        if self.analyst.outbox.is_some() {
+            return bad(
+                "analyst.outbox: no longer read; the exchange page downloads the daily \
+                 files through the aggregator: set [reports] (url, token_file) and give the \
+                 dashboard's [[exchange.reporter]] outbox = true in the aggregator's config"
+                    .to_owned(),
+            );
+        }
+        if self.analyst.aggregator_config.is_some() {
+            return bad(
+                "analyst.aggregator_config: no longer read; reports are filed through \
+                 the aggregator's POST /api/v1/reports: set [reports] (url, token_file) with \
+                 the token of an [[exchange.reporter]] of the aggregator's config"
+                    .to_owned(),
+            );
+        }
+        if let Some(r) = &self.reports {
+            if !r.url.starts_with("http://") && !r.url.starts_with("https://") {
+                return bad(format!(
+                    "reports.url {:?}: must start with http:// or https://",
+                    r.url
+                ));
+            }
+            let host = r
+                .url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split('/').next())
+                .unwrap_or("");
+            if host.is_empty() {
+                return bad(format!("reports.url {:?}: no host", r.url));
+            }
+            if !(1..=300).contains(&r.timeout_secs) {
+                return bad(format!(
+                    "reports.timeout_secs {}: between 1 and 300",
+                    r.timeout_secs
+                ));
+            }
+            if !(1..=3600).contains(&r.download_timeout_secs) {
+                return bad(format!(
+                    "reports.download_timeout_secs {}: between 1 and 3600",
+                    r.download_timeout_secs
+                ));
+            }
         }
         if self.analyst.session_secs < 60 {
             return bad("analyst.session_secs: at least 60".to_owned());
@@ -743,6 +821,26 @@ mod tests {
                 "metrics.token_sha256",
                 "[metrics]\ntoken_sha256 = \"secret\"",
             ),
+            (
+                "analyst.outbox",
+                "[analyst]\noutbox = \"/var/lib/teiten/outbox\"",
+            ),
+            (
+                "analyst.aggregator_config",
+                "[analyst]\naggregator_config = \"/etc/teiten/aggregator.toml\"",
+            ),
+            (
+                "reports.url",
+                "[reports]\nurl = \"127.0.0.1:8443\"\ntoken_file = \"t\"",
+            ),
+            (
+                "reports.timeout_secs",
+                "[reports]\nurl = \"https://a\"\ntoken_file = \"t\"\ntimeout_secs = 0",
+            ),
+            (
+                "reports.download_timeout_secs",
+                "[reports]\nurl = \"https://a\"\ntoken_file = \"t\"\ndownload_timeout_secs = 3601",
+            ),
         ];
         for (key, text) in cases {
             let e = err(text);
@@ -762,6 +860,27 @@ mod tests {
         .validate()
         .unwrap();
         assert_eq!(ok.metrics_token, Some([0xab; 32]));
+    }
+
+    #[test]
+    fn removed_analyst_keys_name_their_replacement() {
+        for key in ["outbox = \"/o\"", "aggregator_config = \"/a.toml\""] {
+            let e = err(&format!("[analyst]\n{key}"));
+            assert!(
+                e.contains("no longer read") && e.contains("[reports]"),
+                "{e}"
+            );
+        }
+        let s = Config::parse(
+            "[reports]\nurl = \"https://127.0.0.1:8443\"\ntoken_file = \"/t\"",
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let r = s.config.reports.unwrap();
+        assert_eq!((r.timeout_secs, r.download_timeout_secs), (30, 600));
+        assert!(r.ca_file.is_none());
     }
 
     #[test]

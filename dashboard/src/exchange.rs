@@ -1,17 +1,16 @@
 //! The analyst pages of the IODEF exchange: the status of every partner-day, the partner files
 //! imported, the internal reports with their triage colour, and the address page that
 //! correlates sensor sightings with imported and internal reports. The data comes from the
-//! aggregator's exchange tables through `teiten_exchange`.
+//! aggregator's exchange tables through `teiten_exchange` (read only); reports are filed and
+//! daily files downloaded through the aggregator's API ([`crate::reports`]).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use teiten_exchange::config::{Exchange, CATEGORIES, SOURCES};
+use teiten_exchange::config::{CATEGORIES, SOURCES};
 use teiten_exchange::reports::{Filed, Indicators, ReportInput};
 use teiten_exchange::{self as exchange, ExchangeError};
-use teiten_store::GeoDb;
 
 use crate::data::{proto_name, Reader};
 use crate::error::{Error, HttpError, Result};
@@ -32,54 +31,9 @@ fn day_text(day: u32) -> String {
     format!("{}-{:02}-{:02}", day / 10_000, day / 100 % 100, day % 100)
 }
 
-/// What filing internal reports from the exchange page needs: the aggregator's triage rules
-/// and its geo database, from the aggregator's own config file (`analyst.aggregator_config`),
-/// so that a report filed here is checked, triaged and stored exactly as one sent to the
-/// aggregator's `/api/v1/reports`.
-pub struct Filing {
-    exchange: Exchange,
-    geo: GeoDb,
-    /// The client that writes the reports, when the reader's may not (`query.user`).
-    writer: Option<clickhouse::Client>,
-}
-
-impl std::fmt::Debug for Filing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Filing")
-            .field("rules", &self.exchange.rules.len())
-            .finish()
-    }
-}
-
-impl Filing {
-    /// Reads and checks the aggregator's config and loads its geo database.
-    pub fn load(path: &Path) -> Result<Filing> {
-        let what = format!("analyst.aggregator_config {}", path.display());
-        let bad = |message: String| Error::Config {
-            what: what.clone(),
-            message,
-        };
-        let settings = teiten_aggregator::Config::load(path)
-            .and_then(|c| c.validate())
-            .map_err(|e| bad(e.to_string()))?;
-        let geo = GeoDb::load(&settings.config.geo).map_err(|e| bad(e.to_string()))?;
-        Ok(Filing {
-            exchange: settings.exchange,
-            geo,
-            writer: None,
-        })
-    }
-
-    /// The same, writing reports with `client` rather than the reader's.
-    pub fn with_writer(mut self, client: clickhouse::Client) -> Filing {
-        self.writer = Some(client);
-        self
-    }
-}
-
 /// The report form as posted (every field a string, checked by [`ReportForm::input`] and then
-/// by the aggregator's own checks).
-#[derive(Debug, Deserialize)]
+/// by the aggregator's own checks when it is filed through its API).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportForm {
     /// The session's CSRF token.
@@ -156,29 +110,6 @@ impl ReportForm {
     }
 }
 
-/// Files a report from the form for analyst `user`: a 400 names the field that is wrong.
-pub async fn file_report(
-    reader: &Reader,
-    filing: &Filing,
-    user: &str,
-    form: &ReportForm,
-) -> Result<Filed, HttpError> {
-    let input = form.input().map_err(HttpError::BadRequest)?;
-    exchange::reports::file(
-        filing.writer.as_ref().unwrap_or(reader.client()),
-        reader.db(),
-        &filing.exchange,
-        &filing.geo,
-        &format!("analyst {user}"),
-        input,
-    )
-    .await
-    .map_err(|e| match e {
-        ExchangeError::Invalid(m) => HttpError::BadRequest(m),
-        other => HttpError::from(from_exchange(other)),
-    })
-}
-
 /// The page after filing.
 pub fn filed_html(f: &Filed) -> String {
     format!(
@@ -199,11 +130,22 @@ pub fn filed_html(f: &Filed) -> String {
     )
 }
 
-fn form_html(csrf: &str) -> String {
-    let select = |name: &str, values: &[&str], default: &str| {
+/// The form to file a report, with the session's CSRF token, filled with `kept` (what the
+/// analyst sent, when it could not be filed) or the defaults.
+pub fn form_html(csrf: &str, kept: Option<&ReportForm>) -> String {
+    let blank = ReportForm::default();
+    let f = kept.unwrap_or(&blank);
+    let or = |v: &str, default: &'static str| -> String {
+        if v.trim().is_empty() {
+            default.to_owned()
+        } else {
+            v.trim().to_owned()
+        }
+    };
+    let select = |name: &str, values: &[&str], chosen: &str| {
         let mut s = format!("<select name=\"{name}\">");
         for v in values {
-            let sel = if *v == default { " selected" } else { "" };
+            let sel = if *v == chosen { " selected" } else { "" };
             let _ = write!(s, "<option value=\"{v}\"{sel}>{v}</option>");
         }
         s.push_str("</select>");
@@ -212,50 +154,35 @@ fn form_html(csrf: &str) -> String {
     format!(
         "<h2>File an internal report</h2><form method=\"post\" action=\"/analyst/reports\" \
          id=\"report-form\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label>Detected (UTC) <input type=\"datetime-local\" name=\"detected\" required></label> \
+         <label>Detected (UTC) <input type=\"datetime-local\" name=\"detected\" value=\"{}\" required></label> \
          <label>Source {}</label> <label>Category {}</label> \
-         <label>Our host <input name=\"host\" required placeholder=\"address or host name\"></label><br>\
-         <label>Other side's addresses <input name=\"addresses\" size=\"40\" \
+         <label>Our host <input name=\"host\" value=\"{}\" required placeholder=\"address or host name\"></label><br>\
+         <label>Other side's addresses <input name=\"addresses\" value=\"{}\" size=\"40\" \
          placeholder=\"comma or space separated\"></label> \
-         <label>Ports <input name=\"ports\" size=\"12\"></label> \
+         <label>Ports <input name=\"ports\" value=\"{}\" size=\"12\"></label> \
          <label>Protocol {}</label> <label>TLP {}</label><br>\
-         <label>Description <textarea name=\"description\" rows=\"3\" cols=\"80\"></textarea></label><br>\
+         <label>Description <textarea name=\"description\" rows=\"3\" cols=\"80\">{}</textarea></label><br>\
          <button type=\"submit\">File and triage</button></form>",
         esc(csrf),
-        select("source", SOURCES, "staff"),
-        select("category", CATEGORIES, "scan"),
-        select("protocol", &["", "tcp", "udp", "icmp"], ""),
+        esc(f.detected.trim()),
+        select("source", SOURCES, &or(&f.source, "staff")),
+        select("category", CATEGORIES, &or(&f.category, "scan")),
+        esc(&f.host),
+        esc(&f.addresses),
+        esc(&f.ports),
+        select("protocol", &["", "tcp", "udp", "icmp"], f.protocol.trim()),
         select(
             "tlp",
             &["clear", "green", "amber", "amber+strict", "red"],
-            "amber"
+            &or(&f.tlp, "amber")
         ),
+        esc(&f.description),
     )
 }
 
-/// A partner's daily file from the outbox (`file` as logged, a plain file name): its path, or
-/// `None` when the log names no such file.
-pub async fn outbox_file(
-    reader: &Reader,
-    outbox: &Path,
-    partner: &str,
-    day: u32,
-) -> Result<Option<PathBuf>, HttpError> {
-    let days = exchange::deliver::status(reader.client(), reader.db(), day, day)
-        .await
-        .map_err(|e| HttpError::from(from_exchange(e)))?;
-    let Some(d) = days.into_iter().find(|d| d.partner == partner) else {
-        return Ok(None);
-    };
-    let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0']);
-    if !plain(&d.partner) || !plain(&d.file) {
-        return Ok(None);
-    }
-    Ok(Some(outbox.join(&d.partner).join(&d.file)))
-}
-
 /// The exchange page: partner-days of the last 14 days, imports, internal reports, and the form
-/// to file one (when `form` carries the session's CSRF token).
+/// to file one (when `form` carries the session's CSRF token: `[reports]` is set, and the
+/// daily files are then links to their download through the aggregator).
 pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<String> {
     let (c, db) = (reader.client(), reader.db());
     let today = chrono::DateTime::from_timestamp(now, 0)
@@ -292,8 +219,7 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
             s,
             "<tr class=\"{st}\"><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><b>{st}</b></td><td>{}</td>\
-             <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">\
-             <a href=\"/analyst/exchange/file?partner={}&amp;day={}\">{}</a></td></tr>",
+             <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
             esc(&d.partner),
             day_text(d.day),
             d.revision,
@@ -304,9 +230,16 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
             d.attempts,
             iso(i64::from(d.updated)),
             esc(&d.error),
-            esc(&d.partner),
-            d.day,
-            esc(&d.file),
+            if form.is_some() {
+                format!(
+                    "<a href=\"/analyst/exchange/file?partner={}&amp;day={}\">{}</a>",
+                    esc(&d.partner),
+                    d.day,
+                    esc(&d.file)
+                )
+            } else {
+                esc(&d.file)
+            },
             st = esc(&d.status),
         );
     }
@@ -374,7 +307,7 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
     }
     s.push_str("</table>");
     if let Some(csrf) = form {
-        s.push_str(&form_html(csrf));
+        s.push_str(&form_html(csrf, None));
     }
     Ok(s)
 }

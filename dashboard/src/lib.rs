@@ -4,10 +4,12 @@
 //! raw event search).
 //!
 //! Layout: [`config`] (TOML, validated before I/O), [`params`] (request parameters and their
-//! 400s), [`data`] (reading the rollups), [`cache`] (the per-query cache),
-//! [`chart`], [`export`], [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`http`]
-//! (`app()`), [`server`], [`testdata`] (synthetic data for tests and benchmarks).
-//! Every SQL statement it runs is built with its values in `teiten_store::reads`. The API is documented in `dashboard/API.md` (served at `/api`).
+//! 400s), [`data`] (reading the rollups), [`cache`] (the per-query cache), [`chart`], [`export`],
+//! [`html`], [`auth`] (argon2, sessions, CSRF), [`analyst`], [`exchange`] (the exchange pages),
+//! [`reports`] (the aggregator's API: filing reports, downloading daily files), `http` (`app()`:
+//! routing, public, login and analyst handlers), [`server`], [`testdata`] (synthetic data for
+//! tests and benchmarks). Every SQL statement it runs is built with its values in
+//! `teiten_store::reads`. The API is documented in `dashboard/API.md` (served at `/api`).
 
 pub mod analyst;
 pub mod auth;
@@ -22,13 +24,14 @@ pub mod html;
 mod http;
 mod metrics;
 pub mod params;
+pub mod reports;
 mod server;
 pub mod testdata;
 
 pub use config::{
     AnalystConfig, CacheConfig, Config, LimitsConfig, LoginConfig, MetricsConfig, PublicConfig,
-    QueryConfig, Settings, TrendsConfig,
+    QueryConfig, ReportsConfig, Settings, TrendsConfig,
 };
 pub use error::{Error, HttpError, Result};
-pub use http::{app, now, AppState};
+pub use http::{app, now, Analyst, AppState};
 pub use server::{client, serve};

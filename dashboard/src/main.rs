@@ -87,8 +87,8 @@ fn main() -> anyhow::Result<()> {
                 .and_then(Config::validate)
                 .with_context(|| format!("config {}", config.display()))?;
             if check_config {
-                if let Some(path) = &settings.config.analyst.aggregator_config {
-                    teiten_dashboard::exchange::Filing::load(path)
+                if let Some(r) = &settings.config.reports {
+                    teiten_dashboard::reports::Aggregator::load(r)
                         .with_context(|| format!("config {}", config.display()))?;
                 }
                 tracing::info!(config = %config.display(), "config is valid");

@@ -176,7 +176,7 @@ pub(crate) async fn serve(State(state): State<Arc<AppState>>, headers: HeaderMap
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| teiten_aggregator::token_hash(t.trim()));
+        .map(|t| teiten_service::token_hash(t.trim()));
     let ok = given
         .and_then(|h| hex::decode(h).ok())
         .is_some_and(|h| bool::from(h.as_slice().ct_eq(want.as_slice())));

@@ -22,20 +22,15 @@ pub fn client(settings: &Settings) -> clickhouse::Client {
     teiten_store::client(&ch).with_option("max_execution_time", q.max_execution_secs.to_string())
 }
 
-/// The client that files internal reports (`clickhouse.user`, which may write).
-fn writer(settings: &Settings) -> clickhouse::Client {
-    teiten_store::client(&settings.config.clickhouse)
-}
-
 /// Serves until SIGTERM or SIGINT (open requests finish first).
 pub async fn serve(settings: Settings) -> Result<()> {
     load_font(&settings.config.font)?;
     let listen = settings.config.listen;
     let mut state = AppState::new(settings.clone(), client(&settings));
-    if let Some(path) = &settings.config.analyst.aggregator_config {
-        state =
-            state.with_filing(crate::exchange::Filing::load(path)?.with_writer(writer(&settings)));
-        tracing::info!(config = %path.display(), "Internal reports can be filed on the exchange page");
+    if let Some(r) = &settings.config.reports {
+        let aggregator = crate::reports::Aggregator::load(r)?;
+        tracing::info!(aggregator = %aggregator.url(), "Internal reports are filed and daily files downloaded through the aggregator");
+        state = state.with_aggregator(aggregator);
     }
     let state = Arc::new(state);
     let refresh = settings.config.trends.refresh_secs;

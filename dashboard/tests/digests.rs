@@ -153,7 +153,7 @@ async fn top_ports_from_digests_are_exact() {
     // rebuild-rollups puts them back from the raw events (deleting the day from the month
     // partitions first) and seals the day again.
     for day in &days {
-        teiten_aggregator::rebuild_rollups_all(&config(&env), *day)
+        teiten_store::rebuild_rollups_all(&config(&env), *day)
             .await
             .expect("rebuild");
         for (table, sum) in [

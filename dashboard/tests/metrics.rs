@@ -49,7 +49,7 @@ async fn metrics(app: &axum::Router) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_cache_and_clickhouse_errors() {
-    let hash = teiten_aggregator::token_hash(TOKEN);
+    let hash = teiten_service::token_hash(TOKEN);
     let env = start_with(20_000, &format!("[metrics]\ntoken_sha256 = \"{hash}\"\n"));
     let app = &env.app;
 

@@ -155,6 +155,11 @@ pub struct ReporterConfig {
     /// SHA-256 (hex) of its bearer token (`teiten-aggregator token-hash` prints one).
     /// Required.
     pub token_sha256: String,
+    /// May also fetch the daily partner files from the outbox
+    /// (`GET /api/v1/outbox/{partner}/{day}`): the dashboard's reporter, whose exchange page
+    /// offers them for download. Default false.
+    #[serde(default)]
+    pub outbox: bool,
 }
 
 /// `[[exchange.triage]]`: when a report matches every condition given, its colour becomes
@@ -458,6 +463,17 @@ pub fn default_rules() -> Vec<Rule> {
     ]
 }
 
+/// A `[[exchange.reporter]]` after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reporter {
+    /// Name stored with each report it files.
+    pub name: String,
+    /// SHA-256 of its bearer token.
+    pub token_sha256: [u8; 32],
+    /// May fetch the daily partner files (`outbox = true`).
+    pub outbox: bool,
+}
+
 /// `[exchange]` after validation.
 #[derive(Debug, Clone)]
 pub struct Exchange {
@@ -465,8 +481,8 @@ pub struct Exchange {
     pub config: ExchangeConfig,
     /// Partners, checked.
     pub partners: Vec<Partner>,
-    /// Reporters: (name, token SHA-256).
-    pub reporters: Vec<(String, [u8; 32])>,
+    /// Reporters, checked.
+    pub reporters: Vec<Reporter>,
     /// Triage rules in order.
     pub rules: Vec<Rule>,
     /// Free import slots (`max_concurrent_imports`), shared by uploads and the inbox.
@@ -692,7 +708,11 @@ impl ExchangeConfig {
                 return Err(bad("exchange.reporter.name", "must not be empty"));
             }
             let hash = sha256_hex("exchange.reporter.token_sha256", &r.name, &r.token_sha256)?;
-            reporters.push((r.name.clone(), hash));
+            reporters.push(Reporter {
+                name: r.name.clone(),
+                token_sha256: hash,
+                outbox: r.outbox,
+            });
         }
         let mut rules = Vec::new();
         for r in &self.triage {

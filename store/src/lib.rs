@@ -38,4 +38,6 @@ pub use error::{Category, Cause, Class, Error, Result};
 pub use geo::{address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb};
 pub use migrate::migrate;
 pub use proto::{proto_name, Proto, UNKNOWN_COUNTRY};
-pub use retention::{first_kept_day, rebuild_rollups, run_once as retention_run_once};
+pub use retention::{
+    first_kept_day, rebuild_rollups, rebuild_rollups_all, run_once as retention_run_once,
+};

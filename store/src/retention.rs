@@ -2,6 +2,7 @@
 
 use clickhouse::Client;
 
+use crate::client::{client, client_for, ClickHouseConfig};
 use crate::error::{Error, Result};
 use crate::queries;
 use crate::schema::{
@@ -124,6 +125,32 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
             .map_err(Error::ch(format!("rebuilding day {day} of {db}.{table}")))?;
         tracing::info!(table = %table, day, "Rollup day rebuilt from raw events");
     }
+    Ok(())
+}
+
+/// Rebuilds one day of the rollups on the server or, in cluster mode, on every node
+/// ([`rebuild_rollups`]), then seals its port digests again over the whole cluster
+/// ([`crate::digest::seal_day`]): what `teiten-aggregator rebuild-rollups` runs.
+pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> {
+    let layout = Layout::from_config(ch);
+    let nodes = if ch.nodes.is_empty() {
+        vec![ch.url.clone()]
+    } else {
+        ch.nodes.clone()
+    };
+    for url in &nodes {
+        rebuild_rollups(&client_for(ch, url), &ch.database, &layout, day).await?;
+    }
+    let start = time::day_start(day);
+    crate::digest::seal_day(
+        &client(ch),
+        &ch.database,
+        start,
+        time::now_us() as u64,
+        crate::digest::DIGEST_PORTS,
+    )
+    .await?;
+    tracing::info!(day, "Port digests sealed again after the rebuild");
     Ok(())
 }
 

@@ -558,3 +558,21 @@ pub fn get_text(url: &str) -> String {
         .map(|r| r.into_string().unwrap_or_default())
         .unwrap_or_default()
 }
+
+/// The stored form of a token (`teiten-aggregator token-hash`).
+pub fn token_hash(token: &str) -> String {
+    let mut child = Command::new(teiten::bin("teiten-aggregator"))
+        .arg("token-hash")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("teiten-aggregator token-hash");
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        format!("{token}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "token-hash failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

@@ -18,6 +18,11 @@ use tower::ServiceExt;
 pub(crate) const DB: &str = "dash";
 pub(crate) const PASSWORD: &str = "s3cret analyst";
 
+/// A `[reports]` section naming an aggregator nobody listens on (the discard port): every
+/// request to it fails to connect.
+pub(crate) const REPORTS_UNREACHABLE: &str =
+    "[reports]\nurl = \"http://127.0.0.1:9\"\ntoken_file = \"{dir}/reports-token\"\ntimeout_secs = 5\n";
+
 /// Seconds in a day.
 pub(crate) const DAY: i64 = 86_400;
 
@@ -59,31 +64,23 @@ pub(crate) fn start_with(events: u64, extra: &str) -> Env {
     ch.query(&synth.surge_sql(8728, 30_000, 3_000, 20))
         .expect("surge");
     let hash = teiten_dashboard::auth::hash_password(PASSWORD).unwrap();
-    // The aggregator's config, for filing internal reports (its default triage rules and the
-    // Debian tor-geoipdb files), and the outbox the daily files are downloaded from.
-    let aggregator_config = ch.dir().join("aggregator.toml");
-    std::fs::write(
-        &aggregator_config,
-        format!(
-            "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n",
-            ch.url()
-        ),
-    )
-    .unwrap();
+    // The dashboard's reporter token, for an `extra` `[reports]` section (`token_file =
+    // "<dir>/reports-token"`, see [`REPORTS_UNREACHABLE`]).
+    std::fs::write(ch.dir().join("reports-token"), "dashboard-token\n").unwrap();
     let toml = format!(
         "[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n\n[groups]\nnorth = [\"sapporo-1\", \"osaka-1\"]\n\n\
-         [analyst]\noutbox = \"{}\"\naggregator_config = \"{}\"\n\n\
-         [analyst.users]\nalice = \"{hash}\"\n\n{extra}",
+         [analyst.users]\nalice = \"{hash}\"\n\n{}",
         ch.url(),
-        ch.dir().join("outbox").display(),
-        aggregator_config.display(),
+        extra.replace("{dir}", &ch.dir().display().to_string()),
     );
     let settings = Config::parse(&toml, "test").unwrap().validate().unwrap();
     teiten_dashboard::chart::load_font(&settings.config.font).expect("fonts-dejavu-core");
     let client = teiten_dashboard::client(&settings);
-    let filing = teiten_dashboard::exchange::Filing::load(&aggregator_config)
-        .expect("the aggregator config and /usr/share/tor/geoip (tor-geoipdb)");
-    let state = Arc::new(AppState::new(settings, client).with_filing(filing));
+    let mut state = AppState::new(settings.clone(), client);
+    if let Some(r) = &settings.config.reports {
+        state = state.with_aggregator(teiten_dashboard::reports::Aggregator::load(r).unwrap());
+    }
+    let state = Arc::new(state);
     let app = app(state.clone());
     Env {
         ch,

@@ -75,8 +75,8 @@ struct ReportRow<'a> {
     rules: &'a str,
 }
 
-/// The outcome of filing a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The outcome of filing a report (the JSON answer of `POST /api/v1/reports`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filed {
     /// The report's id.
     pub id: String,
