@@ -9,10 +9,11 @@ use teiten_store::sources::{Withheld, WithheldCount, WithheldSource};
 use teiten_store::{address_bytes, address_from_bytes};
 
 use crate::config::Config;
-use crate::data::{proto_name, Reader};
+use crate::data::Reader;
 use crate::error::{Error, HttpError, Result};
 use crate::html::esc;
 use crate::params::{iso, parse_time};
+use teiten_store::proto_name;
 use teiten_store::reads;
 
 /// One sensor's health.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::TrendsConfig;
 use crate::error::{Error, Result};
 use crate::params::{GraphQuery, Mode, Period, Proto, Public, Sensors};
-use teiten_store::proto::UNKNOWN_COUNTRY_TEXT;
+use teiten_store::proto::{proto_name, UNKNOWN_COUNTRY_TEXT};
 use teiten_store::reads::{self, Filter, Rollup, Threshold, TrendsWindow};
 
 /// One line of a graph.
@@ -97,9 +97,6 @@ pub struct Trends {
     /// public end and list only ports public over their last day.
     pub public: Option<Public>,
 }
-
-/// Protocol name for tables.
-pub use teiten_store::proto::proto_name;
 
 /// Country label: `??` (unknown) becomes `unknown`, `''` (folded) `others`.
 fn region_name(c: &str) -> String {

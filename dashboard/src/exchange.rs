@@ -12,10 +12,11 @@ use teiten_exchange::config::{CATEGORIES, SOURCES};
 use teiten_exchange::reports::{Filed, Indicators, ReportInput};
 use teiten_exchange::{self as exchange, ExchangeError};
 
-use crate::data::{proto_name, Reader};
+use crate::data::Reader;
 use crate::error::{Error, HttpError, Result};
 use crate::html::esc;
 use crate::params::iso;
+use teiten_store::proto_name;
 
 fn from_exchange(e: ExchangeError) -> Error {
     match e {
