@@ -37,6 +37,22 @@ pub struct SensorHealth {
     pub spool_dropped_events: u64,
 }
 
+impl SensorHealth {
+    /// A sensor without reports: all counts 0.
+    fn unreported(sensor_id: String, revoked: bool) -> SensorHealth {
+        SensorHealth {
+            sensor_id,
+            revoked,
+            last_seen: 0,
+            events_per_sec: 0.0,
+            packets_captured: 0,
+            kernel_drops: 0,
+            spool_bytes: 0,
+            spool_dropped_events: 0,
+        }
+    }
+}
+
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct HealthRow {
     sensor_id: String,
@@ -60,31 +76,13 @@ pub async fn sensor_health(reader: &Reader, now: i64) -> Result<Vec<SensorHealth
         .map_err(Error::ch("reading sensor reports"))?;
     let mut out: Vec<SensorHealth> = registry
         .into_iter()
-        .map(|(sensor_id, revoked, _)| SensorHealth {
-            sensor_id,
-            revoked: revoked != 0,
-            last_seen: 0,
-            events_per_sec: 0.0,
-            packets_captured: 0,
-            kernel_drops: 0,
-            spool_bytes: 0,
-            spool_dropped_events: 0,
-        })
+        .map(|(sensor_id, revoked, _)| SensorHealth::unreported(sensor_id, revoked != 0))
         .collect();
     for r in rows {
         let i = match out.iter().position(|s| s.sensor_id == r.sensor_id) {
             Some(i) => i,
             None => {
-                out.push(SensorHealth {
-                    sensor_id: r.sensor_id.clone(),
-                    revoked: false,
-                    last_seen: 0,
-                    events_per_sec: 0.0,
-                    packets_captured: 0,
-                    kernel_drops: 0,
-                    spool_bytes: 0,
-                    spool_dropped_events: 0,
-                });
+                out.push(SensorHealth::unreported(r.sensor_id.clone(), false));
                 out.len() - 1
             }
         };

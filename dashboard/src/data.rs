@@ -500,15 +500,20 @@ impl Reader {
         Ok(g)
     }
 
-    /// The public region graph: the traffic to the published ports only, by the countries that
-    /// cleared the threshold, the others folded into `others`.
-    async fn public_regions(&self, q: &GraphQuery) -> Result<GraphData> {
-        let ports: Vec<u16> = self
+    /// The published ports' numbers (as [`Self::published_ports`]).
+    async fn published_port_numbers(&self, q: &GraphQuery) -> Result<Vec<u16>> {
+        Ok(self
             .published_ports(q)
             .await?
             .into_iter()
             .map(|(p, _)| p)
-            .collect();
+            .collect())
+    }
+
+    /// The public region graph: the traffic to the published ports only, by the countries that
+    /// cleared the threshold, the others folded into `others`.
+    async fn public_regions(&self, q: &GraphQuery) -> Result<GraphData> {
+        let ports = self.published_port_numbers(q).await?;
         let mut g = self.regions_base(q);
         if ports.is_empty() {
             return Ok(g);
@@ -629,12 +634,7 @@ impl Reader {
         if q.public.is_none() {
             return Ok(None);
         }
-        let ports: Vec<u16> = self
-            .published_ports(q)
-            .await?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+        let ports = self.published_port_numbers(q).await?;
         Ok(Some((ports.contains(&q.port.unwrap_or(0)), ports)))
     }
 
