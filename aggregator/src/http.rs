@@ -105,25 +105,23 @@ impl TimeWindow {
         let sealed = batch.sealed_us;
         let secs = |us: i64| us.saturating_abs() / 1_000_000;
         let fix = "check the sensor's clock (NTP)";
-        if sealed > now_us.saturating_add(self.max_skew_us) {
-            return Err(format!(
-                "the batch's seal time {} is {} s ahead of the aggregator's clock ({}); at most \
-                 {} s are accepted (ingest.max_clock_skew_secs): {fix}",
+        // The seal time is `side` of the clock by more than `bound` (the `setting`).
+        let off = |side: &str, bound: String, setting: &str| {
+            format!(
+                "the batch's seal time {} is {} s {side} the aggregator's clock ({}); at most \
+                 {bound} are accepted ({setting}): {fix}",
                 rfc3339(sealed),
                 secs(sealed - now_us),
                 rfc3339(now_us),
-                secs(self.max_skew_us)
-            ));
+            )
+        };
+        if sealed > now_us.saturating_add(self.max_skew_us) {
+            let bound = format!("{} s", secs(self.max_skew_us));
+            return Err(off("ahead of", bound, "ingest.max_clock_skew_secs"));
         }
         if sealed < now_us.saturating_sub(self.max_batch_age_us) {
-            return Err(format!(
-                "the batch's seal time {} is {} s behind the aggregator's clock ({}); at most \
-                 {} days are accepted (ingest.max_batch_age_days): {fix}",
-                rfc3339(sealed),
-                secs(now_us - sealed),
-                rfc3339(now_us),
-                self.max_batch_age_us / 86_400_000_000
-            ));
+            let bound = format!("{} days", self.max_batch_age_us / 86_400_000_000);
+            return Err(off("behind", bound, "ingest.max_batch_age_days"));
         }
         let lo = sealed.saturating_sub(self.max_event_age_us);
         let hi = sealed.saturating_add(self.max_skew_us);

@@ -37,6 +37,22 @@ pub struct SensorHealth {
     pub spool_dropped_events: u64,
 }
 
+impl SensorHealth {
+    /// A sensor without reports: all counts 0.
+    fn unreported(sensor_id: String, revoked: bool) -> SensorHealth {
+        SensorHealth {
+            sensor_id,
+            revoked,
+            last_seen: 0,
+            events_per_sec: 0.0,
+            packets_captured: 0,
+            kernel_drops: 0,
+            spool_bytes: 0,
+            spool_dropped_events: 0,
+        }
+    }
+}
+
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct HealthRow {
     sensor_id: String,
@@ -60,31 +76,13 @@ pub async fn sensor_health(reader: &Reader, now: i64) -> Result<Vec<SensorHealth
         .map_err(Error::ch("reading sensor reports"))?;
     let mut out: Vec<SensorHealth> = registry
         .into_iter()
-        .map(|(sensor_id, revoked, _)| SensorHealth {
-            sensor_id,
-            revoked: revoked != 0,
-            last_seen: 0,
-            events_per_sec: 0.0,
-            packets_captured: 0,
-            kernel_drops: 0,
-            spool_bytes: 0,
-            spool_dropped_events: 0,
-        })
+        .map(|(sensor_id, revoked, _)| SensorHealth::unreported(sensor_id, revoked != 0))
         .collect();
     for r in rows {
         let i = match out.iter().position(|s| s.sensor_id == r.sensor_id) {
             Some(i) => i,
             None => {
-                out.push(SensorHealth {
-                    sensor_id: r.sensor_id.clone(),
-                    revoked: false,
-                    last_seen: 0,
-                    events_per_sec: 0.0,
-                    packets_captured: 0,
-                    kernel_drops: 0,
-                    spool_bytes: 0,
-                    spool_dropped_events: 0,
-                });
+                out.push(SensorHealth::unreported(r.sensor_id.clone(), false));
                 out.len() - 1
             }
         };
@@ -195,27 +193,7 @@ impl Search {
             })?),
             None => None,
         };
-        let to = match nonempty(&raw.to) {
-            Some(t) => parse_time("to", &t)?,
-            None => now + 1,
-        };
-        let from = match nonempty(&raw.from) {
-            Some(f) => parse_time("from", &f)?,
-            None => to - DAY,
-        };
-        if from >= to {
-            return Err(HttpError::bad(format!(
-                "from ({}) must be before to ({})",
-                iso(from),
-                iso(to)
-            )));
-        }
-        if to - from > i64::from(config.limits.max_days) * DAY {
-            return Err(HttpError::bad(format!(
-                "from..to spans more than {} days",
-                config.limits.max_days
-            )));
-        }
+        let (from, to) = period(&raw.from, &raw.to, config, now)?;
         let max_rows = config.limits.max_page;
         let rows = match nonempty(&raw.rows) {
             Some(r) => match r.parse::<u32>() {
@@ -410,6 +388,44 @@ pub fn search_html(s: &Search, rows: &[EventView], more: bool) -> String {
     h
 }
 
+/// The period `from..to` of a form, checked: `to` defaults to now (inclusive), `from` to 24 hours
+/// before `to`; `from` must be before `to`, and the span at most `limits.max_days`.
+fn period(
+    from: &Option<String>,
+    to: &Option<String>,
+    config: &Config,
+    now: i64,
+) -> Result<(i64, i64), HttpError> {
+    let given = |o: &Option<String>| {
+        o.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let to = match given(to) {
+        Some(t) => parse_time("to", &t)?,
+        None => now + 1,
+    };
+    let from = match given(from) {
+        Some(f) => parse_time("from", &f)?,
+        None => to - DAY,
+    };
+    if from >= to {
+        return Err(HttpError::bad(format!(
+            "from ({}) must be before to ({})",
+            iso(from),
+            iso(to)
+        )));
+    }
+    if to - from > i64::from(config.limits.max_days) * DAY {
+        return Err(HttpError::bad(format!(
+            "from..to spans more than {} days",
+            config.limits.max_days
+        )));
+    }
+    Ok((from, to))
+}
+
 /// `/analyst/withheld`'s query string.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -431,27 +447,7 @@ pub async fn withheld_html(
     config: &Config,
     now: i64,
 ) -> Result<String, HttpError> {
-    let to = match raw.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(t) => parse_time("to", t)?,
-        None => now + 1,
-    };
-    let from = match raw.from.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        Some(f) => parse_time("from", f)?,
-        None => to - DAY,
-    };
-    if from >= to {
-        return Err(HttpError::bad(format!(
-            "from ({}) must be before to ({})",
-            iso(from),
-            iso(to)
-        )));
-    }
-    if to - from > i64::from(config.limits.max_days) * DAY {
-        return Err(HttpError::bad(format!(
-            "from..to spans more than {} days",
-            config.limits.max_days
-        )));
-    }
+    let (from, to) = period(&raw.from, &raw.to, config, now)?;
     let db = reader.db();
     let counts: Vec<WithheldCount> = teiten_store::queries::withheld_counts(db, from, to)
         .fetch_all(reader.client())

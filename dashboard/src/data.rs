@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::params::{GraphQuery, Mode, Period, Proto, Public, Sensors};
 use teiten_store::proto::{proto_name, UNKNOWN_COUNTRY_TEXT};
 use teiten_store::reads::{self, Filter, Rollup, Threshold, TrendsWindow};
+use teiten_store::statement::Statement;
 
 /// One line of a graph.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -491,34 +492,28 @@ impl Reader {
             return Ok(self.regions_base(q));
         }
         let names: Vec<String> = top.iter().map(|(c, _)| c.clone()).collect();
-        let rows: Vec<(u32, String, u64)> =
-            reads::country_series(&self.db, q.rollup, &filter(q), q.step, &names)
-                .fetch_all(&self.client)
-                .await
-                .map_err(Error::ch("reading the country series"))?;
-        let mut series = self.fold_regions(
-            q,
-            &names,
-            rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
-        );
-        for s in &mut series {
-            s.total = Some(s.values.iter().sum());
-        }
-        Self::apply_divisors(&mut series, &divisors);
+        let st = reads::country_series(&self.db, q.rollup, &filter(q), q.step, &names);
         let mut g = self.regions_base(q);
-        g.series = series;
+        g.series = self
+            .region_packets(q, &names, st, "reading the country series", &divisors)
+            .await?;
         Ok(g)
+    }
+
+    /// The published ports' numbers (as [`Self::published_ports`]).
+    async fn published_port_numbers(&self, q: &GraphQuery) -> Result<Vec<u16>> {
+        Ok(self
+            .published_ports(q)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
     }
 
     /// The public region graph: the traffic to the published ports only, by the countries that
     /// cleared the threshold, the others folded into `others`.
     async fn public_regions(&self, q: &GraphQuery) -> Result<GraphData> {
-        let ports: Vec<u16> = self
-            .published_ports(q)
-            .await?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+        let ports = self.published_port_numbers(q).await?;
         let mut g = self.regions_base(q);
         if ports.is_empty() {
             return Ok(g);
@@ -529,20 +524,15 @@ impl Reader {
         )?;
         let st =
             reads::public_country_series(&self.db, q.rollup, &filter(q), q.step, &names, &ports);
-        let rows: Vec<(u32, String, u64)> = st
-            .fetch_all(&self.client)
-            .await
-            .map_err(Error::ch("reading the public country series"))?;
-        let mut series = self.fold_regions(
-            q,
-            &names,
-            rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
-        );
-        for s in &mut series {
-            s.total = Some(s.values.iter().sum());
-        }
-        Self::apply_divisors(&mut series, &divisors);
-        g.series = series;
+        g.series = self
+            .region_packets(
+                q,
+                &names,
+                st,
+                "reading the public country series",
+                &divisors,
+            )
+            .await?;
         Ok(g)
     }
 
@@ -553,6 +543,42 @@ impl Reader {
             format!("Top {} source regions and others", q.top),
             Self::unit(q, "packets"),
         )
+    }
+
+    /// Runs `st`, whose rows are `(t, country, value)`, and folds them as [`Self::fold_regions`].
+    /// `what` names the read in the error.
+    async fn region_series(
+        &self,
+        q: &GraphQuery,
+        names: &[String],
+        st: Statement,
+        what: &'static str,
+    ) -> Result<Vec<Series>> {
+        let rows: Vec<(u32, String, u64)> =
+            st.fetch_all(&self.client).await.map_err(Error::ch(what))?;
+        Ok(self.fold_regions(
+            q,
+            names,
+            rows.iter().map(|(t, c, v)| (*t, c.as_str(), *v as f64)),
+        ))
+    }
+
+    /// The packets per region (as [`Self::region_series`]), each with its total, per sensor
+    /// where `divisors` says so.
+    async fn region_packets(
+        &self,
+        q: &GraphQuery,
+        names: &[String],
+        st: Statement,
+        what: &'static str,
+        divisors: &Option<Vec<f64>>,
+    ) -> Result<Vec<Series>> {
+        let mut series = self.region_series(q, names, st, what).await?;
+        for s in &mut series {
+            s.total = Some(s.values.iter().sum());
+        }
+        Self::apply_divisors(&mut series, divisors);
+        Ok(series)
     }
 
     /// Series per region in the order of `names`, then `others` if it has any value.
@@ -608,12 +634,7 @@ impl Reader {
         if q.public.is_none() {
             return Ok(None);
         }
-        let ports: Vec<u16> = self
-            .published_ports(q)
-            .await?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+        let ports = self.published_port_numbers(q).await?;
         Ok(Some((ports.contains(&q.port.unwrap_or(0)), ports)))
     }
 
@@ -637,20 +658,9 @@ impl Reader {
             return Ok(p);
         }
         let st = reads::port_packet_series(&self.db, q.rollup, &filter(q), q.step, &names, port);
-        let rows: Vec<(u32, String, u64)> = st
-            .fetch_all(&self.client)
-            .await
-            .map_err(Error::ch("reading the per-port packets"))?;
-        let mut packets = self.fold_regions(
-            q,
-            &names,
-            rows.iter().map(|(t, c, p)| (*t, c.as_str(), *p as f64)),
-        );
-        for s in &mut packets {
-            s.total = Some(s.values.iter().sum());
-        }
-        Self::apply_divisors(&mut packets, &divisors);
-        p.series = packets;
+        p.series = self
+            .region_packets(q, &names, st, "reading the per-port packets", &divisors)
+            .await?;
         Ok(p)
     }
 
@@ -704,15 +714,14 @@ impl Reader {
             return Ok(s);
         }
         let st = reads::port_sources(&self.db, qs.rollup, &filter(&qs), qs.step, &names, port);
-        let rows: Vec<(u32, String, u64)> = st
-            .fetch_all(&self.client)
-            .await
-            .map_err(Error::ch("reading the per-port unique sources by region"))?;
-        let mut sources = self.fold_regions(
-            &qs,
-            &names,
-            rows.iter().map(|(t, c, n)| (*t, c.as_str(), *n as f64)),
-        );
+        let mut sources = self
+            .region_series(
+                &qs,
+                &names,
+                st,
+                "reading the per-port unique sources by region",
+            )
+            .await?;
         let mut values = vec![0.0; Self::times(&qs).len()];
         for (t, n) in all {
             if let Some(i) = Self::index(&qs, t) {

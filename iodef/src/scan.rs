@@ -113,6 +113,14 @@ impl ScanReport {
         self
     }
 
+    /// Replace the Assessment's IncidentCategory (default `scanning`).
+    pub fn category(mut self, text: &str) -> Self {
+        if let Some(a) = self.incident.assessment.first_mut() {
+            a.incident_category = vec![ml(text)];
+        }
+        self
+    }
+
     /// Set the Incident's StartTime and EndTime (e.g. the day covered by the report).
     pub fn time_span(mut self, start: DateTime, end: DateTime) -> Self {
         self.incident.start_time = Some(start);

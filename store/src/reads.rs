@@ -486,12 +486,7 @@ pub fn port_packet_series(
     countries: &[String],
     port: u16,
 ) -> Statement {
-    let st = Statement::new(graph_sql(PORT_PACKET_SERIES, db, rollup, f, 0))
-        .bind(step)
-        .bind(step)
-        .bind(countries_list(countries))
-        .bind(port);
-    f.bind(st)
+    port_country_statement(PORT_PACKET_SERIES, db, rollup, f, step, countries, port)
 }
 
 /// One port's unique sources per step and country (as [`country_series`]): `(t, country,
@@ -504,7 +499,21 @@ pub fn port_sources(
     countries: &[String],
     port: u16,
 ) -> Statement {
-    let st = Statement::new(graph_sql(PORT_SOURCES, db, rollup, f, 0))
+    port_country_statement(PORT_SOURCES, db, rollup, f, step, countries, port)
+}
+
+/// A per-port statement by step and country: `sql` binds the step twice, the countries list
+/// and the port, then the filter.
+fn port_country_statement(
+    sql: &str,
+    db: &str,
+    rollup: Rollup,
+    f: &Filter,
+    step: u32,
+    countries: &[String],
+    port: u16,
+) -> Statement {
+    let st = Statement::new(graph_sql(sql, db, rollup, f, 0))
         .bind(step)
         .bind(step)
         .bind(countries_list(countries))

@@ -502,38 +502,30 @@ fn matching_paren(s: &str, open: usize) -> Option<usize> {
 
 /// Where `needle` first occurs outside brackets and quoted strings.
 fn find_top_level(s: &str, needle: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut quote = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if quote {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '\'') => quote = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '\'' => quote = true,
-            '(' | '[' => depth += 1,
-            ')' | ']' => depth = depth.saturating_sub(1),
-            _ if depth == 0 && s[i..].starts_with(needle) => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    top_level_chars(s)
+        .find(|&(i, _)| s[i..].starts_with(needle))
+        .map(|(i, _)| i)
 }
 
 /// `s` split at `sep` outside brackets and quoted strings.
 fn split_top_level(s: &str, sep: char) -> Vec<&str> {
     let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in top_level_chars(s).filter(|&(_, c)| c == sep) {
+        out.push(&s[start..i]);
+        start = i + c.len_utf8();
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// The characters of `s` outside brackets and quoted strings, with their byte offsets; the
+/// brackets and quotes themselves are left out.
+fn top_level_chars(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut depth = 0usize;
     let mut quote = false;
     let mut escaped = false;
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
+    s.char_indices().filter(move |&(_, c)| {
         if quote {
             match (escaped, c) {
                 (true, _) => escaped = false,
@@ -541,21 +533,16 @@ fn split_top_level(s: &str, sep: char) -> Vec<&str> {
                 (false, '\'') => quote = false,
                 _ => {}
             }
-            continue;
+            return false;
         }
         match c {
             '\'' => quote = true,
             '(' | '[' => depth += 1,
             ')' | ']' => depth = depth.saturating_sub(1),
-            c if c == sep && depth == 0 => {
-                out.push(&s[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
+            _ => return depth == 0,
         }
-    }
-    out.push(&s[start..]);
-    out
+        false
+    })
 }
 
 #[cfg(test)]

@@ -132,43 +132,26 @@ impl StoredReport {
             Tlp::Red => v2::Restriction::Red,
         };
         let has_event = !event.flow.is_empty() || !event.additional_data.is_empty();
-        Ok(v2::Incident {
-            purpose: Some(v2::IncidentPurpose::Reporting),
-            restriction: Some(restriction),
-            incident_id: Some(v2::IncidentID {
-                name: Some(csirt.to_owned()),
-                // Ids are per reporter.
-                value: format!("report-{}/{}", self.reporter, self.id),
-                ..Default::default()
-            }),
-            detect_time: Some(time(self.detected)?),
-            report_time: Some(time(self.received)?),
-            generation_time: Some(time(self.received)?),
-            description: if self.description.is_empty() {
-                vec![]
-            } else if disclose_host {
-                vec![ml(&self.description)]
-            } else {
-                // The reporter's text may name our host: it stays with us.
-                vec![ml(&self.description.replace(&self.host, "[our host]"))]
-            },
-            assessment: vec![v2::Assessment {
-                incident_category: vec![ml(&self.category)],
-                choice: vec![v2::AssessmentChoice::SystemImpact(v2::SystemImpact {
-                    kind: Some(v2::SystemimpactType::Unknown),
-                    ..Default::default()
-                })],
-                ..Default::default()
-            }],
-            contact: vec![v2::Contact {
-                role: Some(v2::ContactRole::Creator),
-                kind: Some(v2::ContactType::Organization),
-                contact_name: vec![ml(csirt)],
-                ..Default::default()
-            }],
-            event_data: if has_event { vec![event] } else { vec![] },
-            ..Default::default()
-        })
+        // Ids are per reporter.
+        let id = format!("report-{}/{}", self.reporter, self.id);
+        let mut incident = iodef::ScanReport::new(csirt, &id, time(self.received)?)
+            .restriction(restriction)
+            .category(&self.category)
+            .incident();
+        incident.detect_time = Some(time(self.detected)?);
+        incident.report_time = Some(time(self.received)?);
+        incident.description = if self.description.is_empty() {
+            vec![]
+        } else if disclose_host {
+            vec![ml(&self.description)]
+        } else {
+            // The reporter's text may name our host: it stays with us.
+            vec![ml(&self.description.replace(&self.host, "[our host]"))]
+        };
+        if has_event {
+            incident.event_data = vec![event];
+        }
+        Ok(incident)
     }
 
     /// The report alone as an IODEF v2 document, our host included (for our own tools).
