@@ -248,23 +248,19 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
         .expect("the report form")
         + 19;
     let csrf = page[i..].split('"').next().unwrap().to_owned();
-    let (status, filed) = analyst_page(
-        agent
-            .post(&format!("{url}/analyst/reports"))
-            .set("cookie", &analyst)
-            .send_form(&[
-                ("csrf", csrf.as_str()),
-                ("detected", "2026-11-30T08:15"),
-                ("source", "staff"),
-                ("host", "198.18.1.7"),
-                ("category", "intrusion"),
-                ("description", "seen in the chain test"),
-                ("addresses", "1.0.16.10"),
-                ("ports", "23"),
-                ("protocol", "tcp"),
-                ("tlp", "amber"),
-            ]),
-    );
+    let (status, filed) = analyst_page(teiten::login::file_report(
+        &agent,
+        url,
+        &analyst,
+        &csrf,
+        &[
+            ("host", "198.18.1.7"),
+            ("category", "intrusion"),
+            ("description", "seen in the chain test"),
+            ("addresses", "1.0.16.10"),
+            ("ports", "23"),
+        ],
+    ));
     assert_eq!(status, 200, "{filed}");
     assert!(filed.contains("triage-red"), "{filed}");
     let stored = chain
