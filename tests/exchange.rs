@@ -1025,16 +1025,6 @@ impl Drop for Reaped {
     }
 }
 
-/// The `name=value` of a `Set-Cookie`.
-fn set_cookie(res: &ureq::Response, name: &str) -> String {
-    res.all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-}
-
 /// A dashboard answer: status and text, whatever the status.
 fn page(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
     let resp = match r {
@@ -1157,18 +1147,7 @@ fn the_dashboard_files_reports_and_downloads_through_the_aggregator() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let browser = ureq::AgentBuilder::new().redirects(0).build();
-    let form = browser.get(&format!("{url}/login")).call().unwrap();
-    let login_csrf = set_cookie(&form, "teiten_login_csrf");
-    let res = browser
-        .post(&format!("{url}/login"))
-        .set("cookie", &login_csrf)
-        .send_form(&[
-            ("user", "alice"),
-            ("password", password),
-            ("csrf", login_csrf.trim_start_matches("teiten_login_csrf=")),
-        ])
-        .unwrap();
-    let session = set_cookie(&res, "teiten_session");
+    let session = teiten::login::login(&browser, &url, "alice", password);
     let get = |path: &str| {
         page(
             browser
