@@ -271,6 +271,18 @@ impl Server {
         }
     }
 
+    /// Runs `statements` one after the other (e.g. a schema's `CREATE`s), stopping at the first
+    /// the server refuses; its error names the statement.
+    pub fn query_all<S: AsRef<str>>(
+        &self,
+        statements: impl IntoIterator<Item = S>,
+    ) -> io::Result<()> {
+        for sql in statements {
+            self.query(sql.as_ref())?;
+        }
+        Ok(())
+    }
+
     /// A minimal HTTP/1.0 exchange (the server closes the connection after answering).
     fn http(&self, method: &str, path: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.http_port))?;

@@ -3,6 +3,7 @@
 //! the project's own binaries) for a test and tear them down afterwards.
 
 pub mod chain;
+pub mod chdb;
 pub mod clickhouse;
 pub mod lab;
 pub mod login;

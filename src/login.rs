@@ -1,5 +1,5 @@
 //! Logging in to the dashboard the way a browser does (the form, its CSRF cookie, the POST),
-//! for the end-to-end tests.
+//! and filing a report through the analyst's form, for the end-to-end tests.
 
 /// The `name=value` part of the `Set-Cookie` header of `resp` that sets cookie `name`.
 pub fn cookie(resp: &ureq::Response, name: &str) -> Option<String> {
@@ -33,4 +33,31 @@ pub fn login(agent: &ureq::Agent, url: &str, user: &str, password: &str) -> Stri
     assert_eq!(res.status(), 303, "{user}'s login at {url} redirects");
     cookie(&res, "teiten_session")
         .unwrap_or_else(|| panic!("{user}'s login at {url} sets no session cookie"))
+}
+
+/// Files a report through the analyst's form at `url` the way a browser does: the form's
+/// `csrf` token, the session cookie `session` (from [`login`]), the report's own `fields`
+/// (host, category, description, addresses, ports) and the fields every test files alike
+/// (detected 2026-11-30T08:15, source staff, protocol tcp, TLP amber). Returns the answer
+/// as `ureq` gives it (a 4xx answer is an `Err` the caller reads the page of).
+#[allow(clippy::result_large_err)] // ureq's own Result, unchanged
+pub fn file_report(
+    agent: &ureq::Agent,
+    url: &str,
+    session: &str,
+    csrf: &str,
+    fields: &[(&str, &str)],
+) -> Result<ureq::Response, ureq::Error> {
+    let mut form = vec![
+        ("csrf", csrf),
+        ("detected", "2026-11-30T08:15"),
+        ("source", "staff"),
+        ("protocol", "tcp"),
+        ("tlp", "amber"),
+    ];
+    form.extend_from_slice(fields);
+    agent
+        .post(&format!("{url}/analyst/reports"))
+        .set("cookie", session)
+        .send_form(&form)
 }

@@ -3,8 +3,7 @@
 //! by `scripts/chdb_compat.py`). The statements come from `teiten-aggregator schema
 //! --print-sql`, which prints them from the one module that holds them.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use teiten::clickhouse::Server;
 use teiten_store::schema::Layout;
@@ -112,27 +111,7 @@ fn schema_and_queries_run_on_clickhouse_18_16() {
 #[test]
 fn schema_and_queries_run_on_current_clickhouse_via_chdb() {
     let sql = statements();
-    let script = teiten::root().join("scripts/chdb_compat.py");
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "chdb compatibility check failed (needs `pip install chdb-core`):\n{stdout}\n{stderr}"
-    );
+    let stdout = teiten::chdb::compat(&sql);
     let version = stdout.lines().next().unwrap_or("");
     assert!(version.starts_with("chdb ClickHouse 2"), "{stdout}");
     assert!(

@@ -355,9 +355,7 @@ fn start_dashboard(ch: &Server, dir: &std::path::Path, aggregator: &Agg) -> (Gua
 #[test]
 fn dashboard_in_headless_chromium() {
     let ch = Server::start().expect("private clickhouse-server");
-    for sql in create_sql(DB, &Layout::Single) {
-        ch.query(&sql).unwrap();
-    }
+    ch.query_all(create_sql(DB, &Layout::Single)).unwrap();
     let now = teiten_dashboard::now();
     let synth = Synth {
         db: DB.into(),
@@ -370,9 +368,12 @@ fn dashboard_in_headless_chromium() {
         sources: 20_000,
         seed: 11,
     };
-    ch.query(&synth.sensors_sql()).unwrap();
-    ch.query(&synth.reports_sql()).unwrap();
-    ch.query(&synth.events_sql(0, synth.events)).unwrap();
+    ch.query_all([
+        synth.sensors_sql(),
+        synth.reports_sql(),
+        synth.events_sql(0, synth.events),
+    ])
+    .unwrap();
     // The surge ends at the start of today (UTC): the public pages show the days that are
     // over, analysts the last 24 hours.
     let today = now / 86_400 * 86_400;

@@ -4,8 +4,7 @@
 //! `teiten-dashboard print-sql`, which prints the statements production runs, built with sample
 //! values by the one module that holds them (`store/src/reads.rs`).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use teiten::clickhouse::Server;
 
@@ -76,27 +75,7 @@ fn dashboard_queries_run_on_clickhouse_18_16() {
 #[test]
 fn dashboard_queries_run_on_current_clickhouse_via_chdb() {
     let sql = aggregator_sql() + &dashboard_sql();
-    let script = teiten::root().join("scripts/chdb_compat.py");
-    let mut child = Command::new("python3")
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "chdb compatibility check failed (needs `pip install chdb-core`):\n{stdout}\n{stderr}"
-    );
+    let stdout = teiten::chdb::compat(&sql);
     assert!(stdout.starts_with("chdb ClickHouse 2"), "{stdout}");
     assert_eq!(statements(&dashboard_sql()).len(), 63);
     // The script counts the statements of every `-- queries` section.

@@ -56,27 +56,12 @@ fn get_json(url: &str, cookie: &str) -> Value {
 /// Logs in as the chain's analyst through the form and returns the session cookie.
 fn login(base: &str) -> String {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
-    let cookie = |res: &ureq::Response, name: &str| {
-        res.all("set-cookie")
-            .into_iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .and_then(|c| c.split(';').next())
-            .map(str::to_owned)
-            .unwrap_or_else(|| panic!("no {name} cookie"))
-    };
-    let form = agent.get(&format!("{base}/login")).call().unwrap();
-    let csrf = cookie(&form, "teiten_login_csrf");
-    let token = csrf.trim_start_matches("teiten_login_csrf=").to_owned();
-    let res = agent
-        .post(&format!("{base}/login"))
-        .set("cookie", &csrf)
-        .send_form(&[
-            ("user", "analyst"),
-            ("password", &Options::default().analyst_password),
-            ("csrf", &token),
-        ])
-        .unwrap();
-    cookie(&res, "teiten_session")
+    teiten::login::login(
+        &agent,
+        base,
+        "analyst",
+        &Options::default().analyst_password,
+    )
 }
 
 /// Status and text of a dashboard answer, whatever the status.
@@ -248,23 +233,19 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
         .expect("the report form")
         + 19;
     let csrf = page[i..].split('"').next().unwrap().to_owned();
-    let (status, filed) = analyst_page(
-        agent
-            .post(&format!("{url}/analyst/reports"))
-            .set("cookie", &analyst)
-            .send_form(&[
-                ("csrf", csrf.as_str()),
-                ("detected", "2026-11-30T08:15"),
-                ("source", "staff"),
-                ("host", "198.18.1.7"),
-                ("category", "intrusion"),
-                ("description", "seen in the chain test"),
-                ("addresses", "1.0.16.10"),
-                ("ports", "23"),
-                ("protocol", "tcp"),
-                ("tlp", "amber"),
-            ]),
-    );
+    let (status, filed) = analyst_page(teiten::login::file_report(
+        &agent,
+        url,
+        &analyst,
+        &csrf,
+        &[
+            ("host", "198.18.1.7"),
+            ("category", "intrusion"),
+            ("description", "seen in the chain test"),
+            ("addresses", "1.0.16.10"),
+            ("ports", "23"),
+        ],
+    ));
     assert_eq!(status, 200, "{filed}");
     assert!(filed.contains("triage-red"), "{filed}");
     let stored = chain

@@ -709,39 +709,37 @@ fn uploads_reports_triage_and_correlation() {
         (201, Some("red"), Some("IDS-4711")),
         "{r}"
     );
-    let (s, r) = http(
-        "POST",
-        &reports_url,
-        Some("av-token"),
-        &given("scan", "192.0.2.31"),
-    );
-    assert_eq!(
-        (s, r["colour"].as_str(), r["duplicate"].as_bool()),
-        (201, Some("green"), Some(false)),
-        "another reporter's id is not a duplicate: {r}"
-    );
-    let (s, r) = http(
-        "POST",
-        &reports_url,
-        Some("ids-token"),
-        &given("intrusion", "192.0.2.30"),
-    );
-    assert_eq!(
-        (s, r["colour"].as_str(), r["duplicate"].as_bool()),
-        (200, Some("red"), Some(true)),
-        "{r}"
-    );
-    let (s, r) = http(
-        "POST",
-        &reports_url,
-        Some("av-token"),
-        &given("intrusion", "192.0.2.30"),
-    );
-    assert_eq!(
-        (s, r["colour"].as_str(), r["duplicate"].as_bool()),
-        (200, Some("green"), Some(true)),
-        "av-1's own report, not ids-1's: {r}"
-    );
+    for (token, category, host, expected, why) in [
+        (
+            "av-token",
+            "scan",
+            "192.0.2.31",
+            (201, "green", false),
+            "another reporter's id is not a duplicate",
+        ),
+        (
+            "ids-token",
+            "intrusion",
+            "192.0.2.30",
+            (200, "red", true),
+            "ids-1's again",
+        ),
+        (
+            "av-token",
+            "intrusion",
+            "192.0.2.30",
+            (200, "green", true),
+            "av-1's own report, not ids-1's",
+        ),
+    ] {
+        let (s, r) = http("POST", &reports_url, Some(token), &given(category, host));
+        let (status, colour, duplicate) = expected;
+        assert_eq!(
+            (s, r["colour"].as_str(), r["duplicate"].as_bool()),
+            (status, Some(colour), Some(duplicate)),
+            "{why}: {r}"
+        );
+    }
     assert_eq!(
         aggregator_common::scalar(
             &ch,
@@ -1027,16 +1025,6 @@ impl Drop for Reaped {
     }
 }
 
-/// The `name=value` of a `Set-Cookie`.
-fn set_cookie(res: &ureq::Response, name: &str) -> String {
-    res.all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-}
-
 /// A dashboard answer: status and text, whatever the status.
 fn page(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
     let resp = match r {
@@ -1159,18 +1147,7 @@ fn the_dashboard_files_reports_and_downloads_through_the_aggregator() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let browser = ureq::AgentBuilder::new().redirects(0).build();
-    let form = browser.get(&format!("{url}/login")).call().unwrap();
-    let login_csrf = set_cookie(&form, "teiten_login_csrf");
-    let res = browser
-        .post(&format!("{url}/login"))
-        .set("cookie", &login_csrf)
-        .send_form(&[
-            ("user", "alice"),
-            ("password", password),
-            ("csrf", login_csrf.trim_start_matches("teiten_login_csrf=")),
-        ])
-        .unwrap();
-    let session = set_cookie(&res, "teiten_session");
+    let session = teiten::login::login(&browser, &url, "alice", password);
     let get = |path: &str| {
         page(
             browser
@@ -1204,23 +1181,19 @@ fn the_dashboard_files_reports_and_downloads_through_the_aggregator() {
     assert!(gone.contains("no longer in the outbox"), "{gone}");
 
     let file_report = |category: &str| {
-        page(
-            browser
-                .post(&format!("{url}/analyst/reports"))
-                .set("cookie", &session)
-                .send_form(&[
-                    ("csrf", csrf.as_str()),
-                    ("detected", "2026-11-30T08:15"),
-                    ("source", "staff"),
-                    ("host", "192.0.2.44"),
-                    ("category", category),
-                    ("description", "brute force on <ssh>"),
-                    ("addresses", "203.0.113.7 198.51.100.1"),
-                    ("ports", "22, 2222"),
-                    ("protocol", "tcp"),
-                    ("tlp", "amber"),
-                ]),
-        )
+        page(teiten::login::file_report(
+            &browser,
+            &url,
+            &session,
+            &csrf,
+            &[
+                ("host", "192.0.2.44"),
+                ("category", category),
+                ("description", "brute force on <ssh>"),
+                ("addresses", "203.0.113.7 198.51.100.1"),
+                ("ports", "22, 2222"),
+            ],
+        ))
     };
     let (s, filed, _) = file_report("intrusion");
     assert_eq!(s, 200, "{filed}");

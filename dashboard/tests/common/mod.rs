@@ -43,9 +43,8 @@ pub(crate) fn start(events: u64) -> Env {
 pub(crate) fn start_with(events: u64, extra: &str) -> Env {
     let ch =
         Server::start().expect("a private clickhouse-server (apt-get install clickhouse-server)");
-    for sql in create_sql(DB, &Layout::Single) {
-        ch.query(&sql).expect("schema step");
-    }
+    ch.query_all(create_sql(DB, &Layout::Single))
+        .expect("the aggregator's schema");
     let now = teiten_dashboard::now();
     let synth = Synth {
         db: DB.into(),
@@ -58,9 +57,12 @@ pub(crate) fn start_with(events: u64, extra: &str) -> Env {
         sources: 20_000,
         seed: 7,
     };
-    ch.query(&synth.sensors_sql()).expect("sensors");
-    ch.query(&synth.reports_sql()).expect("sensor reports");
-    ch.query(&synth.events_sql(0, events)).expect("events");
+    ch.query_all([
+        synth.sensors_sql(),
+        synth.reports_sql(),
+        synth.events_sql(0, events),
+    ])
+    .expect("sensors, sensor reports and events");
     ch.query(&synth.surge_sql(8728, 30_000, 3_000, 20))
         .expect("surge");
     let hash = teiten_dashboard::auth::hash_password(PASSWORD).unwrap();
