@@ -620,18 +620,9 @@ pub fn public_country_series(
     countries: &[String],
     ports: &[u16],
 ) -> Statement {
-    let f = f.without_sensors();
-    let st = Statement::new(graph_sql(
-        PUBLIC_COUNTRY_SERIES,
-        db,
-        rollup,
-        &f,
-        ports.len(),
-    ))
-    .bind(step)
-    .bind(step)
-    .bind(countries_list(countries));
-    f.bind(st).bind_all(ports.iter().copied())
+    public_per_step(PUBLIC_COUNTRY_SERIES, db, rollup, f, step, ports, |st| {
+        st.bind(countries_list(countries))
+    })
 }
 
 /// Public answers: sensors that saw any of the given ports per step: `(t, sensors)`.
@@ -642,17 +633,25 @@ pub fn public_active_sensors(
     step: u32,
     ports: &[u16],
 ) -> Statement {
+    public_per_step(PUBLIC_ACTIVE_SENSORS, db, rollup, f, step, ports, |st| st)
+}
+
+/// A public per-step statement over all sensors (the filter without its sensors): `step`
+/// twice, what `then` binds, the filter's values, then the published ports.
+fn public_per_step(
+    sql: &str,
+    db: &str,
+    rollup: Rollup,
+    f: &Filter,
+    step: u32,
+    ports: &[u16],
+    then: impl FnOnce(Statement) -> Statement,
+) -> Statement {
     let f = f.without_sensors();
-    let st = Statement::new(graph_sql(
-        PUBLIC_ACTIVE_SENSORS,
-        db,
-        rollup,
-        &f,
-        ports.len(),
-    ))
-    .bind(step)
-    .bind(step);
-    f.bind(st).bind_all(ports.iter().copied())
+    let st = Statement::new(graph_sql(sql, db, rollup, &f, ports.len()))
+        .bind(step)
+        .bind(step);
+    f.bind(then(st)).bind_all(ports.iter().copied())
 }
 
 /// Known sensor ids: `sensor_id`.

@@ -116,68 +116,56 @@ const BACKFILLS: &[(&str, &str)] = &[(
 /// counts (0: published; see [`crate::sources::Withheld`]).
 pub const WITHHELD_COLUMN: (&str, &str) = ("withheld", "UInt8");
 
-const ROLLUP_COLUMNS: &str = "\
-    bucket DateTime, \
-    proto UInt8, \
-    dport UInt16, \
-    country FixedString(2), \
-    sensor_id String, \
-    packets AggregateFunction(count), \
-    sources AggregateFunction(uniq, FixedString(16))";
+/// The columns of a per-port table: its bucket, protocol and destination port, then `$rest`.
+macro_rules! port_columns {
+    ($($rest:literal),+ $(,)?) => {
+        concat!("bucket DateTime, proto UInt8, dport UInt16, ", $($rest),+)
+    };
+}
+
+const ROLLUP_COLUMNS: &str = port_columns!(
+    "country FixedString(2), ",
+    "sensor_id String, ",
+    "packets AggregateFunction(count), ",
+    "sources AggregateFunction(uniq, FixedString(16))"
+);
 
 /// Destination ports per sensor (the port graph): plain packet counts, summed on merge.
-const PORTS_COLUMNS: &str = "\
-    bucket DateTime, \
-    proto UInt8, \
-    dport UInt16, \
-    sensor_id String, \
-    packets UInt64";
+const PORTS_COLUMNS: &str = port_columns!("sensor_id String, ", "packets UInt64");
 
 /// Destination ports over all sensors, per day (the top ports of requests without a sensor
 /// filter, and the trends' baseline).
-const PORT_TOTALS_COLUMNS: &str = "\
-    bucket DateTime, \
-    proto UInt8, \
-    dport UInt16, \
-    packets UInt64";
+const PORT_TOTALS_COLUMNS: &str = port_columns!("packets UInt64");
 
 /// One port's packets by source country and sensor (the per-port packets graph).
-const PORT_PACKETS_COLUMNS: &str = "\
-    bucket DateTime, \
-    proto UInt8, \
-    dport UInt16, \
-    country FixedString(2), \
-    sensor_id String, \
-    packets UInt64";
+const PORT_PACKETS_COLUMNS: &str = port_columns!(
+    "country FixedString(2), ",
+    "sensor_id String, ",
+    "packets UInt64"
+);
 
 /// One port's unique sources per day and source country, over all sensors: HyperLogLog states
 /// (`uniqHLL12`, at most 2.5 KB each, where `uniq` keeps up to 256 KB per state), so that a month
 /// merges in milliseconds.
-const PORT_SOURCES_COLUMNS: &str = "\
-    bucket DateTime, \
-    proto UInt8, \
-    dport UInt16, \
-    country FixedString(2), \
-    sources AggregateFunction(uniqHLL12, FixedString(16))";
+const PORT_SOURCES_COLUMNS: &str = port_columns!(
+    "country FixedString(2), ",
+    "sources AggregateFunction(uniqHLL12, FixedString(16))"
+);
 
 /// One port's unique sources per 5 minutes and source country, over all sensors (`uniq` states:
 /// the per-port graph up to two days without a sensor filter; half the rows of
 /// `scan_port_regions_5m` for port 23 over a day at 100 M events and 8 sensors).
-const PORT_SOURCES_5M_COLUMNS: &str = "\
-    bucket DateTime, \
-    proto UInt8, \
-    dport UInt16, \
-    country FixedString(2), \
-    sources AggregateFunction(uniq, FixedString(16))";
+const PORT_SOURCES_5M_COLUMNS: &str = port_columns!(
+    "country FixedString(2), ",
+    "sources AggregateFunction(uniq, FixedString(16))"
+);
 
 /// The same per sensor (requests with a sensor filter).
-const PORT_SENSOR_SOURCES_COLUMNS: &str = "\
-    bucket DateTime, \
-    proto UInt8, \
-    dport UInt16, \
-    country FixedString(2), \
-    sensor_id String, \
-    sources AggregateFunction(uniqHLL12, FixedString(16))";
+const PORT_SENSOR_SOURCES_COLUMNS: &str = port_columns!(
+    "country FixedString(2), ",
+    "sensor_id String, ",
+    "sources AggregateFunction(uniqHLL12, FixedString(16))"
+);
 
 /// Packets per day, sensor and protocol: the current totals that the port digests are checked
 /// against (the digest of a day that received events after it was sealed is widened by them).

@@ -472,32 +472,12 @@ pub(crate) fn norm(s: &str) -> String {
 
 /// The index of the `)` that closes the `(` at `open`, skipping quoted strings.
 fn matching_paren(s: &str, open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut quote = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices().skip_while(|(i, _)| *i < open) {
-        if quote {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '\'') => quote = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '\'' => quote = true,
-            '(' | '[' => depth += 1,
-            ')' | ']' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
+    if !s[open..].starts_with('(') {
+        return None;
     }
-    None
+    unquoted(&s[open..])
+        .find(|&(_, c, depth)| matches!(c, ')' | ']') && depth == 0)
+        .map(|(i, ..)| open + i)
 }
 
 /// Where `needle` first occurs outside brackets and quoted strings.
@@ -522,10 +502,16 @@ fn split_top_level(s: &str, sep: char) -> Vec<&str> {
 /// The characters of `s` outside brackets and quoted strings, with their byte offsets; the
 /// brackets and quotes themselves are left out.
 fn top_level_chars(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
-    let mut depth = 0usize;
-    let mut quote = false;
-    let mut escaped = false;
-    s.char_indices().filter(move |&(_, c)| {
+    unquoted(s)
+        .filter(|&(_, c, depth)| depth == 0 && !matches!(c, '(' | ')' | '[' | ']'))
+        .map(|(i, c, _)| (i, c))
+}
+
+/// The characters of `s` outside quoted strings (the quotes left out), with their byte offsets
+/// and the bracket depth after each.
+fn unquoted(s: &str) -> impl Iterator<Item = (usize, char, usize)> + '_ {
+    let (mut depth, mut quote, mut escaped) = (0usize, false, false);
+    s.char_indices().filter_map(move |(i, c)| {
         if quote {
             match (escaped, c) {
                 (true, _) => escaped = false,
@@ -533,21 +519,40 @@ fn top_level_chars(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
                 (false, '\'') => quote = false,
                 _ => {}
             }
-            return false;
+            return None;
         }
         match c {
-            '\'' => quote = true,
+            '\'' => {
+                quote = true;
+                return None;
+            }
             '(' | '[' => depth += 1,
             ')' | ']' => depth = depth.saturating_sub(1),
-            _ => return depth == 0,
+            _ => {}
         }
-        false
+        Some((i, c, depth))
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brackets_and_quotes_are_skipped() {
+        let s = "f(a, 'x)(', [b, c]) AS y, g(')'), z";
+        assert_eq!(matching_paren(s, 1), Some(18));
+        assert_eq!(&s[..=18], "f(a, 'x)(', [b, c])");
+        assert_eq!(matching_paren(s, 0), None, "not at a `(`");
+        assert_eq!(matching_paren("(a, (b)", 0), None, "unclosed");
+        assert_eq!(
+            split_top_level(s, ','),
+            ["f(a, 'x)(', [b, c]) AS y", " g(')')", " z"]
+        );
+        assert_eq!(find_top_level(s, "AS"), Some(20));
+        assert_eq!(find_top_level("g('AS') AS", "AS"), Some(8));
+        assert_eq!(split_top_level(r"'a\',b', c", ','), [r"'a\',b'", " c"]);
+    }
     use crate::schema::create_sql;
 
     /// What 18.16 reports for a table made by the definition's DDL (as read from a server).
