@@ -89,6 +89,23 @@ pub struct ReportsConfig {
     /// Default 600.
     #[serde(default = "default_download_timeout")]
     pub download_timeout_secs: u64,
+    /// Allow a plain `http://` URL to another host (the bearer token and the reports then cross
+    /// the network unencrypted). `http://` to a loopback address (127.0.0.0/8, `[::1]`,
+    /// `localhost`) is always allowed. Default false.
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+/// Whether a URL's `host[:port]` is this machine's loopback.
+fn is_loopback(host_port: &str) -> bool {
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 fn default_report_timeout() -> u64 {
@@ -609,6 +626,13 @@ impl Config {
             if host.is_empty() {
                 return bad(format!("reports.url {:?}: no host", r.url));
             }
+            if r.url.starts_with("http://") && !r.allow_insecure && !is_loopback(host) {
+                return bad(format!(
+                    "reports.url {:?}: plain http:// to another host would send the reporter \
+                     token unencrypted; use https:// (or reports.allow_insecure = true)",
+                    r.url
+                ));
+            }
             if !(1..=300).contains(&r.timeout_secs) {
                 return bad(format!(
                     "reports.timeout_secs {}: between 1 and 300",
@@ -834,6 +858,10 @@ mod tests {
                 "[reports]\nurl = \"127.0.0.1:8443\"\ntoken_file = \"t\"",
             ),
             (
+                "reports.url",
+                "[reports]\nurl = \"http://aggregator.example:8443\"\ntoken_file = \"t\"",
+            ),
+            (
                 "reports.timeout_secs",
                 "[reports]\nurl = \"https://a\"\ntoken_file = \"t\"\ntimeout_secs = 0",
             ),
@@ -881,6 +909,41 @@ mod tests {
         let r = s.config.reports.unwrap();
         assert_eq!((r.timeout_secs, r.download_timeout_secs), (30, 600));
         assert!(r.ca_file.is_none());
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_or_when_allowed() {
+        let check = |url: &str, extra: &str| {
+            Config::parse(
+                &format!("[reports]\nurl = \"{url}\"\ntoken_file = \"/t\"\n{extra}"),
+                "t",
+            )
+            .unwrap()
+            .validate()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        for url in [
+            "http://127.0.0.1:8443",
+            "http://127.0.0.2",
+            "http://localhost:8443/",
+            "http://[::1]:8443",
+            "https://aggregator.example",
+        ] {
+            assert!(check(url, "").is_ok(), "{url}");
+        }
+        for url in [
+            "http://192.0.2.1:8443",
+            "http://aggregator.example",
+            "http://[2001:db8::1]",
+        ] {
+            let e = check(url, "").unwrap_err();
+            assert!(
+                e.contains("reports.url") && e.contains("allow_insecure"),
+                "{e}"
+            );
+            assert!(check(url, "allow_insecure = true").is_ok(), "{url}");
+        }
     }
 
     #[test]

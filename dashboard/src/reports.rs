@@ -322,6 +322,7 @@ mod tests {
             ca_file: None,
             timeout_secs: 5,
             download_timeout_secs: 5,
+            allow_insecure: false,
         };
         (Aggregator::load(&c).unwrap(), dir)
     }
@@ -405,6 +406,7 @@ mod tests {
             ca_file: None,
             timeout_secs: 5,
             download_timeout_secs: 5,
+            allow_insecure: false,
         };
         let e = Aggregator::load(&c).unwrap_err().to_string();
         assert!(e.contains("reports.token_file"), "{e}");
