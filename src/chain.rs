@@ -222,7 +222,7 @@ impl Chain {
                 "listen = \"127.0.0.1:{dash_port}\"\n[clickhouse]\nurl = \"{}\"\n\
                  [analyst]\nsecure_cookies = false\n\
                  [analyst.users]\nanalyst = \"{}\"\n\
-                 [reports]\nurl = \"{aggregator_url}\"\ntoken_file = \"{}\"\n",
+                 [reports]\nurl = \"{aggregator_url}\"\nallow_insecure = true\ntoken_file = \"{}\"\n",
                 clickhouse.url(),
                 hash.trim(),
                 dashboard_token_file.display()
