@@ -5,7 +5,9 @@
 //! `/ping`, and kills it and removes the directory when dropped. [`Server::kill`] and
 //! [`Server::restart`] stop and start the same server (same data, same ports) for fault tests;
 //! [`Server::cluster`] starts several servers that each know all of them as the shards of one
-//! cluster, for `Distributed` tables.
+//! cluster, for `Distributed` tables; [`Server::replicas`] starts several servers as the
+//! replicas of one shard, with a private [`crate::zookeeper::ZooKeeper`], for
+//! `Replicated*MergeTree` tables.
 //!
 //! Besides `default` (no password), every server has the user [`READER_USER`] (password
 //! [`READER_PASSWORD`]) whose profile is `readonly = 2`: it may read and set query settings,
@@ -70,7 +72,7 @@ pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn unique_dir(prefix: &str) -> io::Result<PathBuf> {
+pub(crate) fn unique_dir(prefix: &str) -> io::Result<PathBuf> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -98,6 +100,27 @@ fn remote_servers_xml(cluster: &str, shards: &[u16]) -> String {
     xml
 }
 
+/// One shard of a test cluster with a replica per `(host, native TCP port)`, and ClickHouse's
+/// own replication between them (`internal_replication`: a Distributed INSERT writes to one
+/// replica, which replicates it).
+fn replicated_shard_xml(cluster: &str, replicas: &[u16]) -> String {
+    let mut xml = format!(
+        "<remote_servers><{cluster}><shard><internal_replication>true</internal_replication>"
+    );
+    for port in replicas {
+        let _ = write!(
+            xml,
+            "<replica><host>127.0.0.1</host><port>{port}</port></replica>"
+        );
+    }
+    let _ = write!(xml, "</shard></{cluster}></remote_servers>");
+    xml
+}
+
+/// How long a replica's ZooKeeper session lasts without an answer: short, so that a lost
+/// ZooKeeper (or a killed replica's stale session) is noticed within seconds.
+const ZOOKEEPER_SESSION_MS: u32 = 4000;
+
 impl Server {
     /// Starts a single server on free ports.
     pub fn start() -> io::Result<Server> {
@@ -115,6 +138,37 @@ impl Server {
         ports
             .into_iter()
             .map(|(http, tcp)| Server::start_with(http, tcp, &extra))
+            .collect()
+    }
+
+    /// Starts `n` servers as the `n` replicas of shard 1 of `cluster`, coordinated by `zk`:
+    /// each has the macros `{shard}` = `1` and `{replica}` = `r<i>` (`r0`, `r1`, ...), its own
+    /// interserver port for fetching parts from the others, and all of them in `remote_servers`
+    /// with `internal_replication`.
+    pub fn replicas(
+        cluster: &str,
+        n: usize,
+        zk: &crate::zookeeper::ZooKeeper,
+    ) -> io::Result<Vec<Server>> {
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
+            .collect::<io::Result<_>>()?;
+        let tcp: Vec<u16> = ports.iter().map(|p| p.1).collect();
+        let shard = replicated_shard_xml(cluster, &tcp);
+        let zk_port = zk.port();
+        ports
+            .into_iter()
+            .enumerate()
+            .map(|(i, (http, tcp, interserver))| {
+                let extra = format!(
+                    "{shard}\n  <interserver_http_port>{interserver}</interserver_http_port>\n  \
+                     <interserver_http_host>127.0.0.1</interserver_http_host>\n  \
+                     <zookeeper><node><host>127.0.0.1</host><port>{zk_port}</port></node>\
+                     <session_timeout_ms>{ZOOKEEPER_SESSION_MS}</session_timeout_ms></zookeeper>\n  \
+                     <macros><shard>1</shard><replica>r{i}</replica></macros>"
+                );
+                Server::start_with(http, tcp, &extra)
+            })
             .collect()
     }
 

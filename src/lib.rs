@@ -11,6 +11,7 @@ pub mod measure;
 pub mod pcapgen;
 pub mod receiver;
 pub mod tls;
+pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,443 @@
+//! Replication: a private ZooKeeper and two ClickHouse servers as the two replicas of one shard
+//! of cluster `teiten` (`replicated = true`, `{shard}`/`{replica}` macros,
+//! `internal_replication`), one aggregator beside each replica, and sensors failing over from
+//! the first aggregator to the second as the real sensor does (`aggregator.urls` in order,
+//! 503 with Retry-After kept and retried).
+//!
+//! - Migrations create every table and view on both replicas, as Replicated tables known to
+//!   both, and a second run applies nothing.
+//! - One replica is SIGKILLed mid-stream: ingest goes on through the other aggregator and
+//!   replica; the killed replica restarts and catches up. Afterwards both replicas hold every
+//!   event sent exactly once, raw and in every rollup (compared with direct counts over the
+//!   raw events), and each aggregator, restarted with nothing in memory, recognises every
+//!   batch as a duplicate from its own replica.
+//! - ZooKeeper is stopped mid-stream: inserts are refused as transient (503 with Retry-After),
+//!   the sensors keep their batches and retry, and when ZooKeeper is back every event arrives
+//!   once.
+
+mod aggregator_common;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use aggregator_common::*;
+use teiten::clickhouse::Server;
+use teiten::zookeeper::ZooKeeper;
+use teiten_wire::Batch;
+
+const DB: &str = "t_repl";
+const SENSORS: usize = 3;
+const EVENTS: usize = 1000;
+
+/// ZooKeeper, the two replicas and an aggregator on each.
+struct Replicated {
+    zk: ZooKeeper,
+    replicas: Vec<Server>,
+    aggs: Vec<Agg>,
+}
+
+fn start() -> Replicated {
+    let zk = ZooKeeper::start().expect("a private ZooKeeper starts");
+    let replicas =
+        Server::replicas("teiten", 2, &zk).expect("two private ClickHouse replicas start");
+    let keys = format!(
+        "cluster = \"teiten\"\nnodes = [\"{}\", \"{}\"]\nreplicated = true\n",
+        replicas[0].url(),
+        replicas[1].url()
+    );
+    // Short Retry-After so that the test's sensors come back quickly.
+    let extra = "[ingest]\nretry_after_secs = 1\n";
+    let aggs = replicas
+        .iter()
+        .map(|r| Agg::start_url_with_clickhouse_keys(&r.url(), DB, &keys, extra))
+        .collect();
+    Replicated { zk, replicas, aggs }
+}
+
+/// A sensor as the real one ships: its spool (batches not yet acknowledged, oldest first),
+/// the aggregator URLs in order of preference.
+struct Sensor {
+    id: String,
+    token: String,
+    spool: VecDeque<Batch>,
+    next_seq: u64,
+    ts_us: i64,
+}
+
+/// What the sensors saw while shipping.
+#[derive(Debug, Default)]
+struct Shipping {
+    stored: u64,
+    duplicates: u64,
+    /// 503 answers, and how many of them carried Retry-After.
+    unavailable: u64,
+    retry_after: u64,
+    /// Transport errors (an aggregator not answering).
+    unreachable: u64,
+}
+
+impl Sensor {
+    /// Seals one more batch into the spool.
+    fn seal(&mut self) {
+        self.next_seq += 1;
+        let ts = self.ts_us + self.next_seq as i64 * 1_000_000;
+        self.spool
+            .push_back(batch(&self.id, 91, self.next_seq, EVENTS, ts));
+    }
+
+    /// Ships the spool's oldest batches until it is empty or no aggregator takes one: each
+    /// batch to the first aggregator, then to the next on a 503 or no answer. Returns whether
+    /// the spool is empty.
+    fn ship(&mut self, urls: &[&str], seen: &mut Shipping) -> bool {
+        while let Some(b) = self.spool.front() {
+            let mut acked = false;
+            for url in urls {
+                let r = post(url, &self.token, b);
+                match r.status {
+                    200 => {
+                        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                        match v["status"].as_str() {
+                            Some("stored") => {
+                                assert_eq!(v["stored"], EVENTS as u64, "{r:?}");
+                                seen.stored += 1;
+                            }
+                            Some("duplicate") => seen.duplicates += 1,
+                            _ => panic!("unexpected answer {r:?}"),
+                        }
+                        acked = true;
+                        break;
+                    }
+                    503 => {
+                        seen.unavailable += 1;
+                        if r.retry_after.is_some() {
+                            seen.retry_after += 1;
+                        }
+                    }
+                    0 => seen.unreachable += 1,
+                    _ => panic!("batch refused for good: {r:?}"),
+                }
+            }
+            if !acked {
+                return false;
+            }
+            self.spool.pop_front();
+        }
+        true
+    }
+}
+
+fn sensors(agg: &Agg, prefix: &str) -> Vec<Sensor> {
+    let ts_us = now_us() - 3_600_000_000;
+    (0..SENSORS)
+        .map(|i| {
+            let id = format!("{prefix}{i}");
+            Sensor {
+                token: agg.add_sensor(&id),
+                id,
+                spool: VecDeque::new(),
+                next_seq: 0,
+                ts_us,
+            }
+        })
+        .collect()
+}
+
+/// Ships every spool until all are empty, retrying every 200 ms for at most `secs`.
+fn drain(sensors: &mut [Sensor], urls: &[&str], seen: &mut Shipping, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut empty = true;
+        for s in sensors.iter_mut() {
+            empty &= s.ship(urls, seen);
+        }
+        if empty {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spools not shipped within {secs} s: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits up to `secs` until `sql` answers `expected` on the server.
+fn wait_for(ch: &Server, sql: &str, expected: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = ch.query(sql);
+        if got.as_deref().is_ok_and(|g| g.trim() == expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{sql}` on {} answered {got:?}, expected {expected}",
+            ch.url()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until both replicas have fetched every part (an empty replication queue, the same
+/// events) and are writable again.
+fn wait_in_sync(r: &Replicated, events: u64) {
+    for ch in &r.replicas {
+        wait_for(
+            ch,
+            &format!("SELECT count() FROM {DB}.scan_events_local"),
+            &events.to_string(),
+            60,
+        );
+        wait_for(
+            ch,
+            &format!(
+                "SELECT sum(queue_size) + sum(is_readonly) FROM system.replicas \
+                 WHERE database = '{DB}'"
+            ),
+            "0",
+            60,
+        );
+    }
+}
+
+/// The aggregate columns of a rollup as merge expressions, and its key columns.
+fn rollup_select(columns: &str) -> (Vec<String>, Vec<String>) {
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    // Split at the commas outside parentheses.
+    let (mut cols, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in columns.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                cols.push(columns[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    cols.push(columns[start..].trim());
+    for col in cols {
+        let (name, ty) = col.split_once(' ').unwrap();
+        if let Some(args) = ty.strip_prefix("AggregateFunction(") {
+            let f = args.split([',', ')']).next().unwrap();
+            values.push(format!("{f}Merge({name})"));
+        } else if name == "packets" {
+            values.push(format!("sum({name})"));
+        } else {
+            keys.push(name.to_owned());
+        }
+    }
+    (keys, values)
+}
+
+/// What a replica holds, as text to compare with the other replica: the raw events per batch,
+/// every rollup by its keys, the batch reports. Also checks that every event of `batches`
+/// batches is there exactly once and that each rollup's packets equal a direct count of the
+/// raw events.
+fn holdings(ch: &Server, batches: u64) -> String {
+    let q = |sql: String| ch.query(&sql).unwrap_or_else(|e| panic!("{}: {e}", ch.url()));
+    let raw = format!("{DB}.scan_events_local");
+    let events = batches * EVENTS as u64;
+    assert_eq!(
+        q(format!(
+            "SELECT count(), uniqExact(sensor_id, epoch, batch_seq, idx), \
+             uniqExact(sensor_id, epoch, batch_seq) FROM {raw}"
+        )),
+        format!("{events}\t{events}\t{batches}\n"),
+        "{}: every event once",
+        ch.url()
+    );
+    let mut out = q(format!(
+        "SELECT sensor_id, epoch, batch_seq, count(), min(idx), max(idx) FROM {raw} \
+         GROUP BY sensor_id, epoch, batch_seq ORDER BY sensor_id, epoch, batch_seq"
+    ));
+    for r in teiten_store::schema::ROLLUPS {
+        let table = format!("{DB}.{}_local", r.table);
+        let (keys, values) = rollup_select(r.columns);
+        let keys = keys.join(", ");
+        out += &format!("-- {}\n", r.table);
+        out += &q(format!(
+            "SELECT {keys}, {} FROM {table} GROUP BY {keys} ORDER BY {keys}",
+            values.join(", ")
+        ));
+        if r.columns.contains("packets") {
+            let packets = if r.columns.contains("packets AggregateFunction") {
+                "countMerge(packets)"
+            } else {
+                "sum(packets)"
+            };
+            assert_eq!(
+                q(format!("SELECT {packets} FROM {table}")),
+                q(format!("SELECT count() FROM {raw}")),
+                "{}: packets in {table} against the raw events",
+                ch.url()
+            );
+        }
+    }
+    // One rollup by its keys against the raw events directly.
+    assert_eq!(
+        q(format!(
+            "SELECT toStartOfHour(bucket) AS h, proto, dport, country, sensor_id, \
+             countMerge(packets) FROM {DB}.scan_rollup_1h_local \
+             GROUP BY h, proto, dport, country, sensor_id ORDER BY h, proto, dport, country, sensor_id"
+        )),
+        q(format!(
+            "SELECT toStartOfHour(ts) AS h, proto, dport, country, sensor_id, count() FROM {raw} \
+             GROUP BY h, proto, dport, country, sensor_id ORDER BY h, proto, dport, country, sensor_id"
+        )),
+        "{}: scan_rollup_1h against the raw events",
+        ch.url()
+    );
+    out += "-- sensor_reports\n";
+    out += &q(format!(
+        "SELECT sensor_id, epoch, batch_seq, events, count() FROM {DB}.sensor_reports_local \
+         GROUP BY sensor_id, epoch, batch_seq, events ORDER BY sensor_id, epoch, batch_seq"
+    ));
+    out
+}
+
+/// Every batch sent again to each aggregator, restarted so that only ClickHouse (its own
+/// replica) can recognise it: all duplicates.
+fn resend_all(r: &mut Replicated, sensors: &[Sensor]) {
+    for agg in r.aggs.iter_mut() {
+        agg.kill();
+        agg.restart();
+        for s in sensors {
+            for seq in 1..=s.next_seq {
+                let b = batch(&s.id, 91, seq, EVENTS, s.ts_us + seq as i64 * 1_000_000);
+                let a = post(&agg.url, &s.token, &b);
+                assert_eq!(
+                    a.body,
+                    format!(r#"{{"seq":{seq},"status":"duplicate","stored":0}}"#),
+                    "{} {}",
+                    agg.url,
+                    s.id
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_replica_lost_mid_stream_loses_nothing_and_catches_up() {
+    let mut r = start();
+    // Migrations: every table and view on both replicas, the storage tables replicated and
+    // known to both; a second run (and the second aggregator's) applies nothing.
+    for agg in &r.aggs {
+        let (ok, out) = agg.cli(&["migrate"]);
+        assert!(ok && out.starts_with("0 step(s) applied"), "{out}");
+    }
+    for ch in &r.replicas {
+        assert_eq!(
+            scalar(
+                ch,
+                &format!("SELECT count() FROM system.tables WHERE database = '{DB}'")
+            ),
+            58,
+            "{}: 22 local and 22 Distributed tables, 14 views",
+            ch.url()
+        );
+        assert_eq!(
+            ch.query(&format!(
+                "SELECT count(), min(total_replicas), min(active_replicas), max(is_readonly) \
+                 FROM system.replicas WHERE database = '{DB}'"
+            ))
+            .unwrap(),
+            "22\t2\t2\t0\n",
+            "{}: the storage tables are replicated on both",
+            ch.url()
+        );
+    }
+
+    let mut sensors = sensors(&r.aggs[0], "r");
+    let urls = [r.aggs[0].url.clone(), r.aggs[1].url.clone()];
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let mut seen = Shipping::default();
+    const ROUNDS: u64 = 12;
+    for round in 1..=ROUNDS {
+        if round == 4 {
+            // The first aggregator's replica crashes.
+            r.replicas[0].kill();
+        }
+        if round == 9 {
+            r.replicas[0]
+                .restart()
+                .expect("the killed replica starts again");
+        }
+        for s in sensors.iter_mut() {
+            s.seal();
+        }
+        drain(&mut sensors, &urls, &mut seen, 60);
+        if round % 3 == 0 {
+            // A lost acknowledgement: the last batch of each sensor comes again.
+            for s in sensors.iter_mut() {
+                s.next_seq -= 1;
+                s.seal();
+            }
+            let before = seen.duplicates;
+            drain(&mut sensors, &urls, &mut seen, 60);
+            assert_eq!(seen.duplicates, before + SENSORS as u64, "{seen:?}");
+        }
+    }
+    let batches = ROUNDS * SENSORS as u64;
+    eprintln!("shipping with a replica lost: {seen:?}");
+    assert_eq!(seen.stored, batches, "{seen:?}");
+    assert!(
+        seen.unavailable > 0 && seen.retry_after == seen.unavailable,
+        "the first aggregator answered 503 with Retry-After while its replica was down: {seen:?}"
+    );
+    wait_in_sync(&r, batches * EVENTS as u64);
+    let first = holdings(&r.replicas[0], batches);
+    let second = holdings(&r.replicas[1], batches);
+    assert_eq!(first, second, "the replicas hold the same");
+    resend_all(&mut r, &sensors);
+    assert_eq!(holdings(&r.replicas[0], batches), first);
+}
+
+#[test]
+fn zookeeper_lost_mid_stream_is_transient_and_nothing_is_lost() {
+    let mut r = start();
+    let mut sensors = sensors(&r.aggs[0], "z");
+    let urls = [r.aggs[0].url.clone(), r.aggs[1].url.clone()];
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let mut seen = Shipping::default();
+    const ROUNDS: u64 = 10;
+    let mut outage = Shipping::default();
+    for round in 1..=ROUNDS {
+        for s in sensors.iter_mut() {
+            s.seal();
+        }
+        if round == 4 {
+            r.zk.kill();
+            // While ZooKeeper is away, the sensors keep sealing batches and retrying.
+            let until = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < until {
+                for s in sensors.iter_mut() {
+                    s.ship(&urls, &mut outage);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            for s in sensors.iter_mut() {
+                s.seal();
+            }
+            r.zk.restart().expect("ZooKeeper starts again");
+        }
+        drain(&mut sensors, &urls, &mut seen, 90);
+    }
+    let batches = (ROUNDS + 1) * SENSORS as u64;
+    eprintln!("shipping while ZooKeeper was away: {outage:?}; the rest: {seen:?}");
+    assert!(
+        outage.unavailable > 0 && outage.retry_after == outage.unavailable,
+        "inserts without ZooKeeper are refused as transient, with Retry-After: {outage:?}"
+    );
+    assert_eq!(
+        outage.stored + seen.stored,
+        batches,
+        "every batch stored once: {outage:?} {seen:?}"
+    );
+    wait_in_sync(&r, batches * EVENTS as u64);
+    let first = holdings(&r.replicas[0], batches);
+    assert_eq!(first, holdings(&r.replicas[1], batches));
+    resend_all(&mut r, &sensors);
+}
