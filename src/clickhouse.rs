@@ -395,6 +395,14 @@ pub fn scan_day_sql(table: &str, sensor: &str, day: i64, n: u64) -> String {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            // A failing test: keep the logs to look at.
+            eprintln!(
+                "clickhouse-server: keeping {} (logs) after the failure",
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -14,6 +14,10 @@
 //! - ZooKeeper is stopped mid-stream: inserts are refused as transient (503 with Retry-After),
 //!   the sensors keep their batches and retry, and when ZooKeeper is back every event arrives
 //!   once.
+//! - With `insert_quorum = 2` a batch is acknowledged once both replicas hold it, and while
+//!   one is down inserts are refused as transient; the test prints events/s with and without
+//!   the quorum (`TEITEN_QUORUM_BATCHES` batches of 5,000 events from four sensors at once;
+//!   docs/clickhouse-cluster.md has the figures).
 
 mod aggregator_common;
 
@@ -37,11 +41,16 @@ struct Replicated {
 }
 
 fn start() -> Replicated {
+    start_with(DB, "")
+}
+
+/// [`start`] with database `db` and more `[clickhouse]` keys.
+fn start_with(db: &str, ch_keys: &str) -> Replicated {
     let zk = ZooKeeper::start().expect("a private ZooKeeper starts");
     let replicas =
         Server::replicas("teiten", 2, &zk).expect("two private ClickHouse replicas start");
     let keys = format!(
-        "cluster = \"teiten\"\nnodes = [\"{}\", \"{}\"]\nreplicated = true\n",
+        "cluster = \"teiten\"\nnodes = [\"{}\", \"{}\"]\nreplicated = true\n{ch_keys}",
         replicas[0].url(),
         replicas[1].url()
     );
@@ -49,7 +58,7 @@ fn start() -> Replicated {
     let extra = "[ingest]\nretry_after_secs = 1\n";
     let aggs = replicas
         .iter()
-        .map(|r| Agg::start_url_with_clickhouse_keys(&r.url(), DB, &keys, extra))
+        .map(|r| Agg::start_url_with_clickhouse_keys(&r.url(), db, &keys, extra))
         .collect();
     Replicated { zk, replicas, aggs }
 }
@@ -179,9 +188,16 @@ fn wait_for(ch: &Server, sql: &str, expected: &str, secs: u64) {
 }
 
 /// Waits until both replicas have fetched every part (an empty replication queue, the same
-/// events) and are writable again.
+/// events and batch reports: an aggregator sends the reports a replica refused again later)
+/// and are writable again.
 fn wait_in_sync(r: &Replicated, events: u64) {
     for ch in &r.replicas {
+        wait_for(
+            ch,
+            &format!("SELECT count() FROM {DB}.sensor_reports_local"),
+            &(events / EVENTS as u64).to_string(),
+            60,
+        );
         wait_for(
             ch,
             &format!("SELECT count() FROM {DB}.scan_events_local"),
@@ -236,7 +252,10 @@ fn rollup_select(columns: &str) -> (Vec<String>, Vec<String>) {
 /// batches is there exactly once and that each rollup's packets equal a direct count of the
 /// raw events.
 fn holdings(ch: &Server, batches: u64) -> String {
-    let q = |sql: String| ch.query(&sql).unwrap_or_else(|e| panic!("{}: {e}", ch.url()));
+    let q = |sql: String| {
+        ch.query(&sql)
+            .unwrap_or_else(|e| panic!("{}: {e}", ch.url()))
+    };
     let raw = format!("{DB}.scan_events_local");
     let events = batches * EVENTS as u64;
     assert_eq!(
@@ -289,12 +308,36 @@ fn holdings(ch: &Server, batches: u64) -> String {
         "{}: scan_rollup_1h against the raw events",
         ch.url()
     );
+    assert_eq!(
+        q(format!(
+            "SELECT count(), uniqExact(sensor_id, epoch, batch_seq) FROM {DB}.sensor_reports_local"
+        )),
+        format!("{batches}\t{batches}\n"),
+        "{}: one report per batch",
+        ch.url()
+    );
     out += "-- sensor_reports\n";
     out += &q(format!(
         "SELECT sensor_id, epoch, batch_seq, events, count() FROM {DB}.sensor_reports_local \
          GROUP BY sensor_id, epoch, batch_seq, events ORDER BY sensor_id, epoch, batch_seq"
     ));
     out
+}
+
+/// Asserts that two replicas' [`holdings`] are the same, showing the lines that differ.
+fn assert_same(first: &str, second: &str) {
+    let a: Vec<&str> = first.lines().collect();
+    let b: Vec<&str> = second.lines().collect();
+    let differ: Vec<String> = (0..a.len().max(b.len()))
+        .filter(|&i| a.get(i) != b.get(i))
+        .take(10)
+        .map(|i| format!("line {i}: {:?} / {:?}", a.get(i), b.get(i)))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the replicas differ:\n{}",
+        differ.join("\n")
+    );
 }
 
 /// Every batch sent again to each aggregator, restarted so that only ClickHouse (its own
@@ -390,9 +433,9 @@ fn a_replica_lost_mid_stream_loses_nothing_and_catches_up() {
     wait_in_sync(&r, batches * EVENTS as u64);
     let first = holdings(&r.replicas[0], batches);
     let second = holdings(&r.replicas[1], batches);
-    assert_eq!(first, second, "the replicas hold the same");
+    assert_same(&first, &second);
     resend_all(&mut r, &sensors);
-    assert_eq!(holdings(&r.replicas[0], batches), first);
+    assert_same(&holdings(&r.replicas[0], batches), &first);
 }
 
 #[test]
@@ -438,6 +481,131 @@ fn zookeeper_lost_mid_stream_is_transient_and_nothing_is_lost() {
     );
     wait_in_sync(&r, batches * EVENTS as u64);
     let first = holdings(&r.replicas[0], batches);
-    assert_eq!(first, holdings(&r.replicas[1], batches));
+    assert_same(&first, &holdings(&r.replicas[1], batches));
     resend_all(&mut r, &sensors);
+}
+
+/// Events/s through `agg`: `batches` batches of 5,000 events, from four sensors at once, each
+/// retrying a 503 after 100 ms; and how many 503s there were.
+fn ingest_rate(agg: &Agg, prefix: &str, batches: u64) -> (f64, u64) {
+    const BIG: usize = 5000;
+    let tokens: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            let id = format!("{prefix}{i}");
+            (id.clone(), agg.add_sensor(&id))
+        })
+        .collect();
+    let ts = now_us() - 3_600_000_000;
+    let bodies: Vec<Vec<(String, Vec<u8>)>> = tokens
+        .iter()
+        .map(|(id, tok)| {
+            (1..=batches.div_ceil(4))
+                .map(|seq| {
+                    let b = batch(id, 5, seq, BIG, ts + seq as i64 * 1_000_000);
+                    (tok.clone(), teiten_wire::encode(&b))
+                })
+                .collect()
+        })
+        .collect();
+    let sent: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+    let t = Instant::now();
+    let refused = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for sensor in &bodies {
+            let (url, refused) = (agg.url.clone(), &refused);
+            scope.spawn(move || {
+                for (tok, body) in sensor {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let a = post_raw(&url, Some(tok), teiten_wire::CONTENT_TYPE, body);
+                        if a.status == 200 {
+                            break;
+                        }
+                        assert!(a.status == 503 && Instant::now() < deadline, "{a:?}");
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            });
+        }
+    });
+    let rate = (sent * BIG as u64) as f64 / t.elapsed().as_secs_f64();
+    (rate, refused.into_inner())
+}
+
+#[test]
+fn insert_quorum_waits_for_both_replicas() {
+    let batches: u64 = std::env::var("TEITEN_QUORUM_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let mut r = start_with("t_quorum", "insert_quorum = 2\n");
+    // 18.16 takes one quorum INSERT per table at a time (a second one, before the first has
+    // its quorum, is refused with UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE): the sensors retry.
+    let urls = [r.replicas[0].url(), r.replicas[1].url()];
+    let plain = Agg::start_url_with_clickhouse_keys(
+        &urls[0],
+        "t_noquorum",
+        &format!(
+            "cluster = \"teiten\"\nnodes = [\"{}\", \"{}\"]\nreplicated = true\n",
+            urls[0], urls[1]
+        ),
+        "[ingest]\nretry_after_secs = 1\n",
+    );
+    // Alternating, twice each.
+    let mut rates = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        rates
+            .0
+            .push(ingest_rate(&plain, &format!("p{round}-"), batches));
+        rates
+            .1
+            .push(ingest_rate(&r.aggs[0], &format!("q{round}-"), batches));
+    }
+    eprintln!(
+        "ingest through one aggregator, {batches} batches of 5000 events from 4 sensors: \
+         insert_quorum 0: {:?}; insert_quorum 2: {:?} (events/s, 503s retried)",
+        rates
+            .0
+            .iter()
+            .map(|x| (x.0 as u64, x.1))
+            .collect::<Vec<_>>(),
+        rates
+            .1
+            .iter()
+            .map(|x| (x.0 as u64, x.1))
+            .collect::<Vec<_>>()
+    );
+    // Acknowledged means on both replicas: counted on the second at once, without waiting.
+    let stored = 2 * 4 * batches.div_ceil(4) * 5000;
+    assert_eq!(
+        scalar(
+            &r.replicas[1],
+            "SELECT count() FROM t_quorum.scan_events_local"
+        ),
+        stored
+    );
+    // One replica down: without a quorum ingest goes on, with it inserts are refused as
+    // transient until the replica is back.
+    r.replicas[1].kill();
+    // Once its ZooKeeper session has expired, the other knows it is down.
+    wait_for(
+        &r.replicas[0],
+        "SELECT min(active_replicas) FROM system.replicas WHERE database = 't_quorum'",
+        "1",
+        30,
+    );
+    let mut sensors = sensors(&r.aggs[0], "k");
+    for s in sensors.iter_mut() {
+        s.seal();
+    }
+    let mut seen = Shipping::default();
+    assert!(!sensors[0].ship(&[&r.aggs[0].url], &mut seen), "{seen:?}");
+    assert!(
+        seen.unavailable == 1 && seen.retry_after == 1,
+        "a quorum insert with one replica is refused as transient: {seen:?}"
+    );
+    r.replicas[1].restart().expect("the replica starts again");
+    drain(&mut sensors, &[&r.aggs[0].url], &mut seen, 60);
+    assert_eq!(seen.stored, SENSORS as u64, "{seen:?}");
 }

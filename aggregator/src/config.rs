@@ -571,6 +571,10 @@ mod tests {
             ),
             ("clickhouse.nodes", "[clickhouse]\nnodes = [\"http://n\"]"),
             ("clickhouse.replicated", "[clickhouse]\nreplicated = true"),
+            (
+                "clickhouse.insert_quorum",
+                "[clickhouse]\ncluster = \"c\"\nnodes = [\"http://n\"]\ninsert_quorum = 2",
+            ),
             ("ingest.max_body_bytes", "[ingest]\nmax_body_bytes = 63"),
             (
                 "ingest.max_decoded_bytes",

@@ -34,6 +34,11 @@
 //! A crash between ClickHouse writing a part of `scan_events` and writing the views' parts
 //! leaves those rows out of the rollups (the raw table stays exact). Empty batches (counters
 //! only) cannot be recognised again; a re-sent one adds one more `sensor_reports` row.
+//!
+//! A batch's `sensor_reports` row is written only once its events' INSERT succeeded (a batch
+//! whose INSERT failed comes again and is reported then), and a failed reports INSERT keeps
+//! its rows for the next one (at most [`MAX_PENDING_REPORTS`]), so that losing ClickHouse or
+//! ZooKeeper for a while neither doubles nor loses reports.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -428,6 +433,39 @@ impl Store {
     }
 }
 
+/// Most sensor reports kept for the next INSERT while their INSERTs fail (beyond it the
+/// oldest are dropped, and logged).
+const MAX_PENDING_REPORTS: usize = 100_000;
+
+/// The reports of batches whose events are stored, waiting for their INSERT.
+struct Reports {
+    rows: Vec<ReportRow>,
+    /// When the last INSERT of reports was tried.
+    last: Instant,
+}
+
+/// The `sensor_reports` row of a batch.
+fn report_row(data: &Enriched) -> ReportRow {
+    let b = &data.batch;
+    let s = &b.stats;
+    ReportRow {
+        sensor_id: b.id.sensor_id.clone(),
+        epoch: b.id.epoch,
+        batch_seq: b.id.seq,
+        received: unix_now(),
+        sealed_us: b.sealed_us,
+        events: u32::try_from(b.events.len()).unwrap_or(u32::MAX),
+        unknown_country: data.unknown,
+        packets_captured: s.packets_captured,
+        kernel_drops: s.kernel_drops,
+        events_recorded: s.events_recorded,
+        filtered: s.filtered,
+        malformed: s.malformed,
+        spool_bytes: s.spool_bytes,
+        spool_dropped_events: s.spool_dropped_events,
+    }
+}
+
 struct Writer {
     client: Client,
     max_rows: u64,
@@ -459,11 +497,20 @@ impl Writer {
             .with_timeouts(Some(self.timeout), Some(self.timeout))
     }
 
-    fn reports_inserter(&self) -> Inserter<ReportRow> {
-        self.client
-            .inserter("sensor_reports")
-            .with_period(Some(Duration::from_secs(1)))
-            .with_timeouts(Some(self.timeout), Some(self.timeout))
+    /// One INSERT of every pending report; the rows stay pending if it fails.
+    async fn insert_reports(
+        &self,
+        rows: &[ReportRow],
+    ) -> std::result::Result<(), clickhouse::error::Error> {
+        let mut insert = self
+            .client
+            .insert::<ReportRow>("sensor_reports")
+            .await?
+            .with_timeouts(Some(self.timeout), Some(self.timeout));
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await
     }
 
     /// Receives jobs and writes them; an INSERT ends when its limits are reached or when no
@@ -471,7 +518,10 @@ impl Writer {
     /// the queue and ends the open INSERTs.
     async fn run(self, rx: SharedRx, mut stop: watch::Receiver<bool>) {
         let mut events = self.events_inserter();
-        let mut reports = self.reports_inserter();
+        let mut reports = Reports {
+            rows: Vec::new(),
+            last: Instant::now(),
+        };
         let mut open: Vec<(Job, u64)> = Vec::new();
         let mut started: Option<Instant> = None;
         let mut stopping = false;
@@ -487,7 +537,7 @@ impl Writer {
                     Some(j) => Some(j),
                     None => {
                         let r = events.force_commit().await;
-                        self.finish(&mut open, &mut started, ended(r), &mut events);
+                        self.finish(&mut open, &mut started, ended(r), &mut events, &mut reports);
                         self.flush_reports(&mut reports, false).await;
                         continue;
                     }
@@ -517,35 +567,40 @@ impl Writer {
             let alone = job.alone;
             if alone && !open.is_empty() {
                 let r = events.force_commit().await;
-                self.finish(&mut open, &mut started, ended(r), &mut events);
+                self.finish(&mut open, &mut started, ended(r), &mut events, &mut reports);
             }
             started.get_or_insert_with(Instant::now);
-            match self.write_job(&mut events, &mut reports, &job).await {
+            match self.write_job(&mut events, &job).await {
                 Ok(n) => open.push((job, n)),
                 Err(e) => {
                     // The open INSERT is aborted with everything written into it.
                     open.push((job, 0));
-                    self.finish(&mut open, &mut started, Err(e), &mut events);
-                    reports = self.reports_inserter();
+                    self.finish(&mut open, &mut started, Err(e), &mut events, &mut reports);
                     continue;
                 }
             }
             if alone {
                 let r = events.force_commit().await;
-                self.finish(&mut open, &mut started, ended(r), &mut events);
+                self.finish(&mut open, &mut started, ended(r), &mut events, &mut reports);
                 continue;
             }
             match events.commit().await {
                 Ok(q) if q.transactions > 0 || q.rows > 0 => {
-                    self.finish(&mut open, &mut started, Ok(()), &mut events);
+                    self.finish(&mut open, &mut started, Ok(()), &mut events, &mut reports);
                 }
                 Ok(_) => {}
-                Err(e) => self.finish(&mut open, &mut started, ended(Err(e)), &mut events),
+                Err(e) => self.finish(
+                    &mut open,
+                    &mut started,
+                    ended(Err(e)),
+                    &mut events,
+                    &mut reports,
+                ),
             }
         }
         if !open.is_empty() {
             let r = events.force_commit().await;
-            self.finish(&mut open, &mut started, ended(r), &mut events);
+            self.finish(&mut open, &mut started, ended(r), &mut events, &mut reports);
         }
         self.flush_reports(&mut reports, true).await;
         if let Err(e) = events.end().await {
@@ -554,17 +609,24 @@ impl Writer {
         tracing::info!("Writer stopped");
     }
 
-    async fn flush_reports(&self, reports: &mut Inserter<ReportRow>, force: bool) {
-        let r = if force {
-            reports.force_commit().await
-        } else {
-            reports.commit().await
-        };
-        if let Err(e) = r {
-            self.metrics.insert_errors.inc();
-            self.metrics.clickhouse_error(&Cause::of(&e));
-            tracing::error!(error = %e, "Inserting sensor reports failed");
-            *reports = self.reports_inserter();
+    /// Inserts the pending reports, at most once a second unless `force`.
+    async fn flush_reports(&self, reports: &mut Reports, force: bool) {
+        if reports.rows.is_empty() || (!force && reports.last.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        reports.last = Instant::now();
+        match self.insert_reports(&reports.rows).await {
+            Ok(()) => reports.rows.clear(),
+            Err(e) => {
+                self.metrics.insert_errors.inc();
+                self.metrics.clickhouse_error(&Cause::of(&e));
+                let excess = reports.rows.len().saturating_sub(MAX_PENDING_REPORTS);
+                tracing::error!(
+                    error = %e, pending = reports.rows.len(), dropped = excess,
+                    "Inserting sensor reports failed; they are sent again with the next ones"
+                );
+                reports.rows.drain(..excess);
+            }
         }
     }
 
@@ -575,6 +637,7 @@ impl Writer {
         started: &mut Option<Instant>,
         result: Result<()>,
         events: &mut Inserter<EventRow<'static>>,
+        reports: &mut Reports,
     ) {
         if let Some(t) = started.take() {
             self.metrics
@@ -634,6 +697,9 @@ impl Writer {
             let answer = match &failed {
                 None => {
                     self.shared.mark_committed(&job.data.batch.id);
+                    if reports.rows.len() < MAX_PENDING_REPORTS {
+                        reports.rows.push(report_row(&job.data));
+                    }
                     self.metrics.batches_stored.inc();
                     self.metrics.events_stored.inc_by(n);
                     for (i, w) in job.data.withheld.iter().enumerate() {
@@ -663,12 +729,7 @@ impl Writer {
         }
     }
 
-    async fn write_job(
-        &self,
-        events: &mut Inserter<EventRow<'static>>,
-        reports: &mut Inserter<ReportRow>,
-        job: &Job,
-    ) -> Result<u64> {
+    async fn write_job(&self, events: &mut Inserter<EventRow<'static>>, job: &Job) -> Result<u64> {
         let b = &job.data.batch;
         let mut written = 0u64;
         for (i, ((e, country), withheld)) in b
@@ -711,29 +772,6 @@ impl Writer {
                 .await
                 .map_err(Error::ch("writing events"))?;
             written += 1;
-        }
-        let s = &b.stats;
-        let report = ReportRow {
-            sensor_id: b.id.sensor_id.clone(),
-            epoch: b.id.epoch,
-            batch_seq: b.id.seq,
-            received: unix_now(),
-            sealed_us: b.sealed_us,
-            events: u32::try_from(b.events.len()).unwrap_or(u32::MAX),
-            unknown_country: job.data.unknown,
-            packets_captured: s.packets_captured,
-            kernel_drops: s.kernel_drops,
-            events_recorded: s.events_recorded,
-            filtered: s.filtered,
-            malformed: s.malformed,
-            spool_bytes: s.spool_bytes,
-            spool_dropped_events: s.spool_dropped_events,
-        };
-        if let Err(e) = reports.write(&report).await {
-            self.metrics.insert_errors.inc();
-            self.metrics.clickhouse_error(&Cause::of(&e));
-            tracing::error!(error = %e, "Writing a sensor report failed");
-            *reports = self.reports_inserter();
         }
         Ok(written)
     }

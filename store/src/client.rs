@@ -33,6 +33,13 @@ pub struct ClickHouseConfig {
     /// macros on every server). Default false.
     #[serde(default)]
     pub replicated: bool,
+    /// Replicated mode: how many replicas must hold an INSERT before it is acknowledged
+    /// (ClickHouse's `insert_quorum`). Default 0: one, the replica that took it, which
+    /// replicates it to the others afterwards; 2 or more: the sensor's batch is acknowledged
+    /// only once that many replicas hold it, and inserts fail (transient, 503) while fewer
+    /// replicas are up. See `docs/clickhouse-cluster.md` for what it costs.
+    #[serde(default)]
+    pub insert_quorum: u32,
 }
 
 impl Default for ClickHouseConfig {
@@ -87,6 +94,12 @@ impl ClickHouseConfig {
                 }
             }
         }
+        if ch.insert_quorum > 1 && !ch.replicated {
+            return Err((
+                "clickhouse.insert_quorum",
+                "needs replicated tables (clickhouse.replicated = true)".to_owned(),
+            ));
+        }
         Ok(())
     }
 }
@@ -131,6 +144,9 @@ pub fn client_for(ch: &ClickHouseConfig, url: &str) -> Client {
     }
     if ch.cluster.is_some() {
         c = c.with_option("insert_distributed_sync", "1");
+    }
+    if ch.insert_quorum > 1 {
+        c = c.with_option("insert_quorum", ch.insert_quorum.to_string());
     }
     c
 }
