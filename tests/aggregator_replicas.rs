@@ -587,6 +587,8 @@ fn insert_quorum_waits_for_both_replicas() {
     );
     // One replica down: without a quorum ingest goes on, with it inserts are refused as
     // transient until the replica is back.
+    // (Registering sensors migrates every node first: before the replica goes.)
+    let mut sensors = sensors(&r.aggs[0], "k");
     r.replicas[1].kill();
     // Once its ZooKeeper session has expired, the other knows it is down.
     wait_for(
@@ -595,7 +597,6 @@ fn insert_quorum_waits_for_both_replicas() {
         "1",
         30,
     );
-    let mut sensors = sensors(&r.aggs[0], "k");
     for s in sensors.iter_mut() {
         s.seal();
     }
