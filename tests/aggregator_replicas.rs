@@ -135,18 +135,36 @@ impl Sensor {
     }
 }
 
-fn sensors(agg: &Agg, prefix: &str) -> Vec<Sensor> {
-    let ts_us = now_us() - 3_600_000_000;
-    (0..SENSORS)
+/// Registers `n` sensors `<prefix><i>` through `agg`'s CLI; returns their ids and tokens once
+/// the aggregators' registries know them (one refresh for all).
+fn add_sensors(agg: &Agg, prefix: &str, n: usize) -> Vec<(String, String)> {
+    let added = (0..n)
         .map(|i| {
             let id = format!("{prefix}{i}");
-            Sensor {
-                token: agg.add_sensor(&id),
-                id,
-                spool: VecDeque::new(),
-                next_seq: 0,
-                ts_us,
-            }
+            let (ok, out) = agg.cli(&["sensor", "add", &id]);
+            assert!(ok, "sensor add failed: {out}");
+            let token = out
+                .lines()
+                .find(|l| l.starts_with("tt_"))
+                .unwrap_or_else(|| panic!("no token printed: {out}"))
+                .to_owned();
+            (id, token)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    added
+}
+
+fn sensors(agg: &Agg, prefix: &str) -> Vec<Sensor> {
+    let ts_us = now_us() - 3_600_000_000;
+    add_sensors(agg, prefix, SENSORS)
+        .into_iter()
+        .map(|(id, token)| Sensor {
+            token,
+            id,
+            spool: VecDeque::new(),
+            next_seq: 0,
+            ts_us,
         })
         .collect()
 }
@@ -487,21 +505,15 @@ fn zookeeper_lost_mid_stream_is_transient_and_nothing_is_lost() {
 
 /// Events/s through `agg`: `batches` batches of 5,000 events, from four sensors at once, each
 /// retrying a 503 after 100 ms; and how many 503s there were.
-fn ingest_rate(agg: &Agg, prefix: &str, batches: u64) -> (f64, u64) {
+fn ingest_rate(agg: &Agg, tokens: &[(String, String)], epoch: u64, batches: u64) -> (f64, u64) {
     const BIG: usize = 5000;
-    let tokens: Vec<(String, String)> = (0..4)
-        .map(|i| {
-            let id = format!("{prefix}{i}");
-            (id.clone(), agg.add_sensor(&id))
-        })
-        .collect();
     let ts = now_us() - 3_600_000_000;
     let bodies: Vec<Vec<(String, Vec<u8>)>> = tokens
         .iter()
         .map(|(id, tok)| {
             (1..=batches.div_ceil(4))
                 .map(|seq| {
-                    let b = batch(id, 5, seq, BIG, ts + seq as i64 * 1_000_000);
+                    let b = batch(id, epoch, seq, BIG, ts + seq as i64 * 1_000_000);
                     (tok.clone(), teiten_wire::encode(&b))
                 })
                 .collect()
@@ -552,15 +564,17 @@ fn insert_quorum_waits_for_both_replicas() {
         ),
         "[ingest]\nretry_after_secs = 1\n",
     );
-    // Alternating, twice each.
+    // Alternating, twice each (a new epoch each round: new batches of the same sensors).
+    let plain_sensors = add_sensors(&plain, "p", 4);
+    let quorum_sensors = add_sensors(&r.aggs[0], "q", 4);
     let mut rates = (Vec::new(), Vec::new());
-    for round in 0..2 {
+    for epoch in 1..=2 {
         rates
             .0
-            .push(ingest_rate(&plain, &format!("p{round}-"), batches));
+            .push(ingest_rate(&plain, &plain_sensors, epoch, batches));
         rates
             .1
-            .push(ingest_rate(&r.aggs[0], &format!("q{round}-"), batches));
+            .push(ingest_rate(&r.aggs[0], &quorum_sensors, epoch, batches));
     }
     eprintln!(
         "ingest through one aggregator, {batches} batches of 5000 events from 4 sensors: \
