@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead};
 
-use quick_xml::events::attributes::{AttrError, Attribute};
-use quick_xml::events::{BytesCData, BytesDecl, BytesRef, BytesStart, BytesText, Event};
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::Event;
 use quick_xml::name::{Namespace, NamespaceError, PrefixDeclaration, QName, ResolveResult};
 use quick_xml::Reader;
 
@@ -628,9 +628,6 @@ impl Namespaces {
     }
 }
 
-/// One attribute of a start tag: the key's and the value's byte ranges in the tag.
-type AttrSpan = (usize, usize, usize, usize);
-
 enum Ev {
     Start,
     End,
@@ -679,7 +676,7 @@ pub(crate) struct Parser<R: BufRead> {
     default_ns: Option<Ns>,
     default_uri: Vec<u8>,
     /// Attributes of the current start tag: key and value ranges in the tag.
-    attr_spans: Vec<AttrSpan>,
+    attr_spans: Vec<(usize, usize, usize, usize)>,
     buf: Vec<u8>,
     lenient: bool,
     limits: Limits,
@@ -921,518 +918,419 @@ impl<R: BufRead> Parser<R> {
     }
 
     /// Read one event, keep what the callers need, and enforce the caps.
-    ///
-    /// The event borrows the parser's buffer, which is lent out while the event is handled
-    /// so that the handlers below (one per kind of event) can take `&mut self`.
     fn next_event(&mut self) -> Result<Ev, Error> {
-        let mut buf = std::mem::take(&mut self.buf);
-        let r = self.next_event_in(&mut buf);
-        self.buf = buf;
-        r
-    }
-
-    /// [`Parser::next_event`] with the event buffer lent out: declarations, comments and
-    /// processing instructions are consumed here, every other event is handed back.
-    fn next_event_in(&mut self, buf: &mut Vec<u8>) -> Result<Ev, Error> {
         loop {
-            buf.clear();
-            match self.read_raw_event(buf)? {
-                Event::Start(e) => return self.start_tag(&e),
-                Event::End(_) => return Ok(self.end_tag()),
-                Event::Text(t) => return self.text_event(&t),
-                Event::CData(t) => return self.cdata(&t),
-                Event::GeneralRef(r) => return self.general_ref(&r),
-                Event::Decl(d) => self.declaration(&d)?,
-                Event::DocType(_) => return Err(self.doctype()),
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Empty(_) => return Err(self.syntax("internal: empty element not expanded")),
-                Event::Eof => return self.end_of_input(),
+            self.buf.clear();
+            let c = self.reader.get_mut();
+            c.begin_token();
+            if std::mem::take(&mut self.token_after_lt) {
+                c.skip_in_token(1);
             }
-        }
-    }
-
-    /// The next event from quick-xml, the unit's byte cap checked.
-    #[inline]
-    fn read_raw_event<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, Error> {
-        let c = self.reader.get_mut();
-        c.begin_token();
-        if std::mem::take(&mut self.token_after_lt) {
-            c.skip_in_token(1);
-        }
-        // Only start tags are resolved (end tags must match their start tag, which
-        // check_end_names ensures).
-        let ev = match self.reader.read_event_into(buf) {
-            Ok(x) => x,
-            Err(e) => return Err(self.map_xml_err(e)),
-        };
-        if self.reader.get_ref().pos > self.unit_limit {
-            let cap = self.limits.max_unit_bytes;
-            return Err(self.unit_cap("max_unit_bytes", cap));
-        }
-        // After a text event the reader is inside markup (its `<` is consumed).
-        self.after_markup = !matches!(ev, Event::Text(_));
-        Ok(ev)
-    }
-
-    /// A start tag: its namespace bindings, the element caps, the element's namespace and
-    /// local name (`child_ns`, `child_uri`, `child_local`) and its attributes (`child_attrs`).
-    #[inline]
-    fn start_tag(&mut self, e: &BytesStart<'_>) -> Result<Ev, Error> {
-        let mut spans = std::mem::take(&mut self.attr_spans);
-        spans.clear();
-        let r = self.start_tag_with(e, &mut spans);
-        self.attr_spans = spans;
-        r
-    }
-
-    /// [`Parser::start_tag`] with the attribute ranges lent out.
-    #[inline]
-    fn start_tag_with(
-        &mut self,
-        e: &BytesStart<'_>,
-        spans: &mut Vec<AttrSpan>,
-    ) -> Result<Ev, Error> {
-        let tag: &[u8] = e;
-        let attr_err = self.bind_namespaces(e, spans)?;
-        self.count_element()?;
-        // The prefix ends at the first `:` (as `QName::decompose`), found without
-        // memchr's setup: names are short.
-        let qname = e.name().into_inner();
-        let colon = qname.iter().position(|&c| c == b':');
-        self.element_namespace(qname, colon)?;
-        // Only start tags keep their position (for paths and diagnostics).
-        // Counted when asked for, or before the chunk goes.
-        self.reader.get_mut().start_tag();
-        self.child_local.clear();
-        // The local part of the name (after the first `:`, as `local_name()`).
-        let local = match colon {
-            Some(i) => &qname[i + 1..],
-            None => qname,
-        };
-        // With attributes, the tag is checked as UTF-8 once, as a whole, and its
-        // names and values are slices of it (see `tag_part`).
-        let tag_str = if spans.is_empty() {
-            None
-        } else {
-            std::str::from_utf8(tag).ok()
-        };
-        match tag_part(tag_str, local) {
-            Ok(l) => self.child_local.push_str(l),
-            Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
-        }
-        self.read_attributes(tag, tag_str, spans)?;
-        if let Some(err) = attr_err {
-            return Err(self.syntax(err.to_string()));
-        }
-        Ok(Ev::Start)
-    }
-
-    /// The first pass over a start tag's attributes: its namespace bindings, as `NsReader`
-    /// keeps them (added up to the first malformed attribute, in a scope of their own, opened
-    /// only for a tag that has bindings; see `ns_scopes`), and the key and value ranges of
-    /// every attribute in `spans`, for [`Parser::read_attributes`]. A malformed attribute ends
-    /// the pass; its error is handed back, to be reported once the attributes before it are
-    /// read.
-    #[inline]
-    fn bind_namespaces(
-        &mut self,
-        e: &BytesStart<'_>,
-        spans: &mut Vec<AttrSpan>,
-    ) -> Result<Option<AttrError>, Error> {
-        let tag: &[u8] = e;
-        let mut scoped = false;
-        let max_attrs = self.limits.max_attributes as usize;
-        for a in e.attributes().with_checks(false) {
-            let a = match a {
-                Ok(a) => a,
-                Err(err) => return Ok(Some(err)),
+            // Only start tags are resolved (end tags must match their start tag, which
+            // check_end_names ensures).
+            let res = self.reader.read_event_into(&mut self.buf);
+            let ev = match res {
+                Ok(x) => x,
+                Err(e) => return Err(self.map_xml_err(e)),
             };
-            if spans.len() >= max_attrs {
-                let cap = u64::from(self.limits.max_attributes);
-                return Err(self.tag_limit(e, "max_attributes", cap));
+            if self.reader.get_ref().pos > self.unit_limit {
+                let cap = self.limits.max_unit_bytes;
+                return Err(self.unit_cap("max_unit_bytes", cap));
             }
-            if let Some(prefix) = a.key.as_namespace_binding() {
-                if !scoped {
-                    scoped = true;
-                    self.ns.push_scope();
-                    self.ns_scopes.push(self.depth + 1);
-                }
-                self.default_ns = None;
-                if let Err(err) = self.ns.add(prefix, &a.value) {
-                    return Err(self.map_xml_err(quick_xml::Error::Namespace(err)));
-                }
-                if self.ns.in_scope() > self.limits.max_namespaces as usize {
-                    let cap = u64::from(self.limits.max_namespaces);
-                    return Err(self.tag_limit(e, "max_namespaces", cap));
-                }
-            }
-            let ks = (a.key.0.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
-            let v: &[u8] = &a.value;
-            let vs = (v.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
-            spans.push((ks, ks + a.key.0.len(), vs, vs + v.len()));
-        }
-        Ok(None)
-    }
-
-    /// A cap on one start tag exceeded, located at the tag.
-    #[cold]
-    fn tag_limit(&self, e: &BytesStart<'_>, limit: &'static str, cap: u64) -> Error {
-        let name = String::from_utf8_lossy(e.name().into_inner()).into_owned();
-        Error::Limit {
-            location: self.tag_location(&name),
-            limit,
-            cap,
-        }
-    }
-
-    /// Count a new element: one level deeper; the unit, depth and document caps checked.
-    #[inline]
-    fn count_element(&mut self) -> Result<(), Error> {
-        self.depth += 1;
-        self.elements += 1;
-        self.unit_elements += 1;
-        if self.unit_elements > self.limits.max_unit_elements {
-            let cap = self.limits.max_unit_elements;
-            return Err(self.unit_cap("max_unit_elements", cap));
-        }
-        if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
-            let cap = u64::from(self.limits.max_depth.min(MAX_DEPTH));
-            return Err(Error::Limit {
-                location: self.location_now(),
-                limit: "max_depth",
-                cap,
-            });
-        }
-        if self.elements > self.limits.max_elements {
-            return Err(Error::Limit {
-                location: self.location_now(),
-                limit: "max_elements",
-                cap: self.limits.max_elements,
-            });
-        }
-        Ok(())
-    }
-
-    /// Resolve and classify the element's namespace into `child_ns`, its URI into
-    /// `child_uri` (left empty for IODEF's own: `child_uri()` answers `iodef_ns`).
-    /// Unprefixed names resolve to the default namespace: its classification is kept until
-    /// the bindings change (`default_ns`).
-    #[inline]
-    fn element_namespace(&mut self, qname: &[u8], colon: Option<usize>) -> Result<(), Error> {
-        let ns = match colon {
-            None if self.default_ns.is_some() => None,
-            None => Some(self.ns.resolve_default()),
-            Some(i) => Some(self.ns.resolve_prefixed(&qname[..i])),
-        };
-        self.child_uri.clear();
-        match ns {
-            None => {
-                // The default namespace, classified before.
-                let d = self.default_ns.unwrap_or(Ns::None);
-                self.child_ns = d;
-                if d != Ns::Iodef {
-                    self.child_uri.extend_from_slice(&self.default_uri);
-                }
-            }
-            Some(ns) => {
-                self.child_ns = match ns {
-                    ResolveResult::Bound(n) => {
-                        if n.0 == self.iodef_ns {
-                            // Not copied: `child_uri()` answers `iodef_ns`.
-                            Ns::Iodef
-                        } else {
-                            self.child_uri.extend_from_slice(n.0);
-                            match n.0 {
-                                b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
-                                b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
-                                b"http://www.w3.org/2000/09/xmldsig#" => Ns::Ds,
-                                _ => Ns::Other,
+            // After a text event the reader is inside markup (its `<` is consumed).
+            self.after_markup = !matches!(ev, Event::Text(_));
+            match ev {
+                Event::Start(e) => {
+                    // This tag's namespace bindings, as `NsReader` keeps them: added up to
+                    // the first malformed attribute, in a scope of their own (opened only for
+                    // a tag that has bindings; see `ns_scopes`). The other attributes are
+                    // kept as ranges for the loop below.
+                    let tag: &[u8] = &e;
+                    let mut spans = std::mem::take(&mut self.attr_spans);
+                    spans.clear();
+                    let mut attr_err = None;
+                    let mut ns_err = None;
+                    let mut scoped = false;
+                    let max_attrs = self.limits.max_attributes as usize;
+                    for a in e.attributes().with_checks(false) {
+                        let a = match a {
+                            Ok(a) => a,
+                            Err(err) => {
+                                attr_err = Some(err);
+                                break;
+                            }
+                        };
+                        if spans.len() >= max_attrs {
+                            self.attr_spans = spans;
+                            let name = String::from_utf8_lossy(e.name().into_inner()).into_owned();
+                            return Err(Error::Limit {
+                                location: self.tag_location(&name),
+                                limit: "max_attributes",
+                                cap: u64::from(self.limits.max_attributes),
+                            });
+                        }
+                        if let Some(prefix) = a.key.as_namespace_binding() {
+                            if !scoped {
+                                scoped = true;
+                                self.ns.push_scope();
+                                self.ns_scopes.push(self.depth + 1);
+                            }
+                            self.default_ns = None;
+                            if let Err(err) = self.ns.add(prefix, &a.value) {
+                                ns_err = Some(err);
+                                break;
+                            }
+                            if self.ns.in_scope() > self.limits.max_namespaces as usize {
+                                self.attr_spans = spans;
+                                let name =
+                                    String::from_utf8_lossy(e.name().into_inner()).into_owned();
+                                return Err(Error::Limit {
+                                    location: self.tag_location(&name),
+                                    limit: "max_namespaces",
+                                    cap: u64::from(self.limits.max_namespaces),
+                                });
+                            }
+                        }
+                        let ks = (a.key.0.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        let v: &[u8] = &a.value;
+                        let vs = (v.as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        spans.push((ks, ks + a.key.0.len(), vs, vs + v.len()));
+                    }
+                    if let Some(err) = ns_err {
+                        self.attr_spans = spans;
+                        return Err(self.map_xml_err(quick_xml::Error::Namespace(err)));
+                    }
+                    // The prefix ends at the first `:` (as `QName::decompose`), found without
+                    // memchr's setup: names are short.
+                    let qname = e.name().into_inner();
+                    let colon = qname.iter().position(|&c| c == b':');
+                    // Unprefixed names resolve to the default namespace: its classification is
+                    // kept until the bindings change (`default_ns`).
+                    let ns = match colon {
+                        None if self.default_ns.is_some() => None,
+                        None => Some(self.ns.resolve_default()),
+                        Some(i) => Some(self.ns.resolve_prefixed(&qname[..i])),
+                    };
+                    self.depth += 1;
+                    self.elements += 1;
+                    self.unit_elements += 1;
+                    if self.unit_elements > self.limits.max_unit_elements {
+                        let cap = self.limits.max_unit_elements;
+                        return Err(self.unit_cap("max_unit_elements", cap));
+                    }
+                    if self.depth > self.limits.max_depth.min(MAX_DEPTH) {
+                        let cap = u64::from(self.limits.max_depth.min(MAX_DEPTH));
+                        return Err(Error::Limit {
+                            location: self.location_now(),
+                            limit: "max_depth",
+                            cap,
+                        });
+                    }
+                    if self.elements > self.limits.max_elements {
+                        return Err(Error::Limit {
+                            location: self.location_now(),
+                            limit: "max_elements",
+                            cap: self.limits.max_elements,
+                        });
+                    }
+                    self.child_uri.clear();
+                    match ns {
+                        None => {
+                            // The default namespace, classified before.
+                            let d = self.default_ns.unwrap_or(Ns::None);
+                            self.child_ns = d;
+                            if d != Ns::Iodef {
+                                self.child_uri.extend_from_slice(&self.default_uri);
+                            }
+                        }
+                        Some(ns) => {
+                            self.child_ns = match ns {
+                                ResolveResult::Bound(n) => {
+                                    if n.0 == self.iodef_ns {
+                                        // Not copied: `child_uri()` answers `iodef_ns`.
+                                        Ns::Iodef
+                                    } else {
+                                        self.child_uri.extend_from_slice(n.0);
+                                        match n.0 {
+                                            b"urn:ietf:params:xml:ns:iodef-sci-1.0" => Ns::Sci,
+                                            b"urn:ietf:params:xml:ns:iodef-enum-1.0" => Ns::Enum,
+                                            b"http://www.w3.org/2000/09/xmldsig#" => Ns::Ds,
+                                            _ => Ns::Other,
+                                        }
+                                    }
+                                }
+                                ResolveResult::Unbound => Ns::None,
+                                ResolveResult::Unknown(p) => {
+                                    let p = String::from_utf8_lossy(&p).into_owned();
+                                    return Err(
+                                        self.syntax(format!("undeclared namespace prefix `{p}`"))
+                                    );
+                                }
+                            };
+                            if colon.is_none() {
+                                self.default_ns = Some(self.child_ns);
+                                self.default_uri.clear();
+                                self.default_uri.extend_from_slice(&self.child_uri);
                             }
                         }
                     }
-                    ResolveResult::Unbound => Ns::None,
-                    ResolveResult::Unknown(p) => {
-                        let p = String::from_utf8_lossy(&p).into_owned();
-                        return Err(self.syntax(format!("undeclared namespace prefix `{p}`")));
+                    // Only start tags keep their position (for paths and diagnostics).
+                    // Counted when asked for, or before the chunk goes.
+                    self.reader.get_mut().start_tag();
+                    self.child_local.clear();
+                    // The local part of the name (after the first `:`, as `local_name()`).
+                    let local = match colon {
+                        Some(i) => &qname[i + 1..],
+                        None => qname,
+                    };
+                    // With attributes, the tag is checked as UTF-8 once, as a whole, and its
+                    // names and values are slices of it (see `tag_part`).
+                    let tag_str = if spans.is_empty() {
+                        None
+                    } else {
+                        std::str::from_utf8(tag).ok()
+                    };
+                    match tag_part(tag_str, local) {
+                        Ok(l) => self.child_local.push_str(l),
+                        Err(_) => return Err(self.syntax("invalid UTF-8 in element name")),
                     }
-                };
-                if colon.is_none() {
-                    self.default_ns = Some(self.child_ns);
-                    self.default_uri.clear();
-                    self.default_uri.extend_from_slice(&self.child_uri);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The second pass over a start tag's attributes (`spans`, from
-    /// [`Parser::bind_namespaces`]): duplicates refused, names qualified, values normalised
-    /// and unescaped, into `child_attrs`. Namespace declarations are not attributes.
-    #[inline]
-    fn read_attributes(
-        &mut self,
-        tag: &[u8],
-        tag_str: Option<&str>,
-        spans: &[AttrSpan],
-    ) -> Result<(), Error> {
-        self.child_attrs.clear();
-        // Duplicate attributes are found here rather than by quick-xml's checked
-        // iterator, which allocates a list of keys per start tag; the error is the
-        // same (`AttrError::Duplicated` with the same offsets).
-        let mut keys = Keys::default();
-        for &(ks, ke, vs, ve) in spans {
-            let (Some(k), Some(raw)) = (tag.get(ks..ke), tag.get(vs..ve)) else {
-                return Err(self.syntax("internal: attribute outside its tag"));
-            };
-            let a = Attribute {
-                key: QName(k),
-                value: raw.into(),
-            };
-            let key = a.key;
-            let at = (key.as_ref().as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
-            if let Some(prev) = keys.insert(key.into_inner(), at) {
-                let err = AttrError::Duplicated(at, prev);
-                return Err(self.syntax(err.to_string()));
-            }
-            if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
-                continue;
-            }
-            self.push_attr_name(key.into_inner(), tag_str)?;
-            let k = self.child_attrs.buf.len();
-            self.push_attr_value(&a, tag_str)?;
-            let v = self.child_attrs.buf.len();
-            self.child_attrs.items.push((k, v, v));
-        }
-        Ok(())
-    }
-
-    /// Append an attribute's name to `child_attrs`: its local part after `{uri}` for a
-    /// namespace, `xml:` for XML's own, nothing for none (unprefixed attributes are in no
-    /// namespace: nothing to resolve).
-    #[inline]
-    fn push_attr_name(&mut self, k: &[u8], tag_str: Option<&str>) -> Result<(), Error> {
-        let (rns, local) = if let Some(i) = k.iter().position(|&c| c == b':') {
-            (self.ns.resolve_prefixed(&k[..i]), &k[i + 1..])
-        } else {
-            (ResolveResult::Unbound, k)
-        };
-        let qual = match rns {
-            ResolveResult::Unbound => None,
-            ResolveResult::Bound(n) if n.0 == NS_XML => Some(Err(())),
-            ResolveResult::Bound(n) => Some(Ok(n.0.to_vec())),
-            ResolveResult::Unknown(p) => {
-                let p = String::from_utf8_lossy(&p).into_owned();
-                return Err(self.syntax(format!("undeclared namespace prefix `{p}`")));
-            }
-        };
-        let Ok(local) = tag_part(tag_str, local) else {
-            return Err(self.syntax("invalid UTF-8 in attribute name"));
-        };
-        let attrs = &mut self.child_attrs;
-        match qual {
-            None => {}
-            Some(Err(())) => attrs.buf.push_str("xml:"),
-            Some(Ok(uri)) => {
-                attrs.buf.push('{');
-                match std::str::from_utf8(&uri) {
-                    Ok(u) => attrs.buf.push_str(u),
-                    Err(_) => return Err(self.syntax("invalid UTF-8 in namespace")),
-                }
-                attrs.buf.push('}');
-            }
-        }
-        attrs.buf.push_str(local);
-        Ok(())
-    }
-
-    /// Append an attribute's value to `child_attrs`: whitespace normalised (XML 1.0 section
-    /// 3.3.3), references expanded, characters checked; a plain value is copied as it is.
-    #[inline]
-    fn push_attr_value(&mut self, a: &Attribute<'_>, tag_str: Option<&str>) -> Result<(), Error> {
-        let raw = a.value.as_ref();
-        // One pass over the value classifies it (see ATTR_CLASS).
-        let class = raw.iter().fold(0u8, |a, &c| a | ATTR_CLASS[usize::from(c)]);
-        if class & ATTR_WS != 0 {
-            // Attribute-value normalisation (XML 1.0 section 3.3.3).
-            let mut norm = Vec::with_capacity(raw.len());
-            let mut i = 0;
-            while i < raw.len() {
-                match raw[i] {
-                    b'\r' if raw.get(i + 1) == Some(&b'\n') => {
-                        norm.push(b' ');
-                        i += 1;
+                    self.child_attrs.clear();
+                    // Duplicate attributes are found here rather than by quick-xml's checked
+                    // iterator, which allocates a list of keys per start tag; the error is the
+                    // same (`AttrError::Duplicated` with the same offsets).
+                    let mut keys = Keys::default();
+                    for &(ks, ke, vs, ve) in &spans {
+                        let (Some(k), Some(raw)) = (tag.get(ks..ke), tag.get(vs..ve)) else {
+                            return Err(self.syntax("internal: attribute outside its tag"));
+                        };
+                        let a = Attribute {
+                            key: QName(k),
+                            value: raw.into(),
+                        };
+                        let key = a.key;
+                        let at =
+                            (key.as_ref().as_ptr() as usize).wrapping_sub(tag.as_ptr() as usize);
+                        if let Some(prev) = keys.insert(key.into_inner(), at) {
+                            let err =
+                                quick_xml::events::attributes::AttrError::Duplicated(at, prev);
+                            return Err(self.syntax(err.to_string()));
+                        }
+                        if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
+                            continue;
+                        }
+                        // Unprefixed attributes are in no namespace: nothing to resolve.
+                        let k = key.into_inner();
+                        let (rns, local) = if let Some(i) = k.iter().position(|&c| c == b':') {
+                            (self.ns.resolve_prefixed(&k[..i]), &k[i + 1..])
+                        } else {
+                            (ResolveResult::Unbound, key.into_inner())
+                        };
+                        let qual = match rns {
+                            ResolveResult::Unbound => None,
+                            ResolveResult::Bound(n) if n.0 == NS_XML => Some(Err(())),
+                            ResolveResult::Bound(n) => Some(Ok(n.0.to_vec())),
+                            ResolveResult::Unknown(p) => {
+                                let p = String::from_utf8_lossy(&p).into_owned();
+                                return Err(
+                                    self.syntax(format!("undeclared namespace prefix `{p}`"))
+                                );
+                            }
+                        };
+                        let Ok(local) = tag_part(tag_str, local) else {
+                            return Err(self.syntax("invalid UTF-8 in attribute name"));
+                        };
+                        let attrs = &mut self.child_attrs;
+                        match qual {
+                            None => {}
+                            Some(Err(())) => attrs.buf.push_str("xml:"),
+                            Some(Ok(uri)) => {
+                                attrs.buf.push('{');
+                                match std::str::from_utf8(&uri) {
+                                    Ok(u) => attrs.buf.push_str(u),
+                                    Err(_) => return Err(self.syntax("invalid UTF-8 in namespace")),
+                                }
+                                attrs.buf.push('}');
+                            }
+                        }
+                        attrs.buf.push_str(local);
+                        let k = attrs.buf.len();
+                        let raw = a.value.as_ref();
+                        // One pass over the value classifies it (see ATTR_CLASS).
+                        let class = raw.iter().fold(0u8, |a, &c| a | ATTR_CLASS[usize::from(c)]);
+                        if class & ATTR_WS != 0 {
+                            // Attribute-value normalisation (XML 1.0 section 3.3.3).
+                            let mut norm = Vec::with_capacity(raw.len());
+                            let mut i = 0;
+                            while i < raw.len() {
+                                match raw[i] {
+                                    b'\r' if raw.get(i + 1) == Some(&b'\n') => {
+                                        norm.push(b' ');
+                                        i += 1;
+                                    }
+                                    b'\t' | b'\n' | b'\r' => norm.push(b' '),
+                                    c => norm.push(c),
+                                }
+                                i += 1;
+                            }
+                            let a2 = quick_xml::events::attributes::Attribute {
+                                key,
+                                value: norm.into(),
+                            };
+                            let v = unescape_attr(&a2);
+                            match v {
+                                Ok(v) => self.child_attrs.buf.push_str(&v),
+                                Err(m) => return Err(self.forbidden_or_syntax(m)),
+                            }
+                        } else if let Some(v) = plain_attr(tag_str, raw, class) {
+                            self.child_attrs.buf.push_str(v);
+                        } else {
+                            match unescape_attr(&a) {
+                                Ok(v) => self.child_attrs.buf.push_str(&v),
+                                Err(m) => return Err(self.forbidden_or_syntax(m)),
+                            }
+                        }
+                        let v = self.child_attrs.buf.len();
+                        self.child_attrs.items.push((k, v, v));
                     }
-                    b'\t' | b'\n' | b'\r' => norm.push(b' '),
-                    c => norm.push(c),
+                    self.attr_spans = spans;
+                    if let Some(err) = attr_err {
+                        return Err(self.syntax(err.to_string()));
+                    }
+                    return Ok(Ev::Start);
                 }
-                i += 1;
-            }
-            let a2 = Attribute {
-                key: a.key,
-                value: norm.into(),
-            };
-            match unescape_attr(&a2) {
-                Ok(v) => self.child_attrs.buf.push_str(&v),
-                Err(m) => return Err(self.forbidden_or_syntax(m)),
-            }
-        } else if let Some(v) = plain_attr(tag_str, raw, class) {
-            self.child_attrs.buf.push_str(v);
-        } else {
-            match unescape_attr(a) {
-                Ok(v) => self.child_attrs.buf.push_str(&v),
-                Err(m) => return Err(self.forbidden_or_syntax(m)),
-            }
-        }
-        Ok(())
-    }
-
-    /// An end tag. End tags are not resolved: the element's namespace scope can go at once.
-    #[inline]
-    fn end_tag(&mut self) -> Ev {
-        if self.ns_scopes.last() == Some(&self.depth) {
-            self.ns_scopes.pop();
-            self.ns.pop_scope();
-            self.default_ns = None;
-        }
-        self.depth = self.depth.saturating_sub(1);
-        Ev::End
-    }
-
-    /// A text run, into `text` (or `text_static` for indentation), line ends normalised.
-    #[inline]
-    fn text_event(&mut self, t: &BytesText<'_>) -> Result<Ev, Error> {
-        let raw: &[u8] = t;
-        if let Some(s) = indentation(raw) {
-            // A newline and spaces: a static string, no validation, no copy.
-            self.text_static = Some(s);
-            self.text_ws = true;
-            return Ok(Ev::Text);
-        }
-        self.text_static = None;
-        self.text.clear();
-        if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
-            // Other whitespace between elements: ASCII, nothing to normalise.
-            self.text.push_str(std::str::from_utf8(raw).unwrap_or(""));
-            self.text_ws = true;
-            return Ok(Ev::Text);
-        }
-        self.text_ws = false;
-        // Without a carriage return there is no line end to normalise, and
-        // `xml10_content` is a UTF-8 check: done here, short runs without
-        // memchr's setup. Errors are still worded by quick-xml.
-        let has_cr = if raw.len() < 64 {
-            raw.contains(&b'\r')
-        } else {
-            memchr::memchr(b'\r', raw).is_some()
-        };
-        if !has_cr {
-            if let Ok(s) = std::str::from_utf8(raw) {
-                self.text.push_str(s);
-                return Ok(Ev::Text);
-            }
-        }
-        match t.xml10_content() {
-            Ok(s) => self.text.push_str(&s),
-            Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
-        }
-        Ok(Ev::Text)
-    }
-
-    /// A CDATA section: text, taken as it is (line ends normalised).
-    fn cdata(&mut self, t: &BytesCData<'_>) -> Result<Ev, Error> {
-        self.text_static = None;
-        self.text.clear();
-        self.text_ws = false;
-        match t.xml10_content() {
-            Ok(s) => self.text.push_str(&s),
-            Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
-        }
-        Ok(Ev::Text)
-    }
-
-    /// A character or entity reference: text of one character. Only the five predefined
-    /// entities are known (no DTD is processed); a reference to a character outside XML's
-    /// Char is refused.
-    fn general_ref(&mut self, r: &BytesRef<'_>) -> Result<Ev, Error> {
-        self.text_static = None;
-        self.text.clear();
-        self.text_ws = false;
-        match r.resolve_char_ref() {
-            Ok(Some(c)) if crate::types::xml_char(c) => {
-                self.text.push(c);
-                return Ok(Ev::Text);
-            }
-            Ok(Some(_)) => return Err(self.syntax("character reference to a forbidden character")),
-            Ok(None) => {}
-            Err(e) => return Err(self.syntax(e.to_string())),
-        }
-        let c = match r.as_ref() {
-            b"amp" => '&',
-            b"lt" => '<',
-            b"gt" => '>',
-            b"quot" => '"',
-            b"apos" => '\'',
-            other => {
-                let name = String::from_utf8_lossy(other).into_owned();
-                return Err(Error::Forbidden {
-                    location: self.location_now(),
-                    message: format!(
-                        "entity reference `&{name};`: entities are not expanded (no DTD processing)"
-                    ),
-                });
-            }
-        };
-        self.text.push(c);
-        Ok(Ev::Text)
-    }
-
-    /// The XML declaration: only UTF-8 (and its subset US-ASCII) is accepted.
-    fn declaration(&mut self, d: &BytesDecl<'_>) -> Result<(), Error> {
-        let enc = match d.encoding() {
-            Some(Ok(e)) => Some(e.to_ascii_lowercase()),
-            Some(Err(e)) => {
-                let m = e.to_string();
-                return Err(self.syntax(m));
-            }
-            None => None,
-        };
-        if let Some(enc) = enc {
-            if enc != b"utf-8" && enc != b"us-ascii" && enc != b"utf8" {
-                let e = String::from_utf8_lossy(&enc).into_owned();
-                return Err(self.syntax(format!(
-                    "unsupported encoding `{e}`: only UTF-8 is accepted"
-                )));
+                Event::End(_) => {
+                    // End tags are not resolved: the scope can go at once.
+                    if self.ns_scopes.last() == Some(&self.depth) {
+                        self.ns_scopes.pop();
+                        self.ns.pop_scope();
+                        self.default_ns = None;
+                    }
+                    self.depth = self.depth.saturating_sub(1);
+                    return Ok(Ev::End);
+                }
+                Event::Text(t) => {
+                    let raw: &[u8] = &t;
+                    if let Some(s) = indentation(raw) {
+                        // A newline and spaces: a static string, no validation, no copy.
+                        self.text_static = Some(s);
+                        self.text_ws = true;
+                        return Ok(Ev::Text);
+                    }
+                    self.text_static = None;
+                    self.text.clear();
+                    if raw.iter().all(|&c| matches!(c, b' ' | b'\t' | b'\n')) {
+                        // Other whitespace between elements: ASCII, nothing to normalise.
+                        self.text.push_str(std::str::from_utf8(raw).unwrap_or(""));
+                        self.text_ws = true;
+                        return Ok(Ev::Text);
+                    }
+                    self.text_ws = false;
+                    // Without a carriage return there is no line end to normalise, and
+                    // `xml10_content` is a UTF-8 check: done here, short runs without
+                    // memchr's setup. Errors are still worded by quick-xml.
+                    let has_cr = if raw.len() < 64 {
+                        raw.contains(&b'\r')
+                    } else {
+                        memchr::memchr(b'\r', raw).is_some()
+                    };
+                    if !has_cr {
+                        if let Ok(s) = std::str::from_utf8(raw) {
+                            self.text.push_str(s);
+                            return Ok(Ev::Text);
+                        }
+                    }
+                    match t.xml10_content() {
+                        Ok(s) => self.text.push_str(&s),
+                        Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
+                    }
+                    return Ok(Ev::Text);
+                }
+                Event::CData(t) => {
+                    self.text_static = None;
+                    self.text.clear();
+                    self.text_ws = false;
+                    match t.xml10_content() {
+                        Ok(s) => self.text.push_str(&s),
+                        Err(e) => return Err(self.syntax(format!("invalid UTF-8: {e}"))),
+                    }
+                    return Ok(Ev::Text);
+                }
+                Event::GeneralRef(r) => {
+                    self.text_static = None;
+                    self.text.clear();
+                    self.text_ws = false;
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) if crate::types::xml_char(c) => {
+                            self.text.push(c);
+                            return Ok(Ev::Text);
+                        }
+                        Ok(Some(_)) => {
+                            return Err(self.syntax("character reference to a forbidden character"))
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Err(self.syntax(e.to_string())),
+                    }
+                    let c = match r.as_ref() {
+                        b"amp" => '&',
+                        b"lt" => '<',
+                        b"gt" => '>',
+                        b"quot" => '"',
+                        b"apos" => '\'',
+                        other => {
+                            let name = String::from_utf8_lossy(other).into_owned();
+                            return Err(Error::Forbidden {
+                                location: self.location_now(),
+                                message: format!(
+                                    "entity reference `&{name};`: entities are not expanded (no DTD processing)"
+                                ),
+                            });
+                        }
+                    };
+                    self.text.push(c);
+                    return Ok(Ev::Text);
+                }
+                Event::Decl(d) => {
+                    let enc = match d.encoding() {
+                        Some(Ok(e)) => Some(e.to_ascii_lowercase()),
+                        Some(Err(e)) => {
+                            let m = e.to_string();
+                            return Err(self.syntax(m));
+                        }
+                        None => None,
+                    };
+                    if let Some(enc) = enc {
+                        if enc != b"utf-8" && enc != b"us-ascii" && enc != b"utf8" {
+                            let e = String::from_utf8_lossy(&enc).into_owned();
+                            return Err(self.syntax(format!(
+                                "unsupported encoding `{e}`: only UTF-8 is accepted"
+                            )));
+                        }
+                    }
+                }
+                Event::DocType(_) => {
+                    let (line, column) = self.reader.get_mut().token_line_col();
+                    return Err(Error::Forbidden {
+                        location: Location {
+                            path: self.path.clone(),
+                            line,
+                            column,
+                        },
+                        message: "document type declaration (DTD): DTDs and entity declarations are not processed".into(),
+                    });
+                }
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Empty(_) => return Err(self.syntax("internal: empty element not expanded")),
+                Event::Eof => {
+                    if self.depth > 0 {
+                        return Err(self.syntax(format!(
+                            "unexpected end of input inside `{}` (truncated document)",
+                            self.current_name()
+                        )));
+                    }
+                    return Ok(Ev::Eof);
+                }
             }
         }
-        Ok(())
-    }
-
-    /// A document type declaration: always refused, located at its start.
-    #[cold]
-    fn doctype(&mut self) -> Error {
-        let (line, column) = self.reader.get_mut().token_line_col();
-        Error::Forbidden {
-            location: Location {
-                path: self.path.clone(),
-                line,
-                column,
-            },
-            message:
-                "document type declaration (DTD): DTDs and entity declarations are not processed"
-                    .into(),
-        }
-    }
-
-    /// The end of the input: an error inside an element (a truncated document).
-    fn end_of_input(&mut self) -> Result<Ev, Error> {
-        if self.depth > 0 {
-            return Err(self.syntax(format!(
-                "unexpected end of input inside `{}` (truncated document)",
-                self.current_name()
-            )));
-        }
-        Ok(Ev::Eof)
     }
 
     fn forbidden_or_syntax(&mut self, m: String) -> Error {
