@@ -25,7 +25,9 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::daemon;
 
 /// How long a server may take to answer its first `/ping`.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,33 +89,30 @@ pub(crate) fn unique_dir(prefix: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The shards of a test cluster: `(host, native TCP port)` per shard, one replica each.
-fn remote_servers_xml(cluster: &str, shards: &[u16]) -> String {
+/// The `remote_servers` of a test cluster: one shard per slice of `shards`, each replica a
+/// native TCP port on 127.0.0.1. With `replicated`, ClickHouse's own replication runs between
+/// a shard's replicas (`internal_replication`: a Distributed INSERT writes to one replica,
+/// which replicates it).
+fn remote_servers_xml<'a>(
+    cluster: &str,
+    shards: impl IntoIterator<Item = &'a [u16]>,
+    replicated: bool,
+) -> String {
     let mut xml = format!("<remote_servers><{cluster}>");
-    for port in shards {
-        let _ = write!(
-            xml,
-            "<shard><replica><host>127.0.0.1</host><port>{port}</port></replica></shard>"
-        );
+    for replicas in shards {
+        xml.push_str("<shard>");
+        if replicated {
+            xml.push_str("<internal_replication>true</internal_replication>");
+        }
+        for port in replicas {
+            let _ = write!(
+                xml,
+                "<replica><host>127.0.0.1</host><port>{port}</port></replica>"
+            );
+        }
+        xml.push_str("</shard>");
     }
     let _ = write!(xml, "</{cluster}></remote_servers>");
-    xml
-}
-
-/// One shard of a test cluster with a replica per `(host, native TCP port)`, and ClickHouse's
-/// own replication between them (`internal_replication`: a Distributed INSERT writes to one
-/// replica, which replicates it).
-fn replicated_shard_xml(cluster: &str, replicas: &[u16]) -> String {
-    let mut xml = format!(
-        "<remote_servers><{cluster}><shard><internal_replication>true</internal_replication>"
-    );
-    for port in replicas {
-        let _ = write!(
-            xml,
-            "<replica><host>127.0.0.1</host><port>{port}</port></replica>"
-        );
-    }
-    let _ = write!(xml, "</shard></{cluster}></remote_servers>");
     xml
 }
 
@@ -134,7 +133,7 @@ impl Server {
             .map(|_| Ok((free_port()?, free_port()?)))
             .collect::<io::Result<_>>()?;
         let tcp: Vec<u16> = ports.iter().map(|p| p.1).collect();
-        let extra = remote_servers_xml(cluster, &tcp);
+        let extra = remote_servers_xml(cluster, tcp.chunks(1), false);
         ports
             .into_iter()
             .map(|(http, tcp)| Server::start_with(http, tcp, &extra))
@@ -154,7 +153,7 @@ impl Server {
             .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
             .collect::<io::Result<_>>()?;
         let tcp: Vec<u16> = ports.iter().map(|p| p.1).collect();
-        let shard = replicated_shard_xml(cluster, &tcp);
+        let shard = remote_servers_xml(cluster, [&tcp[..]], true);
         let zk_port = zk.port();
         ports
             .into_iter()
@@ -239,42 +238,25 @@ impl Server {
             .map_err(|e| {
                 io::Error::new(e.kind(), format!("starting {}: {e}", self.binary.display()))
             })?;
+        let ready = || {
+            self.http("GET", "/ping", b"")
+                .is_ok_and(|(code, body)| code == 200 && body.starts_with(b"Ok."))
+        };
+        let child = daemon::wait_ready(
+            child,
+            "clickhouse-server",
+            START_TIMEOUT,
+            Duration::from_millis(50),
+            ready,
+            || self.log_tail(),
+        )?;
         self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok((200, body)) = self.http("GET", "/ping", b"") {
-                if body.starts_with(b"Ok.") {
-                    return Ok(());
-                }
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(io::Error::other(format!(
-                        "clickhouse-server exited with {status} during start-up; log: {}",
-                        self.log_tail()
-                    )));
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "clickhouse-server did not answer within {START_TIMEOUT:?}; log: {}",
-                        self.log_tail()
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Ok(())
     }
 
     /// Kills the server at once (SIGKILL), as a crash would; [`Server::restart`] brings it back.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        daemon::kill(&mut self.child);
     }
 
     /// Freezes the server (SIGSTOP): connections stay open and nothing answers, as with an
@@ -395,14 +377,6 @@ pub fn scan_day_sql(table: &str, sensor: &str, day: i64, n: u64) -> String {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
-            // A failing test: keep the logs to look at.
-            eprintln!(
-                "clickhouse-server: keeping {} (logs) after the failure",
-                self.dir.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        daemon::remove_dir("clickhouse-server", &self.dir);
     }
 }

@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod chdb;
 pub mod clickhouse;
+mod daemon;
 pub mod lab;
 pub mod login;
 pub mod measure;

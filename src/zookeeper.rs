@@ -15,9 +15,10 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::clickhouse::{free_port, unique_dir};
+use crate::daemon;
 
 /// How long ZooKeeper may take to answer its first `ruok`.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -129,40 +130,21 @@ impl ZooKeeper {
             .stderr(out)
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("starting ZooKeeper: {e}")))?;
+        let child = daemon::wait_ready(
+            child,
+            "ZooKeeper",
+            START_TIMEOUT,
+            Duration::from_millis(100),
+            || self.four_letter("ruok").is_ok_and(|a| a == "imok"),
+            || self.log_tail(),
+        )?;
         self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if self.four_letter("ruok").is_ok_and(|a| a == "imok") {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
-                    return Err(io::Error::other(format!(
-                        "ZooKeeper exited with {status} during start-up; log: {}",
-                        self.log_tail()
-                    )));
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "ZooKeeper did not answer within {START_TIMEOUT:?}; log: {}",
-                        self.log_tail()
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        Ok(())
     }
 
     /// Kills the server at once (SIGKILL); [`ZooKeeper::restart`] brings it back.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        daemon::kill(&mut self.child);
     }
 
     /// The client port on 127.0.0.1.
@@ -196,14 +178,6 @@ impl ZooKeeper {
 impl Drop for ZooKeeper {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
-            // A failing test: keep the logs to look at.
-            eprintln!(
-                "ZooKeeper: keeping {} (logs) after the failure",
-                self.dir.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        daemon::remove_dir("ZooKeeper", &self.dir);
     }
 }

@@ -622,19 +622,20 @@ fn a_database_of_the_release_before_withheld_is_upgraded() {
         up.contains("teiten_v0.scan_events.withheld (column added)"),
         "{up}"
     );
-    for view in [
-        "scan_rollup_5m_mv",
-        "scan_rollup_1h_mv",
-        "scan_port_regions_5m_mv",
-        "scan_port_sources_1d_mv",
-        "scan_port_sensor_sources_1d_mv",
-        "scan_port_sources_5m_mv",
-    ] {
+    // Every view the schema replaced (the six that counted withheld sources) is dropped and
+    // its successor created.
+    let replaced: Vec<_> = teiten_store::schema::ROLLUPS
+        .iter()
+        .filter(|r| !r.replaces.is_empty())
+        .collect();
+    assert_eq!(replaced.len(), 6, "{replaced:?}");
+    for r in replaced {
+        let (view, new) = (r.replaces, r.view);
         assert!(
             up.contains(&format!("teiten_v0.{view} (dropped)")),
             "{view}: {up}"
         );
-        let new = view.replace("_mv", "_published_mv");
+        assert_eq!(new, view.replace("_mv", "_published_mv"));
         assert!(up.contains(&format!("teiten_v0.{new}\n")), "{new}: {up}");
     }
     assert_eq!(migrate("teiten_v0").trim(), "0 step(s) applied");

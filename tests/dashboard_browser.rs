@@ -357,23 +357,8 @@ fn dashboard_in_headless_chromium() {
     let ch = Server::start().expect("private clickhouse-server");
     ch.query_all(create_sql(DB, &Layout::Single)).unwrap();
     let now = teiten_dashboard::now();
-    let synth = Synth {
-        db: DB.into(),
-        sensors: ["tokyo-1", "osaka-1", "sapporo-1", "naha-1"]
-            .map(String::from)
-            .to_vec(),
-        from: now - 31 * 86_400,
-        to: now,
-        events: 300_000,
-        sources: 20_000,
-        seed: 11,
-    };
-    ch.query_all([
-        synth.sensors_sql(),
-        synth.reports_sql(),
-        synth.events_sql(0, synth.events),
-    ])
-    .unwrap();
+    let synth = Synth::month(DB, now, 300_000, 11);
+    ch.query_all(synth.load_sql()).unwrap();
     // The surge ends at the start of today (UTC): the public pages show the days that are
     // over, analysts the last 24 hours.
     let today = now / 86_400 * 86_400;

@@ -657,7 +657,15 @@ impl Reader {
         if !any {
             return Ok(p);
         }
-        let st = reads::port_packet_series(&self.db, q.rollup, &filter(q), q.step, &names, port);
+        let st = reads::one_port_series(
+            reads::PortMeasure::Packets,
+            &self.db,
+            q.rollup,
+            &filter(q),
+            q.step,
+            &names,
+            port,
+        );
         p.series = self
             .region_packets(q, &names, st, "reading the per-port packets", &divisors)
             .await?;
@@ -713,7 +721,15 @@ impl Reader {
         if !any {
             return Ok(s);
         }
-        let st = reads::port_sources(&self.db, qs.rollup, &filter(&qs), qs.step, &names, port);
+        let st = reads::one_port_series(
+            reads::PortMeasure::Sources,
+            &self.db,
+            qs.rollup,
+            &filter(&qs),
+            qs.step,
+            &names,
+            port,
+        );
         let mut sources = self
             .region_series(
                 &qs,

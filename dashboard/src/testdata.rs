@@ -48,6 +48,31 @@ fn array(items: impl IntoIterator<Item = String>) -> String {
 }
 
 impl Synth {
+    /// The tests' month: `events` events from 20,000 sources over the 31 days before `now`,
+    /// seen by four sensors (tokyo-1, osaka-1, sapporo-1, naha-1).
+    pub fn month(db: &str, now: i64, events: u64, seed: u64) -> Synth {
+        Synth {
+            db: db.into(),
+            sensors: ["tokyo-1", "osaka-1", "sapporo-1", "naha-1"]
+                .map(String::from)
+                .to_vec(),
+            from: now - 31 * 86_400,
+            to: now,
+            events,
+            sources: 20_000,
+            seed,
+        }
+    }
+
+    /// What loads the whole set: the sensors, their reports and every event.
+    pub fn load_sql(&self) -> [String; 3] {
+        [
+            self.sensors_sql(),
+            self.reports_sql(),
+            self.events_sql(0, self.events),
+        ]
+    }
+
     /// The registry rows of the sensors.
     pub fn sensors_sql(&self) -> String {
         let rows: Vec<String> = self

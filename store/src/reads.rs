@@ -477,21 +477,19 @@ pub fn country_series(
     f.bind(st)
 }
 
-/// One port's packets per step and country (as [`country_series`]): `(t, country, packets)`.
-pub fn port_packet_series(
-    db: &str,
-    rollup: Rollup,
-    f: &Filter,
-    step: u32,
-    countries: &[String],
-    port: u16,
-) -> Statement {
-    port_country_statement(PORT_PACKET_SERIES, db, rollup, f, step, countries, port)
+/// What a one-port series counts (see [`one_port_series`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortMeasure {
+    /// Packets: `(t, country, packets)`.
+    Packets,
+    /// Unique sources: `(t, country, sources)`.
+    Sources,
 }
 
-/// One port's unique sources per step and country (as [`country_series`]): `(t, country,
-/// sources)`.
-pub fn port_sources(
+/// One port's packets or unique sources per step and country (as [`country_series`]): the
+/// statement binds the step twice, the countries list and the port, then the filter.
+pub fn one_port_series(
+    measure: PortMeasure,
     db: &str,
     rollup: Rollup,
     f: &Filter,
@@ -499,20 +497,10 @@ pub fn port_sources(
     countries: &[String],
     port: u16,
 ) -> Statement {
-    port_country_statement(PORT_SOURCES, db, rollup, f, step, countries, port)
-}
-
-/// A per-port statement by step and country: `sql` binds the step twice, the countries list
-/// and the port, then the filter.
-fn port_country_statement(
-    sql: &str,
-    db: &str,
-    rollup: Rollup,
-    f: &Filter,
-    step: u32,
-    countries: &[String],
-    port: u16,
-) -> Statement {
+    let sql = match measure {
+        PortMeasure::Packets => PORT_PACKET_SERIES,
+        PortMeasure::Sources => PORT_SOURCES,
+    };
     let st = Statement::new(graph_sql(sql, db, rollup, f, 0))
         .bind(step)
         .bind(step)
@@ -742,11 +730,11 @@ pub fn samples(db: &str) -> Vec<(String, Statement)> {
                 ),
                 (
                     "port packet series",
-                    port_packet_series(db, rollup, f, 3600, &countries, 23),
+                    one_port_series(PortMeasure::Packets, db, rollup, f, 3600, &countries, 23),
                 ),
                 (
                     "port sources",
-                    port_sources(db, rollup, f, 300, &countries, 23),
+                    one_port_series(PortMeasure::Sources, db, rollup, f, 300, &countries, 23),
                 ),
                 (
                     "port sources over all regions",
@@ -887,10 +875,29 @@ mod tests {
         let c = ["AU".to_owned()];
         assert_eq!(n(country_series("db", Rollup::Hour, &f, 3600, &c)), 7);
         assert_eq!(
-            n(port_packet_series("db", Rollup::Hour, &f, 3600, &c, 23)),
+            n(one_port_series(
+                PortMeasure::Packets,
+                "db",
+                Rollup::Hour,
+                &f,
+                3600,
+                &c,
+                23
+            )),
             8
         );
-        assert_eq!(n(port_sources("db", Rollup::Hour, &f, 3600, &c, 23)), 8);
+        assert_eq!(
+            n(one_port_series(
+                PortMeasure::Sources,
+                "db",
+                Rollup::Hour,
+                &f,
+                3600,
+                &c,
+                23
+            )),
+            8
+        );
         assert_eq!(n(port_sources_all("db", Rollup::Hour, &f, 3600, 23)), 7);
         let t = Threshold {
             min_sensors: 2,
@@ -968,7 +975,9 @@ mod tests {
         assert!(days.sql().contains("db.scan_ports_1d"), "{}", days.sql());
         // Unique sources: per 5 minutes (`uniq`) or per day (HyperLogLog), over all sensors
         // without a sensor filter.
-        let sources = |rollup, f: &Filter| port_sources("db", rollup, f, 300, &c, 23);
+        let sources = |rollup, f: &Filter| {
+            one_port_series(PortMeasure::Sources, "db", rollup, f, 300, &c, 23)
+        };
         let five = sources(Rollup::FiveMinutes, &all);
         assert!(five
             .sql()
@@ -983,9 +992,17 @@ mod tests {
         assert!(sources(Rollup::Hour, &f)
             .sql()
             .contains("db.scan_port_sensor_sources_1d"));
-        let packets = port_packet_series("db", Rollup::Hour, &all, 3600, &c, 23);
+        let packets = one_port_series(PortMeasure::Packets, "db", Rollup::Hour, &all, 3600, &c, 23);
         assert!(packets.sql().contains("sum(packets)"));
-        let five = port_packet_series("db", Rollup::FiveMinutes, &all, 300, &c, 23);
+        let five = one_port_series(
+            PortMeasure::Packets,
+            "db",
+            Rollup::FiveMinutes,
+            &all,
+            300,
+            &c,
+            23,
+        );
         assert!(five
             .sql()
             .contains("countMerge(packets) AS packets FROM db.scan_port_regions_5m"));

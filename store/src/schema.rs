@@ -566,106 +566,90 @@ const SOURCES: &str = "uniqStateIf(src, withheld = 0) AS sources";
 /// Unique published sources as a HyperLogLog state (the daily per-port rollups).
 const SKETCH: &str = "uniqHLL12StateIf(src, withheld = 0) AS sources";
 
+/// Packets and unique sources per port, country and sensor by 5 minutes (the hour's rollup
+/// differs in its grain and names only).
+const ROLLUP_5M: Rollup = Rollup {
+    kind: Kind::Rollup,
+    grain: Grain::FiveMinutes,
+    view: "scan_rollup_5m_published_mv",
+    table: "scan_rollup_5m",
+    keys: "proto, dport, country, sensor_id",
+    aggregates: STATES,
+    columns: ROLLUP_COLUMNS,
+    engine: "AggregatingMergeTree",
+    partition: "toYYYYMMDD(bucket)",
+    order: "(bucket, proto, dport, country, sensor_id)",
+    settings: "",
+    replaces: "scan_rollup_5m_mv",
+};
+
+/// Packets per port and sensor by 5 minutes (the day's rollup differs in its grain and names
+/// only; the hour's is sorted by port first).
+const PORTS_5M: Rollup = Rollup {
+    kind: Kind::Ports,
+    grain: Grain::FiveMinutes,
+    view: "scan_ports_5m_mv",
+    table: "scan_ports_5m",
+    keys: "proto, dport, sensor_id",
+    aggregates: COUNT,
+    columns: PORTS_COLUMNS,
+    engine: "SummingMergeTree",
+    partition: "toYYYYMMDD(bucket)",
+    order: "(bucket, sensor_id, proto, dport)",
+    settings: "",
+    replaces: "",
+};
+
+/// Packets per source country and sensor by 5 minutes (the hour's rollup differs in its grain
+/// and names only).
+const REGIONS_5M: Rollup = Rollup {
+    kind: Kind::Regions,
+    grain: Grain::FiveMinutes,
+    view: "scan_regions_5m_mv",
+    table: "scan_regions_5m",
+    keys: "proto, country, sensor_id",
+    aggregates: COUNT,
+    columns: REGIONS_COLUMNS,
+    engine: "SummingMergeTree",
+    partition: "toYYYYMMDD(bucket)",
+    order: "(bucket, sensor_id, proto, country)",
+    settings: "",
+    replaces: "",
+};
+
 /// Rollup views, in migration order.
 pub const ROLLUPS: &[Rollup] = &[
+    ROLLUP_5M,
     Rollup {
-        kind: Kind::Rollup,
-        grain: Grain::FiveMinutes,
-        view: "scan_rollup_5m_published_mv",
-        table: "scan_rollup_5m",
-        keys: "proto, dport, country, sensor_id",
-        aggregates: STATES,
-        columns: ROLLUP_COLUMNS,
-        engine: "AggregatingMergeTree",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, proto, dport, country, sensor_id)",
-        settings: "",
-        replaces: "scan_rollup_5m_mv",
-    },
-    Rollup {
-        kind: Kind::Rollup,
         grain: Grain::Hour,
         view: "scan_rollup_1h_published_mv",
         table: "scan_rollup_1h",
-        keys: "proto, dport, country, sensor_id",
-        aggregates: STATES,
-        columns: ROLLUP_COLUMNS,
-        engine: "AggregatingMergeTree",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, proto, dport, country, sensor_id)",
-        settings: "",
         replaces: "scan_rollup_1h_mv",
+        ..ROLLUP_5M
     },
-    Rollup {
-        kind: Kind::Ports,
-        grain: Grain::FiveMinutes,
-        view: "scan_ports_5m_mv",
-        table: "scan_ports_5m",
-        keys: "proto, dport, sensor_id",
-        aggregates: COUNT,
-        columns: PORTS_COLUMNS,
-        engine: "SummingMergeTree",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, dport)",
-        settings: "",
-        replaces: "",
-    },
+    PORTS_5M,
     // Port first: the port graph's series read only their ports' rows.
     Rollup {
-        kind: Kind::Ports,
         grain: Grain::Hour,
         view: "scan_ports_1h_mv",
         table: "scan_ports_1h",
-        keys: "proto, dport, sensor_id",
-        aggregates: COUNT,
-        columns: PORTS_COLUMNS,
-        engine: "SummingMergeTree",
         partition: MONTH,
         order: "(dport, bucket, proto, sensor_id)",
         settings: SMALL_GRANULES,
-        replaces: "",
+        ..PORTS_5M
     },
     Rollup {
-        kind: Kind::Ports,
         grain: Grain::Day,
         view: "scan_ports_1d_mv",
         table: "scan_ports_1d",
-        keys: "proto, dport, sensor_id",
-        aggregates: COUNT,
-        columns: PORTS_COLUMNS,
-        engine: "SummingMergeTree",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, dport)",
-        settings: "",
-        replaces: "",
+        ..PORTS_5M
     },
+    REGIONS_5M,
     Rollup {
-        kind: Kind::Regions,
-        grain: Grain::FiveMinutes,
-        view: "scan_regions_5m_mv",
-        table: "scan_regions_5m",
-        keys: "proto, country, sensor_id",
-        aggregates: COUNT,
-        columns: REGIONS_COLUMNS,
-        engine: "SummingMergeTree",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, country)",
-        settings: "",
-        replaces: "",
-    },
-    Rollup {
-        kind: Kind::Regions,
         grain: Grain::Hour,
         view: "scan_regions_1h_mv",
         table: "scan_regions_1h",
-        keys: "proto, country, sensor_id",
-        aggregates: COUNT,
-        columns: REGIONS_COLUMNS,
-        engine: "SummingMergeTree",
-        partition: "toYYYYMMDD(bucket)",
-        order: "(bucket, sensor_id, proto, country)",
-        settings: "",
-        replaces: "",
+        ..REGIONS_5M
     },
     Rollup {
         kind: Kind::PortRegions,

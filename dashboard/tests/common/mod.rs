@@ -46,23 +46,9 @@ pub(crate) fn start_with(events: u64, extra: &str) -> Env {
     ch.query_all(create_sql(DB, &Layout::Single))
         .expect("the aggregator's schema");
     let now = teiten_dashboard::now();
-    let synth = Synth {
-        db: DB.into(),
-        sensors: ["tokyo-1", "osaka-1", "sapporo-1", "naha-1"]
-            .map(String::from)
-            .to_vec(),
-        from: now - 31 * DAY,
-        to: now,
-        events,
-        sources: 20_000,
-        seed: 7,
-    };
-    ch.query_all([
-        synth.sensors_sql(),
-        synth.reports_sql(),
-        synth.events_sql(0, events),
-    ])
-    .expect("sensors, sensor reports and events");
+    let synth = Synth::month(DB, now, events, 7);
+    ch.query_all(synth.load_sql())
+        .expect("sensors, sensor reports and events");
     ch.query(&synth.surge_sql(8728, 30_000, 3_000, 20))
         .expect("surge");
     let hash = teiten_dashboard::auth::hash_password(PASSWORD).unwrap();
