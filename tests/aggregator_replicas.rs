@@ -14,6 +14,15 @@
 //! - ZooKeeper is stopped mid-stream: inserts are refused as transient (503 with Retry-After),
 //!   the sensors keep their batches and retry, and when ZooKeeper is back every event arrives
 //!   once.
+//! - Old days (events of 1, 2, 5 and 70 days ago, through both aggregators): retention run
+//!   once as production runs it drops through one replica the raw partitions of 5 and 70 days
+//!   ago and the 70-day-old day or month partition of every rollup, and ZooKeeper drops them on
+//!   the other; both replicas then hold the same partitions, the same rows in the raw tables,
+//!   every rollup (by its keys, merged) and the digests, and a second run (through the other
+//!   aggregator) drops nothing. The port digests sealed through the second aggregator are the
+//!   same rows on both. The partner file of one day, exported through the first replica and
+//!   then through the second alone (the first killed, a config naming only the second), is the
+//!   same file byte for byte, with every event of the day that may be published.
 //! - With `insert_quorum = 2` a batch is acknowledged once both replicas hold it, and while
 //!   one is down inserts are refused as transient; the test prints events/s with and without
 //!   the quorum (`TEITEN_QUORUM_BATCHES` batches of 5,000 events from four sensors at once;
@@ -46,19 +55,34 @@ fn start() -> Replicated {
 
 /// [`start`] with database `db` and more `[clickhouse]` keys.
 fn start_with(db: &str, ch_keys: &str) -> Replicated {
+    start_with_sections(db, ch_keys, |_| String::new())
+}
+
+/// The keys of `[clickhouse]` for cluster `teiten` over `nodes`, replicated, and `ch_keys`.
+fn cluster_keys(nodes: &[String], ch_keys: &str) -> String {
+    let nodes: Vec<String> = nodes.iter().map(|n| format!("\"{n}\"")).collect();
+    format!(
+        "cluster = \"teiten\"\nnodes = [{}]\nreplicated = true\n{ch_keys}",
+        nodes.join(", ")
+    )
+}
+
+/// [`start_with`], and more config sections for the aggregator beside replica `i`:
+/// `sections(i)`.
+fn start_with_sections(db: &str, ch_keys: &str, sections: impl Fn(usize) -> String) -> Replicated {
     let zk = ZooKeeper::start().expect("a private ZooKeeper starts");
     let replicas =
         Server::replicas("teiten", 2, &zk).expect("two private ClickHouse replicas start");
-    let keys = format!(
-        "cluster = \"teiten\"\nnodes = [\"{}\", \"{}\"]\nreplicated = true\n{ch_keys}",
-        replicas[0].url(),
-        replicas[1].url()
-    );
-    // Short Retry-After so that the test's sensors come back quickly.
-    let extra = "[ingest]\nretry_after_secs = 1\n";
-    let aggs = replicas
+    let urls: Vec<String> = replicas.iter().map(Server::url).collect();
+    let keys = cluster_keys(&urls, ch_keys);
+    let aggs = urls
         .iter()
-        .map(|r| Agg::start_url_with_clickhouse_keys(&r.url(), db, &keys, extra))
+        .enumerate()
+        .map(|(i, url)| {
+            // Short Retry-After so that the test's sensors come back quickly.
+            let extra = format!("[ingest]\nretry_after_secs = 1\n{}", sections(i));
+            Agg::start_url_with_clickhouse_keys(url, db, &keys, &extra)
+        })
         .collect();
     Replicated { zk, replicas, aggs }
 }
@@ -289,28 +313,14 @@ fn holdings(ch: &Server, batches: u64) -> String {
         "SELECT sensor_id, epoch, batch_seq, count(), min(idx), max(idx) FROM {raw} \
          GROUP BY sensor_id, epoch, batch_seq ORDER BY sensor_id, epoch, batch_seq"
     ));
-    for r in teiten_store::schema::ROLLUPS {
-        let table = format!("{DB}.{}_local", r.table);
-        let (keys, values) = rollup_select(r.columns);
-        let keys = keys.join(", ");
-        out += &format!("-- {}\n", r.table);
-        out += &q(format!(
-            "SELECT {keys}, {} FROM {table} GROUP BY {keys} ORDER BY {keys}",
-            values.join(", ")
-        ));
-        if r.columns.contains("packets") {
-            let packets = if r.columns.contains("packets AggregateFunction") {
-                "countMerge(packets)"
-            } else {
-                "sum(packets)"
-            };
-            assert_eq!(
-                q(format!("SELECT {packets} FROM {table}")),
-                q(format!("SELECT count() FROM {raw}")),
-                "{}: packets in {table} against the raw events",
-                ch.url()
-            );
-        }
+    out += &rollups(ch);
+    for (table, packets) in rollup_packets(ch) {
+        assert_eq!(
+            packets.to_string(),
+            q(format!("SELECT count() FROM {raw}")).trim(),
+            "{}: packets in {table} against the raw events",
+            ch.url()
+        );
     }
     // One rollup by its keys against the raw events directly.
     assert_eq!(
@@ -340,6 +350,42 @@ fn holdings(ch: &Server, batches: u64) -> String {
          GROUP BY sensor_id, epoch, batch_seq, events ORDER BY sensor_id, epoch, batch_seq"
     ));
     out
+}
+
+/// Every rollup of a replica by its keys (the aggregates merged), as text to compare with the
+/// other replica.
+fn rollups(ch: &Server) -> String {
+    let mut out = String::new();
+    for r in teiten_store::schema::ROLLUPS {
+        let (keys, values) = rollup_select(r.columns);
+        let keys = keys.join(", ");
+        out += &format!("-- {}\n", r.table);
+        out += &ch
+            .query(&format!(
+                "SELECT {keys}, {} FROM {DB}.{}_local GROUP BY {keys} ORDER BY {keys}",
+                values.join(", "),
+                r.table
+            ))
+            .unwrap_or_else(|e| panic!("{}: {e}", ch.url()));
+    }
+    out
+}
+
+/// The packets counted in each rollup that counts them, on one replica.
+fn rollup_packets(ch: &Server) -> Vec<(&'static str, u64)> {
+    teiten_store::schema::ROLLUPS
+        .iter()
+        .filter(|r| r.columns.contains("packets"))
+        .map(|r| {
+            let packets = if r.columns.contains("packets AggregateFunction") {
+                "countMerge(packets)"
+            } else {
+                "sum(packets)"
+            };
+            let sql = format!("SELECT {packets} FROM {DB}.{}_local", r.table);
+            (r.table, scalar(ch, &sql))
+        })
+        .collect()
 }
 
 /// Asserts that two replicas' [`holdings`] are the same, showing the lines that differ.
@@ -623,4 +669,242 @@ fn insert_quorum_waits_for_both_replicas() {
     r.replicas[1].restart().expect("the replica starts again");
     drain(&mut sensors, &[&r.aggs[0].url], &mut seen, 60);
     assert_eq!(seen.stored, SENSORS as u64, "{seen:?}");
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// The sections of the aggregator beside replica `i` for old days: raw events kept 3 days,
+/// rollups 10 (the schedules run once at start, before any event, and not again during the
+/// test), batches up to 100 days old let in, and the exchange with the partner `world` (every
+/// country) and its own outbox `<dir>/outbox-<i>`, its scheduler off (the CLI exports).
+fn old_days_sections(dir: &std::path::Path, i: usize) -> String {
+    format!(
+        "max_batch_age_days = 100\n\n\
+         [retention]\nraw_days = 3\nrollup_days = 10\ninterval_secs = 86400\n\
+         digest_interval_secs = 86400\n\n\
+         [exchange]\ncsirt = \"csirt.teiten.test\"\noutbox = \"{}/outbox-{i}\"\nscheduler = false\n\n\
+         [[exchange.partner]]\nid = \"world\"\ncountries = [\"all\"]\n",
+        dir.display()
+    )
+}
+
+/// Each replica's active partitions, table by table (as text, `table<TAB>partition` a line).
+fn partitions(ch: &Server) -> String {
+    ch.query(&format!(
+        "SELECT DISTINCT table, partition FROM system.parts \
+         WHERE database = '{DB}' AND active ORDER BY table, partition"
+    ))
+    .unwrap_or_else(|e| panic!("{}: {e}", ch.url()))
+}
+
+/// Rows per table on one replica: the raw events and batch reports, every rollup by its keys,
+/// the digests as they read (FINAL), as text.
+fn row_counts(ch: &Server) -> String {
+    let mut out = String::new();
+    for table in teiten_store::schema::RAW_TABLES {
+        let n = scalar(ch, &format!("SELECT count() FROM {DB}.{table}_local"));
+        out += &format!("{table} {n}\n");
+    }
+    for r in teiten_store::schema::ROLLUPS {
+        let (keys, _) = rollup_select(r.columns);
+        let n = scalar(
+            ch,
+            &format!(
+                "SELECT count() FROM (SELECT {} FROM {DB}.{}_local GROUP BY {0})",
+                keys.join(", "),
+                r.table
+            ),
+        );
+        out += &format!("{} {n}\n", r.table);
+    }
+    for table in teiten_store::schema::DERIVED_TABLES {
+        let n = scalar(ch, &format!("SELECT count() FROM {DB}.{table}_local FINAL"));
+        out += &format!("{table} {n}\n");
+    }
+    out
+}
+
+/// Waits until both replicas have an empty replication queue and the same active partitions.
+fn wait_same_partitions(r: &Replicated) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let idle = r.replicas.iter().all(|ch| {
+            ch.query(&format!(
+                "SELECT sum(queue_size) FROM system.replicas WHERE database = '{DB}'"
+            ))
+            .is_ok_and(|q| q.trim() == "0")
+        });
+        let (first, second) = (partitions(&r.replicas[0]), partitions(&r.replicas[1]));
+        if idle && first == second {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replicas' partitions differ after 60 s:\n{first}\n--\n{second}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits up to 60 s until `what` reads the same on both replicas (a replica fetches the parts
+/// another took within moments), then asserts it.
+fn wait_same(r: &Replicated, what: impl Fn(&Server) -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while what(&r.replicas[0]) != what(&r.replicas[1]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_same(&what(&r.replicas[0]), &what(&r.replicas[1]));
+}
+
+/// YYYYMMDD of a time (µs), as ClickHouse names day partitions.
+fn day_number(ts_us: i64) -> String {
+    teiten_store::time::day_number(ts_us.div_euclid(1_000_000)).to_string()
+}
+
+#[test]
+fn retention_digests_and_the_daily_export_agree_on_both_replicas() {
+    let work = tempfile::tempdir().unwrap();
+    let mut r = start_with_sections(DB, "", |i| old_days_sections(work.path(), i));
+    let (id, token) = add_sensors(&r.aggs[0], "d", 1).remove(0);
+    // Two batches on each of four past UTC days, at 01:00 and 13:00, alternately through either
+    // aggregator: 1 and 2 days ago (kept), 5 days ago (raw events expired, rollups kept) and 70
+    // days ago (everything expired, month partitions too).
+    let today = now_us().div_euclid(DAY_US) * DAY_US;
+    let days_ago = [1i64, 2, 5, 70];
+    let mut batches = 0u64;
+    for d in days_ago {
+        for hour in [1, 13] {
+            batches += 1;
+            let ts = today - d * DAY_US + hour * 3_600_000_000;
+            let agg = &r.aggs[batches as usize % 2];
+            let a = post_until_ok(&agg.url, &token, &batch(&id, 92, batches, EVENTS, ts));
+            assert!(a.status == 200 && a.body.contains("stored"), "{a:?}");
+        }
+    }
+    wait_in_sync(&r, batches * EVENTS as u64);
+    assert_same(
+        &holdings(&r.replicas[0], batches),
+        &holdings(&r.replicas[1], batches),
+    );
+
+    // Retention once, as production runs it (every node listed; replicated: one replica of the
+    // shard drops, ZooKeeper replicates the drop to the other): the raw partitions of 5 and 70
+    // days ago, and the 70-day-old day or month partition of each rollup (no digests yet).
+    let (ok, out) = r.aggs[0].cli(&["retention"]);
+    assert!(ok, "{out}");
+    let dropped = 2 + teiten_store::schema::ROLLUP_TABLES.len();
+    assert!(
+        out.starts_with(&format!("{dropped} partition(s) dropped")),
+        "{out}"
+    );
+    wait_same_partitions(&r);
+    let kept = partitions(&r.replicas[1]);
+    let old = day_number(today - 70 * DAY_US);
+    for (table, partition) in kept.lines().filter_map(|l| l.split_once('\t')) {
+        assert!(
+            !old.starts_with(partition),
+            "{table} {partition} kept on the second replica:\n{kept}"
+        );
+    }
+    let raw_days: Vec<&str> = kept
+        .lines()
+        .filter_map(|l| l.strip_prefix("scan_events_local\t"))
+        .collect();
+    assert_eq!(
+        raw_days,
+        [day_number(today - 2 * DAY_US), day_number(today - DAY_US)],
+        "{kept}"
+    );
+    // The rollups of 1, 2 and 5 days ago, the same on both; both agree row for row.
+    let kept_events = 6 * EVENTS as u64;
+    for ch in &r.replicas {
+        for (table, packets) in rollup_packets(ch) {
+            assert_eq!(packets, kept_events, "{}: {table}", ch.url());
+        }
+        assert_eq!(
+            scalar(ch, &format!("SELECT count() FROM {DB}.scan_events_local")),
+            4 * EVENTS as u64,
+            "{}",
+            ch.url()
+        );
+    }
+    assert_same(&rollups(&r.replicas[0]), &rollups(&r.replicas[1]));
+    // A second run, through the other aggregator: nothing left to drop, on either replica.
+    let (ok, out) = r.aggs[1].cli(&["retention"]);
+    assert!(ok && out.starts_with("0 partition(s) dropped"), "{out}");
+
+    // Port digests, sealed through the second aggregator (its replica): the three days over
+    // within the rollups' retention, per sensor and over all sensors; the same rows on both.
+    let (ok, out) = r.aggs[1].cli(&["seal-digests"]);
+    assert!(
+        ok && out.starts_with("port digests of 3 day(s) sealed"),
+        "{out}"
+    );
+    wait_same_partitions(&r);
+    let digests = |ch: &Server| {
+        ch.query(&format!(
+            "SELECT bucket, sensor_id, proto, sealed, total, rest_max, ports, packets \
+             FROM {DB}.scan_port_digests_1d_local ORDER BY bucket, sensor_id, proto, sealed"
+        ))
+        .unwrap()
+    };
+    wait_same(&r, digests);
+    // Per day, the sensor and all sensors (''), TCP and UDP.
+    assert_eq!(digests(&r.replicas[0]).lines().count(), 3 * 2 * 2);
+    assert_eq!(
+        scalar(
+            &r.replicas[0],
+            &format!(
+                "SELECT sum(total) FROM {DB}.scan_port_digests_1d_local FINAL \
+                 WHERE sensor_id = ''"
+            )
+        ),
+        kept_events
+    );
+    wait_same(&r, row_counts);
+
+    // The daily partner file of 2 days ago: once through the first aggregator's replica, once
+    // through the second's alone (the first replica killed, a config naming only the second).
+    let day = today - 2 * DAY_US;
+    let date = teiten::run_ok(std::process::Command::new("date").args([
+        "-u",
+        "-d",
+        &format!("@{}", day / 1_000_000),
+        "+%Y-%m-%d",
+    ]));
+    let date = date.trim();
+    let export = |config: &std::path::Path| {
+        let (ok, out) = cli(config, &["export", "--date", date, "--partner", "world"]);
+        assert!(ok, "{out}");
+    };
+    export(&r.aggs[0].config);
+    r.replicas[0].kill();
+    let alone_dir = work.path().join("alone");
+    std::fs::create_dir_all(&alone_dir).unwrap();
+    let (alone, _) = write_config_with(
+        &alone_dir,
+        &r.replicas[1].url(),
+        DB,
+        &cluster_keys(&[r.replicas[1].url()], ""),
+        &format!("[ingest]\n{}", old_days_sections(work.path(), 1)),
+    );
+    export(&alone);
+    let file = |i: usize| {
+        let path = work
+            .path()
+            .join(format!("outbox-{i}/world/teiten-world-{date}.xml"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let (first, second) = (file(0), file(1));
+    // Every event of the day but those whose source is in 2001:2::/48 (benchmarking, withheld
+    // from partner files): every 7th of the test's batches.
+    let published = 2 * (0..EVENTS).filter(|i| i % 7 != 6).count();
+    let text = String::from_utf8_lossy(&first);
+    assert_eq!(text.matches("</EventData>").count(), published);
+    assert!(
+        first == second,
+        "the partner files differ: {} and {} bytes",
+        first.len(),
+        second.len()
+    );
 }

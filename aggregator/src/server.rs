@@ -41,25 +41,12 @@ pub async fn migrate_all(ch: &ClickHouseConfig) -> Result<Vec<String>> {
     Ok(applied)
 }
 
-/// Runs retention once on the server or every node.
+/// Runs retention once on the server, or on every node (every shard once, with replicated
+/// tables: [`retention::run_all`]).
 pub async fn retention_all(settings: &Settings) -> Result<Vec<String>> {
-    let ch = &settings.config.clickhouse;
     let r = &settings.config.retention;
-    let layout = Layout::from_config(ch);
     let now = now_us().div_euclid(1_000_000);
-    let nodes = if ch.nodes.is_empty() {
-        vec![ch.url.clone()]
-    } else {
-        ch.nodes.clone()
-    };
-    let mut dropped = Vec::new();
-    for url in &nodes {
-        let c = client_for(ch, url);
-        dropped.extend(
-            retention::run_once(&c, &ch.database, &layout, now, r.raw_days, r.rollup_days).await?,
-        );
-    }
-    Ok(dropped)
+    retention::run_all(&settings.config.clickhouse, now, r.raw_days, r.rollup_days).await
 }
 
 /// Seals the port digests of every day over within the rollups' retention that has none or an

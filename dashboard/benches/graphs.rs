@@ -12,6 +12,12 @@
 //! Run: `cargo bench -p teiten-dashboard --bench graphs` (release build). With
 //! `TEITEN_BENCH_KEEP=1` the server is left running with its data after the timings (its
 //! directory and ports are printed), for working on queries with `clickhouse-client`.
+//!
+//! With `TEITEN_BENCH_SIZING=1` (what `scripts/sizing` runs) it times no graphs: after the load
+//! it also merges the raw tables (`OPTIMIZE ... FINAL`: every table settled), then prints the
+//! active parts of every table from `system.parts` (rows, bytes on disk, compressed and
+//! uncompressed bytes) and the bytes on disk per event of the raw events, of all rollups and of
+//! the digests. `TEITEN_BENCH_DAYS` (default 30) spreads the events over that many days.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +28,7 @@ use http_body_util::BodyExt;
 use teiten::clickhouse::Server;
 use teiten_dashboard::testdata::Synth;
 use teiten_dashboard::{app, AppState, Config};
-use teiten_store::schema::{create_sql, Layout, DERIVED_TABLES, ROLLUP_TABLES};
+use teiten_store::schema::{create_sql, Layout, DERIVED_TABLES, RAW_TABLES, ROLLUP_TABLES};
 use tower::ServiceExt;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -46,6 +52,8 @@ fn main() {
     let chunk = env_u64("TEITEN_BENCH_CHUNK", 10_000_000);
     let rounds = env_u64("TEITEN_BENCH_ROUNDS", 5);
     let limit_ms = env_u64("TEITEN_BENCH_P95_MS", 100) as f64;
+    let days = env_u64("TEITEN_BENCH_DAYS", 30).max(1) as i64;
+    let sizing = std::env::var_os("TEITEN_BENCH_SIZING").is_some();
     let db = "bench";
 
     let ch =
@@ -57,7 +65,7 @@ fn main() {
     let synth = Synth {
         db: db.into(),
         sensors: (1..=8).map(|i| format!("sensor-{i}")).collect(),
-        from: now - 30 * 86_400,
+        from: now - days * 86_400,
         to: now,
         events,
         sources: 2_000_000,
@@ -127,6 +135,20 @@ fn main() {
     );
     for table in ROLLUP_TABLES.iter().chain(DERIVED_TABLES) {
         println!("rows: {table} {}", rows(table));
+    }
+    if sizing {
+        let t = Instant::now();
+        for table in RAW_TABLES {
+            ch.query(&format!("OPTIMIZE TABLE {db}.{table} FINAL"))
+                .expect("optimize");
+        }
+        println!(
+            "merge of the raw tables: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        print_sizes(&ch, db, events, days, load);
+        keep(ch);
+        return;
     }
 
     let mut failed = false;
@@ -249,6 +271,15 @@ fn main() {
             ms(*all.last().unwrap())
         );
     }
+    keep(ch);
+    assert!(
+        !failed,
+        "an uncached chart's p95 is above {limit_ms} ms (TEITEN_BENCH_P95_MS)"
+    );
+}
+
+/// With `TEITEN_BENCH_KEEP`, leaves the server running with its data.
+fn keep(ch: Server) {
     if std::env::var_os("TEITEN_BENCH_KEEP").is_some() {
         println!(
             "kept: clickhouse-server in {} (HTTP {}, native port {}); kill it when done",
@@ -258,8 +289,74 @@ fn main() {
         );
         std::mem::forget(ch);
     }
-    assert!(
-        !failed,
-        "an uncached chart's p95 is above {limit_ms} ms (TEITEN_BENCH_P95_MS)"
+}
+
+/// Prints the active parts of every table of `db` (`system.parts`) and the bytes on disk per
+/// event (per row of `scan_events`: the `events` loaded over `days` days and the surge) of the
+/// raw events, the rollups and the digests; and the rate of the load (`load`: the time of the
+/// INSERTs, every view included).
+fn print_sizes(ch: &Server, db: &str, loaded: u64, days: i64, load: Duration) {
+    let events: u64 = ch
+        .query(&format!("SELECT count() FROM {db}.scan_events"))
+        .expect("count")
+        .trim()
+        .parse()
+        .expect("a count");
+    let parts = ch
+        .query(&format!(
+            "SELECT table, count(), sum(rows), sum(bytes_on_disk), sum(data_compressed_bytes), \
+             sum(data_uncompressed_bytes) FROM system.parts \
+             WHERE database = '{db}' AND active GROUP BY table ORDER BY table"
+        ))
+        .expect("system.parts");
+    println!(
+        "\nsizes: {events} events ({loaded} over {days} days, {} a day, and the surge), \
+         active parts:",
+        loaded as i64 / days
+    );
+    println!(
+        "{:<24} {:>6} {:>12} {:>14} {:>14} {:>14} {:>10}",
+        "table", "parts", "rows", "bytes_on_disk", "compressed", "uncompressed", "B/event"
+    );
+    let mut groups = [
+        ("raw events (scan_events)", 0u64),
+        ("rollups", 0),
+        ("digests", 0),
+    ];
+    for line in parts.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let n = |i: usize| f[i].parse::<u64>().expect("a number from system.parts");
+        let (table, on_disk) = (f[0], n(3));
+        println!(
+            "{table:<24} {:>6} {:>12} {on_disk:>14} {:>14} {:>14} {:>10.2}",
+            n(1),
+            n(2),
+            n(4),
+            n(5),
+            on_disk as f64 / events as f64
+        );
+        if table == "scan_events" {
+            groups[0].1 += on_disk;
+        } else if ROLLUP_TABLES.contains(&table) {
+            groups[1].1 += on_disk;
+        } else if DERIVED_TABLES.contains(&table) {
+            groups[2].1 += on_disk;
+        }
+    }
+    for (what, bytes) in groups {
+        println!(
+            "SIZING {what}: {bytes} bytes on disk, {:.2} bytes per event",
+            bytes as f64 / events as f64
+        );
+    }
+    println!(
+        "SIZING rollups and digests together: {:.2} bytes per event",
+        (groups[1].1 + groups[2].1) as f64 / events as f64
+    );
+    println!(
+        "SIZING load: {events} events in {:.1} s, {:.0} events/s (INSERT ... SELECT into \
+         scan_events and its views, on the cores this ran on)",
+        load.as_secs_f64(),
+        events as f64 / load.as_secs_f64()
     );
 }

@@ -66,6 +66,8 @@ const SENSOR_STATUS: &str = "SELECT sensor_id, toUInt32(max(received)) AS last_s
 /// Active day partitions of a table on this node (retention).
 const TABLE_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts \
      WHERE database = ? AND table = ? AND active ORDER BY partition";
+/// The node's `{shard}` macro (the replicas of one shard share it): no row without one.
+const SHARD_MACRO: &str = "SELECT substitution FROM system.macros WHERE macro = 'shard'";
 /// Drops one day partition (`{table}` is a schema table name, `?` the day as YYYYMMDD).
 const DROP_PARTITION: &str = "ALTER TABLE {db}.{table} DROP PARTITION ?";
 
@@ -295,6 +297,11 @@ pub fn table_partitions(db: &str, table: &str) -> Statement {
     Statement::new(TABLE_PARTITIONS).bind(db).bind(table)
 }
 
+/// The node's `{shard}` macro, if it has one.
+pub fn shard_macro() -> Statement {
+    Statement::new(SHARD_MACRO)
+}
+
 /// Drops one partition (a day as YYYYMMDD or a month as YYYYMM) of `db.table`.
 pub fn drop_partition(db: &str, table: &str, partition: u32) -> Statement {
     with_table(DROP_PARTITION, db, table).bind(partition)
@@ -487,6 +494,7 @@ pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
         ("sensors current", sensors_current(db)),
         ("sensor status", sensor_status(db)),
         ("table partitions", table_partitions(db, "scan_events")),
+        ("shard macro", shard_macro()),
         ("mutations pending", mutations_pending(db, "scan_ports_1h")),
         ("digests due", digests_due(db, FROM, TO)),
         ("withheld sources", withheld_sources(db, FROM, TO, 100)),

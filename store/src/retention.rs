@@ -1,4 +1,6 @@
-//! Retention: drops the day partitions older than the configured number of days, on every node.
+//! Retention: drops the day partitions older than the configured number of days, on every node
+//! or, with replicated tables, on one replica of each shard (ZooKeeper replicates the drop to
+//! the others: [`run_all`]).
 
 use clickhouse::Client;
 
@@ -51,6 +53,66 @@ pub async fn run_once(
         }
     }
     Ok(dropped)
+}
+
+/// Runs [`run_once`] on the server or, in cluster mode, on every node of `ch.nodes`; with
+/// replicated tables (`ch.replicated`) on the first node of each shard that answers (nodes of
+/// the same `{shard}` macro are replicas of one shard): a replicated table's DROP PARTITION is
+/// replicated by ZooKeeper to the shard's other replicas, including one that is down (it applies
+/// the drop when it is back). Dropping it on every replica instead would list each partition once
+/// per replica (a replica that has not applied the first drop yet drops it again) and fail the
+/// whole run while one replica is down. Returns `table/partition` for each partition dropped; an
+/// error of a node (or, replicated, of every node of a shard) after the other nodes are done.
+pub async fn run_all(
+    ch: &ClickHouseConfig,
+    now: i64,
+    raw_days: u32,
+    rollup_days: u32,
+) -> Result<Vec<String>> {
+    let layout = Layout::from_config(ch);
+    let nodes = if ch.nodes.is_empty() {
+        vec![ch.url.clone()]
+    } else {
+        ch.nodes.clone()
+    };
+    let replicated = matches!(
+        layout,
+        Layout::Cluster {
+            replicated: true,
+            ..
+        }
+    );
+    let (mut dropped, mut shards_done, mut failed) = (Vec::new(), Vec::new(), None);
+    for url in &nodes {
+        let c = client_for(ch, url);
+        let run = async {
+            // A node without the macro (which replicated tables need) counts as its own shard.
+            let shard = if replicated {
+                let macro_: Option<String> = queries::shard_macro()
+                    .fetch_optional(&c)
+                    .await
+                    .map_err(Error::ch(format!("reading the shard macro of {url}")))?;
+                Some(macro_.unwrap_or_else(|| url.clone()))
+            } else {
+                None
+            };
+            if shard.as_ref().is_some_and(|s| shards_done.contains(s)) {
+                tracing::debug!(node = %url, shard = ?shard, "Shard done through another replica");
+                return Ok(());
+            }
+            dropped.extend(run_once(&c, &ch.database, &layout, now, raw_days, rollup_days).await?);
+            shards_done.extend(shard);
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = run.await {
+            tracing::warn!(node = %url, error = %e, "Retention failed on a node");
+            failed.get_or_insert(e);
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(dropped),
+    }
 }
 
 /// Drops one partition (a day as YYYYMMDD or a month as YYYYMM) of a table on this node.

@@ -43,6 +43,21 @@ pub fn write_config_with(
     (path, port)
 }
 
+/// Runs a `teiten-aggregator` CLI command with the config `config`; returns (success, stdout +
+/// stderr).
+pub fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(teiten::bin("teiten-aggregator"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 impl Agg {
     /// Starts `teiten-aggregator serve` and waits until `/health` answers 200.
     pub fn start(ch: &Server, db: &str, extra: &str) -> Agg {
@@ -151,17 +166,7 @@ impl Agg {
 
     /// Runs a CLI command with this config; returns (success, stdout + stderr).
     pub fn cli(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(teiten::bin("teiten-aggregator"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        cli(&self.config, args)
     }
 
     /// `sensor add ID` and the printed token. Waits for the aggregator's registry refresh
