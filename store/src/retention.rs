@@ -61,8 +61,9 @@ pub async fn run_once(
 /// replicated by ZooKeeper to the shard's other replicas, including one that is down (it applies
 /// the drop when it is back). Dropping it on every replica instead would list each partition once
 /// per replica (a replica that has not applied the first drop yet drops it again) and fail the
-/// whole run while one replica is down. Returns `table/partition` for each partition dropped; an
-/// error of a node (or, replicated, of every node of a shard) after the other nodes are done.
+/// whole run while one replica is down. Returns `table/partition` for each partition dropped,
+/// or, once every other node is done, the first node's error: a node that does not answer is
+/// reported even when another replica of its shard did the drops (its shard cannot be told).
 pub async fn run_all(
     ch: &ClickHouseConfig,
     now: i64,
