@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -224,32 +224,23 @@ impl Server {
         if self.child.is_some() {
             return Ok(());
         }
-        let out = std::fs::File::create(self.dir.join("stdout.log"))?;
-        let child = Command::new(&self.binary)
-            .arg(format!(
-                "--config-file={}",
-                self.dir.join("config.xml").display()
-            ))
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("starting {}: {e}", self.binary.display()))
-            })?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(format!(
+            "--config-file={}",
+            self.dir.join("config.xml").display()
+        ))
+        .current_dir(&self.dir);
         let ready = || {
             self.http("GET", "/ping", b"")
                 .is_ok_and(|(code, body)| code == 200 && body.starts_with(b"Ok."))
         };
-        let child = daemon::wait_ready(
-            child,
-            "clickhouse-server",
-            START_TIMEOUT,
-            Duration::from_millis(50),
-            ready,
-            || self.log_tail(),
-        )?;
+        let child = daemon::Start {
+            what: "clickhouse-server",
+            log: &self.dir.join("stdout.log"),
+            timeout: START_TIMEOUT,
+            poll: Duration::from_millis(50),
+        }
+        .run(&mut cmd, ready, || self.log_tail())?;
         self.child = Some(child);
         Ok(())
     }

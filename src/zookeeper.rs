@@ -14,7 +14,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::clickhouse::{free_port, unique_dir};
@@ -116,25 +116,19 @@ impl ZooKeeper {
         if self.child.is_some() {
             return Ok(());
         }
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("zookeeper.log"))?;
-        let child = Command::new(&self.java)
-            .args(["-Xmx256m", "-XX:+UseSerialGC", "-cp", &self.classpath])
+        let mut cmd = Command::new(&self.java);
+        cmd.args(["-Xmx256m", "-XX:+UseSerialGC", "-cp", &self.classpath])
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(self.dir.join("zoo.cfg"))
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("starting ZooKeeper: {e}")))?;
-        let child = daemon::wait_ready(
-            child,
-            "ZooKeeper",
-            START_TIMEOUT,
-            Duration::from_millis(100),
+            .current_dir(&self.dir);
+        let child = daemon::Start {
+            what: "ZooKeeper",
+            log: &self.dir.join("zookeeper.log"),
+            timeout: START_TIMEOUT,
+            poll: Duration::from_millis(100),
+        }
+        .run(
+            &mut cmd,
             || self.four_letter("ruok").is_ok_and(|a| a == "imok"),
             || self.log_tail(),
         )?;
