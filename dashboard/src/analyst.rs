@@ -246,30 +246,33 @@ impl Search {
     }
 }
 
-/// One raw event.
+/// One raw event as the analyst's search shows it (a row of the HTML table, an object of the
+/// JSON answer): a stored event (a row of `scan_events`) with its time, protocol
+/// and class spelt out and the header fields the search does not show (IP id and length, TCP
+/// sequence and window) left out.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EventView {
     /// Time, ISO 8601 UTC with microseconds.
     pub time: String,
     /// Sensor id.
     pub sensor_id: String,
-    /// Protocol.
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, or the protocol number.
     pub proto: String,
-    /// Source address.
+    /// The source address (IPv4 as IPv4, not mapped).
     pub src: IpAddr,
-    /// Destination (sensor) address.
+    /// The destination: the sensor's address, which analysts may see.
     pub dst: IpAddr,
-    /// Source port.
+    /// TCP/UDP source port, ICMP type.
     pub sport: u16,
-    /// Destination port.
+    /// TCP/UDP destination port, ICMP code.
     pub dport: u16,
-    /// TCP flags.
+    /// The 9 TCP flag bits as a number (0 for other protocols).
     pub tcp_flags: u16,
-    /// TTL.
+    /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
-    /// scan, backscatter or other.
+    /// `scan`, `backscatter` or `other`.
     pub class: String,
-    /// Source country.
+    /// Source country, alpha-2 (`??` when unknown).
     pub country: String,
 }
 

@@ -77,25 +77,25 @@ pub struct EventRow<'a> {
     pub usec: u32,
     /// IP protocol number ([`crate::proto::Proto`]).
     pub proto: u8,
-    /// Source address, 16 bytes (IPv4-mapped).
+    /// [`Event::src`](teiten_wire::Event::src) as 16 bytes (IPv4-mapped).
     pub src: [u8; 16],
-    /// Destination (sensor) address.
+    /// [`Event::dst`](teiten_wire::Event::dst) (the sensor's address) as 16 bytes.
     pub dst: [u8; 16],
-    /// Source port.
+    /// The wire event's [`Event::sport`](teiten_wire::Event::sport) (TCP/UDP port, ICMP type).
     pub sport: u16,
-    /// Destination port.
+    /// [`Event::dport`](teiten_wire::Event::dport) (TCP/UDP port, ICMP code).
     pub dport: u16,
-    /// TCP flags.
+    /// [`Event::tcp_flags`](teiten_wire::Event::tcp_flags).
     pub tcp_flags: u16,
-    /// IP TTL.
+    /// [`Event::ttl`](teiten_wire::Event::ttl) (or hop limit).
     pub ttl: u8,
-    /// IP identification.
+    /// [`Event::ip_id`](teiten_wire::Event::ip_id).
     pub ip_id: u32,
-    /// IP length.
+    /// [`Event::ip_len`](teiten_wire::Event::ip_len).
     pub ip_len: u32,
-    /// TCP sequence number.
+    /// [`Event::seq`](teiten_wire::Event::seq), renamed: `seq` would read as the batch's.
     pub tcp_seq: u32,
-    /// TCP window.
+    /// [`Event::window`](teiten_wire::Event::window).
     pub window: u16,
     /// The class (`Enum8` value: 0 scan, 1 backscatter, 2 other).
     pub class: i8,
