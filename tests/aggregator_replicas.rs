@@ -863,6 +863,31 @@ fn retention_digests_and_the_daily_export_agree_on_both_replicas() {
     );
     wait_same(&r, row_counts);
 
+    // The rollups of yesterday rebuilt from the raw events, twice, once through either
+    // aggregator: one replica of the shard rebuilds (ZooKeeper replicates the drops and the
+    // inserts), and the second run's inserts, the same blocks as the first's, are not dropped as
+    // duplicates. Every event is still counted once, on both replicas alike.
+    let yesterday = day_number(today - DAY_US);
+    for agg in &r.aggs {
+        let (ok, out) = agg.cli(&["rebuild-rollups", &yesterday]);
+        assert!(
+            ok && out.contains(&format!("rollups of {yesterday} rebuilt")),
+            "{out}"
+        );
+    }
+    wait_same(&r, rollups);
+    for ch in &r.replicas {
+        for (table, packets) in rollup_packets(ch) {
+            assert_eq!(
+                packets,
+                kept_events,
+                "{} after the rebuild: {table}",
+                ch.url()
+            );
+        }
+    }
+    wait_same(&r, row_counts);
+
     // The daily partner file of 2 days ago: once through the first aggregator's replica, once
     // through the second's alone (the first replica killed, a config naming only the second).
     let day = today - 2 * DAY_US;

@@ -56,14 +56,14 @@ pub async fn run_once(
 }
 
 /// Runs [`run_once`] on the server or, in cluster mode, on every node of `ch.nodes`; with
-/// replicated tables (`ch.replicated`) on the first node of each shard that answers (nodes of
-/// the same `{shard}` macro are replicas of one shard): a replicated table's DROP PARTITION is
-/// replicated by ZooKeeper to the shard's other replicas, including one that is down (it applies
-/// the drop when it is back). Dropping it on every replica instead would list each partition once
-/// per replica (a replica that has not applied the first drop yet drops it again) and fail the
-/// whole run while one replica is down. Returns `table/partition` for each partition dropped,
-/// or, once every other node is done, the first node's error: a node that does not answer is
-/// reported even when another replica of its shard did the drops (its shard cannot be told).
+/// replicated tables (`ch.replicated`) on the first node of each shard that answers
+/// ([`per_shard`]): a replicated table's DROP PARTITION is replicated by ZooKeeper to the shard's
+/// other replicas, including one that is down (it applies the drop when it is back). Dropping it
+/// on every replica instead would list each partition once per replica (a replica that has not
+/// applied the first drop yet drops it again) and fail the whole run while one replica is down.
+/// Returns `table/partition` for each partition dropped, or, once every other node is done, the
+/// first node's error: a node that does not answer is reported even when another replica of its
+/// shard did the drops (its shard cannot be told).
 pub async fn run_all(
     ch: &ClickHouseConfig,
     now: i64,
@@ -71,23 +71,41 @@ pub async fn run_all(
     rollup_days: u32,
 ) -> Result<Vec<String>> {
     let layout = Layout::from_config(ch);
+    let dropped = per_shard(ch, "Retention", |c| {
+        let layout = &layout;
+        async move { run_once(&c, &ch.database, layout, now, raw_days, rollup_days).await }
+    })
+    .await?;
+    Ok(dropped.into_iter().flatten().collect())
+}
+
+/// Runs `job` through each node of the cluster (or on the one server) and returns what each run
+/// returned, or, once every node has been tried, the first error. With replicated tables
+/// (`ch.replicated`) a job runs once per shard: nodes whose `{shard}` macro is the same are
+/// replicas of one shard, and a shard is done once a job on one of them succeeded (a later
+/// replica skips it, an earlier failed one is still reported). A node without the macro (which
+/// replicated tables need) counts as a shard of its own.
+async fn per_shard<T, F, Fut>(ch: &ClickHouseConfig, what: &str, mut job: F) -> Result<Vec<T>>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let nodes = if ch.nodes.is_empty() {
         vec![ch.url.clone()]
     } else {
         ch.nodes.clone()
     };
     let replicated = matches!(
-        layout,
+        Layout::from_config(ch),
         Layout::Cluster {
             replicated: true,
             ..
         }
     );
-    let (mut dropped, mut shards_done, mut failed) = (Vec::new(), Vec::new(), None);
+    let (mut done, mut shards_done, mut failed) = (Vec::new(), Vec::new(), None);
     for url in &nodes {
         let c = client_for(ch, url);
         let run = async {
-            // A node without the macro (which replicated tables need) counts as its own shard.
             let shard = if replicated {
                 let macro_: Option<String> = queries::shard_macro()
                     .fetch_optional(&c)
@@ -101,18 +119,18 @@ pub async fn run_all(
                 tracing::debug!(node = %url, shard = ?shard, "Shard done through another replica");
                 return Ok(());
             }
-            dropped.extend(run_once(&c, &ch.database, &layout, now, raw_days, rollup_days).await?);
+            done.push(job(c.clone()).await?);
             shards_done.extend(shard);
             Ok::<(), Error>(())
         };
         if let Err(e) = run.await {
-            tracing::warn!(node = %url, error = %e, "Retention failed on a node");
+            tracing::warn!(node = %url, error = %e, "{what} failed on a node");
             failed.get_or_insert(e);
         }
     }
     match failed {
         Some(e) => Err(e),
-        None => Ok(dropped),
+        None => Ok(done),
     }
 }
 
@@ -191,19 +209,26 @@ pub async fn rebuild_rollups(client: &Client, db: &str, layout: &Layout, day: u3
     Ok(())
 }
 
-/// Rebuilds one day of the rollups on the server or, in cluster mode, on every node
-/// ([`rebuild_rollups`]), then seals its port digests again over the whole cluster
+/// Rebuilds one day of the rollups on the server or, in cluster mode, on every node or, with
+/// replicated tables, on one replica of each shard ([`per_shard`]: ZooKeeper replicates the
+/// drops, deletions and inserts to the others; rebuilding on each replica would have them race
+/// over the same parts), then seals its port digests again over the whole cluster
 /// ([`crate::digest::seal_day`]): what `teiten-aggregator rebuild-rollups` runs.
+///
+/// The re-inserts go without block deduplication (`insert_deduplicate = 0`): a replicated table
+/// remembers the hashes of recent inserted blocks, so a second rebuild of the same day, whose
+/// blocks are the same as the first's, would be dropped as a duplicate after the day was
+/// emptied, leaving the rollups of that day empty.
 pub async fn rebuild_rollups_all(ch: &ClickHouseConfig, day: u32) -> Result<()> {
     let layout = Layout::from_config(ch);
-    let nodes = if ch.nodes.is_empty() {
-        vec![ch.url.clone()]
-    } else {
-        ch.nodes.clone()
-    };
-    for url in &nodes {
-        rebuild_rollups(&client_for(ch, url), &ch.database, &layout, day).await?;
-    }
+    per_shard(ch, "Rebuilding rollups", |c| {
+        let layout = &layout;
+        async move {
+            let c = c.with_option("insert_deduplicate", "0");
+            rebuild_rollups(&c, &ch.database, layout, day).await
+        }
+    })
+    .await?;
     let start = time::day_start(day);
     crate::digest::seal_day(
         &client(ch),
