@@ -317,6 +317,270 @@ fn daily_files_are_exact_valid_per_partner_and_deterministic() {
         .any(|l| l.starts_with("au-cert") && l.contains(" 2 ") && l.contains("8")));
 }
 
+/// The partner formats end to end: one partner receives its day per packet as IODEF v2 and v1,
+/// IntelMQ JSON lines and Shadowserver darknet CSV, another the same aggregated (one record
+/// per source, protocol and port). Every IODEF file validates with xmllint; IntelMQ's own JSON
+/// and Shadowserver parser bots read every line of the others with no error; the records
+/// agree with what was sent, format by format; no file names a sensor address; the manifests
+/// and the day's index carry each file's SHA-256; a re-export changes nothing.
+#[test]
+fn partner_formats_load_in_partners_tools_and_aggregates_count_every_packet() {
+    use teiten::intelmq::{parse, Parser};
+    require_tool("xmllint", "libxml2-utils");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let extra = "[[exchange.partner]]\nid = \"pk\"\ncountries = [\"AU\", \"CN\"]\n\
+                 formats = [\"iodef2\", \"intelmq\", \"csv\", \"iodef1\"]\n\n\
+                 [[exchange.partner]]\nid = \"agg\"\ncountries = [\"AU\", \"CN\"]\n\
+                 formats = [\"csv\", \"intelmq\", \"iodef1\", \"iodef2\"]\nrecords = \"aggregate\"\n";
+    let cfg = exchange_config(work.path(), extra)
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
+    let agg = Agg::start(&ch, "ex_formats", &cfg);
+    let token = agg.add_sensor("tokyo-1");
+
+    let d = day_start();
+    let date = date_of(d);
+    let (au, cn, jp) = (address_in("AU"), address_in("CN"), address_in("JP"));
+    let to = |mut e: Event, dst: u8| {
+        e.dst = IpAddr::V4(Ipv4Addr::new(198, 18, 7, dst));
+        e
+    };
+    let mut events = Vec::new();
+    // AU: telnet to 3 sensor addresses, 6 packets over two hours; one SSH probe.
+    for i in 0..6 {
+        events.push(to(
+            event(au, d + 3600 + i * 1200, 6, 23, Class::Scan),
+            10 + (i % 3) as u8,
+        ));
+    }
+    events.push(to(event(au, d + 7200, 6, 22, Class::Scan), 10));
+    // CN: UDP 161 twice to one address, and an ICMP echo request.
+    events.push(to(event(cn, d + 100, 17, 161, Class::Scan), 20));
+    events.push(to(event(cn, d + 200, 17, 161, Class::Scan), 20));
+    events.push(to(event(cn, d + 300, 1, 0, Class::Scan), 21));
+    // Neither partner's: JP, backscatter, and AU the day before.
+    events.push(event(jp, d + 400, 6, 445, Class::Scan));
+    events.push(event(au, d + 500, 6, 80, Class::Backscatter));
+    events.push(event(au, d - 10, 6, 23, Class::Scan));
+    let total = events.len() as u64;
+    let answer = post(&agg.url, &token, &batch_of(1, events));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    aggregator_common::eventually(&ch, "SELECT count() FROM ex_formats.scan_events", total);
+
+    for p in ["pk", "agg"] {
+        let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", p]);
+        assert!(ok, "{out}");
+        assert_eq!(out.matches(&format!("{p}: ")).count(), 4, "{out}");
+    }
+    let dir = |p: &str| work.path().join("outbox").join(p);
+    let pk = dir("pk");
+    let iodef2 = pk.join(format!("teiten-pk-{date}.xml"));
+    let iodef1 = pk.join(format!("teiten-pk-{date}.iodef1.xml"));
+    let jsonl = pk.join(format!("teiten-pk-{date}.intelmq.jsonl"));
+    let csv = pk.join(format!("{date}-event4_honeypot_darknet-pk-geo.csv"));
+
+    // Per packet: 10 scans of the partner's countries in every format.
+    xmllint_valid(2, &iodef2);
+    xmllint_valid(1, &iodef1);
+    assert_eq!(event_count(&iodef2), 10);
+    assert_eq!(event_count(&iodef1), 10);
+    let json_events = parse(Parser::Json, &jsonl);
+    assert_eq!(json_events.len(), 10);
+    let key = |e: &serde_json::Value| {
+        format!(
+            "{} {} {} {}",
+            e["source.ip"].as_str().unwrap(),
+            e["protocol.transport"].as_str().unwrap_or("?"),
+            e["destination.port"]
+                .as_u64()
+                .map_or("-".into(), |p| p.to_string()),
+            e["time.source"].as_str().unwrap()
+        )
+    };
+    let got: BTreeSet<String> = json_events.iter().map(key).collect();
+    let iso = |t: i64| {
+        run_ok(Command::new("date").args(["-u", "-d", &format!("@{t}"), "+%Y-%m-%dT%H:%M:%S"]))
+            .trim()
+            .to_owned()
+            + ".123456+00:00"
+    };
+    let mut want = BTreeSet::new();
+    for i in 0..6 {
+        want.insert(format!("{au} tcp 23 {}", iso(d + 3600 + i * 1200)));
+    }
+    want.insert(format!("{au} tcp 22 {}", iso(d + 7200)));
+    want.insert(format!("{cn} udp 161 {}", iso(d + 100)));
+    want.insert(format!("{cn} udp 161 {}", iso(d + 200)));
+    want.insert(format!("{cn} icmp - {}", iso(d + 300)));
+    assert_eq!(got, want);
+    for e in &json_events {
+        assert_eq!(e["classification.taxonomy"], "information-gathering");
+        assert_eq!(e["classification.type"], "scanner");
+        assert_eq!(e["feed.provider"], "csirt.teiten.test");
+        let cc = if e["source.ip"] == au.to_string() {
+            "AU"
+        } else {
+            "CN"
+        };
+        assert_eq!(e["source.geolocation.cc"], cc, "{e}");
+        assert!(e.get("destination.ip").is_none(), "{e}");
+    }
+    let icmp = json_events
+        .iter()
+        .find(|e| e["protocol.transport"] == "icmp")
+        .unwrap();
+    assert_eq!(icmp["extra.icmp_type"], 8, "{icmp}");
+    // The same sources and times as the IODEF file of the same day.
+    assert_eq!(
+        source_addresses(&iodef2),
+        [au.to_string(), cn.to_string()].into_iter().collect()
+    );
+    assert_eq!(
+        xpath(&iodef2, "count(//*[local-name()='DetectTime'])").trim(),
+        "10"
+    );
+    let csv_events = parse(Parser::Shadowserver, &csv);
+    assert_eq!(csv_events.len(), 10);
+    for e in &csv_events {
+        assert_eq!(e["extra.count"], 1, "{e}");
+        assert!(e.get("destination.ip").is_none(), "{e}");
+    }
+    let csv_keys: BTreeSet<String> = csv_events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["source.ip"].as_str().unwrap(),
+                e["extra.protocol"].as_str().unwrap(),
+                e["destination.port"]
+                    .as_u64()
+                    .map_or("-".into(), |p| p.to_string())
+            )
+        })
+        .collect();
+    assert_eq!(
+        csv_keys,
+        [
+            format!("{au} tcp 23"),
+            format!("{au} tcp 22"),
+            format!("{cn} udp 161"),
+            format!("{cn} icmp -")
+        ]
+        .into_iter()
+        .collect()
+    );
+
+    // Aggregated: one record per source, protocol and port (4), counting all 10 packets.
+    let ag = dir("agg");
+    let a_csv = ag.join(format!("{date}-event4_honeypot_darknet-agg-geo.csv"));
+    let a_json = ag.join(format!("teiten-agg-{date}.intelmq.jsonl"));
+    let a_v1 = ag.join(format!("teiten-agg-{date}.xml"));
+    let a_v2 = ag.join(format!("teiten-agg-{date}.iodef2.xml"));
+    xmllint_valid(1, &a_v1);
+    xmllint_valid(2, &a_v2);
+    assert_eq!(event_count(&a_v2), 4);
+    assert_eq!(event_count(&a_v1), 4);
+    let counters = |f: &Path, unit: &str| -> Vec<f64> {
+        xpath(
+            f,
+            &format!("//*[local-name()='Counter'][@unit='{unit}' or @type='{unit}']/text()"),
+        )
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect()
+    };
+    for f in [&a_v1, &a_v2] {
+        let packets = counters(f, "packet");
+        assert_eq!(packets.iter().sum::<f64>(), 10.0, "{}", f.display());
+        assert!(packets.contains(&6.0), "{packets:?}");
+        let hosts = counters(f, "host");
+        assert_eq!(hosts.len(), 4);
+        assert!(
+            hosts.contains(&3.0),
+            "AU telnet reached 3 addresses: {hosts:?}"
+        );
+    }
+    assert!(std::fs::read_to_string(&a_v2)
+        .unwrap()
+        .contains("<StartTime>"));
+    let a_events = parse(Parser::Json, &a_json);
+    assert_eq!(a_events.len(), 4);
+    let telnet = a_events
+        .iter()
+        .find(|e| e["destination.port"] == 23)
+        .unwrap();
+    assert_eq!(telnet["source.ip"], au.to_string());
+    assert_eq!(telnet["extra.count"], 6);
+    assert_eq!(telnet["extra.destinations"], 3);
+    assert_eq!(telnet["time.source"], iso(d + 3600));
+    assert_eq!(telnet["extra.first_seen"], iso(d + 3600));
+    assert_eq!(telnet["extra.last_seen"], iso(d + 3600 + 5 * 1200));
+    assert_eq!(
+        a_events
+            .iter()
+            .map(|e| e["extra.count"].as_u64().unwrap())
+            .sum::<u64>(),
+        10
+    );
+    let a_csv_events = parse(Parser::Shadowserver, &a_csv);
+    assert_eq!(a_csv_events.len(), 4);
+    assert_eq!(
+        a_csv_events
+            .iter()
+            .map(|e| e["extra.count"].as_u64().unwrap())
+            .sum::<u64>(),
+        10
+    );
+
+    // Manifests, the day's index, and no sensor address anywhere.
+    for (p, files) in [
+        ("pk", [&iodef2, &jsonl, &csv, &iodef1]),
+        ("agg", [&a_csv, &a_json, &a_v1, &a_v2]),
+    ] {
+        let index: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir(p).join(format!("teiten-{p}-{date}.index.json"))).unwrap(),
+        )
+        .unwrap();
+        let listed = index["files"].as_array().unwrap();
+        assert_eq!(listed.len(), 4, "{index}");
+        for (entry, f) in listed.iter().zip(files) {
+            let m = manifest(f);
+            assert_eq!(m["sha256"], file_sha256(f), "{}", f.display());
+            assert_eq!(entry["sha256"], m["sha256"]);
+            assert_eq!(entry["file"], f.file_name().unwrap().to_str().unwrap());
+            assert_eq!(m["events"], 10, "{m}");
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(
+                !text.contains("198.18."),
+                "a sensor address in {}",
+                f.display()
+            );
+            assert!(!text.contains(&jp.to_string()), "JP in {}", f.display());
+        }
+        assert_eq!(
+            manifest(files[0])["records"],
+            if p == "pk" { "packet" } else { "aggregate" }
+        );
+    }
+    assert_eq!(manifest(&a_json)["record_count"], 4);
+
+    // The same day again: every file unchanged.
+    let before: Vec<Vec<u8>> = [&iodef2, &jsonl, &csv, &a_csv, &a_v2]
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    for p in ["pk", "agg"] {
+        let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", p]);
+        assert!(ok, "{out}");
+        assert_eq!(out.matches("unchanged").count(), 4, "{out}");
+    }
+    let after: Vec<Vec<u8>> = [&iodef2, &jsonl, &csv, &a_csv, &a_v2]
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert!(before == after);
+}
+
 /// Every example of the conformance corpus, imported: valid ones stored, invalid ones
 /// quarantined with reasons; re-imports answered as duplicates.
 #[test]

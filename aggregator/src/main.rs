@@ -303,35 +303,41 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
             let bar = progress::items(partners.len() as u64, "exporting");
             for p in partners {
                 bar.set_prefix(p.id.clone());
-                let (e, delivered) =
+                let (files, delivered) =
                     exchange::export_and_deliver(&client, &db, x, p, date, redeliver).await?;
                 bar.inc(1);
-                let m = &e.manifest;
-                let what = match (&m.change, e.changed) {
-                    (_, false) => "unchanged".to_owned(),
-                    (None, true) => "new".to_owned(),
-                    (Some(c), true) => format!(
-                        "revision {} ({:+} events, {:+} sources since revision {})",
-                        m.revision,
-                        c.events_delta,
-                        c.sources_delta,
-                        m.revision - 1
-                    ),
-                };
-                let delivery = match delivered {
+                let mut delivery = match delivered {
                     Some(s) => format!("{s:?}").to_lowercase(),
                     None => "not re-delivered".to_owned(),
                 };
-                bar.suspend(|| {
-                    println!(
-                        "{}: {} events from {} sources, {} reports -> {} [{what}; {delivery}]",
-                        p.id,
-                        m.events,
-                        m.sources,
-                        m.reports,
-                        e.path.display()
-                    )
-                });
+                for e in &files {
+                    let m = &e.manifest;
+                    let what = match (&m.change, e.changed) {
+                        (_, false) => "unchanged".to_owned(),
+                        (None, true) => "new".to_owned(),
+                        (Some(c), true) => format!(
+                            "revision {} ({:+} events, {:+} sources since revision {})",
+                            m.revision,
+                            c.events_delta,
+                            c.sources_delta,
+                            m.revision - 1
+                        ),
+                    };
+                    bar.suspend(|| {
+                        println!(
+                            "{}: {} {} events in {} {} records from {} sources, {} reports -> {} [{what}; {delivery}]",
+                            p.id,
+                            m.format,
+                            m.events,
+                            m.record_count,
+                            m.records,
+                            m.sources,
+                            m.reports,
+                            e.path.display()
+                        )
+                    });
+                    delivery = "kept in the outbox".to_owned();
+                }
             }
             bar.finish_and_clear();
         }

@@ -119,6 +119,18 @@ pub struct PartnerConfig {
     /// IODEF version of its files: 2 (RFC 7970) or 1 (RFC 5070). Default 2.
     #[serde(default = "default_version")]
     pub iodef_version: u8,
+    /// Formats of its daily files, each its own file with its own manifest: any of `iodef2`
+    /// (RFC 7970), `iodef1` (RFC 5070), `intelmq` (JSON lines with IntelMQ's harmonized field
+    /// names) and `csv` (Shadowserver's `event4_honeypot_darknet` layout). The first is the
+    /// one delivered to `url`; the others stay in the outbox. Default: the IODEF of
+    /// `iodef_version` alone.
+    #[serde(default)]
+    pub formats: Option<Vec<String>>,
+    /// One record per packet (`packet`) or one per source address, protocol and destination
+    /// port of the day with its packet count, first and last seen and number of destinations
+    /// (`aggregate`). Default `packet`.
+    #[serde(default)]
+    pub records: Option<String>,
     /// The highest TLP the partner may receive and the restriction written on its files:
     /// `clear`, `white`, `green`, `amber`, `amber+strict`, `red`. Default `amber`.
     #[serde(default = "default_tlp")]
@@ -379,6 +391,67 @@ impl Countries {
     }
 }
 
+/// A format of the daily partner file (`exchange.partner.formats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// IODEF v2 (RFC 7970).
+    Iodef2,
+    /// IODEF v1 (RFC 5070).
+    Iodef1,
+    /// IntelMQ events, one JSON object a line.
+    Intelmq,
+    /// Shadowserver's darknet report CSV (`event4_honeypot_darknet`).
+    Csv,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 4] = [Format::Iodef2, Format::Iodef1, Format::Intelmq, Format::Csv];
+
+    /// The name in the configuration and the manifest.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Format::Iodef2 => "iodef2",
+            Format::Iodef1 => "iodef1",
+            Format::Intelmq => "intelmq",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// The format of a configured name.
+    pub fn parse(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The IODEF version, for the IODEF formats.
+    pub const fn iodef(self) -> Option<iodef::Version> {
+        match self {
+            Format::Iodef2 => Some(iodef::Version::V2),
+            Format::Iodef1 => Some(iodef::Version::V1),
+            Format::Intelmq | Format::Csv => None,
+        }
+    }
+}
+
+/// What one record of a daily file stands for (`exchange.partner.records`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Records {
+    /// One scan event (packet).
+    Packet,
+    /// One source address, protocol and destination port over the day.
+    Aggregate,
+}
+
+impl Records {
+    /// The name in the configuration and the manifest.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Records::Packet => "packet",
+            Records::Aggregate => "aggregate",
+        }
+    }
+}
+
 /// A partner after validation.
 #[derive(Debug, Clone)]
 pub struct Partner {
@@ -392,6 +465,10 @@ pub struct Partner {
     pub countries: Countries,
     /// IODEF version of its files.
     pub version: iodef::Version,
+    /// Formats of its daily files, at least one, no repeats; the first is delivered.
+    pub formats: Vec<Format>,
+    /// Per packet or aggregated records.
+    pub records: Records,
     /// Restriction ceiling and label of its files.
     pub tlp: Tlp,
     /// Day boundaries.
@@ -646,6 +723,54 @@ impl ExchangeConfig {
                     ))
                 }
             };
+            let formats = match &p.formats {
+                None => vec![match version {
+                    iodef::Version::V1 => Format::Iodef1,
+                    iodef::Version::V2 => Format::Iodef2,
+                }],
+                Some(names) => {
+                    if names.is_empty() {
+                        return Err(bad(
+                            "exchange.partner.formats",
+                            format!(
+                                "partner `{}`: the list is empty (name at least one of iodef2, \
+                                 iodef1, intelmq, csv, or leave it out for IODEF v{})",
+                                p.id, p.iodef_version
+                            ),
+                        ));
+                    }
+                    let mut list: Vec<Format> = Vec::with_capacity(names.len());
+                    for n in names {
+                        let f = Format::parse(n).ok_or_else(|| {
+                            bad(
+                                "exchange.partner.formats",
+                                format!(
+                                    "partner `{}`: `{n}` is not iodef2, iodef1, intelmq or csv",
+                                    p.id
+                                ),
+                            )
+                        })?;
+                        if list.contains(&f) {
+                            return Err(bad(
+                                "exchange.partner.formats",
+                                format!("partner `{}`: `{n}` is listed twice", p.id),
+                            ));
+                        }
+                        list.push(f);
+                    }
+                    list
+                }
+            };
+            let records = match p.records.as_deref() {
+                None | Some("packet") => Records::Packet,
+                Some("aggregate") => Records::Aggregate,
+                Some(r) => {
+                    return Err(bad(
+                        "exchange.partner.records",
+                        format!("partner `{}`: `{r}` is not packet or aggregate", p.id),
+                    ))
+                }
+            };
             let tlp = Tlp::parse(&p.tlp).ok_or_else(|| {
                 bad(
                     "exchange.partner.tlp",
@@ -693,6 +818,8 @@ impl ExchangeConfig {
                 contact: p.contact.clone(),
                 countries,
                 version,
+                formats,
+                records,
                 tlp,
                 timezone,
                 url: p.url.clone(),
@@ -796,6 +923,31 @@ mod tests {
         c.validate().map_err(|e| e.to_string())
     }
 
+    #[test]
+    fn formats_default_to_the_iodef_version_and_keep_their_order() {
+        let x = check(
+            "[[partner]]\nid = \"a\"\ncountries = [\"KR\"]\n\
+             [[partner]]\nid = \"b\"\ncountries = [\"KR\"]\niodef_version = 1\n\
+             [[partner]]\nid = \"c\"\ncountries = [\"KR\"]\n\
+             formats = [\"csv\", \"intelmq\", \"iodef1\"]\nrecords = \"aggregate\"\n",
+        )
+        .unwrap();
+        assert_eq!(x.partners[0].formats, [Format::Iodef2]);
+        assert_eq!(x.partners[0].records, Records::Packet);
+        assert_eq!(x.partners[1].formats, [Format::Iodef1]);
+        assert_eq!(
+            x.partners[2].formats,
+            [Format::Csv, Format::Intelmq, Format::Iodef1]
+        );
+        assert_eq!(x.partners[2].records, Records::Aggregate);
+        let e = check("[[partner]]\nid = \"zz\"\ncountries = [\"KR\"]\nformats = [\"xml\"]\n")
+            .unwrap_err();
+        assert!(
+            e.contains("exchange.partner.formats") && e.contains("`zz`") && e.contains("`xml`"),
+            "{e}"
+        );
+    }
+
     /// Every validated key, with a value that breaks its rule: the error names that key.
     #[test]
     fn every_validation_error_names_its_key() {
@@ -863,6 +1015,19 @@ mod tests {
             (
                 "exchange.partner.iodef_version",
                 format!("{P}iodef_version = 3"),
+            ),
+            ("exchange.partner.formats", format!("{P}formats = []")),
+            (
+                "exchange.partner.formats",
+                format!("{P}formats = [\"iodef2\", \"stix\"]"),
+            ),
+            (
+                "exchange.partner.formats",
+                format!("{P}formats = [\"csv\", \"csv\"]"),
+            ),
+            (
+                "exchange.partner.records",
+                format!("{P}records = \"flows\""),
             ),
             ("exchange.partner.tlp", format!("{P}tlp = \"blue\"")),
             (

@@ -1,25 +1,35 @@
-//! The daily file of one partner: that day's scan events whose source is in the partner's
-//! countries, streamed from ClickHouse into an IODEF document on disk, in constant memory.
+//! The daily files of one partner: that day's scan events whose source is in the partner's
+//! countries, streamed from ClickHouse into one file per format on disk, in constant memory.
 //!
-//! # The file
-//! `<outbox>/<partner>/teiten-<partner>-<YYYY-MM-DD>.xml` (`.xml.gz` with `gzip`), IODEF v2 or
-//! v1 as the partner asks, one document per partner per day:
-//! - one scan Incident (`IncidentID` `<partner>-<date>` in our CSIRT's namespace, our CSIRT as
+//! # The files
+//! In `<outbox>/<partner>/`, one file per format the partner receives ([`file_name`]), each
+//! gzipped with `gzip`:
+//! - **IODEF** (`iodef2`, `iodef1`): `teiten-<partner>-<YYYY-MM-DD>.xml`, one document: one
+//!   scan Incident (`IncidentID` `<partner>-<date>` in our CSIRT's namespace, our CSIRT as
 //!   Contact, the partner's TLP as `restriction`, StartTime/EndTime the partner's day, and
-//!   GenerationTime the end of that day, so that the bytes depend on the data only);
-//! - inside it one `EventData` per scan event, ordered by source address, then time: DetectTime
-//!   (microseconds), the source System (address, and a Service with the protocol and source
-//!   port) and a target System whose address is the covering network `0.0.0.0/0` or `::/0`:
-//!   the sensor address is never written (see [`iodef::ScanReport`]). ICMP events carry the
-//!   ICMP type and code as `ProtoType`/`ProtoCode`;
-//! - then one Incident per internal report of that day that the partner may receive (its TLP
-//!   at or below the partner's ceiling and one of its indicator addresses in the partner's
-//!   countries), without our affected host.
+//!   GenerationTime the end of that day, so that the bytes depend on the data only); inside it
+//!   one `EventData` per record, ordered by source address, then time. A packet record has
+//!   DetectTime (microseconds), the source System (address, and a Service with the protocol
+//!   and source port) and a target System whose address is the covering network `0.0.0.0/0`
+//!   or `::/0`: the sensor address is never written (see [`iodef::ScanReport`]). ICMP events
+//!   carry the ICMP type and code as `ProtoType`/`ProtoCode`. An aggregate record
+//!   ([`iodef::ScanAggregate`]) has StartTime/EndTime (first and last seen), a `Counter` of
+//!   unit `packet` in the source System and one of unit `host` (distinct destinations) in the
+//!   target System. Then one Incident per internal report of that day that the partner may
+//!   receive (its TLP at or below the partner's ceiling and one of its indicator addresses in
+//!   the partner's countries), without our affected host.
+//! - **IntelMQ** (`intelmq`): `teiten-<partner>-<YYYY-MM-DD>.intelmq.jsonl`, one event a line
+//!   ([`formats`]).
+//! - **CSV** (`csv`): `<YYYY-MM-DD>-event4_honeypot_darknet-<partner>-<geo|all>.csv`,
+//!   Shadowserver's darknet report layout ([`formats`]).
 //!
-//! Beside it, `<file>.manifest.json` ([`Manifest`]). Both are written to a temporary file,
-//! synced and renamed, so a reader never sees half a file. Exporting the same day twice gives
-//! the same bytes; when late events changed the day, the new file replaces the old one, its
-//! revision goes up and the manifest says how many events were added.
+//! Records are per packet, or (`records = "aggregate"`) one per source address, protocol and
+//! destination port of the day, grouped by ClickHouse and streamed. Beside each file,
+//! `<file>.manifest.json` ([`Manifest`]), and for the day `teiten-<partner>-<date>.index.json`
+//! ([`DayIndex`]: every file with its SHA-256). All are written to a temporary file, synced and
+//! renamed, so a reader never sees half a file. Exporting the same day twice gives the same
+//! bytes; when late events changed the day, the new file replaces the old one, its revision
+//! goes up and the manifest says how many events were added.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -32,7 +42,8 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::config::{Countries, Exchange, Partner};
+use super::config::{Countries, Exchange, Format, Partner, Records};
+use super::formats::{self, Feed, Record};
 use super::reports::{self, StoredReport};
 use super::ExchangeError;
 use teiten_store::geo::address_from_bytes;
@@ -97,13 +108,23 @@ pub struct Manifest {
     pub window: [String; 2],
     /// The file name (in the same directory).
     pub file: String,
-    /// IODEF version (1 or 2).
-    pub iodef_version: u8,
-    /// Scan events in the file.
+    /// The format (`exchange.partner.formats`): `iodef2`, `iodef1`, `intelmq` or `csv`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// What a record stands for: `packet` or `aggregate` (`exchange.partner.records`).
+    #[serde(default = "default_records")]
+    pub records: String,
+    /// IODEF version (1 or 2), for the IODEF formats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iodef_version: Option<u8>,
+    /// Scan events (packets) the file covers.
     pub events: u64,
+    /// Records written: one per event, or one per source, protocol and port of the day.
+    #[serde(default)]
+    pub record_count: u64,
     /// Distinct source addresses among them.
     pub sources: u64,
-    /// Internal reports included.
+    /// Internal reports included (IODEF only: the other formats carry scans alone).
     pub reports: u32,
     /// File size in bytes.
     pub bytes: u64,
@@ -116,6 +137,14 @@ pub struct Manifest {
     /// What changed against the previous revision, if there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+}
+
+fn default_format() -> String {
+    Format::Iodef2.name().to_owned()
+}
+
+fn default_records() -> String {
+    Records::Packet.name().to_owned()
 }
 
 /// How a re-export differs from the revision before it.
@@ -133,7 +162,7 @@ pub struct Change {
     pub reports_delta: i64,
 }
 
-/// The result of one export.
+/// The result of exporting one file.
 #[derive(Debug, Clone)]
 pub struct Exported {
     /// The file.
@@ -144,6 +173,37 @@ pub struct Exported {
     pub changed: bool,
 }
 
+/// Every file of a partner's day, in `exchange.partner.formats` order (`<partner>/` of the
+/// outbox, `teiten-<partner>-<date>.index.json`): what a partner that downloads its files
+/// reads first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayIndex {
+    /// The partner id.
+    pub partner: String,
+    /// The day, `YYYY-MM-DD`, in the partner's time zone.
+    pub date: String,
+    /// The files.
+    pub files: Vec<IndexEntry>,
+}
+
+/// One file of a [`DayIndex`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// The file name.
+    pub file: String,
+    /// Its format.
+    pub format: String,
+    /// `packet` or `aggregate`.
+    pub records: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its revision.
+    pub revision: u32,
+}
+
+/// A scan event as the export query reads it (the destination address is not selected).
 #[derive(Debug, Row, Deserialize)]
 struct ExportRow {
     src: [u8; 16],
@@ -152,15 +212,103 @@ struct ExportRow {
     proto: u8,
     t: u32,
     usec: u32,
+    country: [u8; 2],
 }
 
-/// The file name of a partner's day.
-pub fn file_name(partner: &str, date: NaiveDate, gzip: bool) -> String {
-    format!(
-        "teiten-{partner}-{}.xml{}",
-        date.format("%Y-%m-%d"),
-        if gzip { ".gz" } else { "" }
-    )
+/// One source, protocol and destination port of the day, as the aggregate query reads it.
+#[derive(Debug, Row, Deserialize)]
+struct AggregateRow {
+    src: [u8; 16],
+    proto: u8,
+    port: u16,
+    cc: [u8; 2],
+    packets: u64,
+    first_us: u64,
+    last_us: u64,
+    destinations: u64,
+}
+
+/// A stored country code as written in the files: `None` when unknown.
+fn country(cc: [u8; 2]) -> Option<String> {
+    (cc != teiten_store::proto::UNKNOWN_COUNTRY && cc.iter().all(u8::is_ascii_alphabetic))
+        .then(|| String::from_utf8_lossy(&cc).into_owned())
+}
+
+impl From<&ExportRow> for Record {
+    fn from(row: &ExportRow) -> Record {
+        let icmp = matches!(row.proto, 1 | 58);
+        let us = i64::from(row.t) * 1_000_000 + i64::from(row.usec.min(999_999));
+        Record {
+            source: address_from_bytes(row.src),
+            proto: row.proto,
+            // The sensor stores the ICMP type and code in the port columns.
+            source_port: (!icmp).then_some(row.sport),
+            destination_port: (!icmp).then_some(row.dport),
+            icmp: icmp.then_some((row.sport, row.dport)),
+            country: country(row.country),
+            first_us: us,
+            last_us: us,
+            packets: 1,
+            destinations: None,
+        }
+    }
+}
+
+impl From<&AggregateRow> for Record {
+    fn from(row: &AggregateRow) -> Record {
+        let icmp = matches!(row.proto, 1 | 58);
+        Record {
+            source: address_from_bytes(row.src),
+            proto: row.proto,
+            source_port: None,
+            destination_port: (!icmp).then_some(row.port),
+            icmp: None,
+            country: country(row.cc),
+            first_us: row.first_us as i64,
+            last_us: row.last_us as i64,
+            packets: row.packets,
+            destinations: Some(row.destinations),
+        }
+    }
+}
+
+/// The file name of a partner's day in one format: `teiten-<partner>-<YYYY-MM-DD>.xml` for
+/// the first IODEF format the partner receives (`.iodef1.xml` / `.iodef2.xml` for a second),
+/// `teiten-<partner>-<YYYY-MM-DD>.intelmq.jsonl` for IntelMQ, and Shadowserver's convention
+/// `<YYYY-MM-DD>-event4_honeypot_darknet-<partner>-<filter>.csv` for the CSV (filter `geo`
+/// for a partner of listed countries, `all` for one of every country); `.gz` appended with
+/// `gzip`.
+pub fn file_name(partner: &Partner, format: Format, date: NaiveDate, gzip: bool) -> String {
+    let d = date.format("%Y-%m-%d");
+    let id = &partner.id;
+    let mut name = match format {
+        Format::Iodef1 | Format::Iodef2 => {
+            let first = partner.formats.iter().find(|f| f.iodef().is_some()) == Some(&format);
+            if first {
+                format!("teiten-{id}-{d}.xml")
+            } else {
+                format!("teiten-{id}-{d}.{}.xml", format.name())
+            }
+        }
+        Format::Intelmq => format!("teiten-{id}-{d}.intelmq.jsonl"),
+        Format::Csv => format!(
+            "{d}-{}-{id}-{}.csv",
+            formats::CSV_REPORT,
+            match partner.countries {
+                Countries::All => "all",
+                Countries::Only(_) => "geo",
+            }
+        ),
+    };
+    if gzip {
+        name.push_str(".gz");
+    }
+    name
+}
+
+/// The index of a partner's day ([`DayIndex`]) in its outbox directory.
+pub fn index_name(partner: &str, date: NaiveDate) -> String {
+    format!("teiten-{partner}-{}.index.json", date.format("%Y-%m-%d"))
 }
 
 /// The manifest path of a daily file.
@@ -185,27 +333,41 @@ fn iodef_time(secs: i64, micros: u32) -> Result<iodef::DateTime, ExchangeError> 
         .ok_or_else(|| ExchangeError::Invalid(format!("time {secs} is out of range")))
 }
 
-/// One stored event as an IODEF EventData (no destination address).
-fn event_data(row: &ExportRow) -> Result<iodef::v2::EventData, ExchangeError> {
-    let src: IpAddr = address_from_bytes(row.src);
-    let time = iodef_time(i64::from(row.t), row.usec)?;
-    let icmp = matches!(row.proto, 1 | 58);
+fn iodef_time_us(us: i64) -> Result<iodef::DateTime, ExchangeError> {
+    iodef_time(us.div_euclid(1_000_000), us.rem_euclid(1_000_000) as u32)
+}
+
+/// One record as an IODEF EventData (no destination address): a packet as a
+/// [`iodef::ScanEvent`] (ICMP with its type and code as `ProtoType`/`ProtoCode`), an aggregate
+/// as a [`iodef::ScanAggregate`].
+fn event_data(r: &Record) -> Result<iodef::v2::EventData, ExchangeError> {
+    if let Some(destinations) = r.destinations {
+        return Ok(iodef::ScanAggregate {
+            source: r.source,
+            protocol: r.proto,
+            destination_port: r.destination_port,
+            first: iodef_time_us(r.first_us)?,
+            last: iodef_time_us(r.last_us)?,
+            packets: r.packets,
+            destinations,
+        }
+        .event_data());
+    }
     let ev = iodef::ScanEvent {
-        source: src,
-        source_port: (!icmp).then_some(row.sport),
-        destination_port: (!icmp).then_some(row.dport),
-        protocol: row.proto,
-        time,
+        source: r.source,
+        source_port: r.source_port,
+        destination_port: r.destination_port,
+        protocol: r.proto,
+        time: iodef_time_us(r.first_us)?,
     };
     let mut e = ev.event_data();
-    if icmp {
-        // The sensor stores the ICMP type and code in the port columns.
+    if let Some((kind, code)) = r.icmp {
         for f in &mut e.flow {
             for s in &mut f.system {
                 if s.category == Some(iodef::v2::SystemCategory::Target) {
                     for svc in &mut s.service {
-                        svc.proto_type = Some(i64::from(row.sport));
-                        svc.proto_code = Some(i64::from(row.dport));
+                        svc.proto_type = Some(i64::from(kind));
+                        svc.proto_code = Some(i64::from(code));
                     }
                 }
             }
@@ -236,6 +398,19 @@ impl Write for Sink {
 }
 
 impl Sink {
+    /// A sink into a new file, gzipped or not.
+    fn create(path: &Path, gzip: bool) -> std::io::Result<Sink> {
+        let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
+        Ok(if gzip {
+            Sink::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            ))
+        } else {
+            Sink::Plain(file)
+        })
+    }
+
     /// Ends the stream and syncs the file to disk.
     fn close(self) -> std::io::Result<()> {
         let w = match self {
@@ -288,34 +463,84 @@ pub fn read_manifest(file: &Path) -> Option<Manifest> {
     serde_json::from_str(&text).ok()
 }
 
-/// Writes the daily file of `partner` for `date` (in its time zone), with its manifest.
+/// Writes the daily files of `partner` for `date` (in its time zone), one per format in
+/// `exchange.partner.formats` order, each with its manifest, then the day's [`DayIndex`].
+/// The first file is the one delivered.
 pub async fn export_day(
     client: &Client,
     db: &str,
     x: &Exchange,
     partner: &Partner,
     date: NaiveDate,
-) -> Result<Exported, ExchangeError> {
+) -> Result<Vec<Exported>, ExchangeError> {
     let window = day_window(date, partner.timezone);
     let dir = x.config.outbox.join(&partner.id);
     std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-    let name = file_name(&partner.id, date, x.config.gzip);
+    let reports = if partner.formats.iter().any(|f| f.iodef().is_some()) {
+        reports::for_partner(client, db, partner, window.from, window.to).await?
+    } else {
+        Vec::new()
+    };
+    let mut files = Vec::with_capacity(partner.formats.len());
+    for &format in &partner.formats {
+        files.push(export_file(client, db, x, partner, &window, format, &reports).await?);
+    }
+    let index = DayIndex {
+        partner: partner.id.clone(),
+        date: date.format("%Y-%m-%d").to_string(),
+        files: files
+            .iter()
+            .map(|e| IndexEntry {
+                file: e.manifest.file.clone(),
+                format: e.manifest.format.clone(),
+                records: e.manifest.records.clone(),
+                sha256: e.manifest.sha256.clone(),
+                bytes: e.manifest.bytes,
+                revision: e.manifest.revision,
+            })
+            .collect(),
+    };
+    let ipath = dir.join(index_name(&partner.id, date));
+    let json = serde_json::to_vec_pretty(&index).expect("an index serialises");
+    if std::fs::read(&ipath).ok().as_deref() != Some(&json[..]) {
+        write_atomic(&ipath, &json).map_err(io_err(format!("writing {}", ipath.display())))?;
+    }
+    Ok(files)
+}
+
+/// What one file holds.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    events: u64,
+    records: u64,
+    sources: u64,
+}
+
+/// Writes one file of a partner's day, with its manifest.
+async fn export_file(
+    client: &Client,
+    db: &str,
+    x: &Exchange,
+    partner: &Partner,
+    window: &DayWindow,
+    format: Format,
+    reports: &[StoredReport],
+) -> Result<Exported, ExchangeError> {
+    let date = window.date;
+    let dir = x.config.outbox.join(&partner.id);
+    let name = file_name(partner, format, date, x.config.gzip);
     let path = dir.join(&name);
     let tmp = tmp_path(&path);
-
-    let reports = reports::for_partner(client, db, partner, window.from, window.to).await?;
-
-    let file = File::create(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
-    let sink = if x.config.gzip {
-        Sink::Gzip(flate2::write::GzEncoder::new(
-            BufWriter::with_capacity(1 << 16, file),
-            flate2::Compression::default(),
-        ))
+    let reports = if format.iodef().is_some() {
+        reports
     } else {
-        Sink::Plain(BufWriter::with_capacity(1 << 16, file))
+        &[]
     };
-    let result = write_document(client, db, x, partner, &window, &reports, sink).await;
-    let (events, sources) = match result {
+
+    let sink =
+        Sink::create(&tmp, x.config.gzip).map_err(io_err(format!("creating {}", tmp.display())))?;
+    let result = write_file(client, db, x, partner, window, format, reports, sink).await;
+    let counts = match result {
         Ok(counts) => counts,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -343,12 +568,15 @@ pub async fn export_day(
         timezone: partner.timezone.name().to_owned(),
         window: [rfc3339(window.from), rfc3339(window.to)],
         file: name,
-        iodef_version: match partner.version {
+        format: format.name().to_owned(),
+        records: partner.records.name().to_owned(),
+        iodef_version: format.iodef().map(|v| match v {
             iodef::Version::V1 => 1,
             iodef::Version::V2 => 2,
-        },
-        events,
-        sources,
+        }),
+        events: counts.events,
+        record_count: counts.records,
+        sources: counts.sources,
         reports: reports.len() as u32,
         bytes,
         sha256,
@@ -357,8 +585,8 @@ pub async fn export_day(
         change: previous.as_ref().map(|p| Change {
             previous_sha256: p.sha256.clone(),
             previous_events: p.events,
-            events_delta: events as i64 - p.events as i64,
-            sources_delta: sources as i64 - p.sources as i64,
+            events_delta: counts.events as i64 - p.events as i64,
+            sources_delta: counts.sources as i64 - p.sources as i64,
             reports_delta: i64::from(reports.len() as u32) - i64::from(p.reports),
         }),
     };
@@ -367,9 +595,9 @@ pub async fn export_day(
     write_atomic(&mpath, &json).map_err(io_err(format!("writing {}", mpath.display())))?;
     if let Some(c) = &manifest.change {
         tracing::info!(
-            partner = %partner.id, date = %manifest.date, revision = manifest.revision,
-            events_delta = c.events_delta, sources_delta = c.sources_delta,
-            "Daily file changed since the last export"
+            partner = %partner.id, date = %manifest.date, file = %manifest.file,
+            revision = manifest.revision, events_delta = c.events_delta,
+            sources_delta = c.sources_delta, "Daily file changed since the last export"
         );
     }
     Ok(Exported {
@@ -379,32 +607,148 @@ pub async fn export_day(
     })
 }
 
-/// Streams the document into `sink`; returns (events, distinct sources).
-async fn write_document(
+/// The writer of one format.
+enum Out {
+    Iodef(Box<iodef::StreamWriter<Sink>>),
+    Intelmq(Sink),
+    Csv(Box<csv::Writer<Sink>>),
+}
+
+/// Streams one file into `sink`: the records of the day (per packet or aggregated, as the
+/// partner asks) in `format`, and for IODEF the internal reports after them.
+#[allow(clippy::too_many_arguments)]
+async fn write_file(
     client: &Client,
     db: &str,
     x: &Exchange,
     partner: &Partner,
     window: &DayWindow,
+    format: Format,
     reports: &[StoredReport],
     sink: Sink,
-) -> Result<(u64, u64), ExchangeError> {
+) -> Result<Counts, ExchangeError> {
     let date = window.date.format("%Y-%m-%d").to_string();
     let xerr = |e: iodef::Error| ExchangeError::Iodef {
         what: format!("writing the file of {} for {date}", partner.id),
         source: e,
     };
-    let header = iodef::v2::Document {
-        lang: Some("en".into()),
-        ..Default::default()
+    let werr = || {
+        format!(
+            "writing the {} file of {} for {date}",
+            format.name(),
+            partner.id
+        )
     };
-    let mut w = iodef::StreamWriter::with_version(
-        sink,
-        &header,
-        partner.version,
-        iodef::WriteOptions::default(),
-    )
-    .map_err(xerr)?;
+    let csv_err = |e: csv::Error| ExchangeError::Io {
+        what: werr(),
+        source: e.into(),
+    };
+    let mut out = match format.iodef() {
+        Some(version) => {
+            let header = iodef::v2::Document {
+                lang: Some("en".into()),
+                ..Default::default()
+            };
+            let mut w = iodef::StreamWriter::with_version(
+                sink,
+                &header,
+                version,
+                iodef::WriteOptions::default(),
+            )
+            .map_err(xerr)?;
+            w.begin_incident(&scan_incident(x, partner, window, &date)?.incident())
+                .map_err(xerr)?;
+            Out::Iodef(Box::new(w))
+        }
+        None if format == Format::Csv => {
+            Out::Csv(Box::new(formats::csv_writer(sink).map_err(csv_err)?))
+        }
+        None => Out::Intelmq(sink),
+    };
+    let feed = Feed {
+        name: formats::FEED_NAME,
+        provider: &x.config.csirt,
+    };
+    let mut counts = Counts::default();
+    let mut last_src: Option<IpAddr> = None;
+    let what = || format!("reading the events of {} for {date}", partner.id);
+    let countries = match &partner.countries {
+        Countries::All => None,
+        Countries::Only(list) => Some(list.as_slice()),
+    };
+    let mut write = |r: &Record| -> Result<(), ExchangeError> {
+        if last_src != Some(r.source) {
+            counts.sources += 1;
+            last_src = Some(r.source);
+        }
+        counts.events += r.packets;
+        counts.records += 1;
+        match &mut out {
+            Out::Iodef(w) => w.write_event_data(&event_data(r)?).map_err(xerr),
+            Out::Intelmq(w) => formats::write_intelmq(w, r, feed).map_err(io_err(werr())),
+            Out::Csv(w) => w.write_record(formats::csv_fields(r)).map_err(csv_err),
+        }
+    };
+    match partner.records {
+        Records::Packet => {
+            let st = queries::export_events(db, window.from, window.to, countries);
+            let mut cursor = st
+                .query(client)
+                .and_then(|q| q.fetch::<ExportRow>())
+                .map_err(|e| ExchangeError::ch(what(), e))?;
+            while let Some(row) = cursor
+                .next()
+                .await
+                .map_err(|e| ExchangeError::ch(what(), e))?
+            {
+                write(&Record::from(&row))?;
+            }
+        }
+        Records::Aggregate => {
+            let st = queries::export_aggregates(db, window.from, window.to, countries);
+            let mut cursor = st
+                .query(client)
+                .and_then(|q| q.fetch::<AggregateRow>())
+                .map_err(|e| ExchangeError::ch(what(), e))?;
+            while let Some(row) = cursor
+                .next()
+                .await
+                .map_err(|e| ExchangeError::ch(what(), e))?
+            {
+                write(&Record::from(&row))?;
+            }
+        }
+    }
+    let sink = match out {
+        Out::Iodef(w) => {
+            let mut w = *w;
+            w.end_incident().map_err(xerr)?;
+            for r in reports {
+                w.write_incident(&r.incident(&x.config.csirt, false)?)
+                    .map_err(xerr)?;
+            }
+            w.finish().map_err(xerr)?
+        }
+        Out::Intelmq(w) => w,
+        Out::Csv(w) => w.into_inner().map_err(|e| ExchangeError::Io {
+            what: werr(),
+            source: e.into_error(),
+        })?,
+    };
+    sink.close().map_err(io_err(format!(
+        "finishing the file of {} for {date}",
+        partner.id
+    )))?;
+    Ok(counts)
+}
+
+/// The scan Incident's header of a partner's day.
+fn scan_incident(
+    x: &Exchange,
+    partner: &Partner,
+    window: &DayWindow,
+    date: &str,
+) -> Result<iodef::ScanReport, ExchangeError> {
     let end = iodef_time(window.to, 0)?;
     let mut report = iodef::ScanReport::new(
         &x.config.csirt,
@@ -413,56 +757,26 @@ async fn write_document(
     )
     .time_span(iodef_time(window.from, 0)?, end)
     .description(&format!(
-        "Scans from {} observed by our sensors on {date} ({}); sensor addresses withheld",
+        "Scans from {} observed by our sensors on {date} ({}){}; sensor addresses withheld",
         match &partner.countries {
             Countries::All => "all countries".to_owned(),
             Countries::Only(c) => c.join(", "),
         },
-        partner.timezone.name()
+        partner.timezone.name(),
+        match partner.records {
+            Records::Packet => "",
+            Records::Aggregate => {
+                ", one EventData per source, protocol and destination port with its packets \
+                 and distinct destinations"
+            }
+        }
     ));
     if let Some(email) = &x.config.csirt_email {
         report = report.csirt_email(email);
     }
-    let report = report
+    Ok(report
         .tlp(partner.tlp.label())
-        .expect("every Tlp label is known to the iodef crate");
-    w.begin_incident(&report.incident()).map_err(xerr)?;
-
-    let countries = match &partner.countries {
-        Countries::All => None,
-        Countries::Only(list) => Some(list.as_slice()),
-    };
-    let st = queries::export_events(db, window.from, window.to, countries);
-    let what = || format!("reading the events of {} for {date}", partner.id);
-    let mut cursor = st
-        .query(client)
-        .and_then(|q| q.fetch::<ExportRow>())
-        .map_err(|e| ExchangeError::ch(what(), e))?;
-    let (mut events, mut sources) = (0u64, 0u64);
-    let mut last_src: Option<[u8; 16]> = None;
-    while let Some(row) = cursor
-        .next()
-        .await
-        .map_err(|e| ExchangeError::ch(what(), e))?
-    {
-        if last_src != Some(row.src) {
-            sources += 1;
-            last_src = Some(row.src);
-        }
-        events += 1;
-        w.write_event_data(&event_data(&row)?).map_err(xerr)?;
-    }
-    w.end_incident().map_err(xerr)?;
-    for r in reports {
-        w.write_incident(&r.incident(&x.config.csirt, false)?)
-            .map_err(xerr)?;
-    }
-    let sink = w.finish().map_err(xerr)?;
-    sink.close().map_err(io_err(format!(
-        "finishing the file of {} for {date}",
-        partner.id
-    )))?;
-    Ok((events, sources))
+        .expect("every Tlp label is known to the iodef crate"))
 }
 
 #[cfg(test)]
@@ -492,11 +806,44 @@ mod tests {
         assert_eq!(teiten_store::time::date_number(d), 20_251_121);
     }
 
+    fn partner(countries: &str, formats: &str) -> Partner {
+        let toml =
+            format!("[[partner]]\nid = \"kr\"\ncountries = {countries}\nformats = {formats}\n");
+        let c: crate::config::ExchangeConfig = toml::from_str(&toml).unwrap();
+        c.validate().unwrap().partners.remove(0)
+    }
+
     #[test]
     fn names() {
         let d = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
-        assert_eq!(file_name("kr", d, false), "teiten-kr-2025-01-02.xml");
-        let p = Path::new("/o/kr").join(file_name("kr", d, true));
+        let kr = partner("[\"KR\"]", "[\"iodef2\", \"intelmq\", \"csv\", \"iodef1\"]");
+        assert_eq!(
+            file_name(&kr, Format::Iodef2, d, false),
+            "teiten-kr-2025-01-02.xml"
+        );
+        assert_eq!(
+            file_name(&kr, Format::Iodef1, d, false),
+            "teiten-kr-2025-01-02.iodef1.xml"
+        );
+        assert_eq!(
+            file_name(&kr, Format::Intelmq, d, true),
+            "teiten-kr-2025-01-02.intelmq.jsonl.gz"
+        );
+        assert_eq!(
+            file_name(&kr, Format::Csv, d, false),
+            "2025-01-02-event4_honeypot_darknet-kr-geo.csv"
+        );
+        let all = partner("[\"all\"]", "[\"csv\", \"iodef1\"]");
+        assert_eq!(
+            file_name(&all, Format::Csv, d, false),
+            "2025-01-02-event4_honeypot_darknet-kr-all.csv"
+        );
+        assert_eq!(
+            file_name(&all, Format::Iodef1, d, false),
+            "teiten-kr-2025-01-02.xml"
+        );
+        assert_eq!(index_name("kr", d), "teiten-kr-2025-01-02.index.json");
+        let p = Path::new("/o/kr").join(file_name(&kr, Format::Iodef2, d, true));
         assert_eq!(
             manifest_path(&p),
             Path::new("/o/kr/teiten-kr-2025-01-02.xml.gz.manifest.json")
@@ -505,6 +852,65 @@ mod tests {
             tmp_path(&p),
             Path::new("/o/kr/.teiten-kr-2025-01-02.xml.gz.tmp")
         );
+    }
+
+    fn write_one(e: iodef::v2::EventData, version: iodef::Version) -> String {
+        let mut inc = iodef::ScanReport::new(
+            "c",
+            "1",
+            iodef::DateTime::from_unix(1_763_700_000, 0).unwrap(),
+        )
+        .incident();
+        inc.event_data.push(e);
+        let doc = iodef::v2::Document {
+            lang: Some("en".into()),
+            incident: vec![inc],
+            ..Default::default()
+        };
+        let doc = match version {
+            iodef::Version::V2 => iodef::Document::V2(doc),
+            iodef::Version::V1 => iodef::Document::V1(iodef::to_v1(&doc).value),
+        };
+        let mut out = Vec::new();
+        doc.write(&mut out, iodef::WriteOptions::default()).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn aggregates_carry_span_packets_and_destination_count_in_both_versions() {
+        let row = AggregateRow {
+            src: teiten_store::geo::address_bytes("1.0.0.9".parse().unwrap()),
+            proto: 6,
+            port: 23,
+            cc: *b"AU",
+            packets: 1234,
+            first_us: 1_763_700_000_250_000,
+            last_us: 1_763_703_600_000_000,
+            destinations: 17,
+        };
+        let r = Record::from(&row);
+        assert_eq!(r.country.as_deref(), Some("AU"));
+        let v2 = write_one(event_data(&r).unwrap(), iodef::Version::V2);
+        for want in [
+            "<StartTime>2025-11-21T04:40:00.25",
+            "<EndTime>2025-11-21T05:40:00",
+            "<Counter type=\"counter\" unit=\"packet\">1234.0</Counter>",
+            "<Counter type=\"counter\" unit=\"host\">17.0</Counter>",
+            "<Port>23</Port>",
+            "0.0.0.0/0",
+        ] {
+            assert!(v2.contains(want), "{want} in {v2}");
+        }
+        assert!(!v2.contains("DetectTime"), "{v2}");
+        let v1 = write_one(event_data(&r).unwrap(), iodef::Version::V1);
+        for want in [
+            "<Counter type=\"packet\">1234.0</Counter>",
+            "<Counter type=\"host\">17.0</Counter>",
+        ] {
+            assert!(v1.contains(want), "{want} in {v1}");
+        }
+        let unknown = Record::from(&AggregateRow { cc: *b"??", ..row });
+        assert_eq!(unknown.country, None);
     }
 
     #[test]
@@ -516,25 +922,9 @@ mod tests {
             proto: 1,
             t: 1_763_700_000,
             usec: 250_000,
+            country: *b"AU",
         };
-        let e = event_data(&row).unwrap();
-        let mut doc = iodef::v2::Document {
-            lang: Some("en".into()),
-            ..Default::default()
-        };
-        let mut inc = iodef::ScanReport::new(
-            "c",
-            "1",
-            iodef::DateTime::from_unix(1_763_700_000, 0).unwrap(),
-        )
-        .incident();
-        inc.event_data.push(e);
-        doc.incident.push(inc);
-        let mut out = Vec::new();
-        iodef::Document::V2(doc)
-            .write(&mut out, iodef::WriteOptions::default())
-            .unwrap();
-        let xml = String::from_utf8(out).unwrap();
+        let xml = write_one(event_data(&Record::from(&row)).unwrap(), iodef::Version::V2);
         assert!(xml.contains("<ProtoType>8</ProtoType>"), "{xml}");
         assert!(xml.contains("<ProtoCode>0</ProtoCode>"), "{xml}");
         assert!(xml.contains("2025-11-21T04:40:00.25"), "{xml}");

@@ -2,7 +2,9 @@
 //! detection reports in, and the correlation of both with what the sensors saw.
 //!
 //! - [`config`]: `[exchange]` (our CSIRT, partners, reporters, triage rules).
-//! - [`export`]: one file per partner per day, streamed from ClickHouse, deterministic.
+//! - [`export`]: the files of a partner's day (one per format), streamed from ClickHouse,
+//!   deterministic, per packet or aggregated.
+//! - [`formats`]: the IntelMQ JSON lines and Shadowserver darknet CSV layouts.
 //! - [`deliver`]: outbox and HTTPS delivery with retries; the status of every partner-day.
 //! - [`import`]: partner files (v1 and v2), validated, quarantined or stored once.
 //! - [`reports`]: internal reports, triaged green / yellow / red.
@@ -16,6 +18,7 @@ pub mod config;
 pub mod correlate;
 pub mod deliver;
 pub mod export;
+pub mod formats;
 pub mod import;
 pub mod reports;
 
@@ -71,9 +74,9 @@ impl ExchangeError {
     }
 }
 
-/// Exports a partner's day, records it and delivers it when it changed (or, with `always`,
-/// even when the same bytes were exported before). Returns the export and, when it was
-/// (re)delivered, the delivery state.
+/// Exports a partner's day (every format it receives), records it and delivers the first
+/// file when the day changed (or, with `always`, even when the same bytes were exported
+/// before). Returns the files and, when the first was (re)delivered, the delivery state.
 pub async fn export_and_deliver(
     client: &Client,
     db: &str,
@@ -81,22 +84,25 @@ pub async fn export_and_deliver(
     partner: &Partner,
     date: NaiveDate,
     always: bool,
-) -> Result<(Exported, Option<State>), ExchangeError> {
-    let exported = export::export_day(client, db, x, partner, date).await?;
-    if !exported.changed && !always {
-        return Ok((exported, None));
+) -> Result<(Vec<Exported>, Option<State>), ExchangeError> {
+    let files = export::export_day(client, db, x, partner, date).await?;
+    let primary = files
+        .first()
+        .ok_or_else(|| ExchangeError::Invalid(format!("partner {} has no format", partner.id)))?;
+    if !files.iter().any(|f| f.changed) && !always {
+        return Ok((files, None));
     }
     deliver::log_state(
         client,
-        &exported.manifest,
+        &primary.manifest,
         time::date_number(date),
         State::Generated,
         0,
         "",
     )
     .await?;
-    let state = deliver::deliver(client, x, partner, &exported, 0).await?;
-    Ok((exported, Some(state)))
+    let state = deliver::deliver(client, x, partner, primary, 0).await?;
+    Ok((files, Some(state)))
 }
 
 /// What one scheduler pass did.
@@ -138,9 +144,11 @@ pub async fn run_once(client: &Client, db: &str, x: &Arc<Exchange>, now: i64) ->
         // No status for the day yet: record and deliver even if a file of the same bytes is
         // there already (a run stopped between writing it and recording it).
         match export_and_deliver(client, db, x, p, yesterday, true).await {
-            Ok((e, _)) => {
+            Ok((files, _)) => {
                 sum.exported += 1;
-                tracing::info!(partner = %p.id, date = %yesterday, events = e.manifest.events, file = %e.path.display(), "Daily file exported");
+                for e in &files {
+                    tracing::info!(partner = %p.id, date = %yesterday, format = %e.manifest.format, events = e.manifest.events, records = e.manifest.record_count, file = %e.path.display(), "Daily file exported");
+                }
             }
             Err(e) => {
                 tracing::error!(partner = %p.id, date = %yesterday, error = %e, "Daily export failed; will retry");

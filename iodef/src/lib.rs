@@ -119,7 +119,7 @@ pub use crate::convert::{to_v1, to_v2, Conversion};
 pub use crate::document::{Document, Loaded};
 pub use crate::error::{Diagnostic, Error, Location, Severity};
 pub use crate::read::{Limits, ReadOptions, Version};
-pub use crate::scan::{ScanEvent, ScanReport, UNDISCLOSED_V4, UNDISCLOSED_V6};
+pub use crate::scan::{ScanAggregate, ScanEvent, ScanReport, UNDISCLOSED_V4, UNDISCLOSED_V6};
 pub use crate::stream::{StreamItem, StreamReader, StreamWriter};
 pub use crate::types::{AnyAttribute, AnyElement, DateTime, ExtensionContent, Float, Portlist};
 pub use crate::validate::{validate, Report, ValidateOptions};

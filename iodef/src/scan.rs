@@ -135,6 +135,53 @@ impl ScanReport {
     }
 }
 
+/// One source's probes of one protocol and destination port over a span of time (a partner's
+/// aggregated records): an `EventData` with StartTime and EndTime (the first and last probe),
+/// the source System with a `Counter` of unit `packet` (type `counter`), and the undisclosed
+/// target System with a `Counter` of unit `host`: how many distinct destinations were probed,
+/// never which. Under RFC 5070 the counters become `Counter type="packet"` and `type="host"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanAggregate {
+    /// Source address (the scanner).
+    pub source: IpAddr,
+    /// IANA protocol number.
+    pub protocol: u8,
+    /// Destination port (TCP/UDP), if any.
+    pub destination_port: Option<u16>,
+    /// The first probe.
+    pub first: DateTime,
+    /// The last probe.
+    pub last: DateTime,
+    /// Probes (packets).
+    pub packets: u64,
+    /// Distinct destinations probed.
+    pub destinations: u64,
+}
+
+impl ScanAggregate {
+    /// The EventData of this aggregate.
+    pub fn event_data(&self) -> v2::EventData {
+        let counter = |unit, value: u64| v2::Counter {
+            kind: Some(v2::CounterType::Counter),
+            unit: Some(unit),
+            value: Some(crate::types::Float(value as f64)),
+            ..Default::default()
+        };
+        let mut source = source_system(self.source, self.protocol, None);
+        source.counter = vec![counter(v2::CounterUnit::Packet, self.packets)];
+        let mut target = target_system(self.source, self.protocol, self.destination_port);
+        target.counter = vec![counter(v2::CounterUnit::Host, self.destinations)];
+        v2::EventData {
+            start_time: Some(self.first.clone()),
+            end_time: Some(self.last.clone()),
+            flow: vec![v2::Flow {
+                system: vec![source, target],
+            }],
+            ..Default::default()
+        }
+    }
+}
+
 /// One observed scan packet or probe: source address and port, destination port, protocol,
 /// time. The destination address is deliberately not part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]

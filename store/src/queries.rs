@@ -136,15 +136,42 @@ const WITHHELD_COUNTS: &str = "SELECT withheld, count() AS events, \
 /// written (by source, then time; the rest makes the order total, so a re-export gives the
 /// same bytes). The destination (sensor) address is deliberately not selected, and withheld
 /// sources (forged, special-purpose, a sensor's) never are.
-const EXPORT_EVENTS_ALL: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
+const EXPORT_EVENTS_ALL: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, \
+     country \
      FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
      AND withheld = 0 \
      ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
 /// [`EXPORT_EVENTS_ALL`] limited to source countries (an array of alpha-2 codes).
-const EXPORT_EVENTS_COUNTRIES: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec \
+const EXPORT_EVENTS_COUNTRIES: &str = "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, \
+     country \
      FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
      AND withheld = 0 AND has(?, toString(country)) \
      ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx";
+/// The aggregated records of one partner-day (`records = "aggregate"`): one row per source
+/// address, protocol and destination port (ICMP: port 0, the port columns hold type and code),
+/// with the packets, the first and last time seen (microseconds since the epoch) and how many
+/// distinct destinations were probed (a count only: the addresses are never selected). The
+/// GROUP BY runs in ClickHouse and the rows stream in the order they are written. Withheld and
+/// non-scan events are left out as in [`EXPORT_EVENTS_ALL`]. Binds: from, to.
+const EXPORT_AGGREGATES_ALL: &str = "SELECT src, proto, \
+     if(proto IN (1, 58), toUInt16(0), dport) AS port, any(country) AS cc, \
+     count() AS packets, \
+     min(toUInt64(ts) * 1000000 + usec) AS first_us, \
+     max(toUInt64(ts) * 1000000 + usec) AS last_us, \
+     uniqExact(dst) AS destinations \
+     FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
+     AND withheld = 0 \
+     GROUP BY src, proto, port ORDER BY src, proto, port";
+/// [`EXPORT_AGGREGATES_ALL`] limited to source countries. Binds: from, to, countries.
+const EXPORT_AGGREGATES_COUNTRIES: &str = "SELECT src, proto, \
+     if(proto IN (1, 58), toUInt16(0), dport) AS port, any(country) AS cc, \
+     count() AS packets, \
+     min(toUInt64(ts) * 1000000 + usec) AS first_us, \
+     max(toUInt64(ts) * 1000000 + usec) AS last_us, \
+     uniqExact(dst) AS destinations \
+     FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) AND class = 'scan' \
+     AND withheld = 0 AND has(?, toString(country)) \
+     GROUP BY src, proto, port ORDER BY src, proto, port";
 /// Internal reports detected in `[from, to)` with one of the given TLP labels.
 const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
@@ -404,6 +431,18 @@ pub fn export_events(db: &str, from: i64, to: i64, countries: Option<&[String]>)
     }
 }
 
+/// The aggregated records of `[from, to)` for a partner file (see [`EXPORT_AGGREGATES_ALL`]),
+/// from every source country (`None`) or from the listed ones.
+pub fn export_aggregates(db: &str, from: i64, to: i64, countries: Option<&[String]>) -> Statement {
+    match countries {
+        None => with_db(EXPORT_AGGREGATES_ALL, db).bind(from).bind(to),
+        Some(list) => with_db(EXPORT_AGGREGATES_COUNTRIES, db)
+            .bind(from)
+            .bind(to)
+            .bind(list),
+    }
+}
+
 /// Internal reports detected in `[from, to)` with one of the TLP labels.
 pub fn export_reports(db: &str, from: i64, to: i64, tlps: &[&str]) -> Statement {
     with_db(EXPORT_REPORTS, db).bind(from).bind(to).bind(tlps)
@@ -503,6 +542,11 @@ pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
         (
             "export events of countries",
             export_events(db, FROM, TO, Some(&countries)),
+        ),
+        ("export aggregates", export_aggregates(db, FROM, TO, None)),
+        (
+            "export aggregates of countries",
+            export_aggregates(db, FROM, TO, Some(&countries)),
         ),
         (
             "export reports",
@@ -639,7 +683,8 @@ mod tests {
         }
         assert_eq!(
             export_events(db, 1, 2, Some(&["AU".to_owned()])).to_string(),
-            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec FROM teiten.scan_events \
+            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country \
+             FROM teiten.scan_events \
              WHERE ts >= toDateTime(1) AND ts < toDateTime(2) AND class = 'scan' AND withheld = 0 \
              AND has(['AU'], toString(country)) ORDER BY src, t, usec, proto, sport, dport, \
              sensor_id, epoch, batch_seq, idx"
