@@ -36,6 +36,11 @@ if KIND == "json":
     PARAMETERS = {"splitlines": True}
     EXPECTED = len(DATA.splitlines())
 elif KIND == "shadowserver":
+    import intelmq
+
+    # 3.0 ships the report mappings; from 3.1 on the parser wants a downloaded schema file.
+    if not intelmq.__version__.startswith("3.0."):
+        sys.exit(f"the Shadowserver check needs IntelMQ 3.0.x, found {intelmq.__version__}")
     from intelmq.bots.parsers.shadowserver.parser import ShadowserverParserBot as BOT
 
     PARAMETERS = {}
