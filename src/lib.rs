@@ -6,6 +6,7 @@ pub mod chain;
 pub mod chdb;
 pub mod clickhouse;
 mod daemon;
+pub mod gpg;
 pub mod intelmq;
 pub mod lab;
 pub mod login;

@@ -581,6 +581,123 @@ fn partner_formats_load_in_partners_tools_and_aggregates_count_every_packet() {
     assert!(before == after);
 }
 
+/// Every file a partner receives, and the day's index, carries a detached OpenPGP signature
+/// by our CSIRT's key (an Ed25519 signing subkey under a passphrase, made and exported by
+/// GnuPG); a partner's GnuPG that holds only our public key verifies each one, and fails on a
+/// file changed by one byte. A re-export of the same day keeps the signatures; a wrong
+/// passphrase stops `--check-config`, naming the key.
+#[test]
+fn partner_files_are_signed_and_gpg_verifies_them() {
+    use teiten::gpg::Keyring;
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let ours = Keyring::new();
+    let key = ours.generate(
+        "teiten test CSIRT <csirt@teiten.test>",
+        "correct horse",
+        true,
+    );
+    let subkey = ours.fingerprints(&key.fingerprint)[1].clone();
+    let pass = work.path().join("passphrase");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let extra = "[[exchange.partner]]\nid = \"sg\"\ncountries = [\"AU\"]\n\
+                 formats = [\"iodef2\", \"csv\", \"intelmq\"]\n";
+    let signing = format!(
+        "[exchange]\nsigning_key = \"{}\"\nsigning_key_passphrase_file = \"{}\"\n",
+        key.secret.display(),
+        pass.display()
+    );
+    let cfg = exchange_config(work.path(), extra)
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440")
+        .replacen("[exchange]\n", &signing, 1);
+    let agg = Agg::start(&ch, "ex_signed", &cfg);
+    let token = agg.add_sensor("tokyo-1");
+    let d = day_start();
+    let date = date_of(d);
+    let au = address_in("AU");
+    let events = vec![
+        event(au, d + 100, 6, 23, Class::Scan),
+        event(au, d + 200, 17, 161, Class::Scan),
+    ];
+    let answer = post(&agg.url, &token, &batch_of(1, events));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    aggregator_common::eventually(&ch, "SELECT count() FROM ex_signed.scan_events", 2);
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "sg"]);
+    assert!(ok, "{out}");
+
+    let partner = Keyring::new();
+    partner.import(&key.public);
+    let dir = work.path().join("outbox/sg");
+    let index = dir.join(format!("teiten-sg-{date}.index.json"));
+    let listed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
+    let mut files: Vec<PathBuf> = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| dir.join(e["file"].as_str().unwrap()))
+        .collect();
+    assert_eq!(files.len(), 3, "{listed}");
+    for (f, e) in files.iter().zip(listed["files"].as_array().unwrap()) {
+        let m = manifest(f);
+        let asc = format!("{}.asc", f.file_name().unwrap().to_str().unwrap());
+        assert_eq!(m["signature"], asc.as_str(), "{m}");
+        assert_eq!(m["signer"], subkey.as_str(), "{m}");
+        assert_eq!(e["signature"], asc.as_str(), "{e}");
+    }
+    files.push(index.clone());
+    let mut signatures = Vec::new();
+    for f in &files {
+        let asc = PathBuf::from(format!("{}.asc", f.display()));
+        let text = std::fs::read_to_string(&asc).unwrap();
+        assert!(text.starts_with("-----BEGIN PGP SIGNATURE-----"), "{text}");
+        let status = partner
+            .verify(&asc, f)
+            .unwrap_or_else(|e| panic!("gpg refused {}: {e}", f.display()));
+        assert_eq!(
+            Keyring::signed_by(&status).as_deref(),
+            Some(subkey.as_str())
+        );
+        assert!(
+            status.contains(&key.fingerprint),
+            "VALIDSIG names the primary key {}: {status}",
+            key.fingerprint
+        );
+        // One byte changed: the partner's gpg says BADSIG.
+        let mut bytes = std::fs::read(f).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x20;
+        let tampered = work.path().join("tampered");
+        std::fs::write(&tampered, &bytes).unwrap();
+        let refused = partner.verify(&asc, &tampered).unwrap_err();
+        assert!(refused.contains("BAD"), "{refused}");
+        signatures.push(text);
+    }
+
+    // The same day again: nothing changes, the signatures stay and still verify.
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "sg"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("unchanged").count(), 3, "{out}");
+    for (f, before) in files.iter().zip(&signatures) {
+        let asc = PathBuf::from(format!("{}.asc", f.display()));
+        assert_eq!(&std::fs::read_to_string(&asc).unwrap(), before);
+    }
+    // A signature deleted by hand is made again.
+    let first = PathBuf::from(format!("{}.asc", files[0].display()));
+    std::fs::remove_file(&first).unwrap();
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "sg"]);
+    assert!(ok, "{out}");
+    partner.verify(&first, &files[0]).unwrap();
+
+    // A wrong passphrase is refused before anything runs, naming the key setting; the
+    // passphrase itself is never printed.
+    std::fs::write(&pass, "wrong horse\n").unwrap();
+    let (ok, out) = agg.cli(&["--check-config"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("exchange.signing_key"), "{out}");
+    assert!(!out.contains("wrong horse"), "{out}");
+}
+
 /// Every example of the conformance corpus, imported: valid ones stored, invalid ones
 /// quarantined with reasons; re-imports answered as duplicates.
 #[test]

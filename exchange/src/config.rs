@@ -90,6 +90,16 @@ pub struct ExchangeConfig {
     /// Timeout of one HTTPS delivery, in seconds. Default 60.
     #[serde(default = "default_delivery_timeout")]
     pub delivery_timeout_secs: u64,
+    /// Our CSIRT's OpenPGP secret key, ASCII-armoured (`gpg --export-secret-keys --armor
+    /// <fingerprint>`): every daily file and day index gets a detached signature
+    /// `<file>.asc` by it ([`crate::sign`]). Loaded and tried at start-up, so a bad key or
+    /// passphrase stops the aggregator (and `--check-config`). Default none: files unsigned.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// File whose first line is the signing key's passphrase (for a protected key; with
+    /// systemd, a credential). Default none: the key is not protected.
+    #[serde(default)]
+    pub signing_key_passphrase_file: Option<PathBuf>,
     /// Partner CSIRTs (`[[exchange.partner]]`).
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerConfig>,
@@ -564,6 +574,8 @@ pub struct Exchange {
     pub rules: Vec<Rule>,
     /// Free import slots (`max_concurrent_imports`), shared by uploads and the inbox.
     pub imports: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The key that signs partner files (`signing_key`), loaded and proved.
+    pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
 }
 
 impl Exchange {
@@ -601,7 +613,7 @@ pub fn is_id(s: &str) -> bool {
 }
 
 impl ExchangeConfig {
-    /// Checks every rule that needs no I/O.
+    /// Checks every rule, and loads and tries the signing key (the only file it reads).
     pub fn validate(self) -> Result<Exchange> {
         if self.csirt.trim().is_empty() {
             return Err(bad("exchange.csirt", "must not be empty"));
@@ -904,7 +916,21 @@ impl ExchangeConfig {
             rules = default_rules();
         }
         let imports = std::sync::Arc::new(tokio::sync::Semaphore::new(self.max_concurrent_imports));
+        if self.signing_key.is_none() && self.signing_key_passphrase_file.is_some() {
+            return Err(bad(
+                "exchange.signing_key_passphrase_file",
+                "set without exchange.signing_key",
+            ));
+        }
+        let signer = match &self.signing_key {
+            Some(key) => Some(std::sync::Arc::new(
+                crate::sign::Signer::load(key, self.signing_key_passphrase_file.as_deref())
+                    .map_err(|e| bad("exchange.signing_key", e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Exchange {
+            signer,
             config: self,
             partners,
             reporters,

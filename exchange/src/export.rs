@@ -26,7 +26,8 @@
 //! Records are per packet, or (`records = "aggregate"`) one per source address, protocol and
 //! destination port of the day, grouped by ClickHouse and streamed. Beside each file,
 //! `<file>.manifest.json` ([`Manifest`]), and for the day `teiten-<partner>-<date>.index.json`
-//! ([`DayIndex`]: every file with its SHA-256). All are written to a temporary file, synced and
+//! ([`DayIndex`]: every file with its SHA-256). With `exchange.signing_key`, each file and the
+//! index get a detached OpenPGP signature `<name>.asc` ([`sign`]). All are written to a temporary file, synced and
 //! renamed, so a reader never sees half a file. Exporting the same day twice gives the same
 //! bytes; when late events changed the day, the new file replaces the old one, its revision
 //! goes up and the manifest says how many events were added.
@@ -45,6 +46,7 @@ use sha2::{Digest, Sha256};
 use super::config::{Countries, Exchange, Format, Partner, Records};
 use super::formats::{self, Feed, Record};
 use super::reports::{self, StoredReport};
+use super::sign;
 use super::ExchangeError;
 use teiten_store::geo::address_from_bytes;
 use teiten_store::queries;
@@ -137,6 +139,13 @@ pub struct Manifest {
     /// What changed against the previous revision, if there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+    /// The detached OpenPGP signature beside the file (`<file>.asc`), when
+    /// `exchange.signing_key` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Fingerprint of the key that made it (upper-case hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 fn default_format() -> String {
@@ -201,6 +210,9 @@ pub struct IndexEntry {
     pub bytes: u64,
     /// Its revision.
     pub revision: u32,
+    /// Its detached OpenPGP signature (`<file>.asc`), when files are signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// A scan event as the export query reads it (the destination address is not selected).
@@ -379,7 +391,7 @@ fn event_data(r: &Record) -> Result<iodef::v2::EventData, ExchangeError> {
 /// Either the file itself or a gzip stream into it.
 enum Sink {
     Plain(BufWriter<File>),
-    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Gzip(Box<flate2::write::GzEncoder<BufWriter<File>>>),
 }
 
 impl Write for Sink {
@@ -402,10 +414,10 @@ impl Sink {
     fn create(path: &Path, gzip: bool) -> std::io::Result<Sink> {
         let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
         Ok(if gzip {
-            Sink::Gzip(flate2::write::GzEncoder::new(
+            Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
                 file,
                 flate2::Compression::default(),
-            ))
+            )))
         } else {
             Sink::Plain(file)
         })
@@ -497,13 +509,20 @@ pub async fn export_day(
                 sha256: e.manifest.sha256.clone(),
                 bytes: e.manifest.bytes,
                 revision: e.manifest.revision,
+                signature: e.manifest.signature.clone(),
             })
             .collect(),
     };
     let ipath = dir.join(index_name(&partner.id, date));
     let json = serde_json::to_vec_pretty(&index).expect("an index serialises");
-    if std::fs::read(&ipath).ok().as_deref() != Some(&json[..]) {
+    let same = std::fs::read(&ipath).ok().as_deref() == Some(&json[..]);
+    if !same {
         write_atomic(&ipath, &json).map_err(io_err(format!("writing {}", ipath.display())))?;
+    }
+    if let Some(signer) = &x.signer {
+        if !same || !sign::signature_path(&ipath).exists() {
+            signer.sign_file(&ipath)?;
+        }
     }
     Ok(files)
 }
@@ -554,13 +573,29 @@ async fn export_file(
     if let Some(prev) = &previous {
         if prev.sha256 == sha256 {
             let _ = std::fs::remove_file(&tmp);
+            let manifest = sign_unchanged(x, &path, prev)?;
             return Ok(Exported {
                 path,
-                manifest: prev.clone(),
+                manifest,
                 changed: false,
             });
         }
     }
+    // Signed before it takes the file's place, so that a signature beside a file is never
+    // older than the file for longer than one rename.
+    let signature = match &x.signer {
+        Some(signer) => {
+            let asc = signer.sign_file(&tmp)?;
+            let dest = sign::signature_path(&path);
+            std::fs::rename(&asc, &dest)
+                .map_err(io_err(format!("renaming to {}", dest.display())))?;
+            Some((dest, signer.fingerprint().to_owned()))
+        }
+        None => {
+            let _ = std::fs::remove_file(sign::signature_path(&path));
+            None
+        }
+    };
     std::fs::rename(&tmp, &path).map_err(io_err(format!("renaming to {}", path.display())))?;
     let manifest = Manifest {
         partner: partner.id.clone(),
@@ -589,6 +624,13 @@ async fn export_file(
             sources_delta: counts.sources as i64 - p.sources as i64,
             reports_delta: i64::from(reports.len() as u32) - i64::from(p.reports),
         }),
+        signature: signature.as_ref().map(|(p, _)| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        }),
+        signer: signature.map(|(_, f)| f),
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
     let mpath = manifest_path(&path);
@@ -605,6 +647,33 @@ async fn export_file(
         manifest,
         changed: true,
     })
+}
+
+/// The manifest of a file exported before with the same bytes: as it was, or, when the key
+/// that signs changed or the signature is missing, with a new signature.
+fn sign_unchanged(x: &Exchange, path: &Path, prev: &Manifest) -> Result<Manifest, ExchangeError> {
+    let Some(signer) = &x.signer else {
+        return Ok(prev.clone());
+    };
+    let asc = sign::signature_path(path);
+    if prev.signer.as_deref() == Some(signer.fingerprint()) && asc.exists() {
+        return Ok(prev.clone());
+    }
+    signer.sign_file(path)?;
+    let manifest = Manifest {
+        signature: Some(
+            asc.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        signer: Some(signer.fingerprint().to_owned()),
+        ..prev.clone()
+    };
+    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+    let mpath = manifest_path(path);
+    write_atomic(&mpath, &json).map_err(io_err(format!("writing {}", mpath.display())))?;
+    Ok(manifest)
 }
 
 /// The writer of one format.

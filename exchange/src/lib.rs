@@ -5,6 +5,7 @@
 //! - [`export`]: the files of a partner's day (one per format), streamed from ClickHouse,
 //!   deterministic, per packet or aggregated.
 //! - [`formats`]: the IntelMQ JSON lines and Shadowserver darknet CSV layouts.
+//! - [`sign`]: detached OpenPGP signatures of the files, by our CSIRT's key.
 //! - [`deliver`]: outbox and HTTPS delivery with retries; the status of every partner-day.
 //! - [`import`]: partner files (v1 and v2), validated, quarantined or stored once.
 //! - [`reports`]: internal reports, triaged green / yellow / red.
@@ -21,6 +22,7 @@ pub mod export;
 pub mod formats;
 pub mod import;
 pub mod reports;
+pub mod sign;
 
 use std::sync::Arc;
 
@@ -60,6 +62,9 @@ pub enum ExchangeError {
         /// The error, with its location.
         source: iodef::Error,
     },
+    /// A file could not be signed.
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
     /// The request or input is wrong (the message names the field).
     #[error("{0}")]
     Invalid(String),
