@@ -13,6 +13,7 @@ pub mod login;
 pub mod measure;
 pub mod pcapgen;
 pub mod receiver;
+pub mod smtp;
 pub mod tls;
 pub mod zookeeper;
 

@@ -698,6 +698,168 @@ fn partner_files_are_signed_and_gpg_verifies_them() {
     assert!(!out.contains("wrong horse"), "{out}");
 }
 
+/// E-mail delivery end to end, against a real SMTP server (aiosmtpd) that requires STARTTLS
+/// and AUTH and answers the first two messages 451: the failed attempts are recorded and
+/// retried by the scheduler with backoff, exactly one message arrives, to the partner's
+/// address, PGP/MIME-signed by our key; the partner's gpg verifies the signed part as sent and
+/// refuses it changed; each attachment decompresses to the exact file in the outbox; no
+/// sensor address and no SMTP password appear in the message or the logs.
+#[test]
+fn partner_files_arrive_by_mail_signed_after_retries() {
+    use teiten::gpg::Keyring;
+    use teiten::smtp::{take_apart, SmtpServer};
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    teiten::tls::certificates(work.path());
+    let smtp = SmtpServer::start(work.path(), "teiten", "smtp-secret-pw", 2);
+    let ours = Keyring::new();
+    let key = ours.generate("teiten test CSIRT <csirt@teiten.test>", "", false);
+    let pw = work.path().join("smtp.password");
+    std::fs::write(&pw, "smtp-secret-pw\n").unwrap();
+    let extra = format!(
+        "[exchange.smtp]\nserver = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\n\
+         username = \"teiten\"\npassword_file = \"{}\"\ntimeout_secs = 10\n\n\
+         [[exchange.partner]]\nid = \"mx\"\nname = \"MX-CERT\"\ncountries = [\"AU\"]\n\
+         formats = [\"csv\", \"iodef2\"]\nmail_to = [\"soc@partner.test\"]\n",
+        smtp.port,
+        work.path().join("ca.pem").display(),
+        pw.display()
+    );
+    let cfg = exchange_config(work.path(), &extra)
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440")
+        .replacen(
+            "[exchange]\n",
+            &format!("[exchange]\nsigning_key = \"{}\"\n", key.secret.display()),
+            1,
+        );
+    let agg = Agg::start(&ch, "ex_mail", &cfg);
+    let token = agg.add_sensor("tokyo-1");
+    let d = day_start();
+    let date = date_of(d);
+    let au = address_in("AU");
+    let events = vec![
+        event(au, d + 100, 6, 23, Class::Scan),
+        event(au, d + 200, 6, 23, Class::Scan),
+        event(au, d + 300, 17, 161, Class::Scan),
+    ];
+    let answer = post(&agg.url, &token, &batch_of(1, events));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    aggregator_common::eventually(&ch, "SELECT count() FROM ex_mail.scan_events", 3);
+
+    // The export's own attempt meets the first 451; the scheduler retries until it is taken.
+    let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "mx"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("failed"), "{out}");
+    let received = smtp.wait_for(1, Duration::from_secs(60));
+    assert_eq!(received.len(), 1, "no message arrived");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let (ok, out) = agg.cli(&["exchange-status"]);
+        assert!(ok, "{out}");
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("mx"))
+            .unwrap_or("")
+            .to_owned();
+        if line.contains("delivered") || Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let fields: Vec<&str> = status.split_whitespace().collect();
+    assert_eq!(fields.get(5), Some(&"delivered"), "{status}");
+    let attempts: u32 = fields[6].parse().unwrap();
+    assert!(attempts >= 3, "two refused, then taken: {status}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(smtp.messages().len(), 1, "delivered once, not again");
+    let log = std::fs::read_to_string(&agg.log).unwrap();
+    assert!(log.contains("451"), "the temporary failure is logged");
+    assert!(
+        !log.contains("smtp-secret-pw"),
+        "the SMTP password in the log"
+    );
+
+    let eml = &received[0];
+    let rcpt = std::fs::read_to_string(eml.with_extension("rcpt")).unwrap();
+    assert_eq!(rcpt.trim(), "soc@partner.test");
+    let raw = std::fs::read(eml).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("198.18."), "a sensor address in the message");
+    assert!(!text.contains("smtp-secret-pw"));
+    let parts = work.path().join("parts");
+    let summary = take_apart(eml, &parts);
+    assert_eq!(summary["content_type"], "multipart/signed", "{summary}");
+    assert_eq!(summary["protocol"], "application/pgp-signature");
+    assert_eq!(summary["micalg"], "pgp-sha256");
+    assert_eq!(summary["crlf"], true, "{summary}");
+    assert!(summary["subject"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("Daily scan report {date} for MX-CERT")));
+    assert!(summary["from"]
+        .as_str()
+        .unwrap()
+        .contains("csirt@teiten.test"));
+
+    // The partner's gpg: good on the part as sent, bad on it changed.
+    let partner = Keyring::new();
+    partner.import(&key.public);
+    let signed = parts.join("signed.part");
+    let status = partner
+        .verify(&parts.join("signature.asc"), &signed)
+        .unwrap_or_else(|e| panic!("gpg refused the message: {e}"));
+    assert_eq!(
+        Keyring::signed_by(&status).as_deref(),
+        Some(key.fingerprint.as_str())
+    );
+    let mut bytes = std::fs::read(&signed).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(work.path().join("changed.part"), &bytes).unwrap();
+    assert!(partner
+        .verify(
+            &parts.join("signature.asc"),
+            &work.path().join("changed.part")
+        )
+        .is_err());
+
+    // Every file of the day attached, decompressing to the outbox's bytes; the index too.
+    let outbox = work.path().join("outbox/mx");
+    let names: Vec<&str> = summary["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    let csv = format!("{date}-event4_honeypot_darknet-mx-geo.csv");
+    let xml = format!("teiten-mx-{date}.xml");
+    let index = format!("teiten-mx-{date}.index.json");
+    assert_eq!(
+        names,
+        [
+            format!("{csv}.gz"),
+            format!("{xml}.gz"),
+            index.clone(),
+            "signature.asc".to_owned()
+        ],
+        "{summary}"
+    );
+    for f in [&csv, &xml] {
+        let got = gunzip(&std::fs::read(parts.join(format!("{f}.gz"))).unwrap());
+        assert_eq!(got, std::fs::read(outbox.join(f)).unwrap(), "{f}");
+        assert!(summary["text"].as_str().unwrap().contains(f.as_str()));
+        assert!(summary["text"]
+            .as_str()
+            .unwrap()
+            .contains(&file_sha256(&outbox.join(f))));
+    }
+    assert_eq!(
+        std::fs::read(parts.join(&index)).unwrap(),
+        std::fs::read(outbox.join(&index)).unwrap()
+    );
+    xmllint_valid(2, &outbox.join(&xml));
+}
+
 /// Every example of the conformance corpus, imported: valid ones stored, invalid ones
 /// quarantined with reasons; re-imports answered as duplicates.
 #[test]

@@ -100,6 +100,10 @@ pub struct ExchangeConfig {
     /// systemd, a credential). Default none: the key is not protected.
     #[serde(default)]
     pub signing_key_passphrase_file: Option<PathBuf>,
+    /// The mail server daily files are sent through to partners with `mail_to`
+    /// (`[exchange.smtp]`). Default none.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
     /// Partner CSIRTs (`[[exchange.partner]]`).
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerConfig>,
@@ -109,6 +113,87 @@ pub struct ExchangeConfig {
     /// Triage rules, in order (`[[exchange.triage]]`); without any, [`default_rules`] apply.
     #[serde(default, rename = "triage")]
     pub triage: Vec<TriageRule>,
+}
+
+/// `[exchange.smtp]`: the submission server that mails partners their daily files
+/// ([`crate::mail`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name (or address) of the server; the TLS certificate must name it. Required.
+    pub server: String,
+    /// Port. Default 587 (submission, STARTTLS); 465 with `security = "tls"`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (required: the message never goes out in clear text), `tls` (implicit TLS,
+    /// port 465), or `none` (clear text: only with `allow_insecure`, for a relay on
+    /// loopback). Default `starttls`.
+    #[serde(default = "default_security")]
+    pub security: String,
+    /// Allow `security = "none"`. Default false.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// Extra CA certificates (PEM) trusted for the server. Default: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// User name for SMTP AUTH (only ever sent over TLS). Default none (no AUTH).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File whose first line is the SMTP password (a systemd credential in production).
+    /// Required with `username`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The From address. Default `exchange.csirt_email`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Largest message, in bytes: files whose gzipped size would take the message over it
+    /// are listed in the message, not attached (they stay in the outbox for download).
+    /// Default 20 MiB; 64 KiB to 1 GiB.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: u64,
+    /// Timeout of one SMTP conversation step, in seconds. Default 60.
+    #[serde(default = "default_delivery_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_security() -> String {
+    "starttls".into()
+}
+
+fn default_max_message() -> u64 {
+    20 << 20
+}
+
+/// `[exchange.smtp]` after validation.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    /// The server.
+    pub server: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub security: Security,
+    /// Extra CAs.
+    pub ca_file: Option<PathBuf>,
+    /// AUTH user and the file of its password.
+    pub login: Option<(String, PathBuf)>,
+    /// The From mailbox.
+    pub from: lettre::message::Mailbox,
+    /// Largest message.
+    pub max_message_bytes: u64,
+    /// Per-step timeout.
+    pub timeout: std::time::Duration,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// STARTTLS, required.
+    StartTls,
+    /// TLS from the first byte.
+    Tls,
+    /// None (tests on loopback).
+    None,
 }
 
 /// `[[exchange.partner]]`
@@ -162,6 +247,11 @@ pub struct PartnerConfig {
     /// File whose first line is the bearer token sent to `url`. Default none (no header).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Addresses the day's files are mailed to, through `[exchange.smtp]`, instead of a POST
+    /// to `url` (a partner has one or the other): one signed message a day with every file
+    /// gzipped and attached, as Shadowserver mails its reports. Default none.
+    #[serde(default)]
+    pub mail_to: Vec<String>,
     /// SHA-256 (hex) of the token the partner uses to upload its IODEF files to us
     /// (`POST /api/v1/iodef`). Default none (no uploads from this partner).
     #[serde(default)]
@@ -491,6 +581,8 @@ pub struct Partner {
     pub ca_file: Option<PathBuf>,
     /// Bearer token file for `url`.
     pub token_file: Option<PathBuf>,
+    /// Mail recipients (`mail_to`), checked.
+    pub mail_to: Vec<lettre::message::Mailbox>,
     /// SHA-256 of its upload token, decoded.
     pub upload_token_sha256: Option<[u8; 32]>,
 }
@@ -576,6 +668,8 @@ pub struct Exchange {
     pub imports: std::sync::Arc<tokio::sync::Semaphore>,
     /// The key that signs partner files (`signing_key`), loaded and proved.
     pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
+    /// The mail server (`[exchange.smtp]`), checked.
+    pub smtp: Option<Smtp>,
 }
 
 impl Exchange {
@@ -610,6 +704,97 @@ pub fn is_id(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl SmtpConfig {
+    fn check(&self, csirt_email: Option<&str>) -> Result<Smtp> {
+        if self.server.trim().is_empty() {
+            return Err(bad("exchange.smtp.server", "must not be empty"));
+        }
+        let security = match self.security.as_str() {
+            "starttls" => Security::StartTls,
+            "tls" => Security::Tls,
+            "none" if self.allow_insecure => Security::None,
+            "none" => {
+                return Err(bad(
+                    "exchange.smtp.security",
+                    "\"none\" sends files and password in clear text: set \
+                     exchange.smtp.allow_insecure = true to allow it (tests on loopback)",
+                ))
+            }
+            other => {
+                return Err(bad(
+                    "exchange.smtp.security",
+                    format!("`{other}`: expected starttls, tls or none"),
+                ))
+            }
+        };
+        let port = self.port.unwrap_or(match security {
+            Security::Tls => 465,
+            _ => 587,
+        });
+        if port == 0 {
+            return Err(bad("exchange.smtp.port", "must not be 0"));
+        }
+        let login = match (&self.username, &self.password_file) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad(
+                    "exchange.smtp.password_file",
+                    "required with exchange.smtp.username",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "exchange.smtp.username",
+                    "required with exchange.smtp.password_file",
+                ))
+            }
+        };
+        if login.is_some() && security == Security::None {
+            return Err(bad(
+                "exchange.smtp.username",
+                "AUTH is only sent over TLS (security = \"starttls\" or \"tls\")",
+            ));
+        }
+        let from = match self.from.as_deref().or(csirt_email) {
+            Some(a) => a.parse().map_err(|e| {
+                bad(
+                    "exchange.smtp.from",
+                    format!("`{a}` is not an e-mail address ({e})"),
+                )
+            })?,
+            None => {
+                return Err(bad(
+                    "exchange.smtp.from",
+                    "required (or set exchange.csirt_email)",
+                ))
+            }
+        };
+        if !(64 << 10..=1 << 30).contains(&self.max_message_bytes) {
+            return Err(bad(
+                "exchange.smtp.max_message_bytes",
+                format!(
+                    "{} is not between 65536 and 1073741824",
+                    self.max_message_bytes
+                ),
+            ));
+        }
+        if self.timeout_secs == 0 {
+            return Err(bad("exchange.smtp.timeout_secs", "must be at least 1"));
+        }
+        Ok(Smtp {
+            server: self.server.clone(),
+            port,
+            security,
+            ca_file: self.ca_file.clone(),
+            login,
+            from,
+            max_message_bytes: self.max_message_bytes,
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+        })
+    }
 }
 
 impl ExchangeConfig {
@@ -819,6 +1004,33 @@ impl ExchangeConfig {
                     ));
                 }
             }
+            let mail_to = p
+                .mail_to
+                .iter()
+                .map(|a| {
+                    a.parse::<lettre::message::Mailbox>().map_err(|e| {
+                        bad(
+                            "exchange.partner.mail_to",
+                            format!("partner `{}`: `{a}` is not an e-mail address ({e})", p.id),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if !mail_to.is_empty() && p.url.is_some() {
+                return Err(bad(
+                    "exchange.partner.mail_to",
+                    format!(
+                        "partner `{}`: either url or mail_to, not both (one delivery a day)",
+                        p.id
+                    ),
+                ));
+            }
+            if !mail_to.is_empty() && self.smtp.is_none() {
+                return Err(bad(
+                    "exchange.partner.mail_to",
+                    format!("partner `{}`: mail_to needs [exchange.smtp]", p.id),
+                ));
+            }
             let upload_token_sha256 = p
                 .upload_token_sha256
                 .as_deref()
@@ -838,6 +1050,7 @@ impl ExchangeConfig {
                 allow_insecure: p.allow_insecure,
                 ca_file: p.ca_file.clone(),
                 token_file: p.token_file.clone(),
+                mail_to,
                 upload_token_sha256,
             });
         }
@@ -929,7 +1142,13 @@ impl ExchangeConfig {
             )),
             None => None,
         };
+        let smtp = self
+            .smtp
+            .as_ref()
+            .map(|c| c.check(self.csirt_email.as_deref()))
+            .transpose()?;
         Ok(Exchange {
+            smtp,
             signer,
             config: self,
             partners,
@@ -943,6 +1162,65 @@ impl ExchangeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_and_mail_settings_are_checked_with_their_keys() {
+        let base = "csirt_email = \"csirt@example.org\"\n[smtp]\nserver = \"mx.example.org\"\n";
+        let partner = "[[partner]]\nid = \"p\"\ncountries = [\"KR\"]\n";
+        let x = check(&format!("{base}{partner}mail_to = [\"soc@p.example\"]\n")).unwrap();
+        let smtp = x.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.security), (587, Security::StartTls));
+        assert_eq!(smtp.from.email.to_string(), "csirt@example.org");
+        for (text, key) in [
+            (
+                format!("{partner}mail_to = [\"soc@p.example\"]\n"),
+                "exchange.partner.mail_to",
+            ),
+            (
+                format!("{base}{partner}mail_to = [\"not an address\"]\n"),
+                "exchange.partner.mail_to",
+            ),
+            (
+                format!(
+                    "{base}{partner}mail_to = [\"a@b.example\"]\nurl = \"https://p.example/\"\n"
+                ),
+                "exchange.partner.mail_to",
+            ),
+            (
+                format!("{base}security = \"none\"\n"),
+                "exchange.smtp.security",
+            ),
+            (
+                format!("{base}security = \"ssl3\"\n"),
+                "exchange.smtp.security",
+            ),
+            (
+                format!("{base}username = \"u\"\n"),
+                "exchange.smtp.password_file",
+            ),
+            (
+                format!("{base}max_message_bytes = 10\n"),
+                "exchange.smtp.max_message_bytes",
+            ),
+            (
+                "[smtp]\nserver = \"mx.example.org\"\n".to_owned(),
+                "exchange.smtp.from",
+            ),
+            (
+                "signing_key_passphrase_file = \"/p\"\n".to_owned(),
+                "exchange.signing_key_passphrase_file",
+            ),
+            (
+                "signing_key = \"/nonexistent/key.asc\"\n".to_owned(),
+                "exchange.signing_key",
+            ),
+        ] {
+            let e = check(&text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {text}"));
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
 
     fn check(text: &str) -> std::result::Result<Exchange, String> {
         let c: ExchangeConfig = toml::from_str(text).map_err(|e| e.to_string())?;

@@ -1,7 +1,8 @@
 //! Delivery of daily files and the per-partner, per-day status.
 //!
-//! Every file lands in the partner's outbox directory when it is generated. A partner with a
-//! `url` also gets it by HTTPS POST (`Content-Type: application/xml`, `Content-Encoding: gzip`
+//! Every file lands in the partner's outbox directory when it is generated. A partner with
+//! `mail_to` gets the whole day by e-mail ([`crate::mail`]); one with a `url` gets the first
+//! file by HTTPS POST (`Content-Type: application/xml`, `Content-Encoding: gzip`
 //! for gzipped files, `X-Teiten-Sha256` with the digest, and the bearer token from
 //! `token_file`), retried with backoff within a run and again on every scheduler run until a
 //! 2xx answer: a failed delivery is never dropped. Each state change (generated, delivered,
@@ -217,30 +218,41 @@ pub async fn deliver(
         chrono::NaiveDate::parse_from_str(&m.date, "%Y-%m-%d")
             .map_err(|e| ExchangeError::Invalid(format!("manifest date {}: {e}", m.date)))?,
     );
-    let Some(url) = partner.url.clone() else {
-        log_state(client, m, day, State::Delivered, 0, "").await?;
-        return Ok(State::Delivered);
-    };
-    let agent = agent(x, partner);
-    let token = partner.token_file.as_deref().map(read_token).transpose();
     let tries = x.config.delivery_attempts;
-    let file = exported.path.clone();
-    let sha = m.sha256.clone();
-    let result = tokio::task::spawn_blocking(move || -> (u32, Result<u16, String>) {
-        let agent = match agent {
-            Ok(a) => a,
-            Err(e) => return (0, Err(e)),
+    // One attempt of the partner's channel: its answer, or why it failed.
+    let attempt: Box<dyn FnMut() -> Result<String, String> + Send> =
+        if let Some(url) = partner.url.clone() {
+            let agent = agent(x, partner);
+            let token = partner.token_file.as_deref().map(read_token).transpose();
+            let file = exported.path.clone();
+            let sha = m.sha256.clone();
+            Box::new(move || {
+                let agent = agent.as_ref().map_err(Clone::clone)?;
+                let token = token.as_ref().map_err(Clone::clone)?;
+                post_once(agent, &url, token.as_deref(), &file, &sha)
+                    .map(|code| format!("{url} answered {code}"))
+            })
+        } else if x.smtp.is_some() && !partner.mail_to.is_empty() {
+            // Composed (files read and gzipped) on the blocking thread, once for all tries.
+            let (x, partner, date) = (x.clone(), partner.clone(), m.date.clone());
+            let mut message = None;
+            Box::new(move || {
+                let smtp = x.smtp.as_ref().expect("checked above");
+                let message = message.get_or_insert_with(|| compose_day(&x, smtp, &partner, &date));
+                super::mail::send(smtp, message.as_ref().map_err(Clone::clone)?)
+            })
+        } else {
+            log_state(client, m, day, State::Delivered, 0, "").await?;
+            return Ok(State::Delivered);
         };
-        let token = match token {
-            Ok(t) => t,
-            Err(e) => return (0, Err(e)),
-        };
+    let mut attempt = attempt;
+    let (tried, outcome) = tokio::task::spawn_blocking(move || {
         let mut last = Err(String::new());
         for i in 0..tries {
             if i > 0 {
                 std::thread::sleep(Duration::from_millis(500 << i.min(6)));
             }
-            last = post_once(&agent, &url, token.as_deref(), &file, &sha);
+            last = attempt();
             if last.is_ok() {
                 return (i + 1, last);
             }
@@ -249,11 +261,10 @@ pub async fn deliver(
     })
     .await
     .expect("the delivery task does not panic");
-    let (tried, outcome) = result;
     let attempts = attempts_before + tried;
     match outcome {
-        Ok(code) => {
-            tracing::info!(partner = %partner.id, date = %m.date, code, attempts, "Daily file delivered");
+        Ok(answer) => {
+            tracing::info!(partner = %partner.id, date = %m.date, %answer, attempts, "Daily file delivered");
             log_state(client, m, day, State::Delivered, attempts, "").await?;
             Ok(State::Delivered)
         }
@@ -263,6 +274,24 @@ pub async fn deliver(
             Ok(State::Failed)
         }
     }
+}
+
+/// The message of a partner's day (every file in its day index), or why it cannot be made.
+fn compose_day(
+    x: &Exchange,
+    smtp: &super::config::Smtp,
+    partner: &Partner,
+    date: &str,
+) -> Result<lettre::Message, String> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|e| format!("manifest date {date}: {e}"))?;
+    let dir = x.config.outbox.join(&partner.id);
+    let index_file = dir.join(super::export::index_name(&partner.id, day));
+    let text = std::fs::read_to_string(&index_file)
+        .map_err(|e| format!("cannot read {}: {e}", index_file.display()))?;
+    let index: super::export::DayIndex = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a day index: {e}", index_file.display()))?;
+    super::mail::compose(x, smtp, partner, &dir, &index, &index_file)
 }
 
 /// Retries every failed or pending delivery of the last `days` days.

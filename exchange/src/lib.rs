@@ -6,6 +6,7 @@
 //!   deterministic, per packet or aggregated.
 //! - [`formats`]: the IntelMQ JSON lines and Shadowserver darknet CSV layouts.
 //! - [`sign`]: detached OpenPGP signatures of the files, by our CSIRT's key.
+//! - [`mail`]: the day's files by e-mail (SMTP, PGP/MIME signed).
 //! - [`deliver`]: outbox and HTTPS delivery with retries; the status of every partner-day.
 //! - [`import`]: partner files (v1 and v2), validated, quarantined or stored once.
 //! - [`reports`]: internal reports, triaged green / yellow / red.
@@ -21,6 +22,7 @@ pub mod deliver;
 pub mod export;
 pub mod formats;
 pub mod import;
+pub mod mail;
 pub mod reports;
 pub mod sign;
 
