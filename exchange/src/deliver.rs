@@ -8,6 +8,12 @@
 //! 2xx answer: a failed delivery is never dropped. Each state change (generated, delivered,
 //! failed with the reason and the attempt count) is a row of `exchange_log`; the newest row of
 //! a partner-day is its status ([`status`]).
+//!
+//! One delivery of a partner at a time, across processes: the CLI's `export` and the
+//! scheduler of a running aggregator share the outbox, and each delivery holds an exclusive
+//! lock on `<outbox>/<partner>/.deliver.lock` ([`DeliveryLock`]). The scheduler's retries only
+//! try the lock and leave a partner being delivered to its holder, then read the status again
+//! under the lock, so a file is never sent twice at once and the attempt count adds up.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -92,6 +98,53 @@ fn manifest_time(m: &Manifest) -> u32 {
     chrono::DateTime::parse_from_rfc3339(&m.generated)
         .map(|t| t.timestamp() as u32)
         .unwrap_or(0)
+}
+
+/// An exclusive lock on a partner's deliveries (`<outbox>/<partner>/.deliver.lock`), held
+/// until dropped.
+#[derive(Debug)]
+pub struct DeliveryLock(#[allow(dead_code)] std::fs::File);
+
+impl DeliveryLock {
+    fn open(x: &Exchange, partner: &str) -> Result<std::fs::File, ExchangeError> {
+        let dir = x.config.outbox.join(partner);
+        let path = dir.join(".deliver.lock");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+            })
+            .map_err(|source| ExchangeError::Io {
+                what: format!("cannot open {}", path.display()),
+                source,
+            })
+    }
+
+    /// Waits for the lock.
+    pub async fn wait(x: &Exchange, partner: &str) -> Result<Self, ExchangeError> {
+        let f = Self::open(x, partner)?;
+        let what = format!("locking the deliveries of {partner}");
+        tokio::task::spawn_blocking(move || f.lock().map(|()| Self(f)))
+            .await
+            .map_err(|e| ExchangeError::Invalid(format!("{what}: {e}")))?
+            .map_err(|source| ExchangeError::Io { what, source })
+    }
+
+    /// The lock if no other delivery of the partner holds it.
+    pub fn try_take(x: &Exchange, partner: &str) -> Result<Option<Self>, ExchangeError> {
+        let f = Self::open(x, partner)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(Self(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(ExchangeError::Io {
+                what: format!("locking the deliveries of {partner}"),
+                source,
+            }),
+        }
+    }
 }
 
 /// Appends a state change of a partner-day.
@@ -314,6 +367,21 @@ pub async fn retry_pending(
         let Some(p) = x.partner(&s.partner) else {
             continue;
         };
+        // Another process delivering this partner now: its outcome is its own to record.
+        let Some(_lock) = DeliveryLock::try_take(x, &p.id)? else {
+            continue;
+        };
+        // What that process (or an earlier pass) recorded since the status was read.
+        let Some(s) = status(client, db, s.day, s.day)
+            .await?
+            .into_iter()
+            .find(|r| r.partner == s.partner)
+        else {
+            continue;
+        };
+        if s.status == "delivered" {
+            continue;
+        }
         let path = x.config.outbox.join(&p.id).join(&s.file);
         let Some(manifest) = super::export::read_manifest(&path) else {
             tracing::error!(partner = %p.id, file = %path.display(), "Daily file or manifest missing; re-export the day");

@@ -8,6 +8,7 @@
 //! - [`sign`]: detached OpenPGP signatures of the files, by our CSIRT's key.
 //! - [`mail`]: the day's files by e-mail (SMTP, PGP/MIME signed).
 //! - [`deliver`]: outbox and HTTPS delivery with retries; the status of every partner-day.
+//! - [`outbox`]: what a partner that fetches its files may list and download.
 //! - [`import`]: partner files (v1 and v2), validated, quarantined or stored once.
 //! - [`reports`]: internal reports, triaged green / yellow / red.
 //! - [`correlate`]: one address across sensors, imports and reports.
@@ -23,6 +24,7 @@ pub mod export;
 pub mod formats;
 pub mod import;
 pub mod mail;
+pub mod outbox;
 pub mod reports;
 pub mod sign;
 
@@ -99,6 +101,7 @@ pub async fn export_and_deliver(
     if !files.iter().any(|f| f.changed) && !always {
         return Ok((files, None));
     }
+    let _lock = deliver::DeliveryLock::wait(x, &partner.id).await?;
     deliver::log_state(
         client,
         &primary.manifest,
