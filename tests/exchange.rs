@@ -184,6 +184,25 @@ fn manifest(file: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// An aggregator for `cfg` in database `db` holding the `events` it makes of the day two
+/// days ago (its first second, and an address in AU), every one stored; and that day's date.
+fn aggregator_with_day(
+    ch: &Server,
+    db: &str,
+    cfg: &str,
+    events: impl FnOnce(i64, Ipv4Addr) -> Vec<Event>,
+) -> (Agg, String) {
+    let agg = Agg::start(ch, db, cfg);
+    let token = agg.add_sensor("tokyo-1");
+    let d = day_start();
+    let events = events(d, address_in("AU"));
+    let n = events.len() as u64;
+    let answer = post(&agg.url, &token, &batch_of(1, events));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    aggregator_common::eventually(ch, &format!("SELECT count() FROM {db}.scan_events"), n);
+    (agg, date_of(d))
+}
+
 #[test]
 fn daily_files_are_exact_valid_per_partner_and_deterministic() {
     require_tool("xmllint", "libxml2-utils");
@@ -610,18 +629,12 @@ fn partner_files_are_signed_and_gpg_verifies_them() {
     let cfg = exchange_config(work.path(), extra)
         .replace("export_delay_minutes = 0", "export_delay_minutes = 1440")
         .replacen("[exchange]\n", &signing, 1);
-    let agg = Agg::start(&ch, "ex_signed", &cfg);
-    let token = agg.add_sensor("tokyo-1");
-    let d = day_start();
-    let date = date_of(d);
-    let au = address_in("AU");
-    let events = vec![
-        event(au, d + 100, 6, 23, Class::Scan),
-        event(au, d + 200, 17, 161, Class::Scan),
-    ];
-    let answer = post(&agg.url, &token, &batch_of(1, events));
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    aggregator_common::eventually(&ch, "SELECT count() FROM ex_signed.scan_events", 2);
+    let (agg, date) = aggregator_with_day(&ch, "ex_signed", &cfg, |d, au| {
+        vec![
+            event(au, d + 100, 6, 23, Class::Scan),
+            event(au, d + 200, 17, 161, Class::Scan),
+        ]
+    });
     let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "sg"]);
     assert!(ok, "{out}");
 
@@ -698,6 +711,169 @@ fn partner_files_are_signed_and_gpg_verifies_them() {
     assert!(!out.contains("wrong horse"), "{out}");
 }
 
+/// A response's status, media type and body bytes.
+fn get_bytes(url: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = resp.status();
+    let kind = resp.content_type().to_owned();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    (status, kind, body)
+}
+
+/// A partner that fetches instead of receiving: with its own download token it lists its days
+/// (newest first, within a range) and downloads every file, manifest, index and signature,
+/// each byte for byte what the index's SHA-256 says; no token, an unknown one or another
+/// partner's upload token is refused 401; another partner's file, a temporary file, the
+/// delivery lock, a planted link to /etc/passwd and a path out of the directory are all the
+/// same 404; bad parameters are a 400 naming the parameter; no answer carries a sensor address.
+#[test]
+fn partners_list_and_download_their_own_files() {
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[exchange.partner]]\nid = \"nz\"\ncountries = [\"AU\"]\n\
+         formats = [\"iodef2\", \"csv\"]\ndownload_token_sha256 = \"{}\"\n",
+        sha256_hex("nz-download-token")
+    );
+    let cfg = exchange_config(work.path(), &extra)
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
+    let (agg, date) = aggregator_with_day(&ch, "ex_download", &cfg, |d, au| {
+        vec![
+            event(au, d + 100, 6, 23, Class::Scan),
+            event(au, d + 200, 17, 161, Class::Scan),
+        ]
+    });
+    for p in ["nz", "au-cert"] {
+        let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", p]);
+        assert!(ok, "{out}");
+    }
+    let base = format!("{}/api/v1/partner/files", agg.url);
+    let token = Some("nz-download-token");
+
+    let (status, listed) = http("GET", &base, token, b"");
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["partner"], "nz");
+    assert_eq!(listed["more"], false);
+    let days = listed["days"].as_array().unwrap();
+    assert_eq!(days.len(), 1, "{listed}");
+    assert_eq!(days[0]["date"], date.as_str());
+    let index = days[0]["index"].as_str().unwrap().to_owned();
+    assert_eq!(index, format!("teiten-nz-{date}.index.json"));
+    let files = days[0]["files"].as_array().unwrap();
+    let formats: Vec<&str> = files
+        .iter()
+        .map(|f| f["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["iodef2", "csv"], "{listed}");
+    let outbox = work.path().join("outbox/nz");
+    for f in files {
+        let name = f["file"].as_str().unwrap();
+        let (status, kind, body) = get_bytes(&format!("{base}/{name}"), token);
+        assert_eq!(status, 200, "{name}");
+        let want = if name.ends_with(".csv") {
+            "text/csv"
+        } else {
+            "application/xml"
+        };
+        assert_eq!(kind, want, "{name}");
+        let got = work.path().join("fetched");
+        std::fs::write(&got, &body).unwrap();
+        assert_eq!(file_sha256(&got), f["sha256"].as_str().unwrap(), "{name}");
+        assert_eq!(body.len() as u64, f["bytes"].as_u64().unwrap());
+        assert_eq!(body, std::fs::read(outbox.join(name)).unwrap());
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("198.18."), "a sensor address in {name}");
+        let m = f["manifest"].as_str().unwrap();
+        assert_eq!(m, format!("{name}.manifest.json"));
+        let (status, kind, body) = get_bytes(&format!("{base}/{m}"), token);
+        assert_eq!((status, kind.as_str()), (200, "application/json"), "{m}");
+        let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(manifest["sha256"], f["sha256"], "{m}");
+    }
+    let (status, _, body) = get_bytes(&format!("{base}/{index}"), token);
+    assert_eq!(status, 200);
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(parsed["files"].as_array().unwrap().len(), 2);
+
+    // A range without the day, and one with it.
+    let (_, none) = http("GET", &format!("{base}?to=2000-01-01"), token, b"");
+    assert_eq!(none["days"].as_array().unwrap().len(), 0, "{none}");
+    let (_, one) = http(
+        "GET",
+        &format!("{base}?from={date}&to={date}&limit=1"),
+        token,
+        b"",
+    );
+    assert_eq!(one["days"].as_array().unwrap().len(), 1, "{one}");
+
+    // Who may not.
+    for bad in [
+        None,
+        Some("guess"),
+        Some("au-upload-token"),
+        Some("ids-token"),
+    ] {
+        let (status, body) = http("GET", &base, bad, b"");
+        assert_eq!(status, 401, "{bad:?}: {body}");
+        let (status, _, _) = get_bytes(&format!("{base}/{index}"), bad);
+        assert_eq!(status, 401, "{bad:?}");
+    }
+
+    // What is not the partner's to fetch: one answer for all of it.
+    std::os::unix::fs::symlink("/etc/passwd", outbox.join("passwd.xml")).unwrap();
+    std::fs::write(outbox.join(".half.xml.tmp"), "<half").unwrap();
+    std::fs::write(outbox.join("half.xml.tmp"), "<half").unwrap();
+    let other = format!("teiten-au-cert-{date}.xml");
+    assert!(work.path().join("outbox/au-cert").join(&other).exists());
+    for name in [
+        other.as_str(),
+        "passwd.xml",
+        ".half.xml.tmp",
+        "half.xml.tmp",
+        ".deliver.lock",
+        "..%2Fau-cert%2F",
+        "..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+        "..",
+        "missing.xml",
+    ] {
+        let (status, _, body) = get_bytes(&format!("{base}/{name}"), token);
+        let text = String::from_utf8_lossy(&body);
+        assert!(status == 404 || status == 400, "{name}: {status} {text}");
+        assert!(!text.contains("root:"), "{name}: {text}");
+    }
+    let (status, _, _) = get_bytes(&format!("{base}/../au-cert/{other}"), token);
+    assert!(status == 404 || status == 400, "{status}");
+
+    // Bad parameters name themselves.
+    for (query, named) in [
+        ("from=yesterday", "from"),
+        ("to=2026-13-01", "to"),
+        ("limit=0", "limit"),
+        ("limit=367", "limit"),
+        ("limit=-1", "limit"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, body) = http("GET", &format!("{base}?{query}"), token, b"");
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(named),
+            "{query}: {body}"
+        );
+    }
+    let log = std::fs::read_to_string(&agg.log).unwrap();
+    assert!(!log.contains("nz-download-token"), "the token in the log");
+}
+
 /// E-mail delivery end to end, against a real SMTP server (aiosmtpd) that requires STARTTLS
 /// and AUTH and answers the first two messages 451: the failed attempts are recorded and
 /// retried by the scheduler with backoff, exactly one message arrives, to the partner's
@@ -732,19 +908,13 @@ fn partner_files_arrive_by_mail_signed_after_retries() {
             &format!("[exchange]\nsigning_key = \"{}\"\n", key.secret.display()),
             1,
         );
-    let agg = Agg::start(&ch, "ex_mail", &cfg);
-    let token = agg.add_sensor("tokyo-1");
-    let d = day_start();
-    let date = date_of(d);
-    let au = address_in("AU");
-    let events = vec![
-        event(au, d + 100, 6, 23, Class::Scan),
-        event(au, d + 200, 6, 23, Class::Scan),
-        event(au, d + 300, 17, 161, Class::Scan),
-    ];
-    let answer = post(&agg.url, &token, &batch_of(1, events));
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    aggregator_common::eventually(&ch, "SELECT count() FROM ex_mail.scan_events", 3);
+    let (agg, date) = aggregator_with_day(&ch, "ex_mail", &cfg, |d, au| {
+        vec![
+            event(au, d + 100, 6, 23, Class::Scan),
+            event(au, d + 200, 6, 23, Class::Scan),
+            event(au, d + 300, 17, 161, Class::Scan),
+        ]
+    });
 
     // The export's own attempt meets the first 451; the scheduler retries until it is taken.
     let (ok, out) = agg.cli(&["export", "--date", &date, "--partner", "mx"]);

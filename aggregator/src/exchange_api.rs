@@ -19,6 +19,17 @@
 //!   missing or unknown token; 403 a reporter without `outbox`; 400 a partner that is not a
 //!   partner id or a day that is not a date; 404 no file logged for that partner-day, or the
 //!   file is no longer in the outbox. The dashboard's exchange page downloads through it.
+//! - `GET /api/v1/partner/files?from=YYYY-MM-DD&to=YYYY-MM-DD&limit=N` (`Authorization:
+//!   Bearer <partner download token>`, `download_token_sha256` of its `[[exchange.partner]]`):
+//!   the partner's own days, newest first, `{"partner", "days": [{"date", "index",
+//!   "index_signature", "files": [{"file", "format", "records", "sha256", "bytes",
+//!   "revision", "signature", "manifest"}]}], "more"}`; `from` and `to` optional and
+//!   inclusive, `limit` 1 to 366 (default 31); 400 a parameter that is not one of these
+//!   (named); 401 missing or unknown token.
+//! - `GET /api/v1/partner/files/{name}` (same token): one of the partner's own files, a
+//!   daily file, its manifest, the day index or a signature, streamed with its media type and
+//!   `Content-Disposition`; 404 for anything else (another partner's file, a temporary or
+//!   hidden file, a link, a path), without saying which.
 //!
 //! ClickHouse trouble answers 503 with `Retry-After`; nothing is half-accepted: a file or report
 //! is acknowledged only once stored.
@@ -28,8 +39,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::Path as UrlPath;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -49,6 +61,12 @@ pub(crate) const IODEF_PATH: &str = "/api/v1/iodef";
 pub(crate) const REPORTS_PATH: &str = "/api/v1/reports";
 /// Path of the daily files in the outbox.
 pub(crate) const OUTBOX_PATH: &str = "/api/v1/outbox/{partner}/{day}";
+/// Path of a partner's own listing of days.
+pub(crate) const PARTNER_FILES_PATH: &str = "/api/v1/partner/files";
+/// Path of one of a partner's own files.
+pub(crate) const PARTNER_FILE_PATH: &str = "/api/v1/partner/files/{name}";
+/// Most days one listing returns.
+const MAX_LISTED_DAYS: usize = 366;
 /// Largest report body.
 const MAX_REPORT_BYTES: usize = 1 << 20;
 
@@ -58,6 +76,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(IODEF_PATH, post(upload))
         .route(REPORTS_PATH, post(report))
         .route(OUTBOX_PATH, get(outbox_file))
+        .route(PARTNER_FILES_PATH, get(partner_days))
+        .route(PARTNER_FILE_PATH, get(partner_file))
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
@@ -373,15 +393,6 @@ async fn report(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body)
     }
 }
 
-/// A plain file or directory name: no separator, no `.` or `..`, printable, at most 128 bytes.
-fn plain_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s != "."
-        && s != ".."
-        && !s.chars().any(|c| c == '/' || c == '\\' || c.is_control())
-}
-
 /// `GET /api/v1/outbox/{partner}/{day}`: a partner's daily file, for reporters with `outbox`.
 async fn outbox_file(
     State(st): State<Arc<AppState>>,
@@ -441,7 +452,7 @@ async fn outbox_file(
             format!("no daily file of {partner} for {day} was generated"),
         );
     };
-    if !plain_name(&logged.file) {
+    if !teiten_exchange::outbox::plain_name(&logged.file) {
         tracing::warn!(partner = %partner, day = %day, "The delivery log names no plain file; not served");
         return gone();
     }
@@ -471,6 +482,173 @@ async fn outbox_file(
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{}\"", logged.file.replace('"', "")),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The partner whose download token the request bears, or the 401 answer.
+#[allow(clippy::result_large_err)]
+fn downloader<'a>(
+    x: &'a teiten_exchange::config::Exchange,
+    headers: &HeaderMap,
+) -> Result<&'a teiten_exchange::config::Partner, Response> {
+    let hash = token_hash(headers)?;
+    x.partners
+        .iter()
+        .find(|p| p.download_token_sha256 == Some(hash))
+        .ok_or_else(|| {
+            tracing::warn!("Partner download with an unknown token refused");
+            refuse(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token")
+        })
+}
+
+/// The query of a partner's listing.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DaysQuery {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+}
+
+/// A `YYYY-MM-DD` parameter, or the 400 answer naming it.
+#[allow(clippy::result_large_err)]
+fn date_param(name: &str, v: Option<&str>) -> Result<Option<chrono::NaiveDate>, Response> {
+    let Some(v) = v else { return Ok(None) };
+    match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        Ok(d) if v.len() == 10 => Ok(Some(d)),
+        _ => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!(
+                "{name}: `{}` is not a date as YYYY-MM-DD",
+                v.chars().take(40).collect::<String>().escape_debug()
+            ),
+        )),
+    }
+}
+
+/// `GET /api/v1/partner/files`: the days in the partner's own outbox.
+async fn partner_days(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<DaysQuery>, QueryRejection>,
+) -> Response {
+    let x = &st.exchange;
+    let partner = match downloader(x, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!(
+                    "{} (parameters: from, to as YYYY-MM-DD; limit 1 to {MAX_LISTED_DAYS})",
+                    e.body_text()
+                ),
+            )
+        }
+    };
+    let (from, to) = match (
+        date_param("from", q.from.as_deref()),
+        date_param("to", q.to.as_deref()),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let limit = match q.limit.as_deref().map(str::parse::<usize>) {
+        None => 31,
+        Some(Ok(n)) if (1..=MAX_LISTED_DAYS).contains(&n) => n,
+        Some(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                format!(
+                    "limit: `{}` is not a number between 1 and {MAX_LISTED_DAYS}",
+                    q.limit
+                        .unwrap_or_default()
+                        .chars()
+                        .take(40)
+                        .collect::<String>()
+                        .escape_debug()
+                ),
+            )
+        }
+    };
+    let dir = x.config.outbox.join(&partner.id);
+    let id = partner.id.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        teiten_exchange::outbox::list_days(&dir, &id, from, to, limit)
+    })
+    .await;
+    match listed {
+        Ok(Ok((days, more))) => {
+            tracing::info!(partner = %partner.id, days = days.len(), "Partner listed its files");
+            answer(
+                StatusCode::OK,
+                serde_json::json!({"partner": partner.id, "days": days, "more": more}),
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::error!(partner = %partner.id, error = %e, "Cannot list a partner's outbox");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the outbox could not be read",
+            )
+        }
+        Err(e) => {
+            tracing::error!(partner = %partner.id, error = %e, "Listing a partner's outbox failed");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the listing failed",
+            )
+        }
+    }
+}
+
+/// `GET /api/v1/partner/files/{name}`: one of the partner's own files.
+async fn partner_file(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let x = &st.exchange;
+    let partner = match downloader(x, &headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let not_found = || refuse(StatusCode::NOT_FOUND, "not_found", "no such file");
+    let dir = x.config.outbox.join(&partner.id);
+    let wanted = name.clone();
+    let opened = tokio::task::spawn_blocking(move || teiten_exchange::outbox::open(&dir, &wanted))
+        .await
+        .ok()
+        .flatten();
+    let Some(file) = opened else {
+        tracing::info!(partner = %partner.id, "Partner asked for a file it has not got");
+        return not_found();
+    };
+    tracing::info!(partner = %partner.id, file = %name, "Partner file served");
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                teiten_exchange::outbox::content_type(&name).to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", name.replace('"', "")),
             ),
         ],
         body,

@@ -148,7 +148,8 @@ pub struct SmtpConfig {
     pub from: Option<String>,
     /// Largest message, in bytes: files whose gzipped size would take the message over it
     /// are listed in the message, not attached (they stay in the outbox for download).
-    /// Default 20 MiB; 64 KiB to 1 GiB.
+    /// Default 20 MiB; 64 KiB to 128 MiB (a message is composed and signed in memory, and
+    /// mail servers refuse far smaller ones).
     #[serde(default = "default_max_message")]
     pub max_message_bytes: u64,
     /// Timeout of one SMTP conversation step, in seconds. Default 60.
@@ -256,6 +257,12 @@ pub struct PartnerConfig {
     /// (`POST /api/v1/iodef`). Default none (no uploads from this partner).
     #[serde(default)]
     pub upload_token_sha256: Option<String>,
+    /// SHA-256 (hex) of the token with which the partner fetches its own daily files, their
+    /// manifests, signatures and day indexes (`GET /api/v1/partner/files`), instead of or
+    /// besides a delivery. It may be the same token as `upload_token_sha256`. Default none (no
+    /// downloads).
+    #[serde(default)]
+    pub download_token_sha256: Option<String>,
 }
 
 /// `[[exchange.reporter]]`: an internal system (IDS, antivirus console, staff portal).
@@ -585,6 +592,8 @@ pub struct Partner {
     pub mail_to: Vec<lettre::message::Mailbox>,
     /// SHA-256 of its upload token, decoded.
     pub upload_token_sha256: Option<[u8; 32]>,
+    /// SHA-256 of its download token, decoded.
+    pub download_token_sha256: Option<[u8; 32]>,
 }
 
 /// A triage rule after validation.
@@ -698,6 +707,25 @@ fn sha256_hex(field: &'static str, owner: &str, s: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// Refuses a token digest given to two owners of the same role.
+fn distinct_tokens<'a>(
+    field: &'static str,
+    owners: impl Iterator<Item = (&'a str, Option<[u8; 32]>)>,
+) -> Result<()> {
+    let mut seen: Vec<(&str, [u8; 32])> = Vec::new();
+    for (owner, hash) in owners {
+        let Some(hash) = hash else { continue };
+        if let Some((first, _)) = seen.iter().find(|(_, h)| *h == hash) {
+            return Err(bad(
+                field,
+                format!("`{first}` and `{owner}` have the same token; each needs its own"),
+            ));
+        }
+        seen.push((owner, hash));
+    }
+    Ok(())
+}
+
 /// A partner or file id: 1 to 64 ASCII letters, digits, `-` or `_`.
 pub fn is_id(s: &str) -> bool {
     !s.is_empty()
@@ -772,11 +800,11 @@ impl SmtpConfig {
                 ))
             }
         };
-        if !(64 << 10..=1 << 30).contains(&self.max_message_bytes) {
+        if !(64 << 10..=128 << 20).contains(&self.max_message_bytes) {
             return Err(bad(
                 "exchange.smtp.max_message_bytes",
                 format!(
-                    "{} is not between 65536 and 1073741824",
+                    "{} is not between 65536 and 134217728",
                     self.max_message_bytes
                 ),
             ));
@@ -1036,6 +1064,11 @@ impl ExchangeConfig {
                 .as_deref()
                 .map(|s| sha256_hex("exchange.partner.upload_token_sha256", &p.id, s))
                 .transpose()?;
+            let download_token_sha256 = p
+                .download_token_sha256
+                .as_deref()
+                .map(|s| sha256_hex("exchange.partner.download_token_sha256", &p.id, s))
+                .transpose()?;
             partners.push(Partner {
                 id: p.id.clone(),
                 name: p.name.clone().unwrap_or_else(|| p.id.clone()),
@@ -1052,6 +1085,7 @@ impl ExchangeConfig {
                 token_file: p.token_file.clone(),
                 mail_to,
                 upload_token_sha256,
+                download_token_sha256,
             });
         }
         let mut reporters = Vec::new();
@@ -1066,6 +1100,26 @@ impl ExchangeConfig {
                 outbox: r.outbox,
             });
         }
+        // A token names its caller: one that two partners (or two reporters) share would hand
+        // one of them the other's files or reports.
+        distinct_tokens(
+            "exchange.partner.upload_token_sha256",
+            partners
+                .iter()
+                .map(|p| (p.id.as_str(), p.upload_token_sha256)),
+        )?;
+        distinct_tokens(
+            "exchange.partner.download_token_sha256",
+            partners
+                .iter()
+                .map(|p| (p.id.as_str(), p.download_token_sha256)),
+        )?;
+        distinct_tokens(
+            "exchange.reporter.token_sha256",
+            reporters
+                .iter()
+                .map(|r| (r.name.as_str(), Some(r.token_sha256))),
+        )?;
         let mut rules = Vec::new();
         for r in &self.triage {
             let field_err = |field, what: String| bad(field, format!("rule `{}`: {what}", r.name));
@@ -1200,6 +1254,10 @@ mod tests {
             ),
             (
                 format!("{base}max_message_bytes = 10\n"),
+                "exchange.smtp.max_message_bytes",
+            ),
+            (
+                format!("{base}max_message_bytes = 1073741824\n"),
                 "exchange.smtp.max_message_bytes",
             ),
             (
@@ -1411,6 +1469,43 @@ mod tests {
         assert_eq!(w.tlp, Tlp::Green);
         assert_eq!(w.timezone, Tz::Asia__Tokyo);
         assert_eq!(x.rules.len(), 3, "default rules");
+    }
+
+    #[test]
+    fn a_token_names_one_partner_or_reporter() {
+        let h1 = "11".repeat(32);
+        let h2 = "22".repeat(32);
+        let partner = |id: &str, up: &str, down: &str| {
+            format!(
+                "[[partner]]\nid = \"{id}\"\ncountries = [\"KR\"]\n\
+                 upload_token_sha256 = \"{up}\"\ndownload_token_sha256 = \"{down}\"\n"
+            )
+        };
+        // One partner may upload and download with one token.
+        let x = check(&(partner("a", &h1, &h1) + &partner("b", &h2, &h2))).unwrap();
+        assert_eq!(
+            x.partner("a").unwrap().download_token_sha256,
+            Some([0x11; 32])
+        );
+        let e = check(&(partner("a", &h1, &h1) + &partner("b", &h2, &h1))).unwrap_err();
+        assert!(
+            e.contains("exchange.partner.download_token_sha256") && e.contains("`a` and `b`"),
+            "{e}"
+        );
+        let e = check(&(partner("a", &h1, &h2) + &partner("b", &h1, &h1))).unwrap_err();
+        assert!(e.contains("exchange.partner.upload_token_sha256"), "{e}");
+        let e = check(&format!(
+            "[[reporter]]\nname = \"x\"\ntoken_sha256 = \"{h1}\"\n\
+             [[reporter]]\nname = \"y\"\ntoken_sha256 = \"{h1}\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("exchange.reporter.token_sha256"), "{e}");
+        let e = check(&partner("a", &h1, "not hex")).unwrap_err();
+        assert!(e.contains("exchange.partner.download_token_sha256"), "{e}");
+        assert!(
+            !e.contains("not hex"),
+            "a misplaced token is not echoed: {e}"
+        );
     }
 
     #[test]
