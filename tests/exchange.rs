@@ -1052,7 +1052,7 @@ fn the_conformance_corpus_imports_and_invalid_files_are_quarantined() {
     }
     files.sort();
     assert!(files.len() >= 30, "the corpus has {} files", files.len());
-    let (mut stored, mut quarantined) = (0, 0);
+    let (mut stored, mut quarantined, mut with_warnings) = (0, 0, 0);
     for f in &files {
         let (_, out) = agg.cli(&["import", "--partner", "au-cert", f.to_str().unwrap()]);
         let xmllint_ok = ["1", "2"].iter().any(|v| {
@@ -1065,11 +1065,28 @@ fn the_conformance_corpus_imports_and_invalid_files_are_quarantined() {
                 .status
                 .success()
         });
+        let name = f.file_name().unwrap().to_str().unwrap();
         if out.contains(": stored (") {
             stored += 1;
             assert!(xmllint_ok, "{} stored but xmllint rejects it", f.display());
+            if name.ends_with("ddos.xml") {
+                // Schema-valid, with a Node of neither Address nor DomainData: stored, and
+                // the rule it breaks is told, with its place.
+                assert!(
+                    out.lines().any(|l| l.contains("warning: ")
+                        && l.contains("RFC 7970 section 3.18")
+                        && l.contains("line ")),
+                    "{out}"
+                );
+                with_warnings += 1;
+            }
         } else if out.contains(": quarantined:") {
             quarantined += 1;
+            assert!(
+                !xmllint_ok,
+                "{} is schema-valid but quarantined:\n{out}",
+                f.display()
+            );
             assert!(
                 out.lines()
                     .any(|l| l.contains("error: ") && l.contains("line ")),
@@ -1085,6 +1102,16 @@ fn the_conformance_corpus_imports_and_invalid_files_are_quarantined() {
         stored >= 15 && quarantined >= 5,
         "stored {stored}, quarantined {quarantined}"
     );
+    assert_eq!(
+        with_warnings, 2,
+        "RFC 8274 B.2 and the MILE converter's ddos.xml"
+    );
+    let warned = aggregator_common::scalar(
+        &ch,
+        "SELECT count() FROM ex_import.iodef_imports WHERE status = 'stored' AND name LIKE '%ddos.xml' \
+         AND position(reason, 'RFC 7970 section 3.18') > 0",
+    );
+    assert_eq!(warned, 2, "the warnings are recorded with the import");
     let q = std::fs::read_dir(work.path().join("quarantine/au-cert"))
         .unwrap()
         .count();
@@ -1109,6 +1136,43 @@ fn the_conformance_corpus_imports_and_invalid_files_are_quarantined() {
     assert_eq!(
         aggregator_common::scalar(&ch, "SELECT count() FROM ex_import.iodef_imports"),
         imports
+    );
+
+    // The same document in UTF-16 (with a byte-order mark, as Windows tools write it) is read,
+    // not refused as invalid UTF-8; the answer carries the warnings.
+    let b2 = teiten::conformance().join("iodef/examples/rfc8274/rfc8274-B.2-ddos.xml");
+    let text = std::fs::read_to_string(&b2).unwrap().replacen(
+        "encoding=\"UTF-8\"",
+        "encoding=\"UTF-16\"",
+        1,
+    );
+    let mut utf16 = vec![0xFF, 0xFE];
+    for u in text.encode_utf16() {
+        utf16.extend(u.to_le_bytes());
+    }
+    let (status, answer) = http(
+        "POST",
+        &format!("{}/api/v1/iodef", agg.url),
+        Some("au-upload-token"),
+        &utf16,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "stored", "{answer}");
+    let warnings = answer["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.as_str().unwrap().contains("RFC 7970 section 3.18")),
+        "{answer}"
+    );
+    let utf8_indicators = aggregator_common::scalar(
+        &ch,
+        "SELECT indicators FROM ex_import.iodef_imports WHERE name = 'rfc8274-B.2-ddos.xml'",
+    );
+    assert_eq!(
+        answer["indicators"].as_u64(),
+        Some(utf8_indicators),
+        "{answer}"
     );
 
     // The inbox: the scheduler (every second here) imports what lands in <inbox>/<partner>/ and

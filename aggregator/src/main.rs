@@ -390,11 +390,19 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                     exchange::import::Imported::Stored {
                         incidents,
                         indicators,
+                        warnings,
                         ..
-                    } => format!(
-                        "{}: stored ({incidents} incidents, {indicators} indicators)",
-                        f.display()
-                    ),
+                    } => {
+                        let mut line = format!(
+                            "{}: stored ({incidents} incidents, {indicators} indicators)",
+                            f.display()
+                        );
+                        for w in warnings {
+                            line.push_str("\n  ");
+                            line.push_str(w);
+                        }
+                        line
+                    }
                     exchange::import::Imported::Duplicate { previous, .. } => {
                         format!("{}: imported before ({previous})", f.display())
                     }

@@ -250,7 +250,7 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
         "<h2>Partner files imported</h2><table id=\"imports\"><tr><th class=\"l\">Received (UTC)</th>\
          <th class=\"l\">Partner</th><th class=\"l\">File</th><th>IODEF</th>\
          <th class=\"l\">Status</th><th>Incidents</th><th>Indicators</th>\
-         <th class=\"l\">Reason</th></tr>",
+         <th class=\"l\">Reason or warnings</th></tr>",
     );
     if imports.is_empty() {
         s.push_str("<tr><td class=\"l\" colspan=\"8\">None yet.</td></tr>");

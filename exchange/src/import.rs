@@ -1,9 +1,12 @@
 //! Imports partner IODEF files (v1 and v2): from the inbox, the CLI and the upload endpoint.
 //!
 //! Each file is identified by the SHA-256 of its bytes. It is first validated in one streaming
-//! pass ([`iodef::validate`]): an invalid file is quarantined (moved to
-//! `<quarantine>/<partner>/` with a `.reason.txt` listing every error with its element path and
-//! line) and recorded as such. A valid file is streamed a second time, one Incident at a time
+//! pass ([`iodef::validate`]): a file that is not well-formed, not valid per the schema, over
+//! a cap or that cannot be stored is quarantined (moved to `<quarantine>/<partner>/` with a
+//! `.reason.txt` listing every error with its element path and line) and recorded as such. A
+//! schema-valid file whose only problems are rules of the RFC text beyond the schema (a
+//! `Node` with neither Address nor DomainData, as in RFC 8274's own example B.2) is stored,
+//! its problems recorded as warnings in the import's `reason` and answered to the sender. A valid file is streamed a second time, one Incident at a time
 //! (v1 converted to the v2 model), and every address it names becomes one row of
 //! `iodef_indicators` (incident, restriction, category, time, role, protocol and ports).
 //! The `iodef_imports` row is written last: a file whose import died half-way is completed on
@@ -47,6 +50,10 @@ pub enum Imported {
         incidents: u32,
         /// Indicator rows stored.
         indicators: u32,
+        /// Rules of the RFC text the file breaks, each with its element path and line: stored
+        /// all the same (the schema accepts it).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     /// The same bytes were imported before (stored or quarantined): nothing was written.
     Duplicate {
@@ -178,7 +185,8 @@ pub struct ImportListing {
     pub iodef_version: u8,
     /// `stored` or `quarantined`.
     pub status: String,
-    /// Why it was quarantined.
+    /// Why it was quarantined, or the warnings of a stored file (rules of the RFC text it
+    /// breaks).
     pub reason: String,
     /// Incidents.
     pub incidents: u32,
@@ -556,6 +564,7 @@ pub async fn import(
         None => 0,
     };
     let mut reason = String::new();
+    let mut warnings = Vec::new();
     if !report.is_valid() {
         let mut lines: Vec<String> = report.errors().map(ToString::to_string).collect();
         if report.dropped > 0 {
@@ -564,7 +573,18 @@ pub async fn import(
         if lines.is_empty() {
             lines.push("not an IODEF document".into());
         }
-        reason = lines.join("\n");
+        if report.is_schema_valid() && report.version.is_some() {
+            // The schema accepts it: stored, with what the RFC text says is wrong.
+            warnings = lines
+                .into_iter()
+                .map(|l| match l.strip_prefix("error: ") {
+                    Some(rest) => format!("warning: {rest}"),
+                    None => l,
+                })
+                .collect();
+        } else {
+            reason = lines.join("\n");
+        }
     }
     drop(report);
 
@@ -655,15 +675,21 @@ pub async fn import(
         .end()
         .await
         .map_err(|e| ExchangeError::ch(what(), e))?;
+    let noted = warnings.join("\n");
     record(
-        client, db, &sha256, partner, name, version, 0, "", incidents, total,
+        client, db, &sha256, partner, name, version, 0, &noted, incidents, total,
     )
     .await?;
-    tracing::info!(partner, file = name, %sha256, incidents, indicators = total, "IODEF file imported");
+    if warnings.is_empty() {
+        tracing::info!(partner, file = name, %sha256, incidents, indicators = total, "IODEF file imported");
+    } else {
+        tracing::warn!(partner, file = name, %sha256, incidents, indicators = total, warnings = warnings.len(), first = %warnings[0], "IODEF file imported with warnings: rules of the RFC text broken");
+    }
     Ok(Imported::Stored {
         sha256,
         incidents,
         indicators: total,
+        warnings,
     })
 }
 

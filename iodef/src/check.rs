@@ -19,6 +19,8 @@ pub(crate) struct Checker {
     text_rules: bool,
     schema_rules: bool,
     pub(crate) diags: Vec<Diagnostic>,
+    /// How many of the errors in `diags` are the RFC text's rules, not the schema's.
+    pub(crate) text_errors: u64,
     /// xs:ID values seen in the document, and xs:IDREF values with where they were used.
     pub(crate) ids: Ids,
 }
@@ -91,6 +93,7 @@ impl Checker {
             text_rules: true,
             schema_rules: true,
             diags: Vec::new(),
+            text_errors: 0,
             ids: Ids::default(),
         }
     }
@@ -162,6 +165,13 @@ impl Checker {
     }
 
     pub(crate) fn error(&mut self, message: String) {
+        self.push(Severity::Error, message);
+    }
+
+    /// An error against the RFC text's rules beyond the schema (counted apart: a document
+    /// with only these is schema-valid).
+    fn text_error(&mut self, message: String) {
+        self.text_errors += 1;
         self.push(Severity::Error, message);
     }
 
@@ -256,7 +266,7 @@ impl Checker {
     pub(crate) fn ext(&mut self, ext: Option<&str>, name: &str) {
         if let Some(e) = ext {
             if e.is_empty() && self.text_rules {
-                self.error(format!(
+                self.text_error(format!(
                     "attribute `{name}`=\"ext-value\" requires a non-empty `ext-{name}`"
                 ));
             }
@@ -297,7 +307,7 @@ impl Checker {
             return;
         }
         if n.choice.is_empty() {
-            self.error(
+            self.text_error(
                 "`Node` must contain at least one `Address` or `DomainData` (RFC 7970 section 3.18, erratum 4930)"
                     .into(),
             );
@@ -339,7 +349,7 @@ impl Checker {
             Kind::Other => !v.is_empty(),
         };
         if !ok {
-            self.error(format!(
+            self.text_error(format!(
                 "`Address` value `{raw}` is not valid for category `{category}`"
             ));
         }
@@ -401,11 +411,11 @@ impl Checker {
 
     fn service(&mut self, proto: Option<i64>, needs: bool, name: &str) {
         match proto {
-            None if needs => self.error(format!(
+            None if needs => self.text_error(format!(
                 "`Service` with Port, Portlist, ProtoType or ProtoCode requires attribute `{name}`"
             )),
             Some(p) if !(0..=255).contains(&p) => {
-                self.error(format!(
+                self.text_error(format!(
                     "attribute `{name}` must be an IANA protocol number 0-255, found {p}"
                 ));
             }

@@ -137,26 +137,26 @@ impl Error {
     }
 
     pub(crate) fn into_diagnostic(self) -> Diagnostic {
-        match self {
-            Error::Invalid { location, message } => Diagnostic {
-                severity: Severity::Error,
-                location,
-                message,
-            },
+        // The location once, in the diagnostic's own field, not again in its message.
+        let (location, message) = match self {
+            Error::Invalid { location, message } => (location, message),
             Error::Limit {
                 location,
                 limit,
                 cap,
-            } => Diagnostic {
-                severity: Severity::Error,
+            } => (location, format!("limit exceeded: {limit} (cap {cap})")),
+            Error::Syntax { location, message } => (location, format!("malformed XML: {message}")),
+            Error::Forbidden { location, message } => (location, format!("refused: {message}")),
+            Error::NotIodef { location, found } => (
                 location,
-                message: format!("limit exceeded: {limit} (cap {cap})"),
-            },
-            other => Diagnostic {
-                severity: Severity::Error,
-                location: other.location().cloned().unwrap_or_default(),
-                message: other.to_string(),
-            },
+                format!("not an IODEF document: root element {found}"),
+            ),
+            other => (Location::default(), other.to_string()),
+        };
+        Diagnostic {
+            severity: Severity::Error,
+            location,
+            message,
         }
     }
 }

@@ -170,8 +170,13 @@ fn run(cli: &Cli) -> Result<bool> {
                     );
                 } else {
                     all_ok = false;
+                    let schema = if report.is_schema_valid() {
+                        " (schema-valid: only rules of the RFC text are broken)"
+                    } else {
+                        ""
+                    };
                     println!(
-                        "{name}: INVALID {version}: {} error(s)",
+                        "{name}: INVALID {version}: {} error(s){schema}",
                         report.errors().count() as u64 + report.dropped
                     );
                 }

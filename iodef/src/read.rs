@@ -95,6 +95,65 @@ impl ReadOptions {
 /// Bytes read from the inner reader at a time.
 const CHUNK: usize = 1 << 16;
 
+/// The input as UTF-8: as it is, or transcoded from UTF-16, which XML 1.0 requires every
+/// processor to read (section 4.3.3). A UTF-16 document is told by its byte-order mark, or
+/// without one by its first characters `<?` (appendix F); it is decoded as it streams
+/// (encoding_rs), a lone surrogate becoming U+FFFD. The caps and the columns then count the
+/// UTF-8 bytes.
+pub(crate) enum Input<R: BufRead> {
+    /// UTF-8 (or anything else, refused by the parser).
+    Utf8(R),
+    /// UTF-16, little- or big-endian.
+    Utf16(io::BufReader<encoding_rs_io::DecodeReaderBytes<R, Vec<u8>>>),
+}
+
+impl<R: BufRead> Input<R> {
+    /// Looks at the first bytes of `inner` (without consuming them) to tell its encoding.
+    fn sniff(mut inner: R) -> io::Result<Self> {
+        let head = inner.fill_buf()?;
+        let encoding = match head {
+            [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => None,
+            [b'<', 0, b'?', 0, ..] => Some(encoding_rs::UTF_16LE),
+            [0, b'<', 0, b'?', ..] => Some(encoding_rs::UTF_16BE),
+            _ => return Ok(Input::Utf8(inner)),
+        };
+        let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .encoding(encoding)
+            .bom_override(true)
+            .build(inner);
+        Ok(Input::Utf16(io::BufReader::with_capacity(CHUNK, decoder)))
+    }
+
+    fn is_utf16(&self) -> bool {
+        matches!(self, Input::Utf16(_))
+    }
+}
+
+impl<R: BufRead> io::Read for Input<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Utf8(r) => r.read(out),
+            Input::Utf16(r) => r.read(out),
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for Input<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            Input::Utf8(r) => r.fill_buf(),
+            Input::Utf16(r) => r.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        match self {
+            Input::Utf8(r) => r.consume(amt),
+            Input::Utf16(r) => r.consume(amt),
+        }
+    }
+}
+
 /// A `BufRead` that counts bytes, lines and columns and enforces the byte caps.
 ///
 /// It copies the input chunk by chunk into its own buffer, so that `fill_buf` and `consume`
@@ -664,7 +723,9 @@ impl std::fmt::Display for Version {
 }
 
 pub(crate) struct Parser<R: BufRead> {
-    reader: Reader<Counting<R>>,
+    reader: Reader<Counting<Input<R>>>,
+    /// The input was UTF-16 (and is read transcoded): its declaration may say so.
+    utf16: bool,
     /// The namespace scopes, kept here rather than by an `NsReader`, so that each start
     /// tag's attributes are scanned once (bindings and attributes in the same pass).
     ns: Namespaces,
@@ -682,6 +743,7 @@ pub(crate) struct Parser<R: BufRead> {
     limits: Limits,
     pub(crate) diags: Vec<Diagnostic>,
     dropped_diags: u64,
+    dropped_errors: u64,
     iodef_ns: &'static [u8],
     child_ns: Ns,
     child_uri: Vec<u8>,
@@ -725,7 +787,9 @@ pub(crate) struct Unit {
 impl<R: BufRead> Parser<R> {
     /// Read the prolog and the root start tag.
     pub(crate) fn open(inner: R, opts: &ReadOptions) -> Result<(Self, Version, Attrs), Error> {
-        let counting = Counting::new(inner, opts.limits.max_bytes, opts.limits.max_token_bytes);
+        let input = Input::sniff(inner)?;
+        let utf16 = input.is_utf16();
+        let counting = Counting::new(input, opts.limits.max_bytes, opts.limits.max_token_bytes);
         let mut reader = Reader::from_reader(counting);
         {
             let c = reader.config_mut();
@@ -736,6 +800,7 @@ impl<R: BufRead> Parser<R> {
         }
         let mut p = Parser {
             reader,
+            utf16,
             ns: Namespaces::default(),
             ns_scopes: Vec::new(),
             default_ns: None,
@@ -746,6 +811,7 @@ impl<R: BufRead> Parser<R> {
             limits: opts.limits,
             diags: Vec::new(),
             dropped_diags: 0,
+            dropped_errors: 0,
             iodef_ns: NS_V2,
             child_ns: Ns::None,
             child_uri: Vec::new(),
@@ -1299,10 +1365,23 @@ impl<R: BufRead> Parser<R> {
                         None => None,
                     };
                     if let Some(enc) = enc {
-                        if enc != b"utf-8" && enc != b"us-ascii" && enc != b"utf8" {
-                            let e = String::from_utf8_lossy(&enc).into_owned();
+                        let e = String::from_utf8_lossy(&enc).into_owned();
+                        let utf16_name = matches!(e.as_str(), "utf-16" | "utf-16le" | "utf-16be");
+                        let utf8_name = matches!(e.as_str(), "utf-8" | "us-ascii" | "utf8");
+                        if self.utf16 && !utf16_name {
                             return Err(self.syntax(format!(
-                                "unsupported encoding `{e}`: only UTF-8 is accepted"
+                                "the declaration says encoding `{e}` but the document is UTF-16"
+                            )));
+                        }
+                        if !self.utf16 && utf16_name {
+                            return Err(self.syntax(format!(
+                                "the declaration says encoding `{e}` but the document is not \
+                                 UTF-16 (no byte-order mark, and `<?xml` is not two-byte)"
+                            )));
+                        }
+                        if !self.utf16 && !utf8_name {
+                            return Err(self.syntax(format!(
+                                "unsupported encoding `{e}`: only UTF-8 and UTF-16 are read"
                             )));
                         }
                     }
@@ -1418,12 +1497,20 @@ impl<R: BufRead> Parser<R> {
             self.diags.push(d);
         } else {
             self.dropped_diags += 1;
+            if d.severity == Severity::Error {
+                self.dropped_errors += 1;
+            }
         }
     }
 
     /// Diagnostics that were not kept because of the cap.
     pub(crate) fn dropped_diagnostics(&self) -> u64 {
         self.dropped_diags
+    }
+
+    /// The errors among [`Self::dropped_diagnostics`].
+    pub(crate) fn dropped_errors(&self) -> u64 {
+        self.dropped_errors
     }
 
     /// Read a child element with `f`; in lenient mode a recoverable error drops the child.

@@ -440,6 +440,11 @@ impl<R: BufRead> RawStream<R> {
         self.p.dropped_diagnostics()
     }
 
+    /// The errors among [`Self::dropped_diagnostics`].
+    pub(crate) fn dropped_errors(&self) -> u64 {
+        self.p.dropped_errors()
+    }
+
     /// The next raw item with the line and column of its start tag.
     pub(crate) fn next_raw(&mut self) -> Result<Option<(Raw, u64, u64)>, Error> {
         loop {

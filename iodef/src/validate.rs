@@ -31,6 +31,8 @@ pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
     /// Diagnostics beyond [`Limits::max_diagnostics`], counted only.
     pub dropped: u64,
+    /// Errors against the schema (well-formedness, the XSD, the caps), dropped ones included.
+    schema_errors: u64,
 }
 
 impl Report {
@@ -41,6 +43,14 @@ impl Report {
                 .diagnostics
                 .iter()
                 .all(|d| d.severity != Severity::Error)
+    }
+
+    /// No error against the schema: the document is well-formed, within the caps and valid per
+    /// the XSD; it may still break rules of the RFC text that the schema does not express (a
+    /// `Node` with neither Address nor DomainData, an address that does not parse as its
+    /// category, ...), which [`Report::is_valid`] counts and this does not.
+    pub fn is_schema_valid(&self) -> bool {
+        self.schema_errors == 0
     }
 
     /// The errors only.
@@ -65,18 +75,26 @@ pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
         event_data: 0,
         diagnostics: Vec::new(),
         dropped: 0,
+        schema_errors: 0,
     };
     let ropts = ReadOptions {
         lenient: true,
         limits: opts.limits,
     };
     let max = opts.limits.max_diagnostics;
-    let push = |report: &mut Report, d: Diagnostic| {
+    let keep = |report: &mut Report, d: Diagnostic| {
         if report.diagnostics.len() < max {
             report.diagnostics.push(d);
         } else {
             report.dropped += 1;
         }
+    };
+    // Everything pushed here but the text checker's own errors is a schema error.
+    let push = |report: &mut Report, d: Diagnostic| {
+        if d.severity == Severity::Error {
+            report.schema_errors += 1;
+        }
+        keep(report, d);
     };
     let mut raw = match RawStream::new(input, &ropts) {
         Ok(r) => r,
@@ -140,8 +158,14 @@ pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
                     Raw::V2Head(_) | Raw::V1Head(_) => {}
                 }
                 ids = std::mem::take(&mut c.ids);
+                let errors = c
+                    .diags
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .count() as u64;
+                report.schema_errors += errors - c.text_errors;
                 for d in c.diags {
-                    push(&mut report, d);
+                    keep(&mut report, d);
                 }
                 if is_event {
                     report.event_data += 1;
@@ -160,6 +184,7 @@ pub fn validate<R: BufRead>(input: R, opts: &ValidateOptions) -> Report {
         push(&mut report, d);
     }
     report.dropped += raw.dropped_diagnostics();
+    report.schema_errors += raw.dropped_errors();
     report
 }
 

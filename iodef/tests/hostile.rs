@@ -265,17 +265,40 @@ fn invalid_utf8_is_refused() {
         }
     }
     assert!(strict(&name).is_err());
-    // UTF-16 and other declared encodings are refused cleanly.
+    // Other declared encodings are refused cleanly; UTF-16 is read (tests/validate.rs), but
+    // not under a declaration that says otherwise.
     let latin = doc("").replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"");
     assert!(matches!(
         strict(latin.as_bytes()),
         Err(Error::Syntax { .. })
     ));
-    let mut utf16 = vec![0xFF, 0xFE];
-    for c in doc("").encode_utf16() {
-        utf16.extend_from_slice(&c.to_le_bytes());
-    }
-    assert!(strict(&utf16).is_err());
+    let utf16 = |text: &str| {
+        let mut out = vec![0xFF, 0xFE];
+        for c in text.encode_utf16() {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        out
+    };
+    assert!(matches!(
+        strict(&utf16(&doc(""))),
+        Err(Error::Syntax { .. })
+    ));
+    let declared = doc("").replace("encoding=\"UTF-8\"", "encoding=\"UTF-16\"");
+    assert!(strict(&utf16(&declared)).is_ok());
+    // Hostile UTF-16: a lone surrogate, an odd byte count, a BOM and nothing: an answer, no
+    // panic; a DTD is refused as in UTF-8.
+    let mut lone = utf16(&declared);
+    let at = (lone.len() / 2) & !1;
+    lone[at] = 0x00;
+    lone[at + 1] = 0xD8;
+    let _ = strict(&lone);
+    let mut odd = utf16(&declared);
+    odd.push(b'<');
+    assert!(strict(&odd).is_err());
+    assert!(strict(&[0xFF, 0xFE]).is_err());
+    assert!(strict(&[0xFE, 0xFF, 0x00]).is_err());
+    let dtd = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><!DOCTYPE x [<!ENTITY a \"b\">]><x/>";
+    assert!(matches!(strict(&utf16(dtd)), Err(Error::Forbidden { .. })));
 }
 
 #[test]

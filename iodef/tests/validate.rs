@@ -124,17 +124,14 @@ fn corpus_validation_agrees_with_xmllint() {
                 ..ValidateOptions::default()
             },
         );
-        let schema_errors = r
-            .errors()
-            .any(|d| !d.message.contains("RFC 7970 section 3.18"));
         // Namespace mismatches (a v1 document "valid" against iodef-2.0.xsd) are deliberate.
         let root_ns_matches = r.version == Some(version);
         if valid && root_ns_matches {
-            assert!(!schema_errors, "{file}: {:?}", r.errors().next());
+            assert!(r.is_schema_valid(), "{file}: {:?}", r.errors().next());
         }
         if !valid {
             assert!(
-                !r.is_valid(),
+                !r.is_schema_valid(),
                 "{file} is invalid per xmllint against {schema}"
             );
         }
@@ -188,4 +185,123 @@ fn ids_are_unique_and_references_resolve() {
         "{:?}",
         r.diagnostics
     );
+}
+
+/// A document whose only problems are rules of the RFC text beyond the schema (RFC 8274's own
+/// example B.2 has a `Node` with neither Address nor DomainData) is schema-valid but not
+/// valid; one that breaks the schema is neither.
+#[test]
+fn rfc_text_rules_are_told_from_schema_rules() {
+    let path = common::examples().join("rfc8274/rfc8274-B.2-ddos.xml");
+    let r = validate(
+        std::fs::read(path).unwrap().as_slice(),
+        &ValidateOptions::default(),
+    );
+    assert!(r.is_schema_valid(), "{:?}", r.diagnostics);
+    assert!(!r.is_valid());
+    assert!(
+        r.errors()
+            .all(|d| d.message.contains("RFC 7970 section 3.18")),
+        "{:?}",
+        r.diagnostics
+    );
+    let bad = validate(DOC.as_bytes(), &ValidateOptions::default());
+    assert!(!bad.is_schema_valid());
+    // A text rule alone, in a document of our own.
+    let node_only = DOC
+        .replace("2024-02-30T00:00:00Z", "2024-02-28T00:00:00Z")
+        .replace("999.0.2.1", "192.0.2.1")
+        .replace("<Service><Port>22</Port></Service>\n", "")
+        .replace("<Port>70000</Port>", "<Port>7000</Port>")
+        .replace(r#"purpose="ext-value""#, r#"purpose="reporting""#);
+    let r = validate(node_only.as_bytes(), &ValidateOptions::default());
+    assert!(r.is_schema_valid(), "{:?}", r.diagnostics);
+    assert!(!r.is_valid(), "{:?}", r.diagnostics);
+}
+
+/// Every location is printed once: `error: <path> (line L, column C): refused: ...`.
+#[test]
+fn a_diagnostic_names_its_location_once() {
+    for doc in [
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE x [<!ENTITY a \"b\">]><x/>",
+        "<?xml version=\"1.0\"?>\n<IODEF-Document xmlns=\"urn:ietf:params:xml:ns:iodef-2.0\"><Incident>",
+        "<?xml version=\"1.0\"?>\n<html/>",
+    ] {
+        let r = validate(doc.as_bytes(), &ValidateOptions::default());
+        let text = r.errors().next().expect("an error").to_string();
+        assert_eq!(text.matches("(line ").count(), 1, "{text}");
+        assert!(text.matches(": ").count() >= 2, "{text}");
+        assert!(!text.contains("/ (line 2, column 2): / "), "{text}");
+    }
+}
+
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let units = bom
+        .then_some(0xFEFF_u16)
+        .into_iter()
+        .chain(text.encode_utf16());
+    for u in units {
+        out.extend(if big_endian {
+            u.to_be_bytes()
+        } else {
+            u.to_le_bytes()
+        });
+    }
+    out
+}
+
+/// UTF-16 documents (XML 1.0 section 4.3.3: every processor reads them), with a byte-order
+/// mark or told by their first characters, little- and big-endian, validate and read as their
+/// UTF-8 original does; a declaration that contradicts the bytes is refused, saying so.
+#[test]
+fn utf16_documents_are_read_as_their_utf8_original() {
+    let path = common::examples().join("rfc8274/rfc8274-B.1-malware-delivery-url.xml");
+    let original = std::fs::read_to_string(path).unwrap();
+    let declared = original.replacen("encoding=\"UTF-8\"", "encoding=\"UTF-16\"", 1);
+    assert_ne!(declared, original);
+    let want = validate(original.as_bytes(), &ValidateOptions::default());
+    assert!(want.is_valid(), "{:?}", want.diagnostics);
+    let read_all = |bytes: &[u8]| {
+        let mut r = iodef::StreamReader::new(bytes, &iodef::ReadOptions::strict()).unwrap();
+        let mut ids = Vec::new();
+        while let Some(i) = r.next_incident().unwrap() {
+            ids.push(i.incident_id.map(|x| x.value));
+        }
+        ids
+    };
+    let ids = read_all(original.as_bytes());
+    assert!(!ids.is_empty());
+    for (big, bom) in [(false, true), (true, true), (false, false), (true, false)] {
+        let bytes = utf16(&declared, big, bom);
+        let r = validate(bytes.as_slice(), &ValidateOptions::default());
+        assert!(
+            r.is_valid(),
+            "big-endian {big}, BOM {bom}: {:?}",
+            r.diagnostics
+        );
+        assert_eq!(
+            (r.incidents, r.event_data),
+            (want.incidents, want.event_data)
+        );
+        assert_eq!(read_all(&bytes), ids, "big-endian {big}, BOM {bom}");
+    }
+    // With a BOM the declaration may be left out.
+    let bare = original.split_once("?>").unwrap().1;
+    let r = validate(
+        utf16(bare, false, true).as_slice(),
+        &ValidateOptions::default(),
+    );
+    assert!(r.is_valid(), "{:?}", r.diagnostics);
+    // Contradictions, and Latin-1, refused by name.
+    let latin = original.replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1);
+    for (bytes, says) in [
+        (declared.into_bytes(), "not UTF-16"),
+        (utf16(&original, false, true), "the document is UTF-16"),
+        (latin.into_bytes(), "`iso-8859-1`: only UTF-8 and UTF-16"),
+    ] {
+        let r = validate(bytes.as_slice(), &ValidateOptions::default());
+        let e = r.errors().next().expect("refused").to_string();
+        assert!(e.contains(says), "{e}");
+    }
 }
