@@ -353,12 +353,19 @@ impl Server {
 /// benchmarks that need a large day fast (generated inside the server). Every row is stored as
 /// published (`withheld` 0), as the aggregator is bypassed.
 pub fn scan_day_sql(table: &str, sensor: &str, day: i64, n: u64) -> String {
+    scan_day_sql_from(table, sensor, day, n, 3_000_000_000)
+}
+
+/// [`scan_day_sql`] with the events drawn from `sources` distinct source addresses (each then
+/// sends about `n / sources` packets over up to twelve protocol and port pairs), as a day of a
+/// real darknet is: what an aggregated export groups.
+pub fn scan_day_sql_from(table: &str, sensor: &str, day: i64, n: u64, sources: u64) -> String {
     format!(
         "INSERT INTO {table} SELECT '{sensor}', 1, intDiv(number, 100000), \
          toUInt32(number % 100000), toDateTime({day} + intDiv(number * 86400, {n})), \
          toUInt32(number % 1000000), if(number % 10 = 0, 17, 6), \
          toFixedString(IPv6StringToNum(concat('::ffff:', IPv4NumToString(toUInt32(16777216 + \
-         cityHash64(number) % 3000000000)))), 16), \
+         cityHash64(number) % {sources})))), 16), \
          toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \
          toUInt16(1024 + number % 60000), toUInt16([22, 23, 80, 443, 445, 3389][number % 6 + 1]), \
          2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU', 0 FROM system.numbers LIMIT {n}"
