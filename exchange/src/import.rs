@@ -6,9 +6,9 @@
 //! `.reason.txt` listing every error with its element path and line) and recorded as such. A
 //! schema-valid file whose only problems are rules of the RFC text beyond the schema (a
 //! `Node` with neither Address nor DomainData, as in RFC 8274's own example B.2) is stored,
-//! its problems recorded as warnings in the import's `reason` and answered to the sender. A valid file is streamed a second time, one Incident at a time
-//! (v1 converted to the v2 model), and every address it names becomes one row of
-//! `iodef_indicators` (incident, restriction, category, time, role, protocol and ports).
+//! its problems recorded as warnings in the import's `reason` and answered to the sender.
+//! A valid file is streamed a second time, one Incident at a time (v1 converted to the v2
+//! model), and every address it names becomes one row of `iodef_indicators` (incident, restriction, category, time, role, protocol and ports).
 //! The `iodef_imports` row is written last: a file whose import died half-way is completed on
 //! the next attempt (the indicators already stored are skipped by number), and a file imported
 //! before is answered as a duplicate.
@@ -575,12 +575,10 @@ pub async fn import(
         }
         if report.is_schema_valid() && report.version.is_some() {
             // The schema accepts it: stored, with what the RFC text says is wrong.
-            warnings = lines
-                .into_iter()
-                .map(|l| match l.strip_prefix("error: ") {
-                    Some(rest) => format!("warning: {rest}"),
-                    None => l,
-                })
+            warnings = report
+                .errors()
+                .map(|d| format!("warning: {}: {}", d.location, d.message))
+                .chain((report.dropped > 0).then(|| format!("... and {} more", report.dropped)))
                 .collect();
         } else {
             reason = lines.join("\n");
