@@ -286,7 +286,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let r = &self.reject;
         self.metrics
-            .rejected
+            .batches_rejected
             .get_or_create(&ReasonLabel { reason: r.reason() })
             .inc();
         let sensor = self.sensor.as_deref().unwrap_or("-");

@@ -41,7 +41,7 @@ pub struct Metrics {
     /// Events stored.
     pub events_stored: Counter,
     /// Batches rejected, by reason.
-    pub rejected: Family<ReasonLabel, Counter>,
+    pub batches_rejected: Family<ReasonLabel, Counter>,
     /// Seconds per INSERT statement.
     pub insert_seconds: Histogram,
     /// INSERT statements that failed.
@@ -80,7 +80,7 @@ impl Metrics {
             batches_stored: Counter::default(),
             batches_duplicate: Counter::default(),
             events_stored: Counter::default(),
-            rejected: Family::default(),
+            batches_rejected: Family::default(),
             insert_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             insert_errors: Counter::default(),
             clickhouse_errors: Family::default(),
@@ -93,73 +93,24 @@ impl Metrics {
             events_withheld: Family::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "batches_stored",
-            "Batches stored in ClickHouse",
-            m.batches_stored.clone(),
-        );
-        registry.register(
-            "batches_duplicate",
-            "Re-sent batches acknowledged without storing them again",
-            m.batches_duplicate.clone(),
-        );
-        registry.register(
-            "events_stored",
-            "Events stored in ClickHouse",
-            m.events_stored.clone(),
-        );
-        registry.register(
-            "batches_rejected",
-            "Batches refused, by reason",
-            m.rejected.clone(),
-        );
-        registry.register(
-            "insert_seconds",
-            "Duration of one INSERT into ClickHouse",
-            m.insert_seconds.clone(),
-        );
-        registry.register(
-            "insert_errors",
-            "INSERT statements that failed",
-            m.insert_errors.clone(),
-        );
-        registry.register(
-            "clickhouse_errors",
-            "ClickHouse errors on the ingest path, by class (transient: retried; permanent: \
-             batches refused), category, server error code and its name",
-            m.clickhouse_errors.clone(),
-        );
-        registry.register(
-            "pending_events",
-            "Events decoded and waiting to be committed",
-            m.pending_events.clone(),
-        );
-        registry.register(
-            "geo_unknown",
-            "Events whose source country is unknown",
-            m.geo_unknown.clone(),
-        );
-        registry.register("geo_reloads", "Geo database reloads", m.geo_reloads.clone());
-        registry.register(
-            "partitions_dropped",
-            "Day partitions dropped by retention",
-            m.partitions_dropped.clone(),
-        );
-        registry.register(
-            "events_repaired",
-            "Events inserted to complete a partly stored batch",
-            m.events_repaired.clone(),
-        );
-        registry.register(
-            "registry_reloads",
-            "Reloads of the sensor registry from ClickHouse",
-            m.registry_reloads.clone(),
-        );
-        registry.register(
-            "events_withheld",
-            "Events stored whose source is withheld from partner files and public counts, by reason",
-            m.events_withheld.clone(),
-        );
+        teiten_service::register_metrics!(registry, m, {
+            batches_stored: "Batches stored in ClickHouse",
+            batches_duplicate: "Re-sent batches acknowledged without storing them again",
+            events_stored: "Events stored in ClickHouse",
+            batches_rejected: "Batches refused, by reason",
+            insert_seconds: "Duration of one INSERT into ClickHouse",
+            insert_errors: "INSERT statements that failed",
+            clickhouse_errors: "ClickHouse errors on the ingest path, by class (transient: retried; \
+                permanent: batches refused), category, server error code and its name",
+            pending_events: "Events decoded and waiting to be committed",
+            geo_unknown: "Events whose source country is unknown",
+            geo_reloads: "Geo database reloads",
+            partitions_dropped: "Day partitions dropped by retention",
+            events_repaired: "Events inserted to complete a partly stored batch",
+            registry_reloads: "Reloads of the sensor registry from ClickHouse",
+            events_withheld: "Events stored whose source is withheld from partner files and public \
+                counts, by reason",
+        });
         Metrics { registry, ..m }
     }
 

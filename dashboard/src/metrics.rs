@@ -59,7 +59,7 @@ fn latency_histogram() -> Histogram {
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<EndpointLabel, Histogram, fn() -> Histogram>,
+    request_seconds: Family<EndpointLabel, Histogram, fn() -> Histogram>,
     cache_hits: Family<CacheLabel, Counter>,
     cache_misses: Family<CacheLabel, Counter>,
     /// ClickHouse queries that failed (in requests and in the background trends refresh).
@@ -72,37 +72,19 @@ impl Metrics {
         let mut registry = Registry::with_prefix("teiten_dashboard");
         let m = Metrics {
             requests: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            request_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             cache_hits: Family::default(),
             cache_misses: Family::default(),
             clickhouse_errors: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "requests",
-            "HTTP requests answered, by route template and status class",
-            m.requests.clone(),
-        );
-        registry.register(
-            "request_seconds",
-            "Seconds from request to response headers, by route template",
-            m.latency.clone(),
-        );
-        registry.register(
-            "cache_hits",
-            "Lookups answered from the per-query cache, by cache",
-            m.cache_hits.clone(),
-        );
-        registry.register(
-            "cache_misses",
-            "Lookups the per-query cache could not answer, by cache",
-            m.cache_misses.clone(),
-        );
-        registry.register(
-            "clickhouse_errors",
-            "ClickHouse queries that failed",
-            m.clickhouse_errors.clone(),
-        );
+        teiten_service::register_metrics!(registry, m, {
+            requests: "HTTP requests answered, by route template and status class",
+            request_seconds: "Seconds from request to response headers, by route template",
+            cache_hits: "Lookups answered from the per-query cache, by cache",
+            cache_misses: "Lookups the per-query cache could not answer, by cache",
+            clickhouse_errors: "ClickHouse queries that failed",
+        });
         Metrics { registry, ..m }
     }
 
@@ -130,7 +112,7 @@ impl Metrics {
                 status: class,
             })
             .inc();
-        self.latency
+        self.request_seconds
             .get_or_create(&EndpointLabel {
                 endpoint: endpoint.to_owned(),
             })

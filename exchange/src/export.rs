@@ -886,31 +886,38 @@ mod tests {
     fn names() {
         let d = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
         let kr = partner("[\"KR\"]", "[\"iodef2\", \"intelmq\", \"csv\", \"iodef1\"]");
-        assert_eq!(
-            file_name(&kr, Format::Iodef2, d, false),
-            "teiten-kr-2025-01-02.xml"
-        );
-        assert_eq!(
-            file_name(&kr, Format::Iodef1, d, false),
-            "teiten-kr-2025-01-02.iodef1.xml"
-        );
-        assert_eq!(
-            file_name(&kr, Format::Intelmq, d, true),
-            "teiten-kr-2025-01-02.intelmq.jsonl.gz"
-        );
-        assert_eq!(
-            file_name(&kr, Format::Csv, d, false),
-            "2025-01-02-event4_honeypot_darknet-kr-geo.csv"
-        );
         let all = partner("[\"all\"]", "[\"csv\", \"iodef1\"]");
-        assert_eq!(
-            file_name(&all, Format::Csv, d, false),
-            "2025-01-02-event4_honeypot_darknet-kr-all.csv"
-        );
-        assert_eq!(
-            file_name(&all, Format::Iodef1, d, false),
-            "teiten-kr-2025-01-02.xml"
-        );
+        for (p, format, gzip, name) in [
+            (&kr, Format::Iodef2, false, "teiten-kr-2025-01-02.xml"),
+            (
+                &kr,
+                Format::Iodef1,
+                false,
+                "teiten-kr-2025-01-02.iodef1.xml",
+            ),
+            (
+                &kr,
+                Format::Intelmq,
+                true,
+                "teiten-kr-2025-01-02.intelmq.jsonl.gz",
+            ),
+            (
+                &kr,
+                Format::Csv,
+                false,
+                "2025-01-02-event4_honeypot_darknet-kr-geo.csv",
+            ),
+            (
+                &all,
+                Format::Csv,
+                false,
+                "2025-01-02-event4_honeypot_darknet-kr-all.csv",
+            ),
+            // The partner's only IODEF format takes the plain name.
+            (&all, Format::Iodef1, false, "teiten-kr-2025-01-02.xml"),
+        ] {
+            assert_eq!(file_name(p, format, d, gzip), name, "{format:?}");
+        }
         assert_eq!(index_name("kr", d), "teiten-kr-2025-01-02.index.json");
         let p = Path::new("/o/kr").join(file_name(&kr, Format::Iodef2, d, true));
         assert_eq!(

@@ -7,6 +7,7 @@
 #[cfg(feature = "http-server")]
 pub mod http_server;
 pub mod logging;
+pub mod metrics;
 pub mod progress;
 pub mod token;
 
