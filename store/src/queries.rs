@@ -132,15 +132,35 @@ const WITHHELD_COUNTS: &str = "SELECT withheld, count() AS events, \
 
 // ---- IODEF exchange (see `teiten-exchange`) ----
 
-/// The SELECT of [`EXPORT_EVENTS_ALL`] with `$filter` added to its WHERE clause.
-macro_rules! export_events_sql {
-    ($filter:literal) => {
-        concat!(
-            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country \
-             FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) \
-             AND class = 'scan' AND withheld = 0",
+/// The statements of one partner-day: `events` (one row a packet) or `aggregates` (one row a
+/// source, protocol and port), from the day's scan events with withheld and non-scan events
+/// left out, and `$filter` added to that WHERE clause.
+macro_rules! partner_day_sql {
+    (events, $filter:literal) => {
+        partner_day_sql!(
+            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country",
             $filter,
             " ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx"
+        )
+    };
+    (aggregates, $filter:literal) => {
+        partner_day_sql!(
+            "SELECT src, proto, if(proto IN (1, 58), toUInt16(0), dport) AS port, \
+             any(country) AS cc, count() AS packets, \
+             min(toUInt64(ts) * 1000000 + usec) AS first_us, \
+             max(toUInt64(ts) * 1000000 + usec) AS last_us, \
+             uniqExact(dst) AS destinations",
+            $filter,
+            " GROUP BY src, proto, port ORDER BY src, proto, port"
+        )
+    };
+    ($select:literal, $filter:literal, $tail:literal) => {
+        concat!(
+            $select,
+            " FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) \
+             AND class = 'scan' AND withheld = 0",
+            $filter,
+            $tail
         )
     };
 }
@@ -149,26 +169,9 @@ macro_rules! export_events_sql {
 /// written (by source, then time; the rest makes the order total, so a re-export gives the
 /// same bytes). The destination (sensor) address is deliberately not selected, and withheld
 /// sources (forged, special-purpose, a sensor's) never are.
-const EXPORT_EVENTS_ALL: &str = export_events_sql!("");
+const EXPORT_EVENTS_ALL: &str = partner_day_sql!(events, "");
 /// [`EXPORT_EVENTS_ALL`] limited to source countries (an array of alpha-2 codes).
-const EXPORT_EVENTS_COUNTRIES: &str = export_events_sql!(" AND has(?, toString(country))");
-
-/// The SELECT of [`EXPORT_AGGREGATES_ALL`] with `$filter` added to its WHERE clause.
-macro_rules! export_aggregates_sql {
-    ($filter:literal) => {
-        concat!(
-            "SELECT src, proto, if(proto IN (1, 58), toUInt16(0), dport) AS port, \
-             any(country) AS cc, count() AS packets, \
-             min(toUInt64(ts) * 1000000 + usec) AS first_us, \
-             max(toUInt64(ts) * 1000000 + usec) AS last_us, \
-             uniqExact(dst) AS destinations \
-             FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) \
-             AND class = 'scan' AND withheld = 0",
-            $filter,
-            " GROUP BY src, proto, port ORDER BY src, proto, port"
-        )
-    };
-}
+const EXPORT_EVENTS_COUNTRIES: &str = partner_day_sql!(events, " AND has(?, toString(country))");
 
 /// The aggregated records of one partner-day (`records = "aggregate"`): one row per source
 /// address, protocol and destination port (ICMP: port 0, the port columns hold type and code),
@@ -176,9 +179,10 @@ macro_rules! export_aggregates_sql {
 /// distinct destinations were probed (a count only: the addresses are never selected). The
 /// GROUP BY runs in ClickHouse and the rows stream in the order they are written. Withheld and
 /// non-scan events are left out as in [`EXPORT_EVENTS_ALL`]. Binds: from, to.
-const EXPORT_AGGREGATES_ALL: &str = export_aggregates_sql!("");
+const EXPORT_AGGREGATES_ALL: &str = partner_day_sql!(aggregates, "");
 /// [`EXPORT_AGGREGATES_ALL`] limited to source countries. Binds: from, to, countries.
-const EXPORT_AGGREGATES_COUNTRIES: &str = export_aggregates_sql!(" AND has(?, toString(country))");
+const EXPORT_AGGREGATES_COUNTRIES: &str =
+    partner_day_sql!(aggregates, " AND has(?, toString(country))");
 /// Internal reports detected in `[from, to)` with one of the given TLP labels.
 const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
