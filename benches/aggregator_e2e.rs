@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use teiten::clickhouse::{free_port, Server};
+use teiten_store::sources::SourcePolicy;
 use teiten_store::{address_bytes, GeoConfig, GeoDb};
 use teiten_wire::{Batch, BatchId, Class, Event, SensorStats, Tags, CONTENT_TYPE, INGEST_PATH};
 
@@ -67,8 +68,15 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The rows exactly as the aggregator writes them, in RowBinary, for clickhouse-client.
-fn row_binary(batch: &Batch, geo: &GeoDb, out: &mut Vec<u8>) {
+/// The columns [`row_binary`] writes, in order: checked against the table's at start, so a
+/// new column fails the bench with a message instead of clickhouse-client's "Cannot read all
+/// data" at some row.
+const ROW_BINARY_COLUMNS: &str = "sensor_id, epoch, batch_seq, idx, ts, usec, proto, src, dst, \
+     sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country, withheld";
+
+/// The rows exactly as the aggregator writes them, in RowBinary, for clickhouse-client (its
+/// config names no prefixes: `policy` is the same empty one).
+fn row_binary(batch: &Batch, geo: &GeoDb, policy: &SourcePolicy, out: &mut Vec<u8>) {
     for (idx, e) in batch.events.iter().enumerate() {
         let s = batch.id.sensor_id.as_bytes();
         out.push(s.len() as u8);
@@ -92,6 +100,7 @@ fn row_binary(batch: &Batch, geo: &GeoDb, out: &mut Vec<u8>) {
         out.push(e.class as u8);
         out.push(e.tags.bits());
         out.extend_from_slice(&geo.lookup(e.src).unwrap_or(teiten_store::UNKNOWN_COUNTRY));
+        out.push(policy.of_event(e) as u8);
     }
 }
 
@@ -244,11 +253,16 @@ fn bench(c: &mut Criterion) {
     };
     // The same rows through clickhouse-client (RowBinary file prepared before the clock).
     let cols = teiten_store::events::column_names();
+    let policy = SourcePolicy::new(&[], &[], &[]);
+    assert_eq!(
+        cols, ROW_BINARY_COLUMNS,
+        "scan_events has other columns than row_binary writes: update row_binary"
+    );
     let via_client = |e: u64| -> Duration {
         let mut data = Vec::with_capacity(EVENTS_PER_ITER as usize * 100);
         for bs in make(e) {
             for b in &bs {
-                row_binary(b, &geo, &mut data);
+                row_binary(b, &geo, &policy, &mut data);
             }
         }
         let file = tempfile::NamedTempFile::new().unwrap();

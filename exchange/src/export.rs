@@ -33,7 +33,7 @@
 //! goes up and the manifest says how many events were added.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::config::{Countries, Exchange, Format, Partner, Records};
-use super::formats::{self, Feed, Record};
+use super::formats::{self, Cc, Feed, Record};
 use super::reports::{self, StoredReport};
 use super::sign;
 use super::ExchangeError;
@@ -240,12 +240,6 @@ struct AggregateRow {
     destinations: u64,
 }
 
-/// A stored country code as written in the files: `None` when unknown.
-fn country(cc: [u8; 2]) -> Option<String> {
-    (cc != teiten_store::proto::UNKNOWN_COUNTRY && cc.iter().all(u8::is_ascii_alphabetic))
-        .then(|| String::from_utf8_lossy(&cc).into_owned())
-}
-
 impl From<&ExportRow> for Record {
     fn from(row: &ExportRow) -> Record {
         let icmp = matches!(row.proto, 1 | 58);
@@ -257,7 +251,7 @@ impl From<&ExportRow> for Record {
             source_port: (!icmp).then_some(row.sport),
             destination_port: (!icmp).then_some(row.dport),
             icmp: icmp.then_some((row.sport, row.dport)),
-            country: country(row.country),
+            country: Cc::new(row.country),
             first_us: us,
             last_us: us,
             packets: 1,
@@ -275,7 +269,7 @@ impl From<&AggregateRow> for Record {
             source_port: None,
             destination_port: (!icmp).then_some(row.port),
             icmp: None,
-            country: country(row.cc),
+            country: Cc::new(row.cc),
             first_us: row.first_us as i64,
             last_us: row.last_us as i64,
             packets: row.packets,
@@ -349,21 +343,14 @@ fn iodef_time_us(us: i64) -> Result<iodef::DateTime, ExchangeError> {
     iodef_time(us.div_euclid(1_000_000), us.rem_euclid(1_000_000) as u32)
 }
 
-/// One record as an IODEF EventData (no destination address): a packet as a
-/// [`iodef::ScanEvent`] (ICMP with its type and code as `ProtoType`/`ProtoCode`), an aggregate
-/// as a [`iodef::ScanAggregate`].
-fn event_data(r: &Record) -> Result<iodef::v2::EventData, ExchangeError> {
-    if let Some(destinations) = r.destinations {
-        return Ok(iodef::ScanAggregate {
-            source: r.source,
-            protocol: r.proto,
-            destination_port: r.destination_port,
-            first: iodef_time_us(r.first_us)?,
-            last: iodef_time_us(r.last_us)?,
-            packets: r.packets,
-            destinations,
-        }
-        .event_data());
+/// A packet as IODEF writes it: the event and its ICMP type and code.
+type Packet = (iodef::ScanEvent, Option<(u16, u16)>);
+
+/// A packet record as an [`iodef::ScanEvent`] with its ICMP type and code; `None` for an
+/// aggregate.
+fn scan_event(r: &Record) -> Result<Option<Packet>, ExchangeError> {
+    if r.destinations.is_some() {
+        return Ok(None);
     }
     let ev = iodef::ScanEvent {
         source: r.source,
@@ -372,26 +359,54 @@ fn event_data(r: &Record) -> Result<iodef::v2::EventData, ExchangeError> {
         protocol: r.proto,
         time: iodef_time_us(r.first_us)?,
     };
-    let mut e = ev.event_data();
-    if let Some((kind, code)) = r.icmp {
-        for f in &mut e.flow {
-            for s in &mut f.system {
-                if s.category == Some(iodef::v2::SystemCategory::Target) {
-                    for svc in &mut s.service {
-                        svc.proto_type = Some(i64::from(kind));
-                        svc.proto_code = Some(i64::from(code));
-                    }
-                }
-            }
+    Ok(Some((ev, r.icmp)))
+}
+
+/// One record as an IODEF EventData (no destination address): a packet as a
+/// [`iodef::ScanEvent`] (ICMP with its type and code as `ProtoType`/`ProtoCode`), an aggregate
+/// as a [`iodef::ScanAggregate`]. Packets are written by [`iodef::StreamWriter::write_scan_event`]
+/// instead, with the same bytes.
+fn event_data(r: &Record) -> Result<iodef::v2::EventData, ExchangeError> {
+    match scan_event(r)? {
+        Some((ev, Some((kind, code)))) => Ok(ev.icmp_event_data(kind, code)),
+        Some((ev, None)) => Ok(ev.event_data()),
+        None => Ok(iodef::ScanAggregate {
+            source: r.source,
+            protocol: r.proto,
+            destination_port: r.destination_port,
+            first: iodef_time_us(r.first_us)?,
+            last: iodef_time_us(r.last_us)?,
+            packets: r.packets,
+            destinations: r.destinations.unwrap_or_default(),
         }
+        .event_data()),
     }
-    Ok(e)
+}
+
+/// The file under a [`Sink`]: hashes and counts the bytes as they are written, so the
+/// manifest's SHA-256 and size need no second read of the file.
+struct Hashed {
+    file: File,
+    sha: Sha256,
+    bytes: u64,
+}
+
+impl Write for Hashed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Either the file itself or a gzip stream into it.
 enum Sink {
-    Plain(BufWriter<File>),
-    Gzip(Box<flate2::write::GzEncoder<BufWriter<File>>>),
+    Plain(BufWriter<Hashed>),
+    Gzip(Box<flate2::write::GzEncoder<BufWriter<Hashed>>>),
 }
 
 impl Write for Sink {
@@ -399,6 +414,12 @@ impl Write for Sink {
         match self {
             Sink::Plain(w) => w.write(buf),
             Sink::Gzip(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.write_all(buf),
+            Sink::Gzip(w) => w.write_all(buf),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -412,7 +433,12 @@ impl Write for Sink {
 impl Sink {
     /// A sink into a new file, gzipped or not.
     fn create(path: &Path, gzip: bool) -> std::io::Result<Sink> {
-        let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
+        let file = Hashed {
+            file: File::create(path)?,
+            sha: Sha256::new(),
+            bytes: 0,
+        };
+        let file = BufWriter::with_capacity(1 << 16, file);
         Ok(if gzip {
             Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
                 file,
@@ -423,32 +449,17 @@ impl Sink {
         })
     }
 
-    /// Ends the stream and syncs the file to disk.
-    fn close(self) -> std::io::Result<()> {
+    /// Ends the stream, syncs the file to disk and returns the SHA-256 (hex) and size of what
+    /// it holds.
+    fn close(self) -> std::io::Result<(String, u64)> {
         let w = match self {
             Sink::Plain(w) => w,
             Sink::Gzip(g) => g.finish()?,
         };
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()
+        let h = w.into_inner().map_err(|e| e.into_error())?;
+        h.file.sync_all()?;
+        Ok((hex::encode(h.sha.finalize()), h.bytes))
     }
-}
-
-/// SHA-256 and size of a file, read in constant memory.
-pub fn file_digest(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finalize()), n))
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename).
@@ -559,15 +570,13 @@ async fn export_file(
     let sink =
         Sink::create(&tmp, x.config.gzip).map_err(io_err(format!("creating {}", tmp.display())))?;
     let result = write_file(client, db, x, partner, window, format, reports, sink).await;
-    let counts = match result {
-        Ok(counts) => counts,
+    let (counts, (sha256, bytes)) = match result {
+        Ok(done) => done,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
-    let (sha256, bytes) =
-        file_digest(&tmp).map_err(io_err(format!("reading back {}", tmp.display())))?;
 
     let previous = read_manifest(&path).filter(|_| path.exists());
     if let Some(prev) = &previous {
@@ -684,7 +693,8 @@ enum Out {
 }
 
 /// Streams one file into `sink`: the records of the day (per packet or aggregated, as the
-/// partner asks) in `format`, and for IODEF the internal reports after them.
+/// partner asks) in `format`, and for IODEF the internal reports after them. Returns what the
+/// file holds and its SHA-256 and size.
 #[allow(clippy::too_many_arguments)]
 async fn write_file(
     client: &Client,
@@ -695,7 +705,7 @@ async fn write_file(
     format: Format,
     reports: &[StoredReport],
     sink: Sink,
-) -> Result<Counts, ExchangeError> {
+) -> Result<(Counts, (String, u64)), ExchangeError> {
     let date = window.date.format("%Y-%m-%d").to_string();
     let xerr = |e: iodef::Error| ExchangeError::Iodef {
         what: format!("writing the file of {} for {date}", partner.id),
@@ -745,6 +755,7 @@ async fn write_file(
         Countries::All => None,
         Countries::Only(list) => Some(list.as_slice()),
     };
+    let mut row = formats::CsvRow::default();
     let mut write = |r: &Record| -> Result<(), ExchangeError> {
         if last_src != Some(r.source) {
             counts.sources += 1;
@@ -753,9 +764,12 @@ async fn write_file(
         counts.events += r.packets;
         counts.records += 1;
         match &mut out {
-            Out::Iodef(w) => w.write_event_data(&event_data(r)?).map_err(xerr),
+            Out::Iodef(w) => match scan_event(r)? {
+                Some((ev, icmp)) => w.write_scan_event(&ev, icmp).map_err(xerr),
+                None => w.write_event_data(&event_data(r)?).map_err(xerr),
+            },
             Out::Intelmq(w) => formats::write_intelmq(w, r, feed).map_err(io_err(werr())),
-            Out::Csv(w) => w.write_record(formats::csv_fields(r)).map_err(csv_err),
+            Out::Csv(w) => w.write_record(row.fill(r)).map_err(csv_err),
         }
     };
     match partner.records {
@@ -804,11 +818,11 @@ async fn write_file(
             source: e.into_error(),
         })?,
     };
-    sink.close().map_err(io_err(format!(
+    let digest = sink.close().map_err(io_err(format!(
         "finishing the file of {} for {date}",
         partner.id
     )))?;
-    Ok(counts)
+    Ok((counts, digest))
 }
 
 /// The scan Incident's header of a partner's day.
@@ -965,7 +979,7 @@ mod tests {
             destinations: 17,
         };
         let r = Record::from(&row);
-        assert_eq!(r.country.as_deref(), Some("AU"));
+        assert_eq!(r.country.as_ref().map(Cc::as_str), Some("AU"));
         let v2 = write_one(event_data(&r).unwrap(), iodef::Version::V2);
         for want in [
             "<StartTime>2025-11-21T04:40:00.25",

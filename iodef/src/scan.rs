@@ -232,6 +232,21 @@ impl ScanEvent {
         }
     }
 
+    /// [`ScanEvent::event_data`] of an ICMP event, with its type and code as the target
+    /// Service's `ProtoType` and `ProtoCode` (what was sent to the sensor).
+    pub fn icmp_event_data(&self, kind: u16, code: u16) -> v2::EventData {
+        let mut e = self.event_data();
+        for s in e.flow.iter_mut().flat_map(|f| &mut f.system) {
+            if s.category == Some(v2::SystemCategory::Target) {
+                for svc in &mut s.service {
+                    svc.proto_type = Some(i64::from(kind));
+                    svc.proto_code = Some(i64::from(code));
+                }
+            }
+        }
+        e
+    }
+
     /// The scan events an EventData describes (the inverse of [`ScanEvent::event_data`] and
     /// [`ScanEvent::grouped`], and a convenient reading of partners' reports): one event per
     /// IP source address of each Flow, with the source's first Port, the target's Port (one
@@ -282,6 +297,60 @@ impl ScanEvent {
             ..Default::default()
         })
     }
+}
+
+/// Writes `ev` as [`ScanEvent::event_data`] (or [`ScanEvent::icmp_event_data`] with `icmp`)
+/// would be written, element by element, without building it: the per-packet hot path of
+/// [`crate::StreamWriter::write_scan_event`]. `ip_protocol` is the Service attribute's name
+/// of the document's version (`ip-protocol`, RFC 5070's `ip_protocol`), the only difference
+/// between the two versions' bytes of a scan event.
+pub(crate) fn write_scan_event<W: std::io::Write>(
+    w: &mut crate::write::XmlOut<W>,
+    ev: &ScanEvent,
+    icmp: Option<(u16, u16)>,
+    ip_protocol: &str,
+) -> std::io::Result<()> {
+    let protocol = i64::from(ev.protocol);
+    let service = |w: &mut crate::write::XmlOut<W>, port: Option<u16>, icmp: Option<(u16, u16)>| {
+        w.start("Service")?;
+        w.attr_display(ip_protocol, &protocol)?;
+        if let Some(p) = port {
+            w.leaf_display("Port", &p)?;
+        }
+        if let Some((kind, code)) = icmp {
+            w.leaf_display("ProtoType", &i64::from(kind))?;
+            w.leaf_display("ProtoCode", &i64::from(code))?;
+        }
+        w.end("Service")
+    };
+    let node = |w: &mut crate::write::XmlOut<W>, category: &str, value: &str| {
+        w.start("Node")?;
+        w.start("Address")?;
+        w.attr("category", category)?;
+        w.text(value)?;
+        w.end("Address")?;
+        w.end("Node")
+    };
+    w.start("EventData")?;
+    w.leaf_display("DetectTime", &ev.time)?;
+    w.start("Flow")?;
+    w.start("System")?;
+    w.attr("category", v2::SystemCategory::Source.as_str())?;
+    let source = address(ev.source);
+    node(w, source.category.as_str(), &source.value)?;
+    service(w, ev.source_port, None)?;
+    w.end("System")?;
+    w.start("System")?;
+    w.attr("category", v2::SystemCategory::Target.as_str())?;
+    let (category, value) = undisclosed(ev.source);
+    node(w, category.as_str(), value)?;
+    service(w, ev.destination_port, icmp)?;
+    w.start("Description")?;
+    w.text(WITHHELD)?;
+    w.end("Description")?;
+    w.end("System")?;
+    w.end("Flow")?;
+    w.end("EventData")
 }
 
 fn collect(e: &v2::EventData, inherited: Option<&DateTime>, out: &mut Vec<ScanEvent>) {
@@ -413,11 +482,16 @@ fn source_system(a: IpAddr, protocol: u8, port: Option<u16>) -> v2::System {
     }
 }
 
-fn target_system(source: IpAddr, protocol: u8, port: Option<u16>) -> v2::System {
-    let (category, value) = match source {
+/// The target address written for a source of that family: its covering network.
+fn undisclosed(source: IpAddr) -> (v2::AddressCategory, &'static str) {
+    match source {
         IpAddr::V4(_) => (v2::AddressCategory::Ipv4Net, UNDISCLOSED_V4),
         IpAddr::V6(_) => (v2::AddressCategory::Ipv6Net, UNDISCLOSED_V6),
-    };
+    }
+}
+
+fn target_system(source: IpAddr, protocol: u8, port: Option<u16>) -> v2::System {
+    let (category, value) = undisclosed(source);
     v2::System {
         category: Some(v2::SystemCategory::Target),
         node: Some(v2::Node {

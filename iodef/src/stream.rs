@@ -11,7 +11,7 @@ use crate::convert::{self, Notes};
 use crate::error::{Diagnostic, Error, Severity};
 use crate::read::{Parser, ReadOptions, Unit, Version};
 use crate::write::{WriteOptions, XmlOut};
-use crate::{v1, v2};
+use crate::{v1, v2, ScanEvent};
 
 /// Writes an IODEF document incrementally, in constant memory.
 ///
@@ -242,6 +242,28 @@ impl<W: Write> StreamWriter<W> {
                 self.io(r)?;
             }
         }
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Write one scan event into the open Incident: the same bytes as
+    /// `write_event_data(&event.event_data())`, or with `icmp` (type, code) as
+    /// `write_event_data(&event.icmp_event_data(type, code))`, but written directly, with
+    /// nothing built or checked: a scan event is valid by construction. The hot path of
+    /// per-packet daily files.
+    pub fn write_scan_event(
+        &mut self,
+        event: &ScanEvent,
+        icmp: Option<(u16, u16)>,
+    ) -> Result<(), Error> {
+        self.guard()?;
+        let ip_protocol = match &self.tail {
+            None => return Err(Error::Misuse("write_scan_event outside an Incident")),
+            Some(Tail::V2(_)) => "ip-protocol",
+            Some(Tail::V1(_)) => "ip_protocol",
+        };
+        let r = crate::scan::write_scan_event(&mut self.out, event, icmp, ip_protocol);
+        self.io(r)?;
         self.events += 1;
         Ok(())
     }
