@@ -173,9 +173,15 @@ impl Lab {
 
     /// nmap SYN scan of `ports` on `target`, one probe per port (no retries, no discovery).
     pub fn nmap(&self, target: &str, ports: &str) -> Command {
+        self.nmap_scan("-sS", target, ports)
+    }
+
+    /// nmap scan of technique `scan` (`-sS`, `-sF`, `-sN`, `-sX`, `-sM`, `-sA`, `-sW`) of
+    /// `ports` on `target`, one probe per port (no retries, no discovery).
+    pub fn nmap_scan(&self, scan: &str, target: &str, ports: &str) -> Command {
         let mut c = self.in_scanner("nmap");
         c.args([
-            "-sS",
+            scan,
             "-Pn",
             "-n",
             "-T5",

@@ -2,7 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use teiten_wire::{Class, Event, Tags, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+use teiten_wire::{
+    stealth_technique, Class, Event, Tags, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+};
 
 use crate::decode::v4_bits;
 
@@ -33,6 +35,8 @@ fn class_of(ev: &Event) -> Class {
                 Class::Scan
             } else if (f & SYN != 0 && f & ACK != 0) || f & RST != 0 {
                 Class::Backscatter
+            } else if stealth_technique(f).is_some() {
+                Class::Scan
             } else {
                 Class::Other
             }
@@ -72,6 +76,9 @@ fn fingerprints(ev: &Event) -> Tags {
                 tags |= Tags::MIRAI;
             }
         }
+    }
+    if ev.proto == IPPROTO_TCP && !fragment && stealth_technique(ev.tcp_flags).is_some() {
+        tags |= Tags::STEALTH;
     }
     let tool_ttl = tags.intersects(Tags::MASSCAN | Tags::ZMAP);
     if (ev.ttl >= SPOOF_TTL && !tool_ttl) || ev.src == ev.dst || is_martian(ev.src) {
@@ -156,8 +163,40 @@ mod tests {
         assert_eq!(classified(tcp(SYN | ACK)).class, Class::Backscatter);
         assert_eq!(classified(tcp(RST)).class, Class::Backscatter);
         assert_eq!(classified(tcp(RST | ACK)).class, Class::Backscatter);
-        assert_eq!(classified(tcp(ACK)).class, Class::Other);
         assert_eq!(classified(tcp(FIN | SYN)).class, Class::Other);
+        assert_eq!(classified(tcp(ACK | 0x08)).class, Class::Other, "PSH-ACK");
+        assert_eq!(classified(tcp(SYN)).tags, Tags::empty());
+    }
+
+    #[test]
+    fn probes_without_syn_are_stealth_scans() {
+        const PSH: u16 = 0x08;
+        const URG: u16 = 0x20;
+        for (flags, technique) in [
+            (0, "null"),
+            (FIN, "fin"),
+            (FIN | PSH | URG, "xmas"),
+            (FIN | ACK, "maimon"),
+            (ACK, "ack"),
+        ] {
+            let e = classified(tcp(flags));
+            assert_eq!(e.class, Class::Scan, "{technique}");
+            assert!(e.tags.contains(Tags::STEALTH), "{technique}");
+            assert_eq!(stealth_technique(flags), Some(technique));
+        }
+        // Backscatter stays backscatter, and is never tagged.
+        for flags in [SYN | ACK, RST, RST | ACK, FIN | RST] {
+            let e = classified(tcp(flags));
+            assert_eq!(e.class, Class::Backscatter, "{flags:#x}");
+            assert!(!e.tags.contains(Tags::STEALTH));
+        }
+        // Not TCP, or a fragment: no technique.
+        let mut udp = tcp(0);
+        udp.proto = IPPROTO_UDP;
+        assert!(!classified(udp).tags.contains(Tags::STEALTH));
+        let mut frag = tcp(0);
+        frag.tags = Tags::FRAGMENT;
+        assert_eq!(classified(frag).tags, Tags::FRAGMENT);
     }
 
     #[test]

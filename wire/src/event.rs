@@ -83,18 +83,41 @@ bitflags::bitflags! {
         const SPOOF_SUSPECT = 1 << 3;
         /// A later IP fragment: it carries no transport header, so no ports.
         const FRAGMENT = 1 << 4;
+        /// A TCP port probe without SYN (nmap's FIN, NULL, Xmas, Maimon, ACK and window
+        /// scans): classed `scan`; [`stealth_technique`] names the technique from the flags.
+        const STEALTH = 1 << 5;
+    }
+}
+
+/// The technique of a TCP probe without SYN, as port scanners send them, from its flags
+/// (exactly these flags, nothing else set): `null` (none), `fin`, `xmas` (FIN, PSH, URG),
+/// `maimon` (FIN, ACK) and `ack` (ACK alone: nmap's ACK scan and window scan send the same
+/// packet). `None` for any other flags: SYN, RST and SYN-ACK are not stealth probes.
+pub fn stealth_technique(tcp_flags: u16) -> Option<&'static str> {
+    const FIN: u16 = 0x01;
+    const PSH: u16 = 0x08;
+    const ACK: u16 = 0x10;
+    const URG: u16 = 0x20;
+    match tcp_flags {
+        0 => Some("null"),
+        FIN => Some("fin"),
+        x if x == FIN | PSH | URG => Some("xmas"),
+        x if x == FIN | ACK => Some("maimon"),
+        ACK => Some("ack"),
+        _ => None,
     }
 }
 
 impl Tags {
     /// The names of the set tags, in a fixed order, as used in JSON and ClickHouse.
     pub fn names(self) -> Vec<&'static str> {
-        const NAMES: [(Tags, &str); 5] = [
+        const NAMES: [(Tags, &str); 6] = [
             (Tags::ZMAP, "zmap"),
             (Tags::MASSCAN, "masscan"),
             (Tags::MIRAI, "mirai"),
             (Tags::SPOOF_SUSPECT, "spoof_suspect"),
             (Tags::FRAGMENT, "fragment"),
+            (Tags::STEALTH, "stealth"),
         ];
         NAMES
             .iter()

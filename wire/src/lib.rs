@@ -21,6 +21,8 @@ pub use batch::{
     MAGIC,
 };
 pub use error::WireError;
-pub use event::{Class, Event, Tags, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+pub use event::{
+    stealth_technique, Class, Event, Tags, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+};
 #[cfg(feature = "http-client")]
 pub use http::http_agent;
