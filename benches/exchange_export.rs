@@ -70,7 +70,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn peer(&self, day: i64) -> Measured {
-        let sql = teiten_store::queries::export_events("bench", day, day + DAY, None)
+        let sql = teiten_store::queries::export_events("bench", day, day + DAY, None, true)
             .to_sql_literal()
             .expect("the statement is complete");
         measure::run(

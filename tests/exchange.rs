@@ -343,6 +343,58 @@ fn daily_files_are_exact_valid_per_partner_and_deterministic() {
 /// agree with what was sent, format by format; no file names a sensor address; the manifests
 /// and the day's index carry each file's SHA-256; a re-export changes nothing.
 #[test]
+fn research_scanners_are_tagged_at_ingest_and_sent_only_to_partners_that_want_them() {
+    require_tool("xmllint", "libxml2-utils");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    let au = address_in("AU");
+    let research = Ipv4Addr::from(u32::from(au) + 1);
+    let cfg = format!(
+        "[sources]\nresearch = [\"{research}/32\"]\n\n{}",
+        exchange_config(
+            work.path(),
+            "[[exchange.partner]]\nid = \"no-research\"\ncountries = [\"all\"]\nresearch = false\n"
+        )
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440")
+    );
+    let (agg, date) = aggregator_with_day(&ch, "ex_research", &cfg, |d, _| {
+        let mut events: Vec<Event> = (0..3)
+            .map(|i| event(au, d + 60 + i, 6, 22, Class::Scan))
+            .collect();
+        // A sensor's own research mark counts for nothing: the list decides.
+        events[0].tags = Tags::RESEARCH;
+        events.extend((0..2).map(|i| event(research, d + 120 + i, 6, 23, Class::Scan)));
+        events
+    });
+    let tagged = ch
+        .query("SELECT countIf(bitAnd(tags, 64) != 0) FROM ex_research.scan_events")
+        .unwrap();
+    assert_eq!(
+        tagged.trim(),
+        "2",
+        "the two events of the listed source are tagged"
+    );
+    let (ok, out) = agg.cli(&["export", "--date", &date]);
+    assert!(ok, "{out}");
+    let with = outbox_file(work.path(), "world", &date);
+    let without = outbox_file(work.path(), "no-research", &date);
+    xmllint_valid(2, &with);
+    xmllint_valid(2, &without);
+    assert_eq!(
+        source_addresses(&with),
+        [au.to_string(), research.to_string()].into_iter().collect()
+    );
+    assert_eq!(event_count(&with), 5);
+    assert_eq!(
+        source_addresses(&without),
+        [au.to_string()].into_iter().collect(),
+        "research scanners are left out for a partner that does not want them"
+    );
+    assert_eq!(event_count(&without), 3);
+    assert_eq!(manifest(&without)["sources"], 1);
+}
+
+#[test]
 fn partner_formats_load_in_partners_tools_and_aggregates_count_every_packet() {
     use teiten::intelmq::{parse, Parser};
     require_tool("xmllint", "libxml2-utils");

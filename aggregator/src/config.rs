@@ -67,6 +67,11 @@ pub struct SourcesConfig {
     /// range can be published. Default empty: the benchmarking ranges are withheld.
     #[serde(default)]
     pub publish_benchmarking: Vec<String>,
+    /// Prefixes of known research scanners (Internet measurement projects that announce
+    /// themselves): their events are tagged `research` at ingest, shown and marked, and sent
+    /// only to partners that ask for them (`research = true`, the default). Default empty.
+    #[serde(default)]
+    pub research: Vec<String>,
 }
 
 /// `[ingest]`
@@ -409,7 +414,8 @@ impl SourcesConfig {
                 format!("`{n}` is not inside 198.18.0.0/15 or 2001:2::/48"),
             ));
         }
-        Ok(SourcePolicy::new(&monitored, &sensors, &bench))
+        let research = parse("sources.research", &self.research)?;
+        Ok(SourcePolicy::new(&monitored, &sensors, &bench).with_research(&research))
     }
 }
 

@@ -388,7 +388,10 @@ async fn ingest_inner(
     let geo = st.geo.current();
     let sources = st.sources.clone();
     let decoded = tokio::task::spawn_blocking(move || {
-        let batch = teiten_wire::decode(&bytes, limits)?;
+        let mut batch = teiten_wire::decode(&bytes, limits)?;
+        for e in &mut batch.events {
+            sources.mark_research(e);
+        }
         let withheld = batch.events.iter().map(|e| sources.of_event(e)).collect();
         let mut unknown = 0u32;
         let countries = batch

@@ -227,6 +227,10 @@ pub struct PartnerConfig {
     /// (`aggregate`). Default `packet`.
     #[serde(default)]
     pub records: Option<String>,
+    /// Whether its files include known research scanners' sources (tagged `research` at
+    /// ingest from the aggregator's `[sources] research`). Default `true`.
+    #[serde(default = "default_true")]
+    pub research: bool,
     /// The highest TLP the partner may receive and the restriction written on its files:
     /// `clear`, `white`, `green`, `amber`, `amber+strict`, `red`. Default `amber`.
     #[serde(default = "default_tlp")]
@@ -576,6 +580,8 @@ pub struct Partner {
     pub formats: Vec<Format>,
     /// Per packet or aggregated records.
     pub records: Records,
+    /// Whether research scanners' sources are included.
+    pub research: bool,
     /// Restriction ceiling and label of its files.
     pub tlp: Tlp,
     /// Day boundaries.
@@ -1077,6 +1083,7 @@ impl ExchangeConfig {
                 version,
                 formats,
                 records,
+                research: p.research,
                 tlp,
                 timezone,
                 url: p.url.clone(),

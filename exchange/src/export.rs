@@ -774,7 +774,8 @@ async fn write_file(
     };
     match partner.records {
         Records::Packet => {
-            let st = queries::export_events(db, window.from, window.to, countries);
+            let st =
+                queries::export_events(db, window.from, window.to, countries, partner.research);
             let mut cursor = st
                 .query(client)
                 .and_then(|q| q.fetch::<ExportRow>())
@@ -788,7 +789,8 @@ async fn write_file(
             }
         }
         Records::Aggregate => {
-            let st = queries::export_aggregates(db, window.from, window.to, countries);
+            let st =
+                queries::export_aggregates(db, window.from, window.to, countries, partner.research);
             let mut cursor = st
                 .query(client)
                 .and_then(|q| q.fetch::<AggregateRow>())

@@ -134,7 +134,9 @@ const WITHHELD_COUNTS: &str = "SELECT withheld, count() AS events, \
 
 /// The statements of one partner-day: `events` (one row a packet) or `aggregates` (one row a
 /// source, protocol and port), from the day's scan events with withheld and non-scan events
-/// left out, and `$filter` added to that WHERE clause.
+/// left out, research scanners' events (tag bit 64, `Tags::RESEARCH`) too unless the third
+/// bind is 1, and `$filter` added to that WHERE clause. Binds: from, to, research, then the
+/// filter's.
 macro_rules! partner_day_sql {
     (events, $filter:literal) => {
         partner_day_sql!(
@@ -158,7 +160,7 @@ macro_rules! partner_day_sql {
         concat!(
             $select,
             " FROM {db}.scan_events WHERE ts >= toDateTime(?) AND ts < toDateTime(?) \
-             AND class = 'scan' AND withheld = 0",
+             AND class = 'scan' AND withheld = 0 AND (bitAnd(tags, 64) = 0 OR ?)",
             $filter,
             $tail
         )
@@ -431,25 +433,48 @@ pub fn withheld_counts(db: &str, from: i64, to: i64) -> Statement {
 }
 
 /// The published scan events of `[from, to)` for a partner file, from every source country
-/// (`None`) or from the listed ones (alpha-2 codes).
-pub fn export_events(db: &str, from: i64, to: i64, countries: Option<&[String]>) -> Statement {
+/// (`None`) or from the listed ones (alpha-2 codes), with research scanners' or without.
+pub fn export_events(
+    db: &str,
+    from: i64,
+    to: i64,
+    countries: Option<&[String]>,
+    research: bool,
+) -> Statement {
+    let research = u8::from(research);
     match countries {
-        None => with_db(EXPORT_EVENTS_ALL, db).bind(from).bind(to),
+        None => with_db(EXPORT_EVENTS_ALL, db)
+            .bind(from)
+            .bind(to)
+            .bind(research),
         Some(list) => with_db(EXPORT_EVENTS_COUNTRIES, db)
             .bind(from)
             .bind(to)
+            .bind(research)
             .bind(list),
     }
 }
 
 /// The aggregated records of `[from, to)` for a partner file (see [`EXPORT_AGGREGATES_ALL`]),
-/// from every source country (`None`) or from the listed ones.
-pub fn export_aggregates(db: &str, from: i64, to: i64, countries: Option<&[String]>) -> Statement {
+/// from every source country (`None`) or from the listed ones, with research scanners' or
+/// without.
+pub fn export_aggregates(
+    db: &str,
+    from: i64,
+    to: i64,
+    countries: Option<&[String]>,
+    research: bool,
+) -> Statement {
+    let research = u8::from(research);
     match countries {
-        None => with_db(EXPORT_AGGREGATES_ALL, db).bind(from).bind(to),
+        None => with_db(EXPORT_AGGREGATES_ALL, db)
+            .bind(from)
+            .bind(to)
+            .bind(research),
         Some(list) => with_db(EXPORT_AGGREGATES_COUNTRIES, db)
             .bind(from)
             .bind(to)
+            .bind(research)
             .bind(list),
     }
 }
@@ -549,15 +574,18 @@ pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
         ("digests due", digests_due(db, FROM, TO)),
         ("withheld sources", withheld_sources(db, FROM, TO, 100)),
         ("withheld counts", withheld_counts(db, FROM, TO)),
-        ("export events", export_events(db, FROM, TO, None)),
+        ("export events", export_events(db, FROM, TO, None, true)),
         (
-            "export events of countries",
-            export_events(db, FROM, TO, Some(&countries)),
+            "export events of countries without research scanners",
+            export_events(db, FROM, TO, Some(&countries), false),
         ),
-        ("export aggregates", export_aggregates(db, FROM, TO, None)),
         (
-            "export aggregates of countries",
-            export_aggregates(db, FROM, TO, Some(&countries)),
+            "export aggregates",
+            export_aggregates(db, FROM, TO, None, true),
+        ),
+        (
+            "export aggregates of countries without research scanners",
+            export_aggregates(db, FROM, TO, Some(&countries), false),
         ),
         (
             "export reports",
@@ -682,6 +710,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_research_bit_of_the_export_is_the_wire_tag() {
+        assert_eq!(teiten_wire::Tags::RESEARCH.bits(), 64);
+        assert!(EXPORT_EVENTS_ALL.contains("bitAnd(tags, 64) = 0 OR ?"));
+    }
+
+    #[test]
     fn every_sample_binds_every_placeholder() {
         let db = "teiten";
         let all = samples(db)
@@ -693,11 +727,11 @@ mod tests {
             assert!(!sql.contains('?') && !sql.contains('{'), "{sql}");
         }
         assert_eq!(
-            export_events(db, 1, 2, Some(&["AU".to_owned()])).to_string(),
+            export_events(db, 1, 2, Some(&["AU".to_owned()]), false).to_string(),
             "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country \
              FROM teiten.scan_events \
              WHERE ts >= toDateTime(1) AND ts < toDateTime(2) AND class = 'scan' AND withheld = 0 \
-             AND has(['AU'], toString(country)) ORDER BY src, t, usec, proto, sport, dport, \
+             AND (bitAnd(tags, 64) = 0 OR 0) AND has(['AU'], toString(country)) ORDER BY src, t, usec, proto, sport, dport, \
              sensor_id, epoch, batch_seq, idx"
         );
         let r = crate::schema::ROLLUPS

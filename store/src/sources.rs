@@ -196,6 +196,7 @@ pub struct SourcePolicy {
     monitored: JointPrefixMap<IpNet, ()>,
     sensors: JointPrefixMap<IpNet, ()>,
     published_benchmarking: JointPrefixMap<IpNet, ()>,
+    research: JointPrefixMap<IpNet, ()>,
 }
 
 fn table(nets: &[IpNet]) -> JointPrefixMap<IpNet, ()> {
@@ -217,7 +218,25 @@ impl SourcePolicy {
             monitored: table(monitored),
             sensors: table(sensors),
             published_benchmarking: table(publish_benchmarking),
+            research: JointPrefixMap::new(),
         }
+    }
+
+    /// The same policy with the prefixes of known research scanners ([`Tags::RESEARCH`]).
+    pub fn with_research(mut self, research: &[IpNet]) -> Self {
+        self.research = table(research);
+        self
+    }
+
+    /// Whether `src` is a known research scanner's.
+    pub fn is_research(&self, src: IpAddr) -> bool {
+        covers(&self.research, unmapped(src))
+    }
+
+    /// Sets or clears [`Tags::RESEARCH`] of an event from the configured list: the sensor's
+    /// own value never counts.
+    pub fn mark_research(&self, e: &mut Event) {
+        e.tags.set(Tags::RESEARCH, self.is_research(e.src));
     }
 
     /// Whether no monitored prefix is configured.
@@ -352,6 +371,40 @@ mod tests {
         ] {
             assert_eq!(special_purpose(ip(a)), None, "{a}");
         }
+    }
+
+    #[test]
+    fn research_scanners_are_marked_from_the_list_only() {
+        let p = SourcePolicy::default().with_research(&[
+            parse_prefix("192.0.2.0/24").unwrap(),
+            parse_prefix("2001:db8:1::/48").unwrap(),
+        ]);
+        assert!(p.is_research(ip("192.0.2.9")));
+        assert!(p.is_research(ip("::ffff:192.0.2.9")));
+        assert!(p.is_research(ip("2001:db8:1::7")));
+        assert!(!p.is_research(ip("192.0.3.1")));
+        let mut e = Event {
+            ts_us: 0,
+            proto: 6,
+            src: ip("192.0.3.1"),
+            dst: ip("198.18.1.10"),
+            sport: 1,
+            dport: 2,
+            tcp_flags: 2,
+            ttl: 50,
+            ip_id: 1,
+            ip_len: 40,
+            seq: 1,
+            window: 1024,
+            class: teiten_wire::Class::Scan,
+            tags: Tags::RESEARCH | Tags::ZMAP,
+        };
+        // A sensor's own research mark is dropped; the list's is set.
+        p.mark_research(&mut e);
+        assert_eq!(e.tags, Tags::ZMAP);
+        e.src = ip("192.0.2.9");
+        p.mark_research(&mut e);
+        assert_eq!(e.tags, Tags::ZMAP | Tags::RESEARCH);
     }
 
     #[test]

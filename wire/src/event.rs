@@ -86,6 +86,9 @@ bitflags::bitflags! {
         /// A TCP port probe without SYN (nmap's FIN, NULL, Xmas, Maimon, ACK and window
         /// scans): classed `scan`; [`stealth_technique`] names the technique from the flags.
         const STEALTH = 1 << 5;
+        /// A known research scanner's source: set by the aggregator at ingest from its
+        /// configured list (`[sources] research`), whatever the sensor sent.
+        const RESEARCH = 1 << 6;
     }
 }
 
@@ -111,13 +114,14 @@ pub fn stealth_technique(tcp_flags: u16) -> Option<&'static str> {
 impl Tags {
     /// The names of the set tags, in a fixed order, as used in JSON and ClickHouse.
     pub fn names(self) -> Vec<&'static str> {
-        const NAMES: [(Tags, &str); 6] = [
+        const NAMES: [(Tags, &str); 7] = [
             (Tags::ZMAP, "zmap"),
             (Tags::MASSCAN, "masscan"),
             (Tags::MIRAI, "mirai"),
             (Tags::SPOOF_SUSPECT, "spoof_suspect"),
             (Tags::FRAGMENT, "fragment"),
             (Tags::STEALTH, "stealth"),
+            (Tags::RESEARCH, "research"),
         ];
         NAMES
             .iter()
