@@ -43,6 +43,8 @@ pub struct StreamWriter<W: Write> {
     events: usize,
     doc_tail: Vec<v2::ExtensionData>,
     notes: Vec<Diagnostic>,
+    /// The messages in `notes`, and how often each was left out as a repeat.
+    noted: std::collections::HashMap<String, u64>,
     broken: bool,
     ids: Ids,
     /// The checkers' path stack, reused from unit to unit.
@@ -77,6 +79,7 @@ impl<W: Write> StreamWriter<W> {
             events: 0,
             doc_tail: header.additional_data.clone(),
             notes: Vec::new(),
+            noted: std::collections::HashMap::new(),
             broken: false,
             ids: Ids::default(),
             segs: Vec::new(),
@@ -108,7 +111,7 @@ impl<W: Write> StreamWriter<W> {
                 if !header.additional_data.is_empty() {
                     n.lost("IODEF-Document.AdditionalData");
                 }
-                w.notes.append(&mut n.notes);
+                w.note(n.notes);
                 conv.value.write_attrs(&mut w.out)?;
             }
         }
@@ -200,7 +203,7 @@ impl<W: Write> StreamWriter<W> {
                 c.enter_at("Incident", self.incidents);
                 v.check(&mut c);
                 self.accept(c)?;
-                self.notes.append(&mut n.notes);
+                self.note(n.notes);
                 let r = write_incident_head_v1(&mut self.out, &v);
                 self.io(r)?;
                 let mut tail = v;
@@ -237,7 +240,7 @@ impl<W: Write> StreamWriter<W> {
                 let v = convert::event_data_v2_to_v1(event, &mut n);
                 v.check(&mut c);
                 self.accept(c)?;
-                self.notes.append(&mut n.notes);
+                self.note(n.notes);
                 let r = v.write(&mut self.out, "EventData");
                 self.io(r)?;
             }
@@ -332,7 +335,7 @@ impl<W: Write> StreamWriter<W> {
         } else {
             let mut n = Notes::new("/IODEF-Document".into(), Version::V1);
             n.lost("IODEF-Document.AdditionalData");
-            self.notes.append(&mut n.notes);
+            self.note(n.notes);
         }
         Ok(())
     }
@@ -342,9 +345,31 @@ impl<W: Write> StreamWriter<W> {
         self.out.written
     }
 
-    /// For v1 output: what could not be carried from the v2 model (warnings).
+    /// For v1 output: what could not be carried from the v2 model (warnings), each message
+    /// once, at the first place it applied: a note that every EventData of a day would repeat
+    /// is kept once, so memory stays flat however many are written
+    /// ([`StreamWriter::repeated_conversion_notes`] counts the rest).
     pub fn conversion_notes(&self) -> &[Diagnostic] {
         &self.notes
+    }
+
+    /// How many conversion notes were left out as repeats of one in
+    /// [`StreamWriter::conversion_notes`].
+    pub fn repeated_conversion_notes(&self) -> u64 {
+        self.noted.values().sum()
+    }
+
+    /// Keeps the notes whose message is new.
+    fn note(&mut self, notes: Vec<Diagnostic>) {
+        for d in notes {
+            match self.noted.get_mut(&d.message) {
+                Some(repeats) => *repeats += 1,
+                None => {
+                    self.noted.insert(d.message.clone(), 0);
+                    self.notes.push(d);
+                }
+            }
+        }
     }
 
     /// Flush buffered output to the underlying writer.

@@ -321,3 +321,62 @@ fn document_level_additional_data_is_written_last() {
     while r.next_item().expect("item").is_some() {}
     assert_eq!(r.header().additional_data.len(), 1);
 }
+
+#[test]
+fn v1_conversion_notes_stay_bounded_and_aggregates_convert_cleanly() {
+    let mut w = StreamWriter::with_version(
+        Vec::new(),
+        &v2::Document::default(),
+        Version::V1,
+        WriteOptions::default(),
+    )
+    .unwrap();
+    w.begin_incident(&report().incident()).unwrap();
+    let header_notes = w.conversion_notes().len();
+    let aggregate = |i: u64| iodef::ScanAggregate {
+        source: "192.0.2.7".parse().unwrap(),
+        protocol: 6,
+        destination_port: Some(22),
+        first: t(1_700_000_000),
+        last: t(1_700_000_060),
+        packets: i + 1,
+        destinations: 2,
+    };
+    for i in 0..1000u64 {
+        w.write_event_data(&aggregate(i).event_data()).unwrap();
+    }
+    // A v1 Counter carries the packet and host counts: nothing to report.
+    assert_eq!(
+        w.conversion_notes().len(),
+        header_notes,
+        "{:?}",
+        w.conversion_notes()
+    );
+    // A rate has no place in v1: reported once, however often it is written.
+    for i in 0..1000u64 {
+        let mut e = aggregate(i).event_data();
+        for s in e.flow.iter_mut().flat_map(|f| &mut f.system) {
+            for c in &mut s.counter {
+                c.kind = Some(v2::CounterType::Rate);
+            }
+        }
+        w.write_event_data(&e).unwrap();
+    }
+    let notes = w.conversion_notes();
+    assert_eq!(notes.len(), header_notes + 1, "{notes:?}");
+    assert!(
+        notes[header_notes].message.contains("Counter.type=rate"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[header_notes]
+            .location
+            .path
+            .ends_with("EventData[1001]"),
+        "{notes:?}"
+    );
+    // Two counters an EventData, 1000 EventData: one kept.
+    assert_eq!(w.repeated_conversion_notes(), 1999);
+    let xml = w.finish().unwrap();
+    common::xmllint_bytes(Version::V1, &xml).unwrap();
+}

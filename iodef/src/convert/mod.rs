@@ -488,7 +488,10 @@ mod fixup {
     }
 
     pub(super) fn v2_to_v1_counter(x: &v2::Counter, out: &mut v1::Counter, n: &mut Notes) {
+        // v2's unit becomes v1's type (below); v2's kind has no v1 field beside `counter`,
+        // which is what a v1 Counter is (any other kind is reported just after).
         n.unlose("Counter.unit");
+        n.unlose("Counter.kind");
         out.kind = x
             .unit
             .as_ref()
