@@ -432,6 +432,31 @@ pub fn withheld_counts(db: &str, from: i64, to: i64) -> Statement {
     with_db(WITHHELD_COUNTS, db).bind(from).bind(to)
 }
 
+/// A partner-day statement: `all` (binds from, to, research) or, with countries, `of_countries`
+/// (binds those and the list).
+fn partner_day(
+    all: &'static str,
+    of_countries: &'static str,
+    db: &str,
+    (from, to): (i64, i64),
+    countries: Option<&[String]>,
+    research: bool,
+) -> Statement {
+    let sql = if countries.is_some() {
+        of_countries
+    } else {
+        all
+    };
+    let st = with_db(sql, db)
+        .bind(from)
+        .bind(to)
+        .bind(u8::from(research));
+    match countries {
+        Some(list) => st.bind(list),
+        None => st,
+    }
+}
+
 /// The published scan events of `[from, to)` for a partner file, from every source country
 /// (`None`) or from the listed ones (alpha-2 codes), with research scanners' or without.
 pub fn export_events(
@@ -441,18 +466,8 @@ pub fn export_events(
     countries: Option<&[String]>,
     research: bool,
 ) -> Statement {
-    let research = u8::from(research);
-    match countries {
-        None => with_db(EXPORT_EVENTS_ALL, db)
-            .bind(from)
-            .bind(to)
-            .bind(research),
-        Some(list) => with_db(EXPORT_EVENTS_COUNTRIES, db)
-            .bind(from)
-            .bind(to)
-            .bind(research)
-            .bind(list),
-    }
+    let (all, some) = (EXPORT_EVENTS_ALL, EXPORT_EVENTS_COUNTRIES);
+    partner_day(all, some, db, (from, to), countries, research)
 }
 
 /// The aggregated records of `[from, to)` for a partner file (see [`EXPORT_AGGREGATES_ALL`]),
@@ -465,18 +480,8 @@ pub fn export_aggregates(
     countries: Option<&[String]>,
     research: bool,
 ) -> Statement {
-    let research = u8::from(research);
-    match countries {
-        None => with_db(EXPORT_AGGREGATES_ALL, db)
-            .bind(from)
-            .bind(to)
-            .bind(research),
-        Some(list) => with_db(EXPORT_AGGREGATES_COUNTRIES, db)
-            .bind(from)
-            .bind(to)
-            .bind(research)
-            .bind(list),
-    }
+    let (all, some) = (EXPORT_AGGREGATES_ALL, EXPORT_AGGREGATES_COUNTRIES);
+    partner_day(all, some, db, (from, to), countries, research)
 }
 
 /// Internal reports detected in `[from, to)` with one of the TLP labels.
