@@ -336,8 +336,19 @@ pub(crate) fn write_scan_event<W: std::io::Write>(
     w.start("Flow")?;
     w.start("System")?;
     w.attr("category", v2::SystemCategory::Source.as_str())?;
-    let source = address(ev.source);
-    node(w, source.category.as_str(), &source.value)?;
+    // The address's text on the stack: no allocation per event.
+    let mut text = [0u8; 45];
+    let len = {
+        let mut cur = std::io::Cursor::new(&mut text[..]);
+        std::io::Write::write_fmt(&mut cur, format_args!("{}", ev.source))?;
+        cur.position() as usize
+    };
+    let category = match ev.source {
+        IpAddr::V4(_) => v2::AddressCategory::Ipv4Addr,
+        IpAddr::V6(_) => v2::AddressCategory::Ipv6Addr,
+    };
+    let value = std::str::from_utf8(&text[..len]).unwrap_or_default();
+    node(w, category.as_str(), value)?;
     service(w, ev.source_port, None)?;
     w.end("System")?;
     w.start("System")?;

@@ -45,11 +45,16 @@ pub struct StreamWriter<W: Write> {
     notes: Vec<Diagnostic>,
     /// The messages in `notes`, and how often each was left out as a repeat.
     noted: std::collections::HashMap<String, u64>,
+    /// Notes with a new message left out past [`MAX_NOTES`].
+    dropped_notes: u64,
     broken: bool,
     ids: Ids,
     /// The checkers' path stack, reused from unit to unit.
     segs: Vec<(&'static str, Option<usize>)>,
 }
+
+/// Most distinct conversion notes a [`StreamWriter`] keeps.
+const MAX_NOTES: usize = 1000;
 
 enum Tail {
     V2(Box<v2::Incident>),
@@ -80,6 +85,7 @@ impl<W: Write> StreamWriter<W> {
             doc_tail: header.additional_data.clone(),
             notes: Vec::new(),
             noted: std::collections::HashMap::new(),
+            dropped_notes: 0,
             broken: false,
             ids: Ids::default(),
             segs: Vec::new(),
@@ -353,17 +359,20 @@ impl<W: Write> StreamWriter<W> {
         &self.notes
     }
 
-    /// How many conversion notes were left out as repeats of one in
-    /// [`StreamWriter::conversion_notes`].
+    /// How many conversion notes were left out: repeats of one in
+    /// [`StreamWriter::conversion_notes`], and any
+    /// past 1,000 distinct messages.
     pub fn repeated_conversion_notes(&self) -> u64 {
-        self.noted.values().sum()
+        self.noted.values().sum::<u64>() + self.dropped_notes
     }
 
-    /// Keeps the notes whose message is new.
+    /// Keeps the notes whose message is new, at most [`MAX_NOTES`] of them (the rest are
+    /// counted as repeats: a message can carry a value from the model).
     fn note(&mut self, notes: Vec<Diagnostic>) {
         for d in notes {
             match self.noted.get_mut(&d.message) {
                 Some(repeats) => *repeats += 1,
+                None if self.notes.len() >= MAX_NOTES => self.dropped_notes += 1,
                 None => {
                     self.noted.insert(d.message.clone(), 0);
                     self.notes.push(d);
