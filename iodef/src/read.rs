@@ -1042,7 +1042,16 @@ impl<R: BufRead> Parser<R> {
                                 self.ns_scopes.push(self.depth + 1);
                             }
                             self.default_ns = None;
-                            if let Err(err) = self.ns.add(prefix, &a.value) {
+                            // The namespace name is the attribute's normalised value
+                            // (Namespaces in XML 1.0, section 3): references expanded.
+                            let uri = match attr_value(&a) {
+                                Ok(u) => u,
+                                Err(m) => {
+                                    self.attr_spans = spans;
+                                    return Err(self.forbidden_or_syntax(m));
+                                }
+                            };
+                            if let Err(err) = self.ns.add(prefix, uri.as_bytes()) {
                                 ns_err = Some(err);
                                 break;
                             }
@@ -1223,34 +1232,10 @@ impl<R: BufRead> Parser<R> {
                         let raw = a.value.as_ref();
                         // One pass over the value classifies it (see ATTR_CLASS).
                         let class = raw.iter().fold(0u8, |a, &c| a | ATTR_CLASS[usize::from(c)]);
-                        if class & ATTR_WS != 0 {
-                            // Attribute-value normalisation (XML 1.0 section 3.3.3).
-                            let mut norm = Vec::with_capacity(raw.len());
-                            let mut i = 0;
-                            while i < raw.len() {
-                                match raw[i] {
-                                    b'\r' if raw.get(i + 1) == Some(&b'\n') => {
-                                        norm.push(b' ');
-                                        i += 1;
-                                    }
-                                    b'\t' | b'\n' | b'\r' => norm.push(b' '),
-                                    c => norm.push(c),
-                                }
-                                i += 1;
-                            }
-                            let a2 = quick_xml::events::attributes::Attribute {
-                                key,
-                                value: norm.into(),
-                            };
-                            let v = unescape_attr(&a2);
-                            match v {
-                                Ok(v) => self.child_attrs.buf.push_str(&v),
-                                Err(m) => return Err(self.forbidden_or_syntax(m)),
-                            }
-                        } else if let Some(v) = plain_attr(tag_str, raw, class) {
+                        if let Some(v) = plain_attr(tag_str, raw, class) {
                             self.child_attrs.buf.push_str(v);
                         } else {
-                            match unescape_attr(&a) {
+                            match attr_value(&a) {
                                 Ok(v) => self.child_attrs.buf.push_str(&v),
                                 Err(m) => return Err(self.forbidden_or_syntax(m)),
                             }
@@ -2241,6 +2226,36 @@ static ATTR_CLASS: [u8; 256] = {
     t[0xEF] = ATTR_NOT_PLAIN;
     t
 };
+
+/// An attribute value as XML 1.0 reads it: tab, newline and carriage return normalised to
+/// spaces (section 3.3.3), then references expanded and the characters checked.
+fn attr_value<'a>(
+    a: &'a quick_xml::events::attributes::Attribute<'_>,
+) -> Result<std::borrow::Cow<'a, str>, String> {
+    let raw = a.value.as_ref();
+    let class = raw.iter().fold(0u8, |c, &b| c | ATTR_CLASS[usize::from(b)]);
+    if class & ATTR_WS == 0 {
+        return unescape_attr(a);
+    }
+    let mut norm = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => {
+                norm.push(b' ');
+                i += 1;
+            }
+            b'\t' | b'\n' | b'\r' => norm.push(b' '),
+            c => norm.push(c),
+        }
+        i += 1;
+    }
+    let a2 = quick_xml::events::attributes::Attribute {
+        key: a.key,
+        value: norm.into(),
+    };
+    unescape_attr(&a2).map(|v| std::borrow::Cow::Owned(v.into_owned()))
+}
 
 fn unescape_attr<'a>(
     a: &'a quick_xml::events::attributes::Attribute<'_>,

@@ -152,6 +152,53 @@ fn predefined_entities_and_char_refs_are_fine() {
     assert!(matches!(strict(bad.as_bytes()), Err(Error::Syntax { .. })));
 }
 
+/// A namespace name is the declaring attribute's normalised value: references expanded
+/// (`&amp;`, `&#46;`), whitespace as spaces. Read raw, `&amp;` would survive as five
+/// characters and a written document would not read back to its model (found by
+/// `roundtrip_prop::mutated_documents_never_panic`).
+#[test]
+fn namespace_declarations_are_unescaped_and_normalised() {
+    let x = doc(concat!(
+        "<AdditionalData dtype=\"xml\">",
+        "<e xmlns=\"urn:x?a=1&amp;b=2\"/>",
+        "<f xmlns=\"urn:ietf:params:xml:ns:iodef-2&#46;0\"/>",
+        "<g xmlns=\"urn:y\tz\"/>",
+        "</AdditionalData>"
+    ));
+    let l = strict(x.as_bytes()).expect("valid");
+    let iodef::Document::V2(d) = &l.document else {
+        panic!("v2")
+    };
+    let ns: Vec<Option<String>> = d.incident[0].additional_data[0]
+        .content
+        .iter()
+        .map(|c| match c {
+            iodef::ExtensionContent::Element(e) => e.namespace.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ns,
+        [
+            Some("urn:x?a=1&b=2".to_string()),
+            Some("urn:ietf:params:xml:ns:iodef-2.0".to_string()),
+            Some("urn:y z".to_string()),
+        ]
+    );
+    // Written and read again, the model is unchanged.
+    let out = l.document.to_xml(WriteOptions::default()).expect("writes");
+    let back = strict(out.as_bytes()).expect("reads back");
+    assert_eq!(back.document, l.document);
+    // The root's own declaration is read the same way.
+    let root = x.replacen("iodef-2.0\">", "iodef-2&#x2e;0\">", 1);
+    assert!(matches!(
+        strict(root.as_bytes()).expect("root").document,
+        Document::V2(_)
+    ));
+    let bad = doc("<AdditionalData dtype=\"xml\"><e xmlns=\"urn:&#0;\"/></AdditionalData>");
+    assert!(matches!(strict(bad.as_bytes()), Err(Error::Syntax { .. })));
+}
+
 #[test]
 fn deep_nesting_is_capped() {
     let deep = nested(100_000);
