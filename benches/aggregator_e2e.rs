@@ -72,7 +72,8 @@ fn vm_rss_kib(pid: u32) -> u64 {
 /// new column fails the bench with a message instead of clickhouse-client's "Cannot read all
 /// data" at some row.
 const ROW_BINARY_COLUMNS: &str = "sensor_id, epoch, batch_seq, idx, ts, usec, proto, src, dst, \
-     sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country, withheld";
+     sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country, withheld, \
+     src_asn";
 
 /// The rows exactly as the aggregator writes them, in RowBinary, for clickhouse-client (its
 /// config names no prefixes: `policy` is the same empty one).
@@ -99,8 +100,10 @@ fn row_binary(batch: &Batch, geo: &GeoDb, policy: &SourcePolicy, out: &mut Vec<u
         out.extend_from_slice(&e.window.to_le_bytes());
         out.push(e.class as u8);
         out.push(e.tags.bits());
-        out.extend_from_slice(&geo.lookup(e.src).unwrap_or(teiten_store::UNKNOWN_COUNTRY));
+        let o = geo.origin(e.src);
+        out.extend_from_slice(&o.country.unwrap_or(teiten_store::UNKNOWN_COUNTRY));
         out.push(policy.of_event(e) as u8);
+        out.extend_from_slice(&o.asn.unwrap_or(0).to_le_bytes());
     }
 }
 
@@ -178,12 +181,8 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
-    let geo = GeoDb::load(&GeoConfig {
-        ipv4: "/usr/share/tor/geoip".into(),
-        ipv6: "/usr/share/tor/geoip6".into(),
-        mmdb: None,
-    })
-    .expect("tor-geoipdb loads");
+    // The aggregator's default database (IPFire's location database).
+    let geo = GeoDb::load(&GeoConfig::default()).expect("the location database loads");
     let ts = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -50,14 +50,11 @@ fn mid(a: IpAddr, b: IpAddr) -> IpAddr {
 
 #[test]
 fn lookups_match_tor_geoipdb_for_known_addresses() {
-    let cfg = GeoConfig {
-        ipv4: "/usr/share/tor/geoip".into(),
-        ipv6: "/usr/share/tor/geoip6".into(),
-        mmdb: None,
-    };
+    let (p4, p6) = ("/usr/share/tor/geoip", "/usr/share/tor/geoip6");
+    let cfg = GeoConfig::tor(p4, p6);
     let db = GeoDb::load(&cfg).expect("tor-geoipdb loads");
     let mut checked = 0;
-    for (path, v6) in [(&cfg.ipv4, false), (&cfg.ipv6, true)] {
+    for (path, v6) in [(Path::new(p4), false), (Path::new(p6), true)] {
         let ranges = sample_ranges(path, 97, v6);
         assert!(
             ranges.len() > 1000,

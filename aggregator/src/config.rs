@@ -452,8 +452,12 @@ mod tests {
         assert_eq!(s.config.clickhouse.database, "teiten");
         assert_eq!(s.config.listen.port(), 8080);
         assert_eq!(
-            s.config.geo.ipv4,
-            std::path::PathBuf::from("/usr/share/tor/geoip")
+            s.config.geo.source(),
+            teiten_store::geo::GeoSource::Location
+        );
+        assert_eq!(
+            s.config.geo.location_path(),
+            std::path::PathBuf::from("/var/lib/location/database.db")
         );
     }
 

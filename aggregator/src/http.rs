@@ -394,26 +394,34 @@ async fn ingest_inner(
         }
         let withheld = batch.events.iter().map(|e| sources.of_event(e)).collect();
         let mut unknown = 0u32;
-        let countries = batch
-            .events
-            .iter()
-            .map(|e| {
-                geo.lookup(e.src).unwrap_or_else(|| {
-                    unknown += 1;
-                    UNKNOWN
-                })
-            })
-            .collect();
-        Ok::<_, WireError>(Enriched {
-            batch,
-            countries,
-            unknown,
-            withheld,
-        })
+        let mut unknown_asn = 0u32;
+        let n = batch.events.len();
+        let (mut countries, mut asns) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for e in &batch.events {
+            let o = geo.origin(e.src);
+            countries.push(o.country.unwrap_or_else(|| {
+                unknown += 1;
+                UNKNOWN
+            }));
+            asns.push(o.asn.unwrap_or_else(|| {
+                unknown_asn += 1;
+                0
+            }));
+        }
+        Ok::<_, WireError>((
+            Enriched {
+                batch,
+                countries,
+                asns,
+                unknown,
+                withheld,
+            },
+            unknown_asn,
+        ))
     })
     .await
     .map_err(|e| Reject::Malformed(WireError::Invalid(format!("decoder failed: {e}"))))?;
-    let data = decoded.map_err(|e| match e {
+    let (data, unknown_asn) = decoded.map_err(|e| match e {
         WireError::TooLarge { .. } | WireError::TooManyEvents { .. } => {
             Reject::TooLarge(e.to_string())
         }
@@ -432,6 +440,10 @@ async fn ingest_inner(
         .check(&data.batch, teiten_store::time::now_us())
         .map_err(Reject::ClockSkew)?;
     st.metrics.geo_unknown.inc_by(u64::from(data.unknown));
+    st.metrics.asn_unknown.inc_by(u64::from(unknown_asn));
+    st.metrics
+        .geo_lookups
+        .inc_by(data.batch.events.len() as u64);
     let seq = data.batch.id.seq;
     match st.store.submit(data).await {
         Ok(Outcome::Stored(n)) => Ok(Ack {

@@ -53,6 +53,10 @@ pub struct Metrics {
     pub pending_events: Gauge,
     /// Events whose source country was unknown.
     pub geo_unknown: Counter,
+    /// Source lookups in the geo database (one an event).
+    pub geo_lookups: Counter,
+    /// Events whose source autonomous system was unknown.
+    pub asn_unknown: Counter,
     /// Geo database reloads that succeeded.
     pub geo_reloads: Counter,
     /// Partitions dropped by retention.
@@ -86,6 +90,8 @@ impl Metrics {
             clickhouse_errors: Family::default(),
             pending_events: Gauge::default(),
             geo_unknown: Counter::default(),
+            geo_lookups: Counter::default(),
+            asn_unknown: Counter::default(),
             geo_reloads: Counter::default(),
             partitions_dropped: Counter::default(),
             events_repaired: Counter::default(),
@@ -104,6 +110,8 @@ impl Metrics {
                 permanent: batches refused), category, server error code and its name",
             pending_events: "Events decoded and waiting to be committed",
             geo_unknown: "Events whose source country is unknown",
+            geo_lookups: "Source lookups in the geo database (one an event)",
+            asn_unknown: "Events whose source autonomous system is unknown",
             geo_reloads: "Geo database reloads",
             partitions_dropped: "Day partitions dropped by retention",
             events_repaired: "Events inserted to complete a partly stored batch",

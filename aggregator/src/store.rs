@@ -86,6 +86,8 @@ pub struct Enriched {
     pub batch: Batch,
     /// `countries[i]` is the country of `batch.events[i]`'s source.
     pub countries: Vec<[u8; 2]>,
+    /// `asns[i]` is the autonomous system of `batch.events[i]`'s source (0: unknown).
+    pub asns: Vec<u32>,
     /// How many of them are unknown.
     pub unknown: u32,
     /// `withheld[i]` is why `batch.events[i]`'s source is withheld ([`teiten_store::sources`]).
@@ -732,11 +734,12 @@ impl Writer {
     async fn write_job(&self, events: &mut Inserter<EventRow<'static>>, job: &Job) -> Result<u64> {
         let b = &job.data.batch;
         let mut written = 0u64;
-        for (i, ((e, country), withheld)) in b
+        for (i, (((e, country), withheld), asn)) in b
             .events
             .iter()
             .zip(&job.data.countries)
             .zip(&job.data.withheld)
+            .zip(&job.data.asns)
             .enumerate()
         {
             let idx = i as u32;
@@ -766,6 +769,7 @@ impl Writer {
                 tags: e.tags.bits(),
                 country: *country,
                 withheld: *withheld as u8,
+                src_asn: *asn,
             };
             events
                 .write(&row)

@@ -210,8 +210,17 @@ pub struct PartnerConfig {
     #[serde(default)]
     pub contact: Option<String>,
     /// Source countries this partner receives, ISO 3166 alpha-2 (`["KR", "CN"]`), or `["all"]`.
-    /// Required.
+    /// A partner names countries, `asns`, `prefixes`, or any of them (it receives the union).
+    #[serde(default)]
     pub countries: Vec<String>,
+    /// Source autonomous systems this partner receives (`[64496, 64511]`): an ISP's CSIRT gets
+    /// the scans from its own networks wherever the database places them. Default none.
+    #[serde(default)]
+    pub asns: Vec<u32>,
+    /// Source networks this partner receives (`["192.0.2.0/24", "2001:db8::/32"]`). Default
+    /// none.
+    #[serde(default)]
+    pub prefixes: Vec<ipnet::IpNet>,
     /// IODEF version of its files: 2 (RFC 7970) or 1 (RFC 5070). Default 2.
     #[serde(default = "default_version")]
     pub iodef_version: u8,
@@ -574,6 +583,10 @@ pub struct Partner {
     pub contact: Option<String>,
     /// Source countries.
     pub countries: Countries,
+    /// Source autonomous systems (sorted, no repeats).
+    pub asns: Vec<u32>,
+    /// Source networks (host bits cleared, sorted, no repeats).
+    pub prefixes: Vec<ipnet::IpNet>,
     /// IODEF version of its files.
     pub version: iodef::Version,
     /// Formats of its daily files, at least one, no repeats; the first is delivered.
@@ -600,6 +613,39 @@ pub struct Partner {
     pub upload_token_sha256: Option<[u8; 32]>,
     /// SHA-256 of its download token, decoded.
     pub download_token_sha256: Option<[u8; 32]>,
+}
+
+impl Partner {
+    /// Whose scans the partner receives, for the export statements; `None`: every source.
+    pub fn constituency(&self) -> Option<teiten_store::queries::Constituency> {
+        match &self.countries {
+            Countries::All => None,
+            Countries::Only(list) => Some(teiten_store::queries::Constituency {
+                countries: list.clone(),
+                asns: self.asns.clone(),
+                prefixes: self.prefixes.clone(),
+            }),
+        }
+    }
+
+    /// The constituency in words (`KR, CN, AS64496, 192.0.2.0/24`, or `all countries`).
+    pub fn constituency_words(&self) -> String {
+        match &self.countries {
+            Countries::All => "all countries".to_owned(),
+            Countries::Only(c) => c
+                .iter()
+                .cloned()
+                .chain(self.asns.iter().map(|a| format!("AS{a}")))
+                .chain(self.prefixes.iter().map(|n| n.to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// Whether an address is inside one of the partner's prefixes.
+    pub fn covers_address(&self, ip: std::net::IpAddr) -> bool {
+        self.prefixes.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// A triage rule after validation.
@@ -922,12 +968,26 @@ impl ExchangeConfig {
                         format!("partner `{}`: \"all\" stands alone", p.id),
                     ));
                 }
-                Countries::All
-            } else {
-                if p.countries.is_empty() {
+                if !p.asns.is_empty() || !p.prefixes.is_empty() {
                     return Err(bad(
                         "exchange.partner.countries",
-                        format!("partner `{}`: name at least one country, or \"all\"", p.id),
+                        format!(
+                            "partner `{}`: \"all\" already covers every AS and prefix; drop \
+                             `asns` and `prefixes`, or name countries",
+                            p.id
+                        ),
+                    ));
+                }
+                Countries::All
+            } else {
+                if p.countries.is_empty() && p.asns.is_empty() && p.prefixes.is_empty() {
+                    return Err(bad(
+                        "exchange.partner.countries",
+                        format!(
+                            "partner `{}`: name at least one country (or \"all\"), AS in \
+                             `asns` or network in `prefixes`",
+                            p.id
+                        ),
                     ));
                 }
                 let mut list = Vec::new();
@@ -944,6 +1004,18 @@ impl ExchangeConfig {
                 list.dedup();
                 Countries::Only(list)
             };
+            if let Some(a) = p.asns.iter().find(|&&a| a == 0 || a == u32::MAX) {
+                return Err(bad(
+                    "exchange.partner.asns",
+                    format!("partner `{}`: AS{a} is reserved (RFC 7607, RFC 7300)", p.id),
+                ));
+            }
+            let mut asns = p.asns.clone();
+            asns.sort_unstable();
+            asns.dedup();
+            let mut prefixes: Vec<ipnet::IpNet> = p.prefixes.iter().map(|n| n.trunc()).collect();
+            prefixes.sort_unstable();
+            prefixes.dedup();
             let version = match p.iodef_version {
                 1 => iodef::Version::V1,
                 2 => iodef::Version::V2,
@@ -1080,6 +1152,8 @@ impl ExchangeConfig {
                 name: p.name.clone().unwrap_or_else(|| p.id.clone()),
                 contact: p.contact.clone(),
                 countries,
+                asns,
+                prefixes,
                 version,
                 formats,
                 records,

@@ -225,6 +225,7 @@ struct ExportRow {
     t: u32,
     usec: u32,
     country: [u8; 2],
+    src_asn: u32,
 }
 
 /// One source, protocol and destination port of the day, as the aggregate query reads it.
@@ -234,6 +235,7 @@ struct AggregateRow {
     proto: u8,
     port: u16,
     cc: [u8; 2],
+    asn: u32,
     packets: u64,
     first_us: u64,
     last_us: u64,
@@ -252,6 +254,7 @@ impl From<&ExportRow> for Record {
             destination_port: (!icmp).then_some(row.dport),
             icmp: icmp.then_some((row.sport, row.dport)),
             country: Cc::new(row.country),
+            asn: (row.src_asn != 0).then_some(row.src_asn),
             first_us: us,
             last_us: us,
             packets: 1,
@@ -270,6 +273,7 @@ impl From<&AggregateRow> for Record {
             destination_port: (!icmp).then_some(row.port),
             icmp: None,
             country: Cc::new(row.cc),
+            asn: (row.asn != 0).then_some(row.asn),
             first_us: row.first_us as i64,
             last_us: row.last_us as i64,
             packets: row.packets,
@@ -751,10 +755,7 @@ async fn write_file(
     let mut counts = Counts::default();
     let mut last_src: Option<IpAddr> = None;
     let what = || format!("reading the events of {} for {date}", partner.id);
-    let countries = match &partner.countries {
-        Countries::All => None,
-        Countries::Only(list) => Some(list.as_slice()),
-    };
+    let constituency = partner.constituency();
     let mut row = formats::CsvRow::default();
     let mut write = |r: &Record| -> Result<(), ExchangeError> {
         if last_src != Some(r.source) {
@@ -775,7 +776,13 @@ async fn write_file(
     match partner.records {
         Records::Packet => {
             let st =
-                queries::export_events(db, window.from, window.to, countries, partner.research);
+                queries::export_events(
+                db,
+                window.from,
+                window.to,
+                constituency.as_ref(),
+                partner.research,
+            );
             let mut cursor = st
                 .query(client)
                 .and_then(|q| q.fetch::<ExportRow>())
@@ -790,7 +797,13 @@ async fn write_file(
         }
         Records::Aggregate => {
             let st =
-                queries::export_aggregates(db, window.from, window.to, countries, partner.research);
+                queries::export_aggregates(
+                db,
+                window.from,
+                window.to,
+                constituency.as_ref(),
+                partner.research,
+            );
             let mut cursor = st
                 .query(client)
                 .and_then(|q| q.fetch::<AggregateRow>())
@@ -843,10 +856,7 @@ fn scan_incident(
     .time_span(iodef_time(window.from, 0)?, end)
     .description(&format!(
         "Scans from {} observed by our sensors on {date} ({}){}; sensor addresses withheld",
-        match &partner.countries {
-            Countries::All => "all countries".to_owned(),
-            Countries::Only(c) => c.join(", "),
-        },
+        partner.constituency_words(),
         partner.timezone.name(),
         match partner.records {
             Records::Packet => "",
@@ -975,6 +985,7 @@ mod tests {
             proto: 6,
             port: 23,
             cc: *b"AU",
+            asn: 13335,
             packets: 1234,
             first_us: 1_763_700_000_250_000,
             last_us: 1_763_703_600_000_000,
@@ -1015,6 +1026,7 @@ mod tests {
             t: 1_763_700_000,
             usec: 250_000,
             country: *b"AU",
+            src_asn: 0,
         };
         let xml = write_one(event_data(&Record::from(&row)).unwrap(), iodef::Version::V2);
         assert!(xml.contains("<ProtoType>8</ProtoType>"), "{xml}");

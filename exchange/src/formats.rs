@@ -7,17 +7,17 @@
 //! IntelMQ's harmonized field names: `time.source` (ISO 8601 in UTC, `+00:00`, as Python's
 //! `isoformat` writes it), `source.ip`, `source.port`, `source.geolocation.cc` (when the
 //! country is known), `destination.port`, `protocol.transport` (`tcp`, `udp`, `icmp`,
-//! `ipv6-icmp`), `classification.taxonomy` `information-gathering`, `classification.type`
+//! `ipv6-icmp`), `source.asn` (when the AS is known), `classification.taxonomy` `information-gathering`, `classification.type`
 //! `scanner`, `feed.name`, `feed.provider`; ICMP type and code as `extra.icmp_type` and
 //! `extra.icmp_code`; for aggregated records `extra.count` (packets), `extra.first_seen`,
 //! `extra.last_seen` and `extra.destinations` (how many distinct sensor addresses were probed;
-//! never which), with `time.source` the first time seen. `source.asn` is not written yet (the
-//! event store has no ASN).
+//! never which), with `time.source` the first time seen.
 //!
 //! # CSV (`csv`)
 //! The columns of Shadowserver's `event4_honeypot_darknet` report in its order ([`CSV_COLUMNS`]),
 //! `timestamp` as `YYYY-MM-DD HH:MM:SS` UTC (aggregates: the first time seen), `count` the
-//! packets (1 per packet record). Columns the store has nothing for (`src_asn`, region, city,
+//! packets (1 per packet record), `src_asn` the source's AS where known. Columns the store has
+//! nothing for (region, city,
 //! hostname, NAICS, sector, device, tag, ...) are empty, and so are all the `dst_*` columns but
 //! `dst_port`. Quoting is the `csv` crate's.
 
@@ -100,6 +100,8 @@ pub(crate) struct Record {
     pub(crate) icmp: Option<(u16, u16)>,
     /// Source country, when known.
     pub(crate) country: Option<Cc>,
+    /// Source autonomous system, when known.
+    pub(crate) asn: Option<u32>,
     /// First (per packet: the) time seen, microseconds since the epoch.
     pub(crate) first_us: i64,
     /// Last time seen, microseconds since the epoch.
@@ -210,6 +212,8 @@ pub(crate) struct IntelmqEvent<'a> {
     feed_provider: &'a str,
     #[serde(rename = "protocol.transport", skip_serializing_if = "Option::is_none")]
     transport: Option<&'static str>,
+    #[serde(rename = "source.asn", skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
     #[serde(
         rename = "source.geolocation.cc",
         skip_serializing_if = "Option::is_none"
@@ -240,6 +244,7 @@ pub(crate) fn intelmq_event<'a>(r: &'a Record, feed: Feed<'a>) -> IntelmqEvent<'
         feed_name: feed.name,
         feed_provider: feed.provider,
         transport: transport(r.proto),
+        asn: r.asn,
         cc: r.country.as_ref().map(Cc::as_str),
         ip: Ip(r.source),
         source_port: r.source_port,
@@ -268,7 +273,7 @@ impl CsvRow {
     pub(crate) fn fill(&mut self, r: &Record) -> &[String; 31] {
         use std::fmt::Write as _;
         let f = &mut self.fields;
-        for i in [0, 1, 2, 3, 5, 15, 30] {
+        for i in [0, 1, 2, 3, 4, 5, 15, 30] {
             f[i].clear();
         }
         // Writing into a String cannot fail.
@@ -282,6 +287,9 @@ impl CsvRow {
         let _ = write!(f[2], "{}", r.source);
         if let Some(p) = r.source_port {
             let _ = write!(f[3], "{p}");
+        }
+        if let Some(a) = r.asn {
+            let _ = write!(f[4], "{a}");
         }
         if let Some(cc) = &r.country {
             f[5].push_str(cc.as_str());
@@ -327,6 +335,7 @@ mod tests {
             destination_port: Some(23),
             icmp: None,
             country: Cc::new(*b"AU"),
+            asn: Some(13335),
             first_us: 1_763_700_000_250_000,
             last_us: 1_763_700_000_250_000,
             packets: 1,
@@ -371,7 +380,7 @@ mod tests {
             "{\"classification.taxonomy\":\"information-gathering\",\
              \"classification.type\":\"scanner\",\"destination.port\":23,\
              \"feed.name\":\"teiten darknet\",\"feed.provider\":\"Example CSIRT\",\
-             \"protocol.transport\":\"tcp\",\"source.geolocation.cc\":\"AU\",\
+             \"protocol.transport\":\"tcp\",\"source.asn\":13335,\"source.geolocation.cc\":\"AU\",\
              \"source.ip\":\"1.0.0.9\",\"source.port\":40000,\
              \"time.source\":\"2025-11-21T04:40:00.250000+00:00\"}\n"
         );
@@ -385,6 +394,7 @@ mod tests {
             source_port: None,
             destination_port: None,
             country: None,
+            asn: None,
             first_us: 1_763_700_000_000_000,
             last_us: 1_763_700_060_500_000,
             packets: 7,
@@ -420,7 +430,7 @@ mod tests {
             .keys()
             .cloned()
             .collect();
-        assert_eq!(keys.len(), 16, "{line}");
+        assert_eq!(keys.len(), 17, "{line}");
         let mut positions: Vec<usize> = keys
             .iter()
             .map(|k| line.find(&format!("\"{k}\":")).unwrap())
@@ -443,6 +453,7 @@ mod tests {
             source_port: None,
             destination_port: None,
             country: None,
+            asn: None,
             proto: 200,
             ..tcp()
         };
@@ -466,6 +477,7 @@ mod tests {
             destination_port: None,
             icmp: Some((8, 0)),
             country: Cc::new(*b"AU"),
+            asn: Some(13335),
             packets: 12,
             ..tcp()
         };
@@ -475,11 +487,11 @@ mod tests {
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-21 04:40:00,tcp,1.0.0.9,40000,,AU,,,,,,,,,,23,,,,,,,,,,,,,,,1"
+            "2025-11-21 04:40:00,tcp,1.0.0.9,40000,13335,AU,,,,,,,,,,23,,,,,,,,,,,,,,,1"
         );
         assert_eq!(
             lines[2],
-            "2025-11-21 04:40:00,icmp,1.0.0.9,,,AU,,,,,,,,,,,,,,,,,,,,,,,,,12"
+            "2025-11-21 04:40:00,icmp,1.0.0.9,,13335,AU,,,,,,,,,,,,,,,,,,,,,,,,,12"
         );
         assert_eq!(lines.len(), 3);
     }

@@ -6,8 +6,8 @@ use clickhouse::Row;
 use serde::Serialize;
 
 /// The columns of `scan_events` in table (and insert) order: name and type. The first
-/// [`LEGACY_EVENT_COLUMNS`] are those of the first release; `withheld` was added by an upgrade
-/// ([`crate::schema::WITHHELD_COLUMN`]).
+/// [`LEGACY_EVENT_COLUMNS`] are those of the first release; the rest were added by upgrades
+/// (`withheld`, then `src_asn`), each appended by `ALTER TABLE ... ADD COLUMN` where missing.
 pub const EVENT_COLUMNS: &[(&str, &str)] = &[
     ("sensor_id", "String"),
     ("epoch", "UInt64"),
@@ -30,9 +30,11 @@ pub const EVENT_COLUMNS: &[(&str, &str)] = &[
     ("tags", "UInt8"),
     ("country", "FixedString(2)"),
     ("withheld", "UInt8"),
+    ("src_asn", "UInt32"),
 ];
 
-/// How many of [`EVENT_COLUMNS`] the first release's table had (all but `withheld`).
+/// How many of [`EVENT_COLUMNS`] the first release's table had (all but `withheld` and
+/// `src_asn`).
 pub const LEGACY_EVENT_COLUMNS: usize = 20;
 
 /// The column list of the DDL (`name Type, ...`), of the current table or of the first
@@ -105,6 +107,13 @@ pub struct EventRow<'a> {
     pub country: [u8; 2],
     /// Why the source is withheld (0: published; [`crate::sources::Withheld`]).
     pub withheld: u8,
+    /// The source's autonomous system (0: unknown).
+    pub src_asn: u32,
+}
+
+/// The columns added to `scan_events` after the first release, in the order they were added.
+pub fn added_columns() -> &'static [(&'static str, &'static str)] {
+    &EVENT_COLUMNS[LEGACY_EVENT_COLUMNS..]
 }
 
 #[cfg(test)]
@@ -120,7 +129,9 @@ mod tests {
             crate::schema::WITHHELD_COLUMN
         );
         assert!(columns_ddl(true).ends_with("country FixedString(2)"));
-        assert!(columns_ddl(false).ends_with("country FixedString(2), withheld UInt8"));
+        assert!(columns_ddl(false)
+            .ends_with("country FixedString(2), withheld UInt8, src_asn UInt32"));
+        assert_eq!(added_columns()[1], ("src_asn", "UInt32"));
         assert!(column_names().starts_with("sensor_id, epoch, batch_seq, idx, ts,"));
     }
 }

@@ -1,6 +1,9 @@
-//! Source country lookup: Debian's `tor-geoipdb` files by default, a MaxMind `.mmdb` when
-//! configured. The database in use is swapped atomically on reload (SIGHUP), so lookups in
-//! flight finish on the old one and no event goes without a lookup.
+//! Source country and network lookup. By default IPFire's location database (Debian's
+//! `libloc-database`, the `location.db` that `location update` keeps fresh): country and
+//! autonomous system, IPv4 and IPv6, read through the `libloc` crate. Debian's `tor-geoipdb`
+//! files (country only) or a MaxMind-format pair (a country `.mmdb`, optionally a GeoLite2-ASN
+//! `.mmdb`) when configured. The database in use is swapped atomically on reload (SIGHUP), so
+//! lookups in flight finish on the old one and no event goes without a lookup.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -11,33 +14,105 @@ use arc_swap::ArcSwap;
 use crate::error::{Error, Result};
 use serde::Deserialize;
 
-/// `[geo]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GeoConfig {
-    /// Tor-format IPv4 ranges (`start,end,CC`, integers). Default `/usr/share/tor/geoip`.
-    #[serde(default = "default_geoip4")]
-    pub ipv4: PathBuf,
-    /// Tor-format IPv6 ranges. Default `/usr/share/tor/geoip6`.
-    #[serde(default = "default_geoip6")]
-    pub ipv6: PathBuf,
-    /// A MaxMind-format `.mmdb` (GeoLite2-Country or compatible); when set it is used instead
-    /// of the tor files. Default none.
-    #[serde(default)]
-    pub mmdb: Option<PathBuf>,
+/// Which database `[geo]` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeoSource {
+    /// IPFire's location database (`location`): country and AS.
+    Location,
+    /// tor-geoipdb's IPv4 and IPv6 files (`ipv4`, `ipv6`): country only.
+    Tor,
+    /// A MaxMind-format country database (`mmdb`), and an AS one (`asn_mmdb`) if set.
+    Mmdb,
 }
 
-impl Default for GeoConfig {
-    fn default() -> Self {
-        toml::from_str("").expect("all fields have defaults")
+/// `[geo]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoConfig {
+    /// The database to read. Default: `mmdb` when `mmdb` is set, `tor` when `ipv4` or `ipv6`
+    /// is, else `location`.
+    #[serde(default)]
+    pub source: Option<GeoSource>,
+    /// IPFire's location database. Default `/var/lib/location/database.db` (Debian's
+    /// `location` package points it at `libloc-database`'s file, and `location update`
+    /// replaces it with a fresh one).
+    #[serde(default)]
+    pub location: Option<PathBuf>,
+    /// Tor-format IPv4 ranges (`start,end,CC`, integers). Default `/usr/share/tor/geoip`.
+    #[serde(default)]
+    pub ipv4: Option<PathBuf>,
+    /// Tor-format IPv6 ranges. Default `/usr/share/tor/geoip6`.
+    #[serde(default)]
+    pub ipv6: Option<PathBuf>,
+    /// A MaxMind-format country `.mmdb` (GeoLite2-Country or compatible). Default none.
+    #[serde(default)]
+    pub mmdb: Option<PathBuf>,
+    /// A MaxMind-format AS `.mmdb` (GeoLite2-ASN or compatible), read beside `mmdb`. Default
+    /// none (no AS numbers with `source = "mmdb"`).
+    #[serde(default)]
+    pub asn_mmdb: Option<PathBuf>,
+}
+
+/// The default [`GeoConfig::location`].
+pub const DEFAULT_LOCATION_DB: &str = "/var/lib/location/database.db";
+
+impl GeoConfig {
+    /// The tor-format config of these two files.
+    pub fn tor(ipv4: impl Into<PathBuf>, ipv6: impl Into<PathBuf>) -> GeoConfig {
+        GeoConfig {
+            source: Some(GeoSource::Tor),
+            ipv4: Some(ipv4.into()),
+            ipv6: Some(ipv6.into()),
+            ..GeoConfig::default()
+        }
+    }
+
+    /// The location-database config of this file.
+    pub fn location(path: impl Into<PathBuf>) -> GeoConfig {
+        GeoConfig {
+            source: Some(GeoSource::Location),
+            location: Some(path.into()),
+            ..GeoConfig::default()
+        }
+    }
+
+    /// The database read (see [`GeoConfig::source`]).
+    pub fn source(&self) -> GeoSource {
+        match self.source {
+            Some(s) => s,
+            None if self.mmdb.is_some() => GeoSource::Mmdb,
+            None if self.ipv4.is_some() || self.ipv6.is_some() => GeoSource::Tor,
+            None => GeoSource::Location,
+        }
+    }
+
+    /// The location database's path.
+    pub fn location_path(&self) -> PathBuf {
+        self.location
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LOCATION_DB.into())
+    }
+
+    fn tor_paths(&self) -> (PathBuf, PathBuf) {
+        (
+            self.ipv4
+                .clone()
+                .unwrap_or_else(|| "/usr/share/tor/geoip".into()),
+            self.ipv6
+                .clone()
+                .unwrap_or_else(|| "/usr/share/tor/geoip6".into()),
+        )
     }
 }
 
-fn default_geoip4() -> PathBuf {
-    "/usr/share/tor/geoip".into()
-}
-fn default_geoip6() -> PathBuf {
-    "/usr/share/tor/geoip6".into()
+/// Where a source address comes from, as far as the database knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// Its country (ISO 3166 alpha-2, upper case).
+    pub country: Option<[u8; 2]>,
+    /// The autonomous system announcing it.
+    pub asn: Option<u32>,
 }
 
 /// Stored for addresses no range covers (and for tor's own `??`): [`crate::proto::UNKNOWN_COUNTRY`].
@@ -52,8 +127,15 @@ pub enum GeoDb {
         /// IPv6 ranges.
         v6: Vec<(u128, u128, [u8; 2])>,
     },
-    /// A MaxMind-format database.
-    Mmdb(maxminddb::Reader<Vec<u8>>),
+    /// A MaxMind-format country database, and an AS one.
+    Mmdb {
+        /// Countries.
+        country: maxminddb::Reader<Vec<u8>>,
+        /// Autonomous systems, if configured.
+        asn: Option<maxminddb::Reader<Vec<u8>>>,
+    },
+    /// IPFire's location database (memory-mapped).
+    Location(libloc::Locations),
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -62,7 +144,15 @@ impl std::fmt::Debug for GeoDb {
             GeoDb::Tor { v4, v6 } => {
                 write!(f, "GeoDb::Tor({} v4, {} v6 ranges)", v4.len(), v6.len())
             }
-            GeoDb::Mmdb(_) => f.write_str("GeoDb::Mmdb"),
+            GeoDb::Mmdb { asn, .. } => {
+                write!(f, "GeoDb::Mmdb(country, AS: {})", asn.is_some())
+            }
+            GeoDb::Location(l) => write!(
+                f,
+                "GeoDb::Location({}, {})",
+                l.vendor(),
+                l.description().lines().next().unwrap_or("")
+            ),
         }
     }
 }
@@ -119,43 +209,110 @@ fn find<T: Ord + Copy>(ranges: &[(T, T, [u8; 2])], x: T) -> Option<[u8; 2]> {
 impl GeoDb {
     /// Loads the database the config names.
     pub fn load(cfg: &GeoConfig) -> Result<GeoDb> {
-        if let Some(path) = &cfg.mmdb {
-            let reader = maxminddb::Reader::open_readfile(path).map_err(|e| Error::Geo {
-                path: path.clone(),
+        let mmdb = |path: &Path| {
+            maxminddb::Reader::open_readfile(path).map_err(|e| Error::Geo {
+                path: path.to_owned(),
                 reason: e.to_string(),
-            })?;
-            return Ok(GeoDb::Mmdb(reader));
+            })
+        };
+        match cfg.source() {
+            GeoSource::Mmdb => {
+                let Some(path) = &cfg.mmdb else {
+                    return Err(Error::ConfigInvalid {
+                        field: "geo.mmdb",
+                        reason: "source = \"mmdb\" needs the country database's path".into(),
+                    });
+                };
+                let country = mmdb(path)?;
+                let asn = cfg.asn_mmdb.as_deref().map(mmdb).transpose()?;
+                Ok(GeoDb::Mmdb { country, asn })
+            }
+            GeoSource::Location => {
+                let path = cfg.location_path();
+                let l = libloc::Locations::open(&path).map_err(|e| Error::Geo {
+                    path: path.clone(),
+                    reason: format!(
+                        "{e} (Debian: apt-get install libloc-database location; or set \
+                         [geo] source = \"tor\" or \"mmdb\")"
+                    ),
+                })?;
+                // A database that places nothing is a wrong file, not an empty world.
+                let probe: IpAddr = "8.8.8.8".parse().expect("address");
+                if l.lookup(probe).is_none() && l.as_(15169).is_none() {
+                    return Err(Error::Geo {
+                        path,
+                        reason: "the database holds no networks".into(),
+                    });
+                }
+                Ok(GeoDb::Location(l))
+            }
+            GeoSource::Tor => {
+                let (p4, p6) = cfg.tor_paths();
+                let v4 = parse_tor(&p4, |s| s.trim().parse::<u32>().ok())?;
+                let v6 = parse_tor(&p6, |s| {
+                    s.trim().parse::<Ipv6Addr>().ok().map(u128::from)
+                })?;
+                if v4.is_empty() && v6.is_empty() {
+                    return Err(Error::Geo {
+                        path: p4,
+                        reason: "no ranges in the IPv4 and IPv6 files".into(),
+                    });
+                }
+                Ok(GeoDb::Tor { v4, v6 })
+            }
         }
-        let v4 = parse_tor(&cfg.ipv4, |s| s.trim().parse::<u32>().ok())?;
-        let v6 = parse_tor(&cfg.ipv6, |s| {
-            s.trim().parse::<Ipv6Addr>().ok().map(u128::from)
-        })?;
-        if v4.is_empty() && v6.is_empty() {
-            return Err(Error::Geo {
-                path: cfg.ipv4.clone(),
-                reason: "no ranges in the IPv4 and IPv6 files".into(),
-            });
-        }
-        Ok(GeoDb::Tor { v4, v6 })
     }
 
     /// The country of an address, if the database knows it. IPv4-mapped IPv6 addresses are
     /// looked up as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> Option<[u8; 2]> {
+        self.origin(ip).country
+    }
+
+    /// The country and autonomous system of an address, as far as the database knows them.
+    /// IPv4-mapped IPv6 addresses are looked up as IPv4.
+    pub fn origin(&self, ip: IpAddr) -> Origin {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
         match self {
-            GeoDb::Tor { v4, v6 } => match ip {
-                IpAddr::V4(a) => find(v4, u32::from(a)),
-                IpAddr::V6(a) => find(v6, u128::from(a)),
+            GeoDb::Tor { v4, v6 } => Origin {
+                country: match ip {
+                    IpAddr::V4(a) => find(v4, u32::from(a)),
+                    IpAddr::V6(a) => find(v6, u128::from(a)),
+                },
+                asn: None,
             },
-            GeoDb::Mmdb(r) => r
-                .lookup::<maxminddb::geoip2::Country>(ip)
-                .ok()
-                .and_then(|c| c.country?.iso_code)
-                .and_then(country_code),
+            GeoDb::Mmdb { country, asn } => Origin {
+                country: country
+                    .lookup::<maxminddb::geoip2::Country>(ip)
+                    .ok()
+                    .and_then(|c| c.country?.iso_code)
+                    .and_then(country_code),
+                asn: asn.as_ref().and_then(|r| {
+                    r.lookup::<maxminddb::geoip2::Asn>(ip)
+                        .ok()?
+                        .autonomous_system_number
+                        .filter(|&n| n != 0)
+                }),
+            },
+            GeoDb::Location(l) => match l.lookup(ip) {
+                Some(n) => Origin {
+                    country: country_code(n.country_code()),
+                    asn: Some(n.asn()).filter(|&a| a != 0),
+                },
+                None => Origin::default(),
+            },
+        }
+    }
+
+    /// The name of an autonomous system, where the database has names (the location
+    /// database; a GeoLite2-ASN database names an AS only per network, not here).
+    pub fn as_name(&self, asn: u32) -> Option<&str> {
+        match self {
+            GeoDb::Location(l) => l.as_(asn).map(|a| a.name()).filter(|n| !n.is_empty()),
+            _ => None,
         }
     }
 }
@@ -223,11 +380,7 @@ mod tests {
             "# c\n16777216,16777471,AU\n16777472,16778239,CN\n15726992,15726999,??\n",
             "2001:2::,2001:2:0:ffff:ffff:ffff:ffff:ffff,JP\n",
         );
-        let cfg = GeoConfig {
-            ipv4: a.path().into(),
-            ipv6: b.path().into(),
-            mmdb: None,
-        };
+        let cfg = GeoConfig::tor(a.path(), b.path());
         let db = GeoDb::load(&cfg).unwrap();
         assert_eq!(db.lookup("1.0.0.0".parse().unwrap()), Some(*b"AU"));
         assert_eq!(db.lookup("1.0.0.255".parse().unwrap()), Some(*b"AU"));
@@ -242,11 +395,7 @@ mod tests {
     #[test]
     fn tor_format_errors_name_the_line() {
         let (a, b) = tor_files("1,2,AU\n5,3,CN\n", "");
-        let cfg = GeoConfig {
-            ipv4: a.path().into(),
-            ipv6: b.path().into(),
-            mmdb: None,
-        };
+        let cfg = GeoConfig::tor(a.path(), b.path());
         let err = GeoDb::load(&cfg).unwrap_err().to_string();
         assert!(
             err.contains("line 2: expected `start,end,CC`, found `5,3,CN`"),
@@ -333,12 +482,13 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&tiny_mmdb([1, 0, 0], "AU")).unwrap();
         let cfg = GeoConfig {
-            ipv4: "/nonexistent".into(),
-            ipv6: "/nonexistent".into(),
+            ipv4: Some("/nonexistent".into()),
             mmdb: Some(f.path().into()),
+            ..GeoConfig::default()
         };
         let db = GeoDb::load(&cfg).unwrap();
-        assert!(matches!(db, GeoDb::Mmdb(_)));
+        assert!(matches!(db, GeoDb::Mmdb { asn: None, .. }));
+        assert_eq!(db.origin("1.0.0.7".parse().unwrap()).asn, None);
         assert_eq!(db.lookup("1.0.0.7".parse().unwrap()), Some(*b"AU"));
         assert_eq!(db.lookup("::ffff:1.0.0.7".parse().unwrap()), Some(*b"AU"));
         assert_eq!(db.lookup("1.0.1.7".parse().unwrap()), None);

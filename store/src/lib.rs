@@ -35,7 +35,7 @@ pub mod time;
 
 pub use client::{client, client_for, ClickHouseConfig};
 pub use error::{Category, Cause, Class, Error, Result};
-pub use geo::{address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb};
+pub use geo::{address_bytes, address_from_bytes, Geo, GeoConfig, GeoDb, GeoSource, Origin};
 pub use migrate::migrate;
 pub use proto::{proto_name, Proto, UNKNOWN_COUNTRY};
 pub use retention::{

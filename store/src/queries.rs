@@ -10,7 +10,7 @@
 //! See `aggregator/README.md` for the tables and columns.
 
 use crate::schema::{month_partitioned, Rollup};
-use crate::statement::Statement;
+use crate::statement::{Statement, Value};
 
 /// A trivial query (the health probe).
 const PING: &str = "SELECT 1";
@@ -138,9 +138,18 @@ const WITHHELD_COUNTS: &str = "SELECT withheld, count() AS events, \
 /// bind is 1, and `$filter` added to that WHERE clause. Binds: from, to, research, then the
 /// filter's.
 macro_rules! partner_day_sql {
+    ($kind:ident, constituency) => {
+        // Countries, ASNs, then the prefixes' first and last addresses (hex of the stored 16
+        // bytes: equal-length upper-case hex compares as the bytes do).
+        partner_day_sql!(
+            $kind,
+            " AND (has(?, toString(country)) OR has(?, toUInt64(src_asn)) \
+             OR arrayExists((lo, hi) -> hex(src) >= lo AND hex(src) <= hi, ?, ?))"
+        )
+    };
     (events, $filter:literal) => {
         partner_day_sql!(
-            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country",
+            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country, src_asn",
             $filter,
             " ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx"
         )
@@ -148,7 +157,7 @@ macro_rules! partner_day_sql {
     (aggregates, $filter:literal) => {
         partner_day_sql!(
             "SELECT src, proto, if(proto IN (1, 58), toUInt16(0), dport) AS port, \
-             any(country) AS cc, count() AS packets, \
+             any(country) AS cc, any(src_asn) AS asn, count() AS packets, \
              min(toUInt64(ts) * 1000000 + usec) AS first_us, \
              max(toUInt64(ts) * 1000000 + usec) AS last_us, \
              uniqExact(dst) AS destinations",
@@ -167,24 +176,23 @@ macro_rules! partner_day_sql {
     };
 }
 
-/// The scan events of one partner-day from every source country, in the order they are
-/// written (by source, then time; the rest makes the order total, so a re-export gives the
-/// same bytes). The destination (sensor) address is deliberately not selected, and withheld
-/// sources (forged, special-purpose, a sensor's) never are.
+/// The scan events of one partner-day from every source, in the order they are written (by
+/// source, then time; the rest makes the order total, so a re-export gives the same bytes). The
+/// destination (sensor) address is deliberately not selected, and withheld sources (forged,
+/// special-purpose, a sensor's) never are.
 const EXPORT_EVENTS_ALL: &str = partner_day_sql!(events, "");
-/// [`EXPORT_EVENTS_ALL`] limited to source countries (an array of alpha-2 codes).
-const EXPORT_EVENTS_COUNTRIES: &str = partner_day_sql!(events, " AND has(?, toString(country))");
+/// [`EXPORT_EVENTS_ALL`] limited to a [`Constituency`].
+const EXPORT_EVENTS_OF: &str = partner_day_sql!(events, constituency);
 
 /// The aggregated records of one partner-day (`records = "aggregate"`): one row per source
 /// address, protocol and destination port (ICMP: port 0, the port columns hold type and code),
 /// with the packets, the first and last time seen (microseconds since the epoch) and how many
 /// distinct destinations were probed (a count only: the addresses are never selected). The
 /// GROUP BY runs in ClickHouse and the rows stream in the order they are written. Withheld and
-/// non-scan events are left out as in [`EXPORT_EVENTS_ALL`]. Binds: from, to.
+/// non-scan events are left out as in [`EXPORT_EVENTS_ALL`]. Binds: from, to, research.
 const EXPORT_AGGREGATES_ALL: &str = partner_day_sql!(aggregates, "");
-/// [`EXPORT_AGGREGATES_ALL`] limited to source countries. Binds: from, to, countries.
-const EXPORT_AGGREGATES_COUNTRIES: &str =
-    partner_day_sql!(aggregates, " AND has(?, toString(country))");
+/// [`EXPORT_AGGREGATES_ALL`] limited to a [`Constituency`].
+const EXPORT_AGGREGATES_OF: &str = partner_day_sql!(aggregates, constituency);
 /// Internal reports detected in `[from, to)` with one of the given TLP labels.
 const EXPORT_REPORTS: &str = "SELECT id, toUInt32(received) AS received, \
      toUInt32(detected) AS detected, reporter, source, host, category, description, addresses, \
@@ -432,56 +440,97 @@ pub fn withheld_counts(db: &str, from: i64, to: i64) -> Statement {
     with_db(WITHHELD_COUNTS, db).bind(from).bind(to)
 }
 
-/// A partner-day statement: `all` (binds from, to, research) or, with countries, `of_countries`
-/// (binds those and the list).
+/// Whose scans a partner receives: sources in any of these countries, announced by any of
+/// these autonomous systems, or inside any of these prefixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constituency {
+    /// ISO 3166 alpha-2 codes, upper case.
+    pub countries: Vec<String>,
+    /// Autonomous system numbers.
+    pub asns: Vec<u32>,
+    /// Networks, IPv4 or IPv6.
+    pub prefixes: Vec<ipnet::IpNet>,
+}
+
+/// Stands in for an empty list in the constituency filter (ClickHouse 18.16 cannot type an
+/// empty array literal): no country code is empty, no AS is 4294967295 (reserved, RFC 7300),
+/// no stored address's hex is empty.
+const NO_COUNTRY: &str = "";
+const NO_ASN: u64 = u32::MAX as u64;
+
+impl Constituency {
+    /// The binds of the constituency filter: countries, ASNs, first and last addresses.
+    fn binds(&self, st: Statement) -> Statement {
+        let or_none = |mut v: Vec<String>| {
+            if v.is_empty() {
+                v.push(NO_COUNTRY.to_owned());
+            }
+            v
+        };
+        let mut asns: Vec<u64> = self.asns.iter().map(|&a| u64::from(a)).collect();
+        if asns.is_empty() {
+            asns.push(NO_ASN);
+        }
+        let hex = |ip: std::net::IpAddr| {
+            crate::geo::address_bytes(ip)
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<String>()
+        };
+        let lo = self.prefixes.iter().map(|p| hex(p.network())).collect();
+        let hi = self.prefixes.iter().map(|p| hex(p.broadcast())).collect();
+        st.bind(or_none(self.countries.clone()))
+            .bind(Value::UInts(asns))
+            .bind(or_none(lo))
+            .bind(or_none(hi))
+    }
+}
+
+/// A partner-day statement: `all` (binds from, to, research) or, for a constituency, `of`
+/// (binds those and the constituency's).
 fn partner_day(
     all: &'static str,
-    of_countries: &'static str,
+    of: &'static str,
     db: &str,
     (from, to): (i64, i64),
-    countries: Option<&[String]>,
+    constituency: Option<&Constituency>,
     research: bool,
 ) -> Statement {
-    let sql = if countries.is_some() {
-        of_countries
-    } else {
-        all
-    };
+    let sql = if constituency.is_some() { of } else { all };
     let st = with_db(sql, db)
         .bind(from)
         .bind(to)
         .bind(u8::from(research));
-    match countries {
-        Some(list) => st.bind(list),
+    match constituency {
+        Some(c) => c.binds(st),
         None => st,
     }
 }
 
-/// The published scan events of `[from, to)` for a partner file, from every source country
-/// (`None`) or from the listed ones (alpha-2 codes), with research scanners' or without.
+/// The published scan events of `[from, to)` for a partner file, from every source (`None`)
+/// or from a constituency's, with research scanners' or without.
 pub fn export_events(
     db: &str,
     from: i64,
     to: i64,
-    countries: Option<&[String]>,
+    constituency: Option<&Constituency>,
     research: bool,
 ) -> Statement {
-    let (all, some) = (EXPORT_EVENTS_ALL, EXPORT_EVENTS_COUNTRIES);
-    partner_day(all, some, db, (from, to), countries, research)
+    let (all, of) = (EXPORT_EVENTS_ALL, EXPORT_EVENTS_OF);
+    partner_day(all, of, db, (from, to), constituency, research)
 }
 
 /// The aggregated records of `[from, to)` for a partner file (see [`EXPORT_AGGREGATES_ALL`]),
-/// from every source country (`None`) or from the listed ones, with research scanners' or
-/// without.
+/// from every source (`None`) or from a constituency's, with research scanners' or without.
 pub fn export_aggregates(
     db: &str,
     from: i64,
     to: i64,
-    countries: Option<&[String]>,
+    constituency: Option<&Constituency>,
     research: bool,
 ) -> Statement {
-    let (all, some) = (EXPORT_AGGREGATES_ALL, EXPORT_AGGREGATES_COUNTRIES);
-    partner_day(all, some, db, (from, to), countries, research)
+    let (all, of) = (EXPORT_AGGREGATES_ALL, EXPORT_AGGREGATES_OF);
+    partner_day(all, of, db, (from, to), constituency, research)
 }
 
 /// Internal reports detected in `[from, to)` with one of the TLP labels.
@@ -557,7 +606,18 @@ const TO: i64 = 1_763_769_600;
 /// [`maintenance_samples`]) with sample values, for the compatibility test
 /// (`teiten-aggregator schema --print-sql`): (purpose, statement).
 pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
-    let countries = ["AU".to_owned(), "KR".to_owned()];
+    let countries = Constituency {
+        countries: vec!["AU".to_owned(), "JP".to_owned()],
+        ..Constituency::default()
+    };
+    let networks = Constituency {
+        asns: vec![13335, 2519],
+        prefixes: vec![
+            "1.0.0.0/24".parse().expect("prefix"),
+            "2001:2::/48".parse().expect("prefix"),
+        ],
+        ..Constituency::default()
+    };
     vec![
         ("ping", ping()),
         ("server version", server_version()),
@@ -585,8 +645,16 @@ pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
             export_events(db, FROM, TO, Some(&countries), false),
         ),
         (
+            "export events of ASes and prefixes",
+            export_events(db, FROM, TO, Some(&networks), true),
+        ),
+        (
             "export aggregates",
             export_aggregates(db, FROM, TO, None, true),
+        ),
+        (
+            "export aggregates of ASes and prefixes",
+            export_aggregates(db, FROM, TO, Some(&networks), true),
         ),
         (
             "export aggregates of countries without research scanners",
@@ -667,11 +735,11 @@ const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
         "('tokyo-1', 7, 3, 0, toDateTime(1763700000), 5, 6, \
          toFixedString(IPv6StringToNum('::ffff:1.0.0.1'), 16), \
          toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \
-         40000, 23, 2, 54, 54321, 40, 12345, 1024, 'scan', 1, 'AU', 0), \
+         40000, 23, 2, 54, 54321, 40, 12345, 1024, 'scan', 1, 'AU', 0, 13335), \
          ('tokyo-1', 7, 3, 1, toDateTime(1763700001), 6, 17, \
          toFixedString(IPv6StringToNum('2001:2::1'), 16), \
          toFixedString(IPv6StringToNum('2001:db8::1'), 16), \
-         53, 53, 0, 60, 0, 60, 0, 0, 'backscatter', 0, 'JP', 2)",
+         53, 53, 0, 60, 0, 60, 0, 0, 'backscatter', 0, 'JP', 2, 0)",
     ),
     (
         "sensors",
@@ -731,13 +799,33 @@ mod tests {
             let sql = st.to_sql_literal().unwrap_or_else(|e| panic!("{e}"));
             assert!(!sql.contains('?') && !sql.contains('{'), "{sql}");
         }
+        let au = Constituency {
+            countries: vec!["AU".to_owned()],
+            ..Constituency::default()
+        };
         assert_eq!(
-            export_events(db, 1, 2, Some(&["AU".to_owned()]), false).to_string(),
-            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country \
+            export_events(db, 1, 2, Some(&au), false).to_string(),
+            "SELECT src, sport, dport, proto, toUInt32(ts) AS t, usec, country, src_asn \
              FROM teiten.scan_events \
              WHERE ts >= toDateTime(1) AND ts < toDateTime(2) AND class = 'scan' AND withheld = 0 \
-             AND (bitAnd(tags, 64) = 0 OR 0) AND has(['AU'], toString(country)) ORDER BY src, t, usec, proto, sport, dport, \
-             sensor_id, epoch, batch_seq, idx"
+             AND (bitAnd(tags, 64) = 0 OR 0) AND (has(['AU'], toString(country)) \
+             OR has([4294967295], toUInt64(src_asn)) \
+             OR arrayExists((lo, hi) -> hex(src) >= lo AND hex(src) <= hi, [''], [''])) \
+             ORDER BY src, t, usec, proto, sport, dport, sensor_id, epoch, batch_seq, idx"
+        );
+        let net = Constituency {
+            asns: vec![64496],
+            prefixes: vec!["192.0.2.0/24".parse().unwrap()],
+            ..Constituency::default()
+        };
+        let sql = export_aggregates(db, 1, 2, Some(&net), true).to_string();
+        assert!(
+            sql.contains(
+                "has([''], toString(country)) OR has([64496], toUInt64(src_asn)) \
+                 OR arrayExists((lo, hi) -> hex(src) >= lo AND hex(src) <= hi, \
+                 ['00000000000000000000FFFFC0000200'], ['00000000000000000000FFFFC00002FF'])"
+            ),
+            "{sql}"
         );
         let r = crate::schema::ROLLUPS
             .iter()

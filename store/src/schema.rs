@@ -920,15 +920,16 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
         if matches!(layout, Layout::Cluster { .. }) {
             tables.push("scan_events".to_owned());
         }
-        let (column, ty) = WITHHELD_COLUMN;
-        for t in tables {
-            out.push(Step {
-                sql: format!("ALTER TABLE {db}.{t} ADD COLUMN {column} {ty}"),
-                object: t,
-                when: When::ColumnMissing(column),
-                backfill: None,
-                shape: None,
-            });
+        for &(column, ty) in crate::events::added_columns() {
+            for t in &tables {
+                out.push(Step {
+                    sql: format!("ALTER TABLE {db}.{t} ADD COLUMN {column} {ty}"),
+                    object: t.clone(),
+                    when: When::ColumnMissing(column),
+                    backfill: None,
+                    shape: None,
+                });
+            }
         }
         for r in ROLLUPS.iter().filter(|r| !r.replaces.is_empty()) {
             out.push(Step {
@@ -1012,7 +1013,8 @@ mod tests {
                 "scan_port_sources_5m",
                 "scan_sensor_totals_1d",
                 "scan_port_digests_1d",
-                // Upgrades: the column, the replaced views.
+                // Upgrades: the columns, the replaced views.
+                "scan_events",
                 "scan_events",
                 "scan_rollup_5m_mv",
                 "scan_rollup_1h_mv",
@@ -1050,7 +1052,8 @@ mod tests {
         );
         assert_eq!(alter.when, When::ColumnMissing("withheld"));
         assert!(step("scan_events").sql.ends_with(
-            "country FixedString(2), withheld UInt8) ENGINE = MergeTree PARTITION BY toYYYYMMDD(ts) \
+            "country FixedString(2), withheld UInt8, src_asn UInt32) ENGINE = MergeTree \
+             PARTITION BY toYYYYMMDD(ts) \
              ORDER BY (sensor_id, epoch, batch_seq, idx)"
         ));
         // Public unique sources count only published sources; packets count every event.
@@ -1159,13 +1162,17 @@ mod tests {
             mv.sql
         );
         let up = upgrade_sql("v0", &Layout::Single);
-        assert_eq!(up.len(), 1 + 6 + 6, "{up:#?}");
+        assert_eq!(up.len(), 2 + 6 + 6, "{up:#?}");
         assert_eq!(
             up[0],
             "ALTER TABLE v0.scan_events ADD COLUMN withheld UInt8"
         );
-        assert_eq!(up[1], "DROP TABLE IF EXISTS v0.scan_rollup_5m_mv");
-        assert!(up[7]
+        assert_eq!(
+            up[1],
+            "ALTER TABLE v0.scan_events ADD COLUMN src_asn UInt32"
+        );
+        assert_eq!(up[2], "DROP TABLE IF EXISTS v0.scan_rollup_5m_mv");
+        assert!(up[8]
             .starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS v0.scan_rollup_5m_published_mv"));
         let cluster = Layout::Cluster {
             name: "c1".into(),
@@ -1180,13 +1187,17 @@ mod tests {
             up[1],
             "ALTER TABLE db.scan_events ADD COLUMN withheld UInt8"
         );
+        assert_eq!(
+            up[3],
+            "ALTER TABLE db.scan_events ADD COLUMN src_asn UInt32"
+        );
         let dist = steps("db", &cluster);
         let d = dist
             .iter()
             .find(|s| s.object == "scan_events" && s.when == When::Missing)
             .unwrap();
         assert!(
-            d.sql.contains("withheld UInt8) ENGINE = Distributed"),
+            d.sql.contains("withheld UInt8, src_asn UInt32) ENGINE = Distributed"),
             "{}",
             d.sql
         );

@@ -256,7 +256,13 @@ pub async fn for_partner(
         .into_iter()
         .filter(|r| match &partner.countries {
             Countries::All => !r.addresses.is_empty(),
-            Countries::Only(_) => r.countries.iter().any(|c| partner.countries.includes(c)),
+            Countries::Only(_) => {
+                r.countries.iter().any(|c| partner.countries.includes(c))
+                    || r.addresses
+                        .iter()
+                        .filter_map(|a| a.parse().ok())
+                        .any(|ip| partner.covers_address(ip))
+            }
         })
         .collect())
 }
