@@ -216,3 +216,90 @@ fn countries_are_stored_unknowns_counted_and_sighup_reloads_without_loss() {
     );
     assert!(countries(&ch, "t_geo", 43).contains("BB\t"));
 }
+
+/// IPFire's location database (the default) read through the `libloc` crate agrees with
+/// Debian's libloc (the database's own C library) on country and AS for 600 pseudo-random
+/// IPv4 and IPv6 addresses, found or not.
+#[test]
+fn location_lookups_match_the_location_tool() {
+    teiten::require_tool("location", "location");
+    let db = GeoDb::load(&GeoConfig::default()).expect("the location database loads");
+    assert!(format!("{db:?}").starts_with("GeoDb::Location"), "{db:?}");
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut ips: Vec<IpAddr> = (0..400)
+        .map(|_| IpAddr::V4(((next() >> 32) as u32).into()))
+        .collect();
+    // IPv6: the allocated 2000::/4 space, half of it inside 2a00::/12 (RIPE's, densely announced).
+    ips.extend((0..200).map(|i| {
+        let hi = if i % 2 == 0 {
+            0x2a00u128 | (next() as u128 & 0xf)
+        } else {
+            0x2000 | (next() as u128 & 0x0fff)
+        };
+        IpAddr::V6(Ipv6Addr::from(
+            (hi << 112) | (u128::from(next()) << 48) | u128::from(next() & 0xffff_ffff_ffff),
+        ))
+    }));
+    // The oracle: Debian's own libloc (the C library, through the Python binding the
+    // `location` tool is written with; the tool itself stops at the first address it cannot
+    // place, so the lookups are made here one by one).
+    let script = "import sys, location\n\
+        db = location.Database(sys.argv[1])\n\
+        for a in sys.stdin.read().split():\n\
+        \x20   try:\n\
+        \x20       n = db.lookup(a)\n\
+        \x20   except OSError:\n\
+        \x20       n = None\n\
+        \x20   print(a, (n and n.country_code) or '-', (n and n.asn) or 0)\n";
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script, teiten_store::geo::DEFAULT_LOCATION_DB])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("Debian's python3 with python3-location (package location)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for ip in &ips {
+            writeln!(stdin, "{ip}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the oracle failed");
+    let out = String::from_utf8(out.stdout).unwrap();
+    let want: std::collections::HashMap<IpAddr, (Option<String>, Option<u32>)> = out
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let cc = (f[1] != "-").then(|| f[1].to_owned());
+            let asn: u32 = f[2].parse().unwrap();
+            (f[0].parse().unwrap(), (cc, (asn != 0).then_some(asn)))
+        })
+        .collect();
+    assert_eq!(want.len(), ips.len(), "every address answered:\n{out}");
+    let (mut found, mut with_asn, mut v6_found) = (0, 0, 0);
+    for ip in &ips {
+        let o = db.origin(*ip);
+        let got = (
+            o.country.map(|c| String::from_utf8_lossy(&c).into_owned()),
+            o.asn,
+        );
+        assert_eq!(&got, &want[ip], "{ip}");
+        found += usize::from(got.0.is_some());
+        with_asn += usize::from(got.1.is_some());
+        v6_found += usize::from(ip.is_ipv6() && got.0.is_some());
+    }
+    // The sample reaches every case: placed, with AS, IPv6, and not found.
+    assert!(
+        found > 150 && with_asn > 150 && v6_found > 20 && found < ips.len(),
+        "{found} {with_asn} {v6_found}"
+    );
+    // AS names come from the same database.
+    assert_eq!(db.as_name(15169), Some("GOOGLE"));
+}

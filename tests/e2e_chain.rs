@@ -12,14 +12,15 @@ use serde_json::Value;
 use teiten::chain::{Chain, Options};
 use teiten::require_tool;
 
-/// Forged sources (the packets stay in the lab) and the countries tor-geoipdb gives them.
+/// Forged sources (the packets stay in the lab) and the countries IPFire's location database
+/// (the aggregator's default) gives them.
 const SOURCES: &[(&str, &str, u32)] = &[
     ("1.0.16.10", "JP", 7),
     ("1.11.0.10", "KR", 6),
     ("1.0.1.10", "CN", 5),
     ("1.0.0.10", "AU", 4),
-    ("1.178.10.10", "DE", 3),
-    ("1.32.237.10", "US", 2),
+    ("2.16.6.10", "DE", 3),
+    ("1.32.232.10", "US", 2),
 ];
 
 fn tools() {

@@ -31,17 +31,26 @@ fn date_of(t: i64) -> String {
     out.trim().to_owned()
 }
 
-/// An IPv4 address tor-geoipdb places in `cc` (the middle of its first range).
+/// An IPv4 address IPFire's location database (the aggregator's default) places in `cc`: the
+/// middle of the first IPv4 network (a /16 to /30: wider ones hold more specific networks of
+/// other countries) that Debian's `location list-networks-by-cc` lists for it, and that a
+/// lookup places there too.
 fn address_in(cc: &str) -> Ipv4Addr {
-    let text = std::fs::read_to_string("/usr/share/tor/geoip").expect("tor-geoipdb is installed");
-    for line in text.lines() {
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() == 3 && f[2] == cc {
-            let (a, b): (u32, u32) = (f[0].parse().unwrap(), f[1].parse().unwrap());
-            return Ipv4Addr::from(a + (b - a) / 2);
+    let out =
+        run_ok(Command::new("location").args(["list-networks-by-cc", "--family", "ipv4", cc]));
+    let db = teiten_store::GeoDb::load(&teiten_store::GeoConfig::default()).expect("location db");
+    for line in out.lines() {
+        if let Ok(net) = line.trim().parse::<ipnet::Ipv4Net>() {
+            if (16..=30).contains(&net.prefix_len()) {
+                let (a, b) = (u32::from(net.network()), u32::from(net.broadcast()));
+                let ip = Ipv4Addr::from(a + (b - a) / 2);
+                if db.lookup(ip.into()) == Some(cc.as_bytes().try_into().expect("alpha-2")) {
+                    return ip;
+                }
+            }
         }
     }
-    panic!("no {cc} range in /usr/share/tor/geoip")
+    panic!("no {cc} network in the location database (apt-get install libloc-database location)")
 }
 
 fn event(src: Ipv4Addr, ts: i64, proto: u8, dport: u16, class: Class) -> Event {
@@ -392,6 +401,108 @@ fn research_scanners_are_tagged_at_ingest_and_sent_only_to_partners_that_want_th
     );
     assert_eq!(event_count(&without), 3);
     assert_eq!(manifest(&without)["sources"], 1);
+}
+
+/// Partners defined only by autonomous systems, only by prefixes, and by a union of a country
+/// and an AS: each file holds exactly the sources of its constituency, as IPFire's location
+/// database places them (checked with Debian's `location lookup`), IPv4 and IPv6; the ASN is
+/// stored with every event and written to the IntelMQ and CSV files.
+#[test]
+fn partners_defined_by_asn_or_prefix_get_their_networks_sources() {
+    require_tool("xmllint", "libxml2-utils");
+    require_tool("location", "location");
+    let ch = Server::start().expect("ClickHouse starts");
+    let work = tempfile::tempdir().unwrap();
+    // The oracle: the AS of each source as Debian's `location` tool reads the same database.
+    let asn_of = |ip: &str| -> String {
+        let out = run_ok(Command::new("location").args(["lookup", ip]));
+        out.lines()
+            .find_map(|l| l.split_once("Autonomous System").map(|(_, r)| r.to_owned()))
+            .and_then(|r| {
+                r.split_whitespace()
+                    .nth(1)
+                    .map(|a| a.trim_start_matches("AS").to_owned())
+            })
+            .unwrap_or_else(|| panic!("no AS for {ip}: {out}"))
+    };
+    // Google (AS15169, IPv4 and IPv6), Cloudflare (AS13335), Akamai (AS20940, in 2.16.6.0/24).
+    let (g4, g6, cf, ak) = ("8.8.8.8", "2001:4860:4860::8888", "1.1.1.1", "2.16.6.10");
+    for (ip, asn) in [(g4, "15169"), (g6, "15169"), (cf, "13335"), (ak, "20940")] {
+        assert_eq!(asn_of(ip), asn, "{ip}");
+    }
+    let extra = "[[exchange.partner]]\nid = \"isp-asn\"\nasns = [15169]\n\
+                 formats = [\"iodef2\", \"intelmq\", \"csv\"]\n\n\
+                 [[exchange.partner]]\nid = \"isp-net\"\nprefixes = [\"2.16.6.0/24\"]\n\n\
+                 [[exchange.partner]]\nid = \"mixed\"\ncountries = [\"AU\"]\nasns = [20940]\n";
+    let cfg = exchange_config(work.path(), extra)
+        .replace("export_delay_minutes = 0", "export_delay_minutes = 1440");
+    let (agg, date) = aggregator_with_day(&ch, "ex_asn", &cfg, |d, _| {
+        let mut ev = Vec::new();
+        for (i, ip) in [g4, g6, cf, ak].iter().enumerate() {
+            for k in 0..(i as i64 + 1) {
+                let mut e = event(
+                    Ipv4Addr::UNSPECIFIED,
+                    d + 60 + 10 * i as i64 + k,
+                    6,
+                    23,
+                    Class::Scan,
+                );
+                e.src = ip.parse().unwrap();
+                if e.src.is_ipv6() {
+                    e.dst = "2001:db8::42".parse().unwrap();
+                }
+                ev.push(e);
+            }
+        }
+        ev
+    });
+    let stored = ch
+        .query("SELECT src_asn, count() FROM ex_asn.scan_events GROUP BY src_asn ORDER BY src_asn")
+        .unwrap();
+    assert_eq!(
+        stored, "13335\t3\n15169\t3\n20940\t4\n",
+        "the AS stored with each event"
+    );
+    let (ok, out) = agg.cli(&["export", "--date", &date]);
+    assert!(ok, "{out}");
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    let by_asn = outbox_file(work.path(), "isp-asn", &date);
+    let by_net = outbox_file(work.path(), "isp-net", &date);
+    let mixed = outbox_file(work.path(), "mixed", &date);
+    for f in [&by_asn, &by_net, &mixed] {
+        xmllint_valid(2, f);
+    }
+    assert_eq!(source_addresses(&by_asn), set(&[g4, g6]));
+    assert_eq!(event_count(&by_asn), 3);
+    assert_eq!(source_addresses(&by_net), set(&[ak]));
+    assert_eq!(event_count(&by_net), 4);
+    assert_eq!(source_addresses(&mixed), set(&[cf, ak]));
+    assert_eq!(event_count(&mixed), 7);
+    // The AS travels in the formats that have a field for it.
+    let dir = work.path().join("outbox/isp-asn");
+    let jsonl =
+        std::fs::read_to_string(dir.join(format!("teiten-isp-asn-{date}.intelmq.jsonl"))).unwrap();
+    assert_eq!(jsonl.lines().count(), 3);
+    assert!(
+        jsonl.lines().all(|l| l.contains("\"source.asn\":15169")),
+        "{jsonl}"
+    );
+    let csv_name = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.ends_with(".csv"))
+        .expect("a CSV file");
+    let csv = std::fs::read_to_string(dir.join(csv_name)).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|r| r.split(',').nth(4) == Some("15169")),
+        "{csv}"
+    );
 }
 
 #[test]

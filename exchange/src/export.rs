@@ -775,8 +775,7 @@ async fn write_file(
     };
     match partner.records {
         Records::Packet => {
-            let st =
-                queries::export_events(
+            let st = queries::export_events(
                 db,
                 window.from,
                 window.to,
@@ -796,8 +795,7 @@ async fn write_file(
             }
         }
         Records::Aggregate => {
-            let st =
-                queries::export_aggregates(
+            let st = queries::export_aggregates(
                 db,
                 window.from,
                 window.to,

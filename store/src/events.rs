@@ -129,8 +129,9 @@ mod tests {
             crate::schema::WITHHELD_COLUMN
         );
         assert!(columns_ddl(true).ends_with("country FixedString(2)"));
-        assert!(columns_ddl(false)
-            .ends_with("country FixedString(2), withheld UInt8, src_asn UInt32"));
+        assert!(
+            columns_ddl(false).ends_with("country FixedString(2), withheld UInt8, src_asn UInt32")
+        );
         assert_eq!(added_columns()[1], ("src_asn", "UInt32"));
         assert!(column_names().starts_with("sensor_id, epoch, batch_seq, idx, ts,"));
     }

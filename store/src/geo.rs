@@ -249,9 +249,7 @@ impl GeoDb {
             GeoSource::Tor => {
                 let (p4, p6) = cfg.tor_paths();
                 let v4 = parse_tor(&p4, |s| s.trim().parse::<u32>().ok())?;
-                let v6 = parse_tor(&p6, |s| {
-                    s.trim().parse::<Ipv6Addr>().ok().map(u128::from)
-                })?;
+                let v6 = parse_tor(&p6, |s| s.trim().parse::<Ipv6Addr>().ok().map(u128::from))?;
                 if v4.is_empty() && v6.is_empty() {
                     return Err(Error::Geo {
                         path: p4,

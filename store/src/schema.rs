@@ -1197,7 +1197,8 @@ mod tests {
             .find(|s| s.object == "scan_events" && s.when == When::Missing)
             .unwrap();
         assert!(
-            d.sql.contains("withheld UInt8, src_asn UInt32) ENGINE = Distributed"),
+            d.sql
+                .contains("withheld UInt8, src_asn UInt32) ENGINE = Distributed"),
             "{}",
             d.sql
         );
