@@ -1393,6 +1393,27 @@ mod tests {
 
     /// Every validated key, with a value that breaks its rule: the error names that key.
     #[test]
+    fn a_partner_by_networks_only() {
+        let x = check(
+            "[[partner]]\nid = \"isp\"\nasns = [64511, 64496, 64496]\n\
+             prefixes = [\"192.0.2.77/24\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        let p = &x.partners[0];
+        assert_eq!(p.countries, Countries::Only(vec![]));
+        assert_eq!(p.asns, [64496, 64511]);
+        assert_eq!(p.prefixes[0].to_string(), "192.0.2.0/24");
+        assert!(p.covers_address("192.0.2.9".parse().unwrap()));
+        assert!(!p.covers_address("198.51.100.1".parse().unwrap()));
+        assert_eq!(
+            p.constituency_words(),
+            "AS64496, AS64511, 192.0.2.0/24, 2001:db8::/32"
+        );
+        let bad = check("[[partner]]\nid = \"isp\"\nprefixes = [\"192.0.2.0/33\"]\n").unwrap_err();
+        assert!(bad.contains("prefixes") || bad.contains("invalid"), "{bad}");
+    }
+
+    #[test]
     fn every_validation_error_names_its_key() {
         const P: &str = "[[partner]]\nid = \"kr\"\ncountries = [\"KR\"]\n";
         const R: &str = "[[triage]]\nname = \"r\"\ncolour = \"red\"\n";
@@ -1454,6 +1475,22 @@ mod tests {
             (
                 "exchange.partner.countries",
                 "[[partner]]\nid = \"a\"\ncountries = [\"KOR\"]".into(),
+            ),
+            (
+                "exchange.partner.countries",
+                "[[partner]]\nid = \"a\"".into(),
+            ),
+            (
+                "exchange.partner.countries",
+                "[[partner]]\nid = \"a\"\ncountries = [\"all\"]\nasns = [64496]".into(),
+            ),
+            (
+                "exchange.partner.asns",
+                "[[partner]]\nid = \"a\"\nasns = [0]".into(),
+            ),
+            (
+                "exchange.partner.asns",
+                "[[partner]]\nid = \"a\"\nasns = [4294967295]".into(),
             ),
             (
                 "exchange.partner.iodef_version",
