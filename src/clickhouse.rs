@@ -368,7 +368,7 @@ pub fn scan_day_sql_from(table: &str, sensor: &str, day: i64, n: u64, sources: u
          cityHash64(number) % {sources})))), 16), \
          toFixedString(IPv6StringToNum('::ffff:198.18.0.1'), 16), \
          toUInt16(1024 + number % 60000), toUInt16([22, 23, 80, 443, 445, 3389][number % 6 + 1]), \
-         2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU', 0 FROM system.numbers LIMIT {n}"
+         2, 50, 1, 40, 7, 1024, 'scan', 0, 'AU', 0, 13335 FROM system.numbers LIMIT {n}"
     )
 }
 
