@@ -6,6 +6,8 @@
 //! between iterations to show it stays flat.
 //!
 //! Run: `cargo build --release -p teiten-aggregator && cargo bench --bench aggregator_e2e`.
+//! `TEITEN_BENCH_GEO=tor` reads tor-geoipdb (country only) instead of the default location
+//! database, on both sides: the set-up of releases before the location database.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -121,6 +123,11 @@ impl Drop for Agg {
     }
 }
 
+/// Whether `TEITEN_BENCH_GEO=tor` asks for tor-geoipdb instead of the location database.
+fn bench_geo_is_tor() -> bool {
+    std::env::var("TEITEN_BENCH_GEO").is_ok_and(|v| v == "tor")
+}
+
 fn start_aggregator(ch: &Server) -> Agg {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
@@ -130,8 +137,13 @@ fn start_aggregator(ch: &Server) -> Agg {
         format!(
             "listen = \"127.0.0.1:{port}\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"bench\"\n\
              [ingest]\nmax_pending_events = 4000000\n[insert]\nmax_rows = 1000000\nperiod_ms = 1000\n\
-             [registry]\nrefresh_secs = 1\n",
-            ch.url()
+             [registry]\nrefresh_secs = 1\n{}",
+            ch.url(),
+            if bench_geo_is_tor() {
+                "[geo]\nsource = \"tor\"\n"
+            } else {
+                ""
+            }
         ),
     )
     .unwrap();
@@ -182,7 +194,12 @@ fn bench(c: &mut Criterion) {
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
     // The aggregator's default database (IPFire's location database).
-    let geo = GeoDb::load(&GeoConfig::default()).expect("the location database loads");
+    let geo_config = if bench_geo_is_tor() {
+        GeoConfig::tor("/usr/share/tor/geoip", "/usr/share/tor/geoip6")
+    } else {
+        GeoConfig::default()
+    };
+    let geo = GeoDb::load(&geo_config).expect("the geo database loads");
     let ts = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

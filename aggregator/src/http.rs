@@ -397,8 +397,7 @@ async fn ingest_inner(
         let mut unknown_asn = 0u32;
         let n = batch.events.len();
         let (mut countries, mut asns) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for e in &batch.events {
-            let o = geo.origin(e.src);
+        for o in geo.origins(batch.events.iter().map(|e| e.src)) {
             countries.push(o.country.unwrap_or_else(|| {
                 unknown += 1;
                 UNKNOWN

@@ -115,6 +115,10 @@ pub struct Origin {
     pub asn: Option<u32>,
 }
 
+/// How many addresses [`GeoDb::origins`] looks up through its memo before deciding whether
+/// repeats make the memo worth keeping.
+pub const MEMO_PROBE: usize = 1024;
+
 /// Stored for addresses no range covers (and for tor's own `??`): [`crate::proto::UNKNOWN_COUNTRY`].
 pub const UNKNOWN: [u8; 2] = crate::proto::UNKNOWN_COUNTRY;
 
@@ -303,6 +307,37 @@ impl GeoDb {
                 None => Origin::default(),
             },
         }
+    }
+
+    /// The origins of `addrs`, in order: [`GeoDb::origin`] of each. A batch of darknet
+    /// traffic names few sources many times, and the tree walks of the location and MaxMind
+    /// databases cost several times a tor range search, so for those each distinct address
+    /// is looked up once per call, unless the first [`MEMO_PROBE`] addresses show too few
+    /// repeats to pay for the memo (forged, all-different sources): then every address is
+    /// looked up directly and the memo costs nothing more.
+    pub fn origins(&self, addrs: impl IntoIterator<Item = IpAddr>) -> Vec<Origin> {
+        let addrs = addrs.into_iter();
+        let mut out = Vec::with_capacity(addrs.size_hint().0);
+        if matches!(self, GeoDb::Tor { .. }) {
+            out.extend(addrs.map(|a| self.origin(a)));
+            return out;
+        }
+        let mut memo: std::collections::HashMap<IpAddr, Origin> = std::collections::HashMap::new();
+        let mut use_memo = true;
+        for (i, a) in addrs.enumerate() {
+            if use_memo && i == MEMO_PROBE && memo.len() > MEMO_PROBE - MEMO_PROBE / 8 {
+                // Fewer than one repeat in eight: the memo would cost more than it saves.
+                use_memo = false;
+                memo = std::collections::HashMap::new();
+            }
+            let o = if use_memo {
+                *memo.entry(a).or_insert_with(|| self.origin(a))
+            } else {
+                self.origin(a)
+            };
+            out.push(o);
+        }
+        out
     }
 
     /// The name of an autonomous system, where the database has names (the location
@@ -503,6 +538,30 @@ mod tests {
             err.starts_with(&format!("geo database {}", bad.path().display())),
             "{err}"
         );
+    }
+
+    #[test]
+    fn origins_of_a_batch_are_each_addresss_origin() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&tiny_mmdb([1, 0, 0], "AU")).unwrap();
+        let db = GeoDb::load(&GeoConfig {
+            mmdb: Some(f.path().into()),
+            ..GeoConfig::default()
+        })
+        .unwrap();
+        let v4 = |i: u32| IpAddr::V4((0x0100_0000 + i).into());
+        // Few sources, many times (the memo is kept), then all different (it is dropped
+        // after the probe), and both mixed with unknown and IPv4-mapped addresses.
+        let repeated: Vec<IpAddr> = (0..5_000u32).map(|i| v4((i * 7) % 300)).collect();
+        let unique: Vec<IpAddr> = (0..5_000u32).map(|i| v4(i * 97)).collect();
+        let mut mixed: Vec<IpAddr> = repeated.iter().chain(&unique).copied().collect();
+        mixed.push("::ffff:1.0.0.7".parse().unwrap());
+        mixed.push("200.0.0.1".parse().unwrap());
+        for addrs in [repeated, unique, mixed, Vec::new()] {
+            let one_by_one: Vec<Origin> = addrs.iter().map(|&a| db.origin(a)).collect();
+            assert_eq!(db.origins(addrs.iter().copied()), one_by_one);
+            assert!(one_by_one.iter().any(|o| o.country.is_some()) || one_by_one.len() < 2);
+        }
     }
 
     #[test]
