@@ -126,12 +126,14 @@ fn event_count(file: &Path) -> u64 {
         .unwrap()
 }
 
+/// The source IP addresses of an IODEF file (not the sources' `asn` Addresses).
 fn source_addresses(file: &Path) -> BTreeSet<String> {
     let out = Command::new("xmllint")
         .args([
             "--nonet",
             "--xpath",
-            "//*[local-name()='System'][@category='source']//*[local-name()='Address']/text()",
+            "//*[local-name()='System'][@category='source']//*[local-name()='Address']\
+             [@category!='asn']/text()",
         ])
         .arg(file)
         .output()
@@ -482,6 +484,34 @@ fn partners_defined_by_asn_or_prefix_get_their_networks_sources() {
     assert_eq!(event_count(&by_net), 4);
     assert_eq!(source_addresses(&mixed), set(&[cf, ak]));
     assert_eq!(event_count(&mixed), 7);
+    // The AS travels in every format: in IODEF as the source Node's second Address, read back
+    // by our reader as each event's AS.
+    let asn_addresses = |f: &std::path::Path, asn: &str| {
+        let xml = std::fs::read_to_string(f).unwrap();
+        xml.matches(&format!("<Address category=\"asn\">{asn}</Address>"))
+            .count()
+    };
+    assert_eq!(asn_addresses(&by_asn, "15169"), 3);
+    assert_eq!(asn_addresses(&by_net, "20940"), 4);
+    assert_eq!(
+        (
+            asn_addresses(&mixed, "13335"),
+            asn_addresses(&mixed, "20940")
+        ),
+        (3, 4)
+    );
+    let file = std::io::BufReader::new(std::fs::File::open(&by_asn).unwrap());
+    let loaded = iodef::Document::read(file, &iodef::ReadOptions::strict()).unwrap();
+    let iodef::Document::V2(doc) = loaded.document else {
+        panic!("an IODEF v2 file")
+    };
+    let asns: BTreeSet<Option<u32>> = doc
+        .incident
+        .iter()
+        .flat_map(iodef::ScanEvent::from_incident)
+        .map(|e| e.asn)
+        .collect();
+    assert_eq!(asns, BTreeSet::from([Some(15169)]));
     // The AS travels in the formats that have a field for it.
     let dir = work.path().join("outbox/isp-asn");
     let jsonl =

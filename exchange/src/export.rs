@@ -358,6 +358,7 @@ fn scan_event(r: &Record) -> Result<Option<Packet>, ExchangeError> {
     }
     let ev = iodef::ScanEvent {
         source: r.source,
+        asn: r.asn,
         source_port: r.source_port,
         destination_port: r.destination_port,
         protocol: r.proto,
@@ -376,6 +377,7 @@ fn event_data(r: &Record) -> Result<iodef::v2::EventData, ExchangeError> {
         Some((ev, None)) => Ok(ev.event_data()),
         None => Ok(iodef::ScanAggregate {
             source: r.source,
+            asn: r.asn,
             protocol: r.proto,
             destination_port: r.destination_port,
             first: iodef_time_us(r.first_us)?,

@@ -144,6 +144,9 @@ impl ScanReport {
 pub struct ScanAggregate {
     /// Source address (the scanner).
     pub source: IpAddr,
+    /// The autonomous system announcing the source, if known: a second `Address` of the
+    /// source Node, `category="asn"`.
+    pub asn: Option<u32>,
     /// IANA protocol number.
     pub protocol: u8,
     /// Destination port (TCP/UDP), if any.
@@ -167,7 +170,7 @@ impl ScanAggregate {
             value: Some(crate::types::Float(value as f64)),
             ..Default::default()
         };
-        let mut source = source_system(self.source, self.protocol, None);
+        let mut source = source_system(self.source, self.asn, self.protocol, None);
         source.counter = vec![counter(v2::CounterUnit::Packet, self.packets)];
         let mut target = target_system(self.source, self.protocol, self.destination_port);
         target.counter = vec![counter(v2::CounterUnit::Host, self.destinations)];
@@ -188,6 +191,9 @@ impl ScanAggregate {
 pub struct ScanEvent {
     /// Source address (the scanner).
     pub source: IpAddr,
+    /// The autonomous system announcing the source, if known: a second `Address` of the
+    /// source Node, `category="asn"` (RFC 7970 3.18.1, RFC 5070 3.16.1).
+    pub asn: Option<u32>,
     /// Source port (TCP/UDP), if any.
     pub source_port: Option<u16>,
     /// Destination port (TCP/UDP), if any.
@@ -203,6 +209,7 @@ impl ScanEvent {
     pub fn tcp(source: IpAddr, source_port: u16, destination_port: u16, time: DateTime) -> Self {
         ScanEvent {
             source,
+            asn: None,
             source_port: Some(source_port),
             destination_port: Some(destination_port),
             protocol: 6,
@@ -224,7 +231,7 @@ impl ScanEvent {
             detect_time: Some(self.time.clone()),
             flow: vec![v2::Flow {
                 system: vec![
-                    source_system(self.source, self.protocol, self.source_port),
+                    source_system(self.source, self.asn, self.protocol, self.source_port),
                     target_system(self.source, self.protocol, self.destination_port),
                 ],
             }],
@@ -284,7 +291,11 @@ impl ScanEvent {
         let mine: Vec<&ScanEvent> = events.iter().filter(|e| e.source == source).collect();
         let start = mine.iter().map(|e| &e.time).min_by_key(|t| t.to_utc())?;
         let end = mine.iter().map(|e| &e.time).max_by_key(|t| t.to_utc())?;
-        let mut system = source_system(source, 0, None);
+        // The AS of the group's source, if its events agree on one.
+        let asn = mine[0]
+            .asn
+            .filter(|a| mine.iter().all(|e| e.asn == Some(*a)));
+        let mut system = source_system(source, asn, 0, None);
         system.service.clear();
         Some(v2::EventData {
             description: vec![ml(&format!("{} scan events from {source}", mine.len()))],
@@ -323,13 +334,11 @@ pub(crate) fn write_scan_event<W: std::io::Write>(
         }
         w.end("Service")
     };
-    let node = |w: &mut crate::write::XmlOut<W>, category: &str, value: &str| {
-        w.start("Node")?;
+    let address = |w: &mut crate::write::XmlOut<W>, category: &str, value: &str| {
         w.start("Address")?;
         w.attr("category", category)?;
         w.text(value)?;
-        w.end("Address")?;
-        w.end("Node")
+        w.end("Address")
     };
     w.start("EventData")?;
     w.leaf_display("DetectTime", &ev.time)?;
@@ -348,13 +357,27 @@ pub(crate) fn write_scan_event<W: std::io::Write>(
         IpAddr::V6(_) => v2::AddressCategory::Ipv6Addr,
     };
     let value = std::str::from_utf8(&text[..len]).unwrap_or_default();
-    node(w, category.as_str(), value)?;
+    w.start("Node")?;
+    address(w, category.as_str(), value)?;
+    if let Some(asn) = ev.asn {
+        let mut digits = [0u8; 10];
+        let len = {
+            let mut cur = std::io::Cursor::new(&mut digits[..]);
+            std::io::Write::write_fmt(&mut cur, format_args!("{asn}"))?;
+            cur.position() as usize
+        };
+        let value = std::str::from_utf8(&digits[..len]).unwrap_or_default();
+        address(w, v2::AddressCategory::Asn.as_str(), value)?;
+    }
+    w.end("Node")?;
     service(w, ev.source_port, None)?;
     w.end("System")?;
     w.start("System")?;
     w.attr("category", v2::SystemCategory::Target.as_str())?;
     let (category, value) = undisclosed(ev.source);
-    node(w, category.as_str(), value)?;
+    w.start("Node")?;
+    address(w, category.as_str(), value)?;
+    w.end("Node")?;
     service(w, ev.destination_port, icmp)?;
     w.start("Description")?;
     w.text(WITHHELD)?;
@@ -409,6 +432,13 @@ fn collect(e: &v2::EventData, inherited: Option<&DateTime>, out: &mut Vec<ScanEv
                     .unwrap_or(0);
                 let sport = sservice.and_then(|s| s.port);
                 let Some(node) = &src.node else { continue };
+                // The node's AS, where it names one (`Address category="asn"`).
+                let asn = node.choice.iter().find_map(|c| match c {
+                    v2::NodeChoice::Address(a) if a.category == v2::AddressCategory::Asn => {
+                        a.value.trim().parse::<u32>().ok()
+                    }
+                    _ => None,
+                });
                 for c in &node.choice {
                     let v2::NodeChoice::Address(a) = c else {
                         continue;
@@ -419,6 +449,7 @@ fn collect(e: &v2::EventData, inherited: Option<&DateTime>, out: &mut Vec<ScanEv
                     for d in &dports {
                         out.push(ScanEvent {
                             source: ip,
+                            asn,
                             source_port: sport,
                             destination_port: *d,
                             protocol,
@@ -481,11 +512,19 @@ fn service(protocol: u8, port: Option<u16>) -> v2::Service {
     }
 }
 
-fn source_system(a: IpAddr, protocol: u8, port: Option<u16>) -> v2::System {
+fn source_system(a: IpAddr, asn: Option<u32>, protocol: u8, port: Option<u16>) -> v2::System {
+    let mut choice = vec![v2::NodeChoice::Address(address(a))];
+    if let Some(asn) = asn {
+        choice.push(v2::NodeChoice::Address(v2::Address {
+            category: v2::AddressCategory::Asn,
+            value: asn.to_string(),
+            ..Default::default()
+        }));
+    }
     v2::System {
         category: Some(v2::SystemCategory::Source),
         node: Some(v2::Node {
-            choice: vec![v2::NodeChoice::Address(address(a))],
+            choice,
             ..Default::default()
         }),
         service: vec![service(protocol, port)],

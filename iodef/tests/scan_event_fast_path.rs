@@ -30,10 +30,12 @@ fn event() -> impl Strategy<Value = (ScanEvent, Option<(u16, u16)>)> {
         prop_oneof![Just(6u8), Just(17), Just(1), Just(58), any::<u8>()],
         time,
         proptest::option::of((any::<u16>(), any::<u16>())),
+        proptest::option::of(prop_oneof![Just(0u32), Just(u32::MAX), any::<u32>()]),
     )
-        .prop_map(|(source, sport, dport, protocol, time, icmp)| {
+        .prop_map(|(source, sport, dport, protocol, time, icmp, asn)| {
             let ev = ScanEvent {
                 source,
+                asn,
                 source_port: sport,
                 destination_port: dport,
                 protocol,
@@ -105,6 +107,7 @@ fn fast_path_documents_are_valid_and_read_back() {
         (
             ScanEvent {
                 source: v4,
+                asn: Some(13335),
                 source_port: None,
                 destination_port: None,
                 protocol: 1,
@@ -115,6 +118,7 @@ fn fast_path_documents_are_valid_and_read_back() {
         (
             ScanEvent {
                 source: v6,
+                asn: Some(4_200_000_000),
                 source_port: None,
                 destination_port: None,
                 protocol: 58,
@@ -130,6 +134,17 @@ fn fast_path_documents_are_valid_and_read_back() {
         let text = String::from_utf8(xml.clone()).unwrap();
         assert!(!text.contains("198.18."), "no destination address");
         assert!(text.contains("<ProtoType>128</ProtoType>"), "{text}");
+        // The source Node names its AS beside its address; events without one name none.
+        let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            compact.contains(
+                "<Node> <Address category=\"ipv4-addr\">192.0.2.7</Address> \
+                 <Address category=\"asn\">13335</Address> </Node>"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("<Address category=\"asn\">4200000000</Address>"));
+        assert_eq!(text.matches("category=\"asn\"").count(), 2, "{text}");
         let mut r = StreamReader::new(xml.as_slice(), &ReadOptions::strict()).unwrap();
         let incident = r.next_incident().unwrap().expect("one incident");
         let back = ScanEvent::from_incident(&incident);

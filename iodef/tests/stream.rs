@@ -335,6 +335,7 @@ fn v1_conversion_notes_stay_bounded_and_aggregates_convert_cleanly() {
     let header_notes = w.conversion_notes().len();
     let aggregate = |i: u64| iodef::ScanAggregate {
         source: "192.0.2.7".parse().unwrap(),
+        asn: Some(64_496),
         protocol: 6,
         destination_port: Some(22),
         first: t(1_700_000_000),
