@@ -328,6 +328,32 @@ pub fn manifest_path(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
+/// Reads the rows of `st` one at a time (constant memory) and hands each to `write` as a
+/// [`Record`].
+async fn stream_records<R>(
+    st: teiten_store::statement::Statement,
+    client: &Client,
+    what: impl Fn() -> String,
+    write: &mut impl FnMut(&Record) -> Result<(), ExchangeError>,
+) -> Result<(), ExchangeError>
+where
+    R: clickhouse::RowOwned + clickhouse::RowRead,
+    for<'a> Record: From<&'a R>,
+{
+    let mut cursor = st
+        .query(client)
+        .and_then(|q| q.fetch::<R>())
+        .map_err(|e| ExchangeError::ch(what(), e))?;
+    while let Some(row) = cursor
+        .next()
+        .await
+        .map_err(|e| ExchangeError::ch(what(), e))?
+    {
+        write(&Record::from(&row))?;
+    }
+    Ok(())
+}
+
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> ExchangeError {
     move |source| ExchangeError::Io { what, source }
 }
@@ -775,46 +801,16 @@ async fn write_file(
             Out::Csv(w) => w.write_record(row.fill(r)).map_err(csv_err),
         }
     };
+    let (c, r) = (constituency.as_ref(), partner.research);
+    let (from, to) = (window.from, window.to);
     match partner.records {
         Records::Packet => {
-            let st = queries::export_events(
-                db,
-                window.from,
-                window.to,
-                constituency.as_ref(),
-                partner.research,
-            );
-            let mut cursor = st
-                .query(client)
-                .and_then(|q| q.fetch::<ExportRow>())
-                .map_err(|e| ExchangeError::ch(what(), e))?;
-            while let Some(row) = cursor
-                .next()
-                .await
-                .map_err(|e| ExchangeError::ch(what(), e))?
-            {
-                write(&Record::from(&row))?;
-            }
+            let st = queries::export_events(db, from, to, c, r);
+            stream_records::<ExportRow>(st, client, what, &mut write).await?;
         }
         Records::Aggregate => {
-            let st = queries::export_aggregates(
-                db,
-                window.from,
-                window.to,
-                constituency.as_ref(),
-                partner.research,
-            );
-            let mut cursor = st
-                .query(client)
-                .and_then(|q| q.fetch::<AggregateRow>())
-                .map_err(|e| ExchangeError::ch(what(), e))?;
-            while let Some(row) = cursor
-                .next()
-                .await
-                .map_err(|e| ExchangeError::ch(what(), e))?
-            {
-                write(&Record::from(&row))?;
-            }
+            let st = queries::export_aggregates(db, from, to, c, r);
+            stream_records::<AggregateRow>(st, client, what, &mut write).await?;
         }
     }
     let sink = match out {
