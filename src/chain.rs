@@ -24,6 +24,8 @@ pub struct Options {
     /// Dark prefixes of other (imaginary) sensors, added to the aggregator's
     /// `[sources] monitored` beside the lab's own.
     pub other_monitored: Vec<String>,
+    /// More `[[exchange.partner]]` tables (TOML), beside [`PARTNERS`] and `all-v1`.
+    pub extra_partners: String,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
             analyst_password: "teiten-demo".into(),
             batch_interval_ms: 500,
             other_monitored: Vec::new(),
+            extra_partners: String::new(),
         }
     }
 }
@@ -67,7 +70,7 @@ fn token_hash(token: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn exchange_config(dir: &Path, dashboard_token: &str) -> String {
+fn exchange_config(dir: &Path, dashboard_token: &str, extra_partners: &str) -> String {
     let mut s = format!(
         "[exchange]\ncsirt = \"csirt.teiten.test\"\ncsirt_email = \"csirt@teiten.test\"\n\
          outbox = \"{0}/outbox\"\ninbox = \"{0}/inbox\"\nquarantine = \"{0}/quarantine\"\n",
@@ -82,6 +85,8 @@ fn exchange_config(dir: &Path, dashboard_token: &str) -> String {
         "\n[[exchange.partner]]\nid = \"all-v1\"\ncountries = [\"all\"]\niodef_version = 1\n\
          tlp = \"green\"\n",
     );
+    s.push('\n');
+    s.push_str(extra_partners);
     s.push_str(&format!(
         "\n[[exchange.reporter]]\nname = \"{DASHBOARD_REPORTER}\"\ntoken_sha256 = \"{}\"\n\
          outbox = true\n",
@@ -180,7 +185,7 @@ impl Chain {
                 monitored.join(", "),
                 lab::SENSOR_IP,
                 lab::SCANNER_IP,
-                exchange_config(dir, &dashboard_token)
+                exchange_config(dir, &dashboard_token, &opts.extra_partners)
             ),
         );
         let agg = bin("teiten-aggregator");

@@ -127,7 +127,23 @@ fn totals(graph: &Value) -> BTreeMap<String, f64> {
 fn every_probe_reaches_clickhouse_and_the_dashboard() {
     tools();
     let dir = tempfile::tempdir().unwrap();
-    let chain = Chain::start(dir.path(), &Options::default());
+    // An ISP's CSIRT by its ASes (the DE and AU sources' networks, wherever the database
+    // places them) and one by a prefix (the JP source's /24).
+    let geo = teiten_store::GeoDb::load(&teiten_store::GeoConfig::default()).unwrap();
+    let asn = |a: &str| geo.origin(a.parse().unwrap()).asn.expect("a known AS");
+    let (de_as, au_as, jp_as) = (asn("2.16.6.10"), asn("1.0.0.10"), asn("1.0.16.10"));
+    let by_as: Vec<&(&str, &str, u32)> = SOURCES
+        .iter()
+        .filter(|s| [de_as, au_as].contains(&geo.origin(s.0.parse().unwrap()).asn.unwrap_or(0)))
+        .collect();
+    let opts = Options {
+        extra_partners: format!(
+            "[[exchange.partner]]\nid = \"isp-as\"\nasns = [{de_as}, {au_as}]\n\n\
+             [[exchange.partner]]\nid = \"isp-net\"\nprefixes = [\"1.0.16.0/24\"]\n"
+        ),
+        ..Options::default()
+    };
+    let chain = Chain::start(dir.path(), &opts);
     let lab = &chain.lab;
     run(lab.nmap("198.18.1.10", "1-100"));
     run(lab.masscan("198.18.1.0/28", "1-20", 10_000));
@@ -193,6 +209,51 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
             file.display()
         );
     }
+    // The partners by AS and by prefix: exactly their sources' forged probes, each naming its
+    // AS, and the AS stored with every event.
+    let asn_count = |text: &str, asn: u32| {
+        text.matches(&format!("<Address category=\"asn\">{asn}</Address>"))
+            .count() as u32
+    };
+    let isp_as = only_xml(&chain.outbox("isp-as"));
+    xmllint(2, &isp_as);
+    let text = std::fs::read_to_string(&isp_as).unwrap();
+    assert_eq!(
+        event_count(&isp_as),
+        u64::from(by_as.iter().map(|s| s.2).sum::<u32>()),
+        "isp-as: {out}"
+    );
+    for (addr, _, n) in SOURCES {
+        let has = text.contains(&format!(">{addr}</Address>"));
+        assert_eq!(has, by_as.iter().any(|s| s.0 == *addr), "isp-as and {addr}");
+        let a = geo.origin(addr.parse().unwrap()).asn;
+        if let Some(a) = a.filter(|a| [de_as, au_as].contains(a)) {
+            let hex: String = teiten_store::address_bytes(addr.parse().unwrap())
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect();
+            let stored = chain
+                .clickhouse
+                .query(&format!(
+                    "SELECT count() FROM teiten.scan_events WHERE hex(src) = '{hex}' \
+                     AND src_asn = {a}"
+                ))
+                .unwrap();
+            assert_eq!(stored.trim(), n.to_string(), "{addr}'s events with AS{a}");
+        }
+    }
+    assert_eq!(
+        (asn_count(&text, de_as), asn_count(&text, au_as)),
+        (3, 4),
+        "the DE and AU probes name their ASes"
+    );
+    let isp_net = only_xml(&chain.outbox("isp-net"));
+    xmllint(2, &isp_net);
+    let text = std::fs::read_to_string(&isp_net).unwrap();
+    assert_eq!(event_count(&isp_net), 7, "the JP source's probes");
+    assert!(text.contains(">1.0.16.10</Address>"));
+    assert_eq!(asn_count(&text, jp_as), 7);
+
     let all = only_xml(&chain.outbox("all-v1"));
     xmllint(1, &all);
     let scans: u64 = chain
