@@ -548,6 +548,12 @@ fn dashboard_in_headless_chromium() {
         "{html}"
     );
     b.screenshot("dashboard-analyst-address.png");
+    // A source the sensors saw (the synthetic month's busiest, 1.0.0.0): its AS and country
+    // as stored.
+    b.goto(&format!("{url}/analyst/address?addr=1.0.0.0"));
+    let html = b.html();
+    assert!(html.contains("<p id=\"origin\">From AS64496 in "), "{html}");
+    b.screenshot("dashboard-analyst-address-seen.png");
     // File an internal report with the form: filed through the aggregator's API (as reporter
     // `dashboard`), triaged by its rules.
     b.goto(&format!("{url}/analyst/exchange"));

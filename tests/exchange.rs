@@ -1443,6 +1443,7 @@ fn http(method: &str, url: &str, token: Option<&str>, body: &[u8]) -> (u16, serd
 #[test]
 fn uploads_reports_triage_and_correlation() {
     require_tool("xmllint", "libxml2-utils");
+    require_tool("location", "location");
     let ch = Server::start().expect("ClickHouse starts");
     let work = tempfile::tempdir().unwrap();
     let cfg = exchange_config(
@@ -1645,6 +1646,35 @@ fn uploads_reports_triage_and_correlation() {
     let c: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(c["sightings"]["packets"], 3);
     assert_eq!(c["sightings"]["first_seen"], d + 100);
+    // Its AS and country as stored, and its network, AS name and flags as Debian's
+    // `location` tool reads the same database.
+    assert_eq!(c["sightings"]["country"], "AU", "{out}");
+    let oracle = run_ok(Command::new("location").args(["lookup", &au.to_string()]));
+    let field = |name: &str| {
+        oracle.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim() == name)
+                .map(|(_, v)| v.trim().to_owned())
+        })
+    };
+    let net = &c["network"];
+    assert_eq!(net["prefix"], field("Network").unwrap(), "{out}\n{oracle}");
+    assert_eq!(net["country"], "AU");
+    match field("Autonomous System") {
+        Some(a) => {
+            let (num, name) = a.split_once(" - ").unwrap_or((&a, ""));
+            let num: u32 = num.trim_start_matches("AS").parse().unwrap();
+            assert_eq!(c["sightings"]["asn"], num, "{out}\n{oracle}");
+            assert_eq!(net["asn"], num);
+            assert_eq!(net["as_name"], name);
+        }
+        None => assert_eq!(c["sightings"]["asn"], 0, "{out}\n{oracle}"),
+    }
+    assert_eq!(net["anycast"], field("Anycast").as_deref() == Some("yes"));
+    assert_eq!(
+        net["anonymous_proxy"],
+        field("Anonymous Proxy").as_deref() == Some("yes")
+    );
     assert_eq!(c["top_ports"][0]["dport"], 22);
     assert_eq!(c["reports"].as_array().unwrap().len(), 4);
     let imports = c["imports"].as_array().unwrap();
@@ -1658,6 +1688,19 @@ fn uploads_reports_triage_and_correlation() {
     assert_eq!(c["sightings"]["packets"], 0);
     assert!(c["imports"].as_array().unwrap().is_empty());
     assert_eq!(c["sightings"]["withheld"], 0);
+    assert_eq!(c["sightings"]["country"], "");
+    // The database places even documentation space (in APNIC's 2001:c00::/23, as Debian's
+    // tool shows): the network comes from the database, not from our sightings.
+    let oracle = run_ok(Command::new("location").args(["lookup", "2001:db8::1"]));
+    let prefix = oracle
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Network"))
+        .map(|v| v.trim().trim_start_matches(':').trim().to_owned());
+    assert_eq!(
+        c["network"]["prefix"].as_str().map(str::to_owned),
+        prefix,
+        "{out}"
+    );
 
     // Report ids are per reporter: the same id from two reporters is two reports; neither
     // sees the other's colour through a "duplicate" answer, nor pre-empts it.

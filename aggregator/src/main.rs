@@ -462,7 +462,15 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
         }
         Command::Correlate { address } => {
             let client = teiten_store::client(ch);
-            let c = exchange::correlate::correlate(&client, &db, address).await?;
+            // The network and its flags, from the configured geo database if it loads.
+            let geo = match teiten_store::GeoDb::load(&settings.config.geo) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(error = %e, "No network details: the geo database does not load");
+                    None
+                }
+            };
+            let c = exchange::correlate::correlate(&client, &db, address, geo.as_ref()).await?;
             println!("{}", serde_json::to_string_pretty(&c)?);
         }
         Command::TokenHash => unreachable!("handled before the config is loaded"),

@@ -326,7 +326,7 @@ pub async fn address_html(reader: &Reader, addr: Option<&str>) -> Result<String,
     let ip: IpAddr = text
         .parse()
         .map_err(|_| HttpError::bad(format!("addr: `{text}` is not an IPv4 or IPv6 address")))?;
-    let c = exchange::correlate::correlate(reader.client(), reader.db(), ip)
+    let c = exchange::correlate::correlate(reader.client(), reader.db(), ip, None)
         .await
         .map_err(|e| HttpError::from(from_exchange(e)))?;
     let sg = &c.sightings;
@@ -340,13 +340,28 @@ pub async fn address_html(reader: &Reader, addr: Option<&str>) -> Result<String,
         let _ = write!(
             s,
             "<h2>Sensors</h2><p id=\"sightings\">{} packets to {} ports on {} sensor(s), first seen \
-             {} UTC, last seen {} UTC.</p><table id=\"ports\"><tr><th class=\"l\">Protocol</th>\
-             <th>Port</th><th>Packets</th></tr>",
+             {} UTC, last seen {} UTC.</p>",
             sg.packets,
             sg.ports,
             sg.sensors,
             iso(i64::from(sg.first_seen)),
             iso(i64::from(sg.last_seen))
+        );
+        let asn = match sg.asn {
+            0 => "an unknown AS".to_owned(),
+            a => format!("AS{a}"),
+        };
+        let country = match sg.country.as_str() {
+            "" | "??" => "an unknown country".to_owned(),
+            cc => cc.to_owned(),
+        };
+        let _ = write!(
+            s,
+            "<p id=\"origin\">From {} in {} (as stored with its last packet).</p>\
+             <table id=\"ports\"><tr><th class=\"l\">Protocol</th><th>Port</th>\
+             <th>Packets</th></tr>",
+            esc(&asn),
+            esc(&country)
         );
         for p in &c.top_ports {
             let _ = write!(

@@ -129,7 +129,8 @@ impl Synth {
         let (np, nc, ns) = (POPULAR_PORTS.len(), COUNTRIES.len(), self.sensors.len());
         format!(
             "INSERT INTO {db}.scan_events (sensor_id, epoch, batch_seq, idx, ts, usec, proto, src, \
-             dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country) \
+             dst, sport, dport, tcp_flags, ttl, ip_id, ip_len, tcp_seq, window, class, tags, country, \
+             src_asn) \
              SELECT \
                arrayElement({sensors}, 1 + h % {ns}) AS sensor_id, \
                {seed} AS epoch, intDiv(number, 1000) AS batch_seq, toUInt32(number % 1000) AS idx, \
@@ -145,7 +146,8 @@ impl Synth {
                toUInt16(2) AS tcp_flags, toUInt8(32 + h3 % 200) AS ttl, toUInt32(h3 % 65536) AS ip_id, \
                toUInt32(40) AS ip_len, toUInt32(h % 4294967296) AS tcp_seq, toUInt16(1024) AS window, \
                'scan' AS class, toUInt8(0) AS tags, \
-               toFixedString(arrayElement({countries}, toUInt32(1 + floor({nc} * pow((s % 1000) / 1000, 2)))), 2) AS country \
+               toFixedString(arrayElement({countries}, toUInt32(1 + floor({nc} * pow((s % 1000) / 1000, 2)))), 2) AS country, \
+               toUInt32(64496 + s % 16) AS src_asn \
              FROM (SELECT number, cityHash64(number, {seed}) AS h, cityHash64(number, {seed}, 2) AS h2, \
                    cityHash64(number, {seed}, 3) AS h3, \
                    toUInt64(floor({nsrc} * pow((cityHash64(number, {seed}, 4) % 1000000) / 1000000, 2))) AS s \

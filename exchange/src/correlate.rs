@@ -26,6 +26,10 @@ pub struct Sightings {
     /// The gravest reason it was withheld from partners and public counts, as a
     /// [`teiten_store::sources::Withheld`] code (0: published).
     pub withheld: u8,
+    /// The source's AS as stored with its last event (0: unknown).
+    pub asn: u32,
+    /// Its country as stored with its last event (`??`: unknown; empty when never seen).
+    pub country: String,
 }
 
 impl Sightings {
@@ -91,6 +95,9 @@ pub struct Correlation {
     pub sightings: Sightings,
     /// Its most probed ports.
     pub top_ports: Vec<PortCount>,
+    /// The network the geo database places it in now, with its AS's name and flags (the
+    /// location database only; `None` without one, or when it places the address nowhere).
+    pub network: Option<teiten_store::geo::Network>,
     /// Partner files naming it (newest first, at most 100).
     pub imports: Vec<ImportHit>,
     /// Internal reports naming it (newest first, at most 100).
@@ -102,6 +109,7 @@ pub async fn correlate(
     client: &Client,
     db: &str,
     addr: IpAddr,
+    geo: Option<&teiten_store::GeoDb>,
 ) -> Result<Correlation, ExchangeError> {
     let text = canonical(addr);
     // Stored addresses are 16 bytes, IPv4 as IPv4-mapped IPv6.
@@ -131,8 +139,12 @@ pub async fn correlate(
         sightings: if sightings.packets == 0 {
             Sightings::default()
         } else {
-            sightings
+            Sightings {
+                country: sightings.country.trim_matches('\0').to_owned(),
+                ..sightings
+            }
         },
+        network: geo.and_then(|g| g.network(addr)),
         top_ports,
         imports,
         reports,

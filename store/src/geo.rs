@@ -115,6 +115,27 @@ pub struct Origin {
     pub asn: Option<u32>,
 }
 
+/// A network of the location database: what [`GeoDb::network`] tells of an address.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Network {
+    /// The most specific network holding the address (`2.16.6.0/23`).
+    pub prefix: String,
+    /// Its country (ISO 3166 alpha-2), if any.
+    pub country: Option<String>,
+    /// The autonomous system announcing it.
+    pub asn: Option<u32>,
+    /// That AS's name.
+    pub as_name: Option<String>,
+    /// Announced from several places (anycast): the country says little.
+    pub anycast: bool,
+    /// Flagged as hosting anonymous proxies.
+    pub anonymous_proxy: bool,
+    /// A satellite provider's.
+    pub satellite_provider: bool,
+    /// On a "drop" list (hijacked or spam-only space).
+    pub drop: bool,
+}
+
 /// How many addresses [`GeoDb::origins`] looks up through its memo before deciding whether
 /// repeats make the memo worth keeping.
 pub const MEMO_PROBE: usize = 1024;
@@ -338,6 +359,32 @@ impl GeoDb {
             out.push(o);
         }
         out
+    }
+
+    /// The network the database places `ip` in, with its AS's name and the network's flags:
+    /// only the location database knows networks (`None` for the others, and for addresses
+    /// it places nowhere).
+    pub fn network(&self, ip: IpAddr) -> Option<Network> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let GeoDb::Location(l) = self else {
+            return None;
+        };
+        let n = l.lookup(ip)?;
+        let asn = Some(n.asn()).filter(|&a| a != 0);
+        Some(Network {
+            prefix: n.addrs().to_string(),
+            country: country_code(n.country_code())
+                .map(|c| String::from_utf8_lossy(&c).into_owned()),
+            asn,
+            as_name: asn.and_then(|a| self.as_name(a)).map(str::to_owned),
+            anycast: n.is_anycast(),
+            anonymous_proxy: n.is_anonymous_proxy(),
+            satellite_provider: n.is_satellite_provider(),
+            drop: n.is_drop(),
+        })
     }
 
     /// The name of an autonomous system, where the database has names (the location

@@ -251,7 +251,8 @@ const REPORT_BY_ID: &str = "SELECT id, toUInt32(received) AS received, \
 /// gravest reason it was withheld (0: published).
 const CORRELATE_SIGHTINGS: &str = "SELECT count() AS packets, toUInt32(min(ts)) AS first_seen, \
      toUInt32(max(ts)) AS last_seen, uniqExact(dport) AS ports, uniqExact(sensor_id) AS sensors, \
-     max(withheld) AS withheld \
+     max(withheld) AS withheld, argMax(src_asn, ts) AS asn, \
+     toString(argMax(country, ts)) AS country \
      FROM {db}.scan_events WHERE src = IPv6StringToNum(?)";
 /// The ports one source address probed most.
 const CORRELATE_PORTS: &str = "SELECT proto, dport, count() AS packets \
