@@ -225,6 +225,35 @@ fn parse_tor<T: Ord + Copy>(
     Ok(out)
 }
 
+/// Runs a call into the libloc crate, which panics on a corrupt database's bad indices
+/// instead of returning an error: the panic's message as the error.
+fn guarded<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a lookup failed".into())
+    })
+}
+
+/// Walks the tree for a spread of IPv4 and IPv6 addresses (every /8 and a fixed
+/// pseudo-random sample), and the AS table, so that a corrupt file fails at load.
+fn probe_location(l: &libloc::Locations) {
+    let mut s = 0x9e37_79b9u32;
+    for i in 0..4096u32 {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let v4 = if i < 256 {
+            (i << 24) | (s & 0xff_ffff)
+        } else {
+            s
+        };
+        let _ = l.lookup(IpAddr::V4(v4.into()));
+        let v6 = (0x2000u128 << 112) | (u128::from(s) << 80) | u128::from(i);
+        let _ = l.lookup(IpAddr::V6(v6.into()));
+        let _ = l.as_(s % 400_000);
+    }
+}
+
 fn find<T: Ord + Copy>(ranges: &[(T, T, [u8; 2])], x: T) -> Option<[u8; 2]> {
     let i = ranges.partition_point(|r| r.0 <= x);
     let r = ranges.get(i.checked_sub(1)?)?;
@@ -261,6 +290,14 @@ impl GeoDb {
                          [geo] source = \"tor\" or \"mmdb\")"
                     ),
                 })?;
+                // A corrupt file (a broken download) opens, but the crate panics on the tree's
+                // bad indices: walk a sample of the tree now, and refuse it.
+                if let Err(reason) = guarded(|| probe_location(&l)) {
+                    return Err(Error::Geo {
+                        path,
+                        reason: format!("the database is corrupt ({reason})"),
+                    });
+                }
                 // A database that places nothing is a wrong file, not an empty world.
                 let probe: IpAddr = "8.8.8.8".parse().expect("address");
                 if l.lookup(probe).is_none() && l.as_(15169).is_none() {
@@ -320,13 +357,17 @@ impl GeoDb {
                         .filter(|&n| n != 0)
                 }),
             },
-            GeoDb::Location(l) => match l.lookup(ip) {
-                Some(n) => Origin {
+            // The sample walked at load cannot prove the whole tree sound: a panic of the
+            // crate on a bad index is an unknown address, not a dead request.
+            GeoDb::Location(l) => guarded(|| {
+                l.lookup(ip).map(|n| Origin {
                     country: country_code(n.country_code()),
                     asn: Some(n.asn()).filter(|&a| a != 0),
-                },
-                None => Origin::default(),
-            },
+                })
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
         }
     }
 
@@ -372,26 +413,34 @@ impl GeoDb {
         let GeoDb::Location(l) = self else {
             return None;
         };
-        let n = l.lookup(ip)?;
-        let asn = Some(n.asn()).filter(|&a| a != 0);
-        Some(Network {
-            prefix: n.addrs().to_string(),
-            country: country_code(n.country_code())
-                .map(|c| String::from_utf8_lossy(&c).into_owned()),
-            asn,
-            as_name: asn.and_then(|a| self.as_name(a)).map(str::to_owned),
-            anycast: n.is_anycast(),
-            anonymous_proxy: n.is_anonymous_proxy(),
-            satellite_provider: n.is_satellite_provider(),
-            drop: n.is_drop(),
+        guarded(|| {
+            let n = l.lookup(ip)?;
+            let asn = Some(n.asn()).filter(|&a| a != 0);
+            Some(Network {
+                prefix: n.addrs().to_string(),
+                country: country_code(n.country_code())
+                    .map(|c| String::from_utf8_lossy(&c).into_owned()),
+                asn,
+                as_name: asn.and_then(|a| self.as_name(a)).map(str::to_owned),
+                anycast: n.is_anycast(),
+                anonymous_proxy: n.is_anonymous_proxy(),
+                satellite_provider: n.is_satellite_provider(),
+                drop: n.is_drop(),
+            })
         })
+        .ok()
+        .flatten()
     }
 
     /// The name of an autonomous system, where the database has names (the location
     /// database; a GeoLite2-ASN database names an AS only per network, not here).
     pub fn as_name(&self, asn: u32) -> Option<&str> {
         match self {
-            GeoDb::Location(l) => l.as_(asn).map(|a| a.name()).filter(|n| !n.is_empty()),
+            GeoDb::Location(l) => {
+                guarded(|| l.as_(asn).map(|a| a.name()).filter(|n| !n.is_empty()))
+                    .ok()
+                    .flatten()
+            }
             _ => None,
         }
     }
@@ -609,6 +658,29 @@ mod tests {
             assert_eq!(db.origins(addrs.iter().copied()), one_by_one);
             assert!(one_by_one.iter().any(|o| o.country.is_some()) || one_by_one.len() < 2);
         }
+    }
+
+    #[test]
+    fn a_corrupt_location_database_is_refused_at_load_instead_of_panicking_later() {
+        let Ok(good) = std::fs::read(DEFAULT_LOCATION_DB) else {
+            eprintln!("skipped: no {DEFAULT_LOCATION_DB} (Debian: libloc-database)");
+            return;
+        };
+        // The middle half of the file (the network tree and the networks) overwritten: the
+        // header still opens, the tree's indices point anywhere.
+        let mut bad = good.clone();
+        let (a, b) = (bad.len() / 4, bad.len() * 3 / 4);
+        for (i, x) in bad[a..b].iter_mut().enumerate() {
+            *x = if i % 3 == 0 { 0xff } else { (i * 7919) as u8 };
+        }
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bad).unwrap();
+        let e = match GeoDb::load(&GeoConfig::location(f.path())) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a corrupt location database was accepted"),
+        };
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+        assert!(e.contains("the database is corrupt"), "{e}");
     }
 
     #[test]
