@@ -138,7 +138,7 @@ pub struct Network {
 
 /// How many addresses [`GeoDb::origins`] looks up through its memo before deciding whether
 /// repeats make the memo worth keeping.
-pub const MEMO_PROBE: usize = 1024;
+const MEMO_PROBE: usize = 1024;
 
 /// Stored for addresses no range covers (and for tor's own `??`): [`crate::proto::UNKNOWN_COUNTRY`].
 pub const UNKNOWN: [u8; 2] = crate::proto::UNKNOWN_COUNTRY;
@@ -374,7 +374,7 @@ impl GeoDb {
     /// The origins of `addrs`, in order: [`GeoDb::origin`] of each. A batch of darknet
     /// traffic names few sources many times, and the tree walks of the location and MaxMind
     /// databases cost several times a tor range search, so for those each distinct address
-    /// is looked up once per call, unless the first [`MEMO_PROBE`] addresses show too few
+    /// is looked up once per call, unless the first 1,024 addresses show too few
     /// repeats to pay for the memo (forged, all-different sources): then every address is
     /// looked up directly and the memo costs nothing more.
     pub fn origins(&self, addrs: impl IntoIterator<Item = IpAddr>) -> Vec<Origin> {
@@ -662,10 +662,9 @@ mod tests {
 
     #[test]
     fn a_corrupt_location_database_is_refused_at_load_instead_of_panicking_later() {
-        let Ok(good) = std::fs::read(DEFAULT_LOCATION_DB) else {
-            eprintln!("skipped: no {DEFAULT_LOCATION_DB} (Debian: libloc-database)");
-            return;
-        };
+        let good = std::fs::read(DEFAULT_LOCATION_DB).unwrap_or_else(|e| {
+            panic!("{DEFAULT_LOCATION_DB}: {e} (scripts/install-deps installs libloc-database)")
+        });
         // The middle half of the file (the network tree and the networks) overwritten: the
         // header still opens, the tree's indices point anywhere.
         let mut bad = good.clone();

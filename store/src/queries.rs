@@ -248,7 +248,8 @@ const REPORT_BY_ID: &str = "SELECT id, toUInt32(received) AS received, \
      countries, ports, protocol, hashes, urls, tlp, toString(colour) AS colour, rules \
      FROM {db}.internal_reports WHERE reporter = ? AND id = ? LIMIT 1";
 /// What the sensors saw of one source address (as text, IPv4 as `::ffff:a.b.c.d`), with the
-/// gravest reason it was withheld (0: published).
+/// gravest reason it was withheld (0: published), and the AS and country stored with its last
+/// packet.
 const CORRELATE_SIGHTINGS: &str = "SELECT count() AS packets, toUInt32(min(ts)) AS first_seen, \
      toUInt32(max(ts)) AS last_seen, uniqExact(dport) AS ports, uniqExact(sensor_id) AS sensors, \
      max(withheld) AS withheld, argMax(src_asn, ts) AS asn, \
