@@ -538,7 +538,16 @@ pub async fn export_day(
     };
     let mut files = Vec::with_capacity(partner.formats.len());
     for &format in &partner.formats {
-        files.push(export_file(client, db, x, partner, &window, format, &reports).await?);
+        let job = FileJob {
+            client,
+            db,
+            x,
+            partner,
+            window: &window,
+            format,
+            reports: &reports,
+        };
+        files.push(export_file(&job).await?);
     }
     let index = DayIndex {
         partner: partner.id.clone(),
@@ -578,30 +587,46 @@ struct Counts {
     sources: u64,
 }
 
-/// Writes one file of a partner's day, with its manifest.
-async fn export_file(
-    client: &Client,
-    db: &str,
-    x: &Exchange,
-    partner: &Partner,
-    window: &DayWindow,
+/// One file of a partner's day to write: where from, for whom, in which format.
+#[derive(Clone, Copy)]
+struct FileJob<'a> {
+    client: &'a Client,
+    db: &'a str,
+    x: &'a Exchange,
+    partner: &'a Partner,
+    window: &'a DayWindow,
     format: Format,
-    reports: &[StoredReport],
-) -> Result<Exported, ExchangeError> {
+    /// The internal reports shared with the partner that day (IODEF only).
+    reports: &'a [StoredReport],
+}
+
+/// Writes one file of a partner's day, with its manifest.
+async fn export_file(job: &FileJob<'_>) -> Result<Exported, ExchangeError> {
+    let FileJob {
+        x,
+        partner,
+        window,
+        format,
+        ..
+    } = *job;
     let date = window.date;
     let dir = x.config.outbox.join(&partner.id);
     let name = file_name(partner, format, date, x.config.gzip);
     let path = dir.join(&name);
     let tmp = tmp_path(&path);
-    let reports = if format.iodef().is_some() {
-        reports
-    } else {
-        &[]
+    // Internal reports go into IODEF files only.
+    let job = FileJob {
+        reports: if format.iodef().is_some() {
+            job.reports
+        } else {
+            &[]
+        },
+        ..*job
     };
 
     let sink =
         Sink::create(&tmp, x.config.gzip).map_err(io_err(format!("creating {}", tmp.display())))?;
-    let result = write_file(client, db, x, partner, window, format, reports, sink).await;
+    let result = write_file(&job, sink).await;
     let (counts, (sha256, bytes)) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -653,7 +678,7 @@ async fn export_file(
         events: counts.events,
         record_count: counts.records,
         sources: counts.sources,
-        reports: reports.len() as u32,
+        reports: job.reports.len() as u32,
         bytes,
         sha256,
         generated: rfc3339(time::now()),
@@ -663,7 +688,7 @@ async fn export_file(
             previous_events: p.events,
             events_delta: counts.events as i64 - p.events as i64,
             sources_delta: counts.sources as i64 - p.sources as i64,
-            reports_delta: i64::from(reports.len() as u32) - i64::from(p.reports),
+            reports_delta: i64::from(job.reports.len() as u32) - i64::from(p.reports),
         }),
         signature: signature.as_ref().map(|(p, _)| {
             p.file_name()
@@ -727,17 +752,19 @@ enum Out {
 /// Streams one file into `sink`: the records of the day (per packet or aggregated, as the
 /// partner asks) in `format`, and for IODEF the internal reports after them. Returns what the
 /// file holds and its SHA-256 and size.
-#[allow(clippy::too_many_arguments)]
 async fn write_file(
-    client: &Client,
-    db: &str,
-    x: &Exchange,
-    partner: &Partner,
-    window: &DayWindow,
-    format: Format,
-    reports: &[StoredReport],
+    job: &FileJob<'_>,
     sink: Sink,
 ) -> Result<(Counts, (String, u64)), ExchangeError> {
+    let FileJob {
+        client,
+        db,
+        x,
+        partner,
+        window,
+        format,
+        reports,
+    } = *job;
     let date = window.date.format("%Y-%m-%d").to_string();
     let xerr = |e: iodef::Error| ExchangeError::Iodef {
         what: format!("writing the file of {} for {date}", partner.id),
