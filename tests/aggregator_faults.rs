@@ -436,8 +436,10 @@ fn a_transient_error_is_retried_and_the_batch_delivered_after_the_restart() {
     );
 }
 
-/// A data error (the rows do not parse: `withheld` made 8 bytes wide behind the aggregator's
-/// back, so RowBinary rows run past the end) in an INSERT that carried several batches cannot
+/// A data error (the rows do not parse: the last column, `src_asn`, made a 1,000,000-byte
+/// FixedString behind the aggregator's back, so the first row's RowBinary runs past the end of
+/// the INSERT's data, whichever batches it holds: always "Cannot read all data", never an
+/// allocation that depends on what misaligned bytes say) in an INSERT that carried several batches cannot
 /// be pinned on one of them: they are answered 503 `retry_alone`, and sent again each is
 /// written alone and refused on its own account. No batch is asked more than twice.
 #[test]
@@ -450,7 +452,10 @@ fn a_data_error_in_a_shared_insert_is_pinned_on_each_batch_alone() {
         "[insert]\nwriters = 1\n\n[ingest]\nretry_after_secs = 1\n",
     );
     let tok = agg.add_sensor("data-1");
-    ch.query("ALTER TABLE t_data.scan_events MODIFY COLUMN withheld UInt64")
+    // (18.16 cannot CAST a number to a FixedString: the column is replaced.)
+    ch.query("ALTER TABLE t_data.scan_events DROP COLUMN src_asn")
+        .unwrap();
+    ch.query("ALTER TABLE t_data.scan_events ADD COLUMN src_asn FixedString(1000000)")
         .unwrap();
     // Frozen, ClickHouse holds every request; thawed, the batches reach the single writer
     // together and share an INSERT.
@@ -459,7 +464,8 @@ fn a_data_error_in_a_shared_insert_is_pinned_on_each_batch_alone() {
         .map(|seq| {
             let (url, tok) = (agg.url.clone(), tok.clone());
             std::thread::spawn(move || {
-                let b = batch("data-1", 3, seq, 2000, now_us() - 60_000_000);
+                // 6 x 100 rows of about 100 bytes: far less than one row now needs.
+                let b = batch("data-1", 3, seq, 100, now_us() - 60_000_000);
                 let mut answers = Vec::new();
                 for _ in 0..4 {
                     let a = post(&url, &tok, &b);
