@@ -360,14 +360,10 @@ pub(crate) fn write_scan_event<W: std::io::Write>(
     w.start("Node")?;
     address(w, category.as_str(), value)?;
     if let Some(asn) = ev.asn {
-        let mut digits = [0u8; 10];
-        let len = {
-            let mut cur = std::io::Cursor::new(&mut digits[..]);
-            std::io::Write::write_fmt(&mut cur, format_args!("{asn}"))?;
-            cur.position() as usize
-        };
-        let value = std::str::from_utf8(&digits[..len]).unwrap_or_default();
-        address(w, v2::AddressCategory::Asn.as_str(), value)?;
+        w.start("Address")?;
+        w.attr("category", v2::AddressCategory::Asn.as_str())?;
+        w.text_display(&asn)?;
+        w.end("Address")?;
     }
     w.end("Node")?;
     service(w, ev.source_port, None)?;
