@@ -69,9 +69,44 @@ pub const READER_USER: &str = "teiten_reader";
 /// Its password.
 pub const READER_PASSWORD: &str = "reader-pw";
 
-/// A loopback TCP port that was free a moment ago.
+/// A loopback TCP port that was free a moment ago, taken from below the kernel's ephemeral
+/// range (`net.ipv4.ip_local_port_range`), so that no client's `connect` can take it between
+/// this call and the server's `bind`. (A port from `bind(0)` is an ephemeral one: in CI the
+/// abuse tests' 50,000 connections took one before ClickHouse bound it, "Address already in
+/// use".) Ports are handed out in turn from a start that differs per process, each checked by
+/// binding it, and never twice in one process.
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = ephemeral_low().clamp(LOWEST_PORT + 1000, 65_535);
+    let span = low - LOWEST_PORT;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = (std::process::id().wrapping_mul(2_654_435_761) ^ nanos) % span;
+    let _ = NEXT.compare_exchange(0, seed + 1, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..span {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = (LOWEST_PORT + k) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no free loopback port in {LOWEST_PORT}..{low}"),
+    ))
+}
+
+/// The lowest port [`free_port`] hands out.
+const LOWEST_PORT: u32 = 20_000;
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 pub(crate) fn unique_dir(prefix: &str) -> io::Result<PathBuf> {
@@ -122,8 +157,17 @@ const ZOOKEEPER_SESSION_MS: u32 = 4000;
 
 impl Server {
     /// Starts a single server on free ports.
+    /// Should another process take a port first, it tries again on others (three times).
     pub fn start() -> io::Result<Server> {
-        Server::start_with(free_port()?, free_port()?, "")
+        let mut tries = 0;
+        loop {
+            match Server::start_with(free_port()?, free_port()?, "") {
+                Err(e) if tries < 2 && e.to_string().contains("Address already in use") => {
+                    tries += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Starts `n` servers; each one's config names all of them, in order, as the shards of

@@ -1,7 +1,6 @@
 //! TLS for tests: a private CA and server certificate made with openssl, and socat
 //! terminating TLS in front of a plain HTTP test server.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -88,11 +87,7 @@ impl Drop for Socat {
 /// socat terminating TLS on a free loopback port (certificates from [`certificates`] in
 /// `dir`) in front of `backend`; returns the port.
 pub fn tls_front(dir: &Path, backend: std::net::SocketAddr) -> (u16, Socat) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::clickhouse::free_port().expect("a free loopback port");
     let child = Command::new("socat")
         .current_dir(dir)
         .arg(format!(

@@ -3,7 +3,7 @@
 //! batch is delivered once and in order; lost acknowledgements are re-sent, not duplicated;
 //! SIGTERM seals the open batch; failover reaches the second URL.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,10 +16,7 @@ const TOKEN: &str = "s3cret-token-for-tests";
 const PACKETS: u64 = 30_000;
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    SocketAddr::from(([127, 0, 0, 1], teiten::clickhouse::free_port().unwrap()))
 }
 
 fn config(dir: &Path, urls: &[SocketAddr], max_events: usize) -> PathBuf {

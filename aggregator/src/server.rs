@@ -189,8 +189,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
             tokio::time::sleep(exchange_every).await;
         }
     });
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+    let listener = teiten_service::http_server::bind(cfg.listen)
         .map_err(io(&format!("binding {}", cfg.listen)))?;
     let addr = listener
         .local_addr()

@@ -55,12 +55,10 @@ pub async fn serve(settings: Settings) -> Result<()> {
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| Error::Io {
-            what: format!("listening on {listen}"),
-            source,
-        })?;
+    let listener = teiten_service::http_server::bind(listen).map_err(|source| Error::Io {
+        what: format!("listening on {listen}"),
+        source,
+    })?;
     let local = listener.local_addr().map_err(|source| Error::Io {
         what: "reading the listen address".into(),
         source,

@@ -139,6 +139,26 @@ async fn limit_requests(State(slots): State<Arc<Semaphore>>, req: Request, next:
     next.run(req).await
 }
 
+/// Connections the kernel may hold completed but not yet accepted (the listen backlog; Linux
+/// caps it at `net.core.somaxconn`, 4096 by default). Tokio's `TcpListener::bind` asks for
+/// 128 on this kernel, and 300 slowloris connections the header timeout cuts at once and that
+/// reconnect together overflowed that: the kernel then drops SYNs, and an honest client
+/// waits a second for its SYN to be sent again (seen as a 1.02 s connect in `tests/abuse.rs`).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, so that a
+/// restart is not refused while old connections sit in TIME_WAIT).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `app` on `listener` with the limits of `cfg` until `shutdown` completes, then stops
 /// accepting and waits for the open connections to finish their requests (idle ones are
 /// closed at once).
@@ -233,6 +253,33 @@ mod tests {
             let c: ServerConfig = toml::from_str(text).unwrap();
             assert_eq!(c.check().unwrap_err().0, field, "{text}");
         }
+    }
+
+    /// 1,000 clients connecting at once to a server that is busy (it accepts none) all get
+    /// their handshake done by the kernel at once; with tokio's default backlog of 128 the
+    /// 130th SYN was dropped and its client waited a second for the retransmit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_backlog_holds_a_burst_of_connects() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let slow = tokio::task::spawn_blocking(move || {
+            let mut open = Vec::new();
+            let mut slow = 0;
+            for _ in 0..1000 {
+                let t = std::time::Instant::now();
+                let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(900));
+                if s.is_err() || t.elapsed() > Duration::from_millis(500) {
+                    slow += 1;
+                    break;
+                }
+                open.extend(s.ok());
+            }
+            slow
+        })
+        .await
+        .unwrap();
+        assert_eq!(slow, 0, "connects that waited for a SYN retransmit");
+        drop(listener);
     }
 
     async fn start(cfg: ServerConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
