@@ -3,11 +3,13 @@
 //!
 //! The database (schema, statements, migrations, retention, geo) is `teiten-store`'s; the IODEF
 //! exchange is `teiten-exchange`'s; this crate is ingest, the scheduler and the wiring:
-//! `config` (TOML, validated before I/O), `registry` (sensors and tokens), `store` (dedup,
+//! `config` (TOML, validated before I/O), `as_names` (names of the source ASes for the
+//! dashboard), `registry` (sensors and tokens), `store` (dedup,
 //! backpressure, the writer), `http` (`app()`, with the exchange's endpoints from
 //! `exchange_api`), `metrics`, `server` (running it all).
 //! See `aggregator/README.md` for the tables the dashboard and the IODEF export read.
 
+mod as_names;
 mod config;
 mod exchange_api;
 mod http;

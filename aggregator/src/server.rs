@@ -131,6 +131,28 @@ pub async fn serve(settings: Settings) -> Result<()> {
             }
         }
     });
+    let (naming_client, naming_db, naming_geo) = (
+        exchange_client.clone(),
+        cfg.clickhouse.database.clone(),
+        state.geo.clone(),
+    );
+    let namer = tokio::spawn(async move {
+        let mut since = 0;
+        loop {
+            let started = now_us() / 1_000_000;
+            let db = naming_geo.current();
+            match crate::as_names::name_new(&naming_client, &naming_db, &db, since).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(named = n, "AS names written");
+                    }
+                    since = started - crate::as_names::LOOKBACK_SECS;
+                }
+                Err(e) => tracing::warn!(error = %e, "Naming the source ASes failed; retrying"),
+            }
+            tokio::time::sleep(crate::as_names::EVERY).await;
+        }
+    });
     let refresh_every = settings.registry_refresh;
     let refresher = tokio::spawn(async move {
         loop {
@@ -215,6 +237,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
         .map_err(io("serving HTTP"))?;
     reloader.abort();
     refresher.abort();
+    namer.abort();
     retainer.abort();
     digester.abort();
     scheduler.abort();

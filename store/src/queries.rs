@@ -45,6 +45,8 @@ const BATCH_INDEXES: &str = "SELECT idx FROM {db}.scan_events \
 /// [`crate::events::EVENT_COLUMNS`].
 /// Columns of a sensor registry row.
 pub const SENSORS_INSERT_COLUMNS: &str = "sensor_id, token_sha256, revoked, changed, version";
+/// Columns of an AS name row.
+pub const AS_NAMES_INSERT_COLUMNS: &str = "asn, name, version";
 /// Columns of a sensor report row.
 pub const SENSOR_REPORTS_INSERT_COLUMNS: &str = "sensor_id, epoch, batch_seq, received, \
      sealed_us, events, unknown_country, packets_captured, kernel_drops, events_recorded, \
@@ -267,6 +269,12 @@ const CORRELATE_IMPORTS: &str = "SELECT partner, incident, toUInt32(time) AS tim
 const CORRELATE_REPORTS: &str = "SELECT id, toUInt32(detected) AS detected, category, \
      toString(colour) AS colour, host, tlp FROM {db}.internal_reports \
      WHERE has(addresses, ?) OR host = ? ORDER BY detected DESC, id LIMIT 100";
+
+/// Source ASes of the network rollup since a time that `as_names` does not name yet. Binds:
+/// the time (Unix seconds), most rows.
+const UNNAMED_ASNS: &str = "SELECT DISTINCT src_asn FROM {db}.scan_networks_1h \
+     WHERE bucket >= toDateTime(?) AND src_asn != 0 \
+     AND src_asn NOT IN (SELECT asn FROM {db}.as_names) ORDER BY src_asn LIMIT ?";
 
 /// A statement of a template with the database in place.
 fn with_db(template: &str, db: &str) -> Statement {
@@ -600,6 +608,12 @@ pub fn correlate_reports(db: &str, text: &str) -> Statement {
     with_db(CORRELATE_REPORTS, db).bind(text).bind(text)
 }
 
+/// Source ASes seen in the network rollup since `since` (Unix seconds) without a row in
+/// `as_names`, at most `limit`: `src_asn` each.
+pub fn unnamed_asns(db: &str, since: i64, limit: u32) -> Statement {
+    with_db(UNNAMED_ASNS, db).bind(since).bind(limit)
+}
+
 /// Sample values: 2025-11-21 (a whole UTC day).
 const FROM: i64 = 1_763_683_200;
 const TO: i64 = 1_763_769_600;
@@ -690,6 +704,7 @@ pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
         ("correlate ports", correlate_ports(db, "::ffff:1.0.0.1")),
         ("correlate imports", correlate_imports(db, "::ffff:1.0.0.1")),
         ("correlate reports", correlate_reports(db, "1.0.0.1")),
+        ("unnamed asns", unnamed_asns(db, FROM, 10_000)),
     ]
 }
 
@@ -748,6 +763,11 @@ const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
         SENSORS_INSERT_COLUMNS,
         "('tokyo-1', 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 0, \
          toDateTime(1763700000), 1)",
+    ),
+    (
+        "as_names",
+        AS_NAMES_INSERT_COLUMNS,
+        "(13335, 'CLOUDFLARENET', 1763700000000000)",
     ),
     (
         "exchange_log",

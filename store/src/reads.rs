@@ -206,6 +206,28 @@ const TOP_COUNTRIES: &str = "SELECT toString(country) AS c, sum(packets) AS pack
      FROM {db}.{regions} WHERE {filter} \
      GROUP BY c ORDER BY packets DESC, c LIMIT ?";
 
+/// Top source ASes by packets (AS 0: unknown), with their unique published sources, the
+/// country most of their packets came from, and their name from `as_names` (`''` when it has
+/// none). 18.16 joins two tables per SELECT, hence the nesting. Binds: the filter, N, the
+/// filter.
+const TOP_NETWORKS: &str = "SELECT asn, packets, sources, country, name FROM (\
+     SELECT asn, packets, sources, country FROM (\
+       SELECT asn, sum(p) AS packets, argMax(c, p) AS country FROM (\
+         SELECT src_asn AS asn, toString(country) AS c, countMerge(packets) AS p \
+         FROM {db}.{networks} WHERE {filter} GROUP BY asn, c) \
+       GROUP BY asn ORDER BY packets DESC, asn LIMIT ?) AS top \
+     ANY LEFT JOIN (SELECT src_asn AS asn, uniqMerge(sources) AS sources \
+       FROM {db}.{networks} WHERE {filter} GROUP BY asn) AS seen USING asn) AS counted \
+     ANY LEFT JOIN (SELECT asn, argMax(name, version) AS name FROM {db}.as_names \
+       GROUP BY asn) AS named USING asn ORDER BY packets DESC, asn";
+
+/// Packets per step and source AS (as text), ASes outside the given list folded into `''`.
+/// Binds: step, step, ASes, the filter.
+const NETWORK_SERIES: &str = "SELECT toUInt32(intDiv(toUInt32(bucket), ?) * ?) AS t, \
+     if(has(?, toString(src_asn)), toString(src_asn), '') AS c, \
+     countMerge(packets) AS packets FROM {db}.{networks} WHERE {filter} \
+     GROUP BY t, c ORDER BY t, c";
+
 /// Top source countries by packets to one port. Binds: port, the filter, N.
 const TOP_PORT_COUNTRIES: &str = "SELECT toString(country) AS c, \
      {port_count} AS packets FROM {db}.{port_packets} WHERE dport = ? AND {filter} \
@@ -363,6 +385,7 @@ fn graph_sql(template: &str, db: &str, rollup: Rollup, filter: &Filter, ports: u
         .replace("{db}", db)
         .replace("{ports}", rollup_table(Kind::Ports, g))
         .replace("{regions}", rollup_table(Kind::Regions, g))
+        .replace("{networks}", rollup_table(Kind::Networks, Grain::Hour))
         .replace("{port_packets}", port_packets)
         .replace("{port_count}", port_count)
         .replace("{days}", days)
@@ -453,6 +476,23 @@ pub fn active_sensors(db: &str, rollup: Rollup, f: &Filter, step: u32) -> Statem
 pub fn top_countries(db: &str, rollup: Rollup, f: &Filter, top: u32) -> Statement {
     f.bind(Statement::new(graph_sql(TOP_COUNTRIES, db, rollup, f, 0)))
         .bind(top)
+}
+
+/// Top source ASes by packets, from the hourly network rollup whatever `rollup` (the filter's
+/// times should be whole hours): `(asn, packets, sources, country, name)`.
+pub fn top_networks(db: &str, f: &Filter, top: u32) -> Statement {
+    let st = Statement::new(graph_sql(TOP_NETWORKS, db, Rollup::Hour, f, 0));
+    f.bind(f.bind(st).bind(top))
+}
+
+/// Packets per step and source AS (as text), the ASes not in `asns` folded into `''`:
+/// `(t, asn, packets)`. Hourly, as [`top_networks`]; `step` a multiple of an hour.
+pub fn network_series(db: &str, f: &Filter, step: u32, asns: &[String]) -> Statement {
+    let st = Statement::new(graph_sql(NETWORK_SERIES, db, Rollup::Hour, f, 0))
+        .bind(step)
+        .bind(step)
+        .bind(countries_list(asns));
+    f.bind(st)
 }
 
 /// Top source countries by packets to one port: `(country, packets)`.
@@ -746,6 +786,13 @@ pub fn samples(db: &str) -> Vec<(String, Statement)> {
             }
         }
     }
+    for (f, label) in [(&filtered, "filtered"), (&unfiltered, "unfiltered")] {
+        out.push((format!("top networks ({label})"), top_networks(db, f, 10)));
+        out.push((
+            format!("network series ({label})"),
+            network_series(db, f, 3600, &["13335".to_owned(), "0".to_owned()]),
+        ));
+    }
     // Public answers: never a sensor filter; with and without a protocol.
     let threshold = Threshold {
         min_sensors: 2,
@@ -842,7 +889,7 @@ mod tests {
     #[test]
     fn every_sample_binds_every_placeholder() {
         let all = samples("teiten");
-        assert_eq!(all.len(), 63);
+        assert_eq!(all.len(), 67);
         for (what, st) in all {
             let sql = st
                 .to_sql_literal()
@@ -1034,7 +1081,7 @@ mod tests {
                     assert!(
                         crate::schema::ROLLUP_TABLES.contains(&table)
                             || DERIVED_TABLES.contains(&table)
-                            || ["sensors", "sensor_reports", "scan_events"].contains(&table),
+                            || ["sensors", "sensor_reports", "scan_events", "as_names"].contains(&table),
                         "{what}: {table}"
                     );
                 }

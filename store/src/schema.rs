@@ -103,14 +103,23 @@ pub enum Shape {
     },
 }
 
-/// Rollups added after the first release that can be filled from an older rollup when the
-/// migration creates them: (table, the `SELECT` of its `INSERT`, with `{db}` and
-/// `{scan_ports_1d}`, that rollup's storage table in the layout).
-const BACKFILLS: &[(&str, &str)] = &[(
-    "scan_sensor_totals_1d",
-    "SELECT bucket, proto, sensor_id, sum(packets) FROM {db}.{scan_ports_1d} \
-     GROUP BY bucket, proto, sensor_id",
-)];
+/// Rollups added after the first release that are filled when the migration creates them,
+/// from an older rollup or from the events retention still keeps (the view comes later in the
+/// same run, before the aggregator serves): (table, the `SELECT` of its `INSERT`, with `{db}`
+/// and `{scan_ports_1d}` or `{scan_events}`, that table's storage name in the layout).
+const BACKFILLS: &[(&str, &str)] = &[
+    (
+        "scan_sensor_totals_1d",
+        "SELECT bucket, proto, sensor_id, sum(packets) FROM {db}.{scan_ports_1d} \
+         GROUP BY bucket, proto, sensor_id",
+    ),
+    (
+        "scan_networks_1h",
+        "SELECT toStartOfHour(ts) AS bucket, proto, src_asn, country, sensor_id, countState(), \
+         uniqStateIf(src, withheld = 0) FROM {db}.{scan_events} \
+         GROUP BY bucket, proto, src_asn, country, sensor_id",
+    ),
+];
 
 /// The column that says why an event's source is withheld from partner files and public
 /// counts (0: published; see [`crate::sources::Withheld`]).
@@ -196,6 +205,25 @@ const REGIONS_COLUMNS: &str = "\
     country FixedString(2), \
     sensor_id String, \
     packets UInt64";
+
+/// Packets and unique published sources per source autonomous system, country and sensor (the
+/// network graph and table; `src_asn` 0 is unknown).
+const NETWORKS_COLUMNS: &str = "\
+    bucket DateTime, \
+    proto UInt8, \
+    src_asn UInt32, \
+    country FixedString(2), \
+    sensor_id String, \
+    packets AggregateFunction(count), \
+    sources AggregateFunction(uniq, FixedString(16))";
+
+/// The names of autonomous systems, by number, as the aggregator's network database names
+/// them when it first stores an event from one (the latest `version` counts), so that the
+/// dashboard can name them without a string per event.
+const AS_NAMES_COLUMNS: &str = "\
+    asn UInt32, \
+    name String, \
+    version UInt64";
 
 const SENSORS_COLUMNS: &str = "\
     sensor_id String, \
@@ -351,6 +379,16 @@ const TABLES: &[Storage] = &[
         shard_key: "cityHash64(sensor_id)",
     },
     Storage {
+        name: "as_names",
+        columns: AS_NAMES_COLUMNS,
+        engine: "ReplacingMergeTree",
+        engine_arg: "version",
+        partition: "tuple()",
+        order: "asn",
+        settings: "",
+        shard_key: "asn",
+    },
+    Storage {
         name: "sensor_reports",
         columns: SENSOR_REPORTS_COLUMNS,
         engine: "MergeTree",
@@ -467,6 +505,8 @@ pub enum Kind {
     PortSensorSources,
     /// `scan_sensor_totals_*`: packets per sensor and protocol (the digests' check).
     SensorTotals,
+    /// `scan_networks_*`: packets and unique sources per source AS, country and sensor.
+    Networks,
 }
 
 impl Kind {
@@ -482,6 +522,7 @@ impl Kind {
             Kind::PortSources => "port_sources",
             Kind::PortSensorSources => "port_sensor_sources",
             Kind::SensorTotals => "sensor_totals",
+            Kind::Networks => "networks",
         }
     }
 }
@@ -749,6 +790,22 @@ pub const ROLLUPS: &[Rollup] = &[
         settings: "",
         replaces: "",
     },
+    // Hourly only: the network views read hours whatever the period (a 5-minute one would
+    // cost ingest another view for little).
+    Rollup {
+        kind: Kind::Networks,
+        grain: Grain::Hour,
+        view: "scan_networks_1h_mv",
+        table: "scan_networks_1h",
+        keys: "proto, src_asn, country, sensor_id",
+        aggregates: STATES,
+        columns: NETWORKS_COLUMNS,
+        engine: "AggregatingMergeTree",
+        partition: "toYYYYMMDD(bucket)",
+        order: "(bucket, sensor_id, proto, src_asn, country)",
+        settings: "",
+        replaces: "",
+    },
 ];
 
 /// Tables whose day partitions retention drops, with the kind of data they hold.
@@ -826,17 +883,22 @@ pub const LEGACY_SAMPLE_DB: &str = "teiten_v0";
 
 /// The statements [`steps`] applies to a database made by [`legacy_steps`], in order.
 pub fn upgrade_sql(db: &str, layout: &Layout) -> Vec<String> {
-    let replaced: Vec<&str> = ROLLUPS
+    // The views that replaced older ones, and the tables and views added since.
+    let created: Vec<String> = ROLLUPS
         .iter()
-        .filter(|r| !r.replaces.is_empty())
-        .map(|r| r.view)
+        .filter(|r| !r.replaces.is_empty() || NEWER_THAN_LEGACY.contains(&r.table))
+        .map(|r| r.view.to_owned())
+        .chain(NEWER_THAN_LEGACY.iter().map(|t| storage_name(layout, t)))
         .collect();
     steps(db, layout)
         .into_iter()
-        .filter(|s| s.when != When::Missing || replaced.contains(&s.object.as_str()))
-        .map(|s| s.sql)
+        .filter(|s| s.when != When::Missing || created.contains(&s.object))
+        .flat_map(|s| std::iter::once(s.sql).chain(s.backfill))
         .collect()
 }
+
+/// Tables the release of [`legacy_steps`] did not have (with their views).
+const NEWER_THAN_LEGACY: &[&str] = &["as_names", "scan_networks_1h"];
 
 fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
     let mut out = vec![Step {
@@ -853,7 +915,10 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
             s.columns.to_owned()
         }
     };
-    for s in &storage().collect::<Vec<_>>() {
+    for s in &storage()
+        .filter(|s| !(legacy && NEWER_THAN_LEGACY.contains(&s.name)))
+        .collect::<Vec<_>>()
+    {
         let table = storage_name(layout, s.name);
         let shape = Shape::Table {
             columns: columns(s),
@@ -886,6 +951,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                         select
                             .replace("{db}", db)
                             .replace("{scan_ports_1d}", &storage_name(layout, "scan_ports_1d"))
+                            .replace("{scan_events}", &storage_name(layout, "scan_events"))
                     )
                 }),
             object: table,
@@ -913,24 +979,28 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                 }),
             });
         }
-    }
-    if !legacy {
-        // The storage table first, then the Distributed one over it.
-        let mut tables = vec![storage_name(layout, "scan_events")];
-        if matches!(layout, Layout::Cluster { .. }) {
-            tables.push("scan_events".to_owned());
-        }
-        for &(column, ty) in crate::events::added_columns() {
-            for t in &tables {
-                out.push(Step {
-                    sql: format!("ALTER TABLE {db}.{t} ADD COLUMN {column} {ty}"),
-                    object: t.clone(),
-                    when: When::ColumnMissing(column),
-                    backfill: None,
-                    shape: None,
-                });
+        if !legacy && s.name == "scan_events" {
+            // The event columns added since the first release, right after the events' tables
+            // (the storage table first, then the Distributed one over it), so that the
+            // backfills of the rollups after them can read those columns.
+            let mut tables = vec![storage_name(layout, "scan_events")];
+            if matches!(layout, Layout::Cluster { .. }) {
+                tables.push("scan_events".to_owned());
+            }
+            for &(column, ty) in crate::events::added_columns() {
+                for t in &tables {
+                    out.push(Step {
+                        sql: format!("ALTER TABLE {db}.{t} ADD COLUMN {column} {ty}"),
+                        object: t.clone(),
+                        when: When::ColumnMissing(column),
+                        backfill: None,
+                        shape: None,
+                    });
+                }
             }
         }
+    }
+    if !legacy {
         for r in ROLLUPS.iter().filter(|r| !r.replaces.is_empty()) {
             out.push(Step {
                 object: r.replaces.to_owned(),
@@ -941,7 +1011,10 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
             });
         }
     }
-    for r in ROLLUPS {
+    for r in ROLLUPS
+        .iter()
+        .filter(|r| !(legacy && NEWER_THAN_LEGACY.contains(&r.table)))
+    {
         let source = storage_name(layout, "scan_events");
         let target = storage_name(layout, r.table);
         let (view, aggregates) = if legacy && !r.replaces.is_empty() {
@@ -992,7 +1065,11 @@ mod tests {
             [
                 "",
                 "scan_events",
+                // Upgrades: the columns added since, then (below) the replaced views.
+                "scan_events",
+                "scan_events",
                 "sensors",
+                "as_names",
                 "sensor_reports",
                 "exchange_log",
                 "iodef_imports",
@@ -1012,10 +1089,8 @@ mod tests {
                 "scan_port_sensor_sources_1d",
                 "scan_port_sources_5m",
                 "scan_sensor_totals_1d",
+                "scan_networks_1h",
                 "scan_port_digests_1d",
-                // Upgrades: the columns, the replaced views.
-                "scan_events",
-                "scan_events",
                 "scan_rollup_5m_mv",
                 "scan_rollup_1h_mv",
                 "scan_port_regions_5m_mv",
@@ -1035,7 +1110,8 @@ mod tests {
                 "scan_port_sources_1d_published_mv",
                 "scan_port_sensor_sources_1d_published_mv",
                 "scan_port_sources_5m_published_mv",
-                "scan_sensor_totals_1d_mv"
+                "scan_sensor_totals_1d_mv",
+                "scan_networks_1h_mv"
             ]
         );
         let step = |name: &str| {
@@ -1043,8 +1119,8 @@ mod tests {
                 .find(|s| s.object == name && s.when == When::Missing)
                 .unwrap()
         };
-        // A new database gets 37 objects: the upgrade steps find nothing to do there.
-        assert_eq!(s.iter().filter(|s| s.when == When::Missing).count(), 37);
+        // A new database gets 40 objects: the upgrade steps find nothing to do there.
+        assert_eq!(s.iter().filter(|s| s.when == When::Missing).count(), 40);
         let alter = s.iter().find(|s| s.when != When::Missing).unwrap();
         assert_eq!(
             alter.sql,
@@ -1067,10 +1143,18 @@ mod tests {
         assert!(step("scan_port_sources_1d_published_mv")
             .sql
             .contains("uniqHLL12StateIf(src, withheld = 0)"));
+        // Unique sources count the published ones only; the views that counted every source
+        // were replaced, and views added since never did.
         for r in ROLLUPS {
             assert_eq!(
                 r.aggregates.contains("src"),
-                r.aggregates.contains("withheld = 0") && !r.replaces.is_empty(),
+                r.aggregates.contains("withheld = 0"),
+                "{}",
+                r.view
+            );
+            assert_eq!(
+                r.aggregates.contains("src") && !NEWER_THAN_LEGACY.contains(&r.table),
+                !r.replaces.is_empty(),
                 "{}",
                 r.view
             );
