@@ -180,7 +180,7 @@ impl Chain {
             &format!(
                 "listen = \"{host_ip}:{agg_port}\"\n[clickhouse]\nurl = \"{}\"\n\n\
                  [sources]\nmonitored = [{}]\nsensor_addresses = [\"{}\", \"{sensor_uplink_ip}\"]\n\
-                 publish_benchmarking = [\"{}/32\"]\n\n{}",
+                 publish_benchmarking = [\"{}/32\"]\n\n[geo]\nnames_interval_secs = 1\n\n{}",
                 clickhouse.url(),
                 monitored.join(", "),
                 lab::SENSOR_IP,

@@ -320,6 +320,66 @@ fn every_probe_reaches_clickhouse_and_the_dashboard() {
         .unwrap();
     assert_eq!(stored.trim(), "1", "the report is in ClickHouse");
 
+    // The analyst's network graph: the forged DE and AU sources' ASes, named by the location
+    // database (through `as_names`, which the aggregator fills), with exactly their probes;
+    // the public gets no network view.
+    let names = |a: u32| geo.as_name(a).map(str::to_owned);
+    for a in [de_as, au_as] {
+        let of_a: Vec<_> = SOURCES
+            .iter()
+            .filter(|s| geo.origin(s.0.parse().unwrap()).asn == Some(a))
+            .collect();
+        let probes: u64 = of_a.iter().map(|s| u64::from(s.2)).sum();
+        let want = names(a).expect("the location database names the AS");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let named = chain
+                .clickhouse
+                .query(&format!("SELECT name FROM teiten.as_names WHERE asn = {a}"))
+                .unwrap();
+            if named.trim() == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "AS{a} not named {want:?} in as_names: {named:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let (status, body) = analyst_page(
+            agent
+                .get(&format!(
+                    "{url}/api/v1/networks.json?period=1d&mode=total&top=20"
+                ))
+                .set("cookie", &analyst)
+                .call(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let g: Value = serde_json::from_str(&body).unwrap();
+        let row = g["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["asn"] == a)
+            .unwrap_or_else(|| panic!("AS{a} in {body}"));
+        assert_eq!(row["name"], want.as_str(), "{body}");
+        assert_eq!(row["packets"], probes, "AS{a}: {body}");
+        assert_eq!(row["sources"], of_a.len(), "AS{a}: {body}");
+        let label = format!("AS{a} {want} (");
+        let series = g["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().starts_with(&label))
+            .unwrap_or_else(|| panic!("{label} in {body}"));
+        assert_eq!(series["total"], probes as f64, "{body}");
+    }
+    let public = ureq::get(&format!("{url}/api/v1/networks.json?period=1d")).call();
+    assert!(
+        matches!(public, Err(ureq::Error::Status(403, _))),
+        "the network API is for analysts"
+    );
+
     // The public answers never carry a sensor address, nor today's probes.
     let public: Value = serde_json::from_str(
         &ureq::get(&format!("{url}/api/v1/ports.json?period=1d&mode=total"))

@@ -3,11 +3,9 @@
 //!
 //! A task of `serve` asks the network rollup for the ASes seen lately that `as_names` lacks,
 //! looks each up in the loaded network database and writes the ones it names. Ingest pays
-//! nothing for it; a new AS is named within [`EVERY`]. The first run after a start looks at the
+//! nothing for it; a new AS is named within `geo.names_interval_secs`. The first run after a start looks at the
 //! whole rollup (so an upgraded database gets the names of what it holds), later ones at the
 //! last [`LOOKBACK_SECS`].
-
-use std::time::Duration;
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
@@ -15,8 +13,6 @@ use serde::{Deserialize, Serialize};
 use teiten_store::geo::GeoDb;
 use teiten_store::{queries, Error, Result};
 
-/// How often the task looks for unnamed ASes.
-pub(crate) const EVERY: Duration = Duration::from_secs(60);
 /// How far back the runs after the first look.
 pub(crate) const LOOKBACK_SECS: i64 = 2 * 3600;
 /// Most ASes named by one run (the rest the next run).

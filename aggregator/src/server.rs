@@ -136,6 +136,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
         cfg.clickhouse.database.clone(),
         state.geo.clone(),
     );
+    let naming_every = cfg.geo.names_interval();
     let namer = tokio::spawn(async move {
         let mut since = 0;
         loop {
@@ -150,7 +151,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
                 }
                 Err(e) => tracing::warn!(error = %e, "Naming the source ASes failed; retrying"),
             }
-            tokio::time::sleep(crate::as_names::EVERY).await;
+            tokio::time::sleep(naming_every).await;
         }
     });
     let refresh_every = settings.registry_refresh;

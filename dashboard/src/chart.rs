@@ -279,6 +279,7 @@ mod tests {
             port: None,
             published: true,
             public: None,
+            networks: None,
             times: (0..24).map(|i| 1_763_683_200 + i * 3600).collect(),
             series: (0..series)
                 .map(|s| Series {

@@ -55,6 +55,51 @@ pub struct GraphData {
     pub published: bool,
     /// The public rules this answer follows (`null`: an analyst's answer, in full detail).
     pub public: Option<Public>,
+    /// The network graph's table: its source ASes with their counts (absent from the other
+    /// graphs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<NetworkRow>>,
+}
+
+/// A source autonomous system of the network graph.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NetworkRow {
+    /// Its number (0: the network database knows none).
+    pub asn: u32,
+    /// Its name (`as_names`), empty when none is known yet.
+    pub name: String,
+    /// The source country most of its packets came from.
+    pub country: String,
+    /// Packets in the period.
+    pub packets: u64,
+    /// Unique published source addresses in the period.
+    pub sources: u64,
+}
+
+impl NetworkRow {
+    /// How the graph names it: `AS13335 CLOUDFLARENET (US)`, `unknown AS (JP)`.
+    pub fn label(&self) -> String {
+        let country = region_name(&self.country);
+        match (self.asn, self.name.is_empty()) {
+            (0, _) => format!("unknown AS ({country})"),
+            (a, true) => format!("AS{a} ({country})"),
+            (a, false) => format!("AS{a} {} ({country})", self.name),
+        }
+    }
+}
+
+/// The request read hourly (the network rollup's grain): buckets of at least an hour, the
+/// period widened to whole ones.
+fn hourly(q: &GraphQuery) -> GraphQuery {
+    let mut h = q.clone();
+    if h.step < 3600 {
+        h.step = 3600;
+    }
+    let step = i64::from(h.step);
+    h.from = h.from.div_euclid(step) * step;
+    h.to = (h.to + step - 1).div_euclid(step) * step;
+    h.rollup = Rollup::Hour;
+    h
 }
 
 /// The per-port graph: packets and unique sources by region.
@@ -328,6 +373,7 @@ impl Reader {
             series: Vec::new(),
             published: true,
             public: q.public.clone(),
+            networks: None,
         }
     }
 
@@ -497,6 +543,47 @@ impl Reader {
         g.series = self
             .region_packets(q, &names, st, "reading the country series", &divisors)
             .await?;
+        Ok(g)
+    }
+
+    /// The source network graph (analysts only): the top N source ASes by packets, with their
+    /// table, plus others; hourly.
+    pub async fn networks(&self, q: &GraphQuery) -> Result<GraphData> {
+        let q = &hourly(q);
+        let mut g = Self::base(
+            q,
+            "networks",
+            format!("Top {} source networks and others", q.top),
+            Self::unit(q, "packets"),
+        );
+        let top = async {
+            reads::top_networks(&self.db, &filter(q), q.top)
+                .fetch_all::<(u32, u64, u64, String, String)>(&self.client)
+                .await
+                .map_err(Error::ch("reading the top networks"))
+        };
+        let (top, divisors) = tokio::try_join!(top, self.divisors(q, None))?;
+        let rows: Vec<NetworkRow> = top
+            .into_iter()
+            .map(|(asn, packets, sources, country, name)| NetworkRow {
+                asn,
+                name,
+                country,
+                packets,
+                sources,
+            })
+            .collect();
+        if !rows.is_empty() {
+            let names: Vec<String> = rows.iter().map(|r| r.asn.to_string()).collect();
+            let st = reads::network_series(&self.db, &filter(q), q.step, &names);
+            g.series = self
+                .region_packets(q, &names, st, "reading the network series", &divisors)
+                .await?;
+            for (s, r) in g.series.iter_mut().zip(&rows) {
+                s.name = r.label();
+            }
+        }
+        g.networks = Some(rows);
         Ok(g)
     }
 

@@ -28,6 +28,23 @@ pub fn csv(g: &GraphData) -> String {
     csv_of(&[("", g)])
 }
 
+/// The network table: one row per source AS of the graph, most packets first
+/// (`asn,name,country,packets,sources`).
+pub fn networks_csv(g: &GraphData) -> String {
+    let mut out = String::from("asn,name,country,packets,sources\r\n");
+    for r in g.networks.iter().flatten() {
+        out.push_str(&format!(
+            "{},{},{},{},{}\r\n",
+            r.asn,
+            field(&r.name),
+            field(&r.country),
+            r.packets,
+            r.sources
+        ));
+    }
+    out
+}
+
 /// The per-port table: `packets <region>` columns, then `sources <region>` columns. Over two
 /// days the sources are daily: their cells are filled on the rows of midnight (UTC) only.
 pub fn port_csv(p: &PortData) -> String {
@@ -89,6 +106,7 @@ mod tests {
             port: None,
             published: true,
             public: None,
+            networks: None,
             times: vec![0, 300],
             series: vec![
                 Series {
@@ -124,6 +142,7 @@ mod tests {
             port: Some(23),
             published: true,
             public: None,
+            networks: None,
             times: vec![0, 43_200, 86_400],
             series: vec![Series {
                 name: "JP".into(),

@@ -44,7 +44,8 @@ pub fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> String {
         Some((name, csrf)) => {
             let _ = write!(
                 nav,
-                "<a href=\"/analyst\">Sensors</a><a href=\"/analyst/events\">Event search</a>\
+                "<a href=\"/networks\">Networks</a>\
+                 <a href=\"/analyst\">Sensors</a><a href=\"/analyst/events\">Event search</a>\
                  <a href=\"/analyst/exchange\">Exchange</a><a href=\"/analyst/address\">Address</a>\
                  <a href=\"/analyst/withheld\">Withheld</a>\
                  <form method=\"post\" action=\"/logout\" style=\"display:inline\">\
@@ -170,6 +171,39 @@ pub fn audience(public: Option<&Public>) -> String {
 }
 
 /// A chart image with its downloads and the table of numbers behind it.
+/// The network graph's table: each source AS with its name, main country, packets and unique
+/// sources.
+pub fn networks_table(g: &GraphData) -> String {
+    let rows = g.networks.as_deref().unwrap_or_default();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<table class=\"summary\" id=\"networks-table\"><tr><th class=\"l\">AS</th>\
+         <th class=\"l\">Name</th><th class=\"l\">Country</th><th>Packets</th>\
+         <th>Unique sources</th></tr>",
+    );
+    for r in rows {
+        let asn = if r.asn == 0 {
+            "unknown".to_owned()
+        } else {
+            format!("AS{}", r.asn)
+        };
+        let _ = write!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            esc(&asn),
+            esc(&r.name),
+            esc(&r.country),
+            num(r.packets as f64),
+            num(r.sources as f64)
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
 pub fn graph(g: &GraphData, chart: &str, api: &str, qs: &str) -> String {
     let qs = esc(qs);
     let mut s = format!(

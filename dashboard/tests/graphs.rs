@@ -754,3 +754,151 @@ async fn public_views_follow_the_rules() {
         assert!(!shown, "{above} ports above it: {top}");
     }
 }
+
+/// The network graph and table (analysts only): each source AS's packets and unique sources
+/// equal a direct count over the raw events of the hour-aligned period, the names come from
+/// `as_names` (the latest version), the main country is the one with the most packets, and
+/// the public gets a 403 (API, chart) or the login page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_match_the_raw_events() {
+    let env = start(200_000);
+    let app = &env.app;
+    env.ch
+        .query(&format!(
+            "INSERT INTO {DB}.as_names (asn, name, version) VALUES \
+             (64496, 'OLD-NAME', 1), (64496, 'EXAMPLE-NET', 2), (64497, 'Ex<ample> & Co', 1)"
+        ))
+        .unwrap();
+    let cookie = common::analyst_cookie(&env);
+    let an = Some(cookie.as_str());
+    let a = get(app, "/api/v1/networks.json?mode=total&top=5", an).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let g = a.json();
+    assert_eq!(g["step"], 3600, "read hourly whatever the period");
+    let (from, to) = (g["from"].as_i64().unwrap(), g["to"].as_i64().unwrap());
+    assert_eq!((from % 3600, to % 3600), (0, 0));
+    let rows = g["networks"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{g}");
+    let range = format!("ts >= toDateTime({from}) AND ts < toDateTime({to})");
+    let raw: Vec<(u64, u64)> = env
+        .ch
+        .query(&format!(
+            "SELECT src_asn, count() AS n FROM {DB}.scan_events WHERE {range} \
+             GROUP BY src_asn ORDER BY n DESC, src_asn LIMIT 5"
+        ))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (a, n) = l.split_once('\t').unwrap();
+            (a.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect();
+    for (row, (asn, packets)) in rows.iter().zip(&raw) {
+        assert_eq!(row["asn"], *asn, "{g}");
+        assert_eq!(row["packets"], *packets, "AS{asn}");
+        let sources = count(
+            &env.ch,
+            &format!(
+                "SELECT uniqExact(src) FROM {DB}.scan_events WHERE {range} AND src_asn = {asn} \
+                 AND withheld = 0"
+            ),
+        );
+        let got = row["sources"].as_f64().unwrap();
+        assert!(
+            (got - sources).abs() <= sources * 0.02,
+            "AS{asn}: {got} unique sources against {sources}"
+        );
+        let country = env
+            .ch
+            .query(&format!(
+                "SELECT toString(country) AS c, count() AS n FROM {DB}.scan_events \
+                 WHERE {range} AND src_asn = {asn} GROUP BY c ORDER BY n DESC, c LIMIT 1"
+            ))
+            .unwrap();
+        assert_eq!(
+            row["country"].as_str().unwrap(),
+            country.split('\t').next().unwrap(),
+            "AS{asn}"
+        );
+        let name = match asn {
+            64496 => "EXAMPLE-NET",
+            64497 => "Ex<ample> & Co",
+            _ => "",
+        };
+        assert_eq!(row["name"], name, "AS{asn}");
+    }
+    // The series: one per AS in the table's order, plus others; each sums to its packets.
+    let series = g["series"].as_array().unwrap();
+    for (s, row) in series.iter().zip(rows) {
+        assert_eq!(sum(s), row["packets"].as_f64().unwrap(), "{}", s["name"]);
+        // The surge's events have no AS (0).
+        let label = match row["asn"].as_u64().unwrap() {
+            0 => "unknown AS (".to_owned(),
+            a => format!("AS{a} "),
+        };
+        assert!(
+            s["name"].as_str().unwrap().starts_with(&label),
+            "{}",
+            s["name"]
+        );
+    }
+    let total = count(
+        &env.ch,
+        &format!("SELECT count() FROM {DB}.scan_events WHERE {range}"),
+    );
+    assert_eq!(all_series(&g), total, "the ASes and others add up");
+    assert!(
+        series.iter().any(|s| s["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("AS64496 EXAMPLE-NET (")),
+        "{g}"
+    );
+
+    // Filters: a protocol and a sensor.
+    let udp = get(
+        app,
+        "/api/v1/networks.json?mode=total&top=3&proto=udp&sensor=osaka-1",
+        an,
+    )
+    .await
+    .json();
+    let first = &udp["networks"][0];
+    let asn = first["asn"].as_u64().unwrap();
+    let (f2, t2) = (udp["from"].as_i64().unwrap(), udp["to"].as_i64().unwrap());
+    let raw = count(
+        &env.ch,
+        &format!(
+            "SELECT count() FROM {DB}.scan_events WHERE ts >= toDateTime({f2}) \
+             AND ts < toDateTime({t2}) AND src_asn = {asn} AND proto = 17 AND sensor_id = 'osaka-1'"
+        ),
+    );
+    assert_eq!(first["packets"].as_f64().unwrap(), raw, "{udp}");
+
+    // The page, its table (names escaped) and the CSV.
+    let page = get(app, "/networks?top=20", an).await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("id=\"networks-table\""), "{html}");
+    assert!(html.contains("Ex&lt;ample&gt; &amp; Co"), "{html}");
+    assert!(html.contains("/chart/networks.png?"));
+    let csv = get(app, "/api/v1/networks.csv?top=5", an).await;
+    assert_eq!(csv.status, 200);
+    let text = csv.text();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("asn,name,country,packets,sources"));
+    assert_eq!(lines.count(), 5, "{text}");
+    let png = get(app, "/chart/networks.png?top=5", an).await;
+    assert_eq!(png.status, 200);
+
+    // Not for the public.
+    for uri in [
+        "/api/v1/networks.json",
+        "/api/v1/networks.csv",
+        "/chart/networks.svg",
+    ] {
+        assert_eq!(get(app, uri, None).await.status, 403, "{uri}");
+    }
+    let public_page = get(app, "/networks", None).await;
+    assert_eq!(public_page.status, 303);
+}

@@ -52,12 +52,28 @@ pub struct GeoConfig {
     /// none (no AS numbers with `source = "mmdb"`).
     #[serde(default)]
     pub asn_mmdb: Option<PathBuf>,
+    /// Seconds between two runs of `serve` that write the names of newly seen source ASes to
+    /// `as_names` (what the dashboard names them by). Default 60.
+    #[serde(default)]
+    pub names_interval_secs: Option<u64>,
 }
+
+/// The default [`GeoConfig::names_interval_secs`].
+pub const DEFAULT_NAMES_INTERVAL_SECS: u64 = 60;
 
 /// The default [`GeoConfig::location`].
 pub const DEFAULT_LOCATION_DB: &str = "/var/lib/location/database.db";
 
 impl GeoConfig {
+    /// How often `serve` names the newly seen source ASes.
+    pub fn names_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.names_interval_secs
+                .unwrap_or(DEFAULT_NAMES_INTERVAL_SECS)
+                .max(1),
+        )
+    }
+
     /// The tor-format config of these two files.
     pub fn tor(ipv4: impl Into<PathBuf>, ipv6: impl Into<PathBuf>) -> GeoConfig {
         GeoConfig {

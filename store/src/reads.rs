@@ -1081,7 +1081,8 @@ mod tests {
                     assert!(
                         crate::schema::ROLLUP_TABLES.contains(&table)
                             || DERIVED_TABLES.contains(&table)
-                            || ["sensors", "sensor_reports", "scan_events", "as_names"].contains(&table),
+                            || ["sensors", "sensor_reports", "scan_events", "as_names"]
+                                .contains(&table),
                         "{what}: {table}"
                     );
                 }

@@ -131,6 +131,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let mut r = Router::new()
         .route("/", get(public::front))
         .route("/regions", get(public::regions_page))
+        .route("/networks", get(public::networks_page))
         .route("/port", get(public::port_page))
         .route("/api", get(public::api_doc))
         .route("/health", get(|| async { "ok\n" }))
@@ -150,6 +151,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         Graph::Regions,
         Graph::PortPackets,
         Graph::PortSources,
+        Graph::Networks,
     ] {
         for format in [Format::Png, Format::Svg] {
             r = r.route(
@@ -158,7 +160,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             );
         }
     }
-    for api in [Api::Ports, Api::Regions, Api::Port] {
+    for api in [Api::Ports, Api::Regions, Api::Port, Api::Networks] {
         for csv in [false, true] {
             r = r.route(
                 &format!(

@@ -28,6 +28,7 @@ pub(super) enum Graph {
     Regions,
     PortPackets,
     PortSources,
+    Networks,
 }
 
 impl Graph {
@@ -37,6 +38,7 @@ impl Graph {
             Graph::Regions => "regions",
             Graph::PortPackets => "port-packets",
             Graph::PortSources => "port-sources",
+            Graph::Networks => "networks",
         }
     }
     fn needs_port(self) -> bool {
@@ -50,6 +52,7 @@ pub(super) enum Api {
     Ports,
     Regions,
     Port,
+    Networks,
 }
 
 impl Api {
@@ -58,6 +61,7 @@ impl Api {
             Api::Ports => "ports",
             Api::Regions => "regions",
             Api::Port => "port",
+            Api::Networks => "networks",
         }
     }
 }
@@ -89,6 +93,11 @@ async fn graph_query(
         public,
     )
 }
+
+/// The answer to a visitor without a session asking for an analysts' view (the network views:
+/// the public pages show no per-network counts).
+const ANALYSTS_ONLY: HttpError =
+    HttpError::Forbidden("the network views are for analysts: log in at /login");
 
 /// Whether a request comes without an analyst's session: answered under `[public]`.
 fn is_public(state: &AppState, headers: &HeaderMap) -> bool {
@@ -138,6 +147,18 @@ async fn regions_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>
         &state.graphs,
         q.cache_key("regions"),
         state.reader.regions(q),
+    )
+    .await
+}
+
+async fn networks_data(state: &AppState, q: &GraphQuery) -> Result<Arc<GraphData>, HttpError> {
+    if q.public.is_some() {
+        return Err(ANALYSTS_ONLY);
+    }
+    cached(
+        &state.graphs,
+        q.cache_key("networks"),
+        state.reader.networks(q),
     )
     .await
 }
@@ -229,6 +250,7 @@ async fn render(
         Graph::Regions => regions_data(state, q).await?.as_ref().clone(),
         Graph::PortPackets => port_packets_data(state, q).await?.as_ref().clone(),
         Graph::PortSources => port_sources_data(state, q).await?.as_ref().clone(),
+        Graph::Networks => networks_data(state, q).await?.as_ref().clone(),
     };
     let bytes = tokio::task::spawn_blocking(move || chart::render(&data, format))
         .await
@@ -260,6 +282,14 @@ pub(super) async fn api_data(
                 };
                 if csv {
                     (export::csv(&g), api.name().to_owned())
+                } else {
+                    (to_json(g.as_ref())?, String::new())
+                }
+            }
+            Api::Networks => {
+                let g = networks_data(&state, &q).await?;
+                if csv {
+                    (export::networks_csv(&g), api.name().to_owned())
                 } else {
                     (to_json(g.as_ref())?, String::new())
                 }
@@ -382,6 +412,9 @@ async fn graph_page(
 ) -> Result<Response, HttpError> {
     let user = user_of(state, headers);
     let public = user.is_none();
+    if public && which == Api::Networks {
+        return Ok(axum::response::Redirect::to("/login").into_response());
+    }
     let q = graph_query(state, query, which == Api::Port, public).await?;
     // The public form offers no sensor or group filter.
     let sensors = if public {
@@ -400,6 +433,7 @@ async fn graph_page(
         Api::Ports => ("Destination ports", "/"),
         Api::Regions => ("Source regions", "/regions"),
         Api::Port => ("Per port", "/port"),
+        Api::Networks => ("Source networks", "/networks"),
     };
     let mut body = String::new();
     body.push_str(&html::audience(q.public.as_ref()));
@@ -425,6 +459,11 @@ async fn graph_page(
             body.push_str(&html::graph(&p.packets, "port-packets", "port", &qs));
             body.push_str(&html::graph(&p.sources, "port-sources", "port", &qs));
         }
+        Api::Networks => {
+            let g = networks_data(state, &q).await?;
+            body.push_str(&html::graph(&g, "networks", "networks", &qs));
+            body.push_str(&html::networks_table(&g));
+        }
     }
     Ok(html_response(
         StatusCode::OK,
@@ -448,6 +487,16 @@ pub(super) async fn regions_page(
     RawQuery(q): RawQuery,
 ) -> Response {
     graph_page(&state, &headers, q.as_deref(), Api::Regions)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn networks_page(
+    State(state): St,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    graph_page(&state, &headers, q.as_deref(), Api::Networks)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
