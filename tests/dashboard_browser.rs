@@ -554,6 +554,21 @@ fn dashboard_in_headless_chromium() {
     let html = b.html();
     assert!(html.contains("<p id=\"origin\">From AS64496 in "), "{html}");
     b.screenshot("dashboard-analyst-address-seen.png");
+    // The source networks, from the menu: the chart and the table with names from as_names.
+    ch.query(&format!(
+        "INSERT INTO {DB}.as_names VALUES (64496, 'EXAMPLE-NET-A', 1), (64497, 'EXAMPLE-NET-B', 1)"
+    ))
+    .unwrap();
+    b.click("header a[href='/networks']");
+    assert!(b.url().ends_with("/networks"), "{}", b.url());
+    let (w, _, ink, _) = b.chart("#chart-networks");
+    assert!(w == 1000 && ink > 10_000, "the network chart is drawn ({ink})");
+    let html = b.html();
+    assert!(
+        html.contains("id=\"networks-table\"") && html.contains(">EXAMPLE-NET-A<"),
+        "{html}"
+    );
+    b.screenshot("dashboard-analyst-networks.png");
     // File an internal report with the form: filed through the aggregator's API (as reporter
     // `dashboard`), triaged by its rules.
     b.goto(&format!("{url}/analyst/exchange"));
