@@ -34,8 +34,10 @@ fn two_shards_two_aggregators_match_a_single_server() {
     let nodes = format!("nodes = [\"{}\", \"{}\"]", shards[0].url(), shards[1].url());
     // The [clickhouse] table is opened by the common config; these keys extend it.
     let cluster = |_: usize| format!("cluster = \"teiten\"\n{nodes}\n");
-    let a = Agg::start_url_with_clickhouse_keys(&shards[0].url(), "t_cluster", &cluster(0), "");
-    let b = Agg::start_url_with_clickhouse_keys(&shards[1].url(), "t_cluster", &cluster(1), "");
+    // The source ASes are named every second.
+    let naming = "[geo]\nnames_interval_secs = 1\n";
+    let a = Agg::start_url_with_clickhouse_keys(&shards[0].url(), "t_cluster", &cluster(0), naming);
+    let b = Agg::start_url_with_clickhouse_keys(&shards[1].url(), "t_cluster", &cluster(1), naming);
     // Sensors registered through one aggregator are known to the other (registry in ClickHouse).
     let tokens: Vec<(String, String)> = (0..SENSORS)
         .map(|i| {
@@ -45,7 +47,7 @@ fn two_shards_two_aggregators_match_a_single_server() {
         .collect();
 
     let single = Server::start().expect("private ClickHouse starts");
-    let s = Agg::start(&single, "t_cluster", "");
+    let s = Agg::start(&single, "t_cluster", naming);
     let single_tokens: Vec<String> = tokens.iter().map(|(id, _)| s.add_sensor(id)).collect();
 
     let ts = now_us() - 3_600_000_000;
@@ -101,6 +103,16 @@ fn two_shards_two_aggregators_match_a_single_server() {
     assert!(expected.starts_with(&format!("{total}\t")), "{expected}");
     assert_eq!(reports(&shards[0], "t_cluster"), expected);
     assert_eq!(reports(&shards[1], "t_cluster"), expected);
+    // The source ASes are named in as_names, through the Distributed tables too (the
+    // aggregators' naming query reads a distributed rollup against a distributed table).
+    let ases = scalar(
+        &single,
+        "SELECT uniqExact(src_asn) FROM t_cluster.scan_events WHERE src_asn != 0",
+    );
+    assert!(ases > 0, "the test's sources have ASes");
+    for node in [&single, &shards[0], &shards[1]] {
+        eventually(node, "SELECT uniqExact(asn) FROM t_cluster.as_names", ases);
+    }
     // Migrations created the local tables and views on both nodes, and a rerun does nothing.
     let (ok, out) = a.cli(&["migrate"]);
     assert!(ok && out.starts_with("0 step(s) applied"), "{out}");
@@ -110,8 +122,8 @@ fn two_shards_two_aggregators_match_a_single_server() {
                 sh,
                 "SELECT count() FROM system.tables WHERE database = 't_cluster'"
             ),
-            58,
-            "22 local and 22 Distributed tables, 14 views"
+            63,
+            "24 local and 24 Distributed tables, 15 views"
         );
     }
 }

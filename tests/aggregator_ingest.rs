@@ -476,13 +476,16 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
         ),
         "{before:#?}"
     );
-    assert_eq!(before.len(), 8, "{before:#?}");
+    assert_eq!(before.len(), 11, "{before:#?}");
+    // The renamed views, and the network rollup, its view and as_names (new since).
+    let new_since = ["as_names", "scan_networks_1h", "scan_networks_1h_mv"]
+        .map(|t| format!("h_prev.{t}: in the definition, missing on the server"));
     assert!(
-        before[2..]
-            .iter()
-            .all(|d| d.ends_with("_published_mv: in the definition, missing on the server")),
+        before[2..].iter().all(|d| new_since.contains(d)
+            || d.ends_with("_published_mv: in the definition, missing on the server")),
         "{before:#?}"
     );
+    assert!(new_since.iter().all(|d| before.contains(d)), "{before:#?}");
     let (ok, out, err) = aggregator("h_prev", "migrate");
     assert!(ok, "{out}\n{err}");
     assert!(out.starts_with("17 step(s) applied"), "{out}");
@@ -599,7 +602,7 @@ fn migrate_compares_tables_with_their_definition_and_refuses_hand_changes() {
          h_hand.scan_ports_1d_old TO h_hand.scan_ports_1d",
     );
     let (ok, out, err) = aggregator("h_hand", "migrate");
-    assert!(ok && out.starts_with("14 step(s) applied"), "{out}\n{err}");
+    assert!(ok && out.starts_with("17 step(s) applied"), "{out}\n{err}");
     assert_eq!(schema_differences(&ch, "h_hand"), Vec::<String>::new());
 }
 
@@ -628,10 +631,18 @@ fn a_database_of_the_release_before_withheld_is_upgraded() {
         teiten::run_ok(teiten::configured("teiten-aggregator", &config).arg("migrate"))
     };
     let up = migrate("teiten_v0");
-    assert!(up.starts_with("14 step(s) applied"), "{up}");
+    assert!(up.starts_with("17 step(s) applied"), "{up}");
     assert!(
         up.contains("teiten_v0.scan_events.withheld (column added)"),
         "{up}"
+    );
+    // The network rollup, new since, is filled from the events the old release stored (after
+    // their new columns were added; both read as published).
+    assert_eq!(
+        ch.query("SELECT countMerge(packets), uniqMerge(sources) FROM teiten_v0.scan_networks_1h")
+            .unwrap()
+            .trim(),
+        "2\t2"
     );
     // Every view the schema replaced (the six that counted withheld sources) is dropped and
     // its successor created.

@@ -441,8 +441,8 @@ fn a_replica_lost_mid_stream_loses_nothing_and_catches_up() {
                 ch,
                 &format!("SELECT count() FROM system.tables WHERE database = '{DB}'")
             ),
-            58,
-            "{}: 22 local and 22 Distributed tables, 14 views",
+            63,
+            "{}: 24 local and 24 Distributed tables, 15 views",
             ch.url()
         );
         assert_eq!(

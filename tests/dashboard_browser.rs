@@ -562,7 +562,10 @@ fn dashboard_in_headless_chromium() {
     b.click("header a[href='/networks']");
     assert!(b.url().ends_with("/networks"), "{}", b.url());
     let (w, _, ink, _) = b.chart("#chart-networks");
-    assert!(w == 1000 && ink > 10_000, "the network chart is drawn ({ink})");
+    assert!(
+        w == 1000 && ink > 10_000,
+        "the network chart is drawn ({ink})"
+    );
     let html = b.html();
     assert!(
         html.contains("id=\"networks-table\"") && html.contains(">EXAMPLE-NET-A<"),
