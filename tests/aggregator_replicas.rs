@@ -451,7 +451,7 @@ fn a_replica_lost_mid_stream_loses_nothing_and_catches_up() {
                  FROM system.replicas WHERE database = '{DB}'"
             ))
             .unwrap(),
-            "22\t2\t2\t0\n",
+            "24\t2\t2\t0\n",
             "{}: the storage tables are replicated on both",
             ch.url()
         );

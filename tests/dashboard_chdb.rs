@@ -55,9 +55,10 @@ fn dashboard_queries_run_on_clickhouse_18_16() {
     let queries = statements(&dashboard_sql());
     assert_eq!(
         queries.len(),
-        63,
+        67,
         "9 graph statements x 2 bucket widths x 2 filter shapes + 4 public statements x 2 x 2 \
-         + 2 daily top ports + 2 x 2 digest statements + 5 others"
+         + 2 daily top ports + 2 x 2 digest statements + 5 others + 2 network statements x 2 \
+         filter shapes"
     );
     let mut nonempty = 0;
     for q in &queries {
@@ -77,7 +78,7 @@ fn dashboard_queries_run_on_current_clickhouse_via_chdb() {
     let sql = aggregator_sql() + &dashboard_sql();
     let stdout = teiten::chdb::compat(&sql);
     assert!(stdout.starts_with("chdb ClickHouse 2"), "{stdout}");
-    assert_eq!(statements(&dashboard_sql()).len(), 63);
+    assert_eq!(statements(&dashboard_sql()).len(), 67);
     // The script counts the statements of every `-- queries` section.
     let mut section = "";
     let mut queries = 0;

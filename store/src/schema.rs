@@ -1246,7 +1246,9 @@ mod tests {
             mv.sql
         );
         let up = upgrade_sql("v0", &Layout::Single);
-        assert_eq!(up.len(), 2 + 6 + 6, "{up:#?}");
+        // Two columns, the two tables added since (and the rollup's backfill), six replaced
+        // views dropped, six views and the new rollup's view created.
+        assert_eq!(up.len(), 2 + 3 + 6 + 7, "{up:#?}");
         assert_eq!(
             up[0],
             "ALTER TABLE v0.scan_events ADD COLUMN withheld UInt8"
@@ -1255,8 +1257,10 @@ mod tests {
             up[1],
             "ALTER TABLE v0.scan_events ADD COLUMN src_asn UInt32"
         );
-        assert_eq!(up[2], "DROP TABLE IF EXISTS v0.scan_rollup_5m_mv");
-        assert!(up[8]
+        assert!(up[2].starts_with("CREATE TABLE IF NOT EXISTS v0.as_names "));
+        assert!(up[4].starts_with("INSERT INTO v0.scan_networks_1h SELECT"));
+        assert_eq!(up[5], "DROP TABLE IF EXISTS v0.scan_rollup_5m_mv");
+        assert!(up[11]
             .starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS v0.scan_rollup_5m_published_mv"));
         let cluster = Layout::Cluster {
             name: "c1".into(),
