@@ -208,16 +208,13 @@ const TOP_COUNTRIES: &str = "SELECT toString(country) AS c, sum(packets) AS pack
 
 /// Top source ASes by packets (AS 0: unknown), with their unique published sources, the
 /// country most of their packets came from, and their name from `as_names` (`''` when it has
-/// none). 18.16 joins two tables per SELECT, hence the nesting. Binds: the filter, N, the
-/// filter.
+/// none). One pass over the rollup: per AS and country the packets and the merged `uniq`
+/// state (`uniqMergeState`), then per AS. Binds: the filter, N.
 const TOP_NETWORKS: &str = "SELECT asn, packets, sources, country, name FROM (\
-     SELECT asn, packets, sources, country FROM (\
-       SELECT asn, sum(p) AS packets, argMax(c, p) AS country FROM (\
-         SELECT src_asn AS asn, toString(country) AS c, countMerge(packets) AS p \
-         FROM {db}.{networks} WHERE {filter} GROUP BY asn, c) \
-       GROUP BY asn ORDER BY packets DESC, asn LIMIT ?) AS top \
-     ANY LEFT JOIN (SELECT src_asn AS asn, uniqMerge(sources) AS sources \
-       FROM {db}.{networks} WHERE {filter} GROUP BY asn) AS seen USING asn) AS counted \
+     SELECT asn, sum(p) AS packets, uniqMerge(s) AS sources, argMax(c, p) AS country FROM (\
+       SELECT src_asn AS asn, toString(country) AS c, countMerge(packets) AS p, \
+       uniqMergeState(sources) AS s FROM {db}.{networks} WHERE {filter} GROUP BY asn, c) \
+     GROUP BY asn ORDER BY packets DESC, asn LIMIT ?) AS top \
      ANY LEFT JOIN (SELECT asn, argMax(name, version) AS name FROM {db}.as_names \
        GROUP BY asn) AS named USING asn ORDER BY packets DESC, asn";
 
@@ -482,7 +479,7 @@ pub fn top_countries(db: &str, rollup: Rollup, f: &Filter, top: u32) -> Statemen
 /// times should be whole hours): `(asn, packets, sources, country, name)`.
 pub fn top_networks(db: &str, f: &Filter, top: u32) -> Statement {
     let st = Statement::new(graph_sql(TOP_NETWORKS, db, Rollup::Hour, f, 0));
-    f.bind(f.bind(st).bind(top))
+    f.bind(st).bind(top)
 }
 
 /// Packets per step and source AS (as text), the ASes not in `asns` folded into `''`:

@@ -103,23 +103,17 @@ pub enum Shape {
     },
 }
 
-/// Rollups added after the first release that are filled when the migration creates them,
-/// from an older rollup or from the events retention still keeps (the view comes later in the
-/// same run, before the aggregator serves): (table, the `SELECT` of its `INSERT`, with `{db}`
-/// and `{scan_ports_1d}` or `{scan_events}`, that table's storage name in the layout).
-const BACKFILLS: &[(&str, &str)] = &[
-    (
-        "scan_sensor_totals_1d",
-        "SELECT bucket, proto, sensor_id, sum(packets) FROM {db}.{scan_ports_1d} \
-         GROUP BY bucket, proto, sensor_id",
-    ),
-    (
-        "scan_networks_1h",
-        "SELECT toStartOfHour(ts) AS bucket, proto, src_asn, country, sensor_id, countState(), \
-         uniqStateIf(src, withheld = 0) FROM {db}.{scan_events} \
-         GROUP BY bucket, proto, src_asn, country, sensor_id",
-    ),
-];
+/// Rollups added after the first release that can be filled from an older rollup when the
+/// migration creates them: (table, the `SELECT` of its `INSERT`, with `{db}` and
+/// `{scan_ports_1d}`, that rollup's storage table in the layout). The rollups new since the
+/// legacy release ([`NEWER_THAN_LEGACY`]) are filled with their view's own `SELECT` from the
+/// events retention still keeps (the view comes later in the same run, before the aggregator
+/// serves).
+const BACKFILLS: &[(&str, &str)] = &[(
+    "scan_sensor_totals_1d",
+    "SELECT bucket, proto, sensor_id, sum(packets) FROM {db}.{scan_ports_1d} \
+     GROUP BY bucket, proto, sensor_id",
+)];
 
 /// The column that says why an event's source is withheld from partner files and public
 /// counts (0: published; see [`crate::sources::Withheld`]).
@@ -566,6 +560,16 @@ impl Rollup {
         self.grain.bucket()
     }
 
+    /// Its view's `SELECT` from the events table `source` of `db`, with `aggregates`.
+    fn select(&self, db: &str, source: &str, aggregates: &str) -> String {
+        format!(
+            "SELECT {}(ts) AS bucket, {}, {aggregates} FROM {db}.{source} GROUP BY bucket, {}",
+            self.bucket(),
+            self.keys,
+            self.keys
+        )
+    }
+
     /// The aggregates of the view it replaced (unique sources counted with the withheld).
     fn legacy_aggregates(&self) -> String {
         self.aggregates
@@ -946,14 +950,19 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
                 .iter()
                 .find(|(name, _)| *name == s.name)
                 .map(|(_, select)| {
-                    format!(
-                        "INSERT INTO {db}.{table} {}",
-                        select
-                            .replace("{db}", db)
-                            .replace("{scan_ports_1d}", &storage_name(layout, "scan_ports_1d"))
-                            .replace("{scan_events}", &storage_name(layout, "scan_events"))
-                    )
-                }),
+                    select
+                        .replace("{db}", db)
+                        .replace("{scan_ports_1d}", &storage_name(layout, "scan_ports_1d"))
+                })
+                .or_else(|| {
+                    ROLLUPS
+                        .iter()
+                        .find(|r| r.table == s.name && NEWER_THAN_LEGACY.contains(&r.table))
+                        .map(|r| {
+                            r.select(db, &storage_name(layout, "scan_events"), r.aggregates)
+                        })
+                })
+                .map(|select| format!("INSERT INTO {db}.{table} {select}")),
             object: table,
         });
         if let Layout::Cluster { name: cluster, .. } = layout {
@@ -1022,12 +1031,7 @@ fn build(db: &str, layout: &Layout, legacy: bool) -> Vec<Step> {
         } else {
             (r.view, r.aggregates.to_owned())
         };
-        let select = format!(
-            "SELECT {}(ts) AS bucket, {}, {aggregates} FROM {db}.{source} GROUP BY bucket, {}",
-            r.bucket(),
-            r.keys,
-            r.keys
-        );
+        let select = r.select(db, &source, &aggregates);
         out.push(Step {
             object: view.to_owned(),
             when: When::Missing,
