@@ -440,10 +440,56 @@ impl Store {
 const MAX_PENDING_REPORTS: usize = 100_000;
 
 /// The reports of batches whose events are stored, waiting for their INSERT.
+///
+/// A report INSERT that fails may still have been stored (the answer lost with a replica
+/// that died, a timeout while the server committed). Its block is therefore sent again exactly
+/// as it was, and alone, until it is stored: ClickHouse's insert deduplication drops a block
+/// a replicated table already holds, which it cannot do if the retry carries more rows.
 struct Reports {
+    /// The block last sent and not known to be stored.
+    block: Vec<ReportRow>,
+    /// The rows that came since, for the next block.
     rows: Vec<ReportRow>,
+    /// Rows not kept because [`MAX_PENDING_REPORTS`] were waiting.
+    dropped: u64,
     /// When the last INSERT of reports was tried.
     last: Instant,
+}
+
+impl Reports {
+    fn new() -> Self {
+        Reports {
+            block: Vec::new(),
+            rows: Vec::new(),
+            dropped: 0,
+            last: Instant::now(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.block.is_empty() && self.rows.is_empty()
+    }
+
+    fn push(&mut self, row: ReportRow) {
+        if self.block.len() + self.rows.len() < MAX_PENDING_REPORTS {
+            self.rows.push(row);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// The block to send: the unstored one again, or else the rows that came since.
+    fn next_block(&mut self) -> &[ReportRow] {
+        if self.block.is_empty() {
+            self.block = std::mem::take(&mut self.rows);
+        }
+        &self.block
+    }
+
+    /// The block from [`Reports::next_block`] is stored.
+    fn stored(&mut self) {
+        self.block.clear();
+    }
 }
 
 /// The `sensor_reports` row of a batch.
@@ -520,10 +566,7 @@ impl Writer {
     /// the queue and ends the open INSERTs.
     async fn run(self, rx: SharedRx, mut stop: watch::Receiver<bool>) {
         let mut events = self.events_inserter();
-        let mut reports = Reports {
-            rows: Vec::new(),
-            last: Instant::now(),
-        };
+        let mut reports = Reports::new();
         let mut open: Vec<(Job, u64)> = Vec::new();
         let mut started: Option<Instant> = None;
         let mut stopping = false;
@@ -611,23 +654,27 @@ impl Writer {
         tracing::info!("Writer stopped");
     }
 
-    /// Inserts the pending reports, at most once a second unless `force`.
+    /// Inserts the pending reports, at most once a second unless `force`: the block that
+    /// failed last time first, unchanged, then the rows that came since.
     async fn flush_reports(&self, reports: &mut Reports, force: bool) {
-        if reports.rows.is_empty() || (!force && reports.last.elapsed() < Duration::from_secs(1)) {
+        if reports.is_empty() || (!force && reports.last.elapsed() < Duration::from_secs(1)) {
             return;
         }
         reports.last = Instant::now();
-        match self.insert_reports(&reports.rows).await {
-            Ok(()) => reports.rows.clear(),
-            Err(e) => {
-                self.metrics.insert_errors.inc();
-                self.metrics.clickhouse_error(&Cause::of(&e));
-                let excess = reports.rows.len().saturating_sub(MAX_PENDING_REPORTS);
-                tracing::error!(
-                    error = %e, pending = reports.rows.len(), dropped = excess,
-                    "Inserting sensor reports failed; they are sent again with the next ones"
-                );
-                reports.rows.drain(..excess);
+        while !reports.is_empty() {
+            let block = reports.next_block();
+            match self.insert_reports(block).await {
+                Ok(()) => reports.stored(),
+                Err(e) => {
+                    self.metrics.insert_errors.inc();
+                    self.metrics.clickhouse_error(&Cause::of(&e));
+                    tracing::error!(
+                        error = %e, block = reports.block.len(), waiting = reports.rows.len(),
+                        dropped = reports.dropped,
+                        "Inserting sensor reports failed; the same block is sent again later"
+                    );
+                    return;
+                }
             }
         }
     }
@@ -699,9 +746,7 @@ impl Writer {
             let answer = match &failed {
                 None => {
                     self.shared.mark_committed(&job.data.batch.id);
-                    if reports.rows.len() < MAX_PENDING_REPORTS {
-                        reports.rows.push(report_row(&job.data));
-                    }
+                    reports.push(report_row(&job.data));
                     self.metrics.batches_stored.inc();
                     self.metrics.events_stored.inc_by(n);
                     for (i, w) in job.data.withheld.iter().enumerate() {
@@ -792,5 +837,57 @@ mod tests {
             <ReportRow as clickhouse::Row>::COLUMN_NAMES.join(", "),
             teiten_store::queries::SENSOR_REPORTS_INSERT_COLUMNS
         );
+    }
+
+    fn report(seq: u64) -> ReportRow {
+        ReportRow {
+            sensor_id: "s".into(),
+            epoch: 1,
+            batch_seq: seq,
+            received: 0,
+            sealed_us: 0,
+            events: 0,
+            unknown_country: 0,
+            packets_captured: 0,
+            kernel_drops: 0,
+            events_recorded: 0,
+            filtered: 0,
+            malformed: 0,
+            spool_bytes: 0,
+            spool_dropped_events: 0,
+        }
+    }
+
+    fn seqs(rows: &[ReportRow]) -> Vec<u64> {
+        rows.iter().map(|r| r.batch_seq).collect()
+    }
+
+    #[test]
+    fn a_failed_report_block_is_sent_again_unchanged() {
+        let mut r = Reports::new();
+        r.push(report(1));
+        r.push(report(2));
+        assert_eq!(seqs(r.next_block()), [1, 2]);
+        // The INSERT failed; a report comes meanwhile: the retry is the same block.
+        r.push(report(3));
+        assert_eq!(seqs(r.next_block()), [1, 2]);
+        r.stored();
+        assert!(!r.is_empty());
+        assert_eq!(seqs(r.next_block()), [3]);
+        r.stored();
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn pending_reports_are_bounded() {
+        let mut r = Reports::new();
+        for seq in 0..MAX_PENDING_REPORTS as u64 - 1 {
+            r.push(report(seq));
+        }
+        assert_eq!(r.next_block().len(), MAX_PENDING_REPORTS - 1);
+        r.push(report(u64::MAX - 1));
+        r.push(report(u64::MAX));
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.dropped, 1);
     }
 }

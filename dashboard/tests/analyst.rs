@@ -94,6 +94,27 @@ async fn login_protects_the_analyst_pages() {
     assert!(text.contains(">4096<"), "spool backlog of tokyo-1");
     assert_eq!(home.headers["cache-control"], "no-store");
 
+    // A report stored twice (an INSERT whose answer was lost, sent again to a server that
+    // does not deduplicate) counts once.
+    let now = (env.state.clock)();
+    let health = teiten_dashboard::analyst::sensor_health(&env.state.reader, now)
+        .await
+        .unwrap();
+    assert!(
+        health.iter().any(|h| h.events_per_sec > 0.0),
+        "events in the last hour: {health:?}"
+    );
+    env.ch
+        .query(&format!(
+            "INSERT INTO {db}.sensor_reports SELECT * FROM {db}.sensor_reports",
+            db = common::DB
+        ))
+        .unwrap();
+    let again = teiten_dashboard::analyst::sensor_health(&env.state.reader, now)
+        .await
+        .unwrap();
+    assert_eq!(again, health);
+
     // Event search by source address and port, paged.
     let src = env
         .ch

@@ -56,14 +56,17 @@ pub const SENSOR_REPORTS_INSERT_COLUMNS: &str = "sensor_id, epoch, batch_seq, re
 const SENSORS_CURRENT: &str = "SELECT sensor_id, argMax(token_sha256, version) AS token, \
      argMax(revoked, version) AS revoked, toUInt32(argMax(changed, version)) AS changed \
      FROM {db}.sensors GROUP BY sensor_id ORDER BY sensor_id";
-/// What sensors reported: last seen, events in the last 5 minutes, latest counters.
+/// What sensors reported: last seen, events in the last 5 minutes, latest counters (each
+/// batch's report once, should an INSERT whose answer was lost have stored it twice).
 const SENSOR_STATUS: &str = "SELECT sensor_id, toUInt32(max(received)) AS last_seen, \
      toUInt64(sumIf(events, received >= now() - 300)) AS events_5m, \
      argMax(kernel_drops, (sealed_us, batch_seq)) AS kernel_drops, \
      argMax(spool_bytes, (sealed_us, batch_seq)) AS spool_bytes, \
      argMax(spool_dropped_events, (sealed_us, batch_seq)) AS spool_dropped_events, \
      toUInt64(sum(unknown_country)) AS unknown_country \
-     FROM {db}.sensor_reports GROUP BY sensor_id ORDER BY sensor_id";
+     FROM (SELECT sensor_id, received, events, sealed_us, batch_seq, kernel_drops, spool_bytes, \
+     spool_dropped_events, unknown_country FROM {db}.sensor_reports \
+     LIMIT 1 BY sensor_id, epoch, batch_seq) GROUP BY sensor_id ORDER BY sensor_id";
 
 /// Active day partitions of a table on this node (retention).
 const TABLE_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts \

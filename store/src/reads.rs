@@ -321,14 +321,16 @@ const SENSOR_REGISTRY: &str = "SELECT sensor_id, argMax(revoked, version) AS rev
      ORDER BY sensor_id";
 
 /// Sensor health from the reports since a time (analyst view): last seen, events in the last
-/// hour, latest counters. Binds: since-last-hour, since.
+/// hour, latest counters (each batch's report once). Binds: since-last-hour, since.
 const SENSOR_HEALTH: &str = "SELECT sensor_id, toUInt32(max(received)) AS last_seen, \
      toUInt64(sumIf(events, received >= toDateTime(?))) AS events_1h, \
      argMax(packets_captured, (sealed_us, batch_seq)) AS packets_captured, \
      argMax(kernel_drops, (sealed_us, batch_seq)) AS kernel_drops, \
      argMax(spool_bytes, (sealed_us, batch_seq)) AS spool_bytes, \
      argMax(spool_dropped_events, (sealed_us, batch_seq)) AS spool_dropped_events \
-     FROM {db}.sensor_reports WHERE received >= toDateTime(?) \
+     FROM (SELECT sensor_id, received, events, sealed_us, batch_seq, packets_captured, \
+     kernel_drops, spool_bytes, spool_dropped_events FROM {db}.sensor_reports \
+     WHERE received >= toDateTime(?) LIMIT 1 BY sensor_id, epoch, batch_seq) \
      GROUP BY sensor_id ORDER BY sensor_id";
 
 /// Raw event search (analyst view), newest first, one page. Binds: from, to, any_source,
