@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod chdb;
+pub mod clamd;
 pub mod clickhouse;
 mod daemon;
 pub mod gpg;

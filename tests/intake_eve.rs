@@ -6,13 +6,15 @@
 //! malformed lines none.
 
 mod aggregator_common;
+mod intake_common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aggregator_common::{token_hash, Agg};
+use intake_common::Intake;
 use teiten::clickhouse::Server;
 
 const DB: &str = "t_intake";
@@ -54,50 +56,6 @@ fn append(path: &Path, text: &str) {
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
-}
-
-struct Intake {
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Intake {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        self.child = Some(
-            Command::new(teiten::bin("teiten-intake"))
-                .args(["run", "--config"])
-                .arg(&self.config)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("teiten-intake starts"),
-        );
-    }
-
-    fn kill(&mut self) {
-        let mut c = self.child.take().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Intake {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn reports(ch: &Server) -> (u64, u64) {

@@ -33,6 +33,37 @@ pub struct Config {
     /// Suricata EVE JSON files (`[[eve]]`).
     #[serde(default)]
     pub eve: Vec<EveConfig>,
+    /// ClamAV detections spooled by clamd's `VirusEvent` (`[clamav]`).
+    #[serde(default)]
+    pub clamav: Option<ClamavConfig>,
+}
+
+/// `[clamav]`: the spool that `teiten-intake clamav-event` (clamd's `VirusEvent`) writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClamavConfig {
+    /// The spool directory; the hook's `--spool`. Default `/var/spool/teiten-intake/clamav`.
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+    /// TLP label of the reports. Default `amber`.
+    #[serde(default)]
+    pub tlp: Option<String>,
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("/var/spool/teiten-intake/clamav")
+}
+
+impl ClamavConfig {
+    /// How its events become reports.
+    pub fn mapping(&self) -> crate::clamav::Mapping {
+        crate::clamav::Mapping {
+            tlp: self
+                .tlp
+                .clone()
+                .unwrap_or_else(|| crate::clamav::Mapping::default().tlp),
+        }
+    }
 }
 
 /// `[aggregator]`.
@@ -133,8 +164,16 @@ impl Config {
         if !(10..=60_000).contains(&self.poll_ms) {
             return Err(bad("poll_ms", "must be 10 to 60000"));
         }
-        if self.eve.is_empty() {
-            return Err(bad("eve", "no file to follow ([[eve]] with a path)"));
+        if self.eve.is_empty() && self.clamav.is_none() {
+            return Err(bad(
+                "eve",
+                "nothing to take in: no file to follow ([[eve]] with a path) and no [clamav]",
+            ));
+        }
+        if let Some(t) = self.clamav.as_ref().and_then(|c| c.tlp.as_ref()) {
+            if teiten_exchange::config::Tlp::parse(t).is_none() {
+                return Err(bad("clamav.tlp", format!("`{t}` is not a TLP label")));
+            }
         }
         let mut states = Vec::new();
         for (i, e) in self.eve.iter().enumerate() {
@@ -252,6 +291,15 @@ mod tests {
             "x",
         )
         .unwrap_err();
-        assert!(no_eve.to_string().starts_with("eve: no file"));
+        assert!(no_eve.to_string().starts_with("eve: nothing to take in"));
+        let clamav_only = "[aggregator]\nurl = \"https://a\"\ntoken_file = \"/t\"\n[clamav]\n";
+        let c = Config::parse(clamav_only, "x").unwrap();
+        assert_eq!(
+            c.clamav.as_ref().unwrap().spool,
+            Path::new("/var/spool/teiten-intake/clamav")
+        );
+        assert_eq!(c.clamav.unwrap().mapping().tlp, "amber");
+        let bad_tlp = Config::parse(&format!("{clamav_only}tlp = \"x\"\n"), "x").unwrap_err();
+        assert!(bad_tlp.to_string().starts_with("clamav.tlp: `x`"));
     }
 }

@@ -7,7 +7,11 @@
 //! after a crash is stored once. While the aggregator is unavailable, the follower waits at
 //! the line it could not file; a report the aggregator refuses as invalid is logged with the
 //! file and offset and skipped.
+//!
+//! ClamAV detections come through clamd's own hook ([`clamav`]): clamd's `VirusEvent` runs
+//! `teiten-intake clamav-event`, which spools the detection; `run` files the spool.
 
+pub mod clamav;
 pub mod config;
 pub mod eve;
 pub mod follow;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use teiten_service::LogFormat;
 
-/// teiten's intake: follows Suricata's EVE JSON and files each alert with the aggregator.
+/// teiten's intake: follows Suricata's EVE JSON and ClamAV's detections and files each with the aggregator.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -31,6 +31,20 @@ enum Command {
     Run,
     /// Checks the configuration and says what it follows.
     CheckConfig,
+    /// clamd's `VirusEvent`: spools the detection clamd names in CLAM_VIRUSEVENT_FILENAME and
+    /// CLAM_VIRUSEVENT_VIRUSNAME for `run` to file (reads no configuration, sends nothing).
+    ClamavEvent {
+        /// The spool directory (`[clamav]` `spool` of the intake's configuration).
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/var/spool/teiten-intake/clamav"
+        )]
+        spool: PathBuf,
+        /// The host named in the report. Default: this machine's host name.
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// Prints the reports an EVE file's alerts become (JSON lines; nothing is filed).
     EveReports {
         /// The EVE JSON file (`-` for standard input).
@@ -65,6 +79,19 @@ fn run(command: Command, config: &std::path::Path) -> anyhow::Result<()> {
                     c.state_of(e).display()
                 );
             }
+            if let Some(cc) = &c.clamav {
+                println!("ClamAV events spooled in {}", cc.spool.display());
+            }
+        }
+        Command::ClamavEvent { spool, host } => {
+            use teiten_intake::clamav;
+            let host = host.unwrap_or_else(clamav::this_host);
+            let now = chrono::Utc::now()
+                .timestamp_nanos_opt()
+                .context("the clock is outside 1677-2262")?;
+            let event = clamav::event_from(|k| std::env::var(k).ok(), &host, now)?;
+            let path = clamav::spool_event(&spool, &event)?;
+            tracing::info!(file = %event.file, virus = %event.virus, spooled = %path.display(), "ClamAV detection spooled");
         }
         Command::EveReports { file } => {
             let input: Box<dyn BufRead> = if file.as_os_str() == "-" {

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::clamav::{self, Spool};
 use crate::config::Config;
 use crate::eve::{Mapping, Skip};
 use crate::follow::{FollowError, Follower, Line};
@@ -28,9 +29,13 @@ struct Source {
     mapping: Mapping,
 }
 
-/// The followers and the aggregator.
+/// Spooled events filed per round at most (the rest wait for the next round).
+const EVENTS_PER_ROUND: usize = 1000;
+
+/// The followers, the ClamAV spool and the aggregator.
 pub struct Intake {
     sources: Vec<Source>,
+    clamav: Option<(Spool, clamav::Mapping)>,
     aggregator: Aggregator,
     poll: Duration,
     /// Totals so far.
@@ -59,8 +64,17 @@ impl Intake {
                 })
             })
             .collect::<Result<_, FollowError>>()?;
+        let clamav = match &c.clamav {
+            Some(cc) => Some((
+                Spool::open(&cc.spool)
+                    .map_err(|e| anyhow::anyhow!("clamav.spool {}: {e}", cc.spool.display()))?,
+                cc.mapping(),
+            )),
+            None => None,
+        };
         Ok(Intake {
             sources,
+            clamav,
             aggregator,
             poll: Duration::from_millis(c.poll_ms),
             totals: Totals::default(),
@@ -111,7 +125,70 @@ impl Intake {
                 break;
             }
         }
+        if available {
+            available = self.clamav_round();
+        }
         Ok(available)
+    }
+
+    /// Files the oldest spooled ClamAV events; false when the aggregator was unavailable. An
+    /// event is removed once stored; one the aggregator refuses, or that cannot be read, is
+    /// moved to `rejected/` and logged. A spool that cannot be listed is logged and tried
+    /// again next round.
+    fn clamav_round(&mut self) -> bool {
+        let Some((spool, mapping)) = &self.clamav else {
+            return true;
+        };
+        let events = match spool.oldest(EVENTS_PER_ROUND) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(spool = %spool.dir().display(), "Cannot list the ClamAV spool: {e}");
+                return true;
+            }
+        };
+        let totals = &mut self.totals;
+        let reject = |s: &clamav::Spooled, why: &str, totals: &mut Totals| {
+            totals.rejected += 1;
+            match spool.reject(s) {
+                Ok(to) => {
+                    tracing::error!(event = %s.path.display(), moved = %to.display(), "Skipped a ClamAV event: {why}")
+                }
+                Err(e) => {
+                    tracing::error!(event = %s.path.display(), "Skipped a ClamAV event: {why}; moving it aside failed: {e}")
+                }
+            }
+        };
+        for s in &events {
+            let event = match &s.event {
+                Ok(e) => e,
+                Err(why) => {
+                    reject(s, why, totals);
+                    continue;
+                }
+            };
+            let report = mapping.report(event);
+            match self.aggregator.file(&report) {
+                Ok(f) => {
+                    if f.duplicate {
+                        totals.duplicates += 1;
+                    } else {
+                        totals.filed += 1;
+                        tracing::info!(id = %f.id, colour = %f.colour, host = %report.host, virus = %event.virus, "ClamAV detection filed");
+                    }
+                    if let Err(e) = spool.done(s) {
+                        tracing::error!(event = %s.path.display(), "Filed, but removing the spooled event failed (it is filed again, and stored once): {e}");
+                    }
+                }
+                Err(PostError::Refused { status, detail }) => {
+                    reject(s, &format!("refused with {status}: {detail}"), totals)
+                }
+                Err(PostError::Unavailable(why)) => {
+                    tracing::warn!(event = %s.path.display(), %why, "Aggregator unavailable; this detection is filed when it is back");
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Rounds until `stop` is set, waiting `poll_ms` between them and backing off (up to 30
@@ -142,7 +219,7 @@ pub fn run(config: &Config) -> anyhow::Result<Totals> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let mut intake = Intake::new(config)?;
-    tracing::info!(files = config.eve.len(), aggregator = %config.aggregator.url, "Intake started");
+    tracing::info!(files = config.eve.len(), clamav_spool = ?config.clamav.as_ref().map(|c| &c.spool), aggregator = %config.aggregator.url, "Intake started");
     intake.run_until(&stop)?;
     tracing::info!(totals = ?intake.totals, "Intake stopped");
     Ok(intake.totals)
