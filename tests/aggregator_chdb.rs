@@ -115,7 +115,7 @@ fn schema_and_queries_run_on_current_clickhouse_via_chdb() {
     let version = stdout.lines().next().unwrap_or("");
     assert!(version.starts_with("chdb ClickHouse 2"), "{stdout}");
     assert!(
-        stdout.contains("ok: 42 DDL (twice), 37 legacy DDL upgraded by 18,"),
+        stdout.contains("ok: 43 DDL (twice), 38 legacy DDL upgraded by 18,"),
         "{stdout}"
     );
     // What migrate reads of the new, the upgraded and the hand-changed database on 26.x,

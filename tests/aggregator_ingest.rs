@@ -17,7 +17,7 @@ fn migrations_are_idempotent_and_check_the_version() {
     let run =
         |args: &[&str]| teiten::run_ok(teiten::configured("teiten-aggregator", &config).args(args));
     let first = run(&["migrate"]);
-    assert!(first.starts_with("40 step(s) applied"), "{first}");
+    assert!(first.starts_with("41 step(s) applied"), "{first}");
     let second = run(&["migrate"]);
     assert_eq!(second.trim(), "0 step(s) applied");
     let tables = ch
@@ -30,6 +30,7 @@ fn migrations_are_idempotent_and_check_the_version() {
          internal_reports\tMergeTree\n\
          iodef_imports\tMergeTree\n\
          iodef_indicators\tMergeTree\n\
+         report_cases\tMergeTree\n\
          scan_events\tMergeTree\n\
          scan_networks_1h\tAggregatingMergeTree\n\
          scan_networks_1h_mv\tMaterializedView\n\

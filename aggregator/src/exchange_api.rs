@@ -80,18 +80,18 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(PARTNER_FILE_PATH, get(partner_file))
 }
 
-fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn refuse(status: StatusCode, error: &str, detail: impl Into<String>) -> Response {
+pub(crate) fn refuse(status: StatusCode, error: &str, detail: impl Into<String>) -> Response {
     answer(
         status,
         serde_json::json!({"error": error, "detail": detail.into()}),
     )
 }
 
-fn from_error(e: &ExchangeError, retry_after: u64) -> Response {
+pub(crate) fn from_error(e: &ExchangeError, retry_after: u64) -> Response {
     match e {
         ExchangeError::Invalid(m) => refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m.clone()),
         ExchangeError::ClickHouse { .. } => {
@@ -119,7 +119,7 @@ fn from_error(e: &ExchangeError, retry_after: u64) -> Response {
 /// The SHA-256 of the bearer token, or the 401 answer when there is none (returned at once by
 /// the handler, so its size does not matter).
 #[allow(clippy::result_large_err)]
-fn token_hash(headers: &HeaderMap) -> Result<[u8; 32], Response> {
+pub(crate) fn token_hash(headers: &HeaderMap) -> Result<[u8; 32], Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -138,7 +138,7 @@ fn token_hash(headers: &HeaderMap) -> Result<[u8; 32], Response> {
 }
 
 /// Reads at most `max` bytes of a body; the 413 or 400 answer when it is longer or unreadable.
-async fn body_bytes(body: Body, max: usize) -> Result<Bytes, Response> {
+pub(crate) async fn body_bytes(body: Body, max: usize) -> Result<Bytes, Response> {
     match axum::body::to_bytes(body, max).await {
         Ok(b) => Ok(b),
         Err(e) => {

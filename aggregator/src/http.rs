@@ -173,6 +173,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .merge(crate::exchange_api::routes())
+        .merge(crate::cases_api::routes())
         // The ingest handler enforces its own limit with a reason in the answer.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

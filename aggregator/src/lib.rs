@@ -6,10 +6,11 @@
 //! `config` (TOML, validated before I/O), `as_names` (names of the source ASes for the
 //! dashboard), `registry` (sensors and tokens), `store` (dedup,
 //! backpressure, the writer), `http` (`app()`, with the exchange's endpoints from
-//! `exchange_api`), `metrics`, `server` (running it all).
+//! `exchange_api` and the investigation's from `cases_api`), `metrics`, `server` (running it all).
 //! See `aggregator/README.md` for the tables the dashboard and the IODEF export read.
 
 mod as_names;
+mod cases_api;
 mod config;
 mod exchange_api;
 mod http;

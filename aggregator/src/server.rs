@@ -188,6 +188,41 @@ pub async fn serve(settings: Settings) -> Result<()> {
         }
     });
 
+    let cases_client = exchange_client.clone();
+    let cases_db = cfg.clickhouse.database.clone();
+    let cases_exchange = exchange.clone();
+    let cases_loop = tokio::spawn(async move {
+        let Some(cases) = cases_exchange.cases.clone() else {
+            return;
+        };
+        tracing::info!(
+            employees = cases.directory.len(),
+            questionnaires = cases.questionnaires.len(),
+            "Investigation loop started"
+        );
+        let every = Duration::from_secs(cases.config.interval_secs);
+        loop {
+            let r = teiten_exchange::cases::worker::run_round(
+                &cases_client,
+                &cases_db,
+                &cases_exchange,
+                &cases,
+                time::now(),
+            )
+            .await;
+            if r.opened + r.requested + r.escalated + r.alerted > 0 || !r.errors.is_empty() {
+                tracing::info!(
+                    opened = r.opened,
+                    requested = r.requested,
+                    escalated = r.escalated,
+                    alerted = r.alerted,
+                    errors = ?r.errors,
+                    "Cases round"
+                );
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
     let exchange_db = cfg.clickhouse.database.clone();
     let exchange_every = Duration::from_secs(cfg.exchange.interval_secs);
     let scheduling = cfg.exchange.scheduler;
@@ -238,6 +273,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
         .map_err(io("serving HTTP"))?;
     reloader.abort();
     refresher.abort();
+    cases_loop.abort();
     namer.abort();
     retainer.abort();
     digester.abort();

@@ -113,6 +113,14 @@ pub struct ExchangeConfig {
     /// Triage rules, in order (`[[exchange.triage]]`); without any, [`default_rules`] apply.
     #[serde(default, rename = "triage")]
     pub triage: Vec<TriageRule>,
+    /// The investigation of reports with the affected employee (`[exchange.cases]`): the
+    /// questionnaire mail, reminders, escalation and alerts. Default none.
+    #[serde(default)]
+    pub cases: Option<crate::cases::CasesConfig>,
+    /// Questionnaires per kind of detection (`[[exchange.questionnaire]]`); without any,
+    /// [`crate::cases::default_questionnaires`] (removable media, for antivirus detections).
+    #[serde(default, rename = "questionnaire")]
+    pub questionnaires: Vec<crate::cases::Questionnaire>,
 }
 
 /// `[exchange.smtp]`: the submission server that mails partners their daily files
@@ -292,6 +300,11 @@ pub struct ReporterConfig {
     /// offers them for download. Default false.
     #[serde(default)]
     pub outbox: bool,
+    /// May also serve the questionnaires of `[exchange.cases]`, read case histories and set
+    /// a case's colour for an analyst (`/api/v1/questionnaire/{token}`,
+    /// `/api/v1/cases/...`): the dashboard's reporter. Default false.
+    #[serde(default)]
+    pub cases: bool,
 }
 
 /// `[[exchange.triage]]`: when a report matches every condition given, its colour becomes
@@ -320,6 +333,11 @@ pub struct TriageRule {
     /// The window of `repeated`, in hours. Default 24.
     #[serde(default = "default_window")]
     pub window_hours: u32,
+    /// Matches once the employee answered the questionnaire, when every question named got
+    /// one of the choices listed (`answers = { owner = ["private", "other"] }`). Default: no
+    /// condition (also before an answer).
+    #[serde(default)]
+    pub answers: std::collections::BTreeMap<String, Vec<String>>,
     /// The colour given: `green`, `yellow` or `red`. Required unless `escalate`.
     #[serde(default)]
     pub colour: Option<String>,
@@ -661,6 +679,8 @@ pub struct Rule {
     pub hosts: Vec<IpNet>,
     /// Repetition condition: (count, window in seconds).
     pub repeated: Option<(u32, u32)>,
+    /// Answer conditions: question id, the choices any of which matches.
+    pub answers: std::collections::BTreeMap<String, Vec<String>>,
     /// What it does.
     pub action: Action,
 }
@@ -674,8 +694,11 @@ pub enum Action {
     Escalate,
 }
 
-/// The rules used when the config has none: intrusions are red, malware and DoS yellow, and
-/// a host reported three times within 24 hours escalates.
+/// The rules used when the config has none. Once the employee answered the default USB
+/// questionnaire: a company medium scanned before it left the office is green, any other
+/// answer yellow, and a medium used at a customer's site escalates. Before an answer (and for
+/// reports nobody is asked about): intrusions are red, malware and DoS yellow. A host
+/// reported three times within 24 hours escalates.
 pub fn default_rules() -> Vec<Rule> {
     let set = |name: &str, cats: &[&str], c| Rule {
         name: name.into(),
@@ -683,9 +706,43 @@ pub fn default_rules() -> Vec<Rule> {
         sources: vec![],
         hosts: vec![],
         repeated: None,
+        answers: Default::default(),
         action: Action::Set(c),
     };
+    let answered = |name: &str, answers: &[(&str, &[&str])], action| Rule {
+        name: name.into(),
+        categories: vec![],
+        sources: vec![],
+        hosts: vec![],
+        repeated: None,
+        answers: answers
+            .iter()
+            .map(|(q, cs)| {
+                (
+                    (*q).to_owned(),
+                    cs.iter().map(|c| (*c).to_owned()).collect(),
+                )
+            })
+            .collect(),
+        action,
+    };
+    let any_owner: &[&str] = &["company", "private", "customer", "other"];
     vec![
+        answered(
+            "usb-company-medium-scanned-is-green",
+            &[("owner", &["company"]), ("scanned", &["yes"])],
+            Action::Set(Colour::Green),
+        ),
+        answered(
+            "usb-other-answers-are-yellow",
+            &[("owner", any_owner)],
+            Action::Set(Colour::Yellow),
+        ),
+        answered(
+            "usb-used-at-customer-escalates",
+            &[("places", &["customer"])],
+            Action::Escalate,
+        ),
         set("intrusion-is-red", &["intrusion"], Colour::Red),
         set(
             "malware-or-dos-is-yellow",
@@ -698,6 +755,7 @@ pub fn default_rules() -> Vec<Rule> {
             sources: vec![],
             hosts: vec![],
             repeated: Some((3, 24 * 3600)),
+            answers: Default::default(),
             action: Action::Escalate,
         },
     ]
@@ -712,6 +770,8 @@ pub struct Reporter {
     pub token_sha256: [u8; 32],
     /// May fetch the daily partner files (`outbox = true`).
     pub outbox: bool,
+    /// May serve questionnaires and work cases (`cases = true`).
+    pub cases: bool,
 }
 
 /// `[exchange]` after validation.
@@ -731,6 +791,10 @@ pub struct Exchange {
     pub signer: Option<std::sync::Arc<crate::sign::Signer>>,
     /// The mail server (`[exchange.smtp]`), checked.
     pub smtp: Option<Smtp>,
+    /// The questionnaires, checked (the default when none are configured).
+    pub questionnaires: Vec<crate::cases::Questionnaire>,
+    /// The investigation loop (`[exchange.cases]`), checked, its directory loaded.
+    pub cases: Option<std::sync::Arc<crate::cases::Cases>>,
 }
 
 impl Exchange {
@@ -1179,6 +1243,7 @@ impl ExchangeConfig {
                 name: r.name.clone(),
                 token_sha256: hash,
                 outbox: r.outbox,
+                cases: r.cases,
             });
         }
         // A token names its caller: one that two partners (or two reporters) share would hand
@@ -1257,8 +1322,13 @@ impl ExchangeConfig {
                 sources: r.sources.clone(),
                 hosts: r.hosts.clone(),
                 repeated: r.repeated.map(|n| (n, r.window_hours.saturating_mul(3600))),
+                answers: r.answers.clone(),
                 action,
             });
+        }
+        let questionnaires = crate::cases::check_questionnaires(&self.questionnaires)?;
+        for r in &self.triage {
+            crate::cases::check_rule_answers(&r.name, &r.answers, &questionnaires)?;
         }
         if rules.is_empty() {
             rules = default_rules();
@@ -1282,7 +1352,21 @@ impl ExchangeConfig {
             .as_ref()
             .map(|c| c.check(self.csirt_email.as_deref()))
             .transpose()?;
+        let cases = self
+            .cases
+            .as_ref()
+            .map(|c| {
+                c.check(
+                    questionnaires.clone(),
+                    self.csirt_email.as_deref(),
+                    smtp.is_some(),
+                )
+            })
+            .transpose()?
+            .map(std::sync::Arc::new);
         Ok(Exchange {
+            questionnaires,
+            cases,
             smtp,
             signer,
             config: self,
@@ -1586,7 +1670,9 @@ mod tests {
         assert_eq!(w.version, iodef::Version::V1);
         assert_eq!(w.tlp, Tlp::Green);
         assert_eq!(w.timezone, Tz::Asia__Tokyo);
-        assert_eq!(x.rules.len(), 3, "default rules");
+        assert_eq!(x.rules.len(), 6, "default rules");
+        assert_eq!(x.questionnaires[0].name, "usb", "the default questionnaire");
+        assert!(x.cases.is_none());
     }
 
     #[test]

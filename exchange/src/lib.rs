@@ -17,6 +17,7 @@
 //! `exchange.interval_secs`: export each partner's previous day once it is due, retry failed
 //! deliveries, import the inbox.
 
+pub mod cases;
 pub mod config;
 pub mod correlate;
 pub mod deliver;

@@ -1,3 +1,6 @@
+//! The one mail module: partners' daily files ([`compose`]) and the investigation's plain-text
+//! mails ([`text`]), both sent by [`send`] through `[exchange.smtp]`.
+//!
 //! E-mail delivery of a partner's day, as national CSIRTs receive Shadowserver's reports: one
 //! message to the partner's `mail_to`, through the submission server of `[exchange.smtp]`
 //! (STARTTLS or TLS required, AUTH only over TLS; lettre), with every file of the day gzipped
@@ -223,6 +226,32 @@ fn transport(smtp: &Smtp) -> Result<SmtpTransport, String> {
         b = b.credentials(Credentials::new(user.clone(), password));
     }
     Ok(b.build())
+}
+
+/// A plain-text message from `[exchange.smtp]`'s From to `to` (with `cc`), as the
+/// investigation of reports sends them ([`crate::cases`]).
+pub fn text(
+    smtp: &Smtp,
+    to: &[lettre::message::Mailbox],
+    cc: &[lettre::message::Mailbox],
+    subject: &str,
+    body: String,
+) -> Result<Message, String> {
+    let mut b = Message::builder()
+        .from(smtp.from.clone())
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN);
+    if to.is_empty() {
+        return Err("a message needs a recipient".into());
+    }
+    for m in to {
+        b = b.to(m.clone());
+    }
+    for m in cc {
+        b = b.cc(m.clone());
+    }
+    b.body(body)
+        .map_err(|e| format!("composing \"{subject}\": {e}"))
 }
 
 /// Sends `message`; the error names the server and what it answered.

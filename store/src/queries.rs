@@ -273,6 +273,60 @@ const CORRELATE_REPORTS: &str = "SELECT id, toUInt32(detected) AS detected, cate
      toString(colour) AS colour, host, tlp FROM {db}.internal_reports \
      WHERE has(addresses, ?) OR host = ? ORDER BY detected DESC, id LIMIT 100";
 
+/// Columns of a case event row.
+pub const REPORT_CASES_INSERT_COLUMNS: &str = "reporter, id, version, at, event, actor, colour, \
+     rules, questionnaire, employee, name, email, department, manager, token_sha256, expires, \
+     answers, note";
+/// Internal reports received at or after a time that have no case yet, oldest first (the
+/// outer query reads a subquery, so that on a cluster the `IN` is not sent to the shards).
+/// Binds: the time (Unix seconds), most rows.
+const CASES_NEW: &str = "SELECT id, received, detected, reporter, source, host, category, \
+     description, addresses, countries, ports, protocol, hashes, urls, tlp, colour, rules \
+     FROM (SELECT id, toUInt32(received) AS received, toUInt32(detected) AS detected, reporter, \
+     source, host, category, description, addresses, countries, ports, protocol, hashes, urls, \
+     tlp, toString(colour) AS colour, rules FROM {db}.internal_reports \
+     WHERE received >= toDateTime(?)) \
+     WHERE (reporter, id) NOT IN (SELECT reporter, id FROM {db}.report_cases) \
+     ORDER BY received, reporter, id LIMIT ?";
+/// The state of every case opened at or after a time that still needs something done: not
+/// alerted, not overridden by an analyst, not answered green, and not a green report nobody
+/// is asked about. The colour is the newest of
+/// the opening, the answer and an override. Binds: the time (Unix seconds), most rows.
+const CASES_OPEN: &str = "SELECT reporter, id, \
+     anyIf(questionnaire, event = 'opened') AS case_questionnaire, \
+     anyIf(employee, event = 'opened') AS case_employee, \
+     anyIf(name, event = 'opened') AS case_name, \
+     anyIf(email, event = 'opened') AS case_email, \
+     anyIf(department, event = 'opened') AS case_department, \
+     anyIf(manager, event = 'opened') AS case_manager, \
+     toString(argMaxIf(colour, version, event IN ('opened', 'answered', 'overridden'))) \
+     AS case_colour, \
+     argMaxIf(rules, version, event IN ('opened', 'answered', 'overridden')) AS case_rules, \
+     toUInt32(minIf(at, event = 'opened')) AS opened, \
+     countIf(event = 'sent' AND note = 'request') AS requests, \
+     toUInt32(minIf(at, event = 'sent' AND note = 'request')) AS first_request, \
+     countIf(event = 'sent' AND note = 'reminder') AS reminders, \
+     countIf(event = 'sent' AND note = 'alert') AS alert_mails, \
+     countIf(event = 'sent' AND note = 'webhook') AS alert_hooks, \
+     countIf(event = 'escalated') AS escalations, \
+     countIf(event = 'answered') AS answered, \
+     countIf(event = 'alerted') AS alerts, \
+     countIf(event = 'overridden') AS overrides \
+     FROM {db}.report_cases GROUP BY reporter, id \
+     HAVING opened >= ? AND alerts = 0 AND overrides = 0 \
+     AND NOT (answered > 0 AND case_colour = 'green') \
+     AND NOT (case_questionnaire = '' AND case_colour = 'green') \
+     ORDER BY opened, reporter, id LIMIT ?";
+/// The case a questionnaire link belongs to, by the SHA-256 of its token. Binds: the hex digest.
+const CASE_BY_TOKEN: &str = "SELECT reporter, id, toUInt32(expires) AS case_expires, \
+     questionnaire FROM {db}.report_cases WHERE event = 'requested' AND token_sha256 = ? \
+     ORDER BY version LIMIT 1";
+/// Every step of one case, oldest first. Binds: reporter, id.
+const CASE_HISTORY: &str = "SELECT toUInt32(at) AS case_at, toString(event) AS case_event, \
+     actor, toString(colour) AS case_colour, rules, questionnaire, employee, name, email, \
+     department, manager, toUInt32(expires) AS case_expires, answers, note, version \
+     FROM {db}.report_cases WHERE reporter = ? AND id = ? ORDER BY version";
+
 /// Source ASes of the network rollup since a time that `as_names` does not name yet (the
 /// outer query reads a subquery, so that on a cluster the `IN` is not sent to the shards:
 /// 18.16 refuses a distributed table in an `IN` of a distributed query). Binds: the time (Unix
@@ -619,6 +673,27 @@ pub fn unnamed_asns(db: &str, since: i64, limit: u32) -> Statement {
     with_db(UNNAMED_ASNS, db).bind(since).bind(limit)
 }
 
+/// Reports received at or after `since` (Unix seconds) without a case, oldest first, at most
+/// `limit`: the columns of the recent reports.
+pub fn cases_new(db: &str, since: i64, limit: u32) -> Statement {
+    with_db(CASES_NEW, db).bind(since).bind(limit)
+}
+
+/// The cases opened at or after `since` that still need something done, at most `limit`.
+pub fn cases_open(db: &str, since: i64, limit: u32) -> Statement {
+    with_db(CASES_OPEN, db).bind(since).bind(limit)
+}
+
+/// The case of a questionnaire link (the hex SHA-256 of its token).
+pub fn case_by_token(db: &str, token_sha256: &str) -> Statement {
+    with_db(CASE_BY_TOKEN, db).bind(token_sha256)
+}
+
+/// Every step of one case, oldest first.
+pub fn case_history(db: &str, reporter: &str, id: &str) -> Statement {
+    with_db(CASE_HISTORY, db).bind(reporter).bind(id)
+}
+
 /// Sample values: 2025-11-21 (a whole UTC day).
 const FROM: i64 = 1_763_683_200;
 const TO: i64 = 1_763_769_600;
@@ -710,6 +785,10 @@ pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
         ("correlate imports", correlate_imports(db, "::ffff:1.0.0.1")),
         ("correlate reports", correlate_reports(db, "1.0.0.1")),
         ("unnamed asns", unnamed_asns(db, FROM, 10_000)),
+        ("cases new", cases_new(db, FROM, 1000)),
+        ("cases open", cases_open(db, FROM, 1000)),
+        ("case by token", case_by_token(db, &"ab".repeat(32))),
+        ("case history", case_history(db, "ids-1", "r1")),
     ]
 }
 
@@ -797,6 +876,13 @@ const SAMPLE_INSERTS: &[(&str, &str, &str)] = &[
         "('r1', toDateTime(1763700100), toDateTime(1763700000), 'ids-1', 'ids', '192.0.2.10', \
          'intrusion', 'shell on web server', ['1.0.0.1'], ['AU'], [22], 6, [], [], 'amber', \
          'red', 'intrusion-is-red')",
+    ),
+    (
+        "report_cases",
+        REPORT_CASES_INSERT_COLUMNS,
+        "('ids-1', 'r1', 1763700200000000, toDateTime(1763700200), 'opened', 'teiten', 'red', \
+         'intrusion-is-red', 'usb', 'tanaka', 'Tanaka Hanako', 'tanaka@corp.example', 'Sales', \
+         'sato@corp.example', '', toDateTime(0), '', '')",
     ),
     (
         "sensor_reports",

@@ -307,6 +307,30 @@ const INTERNAL_REPORTS_COLUMNS: &str = "\
     colour Enum8('green' = 0, 'yellow' = 1, 'red' = 2), \
     rules String";
 
+/// Every step of an internal report's case: opened (who, which questionnaire), a link issued,
+/// a mail or webhook sent or failed, answered, escalated, alerted, overridden by an analyst. Append-only:
+/// the history is the rows in `version` order, the state their aggregate.
+const REPORT_CASES_COLUMNS: &str = "\
+    reporter String, \
+    id String, \
+    version UInt64, \
+    at DateTime, \
+    event Enum8('opened' = 0, 'requested' = 1, 'sent' = 2, 'send_failed' = 3, \
+        'answered' = 4, 'escalated' = 5, 'alerted' = 6, 'overridden' = 7), \
+    actor String, \
+    colour Enum8('green' = 0, 'yellow' = 1, 'red' = 2), \
+    rules String, \
+    questionnaire String, \
+    employee String, \
+    name String, \
+    email String, \
+    department String, \
+    manager String, \
+    token_sha256 String, \
+    expires DateTime, \
+    answers String, \
+    note String";
+
 /// A storage table: name, columns, engine family and its argument, partition, order.
 #[derive(Debug, Clone, Copy)]
 struct Storage {
@@ -432,6 +456,16 @@ const TABLES: &[Storage] = &[
         order: "(id, detected)",
         settings: "",
         shard_key: "cityHash64(id)",
+    },
+    Storage {
+        name: "report_cases",
+        columns: REPORT_CASES_COLUMNS,
+        engine: "MergeTree",
+        engine_arg: "",
+        partition: "tuple()",
+        order: "(reporter, id, version)",
+        settings: "",
+        shard_key: "cityHash64(reporter, id)",
     },
 ];
 
@@ -1079,6 +1113,7 @@ mod tests {
                 "iodef_imports",
                 "iodef_indicators",
                 "internal_reports",
+                "report_cases",
                 "scan_rollup_5m",
                 "scan_rollup_1h",
                 "scan_ports_5m",
@@ -1123,8 +1158,8 @@ mod tests {
                 .find(|s| s.object == name && s.when == When::Missing)
                 .unwrap()
         };
-        // A new database gets 40 objects: the upgrade steps find nothing to do there.
-        assert_eq!(s.iter().filter(|s| s.when == When::Missing).count(), 40);
+        // A new database gets 41 objects: the upgrade steps find nothing to do there.
+        assert_eq!(s.iter().filter(|s| s.when == When::Missing).count(), 41);
         let alter = s.iter().find(|s| s.when != When::Missing).unwrap();
         assert_eq!(
             alter.sql,
@@ -1232,7 +1267,7 @@ mod tests {
     #[test]
     fn legacy_schema_and_its_upgrade() {
         let old = legacy_steps("v0", &Layout::Single);
-        assert_eq!(old.len(), 37);
+        assert_eq!(old.len(), 38);
         let ev = old.iter().find(|s| s.object == "scan_events").unwrap();
         assert!(
             ev.sql.contains("country FixedString(2)) ENGINE"),

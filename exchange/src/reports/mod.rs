@@ -22,5 +22,6 @@ mod store;
 mod triage;
 
 pub use input::{Checked, Indicators, ReportInput};
+pub(crate) use store::triage_with_counts;
 pub use store::{by_id, canonical, file, for_partner, recent, Filed, StoredReport};
-pub use triage::triage;
+pub use triage::{triage, Choices, Facts};

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 
-use super::triage::{matches_static, triage};
+use super::triage::{matches_static, triage, Facts};
 use super::ReportInput;
 use crate::config::{Countries, Exchange, Partner, Tlp};
 use crate::ExchangeError;
@@ -123,28 +123,15 @@ pub async fn file(
             duplicate: true,
         });
     }
-    // Repetition counts, one query per distinct window, before anything is written.
-    let mut counts: Vec<(u32, u64)> = Vec::new();
-    for rule in &x.rules {
-        if let Some((_, window)) = rule.repeated {
-            if !counts.iter().any(|(w, _)| *w == window) && matches_static(rule, &r) {
-                let since = (r.detected - i64::from(window)).max(0);
-                let n: u64 = queries::host_reports_since(db, &r.input.host, since)
-                    .fetch_one(client)
-                    .await
-                    .map_err(|e| {
-                        ExchangeError::ch(format!("counting reports on {}", r.input.host), e)
-                    })?;
-                counts.push((window, n));
-            }
-        }
-    }
-    let (colour, fired) = triage(&x.rules, &r, |w| {
-        counts
-            .iter()
-            .find(|(cw, _)| *cw == w)
-            .map_or(0, |(_, n)| *n)
-    });
+    let (colour, fired) = triage_with_counts(
+        client,
+        db,
+        &x.rules,
+        &Facts::of(&r),
+        &r.input.host,
+        r.detected,
+    )
+    .await?;
     let i = &r.input.indicators;
     let addresses: Vec<String> = i.addresses.iter().map(|a| canonical(*a)).collect();
     let countries: Vec<String> = i
@@ -191,6 +178,37 @@ pub async fn file(
         rules: fired,
         duplicate: false,
     })
+}
+
+/// Triage with the repetition counts read from ClickHouse (one query per distinct window of
+/// the rules that otherwise match), before anything is written.
+pub(crate) async fn triage_with_counts(
+    client: &Client,
+    db: &str,
+    rules: &[crate::config::Rule],
+    facts: &Facts<'_>,
+    host: &str,
+    detected: i64,
+) -> Result<(crate::config::Colour, Vec<String>), ExchangeError> {
+    let mut counts: Vec<(u32, u64)> = Vec::new();
+    for rule in rules {
+        if let Some((_, window)) = rule.repeated {
+            if !counts.iter().any(|(w, _)| *w == window) && matches_static(rule, facts) {
+                let since = (detected - i64::from(window)).max(0);
+                let n: u64 = queries::host_reports_since(db, host, since)
+                    .fetch_one(client)
+                    .await
+                    .map_err(|e| ExchangeError::ch(format!("counting reports on {host}"), e))?;
+                counts.push((window, n));
+            }
+        }
+    }
+    Ok(triage(rules, facts, |w| {
+        counts
+            .iter()
+            .find(|(cw, _)| *cw == w)
+            .map_or(0, |(_, n)| *n)
+    }))
 }
 
 /// An address as stored and searched (IPv4 dotted, IPv6 compressed; IPv4-mapped as IPv4).

@@ -1,22 +1,62 @@
-//! Triage: the configured rules colour a checked report green, yellow or red.
+//! Triage: the configured rules colour a report green, yellow or red, from what was detected
+//! and, once the employee answered the questionnaire, from the answers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use super::Checked;
 use crate::config::{Action, Colour, Rule};
 
-/// Whether a rule's conditions, other than repetition, hold.
-pub(super) fn matches_static(rule: &Rule, r: &Checked) -> bool {
-    (rule.categories.is_empty() || rule.categories.contains(&r.input.category))
-        && (rule.sources.is_empty() || rule.sources.contains(&r.input.source))
+/// The chosen choices of a questionnaire's answers, by question id.
+pub type Choices = BTreeMap<String, Vec<String>>;
+
+/// What the rules look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The report's category.
+    pub category: &'a str,
+    /// Its source.
+    pub source: &'a str,
+    /// The affected host as an address, when it is one.
+    pub host_ip: Option<IpAddr>,
+    /// The answers' choices, once answered.
+    pub answers: Option<&'a Choices>,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts of a report as filed (not answered yet).
+    pub fn of(r: &'a Checked) -> Facts<'a> {
+        Facts {
+            category: &r.input.category,
+            source: &r.input.source,
+            host_ip: r.host_ip,
+            answers: None,
+        }
+    }
+}
+
+/// Whether a rule's conditions, other than repetition, hold. A rule with `answers` holds only
+/// once answered, when every question it names got one of its choices.
+pub(crate) fn matches_static(rule: &Rule, f: &Facts<'_>) -> bool {
+    (rule.categories.is_empty() || rule.categories.iter().any(|c| c == f.category))
+        && (rule.sources.is_empty() || rule.sources.iter().any(|s| s == f.source))
         && (rule.hosts.is_empty()
-            || r.host_ip
+            || f.host_ip
                 .is_some_and(|ip| rule.hosts.iter().any(|n| n.contains(&ip))))
+        && (rule.answers.is_empty()
+            || f.answers.is_some_and(|a| {
+                rule.answers.iter().all(|(q, wanted)| {
+                    a.get(q)
+                        .is_some_and(|got| got.iter().any(|g| wanted.contains(g)))
+                })
+            }))
 }
 
 /// Applies the rules. `repeats(window_secs)` counts the earlier reports on the same host in the
 /// window before the detection time.
 pub fn triage(
     rules: &[Rule],
-    r: &Checked,
+    r: &Facts<'_>,
     mut repeats: impl FnMut(u32) -> u64,
 ) -> (Colour, Vec<String>) {
     let mut colour = None;
@@ -60,7 +100,8 @@ mod tests {
     fn default_rules_colour_by_category_and_escalate_repeats() {
         let r = rules("");
         let t = |cat, repeats| {
-            let (c, fired) = triage(&r, &input(cat, "192.0.2.10").check().unwrap(), |_| repeats);
+            let checked = input(cat, "192.0.2.10").check().unwrap();
+            let (c, fired) = triage(&r, &Facts::of(&checked), |_| repeats);
             (c, fired.join(","))
         };
         assert_eq!(t("intrusion", 0), (Colour::Red, "intrusion-is-red".into()));
@@ -89,11 +130,15 @@ mod tests {
             "[[triage]]\nname = \"customer-facing\"\nhosts = [\"203.0.113.0/24\"]\ncolour = \"red\"\n\
              [[triage]]\nname = \"ids-yellow\"\nsources = [\"ids\"]\ncolour = \"yellow\"\n",
         );
-        let (c, f) = triage(&r, &input("scan", "203.0.113.5").check().unwrap(), |_| 0);
+        let t = |host: &str| {
+            let checked = input("scan", host).check().unwrap();
+            triage(&r, &Facts::of(&checked), |_| 0)
+        };
+        let (c, f) = t("203.0.113.5");
         assert_eq!((c, f), (Colour::Red, vec!["customer-facing".to_owned()]));
-        let (c, f) = triage(&r, &input("scan", "198.51.100.1").check().unwrap(), |_| 0);
+        let (c, f) = t("198.51.100.1");
         assert_eq!((c, f), (Colour::Yellow, vec!["ids-yellow".to_owned()]));
-        let (c, _) = triage(&r, &input("scan", "web01.example").check().unwrap(), |_| 0);
+        let (c, _) = t("web01.example");
         assert_eq!(c, Colour::Yellow, "a host name matches no network");
     }
 }

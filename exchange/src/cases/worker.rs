@@ -1,0 +1,504 @@
+//! One round of the investigation loop: open a case for every new report, mail links,
+//! reminders and escalations when due, and alert the CSIRT at yellow and above.
+//!
+//! Every decision is taken from the stored steps ([`super::store::OpenCase`]), so a round
+//! after a restart picks up where the last one stopped. A link's token is stored (as its
+//! digest) before the mail carrying it is sent, and the mail is recorded as sent after the
+//! server accepted it: a crash in between sends that mail again with a new link, and both
+//! links work. A mail or webhook that fails is recorded with the reason and tried again next
+//! round.
+
+use std::time::Duration;
+
+use clickhouse::Client;
+use serde_json::json;
+
+use super::config::Cases;
+use super::store::{self, new_token, CaseRow, OpenCase, Step};
+use crate::config::{Colour, Exchange};
+use crate::mail;
+use crate::reports::{self, StoredReport};
+use crate::ExchangeError;
+use teiten_store::queries;
+
+/// New reports opened per round at most, and open cases looked at.
+const PER_ROUND: u32 = 500;
+/// The webhook's timeout.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Round {
+    /// Cases opened.
+    pub opened: u32,
+    /// Requests and reminders mailed.
+    pub requested: u32,
+    /// Escalations mailed.
+    pub escalated: u32,
+    /// Alerts sent.
+    pub alerted: u32,
+    /// What failed (tried again next round).
+    pub errors: Vec<String>,
+}
+
+fn colour_of(s: &str) -> Colour {
+    s.parse().unwrap_or(Colour::Green)
+}
+
+fn when(t: u32) -> String {
+    chrono::DateTime::from_timestamp(i64::from(t), 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// Runs one round at `now` (Unix seconds).
+pub async fn run_round(client: &Client, db: &str, x: &Exchange, cases: &Cases, now: i64) -> Round {
+    let mut round = Round::default();
+    let since = now - i64::from(cases.config.since_days) * 86_400;
+    if let Err(e) = open_new(client, db, cases, since, now, &mut round).await {
+        round.errors.push(e.to_string());
+    }
+    let open: Vec<OpenCase> = match queries::cases_open(db, since, PER_ROUND)
+        .fetch_all(client)
+        .await
+    {
+        Ok(o) => o,
+        Err(e) => {
+            round
+                .errors
+                .push(ExchangeError::ch("reading the open cases", e).to_string());
+            return round;
+        }
+    };
+    for c in &open {
+        if let Err(e) = step(client, db, x, cases, c, now, &mut round).await {
+            round
+                .errors
+                .push(format!("case {}/{}: {e}", c.reporter, c.id));
+        }
+    }
+    round
+}
+
+async fn open_new(
+    client: &Client,
+    db: &str,
+    cases: &Cases,
+    since: i64,
+    now: i64,
+    round: &mut Round,
+) -> Result<(), ExchangeError> {
+    let new: Vec<StoredReport> = queries::cases_new(db, since, PER_ROUND)
+        .fetch_all(client)
+        .await
+        .map_err(|e| ExchangeError::ch("reading reports without a case", e))?;
+    let mut rows = Vec::with_capacity(new.len());
+    for r in &new {
+        let q = cases.questionnaire_for(&r.source, &r.category, &r.description);
+        let person = cases.directory.for_host(&r.host);
+        let mut row = CaseRow::new(&r.reporter, &r.id, now, Step::Opened, colour_of(&r.colour))
+            .rules(&r.rules);
+        match (&q, &person) {
+            (None, _) => row = row.note("no questionnaire for this kind of report"),
+            (Some(_), None) => {
+                row = row.note(&format!("no employee in the directory for host {}", r.host))
+            }
+            _ => {}
+        }
+        if let Some(q) = q {
+            row.questionnaire = q.name.clone();
+        }
+        if let Some(p) = person {
+            row.employee = p.uid;
+            row.name = p.name;
+            row.email = p.email;
+            row.department = p.department;
+            row.manager = p.manager_email;
+        }
+        rows.push(row);
+    }
+    if !rows.is_empty() {
+        store::insert(client, &rows).await?;
+        round.opened += rows.len() as u32;
+        tracing::info!(cases = rows.len(), "Cases opened");
+    }
+    Ok(())
+}
+
+async fn step(
+    client: &Client,
+    db: &str,
+    x: &Exchange,
+    cases: &Cases,
+    c: &OpenCase,
+    now: i64,
+    round: &mut Round,
+) -> Result<(), ExchangeError> {
+    let colour = colour_of(&c.case_colour);
+    let asks = !c.case_questionnaire.is_empty() && !c.case_employee.is_empty();
+    let cfg = &cases.config;
+    let since_request = now - i64::from(c.first_request);
+    let waiting = asks && c.answered == 0;
+    let request = waiting && c.requests == 0;
+    let remind = waiting
+        && c.requests > 0
+        && c.reminders == 0
+        && since_request >= cfg.remind_after_secs as i64;
+    let escalation = waiting
+        && c.requests > 0
+        && c.escalations == 0
+        && since_request >= cfg.escalate_after_secs as i64;
+    let unknown_employee = !c.case_questionnaire.is_empty() && c.case_employee.is_empty();
+    let settled = c.case_questionnaire.is_empty() || c.answered > 0;
+    let alerting = c.alerts == 0 && (unknown_employee || (settled && colour >= Colour::Yellow));
+    if !(request || remind || escalation || alerting) {
+        return Ok(());
+    }
+    let r = reports::by_id(client, db, &c.reporter, &c.id)
+        .await?
+        .ok_or_else(|| ExchangeError::Invalid(format!("report {}/{} is gone", c.reporter, c.id)))?;
+    if (request || remind)
+        && send_link(
+            client,
+            x,
+            cases,
+            c,
+            &r,
+            colour,
+            if request { "request" } else { "reminder" },
+            now,
+            round,
+        )
+        .await
+    {
+        round.requested += 1;
+    }
+    if escalation && escalate(client, x, cases, c, &r, colour, now, round).await {
+        round.escalated += 1;
+    }
+    if alerting && alert(client, db, x, cases, c, &r, colour, now, round).await {
+        round.alerted += 1;
+    }
+    Ok(())
+}
+
+/// Sends `message` on the blocking pool; records it as sent (with `note` and the recipients)
+/// or failed. True when sent.
+async fn send_recorded(
+    client: &Client,
+    x: &Exchange,
+    c: &OpenCase,
+    colour: Colour,
+    note: &str,
+    message: Result<lettre::Message, String>,
+    now: i64,
+    round: &mut Round,
+) -> bool {
+    let Some(smtp) = x.smtp.clone() else {
+        round.errors.push("no [exchange.smtp]".into());
+        return false;
+    };
+    let result = match message {
+        Ok(m) => {
+            let to: Vec<String> = m.envelope().to().iter().map(ToString::to_string).collect();
+            tokio::task::spawn_blocking(move || mail::send(&smtp, &m).map(|_| to.join(", ")))
+                .await
+                .unwrap_or_else(|e| Err(format!("the mail task failed: {e}")))
+        }
+        Err(e) => Err(e),
+    };
+    let row = match &result {
+        Ok(to) => CaseRow::new(&c.reporter, &c.id, now, Step::Sent, colour)
+            .actor(to)
+            .note(note),
+        Err(e) => CaseRow::new(&c.reporter, &c.id, now, Step::SendFailed, colour)
+            .note(&format!("{note}: {e}")),
+    };
+    if let Err(e) = &result {
+        tracing::warn!(reporter = %c.reporter, id = %c.id, what = note, error = %e, "Case mail not sent; tried again next round");
+        round
+            .errors
+            .push(format!("{note} for {}/{}: {e}", c.reporter, c.id));
+    }
+    if let Err(e) = store::insert(client, &[row]).await {
+        round.errors.push(e.to_string());
+        return false;
+    }
+    result.is_ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_link(
+    client: &Client,
+    x: &Exchange,
+    cases: &Cases,
+    c: &OpenCase,
+    r: &StoredReport,
+    colour: Colour,
+    kind: &str,
+    now: i64,
+    round: &mut Round,
+) -> bool {
+    let (token, digest) = new_token();
+    let expires = now + cases.config.link_secs as i64;
+    let mut link = CaseRow::new(&c.reporter, &c.id, now, Step::Requested, colour).note(kind);
+    link.token_sha256 = digest;
+    link.expires = u32::try_from(expires).unwrap_or(u32::MAX);
+    link.questionnaire = c.case_questionnaire.clone();
+    if let Err(e) = store::insert(client, &[link]).await {
+        round.errors.push(e.to_string());
+        return false;
+    }
+    let url = format!(
+        "{}/{token}",
+        cases.config.questionnaire_url.trim_end_matches('/')
+    );
+    let title = cases
+        .questionnaire(&c.case_questionnaire)
+        .map_or("Investigation", |q| q.title.as_str());
+    let subject = if kind == "reminder" {
+        format!(
+            "Reminder: please answer the CSIRT's questions on {}",
+            r.host
+        )
+    } else {
+        format!("Please answer the CSIRT's questions on {}", r.host)
+    };
+    let body = format!(
+        "Dear {name},\n\n{lead}\n\n  What:  {what}\n  Host:  {host}\n  When:  {detected}\n\n\
+         Please answer a few questions about it here ({title}):\n\n  {url}\n\n\
+         The link is for you only, works once, and expires at {expires}. You do not need to \
+         log in.\n\nThank you,\n{csirt}\n",
+        name = c.case_name,
+        lead = if kind == "reminder" {
+            "we have not received your answers yet about this detection. This mail has a new link."
+        } else {
+            "our security tools made a detection on a computer of yours."
+        },
+        what = r.description,
+        host = r.host,
+        detected = when(r.detected),
+        expires = when(u32::try_from(expires).unwrap_or(u32::MAX)),
+        csirt = x.config.csirt,
+    );
+    let to = c
+        .case_email
+        .parse()
+        .map_err(|e| format!("the employee's address `{}`: {e}", c.case_email));
+    let message = to.and_then(|to| {
+        let smtp = x.smtp.as_ref().ok_or("no [exchange.smtp]")?;
+        mail::text(smtp, &[to], &[], &subject, body)
+    });
+    send_recorded(client, x, c, colour, kind, message, now, round).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn escalate(
+    client: &Client,
+    x: &Exchange,
+    cases: &Cases,
+    c: &OpenCase,
+    r: &StoredReport,
+    colour: Colour,
+    now: i64,
+    round: &mut Round,
+) -> bool {
+    let manager: Option<lettre::message::Mailbox> = c.case_manager.parse().ok();
+    let (to, cc) = match manager {
+        Some(m) => (vec![m], cases.alert_to.clone()),
+        None => (cases.alert_to.clone(), vec![]),
+    };
+    let subject = format!(
+        "Unanswered security investigation: {} ({}, {})",
+        r.host, c.case_name, c.case_department
+    );
+    let body = format!(
+        "The CSIRT asked {name} <{email}> ({dept}) on {asked} about a detection on {host} and \
+         has had no answer, also after a reminder.\n\n  What:    {what}\n  When:    {detected}\n  \
+         Colour:  {colour}\n  Report:  {reporter}/{id}\n\nPlease make sure the questions are \
+         answered (the employee has the link in their mail), or contact the CSIRT.\n\n{csirt}\n",
+        name = c.case_name,
+        email = c.case_email,
+        dept = c.case_department,
+        asked = when(c.first_request),
+        host = r.host,
+        what = r.description,
+        detected = when(r.detected),
+        colour = colour.name(),
+        reporter = c.reporter,
+        id = c.id,
+        csirt = x.config.csirt,
+    );
+    let message = x
+        .smtp
+        .as_ref()
+        .ok_or_else(|| "no [exchange.smtp]".to_owned())
+        .and_then(|smtp| mail::text(smtp, &to, &cc, &subject, body));
+    if !send_recorded(client, x, c, colour, "escalation", message, now, round).await {
+        return false;
+    }
+    let row = CaseRow::new(&c.reporter, &c.id, now, Step::Escalated, colour)
+        .note("no answer after the reminder");
+    match store::insert(client, &[row]).await {
+        Ok(()) => true,
+        Err(e) => {
+            round.errors.push(e.to_string());
+            false
+        }
+    }
+}
+
+/// What the webhook receives and the alert mail shows.
+fn alert_json(
+    x: &Exchange,
+    c: &OpenCase,
+    r: &StoredReport,
+    colour: Colour,
+    answers: serde_json::Value,
+) -> serde_json::Value {
+    json!({
+        "event": "alert",
+        "csirt": x.config.csirt,
+        "colour": colour.name(),
+        "rules": c.case_rules.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "report": r,
+        "employee": {
+            "uid": c.case_employee,
+            "name": c.case_name,
+            "email": c.case_email,
+            "department": c.case_department,
+            "manager": c.case_manager,
+        },
+        "questionnaire": c.case_questionnaire,
+        "answers": answers,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn alert(
+    client: &Client,
+    db: &str,
+    x: &Exchange,
+    cases: &Cases,
+    c: &OpenCase,
+    r: &StoredReport,
+    colour: Colour,
+    now: i64,
+    round: &mut Round,
+) -> bool {
+    let answers = match store::history(client, db, &c.reporter, &c.id).await {
+        Ok(h) => h
+            .iter()
+            .rev()
+            .find(|s| s.case_event == "answered")
+            .and_then(|s| serde_json::from_str(&s.answers).ok())
+            .unwrap_or(serde_json::Value::Null),
+        Err(e) => {
+            round.errors.push(e.to_string());
+            return false;
+        }
+    };
+    let body_json = alert_json(x, c, r, colour, answers);
+    let mut done = true;
+    if c.alert_mails == 0 {
+        let why = if c.case_employee.is_empty() && !c.case_questionnaire.is_empty() {
+            format!("no employee in the directory for host {}", r.host)
+        } else if c.answered > 0 {
+            "triaged on the employee's answers".to_owned()
+        } else {
+            "triaged as filed".to_owned()
+        };
+        let subject = format!(
+            "[{}] {} report on {}: {}",
+            x.config.csirt,
+            colour.name().to_uppercase(),
+            r.host,
+            r.category
+        );
+        let body = format!(
+            "{why}.\n\n  Colour:    {colour}\n  Rules:     {rules}\n  What:      {what}\n  Host:      {host}\n  \
+             Detected:  {detected}\n  Source:    {source} ({reporter})\n  Report:    {reporter}/{id}\n  \
+             Employee:  {name} <{email}> ({dept})\n\nThe report and the answers, as the webhook \
+             gets them:\n\n{json}\n",
+            colour = colour.name(),
+            rules = c.case_rules,
+            what = r.description,
+            host = r.host,
+            detected = when(r.detected),
+            source = r.source,
+            reporter = c.reporter,
+            id = c.id,
+            name = c.case_name,
+            email = c.case_email,
+            dept = c.case_department,
+            json = serde_json::to_string_pretty(&body_json).expect("JSON serialises"),
+        );
+        let message = x
+            .smtp
+            .as_ref()
+            .ok_or_else(|| "no [exchange.smtp]".to_owned())
+            .and_then(|smtp| mail::text(smtp, &cases.alert_to, &[], &subject, body));
+        done &= send_recorded(client, x, c, colour, "alert", message, now, round).await;
+    }
+    if let (Some(url), 0) = (&cases.config.webhook_url, c.alert_hooks) {
+        let sent = post_webhook(cases, url, &body_json).await;
+        let row = match &sent {
+            Ok(()) => CaseRow::new(&c.reporter, &c.id, now, Step::Sent, colour)
+                .actor(url)
+                .note("webhook"),
+            Err(e) => {
+                round
+                    .errors
+                    .push(format!("webhook for {}/{}: {e}", c.reporter, c.id));
+                tracing::warn!(reporter = %c.reporter, id = %c.id, error = %e, "Alert webhook failed; tried again next round");
+                CaseRow::new(&c.reporter, &c.id, now, Step::SendFailed, colour)
+                    .note(&format!("webhook: {e}"))
+            }
+        };
+        if let Err(e) = store::insert(client, &[row]).await {
+            round.errors.push(e.to_string());
+            return false;
+        }
+        done &= sent.is_ok();
+    }
+    if !done {
+        return false;
+    }
+    let row = CaseRow::new(&c.reporter, &c.id, now, Step::Alerted, colour).rules(&c.case_rules);
+    match store::insert(client, &[row]).await {
+        Ok(()) => {
+            tracing::info!(reporter = %c.reporter, id = %c.id, colour = colour.name(), "CSIRT alerted");
+            true
+        }
+        Err(e) => {
+            round.errors.push(e.to_string());
+            false
+        }
+    }
+}
+
+async fn post_webhook(cases: &Cases, url: &str, body: &serde_json::Value) -> Result<(), String> {
+    let url = url.to_owned();
+    let body = serde_json::to_vec(body).expect("JSON serialises");
+    let token = cases.webhook_token.clone();
+    let ca = cases.config.webhook_ca_file.clone();
+    tokio::task::spawn_blocking(move || {
+        let agent = teiten_wire::http_agent(
+            ca.as_deref(),
+            WEBHOOK_TIMEOUT,
+            concat!("teiten/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| format!("webhook_ca_file: {e}"))?;
+        let mut req = agent.post(&url).set("Content-Type", "application/json");
+        if let Some(t) = &token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        match req.send_bytes(&body) {
+            Ok(_) => Ok(()),
+            Err(ureq::Error::Status(s, _)) => Err(format!("{url} answered {s}")),
+            Err(e) => Err(format!("{url}: {e}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the webhook task failed: {e}")))
+}
