@@ -2,6 +2,7 @@
 //! helpers that start the real parts (a private ClickHouse server, a network-namespace lab,
 //! the project's own binaries) for a test and tear them down afterwards.
 
+pub mod browser;
 pub mod chain;
 pub mod chdb;
 pub mod clamd;

@@ -66,6 +66,17 @@ pub fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> String {
     )
 }
 
+/// A page without the dashboard's menu (the employees' questionnaire pages).
+pub fn bare_page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"robots\" content=\"noindex\">\
+         <title>{t}</title><style>{STYLE}fieldset{{margin:10px 0}}</style></head><body>\
+         <header><strong>CSIRT</strong></header><main><h1>{t}</h1>{body}</main></body></html>",
+        t = esc(title)
+    )
+}
+
 fn option(value: &str, label: &str, selected: bool) -> String {
     format!(
         "<option value=\"{}\"{}>{}</option>",

@@ -10,6 +10,7 @@
 use std::io::Read;
 
 use axum::body::{Body, Bytes};
+use teiten_exchange::cases::store::{Answered, AnswersInput, HistoryStep, LinkView};
 use teiten_exchange::reports::{Filed, ReportInput};
 
 use crate::config::ReportsConfig;
@@ -19,6 +20,8 @@ use crate::error::{Error, Result};
 const USER_AGENT: &str = concat!("teiten-dashboard/", env!("CARGO_PKG_VERSION"));
 /// Largest error answer read from the aggregator.
 const MAX_ERROR_BYTES: u64 = 16 * 1024;
+/// Largest JSON answer read from the aggregator.
+const MAX_ANSWER_BYTES: u64 = 1 << 20;
 /// Chunk of a download.
 const CHUNK: usize = 64 * 1024;
 
@@ -201,6 +204,139 @@ impl Aggregator {
             body: Body::from_stream(stream),
         })
     }
+}
+
+impl Aggregator {
+    /// A JSON call: `GET` (without `body`) or `POST` of `body` to `path`; the answer's JSON
+    /// (`null` for 204). `shown` is the path as it is logged: never a link's token.
+    async fn call_json(
+        &self,
+        path: String,
+        shown: &'static str,
+        body: Option<Vec<u8>>,
+    ) -> std::result::Result<serde_json::Value, Refusal> {
+        let (agent, url, auth) = (
+            self.agent.clone(),
+            format!("{}{path}", self.base),
+            self.bearer(),
+        );
+        let logged = format!("{}{shown}", self.base);
+        let answer = tokio::task::spawn_blocking(move || {
+            let req = match &body {
+                Some(_) => agent.post(&url),
+                None => agent.get(&url),
+            }
+            .set("Authorization", &auth);
+            let r = match body {
+                Some(b) => req
+                    .set("Content-Type", "application/json")
+                    .send_bytes(&b),
+                None => req.call(),
+            };
+            let resp = answered(&logged, r)?;
+            if resp.status() == 204 {
+                return Ok(serde_json::Value::Null);
+            }
+            let mut text = String::new();
+            resp.into_reader()
+                .take(MAX_ANSWER_BYTES)
+                .read_to_string(&mut text)
+                .map_err(|e| {
+                    tracing::warn!(url = %logged, error = %e, "Reading the aggregator's answer failed");
+                    Refusal::Unavailable
+                })?;
+            serde_json::from_str(&text).map_err(|e| {
+                tracing::warn!(url = %logged, error = %e, "The aggregator's answer is not JSON");
+                Refusal::Unavailable
+            })
+        })
+        .await;
+        answer.unwrap_or(Err(Refusal::Unavailable))
+    }
+
+    fn parsed<T: serde::de::DeserializeOwned>(
+        v: serde_json::Value,
+        what: &str,
+    ) -> std::result::Result<T, Refusal> {
+        serde_json::from_value(v).map_err(|e| {
+            tracing::warn!(error = %e, "The aggregator's answer is not {what}");
+            Refusal::Unavailable
+        })
+    }
+
+    /// What the questionnaire page of a link shows (`token`: 64 hex digits, checked by the
+    /// caller).
+    pub async fn questionnaire(&self, token: &str) -> std::result::Result<LinkView, Refusal> {
+        let v = self
+            .call_json(
+                format!("/api/v1/questionnaire/{token}"),
+                "/api/v1/questionnaire/<token>",
+                None,
+            )
+            .await?;
+        Self::parsed(v, "a questionnaire")
+    }
+
+    /// Sends a link's answers: the colour they were triaged to.
+    pub async fn answer(
+        &self,
+        token: &str,
+        answers: &AnswersInput,
+    ) -> std::result::Result<Answered, Refusal> {
+        let body = serde_json::to_vec(&serde_json::json!({ "answers": answers }))
+            .expect("answers serialise");
+        let v = self
+            .call_json(
+                format!("/api/v1/questionnaire/{token}"),
+                "/api/v1/questionnaire/<token>",
+                Some(body),
+            )
+            .await?;
+        Self::parsed(v, "a triage")
+    }
+
+    /// The steps of the case of `reporter`'s report `id`.
+    pub async fn case(
+        &self,
+        reporter: &str,
+        id: &str,
+    ) -> std::result::Result<Vec<HistoryStep>, Refusal> {
+        let v = self
+            .call_json(
+                format!("/api/v1/cases/{}/{}", enc(reporter), enc(id)),
+                "/api/v1/cases/<reporter>/<id>",
+                None,
+            )
+            .await?;
+        Self::parsed(v["steps"].clone(), "a case")
+    }
+
+    /// Sets the colour of a case for `analyst`, with the reason.
+    pub async fn override_colour(
+        &self,
+        reporter: &str,
+        id: &str,
+        analyst: &str,
+        colour: &str,
+        reason: &str,
+    ) -> std::result::Result<(), Refusal> {
+        let body = serde_json::to_vec(
+            &serde_json::json!({"colour": colour, "reason": reason, "analyst": analyst}),
+        )
+        .expect("serialises");
+        self.call_json(
+            format!("/api/v1/cases/{}/{}/override", enc(reporter), enc(id)),
+            "/api/v1/cases/<reporter>/<id>/override",
+            Some(body),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A path segment, percent-encoded.
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// A 2xx response, or the refusal: 4xx with the aggregator's `detail` (or its text), 5xx and

@@ -1,8 +1,8 @@
 //! The HTTP app: public pages, charts, the JSON/CSV API, login and the analyst view.
 //! [`app`] builds the router (every URL is routed here) so that tests drive it without a
 //! socket; the handlers live in [`public`] (graphs, charts, data API, trends), [`login`]
-//! (login and logout) and [`analyst`] (the pages behind the login, with the [`Analyst`]
-//! extractor).
+//! (login and logout), [`analyst`] (the pages behind the login, with the [`Analyst`]
+//! extractor) and [`questionnaire`] (the employees' investigation questionnaires, by link).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use crate::reports::Aggregator;
 mod analyst;
 mod login;
 mod public;
+mod questionnaire;
 
 pub use analyst::Analyst;
 use public::{Api, Graph};
@@ -55,6 +56,8 @@ pub struct AppState {
     aggregator: Option<Aggregator>,
     /// What `/metrics` shows.
     pub(crate) metrics: Arc<Metrics>,
+    /// Questionnaire lookups and answers in flight.
+    questionnaire_slots: tokio::sync::Semaphore,
 }
 
 pub use teiten_store::time::now;
@@ -85,6 +88,7 @@ impl AppState {
             clock: now,
             aggregator: None,
             metrics,
+            questionnaire_slots: tokio::sync::Semaphore::new(questionnaire::QUESTIONNAIRE_SLOTS),
             settings,
         }
     }
@@ -145,7 +149,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/analyst/exchange/file", get(analyst::exchange_file))
         .route("/analyst/reports", post(analyst::file_report))
         .route("/analyst/address", get(analyst::address))
-        .route("/analyst/withheld", get(analyst::withheld));
+        .route("/analyst/withheld", get(analyst::withheld))
+        .route(
+            "/q/{token}",
+            get(questionnaire::show)
+                .post(questionnaire::submit)
+                .layer(axum::extract::DefaultBodyLimit::max(64 * 1024)),
+        );
     for graph in [
         Graph::Ports,
         Graph::Regions,

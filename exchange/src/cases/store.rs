@@ -246,13 +246,13 @@ struct LinkRow {
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     /// Not a token we issued (or malformed).
-    #[error("this link is not valid: check that it was copied whole from the newest mail")]
+    #[error("This link is not valid: check that it was copied whole from the newest mail.")]
     Unknown,
     /// Its time is up.
-    #[error("this link expired at {0} UTC; a newer mail from the CSIRT has a valid one")]
+    #[error("This link expired at {0} UTC; a newer mail from the CSIRT has a valid one.")]
     Expired(String),
     /// The case was answered already.
-    #[error("this questionnaire was answered at {0} UTC; thank you, nothing more to do")]
+    #[error("This questionnaire was answered at {0} UTC. Thank you, there is nothing more to do.")]
     Answered(String),
     /// The answers break the questionnaire (which question, what is wrong).
     #[error("{0}")]

@@ -41,6 +41,15 @@ pub struct Round {
     pub errors: Vec<String>,
 }
 
+/// What every step of a round works with.
+struct Ctx<'a> {
+    client: &'a Client,
+    db: &'a str,
+    x: &'a Exchange,
+    cases: &'a Cases,
+    now: i64,
+}
+
 fn colour_of(s: &str) -> Colour {
     s.parse().unwrap_or(Colour::Green)
 }
@@ -70,8 +79,15 @@ pub async fn run_round(client: &Client, db: &str, x: &Exchange, cases: &Cases, n
             return round;
         }
     };
+    let ctx = Ctx {
+        client,
+        db,
+        x,
+        cases,
+        now,
+    };
     for c in &open {
-        if let Err(e) = step(client, db, x, cases, c, now, &mut round).await {
+        if let Err(e) = step(&ctx, c, &mut round).await {
             round
                 .errors
                 .push(format!("case {}/{}: {e}", c.reporter, c.id));
@@ -125,19 +141,11 @@ async fn open_new(
     Ok(())
 }
 
-async fn step(
-    client: &Client,
-    db: &str,
-    x: &Exchange,
-    cases: &Cases,
-    c: &OpenCase,
-    now: i64,
-    round: &mut Round,
-) -> Result<(), ExchangeError> {
+async fn step(ctx: &Ctx<'_>, c: &OpenCase, round: &mut Round) -> Result<(), ExchangeError> {
     let colour = colour_of(&c.case_colour);
     let asks = !c.case_questionnaire.is_empty() && !c.case_employee.is_empty();
-    let cfg = &cases.config;
-    let since_request = now - i64::from(c.first_request);
+    let cfg = &ctx.cases.config;
+    let since_request = ctx.now - i64::from(c.first_request);
     let waiting = asks && c.answered == 0;
     let request = waiting && c.requests == 0;
     let remind = waiting
@@ -154,29 +162,26 @@ async fn step(
     if !(request || remind || escalation || alerting) {
         return Ok(());
     }
-    let r = reports::by_id(client, db, &c.reporter, &c.id)
+    let r = reports::by_id(ctx.client, ctx.db, &c.reporter, &c.id)
         .await?
         .ok_or_else(|| ExchangeError::Invalid(format!("report {}/{} is gone", c.reporter, c.id)))?;
     if (request || remind)
         && send_link(
-            client,
-            x,
-            cases,
+            ctx,
             c,
             &r,
             colour,
             if request { "request" } else { "reminder" },
-            now,
             round,
         )
         .await
     {
         round.requested += 1;
     }
-    if escalation && escalate(client, x, cases, c, &r, colour, now, round).await {
+    if escalation && escalate(ctx, c, &r, colour, round).await {
         round.escalated += 1;
     }
-    if alerting && alert(client, db, x, cases, c, &r, colour, now, round).await {
+    if alerting && alert(ctx, c, &r, colour, round).await {
         round.alerted += 1;
     }
     Ok(())
@@ -185,16 +190,14 @@ async fn step(
 /// Sends `message` on the blocking pool; records it as sent (with `note` and the recipients)
 /// or failed. True when sent.
 async fn send_recorded(
-    client: &Client,
-    x: &Exchange,
+    ctx: &Ctx<'_>,
     c: &OpenCase,
     colour: Colour,
     note: &str,
     message: Result<lettre::Message, String>,
-    now: i64,
     round: &mut Round,
 ) -> bool {
-    let Some(smtp) = x.smtp.clone() else {
+    let Some(smtp) = ctx.x.smtp.clone() else {
         round.errors.push("no [exchange.smtp]".into());
         return false;
     };
@@ -208,10 +211,10 @@ async fn send_recorded(
         Err(e) => Err(e),
     };
     let row = match &result {
-        Ok(to) => CaseRow::new(&c.reporter, &c.id, now, Step::Sent, colour)
+        Ok(to) => CaseRow::new(&c.reporter, &c.id, ctx.now, Step::Sent, colour)
             .actor(to)
             .note(note),
-        Err(e) => CaseRow::new(&c.reporter, &c.id, now, Step::SendFailed, colour)
+        Err(e) => CaseRow::new(&c.reporter, &c.id, ctx.now, Step::SendFailed, colour)
             .note(&format!("{note}: {e}")),
     };
     if let Err(e) = &result {
@@ -220,40 +223,37 @@ async fn send_recorded(
             .errors
             .push(format!("{note} for {}/{}: {e}", c.reporter, c.id));
     }
-    if let Err(e) = store::insert(client, &[row]).await {
+    if let Err(e) = store::insert(ctx.client, &[row]).await {
         round.errors.push(e.to_string());
         return false;
     }
     result.is_ok()
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn send_link(
-    client: &Client,
-    x: &Exchange,
-    cases: &Cases,
+    ctx: &Ctx<'_>,
     c: &OpenCase,
     r: &StoredReport,
     colour: Colour,
     kind: &str,
-    now: i64,
     round: &mut Round,
 ) -> bool {
     let (token, digest) = new_token();
-    let expires = now + cases.config.link_secs as i64;
-    let mut link = CaseRow::new(&c.reporter, &c.id, now, Step::Requested, colour).note(kind);
+    let expires = ctx.now + ctx.cases.config.link_secs as i64;
+    let mut link = CaseRow::new(&c.reporter, &c.id, ctx.now, Step::Requested, colour).note(kind);
     link.token_sha256 = digest;
     link.expires = u32::try_from(expires).unwrap_or(u32::MAX);
     link.questionnaire = c.case_questionnaire.clone();
-    if let Err(e) = store::insert(client, &[link]).await {
+    if let Err(e) = store::insert(ctx.client, &[link]).await {
         round.errors.push(e.to_string());
         return false;
     }
     let url = format!(
         "{}/{token}",
-        cases.config.questionnaire_url.trim_end_matches('/')
+        ctx.cases.config.questionnaire_url.trim_end_matches('/')
     );
-    let title = cases
+    let title = ctx
+        .cases
         .questionnaire(&c.case_questionnaire)
         .map_or("Investigation", |q| q.title.as_str());
     let subject = if kind == "reminder" {
@@ -279,34 +279,30 @@ async fn send_link(
         host = r.host,
         detected = when(r.detected),
         expires = when(u32::try_from(expires).unwrap_or(u32::MAX)),
-        csirt = x.config.csirt,
+        csirt = ctx.x.config.csirt,
     );
     let to = c
         .case_email
         .parse()
         .map_err(|e| format!("the employee's address `{}`: {e}", c.case_email));
     let message = to.and_then(|to| {
-        let smtp = x.smtp.as_ref().ok_or("no [exchange.smtp]")?;
+        let smtp = ctx.x.smtp.as_ref().ok_or("no [exchange.smtp]")?;
         mail::text(smtp, &[to], &[], &subject, body)
     });
-    send_recorded(client, x, c, colour, kind, message, now, round).await
+    send_recorded(ctx, c, colour, kind, message, round).await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn escalate(
-    client: &Client,
-    x: &Exchange,
-    cases: &Cases,
+    ctx: &Ctx<'_>,
     c: &OpenCase,
     r: &StoredReport,
     colour: Colour,
-    now: i64,
     round: &mut Round,
 ) -> bool {
     let manager: Option<lettre::message::Mailbox> = c.case_manager.parse().ok();
     let (to, cc) = match manager {
-        Some(m) => (vec![m], cases.alert_to.clone()),
-        None => (cases.alert_to.clone(), vec![]),
+        Some(m) => (vec![m], ctx.cases.alert_to.clone()),
+        None => (ctx.cases.alert_to.clone(), vec![]),
     };
     let subject = format!(
         "Unanswered security investigation: {} ({}, {})",
@@ -327,19 +323,20 @@ async fn escalate(
         colour = colour.name(),
         reporter = c.reporter,
         id = c.id,
-        csirt = x.config.csirt,
+        csirt = ctx.x.config.csirt,
     );
-    let message = x
+    let message = ctx
+        .x
         .smtp
         .as_ref()
         .ok_or_else(|| "no [exchange.smtp]".to_owned())
         .and_then(|smtp| mail::text(smtp, &to, &cc, &subject, body));
-    if !send_recorded(client, x, c, colour, "escalation", message, now, round).await {
+    if !send_recorded(ctx, c, colour, "escalation", message, round).await {
         return false;
     }
-    let row = CaseRow::new(&c.reporter, &c.id, now, Step::Escalated, colour)
+    let row = CaseRow::new(&c.reporter, &c.id, ctx.now, Step::Escalated, colour)
         .note("no answer after the reminder");
-    match store::insert(client, &[row]).await {
+    match store::insert(ctx.client, &[row]).await {
         Ok(()) => true,
         Err(e) => {
             round.errors.push(e.to_string());
@@ -374,19 +371,14 @@ fn alert_json(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn alert(
-    client: &Client,
-    db: &str,
-    x: &Exchange,
-    cases: &Cases,
+    ctx: &Ctx<'_>,
     c: &OpenCase,
     r: &StoredReport,
     colour: Colour,
-    now: i64,
     round: &mut Round,
 ) -> bool {
-    let answers = match store::history(client, db, &c.reporter, &c.id).await {
+    let answers = match store::history(ctx.client, ctx.db, &c.reporter, &c.id).await {
         Ok(h) => h
             .iter()
             .rev()
@@ -398,7 +390,7 @@ async fn alert(
             return false;
         }
     };
-    let body_json = alert_json(x, c, r, colour, answers);
+    let body_json = alert_json(ctx.x, c, r, colour, answers);
     let mut done = true;
     if c.alert_mails == 0 {
         let why = if c.case_employee.is_empty() && !c.case_questionnaire.is_empty() {
@@ -410,7 +402,7 @@ async fn alert(
         };
         let subject = format!(
             "[{}] {} report on {}: {}",
-            x.config.csirt,
+            ctx.x.config.csirt,
             colour.name().to_uppercase(),
             r.host,
             r.category
@@ -433,17 +425,18 @@ async fn alert(
             dept = c.case_department,
             json = serde_json::to_string_pretty(&body_json).expect("JSON serialises"),
         );
-        let message = x
+        let message = ctx
+            .x
             .smtp
             .as_ref()
             .ok_or_else(|| "no [exchange.smtp]".to_owned())
-            .and_then(|smtp| mail::text(smtp, &cases.alert_to, &[], &subject, body));
-        done &= send_recorded(client, x, c, colour, "alert", message, now, round).await;
+            .and_then(|smtp| mail::text(smtp, &ctx.cases.alert_to, &[], &subject, body));
+        done &= send_recorded(ctx, c, colour, "alert", message, round).await;
     }
-    if let (Some(url), 0) = (&cases.config.webhook_url, c.alert_hooks) {
-        let sent = post_webhook(cases, url, &body_json).await;
+    if let (Some(url), 0) = (&ctx.cases.config.webhook_url, c.alert_hooks) {
+        let sent = post_webhook(ctx.cases, url, &body_json).await;
         let row = match &sent {
-            Ok(()) => CaseRow::new(&c.reporter, &c.id, now, Step::Sent, colour)
+            Ok(()) => CaseRow::new(&c.reporter, &c.id, ctx.now, Step::Sent, colour)
                 .actor(url)
                 .note("webhook"),
             Err(e) => {
@@ -451,11 +444,11 @@ async fn alert(
                     .errors
                     .push(format!("webhook for {}/{}: {e}", c.reporter, c.id));
                 tracing::warn!(reporter = %c.reporter, id = %c.id, error = %e, "Alert webhook failed; tried again next round");
-                CaseRow::new(&c.reporter, &c.id, now, Step::SendFailed, colour)
+                CaseRow::new(&c.reporter, &c.id, ctx.now, Step::SendFailed, colour)
                     .note(&format!("webhook: {e}"))
             }
         };
-        if let Err(e) = store::insert(client, &[row]).await {
+        if let Err(e) = store::insert(ctx.client, &[row]).await {
             round.errors.push(e.to_string());
             return false;
         }
@@ -464,8 +457,8 @@ async fn alert(
     if !done {
         return false;
     }
-    let row = CaseRow::new(&c.reporter, &c.id, now, Step::Alerted, colour).rules(&c.case_rules);
-    match store::insert(client, &[row]).await {
+    let row = CaseRow::new(&c.reporter, &c.id, ctx.now, Step::Alerted, colour).rules(&c.case_rules);
+    match store::insert(ctx.client, &[row]).await {
         Ok(()) => {
             tracing::info!(reporter = %c.reporter, id = %c.id, colour = colour.name(), "CSIRT alerted");
             true
