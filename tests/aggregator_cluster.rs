@@ -122,8 +122,8 @@ fn two_shards_two_aggregators_match_a_single_server() {
                 sh,
                 "SELECT count() FROM system.tables WHERE database = 't_cluster'"
             ),
-            63,
-            "24 local and 24 Distributed tables, 15 views"
+            65,
+            "25 local and 25 Distributed tables, 15 views"
         );
     }
 }

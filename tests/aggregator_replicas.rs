@@ -441,8 +441,8 @@ fn a_replica_lost_mid_stream_loses_nothing_and_catches_up() {
                 ch,
                 &format!("SELECT count() FROM system.tables WHERE database = '{DB}'")
             ),
-            63,
-            "{}: 24 local and 24 Distributed tables, 15 views",
+            65,
+            "{}: 25 local and 25 Distributed tables, 15 views",
             ch.url()
         );
         assert_eq!(
@@ -451,7 +451,7 @@ fn a_replica_lost_mid_stream_loses_nothing_and_catches_up() {
                  FROM system.replicas WHERE database = '{DB}'"
             ))
             .unwrap(),
-            "24\t2\t2\t0\n",
+            "25\t2\t2\t0\n",
             "{}: the storage tables are replicated on both",
             ch.url()
         );
