@@ -14,36 +14,21 @@ use std::time::{Duration, Instant};
 
 use aggregator_common::{token_hash, Agg};
 use intake_common::Intake;
+
+const REPORTER: &str = "clamav";
+
+fn reports(ch: &Server) -> (u64, u64) {
+    intake_common::reports(ch, DB, REPORTER)
+}
+
+fn wait_reports(ch: &Server, intake: &Intake, n: u64) {
+    intake_common::wait_reports(ch, DB, REPORTER, intake, n)
+}
 use teiten::clamd::Clamd;
 use teiten::clickhouse::Server;
 
 const DB: &str = "t_intake_clamav";
 const HOST: &str = "pc-17.corp.teiten.test";
-
-fn reports(ch: &Server) -> (u64, u64) {
-    let out = ch
-        .query(&format!(
-            "SELECT count(), uniqExact(id) FROM {DB}.internal_reports WHERE reporter = 'clamav'"
-        ))
-        .unwrap();
-    let mut it = out.split_whitespace().map(|v| v.parse::<u64>().unwrap());
-    (it.next().unwrap(), it.next().unwrap())
-}
-
-fn wait_reports(ch: &Server, intake: &Intake, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while reports(ch).0 < n {
-        assert!(
-            Instant::now() < deadline,
-            "{:?} reports, expected {n}; intake log:\n{}",
-            reports(ch),
-            intake.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(reports(ch), (n, n), "intake log:\n{}", intake.log_text());
-}
 
 fn spooled(dir: &Path) -> usize {
     std::fs::read_dir(dir)

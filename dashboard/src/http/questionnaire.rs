@@ -64,17 +64,27 @@ fn refused(r: Refusal) -> Response {
     }
 }
 
-/// The token as the aggregator takes it, or the answer to give instead.
+/// The token as the aggregator takes it and the aggregator to ask, or the answer to give
+/// instead.
 #[allow(clippy::result_large_err)]
-fn checked(token: &str) -> Result<String, Response> {
-    if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(token.to_ascii_lowercase())
-    } else {
-        Err(message(
+fn checked<'a>(
+    token: &str,
+    aggregator: Option<&'a crate::reports::Aggregator>,
+) -> Result<(String, &'a crate::reports::Aggregator), Response> {
+    if !(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(message(
             StatusCode::NOT_FOUND,
             "Link not valid",
             "This link is not valid: check that it was copied whole from the newest mail.",
-        ))
+        ));
+    }
+    match aggregator {
+        Some(a) => Ok((token.to_ascii_lowercase(), a)),
+        None => Err(message(
+            StatusCode::NOT_FOUND,
+            "Not here",
+            "questionnaires are not served by this dashboard",
+        )),
     }
 }
 
@@ -155,16 +165,9 @@ fn form_page(token: &str, v: &LinkView, problem: Option<&str>) -> String {
 
 /// `GET /q/{token}`.
 pub(super) async fn show(State(state): St, UrlPath(token): UrlPath<String>) -> Response {
-    let token = match checked(&token) {
+    let (token, aggregator) = match checked(&token, state.aggregator.as_ref()) {
         Ok(t) => t,
         Err(r) => return r,
-    };
-    let Some(aggregator) = state.aggregator.as_ref() else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "Not here",
-            "questionnaires are not served by this dashboard",
-        );
     };
     let Ok(_slot) = state.questionnaire_slots.try_acquire() else {
         return refused(Refusal::Unavailable);
@@ -181,16 +184,9 @@ pub(super) async fn submit(
     UrlPath(token): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let token = match checked(&token) {
+    let (token, aggregator) = match checked(&token, state.aggregator.as_ref()) {
         Ok(t) => t,
         Err(r) => return r,
-    };
-    let Some(aggregator) = state.aggregator.as_ref() else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "Not here",
-            "questionnaires are not served by this dashboard",
-        );
     };
     let fields: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
@@ -275,7 +271,14 @@ mod tests {
 
     #[test]
     fn only_tokens_of_the_right_shape_are_looked_up() {
-        assert!(checked(&"AB".repeat(32)).is_ok());
+        let not_here = |r: Response| r.status();
+        // Well-formed, but no aggregator configured: "not here", not "not valid".
+        assert_eq!(
+            checked(&"AB".repeat(32), None)
+                .map_err(not_here)
+                .unwrap_err(),
+            StatusCode::NOT_FOUND
+        );
         for bad in [
             "",
             "../x",
@@ -283,7 +286,7 @@ mod tests {
             &"g".repeat(64),
             &"a".repeat(65),
         ] {
-            assert!(checked(bad).is_err(), "{bad}");
+            assert!(checked(bad, None).is_err(), "{bad}");
         }
     }
 }
