@@ -166,12 +166,16 @@ fn colour_of(ch: &Server, host: &str) -> String {
     )
 }
 
+const ANALYST_PASSWORD: &str = "cases analyst password";
+
 fn start_dashboard(ch: &Server, dir: &Path, port: u16, agg: &Agg) -> Guard {
     let config = dir.join("dashboard.toml");
+    let hash = teiten_dashboard::auth::hash_password(ANALYST_PASSWORD).unwrap();
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{DB}\"\n\
+             [analyst.users]\nalice = \"{hash}\"\n\
              [reports]\nurl = \"{}\"\ntoken_file = \"{}\"\n",
             ch.url(),
             agg.url,
@@ -205,7 +209,8 @@ fn start_dashboard(ch: &Server, dir: &Path, port: u16, agg: &Agg) -> Guard {
 
 fn file_report(agg: &Agg, token: &str, host: &str, description: &str) {
     let body = json!({
-        "detected": "2026-12-01T09:30:00+09:00",
+        // Now, so that the month's trends and summary hold every report of the test.
+        "detected": teiten_dashboard::params::iso(teiten_store::time::now()),
         "source": "antivirus",
         "host": host,
         "category": "malware",
@@ -257,7 +262,8 @@ fn detections_are_investigated_with_the_employee() {
          username = \"teiten\"\npassword_file = \"{w}/smtp.password\"\ntimeout_secs = 10\n\n\
          [exchange.cases]\nquestionnaire_url = \"{base}/q\"\ndirectory = \"{w}/directory.toml\"\n\
          link_secs = {LINK}\nremind_after_secs = {REMIND}\nescalate_after_secs = {ESCALATE}\n\
-         interval_secs = 1\nwebhook_url = \"{hook}\"\nwebhook_token_file = \"{w}/hook.token\"\n\n\
+         interval_secs = 1\nwebhook_url = \"{hook}\"\nwebhook_token_file = \"{w}/hook.token\"\n\
+         summary_to = [\"lead@teiten.test\"]\nsummary_after_secs = 0\n\n\
          [[exchange.reporter]]\nname = \"intake\"\ntoken_sha256 = \"{intake}\"\n\n\
          [[exchange.reporter]]\nname = \"av-console\"\ntoken_sha256 = \"{av}\"\n\n\
          [[exchange.reporter]]\nname = \"dashboard\"\ntoken_sha256 = \"{dash}\"\ncases = true\n",
@@ -308,13 +314,17 @@ fn detections_are_investigated_with_the_employee() {
     std::fs::create_dir_all(&usb).unwrap();
     std::fs::write(usb.join("invoice.exe"), format!("MZ..{marker}..")).unwrap();
     assert!(clamd.scan(&usb).unwrap().contains("FOUND"));
+    // EVE's own form: 2026-12-01T10:00:00.000000+0000.
+    let eve_time =
+        teiten_dashboard::params::iso(teiten_store::time::now()).replace('Z', ".000000+0000");
     std::fs::write(
         &eve,
-        "{\"timestamp\":\"2026-12-01T10:00:00.000000+0900\",\"flow_id\":4711,\"event_type\":\"alert\",\
+        "{\"timestamp\":\"EVE_TIME\",\"flow_id\":4711,\"event_type\":\"alert\",\
          \"src_ip\":\"203.0.113.9\",\"src_port\":443,\"dest_ip\":\"10.20.0.5\",\"dest_port\":50123,\
          \"proto\":\"TCP\",\"alert\":{\"action\":\"allowed\",\"gid\":1,\"signature_id\":2024792,\"rev\":3,\
          \"signature\":\"ET MALWARE test beacon\",\"category\":\"A Network Trojan was detected\",\
-         \"severity\":1}}\n",
+         \"severity\":1}}\n"
+            .replace("EVE_TIME", &eve_time),
     )
     .unwrap();
     // The antivirus console's detections, through the API.
@@ -589,6 +599,197 @@ fn detections_are_investigated_with_the_employee() {
         "{history:#}"
     );
     assert_eq!(colour_of(&ch, "pc-19.corp.teiten.test"), "green");
+
+    // The analyst's pages: the case with its override form, then the monthly trends.
+    let dash = base.clone();
+    browser.goto(&format!("{dash}/analyst/trends"));
+    assert!(browser.url().ends_with("/login"), "{}", browser.url());
+    browser.set("#user", "alice");
+    browser.set("#password", ANALYST_PASSWORD);
+    browser.click("#submit");
+    let unknown_id = scalar(
+        &ch,
+        &format!("SELECT id FROM {DB}.internal_reports WHERE host = 'pc-99.corp.teiten.test'"),
+    );
+    browser.goto(&format!(
+        "{dash}/analyst/case?reporter=av-console&id={unknown_id}"
+    ));
+    let html = browser.html();
+    assert!(
+        html.contains("id=\"steps\"") && html.contains("no employee in the directory"),
+        "{html}"
+    );
+    browser.set("#override select[name=colour]", "green");
+    browser.set(
+        "#override input[name=reason]",
+        "the host was reimaged; a lab machine",
+    );
+    browser.screenshot("case-override-form.png");
+    browser.click("#override-send");
+    let html = browser.html();
+    assert!(
+        browser.url().contains("/analyst/case?reporter=av-console")
+            && html.contains("overridden")
+            && html.contains("the host was reimaged; a lab machine")
+            && html.contains("<b class=\"triage-green\">green</b>"),
+        "{html}"
+    );
+    assert_eq!(colour_of(&ch, "pc-99.corp.teiten.test"), "green");
+    let by_alice = scalar(
+        &ch,
+        &format!(
+            "SELECT actor FROM {DB}.report_cases WHERE event = 'overridden' AND id = '{unknown_id}'"
+        ),
+    );
+    assert_eq!(by_alice, "alice", "the logged-in analyst overrides");
+
+    // Every report counted once per month, by colour, source, department and answers.
+    let this_month = teiten_exchange::cases::trends::Month::of(teiten_store::time::now());
+    let period = format!("from={this_month}&to={this_month}");
+    browser.goto(&format!("{dash}/analyst/trends?{period}"));
+    browser.screenshot("trends.png");
+    let table = |b: &mut Browser, key: &str| -> BTreeMap<String, u64> {
+        let v = b.eval(&format!(
+            "Array.from(document.querySelectorAll('table[data-key=\"{key}\"] tr[data-value]'))\
+             .map(r => [r.dataset.value, Number(r.lastElementChild.innerText)])"
+        ));
+        v.as_array()
+            .unwrap_or_else(|| panic!("{key}: {v}"))
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_u64().unwrap()))
+            .collect()
+    };
+    let m = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    assert_eq!(
+        table(&mut browser, "colour"),
+        m(&[("green", 3), ("yellow", 1), ("red", 1)])
+    );
+    assert_eq!(
+        table(&mut browser, "source"),
+        m(&[("antivirus", 4), ("ids", 1)])
+    );
+    assert_eq!(
+        table(&mut browser, "department"),
+        m(&[("Sales", 2), ("Engineering", 2), ("", 1)])
+    );
+    assert_eq!(
+        table(&mut browser, "answer:usb.owner"),
+        m(&[
+            ("company", 1),
+            ("private", 1),
+            ("customer", 0),
+            ("other", 0),
+            ("", 2)
+        ]),
+        "Kato and the unknown host did not answer"
+    );
+    assert_eq!(
+        table(&mut browser, "answer:usb.places"),
+        m(&[
+            ("office", 1),
+            ("home", 1),
+            ("customer", 1),
+            ("other", 0),
+            ("", 2)
+        ])
+    );
+    assert_eq!(
+        table(&mut browser, "answer:usb.scanned"),
+        m(&[("yes", 1), ("no", 1), ("unknown", 0), ("", 2)])
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('section svg').length"),
+        json!(7),
+        "a chart for each breakdown"
+    );
+    // The CSV, as the page links it.
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let session = teiten::login::login(&agent, &dash, "alice", ANALYST_PASSWORD);
+    let csv = agent
+        .get(&format!("{dash}/analyst/trends.csv?{period}"))
+        .set("Cookie", &session)
+        .call()
+        .unwrap();
+    assert!(csv
+        .header("content-disposition")
+        .unwrap()
+        .contains(&format!(
+            "internal-detections-{this_month}-{this_month}.csv"
+        )));
+    let csv = csv.into_string().unwrap();
+    assert!(
+        csv.starts_with("month,breakdown,value,label,reports\n")
+            && csv.contains(&format!(
+                "{this_month},answer:usb.places,customer,At a customer's or partner's site,1\n"
+            )),
+        "{csv}"
+    );
+    for bad in [
+        "from=2026-13",
+        "from=2027-01&to=2026-12",
+        "from=2020-01&to=2026-12",
+        "x=1",
+    ] {
+        let r = agent
+            .get(&format!("{dash}/analyst/trends?{bad}"))
+            .set("Cookie", &session)
+            .call();
+        assert!(
+            matches!(r, Err(ureq::Error::Status(400, _))),
+            "{bad}: {r:?}"
+        );
+    }
+    let r = agent
+        .get(&format!("{dash}/analyst/trends.csv?{period}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        (r.status(), r.header("location")),
+        (303, Some("/login")),
+        "the trends need a login"
+    );
+
+    // The monthly summary: last month's went out once by itself (the aggregator restarted in
+    // between); this month's on request, with the same counts as the page.
+    let last_month = this_month.prev();
+    let summaries: Vec<Mail> = mails(&smtp, w)
+        .into_iter()
+        .filter(|m| m.rcpt.contains("lead@teiten.test"))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    assert!(
+        summaries[0]
+            .subject
+            .contains(&format!("Internal detections in {last_month}")),
+        "{summaries:#?}"
+    );
+    let out = Command::new(teiten::bin("teiten-aggregator"))
+        .arg("--config")
+        .arg(&agg.config)
+        .args(["report", "summary", "--month", &this_month.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = wait_mail(&smtp, w, "lead@", &format!("in {this_month}"), 0);
+    for line in [
+        "     3  green",
+        "     1  red",
+        "     4  antivirus",
+        "     2  Engineering",
+        "     1  At a customer's or partner's site",
+        "     2  (not answered)",
+    ] {
+        assert!(summary.text.contains(line), "{line}: {summary:#?}");
+    }
+    assert!(summary
+        .text
+        .contains(&format!("{dash}/analyst/trends?from={this_month}")));
 
     // Each detection is one report and one case; no token in any log.
     assert_eq!(

@@ -13,13 +13,18 @@
 //! - `POST /api/v1/cases/{reporter}/{id}/override` (JSON `{"colour", "reason", "analyst"}`):
 //!   204 once stored in the history; 422 a colour or reason that is not one; 404 no such report.
 //!
+//! - `GET /api/v1/cases/trends?from=YYYY-MM&to=YYYY-MM`: the monthly trends of the internal
+//!   reports detected in those months (default the last twelve), by colour, source, category,
+//!   department and each questionnaire's choices
+//!   ([`teiten_exchange::cases::trends::Trends`]); 400 a bad month or period.
+//!
 //! 401 without a known reporter token, 403 for a reporter without `cases`, 404 when
 //! `[exchange.cases]` is not configured; ClickHouse trouble answers 503 with `Retry-After`.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +34,7 @@ use serde::Deserialize;
 use crate::exchange_api::{answer, body_bytes, from_error, refuse, token_hash};
 use crate::http::AppState;
 use teiten_exchange::cases::store::{self as cases, AnswersInput, LinkError, Override};
+use teiten_exchange::cases::trends::{self, Period};
 use teiten_exchange::cases::Cases;
 use teiten_store::time;
 
@@ -38,6 +44,8 @@ pub(crate) const QUESTIONNAIRE_PATH: &str = "/api/v1/questionnaire/{token}";
 pub(crate) const CASE_PATH: &str = "/api/v1/cases/{reporter}/{id}";
 /// An analyst's override.
 pub(crate) const OVERRIDE_PATH: &str = "/api/v1/cases/{reporter}/{id}/override";
+/// The monthly trends.
+pub(crate) const TRENDS_PATH: &str = "/api/v1/cases/trends";
 /// Largest body of an answer or an override.
 const MAX_BODY: usize = 64 << 10;
 
@@ -47,6 +55,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route(QUESTIONNAIRE_PATH, get(view).post(submit))
         .route(CASE_PATH, get(history))
         .route(OVERRIDE_PATH, post(override_colour))
+        .route(TRENDS_PATH, get(trends))
 }
 
 /// The configured cases, when the caller is a reporter with `cases`; the refusal otherwise.
@@ -214,5 +223,35 @@ async fn override_colour(
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => link_error(&e, st.retry_after_secs),
+    }
+}
+
+/// `?from=&to=` of the trends.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrendsQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn trends(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let c = match allowed(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let period = serde_urlencoded::from_str::<TrendsQuery>(q.as_deref().unwrap_or(""))
+        .map_err(|e| format!("bad query string (from, to): {e}"))
+        .and_then(|q| Period::parse(q.from.as_deref(), q.to.as_deref(), time::now()));
+    let period = match period {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_request", e),
+    };
+    match trends::monthly(&st.client, &st.db, &c.questionnaires, period).await {
+        Ok(t) => answer(StatusCode::OK, serde_json::to_value(t).expect("serialises")),
+        Err(e) => from_error(&e, st.retry_after_secs),
     }
 }

@@ -119,6 +119,26 @@ enum ReportCmd {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Print the monthly trends of the reports (by colour, source, category, department and
+    /// the questionnaires' answers), as text or CSV.
+    Trends {
+        /// The first month, YYYY-MM (default: eleven months before `--to`).
+        #[arg(long)]
+        from: Option<String>,
+        /// The last month, YYYY-MM (default: this month).
+        #[arg(long)]
+        to: Option<String>,
+        /// CSV (month, breakdown, value, label, reports) instead of text.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Mail the summary of a month to `[exchange.cases] summary_to` now (the aggregator mails
+    /// each month's once by itself) and record it.
+    Summary {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+    },
     /// Print one report as an IODEF v2 document (our affected host included).
     Export {
         /// The report id.
@@ -450,6 +470,42 @@ async fn run(cmd: Command, settings: agg::Settings) -> anyhow::Result<()> {
                     for r in exchange::reports::recent(&client, &db, limit).await? {
                         println!("{}", serde_json::to_string(&r)?);
                     }
+                }
+                ReportCmd::Trends { from, to, csv } => {
+                    let period = exchange::cases::trends::Period::parse(
+                        from.as_deref(),
+                        to.as_deref(),
+                        teiten_store::time::now(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("--{e}"))?;
+                    let t = exchange::cases::trends::monthly(
+                        &client,
+                        &db,
+                        &settings.exchange.questionnaires,
+                        period,
+                    )
+                    .await?;
+                    print!("{}", if csv { t.csv() } else { t.summary() });
+                }
+                ReportCmd::Summary { month } => {
+                    let month = exchange::cases::trends::Month::parse(&month)
+                        .map_err(|e| anyhow::anyhow!("--month: {e}"))?;
+                    let Some(cases) = settings.exchange.cases.as_ref() else {
+                        bail!("no [exchange.cases] in the config");
+                    };
+                    if cases.summary_to.is_empty() {
+                        bail!("no one to mail: [exchange.cases] summary_to is empty");
+                    }
+                    let to = exchange::cases::worker::send_summary(
+                        &client,
+                        &db,
+                        &settings.exchange,
+                        cases,
+                        month,
+                        teiten_store::time::now(),
+                    )
+                    .await?;
+                    println!("The summary of {month} was mailed to {to}");
                 }
                 ReportCmd::Export { id, reporter } => {
                     let r = exchange::reports::by_id(&client, &db, &reporter, &id)

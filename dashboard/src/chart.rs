@@ -260,6 +260,127 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, data: &GraphData) -> 
     Ok(())
 }
 
+/// One stack of a bar chart: its label, RGB colour and counts per bar.
+pub type Stack = (String, (u8, u8, u8), Vec<u64>);
+
+/// Bars of counts per month, stacked: `series` are (label, RGB colour, counts per month).
+/// An SVG of `WIDTH` × `height` for a page to embed.
+pub fn stacked_bars_svg(
+    title: &str,
+    months: &[String],
+    series: &[Stack],
+    height: u32,
+) -> Result<String> {
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, (WIDTH, height)).into_drawing_area();
+        draw_bars(&root, title, months, series).map_err(|message| Error::Chart {
+            what: title.to_owned(),
+            message,
+        })?;
+    }
+    Ok(text)
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    months: &[String],
+    series: &[Stack],
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let n = months.len().max(1);
+    let stacked: Vec<u64> = (0..n)
+        .map(|i| {
+            series
+                .iter()
+                .map(|s| s.2.get(i).copied().unwrap_or(0))
+                .sum()
+        })
+        .collect();
+    let ymax = stacked.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.1;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 15))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..n as f64, 0f64..ymax)
+        .map_err(e)?;
+    let label = |x: &f64| {
+        let i = x.floor() as usize;
+        if (x - x.floor() - 0.5).abs() < 1e-6 {
+            months.get(i).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * n + 1)
+        .x_label_formatter(&label)
+        .y_labels(6)
+        // Counts: whole numbers only.
+        .y_label_formatter(&|v: &f64| {
+            if (v - v.round()).abs() < 1e-9 {
+                short(*v)
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("reports")
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 13))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    let mut base = vec![0u64; n];
+    for (name, (r, g, b), counts) in series {
+        let c = RGBColor(*r, *g, *b);
+        let bars: Vec<Rectangle<(f64, f64)>> = (0..n)
+            .filter_map(|i| {
+                let v = counts.get(i).copied().unwrap_or(0);
+                let y0 = base[i];
+                base[i] += v;
+                (v > 0).then(|| {
+                    Rectangle::new(
+                        [
+                            (i as f64 + 0.15, y0 as f64),
+                            (i as f64 + 0.85, (y0 + v) as f64),
+                        ],
+                        c.filled(),
+                    )
+                })
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(e)?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    if stacked.iter().all(|v| *v == 0) {
+        root.draw_text(
+            "No reports in this period",
+            &(FAMILY, 18).into_font().color(&RGBColor(120, 120, 120)),
+            (WIDTH as i32 / 2 - 110, 100),
+        )
+        .map_err(e)?;
+    } else {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font((FAMILY, 12))
+            .draw()
+            .map_err(e)?;
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +431,28 @@ mod tests {
         assert!(svg.contains("polyline"));
         let empty = String::from_utf8(render(&data(0), Format::Svg).unwrap()).unwrap();
         assert!(empty.contains("No packets for this selection"));
+    }
+
+    #[test]
+    fn stacked_bars() {
+        font();
+        let months = vec!["2026-11".to_owned(), "2026-12".to_owned()];
+        let svg = stacked_bars_svg(
+            "Colour",
+            &months,
+            &[
+                ("green".into(), (0, 120, 0), vec![1, 0]),
+                ("red".into(), (180, 0, 0), vec![0, 2]),
+            ],
+            300,
+        )
+        .unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("2026-12") && svg.contains("red"));
+        // One bar each and a legend swatch.
+        assert_eq!(svg.matches("fill=\"#B40000\"").count(), 2, "{svg}");
+        assert_eq!(svg.matches("fill=\"#007800\"").count(), 2, "{svg}");
+        let empty = stacked_bars_svg("Colour", &months, &[], 300).unwrap();
+        assert!(empty.contains("No reports in this period"));
     }
 
     #[test]

@@ -290,7 +290,8 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
             .collect();
         let _ = write!(
             s,
-            "<tr><td class=\"l triage-{c}\"><b>{c}</b></td><td class=\"l\">{}</td>\
+            "<tr><td class=\"l triage-{c}\"><a href=\"/analyst/case?{case}\" title=\"the case\">\
+             <b>{c}</b></a></td><td class=\"l\">{}</td>\
              <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
              <td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
              <td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
@@ -304,6 +305,10 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
             esc(&r.rules),
             esc(&r.description),
             c = esc(&r.colour),
+            case = esc(
+                &serde_urlencoded::to_string([("reporter", &r.reporter), ("id", &r.id)])
+                    .unwrap_or_default()
+            ),
         );
     }
     s.push_str("</table>");

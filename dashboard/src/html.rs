@@ -48,6 +48,7 @@ pub fn page(title: &str, user: Option<(&str, &str)>, body: &str) -> String {
                  <a href=\"/analyst\">Sensors</a><a href=\"/analyst/events\">Event search</a>\
                  <a href=\"/analyst/exchange\">Exchange</a><a href=\"/analyst/address\">Address</a>\
                  <a href=\"/analyst/withheld\">Withheld</a>\
+                 <a href=\"/analyst/trends\">Detections</a>\
                  <form method=\"post\" action=\"/logout\" style=\"display:inline\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
                  <button type=\"submit\">Log out {}</button></form>",

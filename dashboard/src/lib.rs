@@ -14,6 +14,7 @@
 pub mod analyst;
 pub mod auth;
 pub mod cache;
+pub mod cases;
 pub mod chart;
 mod config;
 pub mod data;

@@ -11,6 +11,7 @@ use std::io::Read;
 
 use axum::body::{Body, Bytes};
 use teiten_exchange::cases::store::{Answered, AnswersInput, HistoryStep, LinkView};
+use teiten_exchange::cases::trends::{Period, Trends};
 use teiten_exchange::reports::{Filed, ReportInput};
 
 use crate::config::ReportsConfig;
@@ -293,6 +294,18 @@ impl Aggregator {
             )
             .await?;
         Self::parsed(v, "a triage")
+    }
+
+    /// The monthly trends of the internal reports of a period.
+    pub async fn trends(&self, period: &Period) -> std::result::Result<Trends, Refusal> {
+        let v = self
+            .call_json(
+                format!("/api/v1/cases/trends?from={}&to={}", period.from, period.to),
+                "/api/v1/cases/trends",
+                None,
+            )
+            .await?;
+        Self::parsed(v, "trends")
     }
 
     /// The steps of the case of `reporter`'s report `id`.

@@ -327,6 +327,29 @@ const CASE_HISTORY: &str = "SELECT toUInt32(at) AS case_at, toString(event) AS c
      department, manager, toUInt32(expires) AS case_expires, answers, note, version \
      FROM {db}.report_cases WHERE reporter = ? AND id = ? ORDER BY version";
 
+/// Internal reports detected in a period with their case, grouped by month (`YYYYMM`), source,
+/// category, colour (the case's newest of the opening, the answer and an override; the filed
+/// colour without a case), the employee's department, the questionnaire and the stored answers.
+/// Both sides are subqueries, so that on a cluster the join runs on the initiator (18.16
+/// refuses a distributed table in a distributed query's join). Binds: the period's start and
+/// end (Unix seconds), the earliest case step read (the start less a week: a report's case
+/// starts after its reception, which the detection time precedes), most rows.
+const CASES_MONTHLY: &str = "SELECT toUInt32(m) AS month, source, category, \
+     if(opened > 0, case_colour, filed_colour) AS colour, department, questionnaire, answers, \
+     count() AS reports \
+     FROM (SELECT toYYYYMM(detected) AS m, reporter, id, source, category, \
+     toString(colour) AS filed_colour FROM {db}.internal_reports \
+     WHERE detected >= toDateTime(?) AND detected < toDateTime(?)) AS r \
+     ANY LEFT JOIN (SELECT reporter, id, countIf(event = 'opened') AS opened, \
+     toString(argMaxIf(colour, version, event IN ('opened', 'answered', 'overridden'))) \
+     AS case_colour, anyIf(department, event = 'opened') AS department, \
+     anyIf(questionnaire, event = 'opened') AS questionnaire, \
+     argMaxIf(answers, version, event = 'answered') AS answers \
+     FROM {db}.report_cases WHERE at >= toDateTime(?) GROUP BY reporter, id) AS c \
+     USING (reporter, id) \
+     GROUP BY month, source, category, colour, department, questionnaire, answers \
+     ORDER BY month, source, category, colour, department, questionnaire, answers LIMIT ?";
+
 /// Source ASes of the network rollup since a time that `as_names` does not name yet (the
 /// outer query reads a subquery, so that on a cluster the `IN` is not sent to the shards:
 /// 18.16 refuses a distributed table in an `IN` of a distributed query). Binds: the time (Unix
@@ -667,6 +690,16 @@ pub fn correlate_reports(db: &str, text: &str) -> Statement {
     with_db(CORRELATE_REPORTS, db).bind(text).bind(text)
 }
 
+/// Internal reports detected in `[from, to)` (Unix seconds) counted by month, source, category,
+/// colour, department, questionnaire and answers, at most `limit` groups.
+pub fn cases_monthly(db: &str, from: i64, to: i64, limit: u32) -> Statement {
+    with_db(CASES_MONTHLY, db)
+        .bind(from)
+        .bind(to)
+        .bind(from - 7 * crate::time::DAY)
+        .bind(limit)
+}
+
 /// Source ASes seen in the network rollup since `since` (Unix seconds) without a row in
 /// `as_names`, at most `limit`: `src_asn` each.
 pub fn unnamed_asns(db: &str, since: i64, limit: u32) -> Statement {
@@ -789,6 +822,7 @@ pub fn samples(db: &str) -> Vec<(&'static str, Statement)> {
         ("cases open", cases_open(db, FROM, 1000)),
         ("case by token", case_by_token(db, &"ab".repeat(32))),
         ("case history", case_history(db, "ids-1", "r1")),
+        ("cases monthly", cases_monthly(db, FROM, TO, 100_000)),
     ]
 }
 

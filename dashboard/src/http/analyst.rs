@@ -18,6 +18,7 @@ use crate::error::HttpError;
 use crate::exchange::{self, ReportForm};
 use crate::html::{esc, page};
 use crate::reports::Refusal;
+use teiten_exchange::cases::trends::Period;
 
 /// The logged-in analyst's session: extracting it answers a visitor without one with a
 /// redirect to `/login`.
@@ -244,5 +245,195 @@ pub(super) async fn events(State(state): St, me: Analyst, RawQuery(q): RawQuery)
     match result {
         Ok(body) => me.page(StatusCode::OK, "Event search", &body),
         Err(e) => e.into_response(),
+    }
+}
+
+/// `?from=&to=` of the trends pages.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrendsQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The period of a trends request, or the page saying what is wrong with it.
+#[allow(clippy::result_large_err)]
+fn trends_period(state: &AppState, me: &Analyst, q: Option<&str>) -> Result<Period, Response> {
+    let q: TrendsQuery = serde_urlencoded::from_str(q.unwrap_or(""))
+        .map_err(|e| HttpError::bad(format!("bad query string (from, to): {e}")).into_response())?;
+    Period::parse(q.from.as_deref(), q.to.as_deref(), (state.clock)()).map_err(|e| {
+        me.page(
+            StatusCode::BAD_REQUEST,
+            "Internal detections by month",
+            &format!(
+                "<p class=\"err\" id=\"bad-period\">{}</p>{}",
+                esc(&e),
+                crate::cases::period_form(
+                    q.from.as_deref().unwrap_or(""),
+                    q.to.as_deref().unwrap_or("")
+                )
+            ),
+        )
+    })
+}
+
+/// The aggregator's refusal or absence as a page.
+fn not_from_aggregator(me: &Analyst, title: &str, r: Option<Refusal>) -> Response {
+    let (status, text) = match r {
+        None => (
+            StatusCode::NOT_FOUND,
+            "This page needs <code>[reports]</code> in the dashboard's config.".to_owned(),
+        ),
+        Some(Refusal::Refused {
+            status: 404,
+            detail,
+        }) => (StatusCode::NOT_FOUND, esc(&detail)),
+        Some(Refusal::Refused {
+            status: 422,
+            detail,
+        }) => (StatusCode::UNPROCESSABLE_ENTITY, esc(&detail)),
+        Some(Refusal::Refused { detail, .. }) => (
+            StatusCode::BAD_GATEWAY,
+            format!("The aggregator refused: {}", esc(&detail)),
+        ),
+        Some(Refusal::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "aggregator unavailable, try again".to_owned(),
+        ),
+    };
+    me.page(
+        status,
+        title,
+        &format!("<p class=\"err\" id=\"refused\">{text}</p>"),
+    )
+}
+
+/// The monthly trends of the internal detections.
+pub(super) async fn trends(State(state): St, me: Analyst, RawQuery(q): RawQuery) -> Response {
+    const TITLE: &str = "Internal detections by month";
+    let period = match trends_period(&state, &me, q.as_deref()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(aggregator) = state.aggregator.as_ref() else {
+        return not_from_aggregator(&me, TITLE, None);
+    };
+    match aggregator.trends(&period).await {
+        Ok(t) => match crate::cases::trends_html(&t, &period) {
+            Ok(body) => me.page(StatusCode::OK, TITLE, &body),
+            Err(e) => HttpError::from(e).into_response(),
+        },
+        Err(r) => not_from_aggregator(&me, TITLE, Some(r)),
+    }
+}
+
+/// The trends as CSV.
+pub(super) async fn trends_csv(State(state): St, me: Analyst, RawQuery(q): RawQuery) -> Response {
+    const TITLE: &str = "Internal detections by month";
+    let period = match trends_period(&state, &me, q.as_deref()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(aggregator) = state.aggregator.as_ref() else {
+        return not_from_aggregator(&me, TITLE, None);
+    };
+    match aggregator.trends(&period).await {
+        Ok(t) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"internal-detections-{}-{}.csv\"",
+                        period.from, period.to
+                    ),
+                ),
+            ],
+            t.csv(),
+        )
+            .into_response(),
+        Err(r) => not_from_aggregator(&me, TITLE, Some(r)),
+    }
+}
+
+/// `?reporter=&id=` of the case page.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseQuery {
+    reporter: String,
+    id: String,
+}
+
+/// Reporter names and report ids are short printable strings.
+fn case_key_ok(reporter: &str, id: &str) -> bool {
+    let ok = |s: &str| !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control);
+    ok(reporter) && ok(id)
+}
+
+/// A case's history and the override form.
+pub(super) async fn case(State(state): St, me: Analyst, RawQuery(q): RawQuery) -> Response {
+    const TITLE: &str = "Case";
+    let q: CaseQuery = match serde_urlencoded::from_str(q.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => {
+            return HttpError::bad(format!("bad query string (reporter, id): {e}")).into_response()
+        }
+    };
+    if !case_key_ok(&q.reporter, &q.id) {
+        return HttpError::bad("reporter, id: 1 to 128 printable characters each").into_response();
+    }
+    let Some(aggregator) = state.aggregator.as_ref() else {
+        return not_from_aggregator(&me, TITLE, None);
+    };
+    match aggregator.case(&q.reporter, &q.id).await {
+        Ok(steps) => me.page(
+            StatusCode::OK,
+            TITLE,
+            &crate::cases::case_html(&q.reporter, &q.id, &steps, &me.0.csrf),
+        ),
+        Err(r) => not_from_aggregator(&me, TITLE, Some(r)),
+    }
+}
+
+/// The override form.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct OverrideForm {
+    csrf: String,
+    reporter: String,
+    id: String,
+    colour: String,
+    reason: String,
+}
+
+/// Overrides a case's colour as the logged-in analyst; back to the case page.
+pub(super) async fn override_case(
+    State(state): St,
+    me: Analyst,
+    Form(f): Form<OverrideForm>,
+) -> Response {
+    const TITLE: &str = "Case not overridden";
+    if !auth::same_token(&me.0.csrf, &f.csrf) {
+        return HttpError::Forbidden("missing or wrong CSRF token").into_response();
+    }
+    if !case_key_ok(&f.reporter, &f.id) {
+        return HttpError::bad("reporter, id: 1 to 128 printable characters each").into_response();
+    }
+    let Some(aggregator) = state.aggregator.as_ref() else {
+        return not_from_aggregator(&me, TITLE, None);
+    };
+    match aggregator
+        .override_colour(&f.reporter, &f.id, &me.0.user, &f.colour, &f.reason)
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(user = %me.0.user, reporter = %f.reporter, id = %f.id, colour = %f.colour, "Case colour overridden");
+            let to = format!(
+                "/analyst/case?{}",
+                serde_urlencoded::to_string([("reporter", &f.reporter), ("id", &f.id)])
+                    .unwrap_or_default()
+            );
+            Redirect::to(&to).into_response()
+        }
+        Err(r) => not_from_aggregator(&me, TITLE, Some(r)),
     }
 }

@@ -150,6 +150,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/analyst/reports", post(analyst::file_report))
         .route("/analyst/address", get(analyst::address))
         .route("/analyst/withheld", get(analyst::withheld))
+        .route("/analyst/trends", get(analyst::trends))
+        .route("/analyst/trends.csv", get(analyst::trends_csv))
+        .route(
+            "/analyst/case",
+            get(analyst::case).post(analyst::override_case),
+        )
         .route(
             "/q/{token}",
             get(questionnaire::show)

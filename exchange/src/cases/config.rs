@@ -51,6 +51,14 @@ pub struct CasesConfig {
     /// than this are no longer chased, in days. Default 60.
     #[serde(default = "default_since_days")]
     pub since_days: u32,
+    /// Who gets the monthly summary of the detections (the trends of the month just ended,
+    /// as on the analysts' trends page). Default none: no summary mail.
+    #[serde(default)]
+    pub summary_to: Vec<String>,
+    /// How long after a month ends its summary is mailed, in seconds, so that answers to its
+    /// last detections count. Default 1 day.
+    #[serde(default = "default_summary_after")]
+    pub summary_after_secs: u64,
 }
 
 fn default_directory() -> PathBuf {
@@ -70,6 +78,9 @@ fn default_interval() -> u64 {
 }
 fn default_since_days() -> u32 {
     60
+}
+fn default_summary_after() -> u64 {
+    86_400
 }
 
 /// `[[exchange.questionnaire]]`: what the employee is asked about one kind of detection.
@@ -242,6 +253,8 @@ pub struct Cases {
     pub alert_to: Vec<lettre::message::Mailbox>,
     /// The webhook's bearer token.
     pub webhook_token: Option<String>,
+    /// Who gets the monthly summary (none: nobody).
+    pub summary_to: Vec<lettre::message::Mailbox>,
 }
 
 impl std::fmt::Debug for Cases {
@@ -442,6 +455,12 @@ impl CasesConfig {
                 "must not be shorter than remind_after_secs",
             ));
         }
+        if self.summary_after_secs > super::worker::MAX_SUMMARY_AFTER {
+            return Err(bad(
+                "exchange.cases.summary_after_secs",
+                "at most 28 days (2419200)",
+            ));
+        }
         if self.since_days == 0 {
             return Err(bad("exchange.cases.since_days", "must be at least 1"));
         }
@@ -455,17 +474,23 @@ impl CasesConfig {
                 "no one to alert: give alert_to or exchange.csirt_email",
             ));
         }
-        let alert_to = to
-            .iter()
-            .map(|a| {
-                a.parse().map_err(|e| {
-                    bad(
-                        "exchange.cases.alert_to",
-                        format!("`{a}` is not a mailbox: {e}"),
-                    )
+        let mailboxes = |field: &'static str, list: &[&str]| {
+            list.iter()
+                .map(|a| {
+                    a.parse()
+                        .map_err(|e| bad(field, format!("`{a}` is not a mailbox: {e}")))
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()
+        };
+        let alert_to = mailboxes("exchange.cases.alert_to", &to)?;
+        let summary_to = mailboxes(
+            "exchange.cases.summary_to",
+            &self
+                .summary_to
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )?;
         if let Some(w) = &self.webhook_url {
             if !(w.starts_with("https://") || w.starts_with("http://")) {
                 return Err(bad(
@@ -500,6 +525,7 @@ impl CasesConfig {
             directory,
             alert_to,
             webhook_token,
+            summary_to,
         })
     }
 }

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod directory;
 pub mod store;
+pub mod trends;
 pub mod worker;
 
 pub use config::{

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::config::Cases;
 use super::store::{self, new_token, CaseRow, OpenCase, Step};
+use super::trends::{self, Month, Period};
 use crate::config::{Colour, Exchange};
 use crate::mail;
 use crate::reports::{self, StoredReport};
@@ -23,6 +24,8 @@ use teiten_store::queries;
 
 /// New reports opened per round at most, and open cases looked at.
 const PER_ROUND: u32 = 500;
+/// The longest `summary_after_secs`.
+pub const MAX_SUMMARY_AFTER: u64 = 28 * 86_400;
 /// The webhook's timeout.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -93,7 +96,85 @@ pub async fn run_round(client: &Client, db: &str, x: &Exchange, cases: &Cases, n
                 .push(format!("case {}/{}: {e}", c.reporter, c.id));
         }
     }
+    if !cases.summary_to.is_empty() {
+        let month = summary_due(now, cases.config.summary_after_secs);
+        match summary_sent(client, db, month).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = send_summary(client, db, x, cases, month, now).await {
+                    tracing::warn!(%month, error = %e, "Monthly summary not sent; tried again next round");
+                    round.errors.push(format!("the summary of {month}: {e}"));
+                }
+            }
+            Err(e) => round.errors.push(e.to_string()),
+        }
+    }
     round
+}
+
+/// The month whose summary is due at `now`: the last one that ended `after_secs` (at most 28
+/// days) ago or more.
+pub fn summary_due(now: i64, after_secs: u64) -> Month {
+    let after = after_secs.min(MAX_SUMMARY_AFTER) as i64;
+    let mut m = Month::of(now).prev();
+    while now.saturating_sub(after) < m.next().start() {
+        m = m.prev();
+    }
+    m
+}
+
+/// A month's summary is recorded as a `sent` step of the pseudo-case `("", "summary-YYYY-MM")`
+/// (no report has an empty reporter, and the open cases need an `opened` step).
+fn summary_case(month: Month) -> String {
+    format!("summary-{month}")
+}
+
+/// Whether the summary of `month` was sent.
+async fn summary_sent(client: &Client, db: &str, month: Month) -> Result<bool, ExchangeError> {
+    Ok(store::history(client, db, "", &summary_case(month))
+        .await?
+        .iter()
+        .any(|s| s.case_event == "sent"))
+}
+
+/// Mails the summary of `month` to `summary_to` and records it: the recipients, or why not.
+pub async fn send_summary(
+    client: &Client,
+    db: &str,
+    x: &Exchange,
+    cases: &Cases,
+    month: Month,
+    now: i64,
+) -> Result<String, ExchangeError> {
+    let t = trends::monthly(client, db, &cases.questionnaires, Period::month(month)).await?;
+    let mut body = t.summary();
+    if let Some(base) = cases.config.questionnaire_url.strip_suffix("/q") {
+        body.push_str(&format!(
+            "\nCharts, tables and CSV: {base}/analyst/trends?from={month}&to={month}\n"
+        ));
+    }
+    let subject = format!(
+        "[{}] Internal detections in {month}: {} report(s)",
+        x.config.csirt,
+        t.reports()
+    );
+    let smtp = x
+        .smtp
+        .clone()
+        .ok_or_else(|| ExchangeError::Invalid("no [exchange.smtp]".into()))?;
+    let m = mail::text(&smtp, &cases.summary_to, &[], &subject, body)
+        .map_err(ExchangeError::Invalid)?;
+    let to: Vec<String> = m.envelope().to().iter().map(ToString::to_string).collect();
+    tokio::task::spawn_blocking(move || mail::send(&smtp, &m))
+        .await
+        .unwrap_or_else(|e| Err(format!("the mail task failed: {e}")))
+        .map_err(ExchangeError::Invalid)?;
+    let row = CaseRow::new("", &summary_case(month), now, Step::Sent, Colour::Green)
+        .actor(&to.join(", "))
+        .note("summary");
+    store::insert(client, &[row]).await?;
+    tracing::info!(%month, reports = t.reports(), to = %to.join(", "), "Monthly summary mailed");
+    Ok(to.join(", "))
 }
 
 async fn open_new(
@@ -494,4 +575,24 @@ async fn post_webhook(cases: &Cases, url: &str, body: &serde_json::Value) -> Res
     })
     .await
     .unwrap_or_else(|e| Err(format!("the webhook task failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_of_a_month_is_due_after_it_ended_and_the_delay() {
+        let dec = Month::parse("2026-12").unwrap();
+        let s = dec.start();
+        assert_eq!(summary_due(s, 0).to_string(), "2026-11");
+        assert_eq!(summary_due(s + 10, 86_400).to_string(), "2026-10");
+        assert_eq!(summary_due(s + 86_400, 86_400).to_string(), "2026-11");
+        assert_eq!(summary_due(s - 1, 0).to_string(), "2026-10");
+        assert_eq!(
+            summary_due(s, u64::MAX).to_string(),
+            "2026-10",
+            "at most 28 days"
+        );
+    }
 }
