@@ -791,6 +791,63 @@ fn detections_are_investigated_with_the_employee() {
         .text
         .contains(&format!("{dash}/analyst/trends?from={this_month}")));
 
+    // The trends API refuses strangers, reporters without cases and bad periods.
+    let trends_url = format!("{}/api/v1/cases/trends", agg.url);
+    for (token, query, status, says) in [
+        ("nobody", "", 401, "unknown token"),
+        ("av-token", "", 403, "cases = true"),
+        (
+            "dashboard-token",
+            "?from=2026-13",
+            400,
+            "from: `2026-13` is not a month",
+        ),
+        (
+            "dashboard-token",
+            "?from=1999-01&to=2026-12",
+            400,
+            "at most 36 months",
+        ),
+        (
+            "dashboard-token",
+            "?month=2026-12",
+            400,
+            "unknown field `month`",
+        ),
+    ] {
+        let r = ureq::get(&format!("{trends_url}{query}"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call();
+        let Err(ureq::Error::Status(got, resp)) = r else {
+            panic!("{token} {query}: {r:?}")
+        };
+        let body = resp.into_string().unwrap();
+        assert!(
+            got == status && body.contains(says),
+            "{token} {query}: {got} {body}"
+        );
+    }
+    // The loop's work in the aggregator's metrics (counted since the restart above).
+    let m = agg.metrics();
+    let value = |name: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("teiten_aggregator_cases_{name}_total ")))
+            .unwrap_or_else(|| panic!("no cases_{name}_total in\n{m}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(value("rounds") > 5, "{m}");
+    for name in [
+        "opened",
+        "requested",
+        "escalated",
+        "alerted",
+        "summaries",
+        "errors",
+    ] {
+        value(name);
+    }
+
     // Each detection is one report and one case; no token in any log.
     assert_eq!(
         scalar(&ch, &format!("SELECT count() FROM {DB}.internal_reports")),

@@ -68,6 +68,20 @@ pub struct Metrics {
     /// Events stored whose source is withheld from partners and public counts, by reason
     /// (one of [`teiten_store::sources::Withheld::name`]'s values).
     pub events_withheld: Family<ReasonLabel, Counter>,
+    /// Rounds of the investigation loop.
+    pub cases_rounds: Counter,
+    /// Cases opened.
+    pub cases_opened: Counter,
+    /// Questionnaire requests and reminders mailed.
+    pub cases_requested: Counter,
+    /// Unanswered cases escalated.
+    pub cases_escalated: Counter,
+    /// Cases the CSIRT was alerted of.
+    pub cases_alerted: Counter,
+    /// Monthly summaries mailed.
+    pub cases_summaries: Counter,
+    /// Steps of the loop that failed (retried next round).
+    pub cases_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -97,6 +111,13 @@ impl Metrics {
             events_repaired: Counter::default(),
             registry_reloads: Counter::default(),
             events_withheld: Family::default(),
+            cases_rounds: Counter::default(),
+            cases_opened: Counter::default(),
+            cases_requested: Counter::default(),
+            cases_escalated: Counter::default(),
+            cases_alerted: Counter::default(),
+            cases_summaries: Counter::default(),
+            cases_errors: Counter::default(),
             registry: Registry::default(),
         };
         teiten_service::register_metrics!(registry, m, {
@@ -118,6 +139,13 @@ impl Metrics {
             registry_reloads: "Reloads of the sensor registry from ClickHouse",
             events_withheld: "Events stored whose source is withheld from partner files and public \
                 counts, by reason",
+            cases_rounds: "Rounds of the investigation loop",
+            cases_opened: "Cases opened for internal reports",
+            cases_requested: "Questionnaire requests and reminders mailed",
+            cases_escalated: "Unanswered cases escalated to the manager and the CSIRT",
+            cases_alerted: "Cases the CSIRT was alerted of (mail and webhook)",
+            cases_summaries: "Monthly summaries mailed",
+            cases_errors: "Steps of the investigation loop that failed (tried again next round)",
         });
         Metrics { registry, ..m }
     }

@@ -191,6 +191,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
     let cases_client = exchange_client.clone();
     let cases_db = cfg.clickhouse.database.clone();
     let cases_exchange = exchange.clone();
+    let cases_metrics = metrics.clone();
     let cases_loop = tokio::spawn(async move {
         let Some(cases) = cases_exchange.cases.clone() else {
             return;
@@ -210,12 +211,23 @@ pub async fn serve(settings: Settings) -> Result<()> {
                 time::now(),
             )
             .await;
-            if r.opened + r.requested + r.escalated + r.alerted > 0 || !r.errors.is_empty() {
+            let m = &cases_metrics;
+            m.cases_rounds.inc();
+            m.cases_opened.inc_by(r.opened.into());
+            m.cases_requested.inc_by(r.requested.into());
+            m.cases_escalated.inc_by(r.escalated.into());
+            m.cases_alerted.inc_by(r.alerted.into());
+            m.cases_summaries.inc_by(r.summaries.into());
+            m.cases_errors.inc_by(r.errors.len() as u64);
+            if r.opened + r.requested + r.escalated + r.alerted + r.summaries > 0
+                || !r.errors.is_empty()
+            {
                 tracing::info!(
                     opened = r.opened,
                     requested = r.requested,
                     escalated = r.escalated,
                     alerted = r.alerted,
+                    summaries = r.summaries,
                     errors = ?r.errors,
                     "Cases round"
                 );

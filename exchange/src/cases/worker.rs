@@ -40,6 +40,8 @@ pub struct Round {
     pub escalated: u32,
     /// Alerts sent.
     pub alerted: u32,
+    /// Monthly summaries mailed.
+    pub summaries: u32,
     /// What failed (tried again next round).
     pub errors: Vec<String>,
 }
@@ -100,12 +102,13 @@ pub async fn run_round(client: &Client, db: &str, x: &Exchange, cases: &Cases, n
         let month = summary_due(now, cases.config.summary_after_secs);
         match summary_sent(client, db, month).await {
             Ok(true) => {}
-            Ok(false) => {
-                if let Err(e) = send_summary(client, db, x, cases, month, now).await {
+            Ok(false) => match send_summary(client, db, x, cases, month, now).await {
+                Ok(_) => round.summaries += 1,
+                Err(e) => {
                     tracing::warn!(%month, error = %e, "Monthly summary not sent; tried again next round");
                     round.errors.push(format!("the summary of {month}: {e}"));
                 }
-            }
+            },
             Err(e) => round.errors.push(e.to_string()),
         }
     }
