@@ -291,7 +291,8 @@ const CASES_NEW: &str = "SELECT id, received, detected, reporter, source, host, 
 /// The state of every case opened at or after a time that still needs something done: not
 /// alerted, not overridden by an analyst, not answered green, and not a green report nobody
 /// is asked about. The colour is the newest of
-/// the opening, the answer and an override. Binds: the time (Unix seconds), most rows.
+/// the opening, the answer and an override. Only steps since the time are read: every step of
+/// a case comes after its opening. Binds: the time (Unix seconds) twice, most rows.
 const CASES_OPEN: &str = "SELECT reporter, id, \
      anyIf(questionnaire, event = 'opened') AS case_questionnaire, \
      anyIf(employee, event = 'opened') AS case_employee, \
@@ -311,8 +312,11 @@ const CASES_OPEN: &str = "SELECT reporter, id, \
      countIf(event = 'escalated') AS escalations, \
      countIf(event = 'answered') AS answered, \
      countIf(event = 'alerted') AS alerts, \
-     countIf(event = 'overridden') AS overrides \
-     FROM {db}.report_cases GROUP BY reporter, id \
+     countIf(event = 'overridden') AS overrides, \
+     countIf(event = 'send_failed') AS failures, \
+     toUInt32(maxIf(at, event = 'send_failed')) AS last_failure, \
+     toUInt32(maxIf(at, event = 'sent')) AS last_sent \
+     FROM {db}.report_cases WHERE at >= toDateTime(?) GROUP BY reporter, id \
      HAVING opened >= ? AND alerts = 0 AND overrides = 0 \
      AND NOT (answered > 0 AND case_colour = 'green') \
      AND NOT (case_questionnaire = '' AND case_colour = 'green') \
@@ -714,7 +718,7 @@ pub fn cases_new(db: &str, since: i64, limit: u32) -> Statement {
 
 /// The cases opened at or after `since` that still need something done, at most `limit`.
 pub fn cases_open(db: &str, since: i64, limit: u32) -> Statement {
-    with_db(CASES_OPEN, db).bind(since).bind(limit)
+    with_db(CASES_OPEN, db).bind(since).bind(since).bind(limit)
 }
 
 /// The case of a questionnaire link (the hex SHA-256 of its token).

@@ -171,6 +171,12 @@ pub struct OpenCase {
     pub alerts: u64,
     /// Overrides.
     pub overrides: u64,
+    /// Mails and webhook calls that failed.
+    pub failures: u64,
+    /// When the last one failed (Unix seconds; 0: never).
+    pub last_failure: u32,
+    /// When the last mail or webhook call went out (Unix seconds; 0: never).
+    pub last_sent: u32,
 }
 
 /// One step of a case as the history shows it.

@@ -115,6 +115,15 @@ pub async fn run_round(client: &Client, db: &str, x: &Exchange, cases: &Cases, n
     round
 }
 
+/// How long a case waits after its `failures`-th failed send: one round, then twice as long
+/// each time, at most an hour.
+fn retry_after(interval_secs: u64, failures: u64) -> i64 {
+    let doubled = interval_secs
+        .max(1)
+        .saturating_mul(1 << failures.clamp(1, 13).saturating_sub(1));
+    doubled.min(3600) as i64
+}
+
 /// The month whose summary is due at `now`: the last one that ended `after_secs` (at most 28
 /// days) ago or more.
 pub fn summary_due(now: i64, after_secs: u64) -> Month {
@@ -245,6 +254,14 @@ async fn step(ctx: &Ctx<'_>, c: &OpenCase, round: &mut Round) -> Result<(), Exch
     let alerting = c.alerts == 0 && (unknown_employee || (settled && colour >= Colour::Yellow));
     if !(request || remind || escalation || alerting) {
         return Ok(());
+    }
+    // After a failed mail or webhook call, the case waits longer each time (the SMTP server
+    // or the webhook is not hammered every round while it is down).
+    if c.failures > 0 && c.last_failure >= c.last_sent {
+        let wait = retry_after(cfg.interval_secs, c.failures);
+        if ctx.now < i64::from(c.last_failure) + wait {
+            return Ok(());
+        }
     }
     let r = reports::by_id(ctx.client, ctx.db, &c.reporter, &c.id)
         .await?
@@ -583,6 +600,14 @@ async fn post_webhook(cases: &Cases, url: &str, body: &serde_json::Value) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_sends_back_off_to_an_hour() {
+        let w: Vec<i64> = (1..=8).map(|f| retry_after(60, f)).collect();
+        assert_eq!(w, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(retry_after(0, 1), 1);
+        assert_eq!(retry_after(u64::MAX, u64::MAX), 3600);
+    }
 
     #[test]
     fn the_summary_of_a_month_is_due_after_it_ended_and_the_delay() {
