@@ -600,6 +600,20 @@ fn detections_are_investigated_with_the_employee() {
     );
     assert_eq!(colour_of(&ch, "pc-19.corp.teiten.test"), "green");
 
+    // A second answer to Tanaka's case, as another aggregator taking the same link at the same
+    // moment would store it: the first answer stands for every reader (colour, trends, no alert).
+    scalar(
+        &ch,
+        &format!(
+            "INSERT INTO {DB}.report_cases (reporter, id, version, at, event, colour, answers) \
+             SELECT reporter, id, max(version) + 1, now(), 'answered', 'red', \
+             '{{\"owner\":[\"other\"],\"places\":[\"other\"],\"scanned\":[\"unknown\"]}}' \
+             FROM {DB}.report_cases WHERE event = 'answered' AND actor LIKE 'tanaka@%' \
+             GROUP BY reporter, id"
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(2)); // two rounds of the loop
+
     // The analyst's pages: the case with its override form, then the monthly trends.
     let dash = base.clone();
     browser.goto(&format!("{dash}/analyst/trends"));
@@ -703,6 +717,12 @@ fn detections_are_investigated_with_the_employee() {
         browser.eval("document.querySelectorAll('section svg').length"),
         json!(7),
         "a chart for each breakdown"
+    );
+    assert!(
+        !mails(&smtp, w)
+            .iter()
+            .any(|m| m.subject.contains("pc-17") && m.rcpt.contains("csirt@")),
+        "no alert for Tanaka's green case"
     );
     // The CSV, as the page links it.
     let agent = ureq::AgentBuilder::new().redirects(0).build();

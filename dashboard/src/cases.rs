@@ -125,10 +125,13 @@ pub fn case_html(reporter: &str, id: &str, steps: &[HistoryStep], csrf: &str) ->
     if steps.is_empty() {
         s.push_str("<p id=\"no-case\">No case for this report (yet): a case is opened within a round of the aggregator's investigation loop once the report is stored.</p>");
     } else {
-        let colour = steps
-            .iter()
-            .rev()
-            .find(|x| matches!(x.case_event.as_str(), "opened" | "answered" | "overridden"))
+        // As the aggregator reads it: the newest override, else the first answer, else the
+        // opening's.
+        let last = |e: &str| steps.iter().rev().find(|x| x.case_event == e);
+        let first = |e: &str| steps.iter().find(|x| x.case_event == e);
+        let colour = last("overridden")
+            .or_else(|| first("answered"))
+            .or_else(|| first("opened"))
             .map(|x| x.case_colour.as_str())
             .unwrap_or("");
         let _ = write!(

@@ -288,21 +288,40 @@ const CASES_NEW: &str = "SELECT id, received, detected, reporter, source, host, 
      WHERE received >= toDateTime(?)) \
      WHERE (reporter, id) NOT IN (SELECT reporter, id FROM {db}.report_cases) \
      ORDER BY received, reporter, id LIMIT ?";
+/// A case's value of `colour` or `rules`: an analyst's newest override, else the first answer
+/// stored (two aggregators taking answers at once both store theirs; every reader keeps the
+/// first), else the opening's.
+macro_rules! case_value {
+    ($column:literal) => {
+        concat!(
+            "if(countIf(event = 'overridden') > 0, argMaxIf(",
+            $column,
+            ", version, event = 'overridden'), if(countIf(event = 'answered') > 0, argMinIf(",
+            $column,
+            ", version, event = 'answered'), anyIf(",
+            $column,
+            ", event = 'opened')))"
+        )
+    };
+}
+
 /// The state of every case opened at or after a time that still needs something done: not
 /// alerted, not overridden by an analyst, not answered green, and not a green report nobody
-/// is asked about. The colour is the newest of
-/// the opening, the answer and an override. Only steps since the time are read: every step of
+/// is asked about. The colour and rules are [`case_value`]'s. Only steps since the time are read: every step of
 /// a case comes after its opening. Binds: the time (Unix seconds) twice, most rows.
-const CASES_OPEN: &str = "SELECT reporter, id, \
+const CASES_OPEN: &str = concat!(
+    "SELECT reporter, id, \
      anyIf(questionnaire, event = 'opened') AS case_questionnaire, \
      anyIf(employee, event = 'opened') AS case_employee, \
      anyIf(name, event = 'opened') AS case_name, \
      anyIf(email, event = 'opened') AS case_email, \
      anyIf(department, event = 'opened') AS case_department, \
-     anyIf(manager, event = 'opened') AS case_manager, \
-     toString(argMaxIf(colour, version, event IN ('opened', 'answered', 'overridden'))) \
-     AS case_colour, \
-     argMaxIf(rules, version, event IN ('opened', 'answered', 'overridden')) AS case_rules, \
+     anyIf(manager, event = 'opened') AS case_manager, ",
+    // A string: 18.16's `if` takes no Enum8 branches.
+    case_value!("toString(colour)"),
+    " AS case_colour, ",
+    case_value!("rules"),
+    " AS case_rules, \
      toUInt32(minIf(at, event = 'opened')) AS opened, \
      countIf(event = 'sent' AND note = 'request') AS requests, \
      toUInt32(minIf(at, event = 'sent' AND note = 'request')) AS first_request, \
@@ -320,7 +339,8 @@ const CASES_OPEN: &str = "SELECT reporter, id, \
      HAVING opened >= ? AND alerts = 0 AND overrides = 0 \
      AND NOT (answered > 0 AND case_colour = 'green') \
      AND NOT (case_questionnaire = '' AND case_colour = 'green') \
-     ORDER BY opened, reporter, id LIMIT ?";
+     ORDER BY opened, reporter, id LIMIT ?"
+);
 /// The case a questionnaire link belongs to, by the SHA-256 of its token. Binds: the hex digest.
 const CASE_BY_TOKEN: &str = "SELECT reporter, id, toUInt32(expires) AS case_expires, \
      questionnaire FROM {db}.report_cases WHERE event = 'requested' AND token_sha256 = ? \
@@ -332,27 +352,28 @@ const CASE_HISTORY: &str = "SELECT toUInt32(at) AS case_at, toString(event) AS c
      FROM {db}.report_cases WHERE reporter = ? AND id = ? ORDER BY version";
 
 /// Internal reports detected in a period with their case, grouped by month (`YYYYMM`), source,
-/// category, colour (the case's newest of the opening, the answer and an override; the filed
-/// colour without a case), the employee's department, the questionnaire and the stored answers.
-/// Both sides are subqueries, so that on a cluster the join runs on the initiator (18.16
+/// category, colour (the case's, [`case_value`]; the filed colour without a case), the employee's department, the questionnaire and the stored answers.
+/// The answers are the first stored. Both sides are subqueries, so that on a cluster the join runs on the initiator (18.16
 /// refuses a distributed table in a distributed query's join). Binds: the period's start and
 /// end (Unix seconds), the earliest case step read (the start less a week: a report's case
 /// starts after its reception, which the detection time precedes), most rows.
-const CASES_MONTHLY: &str = "SELECT toUInt32(m) AS month, source, category, \
+const CASES_MONTHLY: &str = concat!(
+    "SELECT toUInt32(m) AS month, source, category, \
      if(opened > 0, case_colour, filed_colour) AS colour, department, questionnaire, answers, \
      count() AS reports \
      FROM (SELECT toYYYYMM(detected) AS m, reporter, id, source, category, \
      toString(colour) AS filed_colour FROM {db}.internal_reports \
      WHERE detected >= toDateTime(?) AND detected < toDateTime(?)) AS r \
-     ANY LEFT JOIN (SELECT reporter, id, countIf(event = 'opened') AS opened, \
-     toString(argMaxIf(colour, version, event IN ('opened', 'answered', 'overridden'))) \
-     AS case_colour, anyIf(department, event = 'opened') AS department, \
+     ANY LEFT JOIN (SELECT reporter, id, countIf(event = 'opened') AS opened, ",
+    case_value!("toString(colour)"),
+    " AS case_colour, anyIf(department, event = 'opened') AS department, \
      anyIf(questionnaire, event = 'opened') AS questionnaire, \
-     argMaxIf(answers, version, event = 'answered') AS answers \
+     argMinIf(answers, version, event = 'answered') AS answers \
      FROM {db}.report_cases WHERE at >= toDateTime(?) GROUP BY reporter, id) AS c \
      USING (reporter, id) \
      GROUP BY month, source, category, colour, department, questionnaire, answers \
-     ORDER BY month, source, category, colour, department, questionnaire, answers LIMIT ?";
+     ORDER BY month, source, category, colour, department, questionnaire, answers LIMIT ?"
+);
 
 /// Source ASes of the network rollup since a time that `as_names` does not name yet (the
 /// outer query reads a subquery, so that on a cluster the `IN` is not sent to the shards:

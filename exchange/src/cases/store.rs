@@ -478,7 +478,19 @@ pub async fn answer(
         .rules(&fired.join(","));
     row.questionnaire = q.name.clone();
     row.answers = serde_json::to_string(&stored).expect("answers serialise");
+    let ours = row.version;
     insert(client, &[row]).await?;
+    // The lock above holds within this process: another aggregator on the same database may
+    // have stored an answer at the same time. Every reader keeps the first stored (lowest
+    // version), so a later one is refused here as answered already.
+    let first = history(client, db, &r.reporter, &r.id)
+        .await?
+        .into_iter()
+        .find(|s| s.case_event == "answered");
+    if let Some(f) = first.filter(|f| f.version != ours) {
+        tracing::warn!(reporter = %r.reporter, id = %r.id, "Questionnaire answered twice at once; the first answer stands");
+        return Err(LinkError::Answered(utc(f.case_at)));
+    }
     tracing::info!(reporter = %r.reporter, id = %r.id, colour = colour.name(), rules = %fired.join(","), "Questionnaire answered");
     Ok(Answered {
         colour: colour.name().into(),
