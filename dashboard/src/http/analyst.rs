@@ -18,7 +18,7 @@ use crate::error::HttpError;
 use crate::exchange::{self, ReportForm};
 use crate::html::{esc, page};
 use crate::reports::Refusal;
-use teiten_exchange::cases::trends::Period;
+use teiten_exchange::cases::trends::{Period, Trends};
 
 /// The logged-in analyst's session: extracting it answers a visitor without one with a
 /// redirect to `/login`.
@@ -264,7 +264,7 @@ fn trends_period(state: &AppState, me: &Analyst, q: Option<&str>) -> Result<Peri
     Period::parse(q.from.as_deref(), q.to.as_deref(), (state.clock)()).map_err(|e| {
         me.page(
             StatusCode::BAD_REQUEST,
-            "Internal detections by month",
+            TRENDS_TITLE,
             &format!(
                 "<p class=\"err\" id=\"bad-period\">{}</p>{}",
                 esc(&e),
@@ -308,37 +308,39 @@ fn not_from_aggregator(me: &Analyst, title: &str, r: Option<Refusal>) -> Respons
     )
 }
 
-/// The monthly trends of the internal detections.
-pub(super) async fn trends(State(state): St, me: Analyst, RawQuery(q): RawQuery) -> Response {
-    const TITLE: &str = "Internal detections by month";
-    let period = match trends_period(&state, &me, q.as_deref()) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+const TRENDS_TITLE: &str = "Internal detections by month";
+
+/// The trends of the period asked for, from the aggregator; the page saying why not.
+async fn fetch_trends(
+    state: &AppState,
+    me: &Analyst,
+    q: Option<&str>,
+) -> Result<(Period, Trends), Response> {
+    let period = trends_period(state, me, q)?;
     let Some(aggregator) = state.aggregator.as_ref() else {
-        return not_from_aggregator(&me, TITLE, None);
+        return Err(not_from_aggregator(me, TRENDS_TITLE, None));
     };
     match aggregator.trends(&period).await {
-        Ok(t) => match crate::cases::trends_html(&t, &period) {
-            Ok(body) => me.page(StatusCode::OK, TITLE, &body),
+        Ok(t) => Ok((period, t)),
+        Err(r) => Err(not_from_aggregator(me, TRENDS_TITLE, Some(r))),
+    }
+}
+
+/// The monthly trends of the internal detections.
+pub(super) async fn trends(State(state): St, me: Analyst, RawQuery(q): RawQuery) -> Response {
+    match fetch_trends(&state, &me, q.as_deref()).await {
+        Ok((period, t)) => match crate::cases::trends_html(&t, &period) {
+            Ok(body) => me.page(StatusCode::OK, TRENDS_TITLE, &body),
             Err(e) => HttpError::from(e).into_response(),
         },
-        Err(r) => not_from_aggregator(&me, TITLE, Some(r)),
+        Err(r) => r,
     }
 }
 
 /// The trends as CSV.
 pub(super) async fn trends_csv(State(state): St, me: Analyst, RawQuery(q): RawQuery) -> Response {
-    const TITLE: &str = "Internal detections by month";
-    let period = match trends_period(&state, &me, q.as_deref()) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Some(aggregator) = state.aggregator.as_ref() else {
-        return not_from_aggregator(&me, TITLE, None);
-    };
-    match aggregator.trends(&period).await {
-        Ok(t) => (
+    match fetch_trends(&state, &me, q.as_deref()).await {
+        Ok((period, t)) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
                 (
@@ -352,7 +354,7 @@ pub(super) async fn trends_csv(State(state): St, me: Analyst, RawQuery(q): RawQu
             t.csv(),
         )
             .into_response(),
-        Err(r) => not_from_aggregator(&me, TITLE, Some(r)),
+        Err(r) => r,
     }
 }
 
