@@ -279,6 +279,13 @@ fn dashboard_in_headless_chromium() {
         html.contains("id=\"report-hits\"") && html.contains(">r1<"),
         "{html}"
     );
+    // Its network now, from the location database (Debian's `location lookup 1.0.0.1`:
+    // 1.0.0.0/24, AS13335 CLOUDFLARENET, anycast).
+    assert!(
+        html.contains("<p id=\"network\">In <code>1.0.0.0/24</code>, announced by AS13335 (")
+            && html.contains("flags: anycast"),
+        "{html}"
+    );
     b.screenshot("dashboard-analyst-address.png");
     // A source the sensors saw (the synthetic month's busiest, 1.0.0.0): its AS and country
     // as stored.

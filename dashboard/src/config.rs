@@ -63,6 +63,11 @@ pub struct Config {
     /// no download.
     #[serde(default)]
     pub reports: Option<ReportsConfig>,
+    /// The network database the address page names an address's network, AS and flags from:
+    /// the same `[geo]` section as the aggregator's. Default: IPFire's location database; the
+    /// page does without when it does not load.
+    #[serde(default)]
+    pub geo: teiten_store::geo::GeoConfig,
 }
 
 /// `[reports]`: the aggregator the exchange page talks to, as an `[[exchange.reporter]]` of

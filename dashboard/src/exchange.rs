@@ -319,7 +319,11 @@ pub async fn page_html(reader: &Reader, now: i64, form: Option<&str>) -> Result<
 }
 
 /// The address form and, for an address, everything known about it.
-pub async fn address_html(reader: &Reader, addr: Option<&str>) -> Result<String, HttpError> {
+pub async fn address_html(
+    reader: &Reader,
+    addr: Option<&str>,
+    geo: Option<&teiten_store::GeoDb>,
+) -> Result<String, HttpError> {
     let mut s = format!(
         "<form method=\"get\" action=\"/analyst/address\"><label>Address \
          <input name=\"addr\" value=\"{}\"></label> <button type=\"submit\">Look up</button></form>",
@@ -331,9 +335,50 @@ pub async fn address_html(reader: &Reader, addr: Option<&str>) -> Result<String,
     let ip: IpAddr = text
         .parse()
         .map_err(|_| HttpError::bad(format!("addr: `{text}` is not an IPv4 or IPv6 address")))?;
-    let c = exchange::correlate::correlate(reader.client(), reader.db(), ip, None)
+    let c = exchange::correlate::correlate(reader.client(), reader.db(), ip, geo)
         .await
         .map_err(|e| HttpError::from(from_exchange(e)))?;
+    s.push_str("<h2>Network</h2>");
+    match (&c.network, geo) {
+        (Some(n), _) => {
+            let flags: Vec<&str> = [
+                (n.anycast, "anycast"),
+                (n.anonymous_proxy, "anonymous proxy"),
+                (n.satellite_provider, "satellite provider"),
+                (n.drop, "on a drop list (hijacked or spam-only space)"),
+            ]
+            .iter()
+            .filter(|f| f.0)
+            .map(|f| f.1)
+            .collect();
+            let _ = write!(
+                s,
+                "<p id=\"network\">In <code>{}</code>, announced by {}{} in {}; flags: {}.</p>",
+                esc(&n.prefix),
+                n.asn
+                    .map(|a| format!("AS{a}"))
+                    .unwrap_or_else(|| "an unknown AS".into()),
+                n.as_name
+                    .as_deref()
+                    .map(|name| format!(" ({})", esc(name)))
+                    .unwrap_or_default(),
+                esc(n.country.as_deref().unwrap_or("an unknown country")),
+                if flags.is_empty() {
+                    "none".to_owned()
+                } else {
+                    flags.join(", ")
+                },
+            );
+        }
+        (None, Some(_)) => s.push_str(
+            "<p id=\"network\">The network database names no network for this address (only \
+             IPFire's location database names networks).</p>",
+        ),
+        (None, None) => s.push_str(
+            "<p id=\"network\">No network database is loaded (<code>[geo]</code> in the \
+             dashboard's config).</p>",
+        ),
+    }
     let sg = &c.sightings;
     if sg.packets == 0 {
         let _ = write!(

@@ -32,6 +32,12 @@ pub async fn serve(settings: Settings) -> Result<()> {
         tracing::info!(aggregator = %aggregator.url(), "Internal reports are filed and daily files downloaded through the aggregator");
         state = state.with_aggregator(aggregator);
     }
+    match teiten_store::GeoDb::load(&settings.config.geo) {
+        Ok(geo) => state = state.with_geo(geo),
+        Err(e) => {
+            tracing::warn!(error = %e, "No network database: the address page names no network")
+        }
+    }
     let state = Arc::new(state);
     let refresh = settings.config.trends.refresh_secs;
     if refresh > 0 {

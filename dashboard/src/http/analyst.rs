@@ -211,7 +211,7 @@ pub(super) async fn address(State(state): St, me: Analyst, RawQuery(q): RawQuery
     let result: Result<String, HttpError> = async {
         let q: AddressQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
             .map_err(|e| HttpError::bad(format!("bad query string: {e}")))?;
-        exchange::address_html(&state.reader, q.addr.as_deref()).await
+        exchange::address_html(&state.reader, q.addr.as_deref(), state.geo.as_ref()).await
     }
     .await;
     match result {

@@ -54,6 +54,8 @@ pub struct AppState {
     /// The aggregator's API (`[reports]`): filing internal reports and downloading the daily
     /// files from the exchange page.
     aggregator: Option<Aggregator>,
+    /// The network database (`[geo]`), for the address page.
+    geo: Option<teiten_store::GeoDb>,
     /// What `/metrics` shows.
     pub(crate) metrics: Arc<Metrics>,
     /// Questionnaire lookups and answers in flight.
@@ -87,6 +89,7 @@ impl AppState {
             sensors: Cache::new(ttl, 1).counted(sensor_hits, sensor_misses),
             clock: now,
             aggregator: None,
+            geo: None,
             metrics,
             questionnaire_slots: tokio::sync::Semaphore::new(questionnaire::QUESTIONNAIRE_SLOTS),
             settings,
@@ -124,6 +127,12 @@ impl AppState {
     /// aggregator (`[reports]`).
     pub fn with_aggregator(mut self, aggregator: Aggregator) -> AppState {
         self.aggregator = Some(aggregator);
+        self
+    }
+
+    /// The same state, naming an address's network on the address page from this database.
+    pub fn with_geo(mut self, geo: teiten_store::GeoDb) -> AppState {
+        self.geo = Some(geo);
         self
     }
 }
