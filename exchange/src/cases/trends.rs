@@ -446,6 +446,16 @@ fn series(
     out
 }
 
+/// A text cell that a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab or
+/// carriage return first: a department name from the directory, say) gets a `'` in front.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
 impl Trends {
     /// Reports in the period.
     pub fn reports(&self) -> u64 {
@@ -458,7 +468,8 @@ impl Trends {
     }
 
     /// Long-format CSV: `month,breakdown,value,label,reports`, one line for each month, breakdown
-    /// and value (zeros included), the months' totals as breakdown `total`.
+    /// and value (zeros included), the months' totals as breakdown `total`; no cell starts a
+    /// spreadsheet formula ([`cell`]).
     pub fn csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
         let rec = |w: &mut csv::Writer<Vec<u8>>, f: [&str; 5]| {
@@ -471,7 +482,13 @@ impl Trends {
                 for s in &b.series {
                     rec(
                         &mut w,
-                        [m, &b.key, &s.value, &s.label, &s.counts[i].to_string()],
+                        [
+                            m,
+                            &b.key,
+                            &cell(&s.value),
+                            &cell(&s.label),
+                            &s.counts[i].to_string(),
+                        ],
                     );
                 }
             }
