@@ -328,8 +328,15 @@ pub fn manifest_path(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
-/// Reads the rows of `st` one at a time (constant memory) and hands each to `write` as a
-/// [`Record`].
+/// Rows read ahead of the writer, per batch, and batches in flight: memory stays at a few
+/// thousand rows whatever the day's size.
+const READ_BATCH: usize = 4096;
+const BATCHES_AHEAD: usize = 4;
+
+/// Reads the rows of `st` and hands each to `write` as a [`Record`]. The rows are read (HTTP,
+/// RowBinary decoding) by a task of their own, a few batches ahead of the writer (formatting,
+/// hashing, the file), so the two run on two cores; the bounded channel between them keeps
+/// memory constant.
 async fn stream_records<R>(
     st: teiten_store::statement::Statement,
     client: &Client,
@@ -337,21 +344,62 @@ async fn stream_records<R>(
     write: &mut impl FnMut(&Record) -> Result<(), ExchangeError>,
 ) -> Result<(), ExchangeError>
 where
-    R: clickhouse::RowOwned + clickhouse::RowRead,
+    R: clickhouse::RowOwned + clickhouse::RowRead + Send + 'static,
     for<'a> Record: From<&'a R>,
 {
-    let mut cursor = st
-        .query(client)
-        .and_then(|q| q.fetch::<R>())
-        .map_err(|e| ExchangeError::ch(what(), e))?;
-    while let Some(row) = cursor
-        .next()
-        .await
-        .map_err(|e| ExchangeError::ch(what(), e))?
-    {
-        write(&Record::from(&row))?;
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Vec<R>, clickhouse::error::Error>>(BATCHES_AHEAD);
+    let client = client.clone();
+    let reader = tokio::spawn(async move {
+        let mut cursor = match st.query(&client).and_then(|q| q.fetch::<R>()) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(READ_BATCH);
+        loop {
+            match cursor.next().await {
+                Ok(Some(row)) => {
+                    batch.push(row);
+                    if batch.len() == READ_BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
+                        if tx.send(Ok(full)).await.is_err() {
+                            return; // the writer stopped
+                        }
+                    }
+                }
+                Ok(None) => {
+                    if !batch.is_empty() {
+                        let _ = tx.send(Ok(batch)).await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    // Dropped on an early return: the reader's next send fails and it stops.
+    let _reader = AbortOnDrop(reader);
+    while let Some(batch) = rx.recv().await {
+        for row in &batch.map_err(|e| ExchangeError::ch(what(), e))? {
+            write(&Record::from(row))?;
+        }
     }
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> ExchangeError {
