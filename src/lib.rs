@@ -15,6 +15,7 @@ pub mod login;
 pub mod measure;
 pub mod pcapgen;
 pub mod receiver;
+pub mod slapd;
 pub mod smtp;
 pub mod tls;
 pub mod zookeeper;

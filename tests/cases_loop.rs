@@ -12,6 +12,7 @@
 //! history, and an aggregator restart in the middle repeats no step.
 
 mod aggregator_common;
+mod cases_common;
 mod intake_common;
 
 use std::collections::BTreeMap;
@@ -21,12 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aggregator_common::{token_hash, Agg};
+use cases_common::{exchange_head, file_report, mails, scalar, start_smtp, wait_mail, Mail};
 use intake_common::Intake;
 use serde_json::json;
 use teiten::browser::{Browser, Guard};
 use teiten::clamd::Clamd;
 use teiten::clickhouse::{free_port, Server};
-use teiten::smtp::{take_apart, SmtpServer};
 
 const DB: &str = "t_cases";
 const REMIND: u64 = 10;
@@ -100,59 +101,12 @@ fn hook() -> Hook {
     Hook { url, got }
 }
 
-/// A received mail: recipients, subject, text.
-#[derive(Debug, Clone)]
-struct Mail {
-    rcpt: String,
-    subject: String,
-    text: String,
-}
-
-fn mails(smtp: &SmtpServer, dir: &Path) -> Vec<Mail> {
-    smtp.messages()
-        .iter()
-        .enumerate()
-        .map(|(n, eml)| {
-            let s = take_apart(eml, &dir.join(format!("mail-{n}")));
-            Mail {
-                rcpt: std::fs::read_to_string(eml.with_extension("rcpt")).unwrap_or_default(),
-                subject: s["subject"].as_str().unwrap_or("").to_owned(),
-                text: s["text"].as_str().unwrap_or("").to_owned(),
-            }
-        })
-        .collect()
-}
-
-/// Waits for a mail to `to` whose subject contains `about` (the `nth` such, from 0).
-fn wait_mail(smtp: &SmtpServer, dir: &Path, to: &str, about: &str, nth: usize) -> Mail {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let all = mails(smtp, dir);
-        let found: Vec<&Mail> = all
-            .iter()
-            .filter(|m| m.rcpt.contains(to) && m.subject.contains(about))
-            .collect();
-        if let Some(m) = found.get(nth) {
-            return (*m).clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no mail {nth} to {to} about {about:?}; got: {all:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn link_of(m: &Mail, base: &str) -> String {
     let at = m
         .text
         .find(&format!("{base}/q/"))
         .unwrap_or_else(|| panic!("no link in {m:#?}"));
     m.text[at..].split_whitespace().next().unwrap().to_owned()
-}
-
-fn scalar(ch: &Server, sql: &str) -> String {
-    ch.query(sql).unwrap().trim().to_owned()
 }
 
 fn colour_of(ch: &Server, host: &str) -> String {
@@ -207,23 +161,6 @@ fn start_dashboard(ch: &Server, dir: &Path, port: u16, agg: &Agg) -> Guard {
     guard
 }
 
-fn file_report(agg: &Agg, token: &str, host: &str, description: &str) {
-    let body = json!({
-        // Now, so that the month's trends and summary hold every report of the test.
-        "detected": teiten_dashboard::params::iso(teiten_store::time::now()),
-        "source": "antivirus",
-        "host": host,
-        "category": "malware",
-        "description": description,
-    });
-    let r = ureq::post(&format!("{}/api/v1/reports", agg.url))
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("Content-Type", "application/json")
-        .send_string(&body.to_string())
-        .unwrap();
-    assert_eq!(r.status(), 201);
-}
-
 /// Chromium on a link: checks the given inputs (by id), types the notes, sends; the page after.
 fn answer_in_browser(b: &mut Browser, link: &str, ids: &[&str], notes: &str, shot: &str) -> String {
     b.goto(link);
@@ -247,8 +184,7 @@ fn detections_are_investigated_with_the_employee() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     teiten::tls::certificates(w);
-    let smtp = SmtpServer::start(w, "teiten", "smtp-secret-pw", 0);
-    std::fs::write(w.join("smtp.password"), "smtp-secret-pw\n").unwrap();
+    let smtp = start_smtp(w);
     std::fs::write(w.join("directory.toml"), DIRECTORY).unwrap();
     std::fs::write(w.join("hook.token"), "hook-secret-token\n").unwrap();
     std::fs::write(w.join("dashboard.token"), "dashboard-token\n").unwrap();
@@ -256,19 +192,15 @@ fn detections_are_investigated_with_the_employee() {
     let dash_port = free_port().unwrap();
     let base = format!("http://127.0.0.1:{dash_port}");
     let cfg = format!(
-        "[exchange]\ncsirt = \"csirt.teiten.test\"\ncsirt_email = \"csirt@teiten.test\"\n\
-         outbox = \"{w}/outbox\"\ninbox = \"{w}/inbox\"\nquarantine = \"{w}/quarantine\"\n\n\
-         [exchange.smtp]\nserver = \"127.0.0.1\"\nport = {port}\nca_file = \"{w}/ca.pem\"\n\
-         username = \"teiten\"\npassword_file = \"{w}/smtp.password\"\ntimeout_secs = 10\n\n\
-         [exchange.cases]\nquestionnaire_url = \"{base}/q\"\ndirectory = \"{w}/directory.toml\"\n\
+        "{head}[exchange.cases]\nquestionnaire_url = \"{base}/q\"\ndirectory = \"{w}/directory.toml\"\n\
          link_secs = {LINK}\nremind_after_secs = {REMIND}\nescalate_after_secs = {ESCALATE}\n\
          interval_secs = 1\nwebhook_url = \"{hook}\"\nwebhook_token_file = \"{w}/hook.token\"\n\
          summary_to = [\"lead@teiten.test\"]\nsummary_after_secs = 0\n\n\
          [[exchange.reporter]]\nname = \"intake\"\ntoken_sha256 = \"{intake}\"\n\n\
          [[exchange.reporter]]\nname = \"av-console\"\ntoken_sha256 = \"{av}\"\n\n\
          [[exchange.reporter]]\nname = \"dashboard\"\ntoken_sha256 = \"{dash}\"\ncases = true\n",
+        head = exchange_head(w, &smtp),
         w = w.display(),
-        port = smtp.port,
         hook = hook.url,
         intake = token_hash("intake-token"),
         av = token_hash("av-token"),

@@ -197,7 +197,7 @@ pub async fn serve(settings: Settings) -> Result<()> {
             return;
         };
         tracing::info!(
-            employees = cases.directory.len(),
+            directory = %cases.directory,
             questionnaires = cases.questionnaires.len(),
             "Investigation loop started"
         );

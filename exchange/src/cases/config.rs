@@ -2,12 +2,13 @@
 //! escalated, and who is alerted. Checked with the rest of `[exchange]`; errors name the key.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use teiten_store::{Error, Result};
 
 use super::directory::Directory;
+use super::ldap::LdapConfig;
 use crate::config::{CATEGORIES, SOURCES};
 
 /// `[exchange.cases]`. Without it, reports are triaged and stored but nobody is asked.
@@ -18,9 +19,14 @@ pub struct CasesConfig {
     /// `<url>/<token>`. Required.
     pub questionnaire_url: String,
     /// The employee directory: a TOML file of `[[employee]]` entries. Default
-    /// `/etc/teiten/directory.toml`.
-    #[serde(default = "default_directory")]
-    pub directory: PathBuf,
+    /// `/etc/teiten/directory.toml`, unless `[exchange.cases.ldap]` is given (setting both is
+    /// an error).
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// The employee directory on an LDAP server (`[exchange.cases.ldap]`), instead of the
+    /// file. Default none.
+    #[serde(default)]
+    pub ldap: Option<LdapConfig>,
     /// How long a questionnaire link is valid, in seconds. Default 7 days.
     #[serde(default = "default_link_secs")]
     pub link_secs: u64,
@@ -61,9 +67,9 @@ pub struct CasesConfig {
     pub summary_after_secs: u64,
 }
 
-fn default_directory() -> PathBuf {
-    "/etc/teiten/directory.toml".into()
-}
+/// The directory file used without `directory` and `[exchange.cases.ldap]`.
+pub const DEFAULT_DIRECTORY: &str = "/etc/teiten/directory.toml";
+
 fn default_link_secs() -> u64 {
     7 * 86_400
 }
@@ -240,14 +246,15 @@ pub fn default_questionnaires() -> Vec<Questionnaire> {
     }]
 }
 
-/// `[exchange.cases]` after validation, with the directory loaded.
+/// `[exchange.cases]` after validation, with the directory loaded (or LDAP's settings
+/// checked).
 #[derive(Clone)]
 pub struct Cases {
     /// The config as written.
     pub config: CasesConfig,
     /// The questionnaires, in order (the first that applies is asked).
     pub questionnaires: Vec<Questionnaire>,
-    /// The employees.
+    /// The employees: the file's, or the LDAP server to ask.
     pub directory: Directory,
     /// Who is alerted.
     pub alert_to: Vec<lettre::message::Mailbox>,
@@ -415,7 +422,8 @@ pub fn check_rule_answers(
 }
 
 impl CasesConfig {
-    /// Checks the settings and loads the directory. `csirt_email` is the default alert
+    /// Checks the settings and loads the directory file (or checks `[exchange.cases.ldap]`,
+    /// connecting to nothing). `csirt_email` is the default alert
     /// recipient; `has_smtp` whether `[exchange.smtp]` is configured (mail needs it).
     pub fn check(
         &self,
@@ -518,7 +526,18 @@ impl CasesConfig {
             }
             None => None,
         };
-        let directory = Directory::load(&self.directory)?;
+        let directory = match (&self.ldap, &self.directory) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "exchange.cases.directory",
+                    "not used with [exchange.cases.ldap]: give one of them",
+                ))
+            }
+            (Some(l), None) => Directory::Ldap(l.check()?),
+            (None, file) => {
+                Directory::load(file.as_deref().unwrap_or(Path::new(DEFAULT_DIRECTORY)))?
+            }
+        };
         Ok(Cases {
             config: self.clone(),
             questionnaires,
@@ -546,5 +565,55 @@ impl Cases {
     /// The questionnaire of this name.
     pub fn questionnaire(&self, name: &str) -> Option<&Questionnaire> {
         self.questionnaires.iter().find(|q| q.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> std::result::Result<Cases, String> {
+        let c: CasesConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.check(default_questionnaires(), Some("csirt@corp.example"), true)
+            .map_err(|e| e.to_string())
+    }
+
+    const BASE: &str = "questionnaire_url = \"https://csirt.corp.example/q\"\n";
+    const LDAP: &str =
+        "[ldap]\nurl = \"ldap://127.0.0.1:3890\"\nbase_dn = \"dc=corp,dc=example\"\n";
+
+    #[test]
+    fn the_directory_is_the_file_or_ldap() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("directory.toml");
+        std::fs::write(
+            &file,
+            "[[employee]]\nuid = \"a\"\nname = \"A\"\nemail = \"a@corp.example\"\n",
+        )
+        .unwrap();
+        let with_file = format!("{BASE}directory = \"{}\"\n", file.display());
+        let c = check(&with_file).unwrap();
+        assert_eq!(c.directory.to_string(), "file (1 employee)");
+        let c = check(&format!("{BASE}{LDAP}")).unwrap();
+        assert!(matches!(c.directory, Directory::Ldap(_)));
+        assert_eq!(
+            c.directory.to_string(),
+            "LDAP ldap://127.0.0.1:3890 (dc=corp,dc=example)"
+        );
+        let e = check(&format!("{with_file}{LDAP}")).unwrap_err();
+        assert!(
+            e.starts_with("config field `exchange.cases.directory` is invalid: not used with"),
+            "{e}"
+        );
+        let e = check(&format!("{BASE}{LDAP}timeout_secs = 0\n")).unwrap_err();
+        assert!(
+            e.starts_with("config field `exchange.cases.ldap.timeout_secs` is invalid"),
+            "{e}"
+        );
+        // Without either, the default file (not on this machine: the error names it).
+        if !Path::new(DEFAULT_DIRECTORY).exists() {
+            let e = check(BASE).unwrap_err();
+            assert!(e.contains(DEFAULT_DIRECTORY), "{e}");
+        }
     }
 }

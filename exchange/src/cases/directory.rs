@@ -1,7 +1,6 @@
-//! The employee directory: who works on an affected host, and their manager.
-//!
-//! A TOML file of `[[employee]]` entries (the default), each with the hosts (names or
-//! addresses) that are theirs:
+//! The employee directory: who works on an affected host, and their manager. Either an LDAP
+//! server (`[exchange.cases.ldap]`, see [`super::ldap`]) or, by default, a TOML file of
+//! `[[employee]]` entries, each with the hosts (names or addresses) that are theirs:
 //!
 //! ```toml
 //! [[employee]]
@@ -18,6 +17,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use teiten_store::{Error, Result};
+
+use super::ldap::{LdapDirectory, LookupError};
 
 /// One employee.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -62,9 +63,74 @@ pub struct Person {
     pub manager_email: String,
 }
 
-/// The loaded directory.
+/// What a lookup of a host found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The employee on the host.
+    Employee(Person),
+    /// Nobody to ask, and why (the case's note): no entry, or (LDAP) several entries or an
+    /// entry without a uid, name or address.
+    Nobody(String),
+}
+
+impl Found {
+    /// The employee, if one was found.
+    pub fn person(&self) -> Option<&Person> {
+        match self {
+            Found::Employee(p) => Some(p),
+            Found::Nobody(_) => None,
+        }
+    }
+}
+
+/// The directory: a file loaded at start, or an LDAP server asked per lookup.
+#[derive(Debug, Clone)]
+pub enum Directory {
+    /// `exchange.cases.directory`, loaded.
+    File(EmployeeFile),
+    /// `[exchange.cases.ldap]`, checked.
+    Ldap(LdapDirectory),
+}
+
+impl Directory {
+    /// Reads and checks a directory file; errors name the file and the entry.
+    pub fn load(path: &Path) -> Result<Directory> {
+        EmployeeFile::load(path).map(Directory::File)
+    }
+
+    /// Parses and checks a directory file's text.
+    pub fn parse(text: &str) -> std::result::Result<Directory, String> {
+        EmployeeFile::parse(text).map(Directory::File)
+    }
+
+    /// Who works on `host` (a name or an address), with their manager's address. Fails only
+    /// when the LDAP server could not be asked; the file always answers.
+    pub async fn lookup(&self, host: &str) -> std::result::Result<Found, LookupError> {
+        match self {
+            Directory::File(f) => Ok(match f.for_host(host) {
+                Some(p) => Found::Employee(p),
+                None => Found::Nobody(format!("no employee in the directory for host {host}")),
+            }),
+            Directory::Ldap(l) => l.lookup(host).await,
+        }
+    }
+}
+
+impl std::fmt::Display for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Directory::File(d) => match d.len() {
+                1 => write!(f, "file (1 employee)"),
+                n => write!(f, "file ({n} employees)"),
+            },
+            Directory::Ldap(l) => l.fmt(f),
+        }
+    }
+}
+
+/// A directory file, loaded.
 #[derive(Debug, Clone, Default)]
-pub struct Directory {
+pub struct EmployeeFile {
     employees: Vec<Employee>,
 }
 
@@ -75,16 +141,16 @@ fn bad(reason: String) -> Error {
     }
 }
 
-impl Directory {
+impl EmployeeFile {
     /// Reads and checks the file; errors name the file and the entry.
-    pub fn load(path: &Path) -> Result<Directory> {
+    pub fn load(path: &Path) -> Result<EmployeeFile> {
         let text =
             std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        Directory::parse(&text).map_err(|e| bad(format!("{}: {e}", path.display())))
+        EmployeeFile::parse(&text).map_err(|e| bad(format!("{}: {e}", path.display())))
     }
 
     /// Parses and checks a directory file's text.
-    pub fn parse(text: &str) -> std::result::Result<Directory, String> {
+    pub fn parse(text: &str) -> std::result::Result<EmployeeFile, String> {
         let f: File = toml::from_str(text).map_err(|e| e.to_string())?;
         for (i, e) in f.employees.iter().enumerate() {
             let at = format!("employee {} (`{}`)", i + 1, e.uid);
@@ -111,7 +177,7 @@ impl Directory {
                 }
             }
         }
-        Ok(Directory {
+        Ok(EmployeeFile {
             employees: f.employees,
         })
     }
@@ -181,7 +247,7 @@ hosts = ["PC-17.corp.example", "10.20.0.17"]
 
     #[test]
     fn hosts_resolve_to_employees_and_their_managers() {
-        let d = Directory::parse(DIR).unwrap();
+        let d = EmployeeFile::parse(DIR).unwrap();
         let p = d.for_host("pc-17.corp.example.").unwrap();
         assert_eq!(
             (p.uid.as_str(), p.manager_email.as_str()),
@@ -194,7 +260,7 @@ hosts = ["PC-17.corp.example", "10.20.0.17"]
 
     #[test]
     fn bad_directories_say_which_entry() {
-        let err = |t: &str| Directory::parse(t).unwrap_err();
+        let err = |t: &str| EmployeeFile::parse(t).unwrap_err();
         assert!(
             err(&DIR.replace("manager = \"sato\"", "manager = \"kato\""))
                 .contains("employee 2 (`tanaka`): manager `kato` is not in the directory")
@@ -205,5 +271,17 @@ hosts = ["PC-17.corp.example", "10.20.0.17"]
         ))
         .contains("host `10.20.0.17` is also `tanaka`'s"));
         assert!(err("[[employee]]\nuid = \"a\"\n").contains("missing field"));
+    }
+
+    #[tokio::test]
+    async fn the_file_answers_lookups() {
+        let d = Directory::parse(DIR).unwrap();
+        assert_eq!(d.to_string(), "file (2 employees)");
+        let found = d.lookup("10.20.0.17").await.unwrap();
+        assert_eq!(found.person().unwrap().uid, "tanaka");
+        assert_eq!(
+            d.lookup("pc-18.corp.example").await.unwrap(),
+            Found::Nobody("no employee in the directory for host pc-18.corp.example".into())
+        );
     }
 }

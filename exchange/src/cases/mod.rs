@@ -1,6 +1,6 @@
 //! The investigation of internal reports with the affected employee, as a corporate CSIRT
 //! works a detection: the employee on the affected host is found in the directory
-//! ([`directory`]), mailed a one-time, expiring link to the questionnaire of that kind of
+//! ([`directory`]: a file, or an LDAP server with [`ldap`]), mailed a one-time, expiring link to the questionnaire of that kind of
 //! detection ([`config`]), reminded and then escalated to their manager and the CSIRT while
 //! they do not answer; the answers are triaged by the same rules as the report
 //! ([`crate::reports::triage`], whose `answers` conditions hold once answered), and the CSIRT
@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod directory;
+pub mod ldap;
 pub mod store;
 pub mod trends;
 pub mod worker;
@@ -22,4 +23,5 @@ pub use config::{
     check_questionnaires, check_rule_answers, default_questionnaires, Cases, CasesConfig, Choice,
     Question, QuestionKind, Questionnaire,
 };
-pub use directory::{Directory, Employee, Person};
+pub use directory::{Directory, Employee, EmployeeFile, Found, Person};
+pub use ldap::{LdapConfig, LdapDirectory, LookupError};

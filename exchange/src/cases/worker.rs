@@ -6,7 +6,9 @@
 //! digest) before the mail carrying it is sent, and the mail is recorded as sent after the
 //! server accepted it: a crash in between sends that mail again with a new link, and both
 //! links work. A mail or webhook that fails is recorded with the reason and tried again next
-//! round.
+//! round. A report whose employee the directory cannot be asked about (the LDAP server down,
+//! the bind refused) gets no case yet: it and the round's later reports are opened by a later
+//! round that reaches the directory, and the error is in the round's errors.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use clickhouse::Client;
 use serde_json::json;
 
 use super::config::Cases;
+use super::directory::Found;
 use super::store::{self, new_token, CaseRow, OpenCase, Step};
 use super::trends::{self, Month, Period};
 use crate::config::{Colour, Exchange};
@@ -204,20 +207,34 @@ async fn open_new(
     let mut rows = Vec::with_capacity(new.len());
     for r in &new {
         let q = cases.questionnaire_for(&r.source, &r.category, &r.description);
-        let person = cases.directory.for_host(&r.host);
+        // The directory could not be asked (the LDAP server is down, the bind refused): this
+        // report and the rest wait for the next round, nothing is opened without the
+        // employee the directory may well know.
+        let found = match cases.directory.lookup(&r.host).await {
+            Ok(f) => f,
+            Err(e) => {
+                let left = new.len() - rows.len();
+                tracing::warn!(reporter = %r.reporter, id = %r.id, error = %e, left, "Directory lookup failed; the reports wait for the next round");
+                round.errors.push(format!(
+                    "report {}/{} and {} more left for the next round: {e}",
+                    r.reporter,
+                    r.id,
+                    left - 1
+                ));
+                break;
+            }
+        };
         let mut row = CaseRow::new(&r.reporter, &r.id, now, Step::Opened, colour_of(&r.colour))
             .rules(&r.rules);
-        match (&q, &person) {
+        match (&q, &found) {
             (None, _) => row = row.note("no questionnaire for this kind of report"),
-            (Some(_), None) => {
-                row = row.note(&format!("no employee in the directory for host {}", r.host))
-            }
+            (Some(_), Found::Nobody(why)) => row = row.note(why),
             _ => {}
         }
         if let Some(q) = q {
             row.questionnaire = q.name.clone();
         }
-        if let Some(p) = person {
+        if let Found::Employee(p) = found {
             row.employee = p.uid;
             row.name = p.name;
             row.email = p.email;
