@@ -384,22 +384,13 @@ where
         }
     });
     // Dropped on an early return: the reader's next send fails and it stops.
-    let _reader = AbortOnDrop(reader);
+    let _reader = crate::AbortOnDrop(reader);
     while let Some(batch) = rx.recv().await {
         for row in &batch.map_err(|e| ExchangeError::ch(what(), e))? {
             write(&Record::from(row))?;
         }
     }
     Ok(())
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> ExchangeError {

@@ -75,6 +75,16 @@ pub enum ExchangeError {
     Invalid(String),
 }
 
+/// Aborts a task when dropped: work given up (a lookup timed out, an export that failed)
+/// leaves nothing running.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl ExchangeError {
     pub(crate) fn ch(what: impl Into<String>, source: clickhouse::error::Error) -> ExchangeError {
         ExchangeError::ClickHouse {

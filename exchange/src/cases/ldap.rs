@@ -17,6 +17,7 @@
 //! - the server unreachable, the bind refused, a timeout, any other error: an error; the
 //!   report stays without a case until a later round finds the server working.
 
+use crate::AbortOnDrop;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -360,15 +361,6 @@ impl std::fmt::Debug for LdapDirectory {
 impl std::fmt::Display for LdapDirectory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "LDAP {} ({})", self.0.config.url, self.0.config.base_dn)
-    }
-}
-
-/// Aborts a task when dropped: a lookup given up leaves nothing running.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
