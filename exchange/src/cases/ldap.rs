@@ -17,7 +17,6 @@
 //! - the server unreachable, the bind refused, a timeout, any other error: an error; the
 //!   report stays without a case until a later round finds the server working.
 
-use crate::AbortOnDrop;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +26,7 @@ use serde::Deserialize;
 use teiten_store::{Error, Result};
 
 use super::directory::{Found, Person};
+use crate::AbortOnDrop;
 
 /// Entries a search reads at most: more matches of one host are "several" anyway.
 const MAX_MATCHES: i32 = 8;
