@@ -475,35 +475,35 @@ impl Write for Hashed {
 }
 
 /// Either the file itself or a gzip stream into it.
-enum Sink {
+enum FileSink {
     Plain(BufWriter<Hashed>),
     Gzip(Box<flate2::write::GzEncoder<BufWriter<Hashed>>>),
 }
 
-impl Write for Sink {
+impl Write for FileSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Sink::Plain(w) => w.write(buf),
-            Sink::Gzip(w) => w.write(buf),
+            FileSink::Plain(w) => w.write(buf),
+            FileSink::Gzip(w) => w.write(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
-            Sink::Plain(w) => w.write_all(buf),
-            Sink::Gzip(w) => w.write_all(buf),
+            FileSink::Plain(w) => w.write_all(buf),
+            FileSink::Gzip(w) => w.write_all(buf),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Sink::Plain(w) => w.flush(),
-            Sink::Gzip(w) => w.flush(),
+            FileSink::Plain(w) => w.flush(),
+            FileSink::Gzip(w) => w.flush(),
         }
     }
 }
 
-impl Sink {
+impl FileSink {
     /// A sink into a new file, gzipped or not.
-    fn create(path: &Path, gzip: bool) -> std::io::Result<Sink> {
+    fn create(path: &Path, gzip: bool) -> std::io::Result<FileSink> {
         let file = Hashed {
             file: File::create(path)?,
             sha: Sha256::new(),
@@ -511,25 +511,135 @@ impl Sink {
         };
         let file = BufWriter::with_capacity(1 << 16, file);
         Ok(if gzip {
-            Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
+            FileSink::Gzip(Box::new(flate2::write::GzEncoder::new(
                 file,
                 flate2::Compression::default(),
             )))
         } else {
-            Sink::Plain(file)
+            FileSink::Plain(file)
         })
+    }
+
+    /// Writes what is buffered (not what the gzip stream holds back: its bytes stay as they
+    /// would be) and has the kernel put the file on disk so far, so that the final sync finds
+    /// little left to do.
+    fn sync_so_far(&mut self) -> std::io::Result<()> {
+        let w = match self {
+            FileSink::Plain(w) => w,
+            FileSink::Gzip(g) => g.get_mut(),
+        };
+        w.flush()?;
+        w.get_ref().file.sync_data()
     }
 
     /// Ends the stream, syncs the file to disk and returns the SHA-256 (hex) and size of what
     /// it holds.
     fn close(self) -> std::io::Result<(String, u64)> {
         let w = match self {
-            Sink::Plain(w) => w,
-            Sink::Gzip(g) => g.finish()?,
+            FileSink::Plain(w) => w,
+            FileSink::Gzip(g) => g.finish()?,
         };
         let h = w.into_inner().map_err(|e| e.into_error())?;
         h.file.sync_all()?;
         Ok((hex::encode(h.sha.finalize()), h.bytes))
+    }
+}
+
+/// Bytes handed to the file's thread at a time, chunks in flight, and bytes written between
+/// two syncs of the file so far.
+const CHUNK: usize = 256 << 10;
+const CHUNKS_AHEAD: usize = 8;
+const SYNC_EVERY: u64 = 64 << 20;
+
+/// A daily file being written: the formats write into memory, and a thread of its own
+/// compresses (when gzipped), hashes and writes the chunks to the file and syncs it as it
+/// goes, so the format's work and the file's run on two cores. Memory: a few chunks.
+struct Sink {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<(String, u64)>>>,
+}
+
+impl Sink {
+    /// A sink into a new file, gzipped or not.
+    fn create(path: &Path, gzip: bool) -> std::io::Result<Sink> {
+        let mut file = FileSink::create(path, gzip)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_AHEAD);
+        let thread = std::thread::Builder::new()
+            .name("teiten-export-file".into())
+            .spawn(move || {
+                let mut since_sync = 0u64;
+                for chunk in rx {
+                    file.write_all(&chunk)?;
+                    since_sync += chunk.len() as u64;
+                    if since_sync >= SYNC_EVERY {
+                        file.sync_so_far()?;
+                        since_sync = 0;
+                    }
+                }
+                file.close()
+            })?;
+        Ok(Sink {
+            buf: Vec::with_capacity(CHUNK),
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands the buffer to the file's thread; its error when it stopped.
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let sent = self.tx.as_ref().map(|tx| tx.send(chunk).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The thread stopped: it has the error.
+        self.tx = None;
+        Err(self
+            .join()
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("the file's writer stopped")))
+    }
+
+    fn join(&mut self) -> std::io::Result<(String, u64)> {
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the file's writer panicked"))),
+            None => Err(std::io::Error::other("the file's writer stopped")),
+        }
+    }
+
+    /// Ends the file: the rest written, the file synced; its SHA-256 (hex) and size.
+    fn close(mut self) -> std::io::Result<(String, u64)> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        self.tx = None;
+        self.join()
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // An abandoned file (an error on the way): the thread ends with the channel.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
