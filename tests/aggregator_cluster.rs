@@ -126,4 +126,15 @@ fn two_shards_two_aggregators_match_a_single_server() {
             "25 local and 25 Distributed tables, 15 views"
         );
     }
+    // Every query the aggregator and the dashboard run works on the cluster too, through the
+    // Distributed tables (18.16 refuses a distributed table inside a distributed query's IN or
+    // JOIN: the statements read such sides through subqueries).
+    let mut refused = Vec::new();
+    for (what, st) in teiten_store::queries::samples("t_cluster") {
+        let sql = st.to_sql_literal().unwrap();
+        if let Err(e) = shards[0].query(&sql) {
+            refused.push(format!("{what}: {e}"));
+        }
+    }
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
 }
