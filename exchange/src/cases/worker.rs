@@ -205,13 +205,23 @@ async fn open_new(
         .await
         .map_err(|e| ExchangeError::ch("reading reports without a case", e))?;
     let mut rows = Vec::with_capacity(new.len());
+    // One lookup per host and round: a worm on one machine files many reports, and each LDAP
+    // lookup is a connection.
+    let mut known: std::collections::HashMap<&str, Found> = std::collections::HashMap::new();
     for r in &new {
         let q = cases.questionnaire_for(&r.source, &r.category, &r.description);
         // The directory could not be asked (the LDAP server is down, the bind refused): this
         // report and the rest wait for the next round, nothing is opened without the
         // employee the directory may well know.
-        let found = match cases.directory.lookup(&r.host).await {
-            Ok(f) => f,
+        let looked_up = match known.get(r.host.as_str()) {
+            Some(f) => Ok(f.clone()),
+            None => cases.directory.lookup(&r.host).await,
+        };
+        let found = match looked_up {
+            Ok(f) => {
+                known.insert(&r.host, f.clone());
+                f
+            }
             Err(e) => {
                 let left = new.len() - rows.len();
                 tracing::warn!(reporter = %r.reporter, id = %r.id, error = %e, left, "Directory lookup failed; the reports wait for the next round");
